@@ -1,0 +1,8 @@
+//! portsentry: a Rust reimplementation of PortSentry 1.2 (Debian 1.2-14), compatible with its
+//! command line, configuration, log lines and files.
+//!
+//! The crate is split into a pure decision core (config, ignore list, engine, report and
+//! template formatting) and a thin I/O shell (`sys`). Only `sys` may use `unsafe`.
+#![deny(unsafe_code)]
+
+pub mod mode;
