@@ -142,7 +142,8 @@ pub fn parse_line(line: &str) -> Line {
     if let Some(pos) = body.find(is_blank) {
         let rest = body[pos..].trim_matches(is_blank);
         return Line::Invalid(format!(
-            "unexpected text '{rest}' after the address (start a comment with '#')"
+            "unexpected text '{}' after the address (start a comment with '#')",
+            rest.escape_default()
         ));
     }
     match parse_net(body) {
@@ -154,6 +155,13 @@ pub fn parse_line(line: &str) -> Line {
 /// Parse `ADDR`, `ADDR/PREFIX` or `ADDR/DOTTED-MASK` with nothing around it. The error says
 /// what is wrong, quoting the offending part.
 pub fn parse_net(s: &str) -> Result<Net, String> {
+    // Reasons quote the text and end up in logs: never let control bytes through.
+    if s.chars().any(char::is_control) {
+        return Err(format!(
+            "'{}' contains control characters",
+            s.escape_default()
+        ));
+    }
     let (addr_text, mask_text) = match s.split_once('/') {
         Some((a, m)) => (a, Some(m)),
         None => (s, None),
@@ -262,7 +270,8 @@ fn parse_prefix(m: &str, addr: IpAddr) -> Result<u8, String> {
 pub struct IgnoreWarning {
     /// 1-based line number.
     pub line: usize,
-    /// The line as read, without its line end (invalid UTF-8 replaced).
+    /// The line as read, without its line end (invalid UTF-8 replaced, control characters
+    /// kept: escape them before logging).
     pub text: String,
     pub reason: String,
 }
@@ -536,6 +545,11 @@ mod tests {
         assert!(invalid("10.0.0.1 10.0.0.2").contains("unexpected text '10.0.0.2'"));
         assert!(invalid("10.0.0.1 foo # x").contains("'foo'"));
         assert!(invalid("ä").contains("not an IP address"));
+        assert_eq!(
+            invalid("10.0.0.1\x00\x1b[31m"),
+            "'10.0.0.1\\u{0}\\u{1b}[31m' contains control characters"
+        );
+        assert!(invalid("1.2.3.4 \x07").contains("'\\u{7}'"));
     }
 
     #[test]
