@@ -5,5 +5,8 @@
 //! template formatting) and a thin I/O shell (`sys`). Only `sys` may use `unsafe`.
 #![deny(unsafe_code)]
 
+pub mod ignore;
+pub mod ignore_builder;
 pub mod mode;
 pub mod report;
+pub mod template;
