@@ -5,4 +5,5 @@
 //! template formatting) and a thin I/O shell (`sys`). Only `sys` may use `unsafe`.
 #![deny(unsafe_code)]
 
+pub mod config;
 pub mod mode;
