@@ -326,10 +326,18 @@ pub(crate) fn port_list(v: &str, x: &mut Ctx<'_>) -> Vec<u16> {
         }
         match parse_token(t) {
             Ok((a, b)) => (a..=b).for_each(&mut add),
-            Err(why) => x.error(format!("{why}: \"{t}\"")),
+            Err(why) => x.error(format!("{why}: \"{}\"", shorten(t))),
         }
     }
     out
+}
+
+/// A token for a message: long junk (a value may be 1022 bytes) is cut to 40 bytes.
+fn shorten(t: &str) -> String {
+    match t.get(..40) {
+        Some(head) if t.len() > 40 => format!("{head}..."),
+        _ => t.to_string(),
+    }
 }
 
 fn parse_token(t: &str) -> Result<(u16, u16), &'static str> {
@@ -451,6 +459,11 @@ mod tests {
         let (c, d) = run("ADVANCED_EXCLUDE_TCP", "113,oops");
         assert_eq!((c.advanced_exclude_tcp, d.len()), (vec![113], 1));
         assert_eq!(err("ADVANCED_EXCLUDE_UDP", "x"), "not a port number: \"x\"");
+        let long = "7".repeat(100);
+        assert_eq!(
+            err("UDP_PORTS", &long),
+            format!("port out of range 1-65535: \"{}...\"", &long[..40])
+        );
     }
 
     #[test]

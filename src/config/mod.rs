@@ -341,7 +341,7 @@ fn describe(b: u8) -> String {
         b'\r' => "a carriage return".to_string(),
         0 => "a NUL byte".to_string(),
         0x80.. => format!("non-ASCII byte 0x{b:02X}"),
-        0x21..=0x7e => format!("'{}'", char::from(b)),
+        0x20..=0x7e => format!("'{}'", char::from(b)),
         _ => format!("control byte 0x{b:02X}"),
     }
 }

@@ -516,13 +516,30 @@ fn fuzz_parse_and_validate_never_panic() {
         b"99999999999999999999999",
     ];
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    // Counters that prove the generator reaches the interesting paths.
+    let (mut with_keys, mut with_warnings, mut with_errors) = (0, 0, 0);
     for _ in 0..1500 {
         let mut input = Vec::new();
-        for _ in 0..rng.below(120) {
-            match rng.below(10) {
-                0 => input.push(u8::try_from(rng.next() & 0xff).unwrap_or(0)),
-                1 if rng.below(20) == 0 => input.extend(std::iter::repeat_n(b'x', 1100)),
-                _ => input.extend_from_slice(PIECES[rng.below(PIECES.len())]),
+        for _ in 0..rng.below(25) {
+            // Half the lines are shaped like KEY<sep>"value", so lookups really happen.
+            if rng.below(2) == 0 {
+                let k = KEYS[rng.below(KEYS.len())].name.as_bytes();
+                let sep: &[u8] = [&b"="[..], b" = ", b" ", b"\t", b"", b"  "][rng.below(6)];
+                input.extend_from_slice(k);
+                input.extend_from_slice(sep);
+                if rng.below(8) != 0 {
+                    input.push(b'"');
+                }
+            }
+            for _ in 0..rng.below(8) {
+                match rng.below(10) {
+                    0 => input.push(u8::try_from(rng.next() & 0xff).unwrap_or(0)),
+                    1 if rng.below(30) == 0 => input.extend(std::iter::repeat_n(b'x', 1100)),
+                    _ => input.extend_from_slice(PIECES[rng.below(PIECES.len())]),
+                }
+            }
+            if rng.below(8) != 0 {
+                input.extend_from_slice(b"\"\n");
             }
         }
         let p = parse(&input, Path::new(P));
@@ -555,5 +572,16 @@ fn fuzz_parse_and_validate_never_panic() {
             assert!(!ports.contains(&0));
         }
         assert!(p.config.advanced_ports_tcp >= 1 && p.config.advanced_ports_udp >= 1);
+        with_keys += usize::from(!p.config.lines.is_empty());
+        with_errors += usize::from(has_errors(&p.diagnostics));
+        with_warnings += usize::from(
+            p.diagnostics
+                .iter()
+                .any(|d| d.severity == Severity::Warning),
+        );
     }
+    assert!(
+        with_keys > 1000 && with_warnings > 1000 && with_errors > 500,
+        "weak fuzz coverage: {with_keys} {with_warnings} {with_errors}"
+    );
 }
