@@ -718,6 +718,19 @@ pub fn reloaded() -> String {
     "adminalert: PortSentry reloaded its configuration.".to_owned()
 }
 
+/// `attackalert: Host {ip} already in hosts.deny file, skipping.` (2.0's wording; 1.2 appended
+/// the line again on every block).
+pub fn already_in_hosts_deny(ip: IpAddr) -> String {
+    format!("attackalert: Host {ip} already in hosts.deny file, skipping.")
+}
+
+/// `securityalert: WARNING: blocked-host memory is full ({max} hosts); new blocks are not remembered.`
+pub fn blocked_memory_full(max: usize) -> String {
+    format!(
+        "securityalert: WARNING: blocked-host memory is full ({max} hosts); new blocks are not remembered."
+    )
+}
+
 /// `adminalert: ERROR: new configuration rejected, keeping the old one: {reason}`
 pub fn reload_rejected(reason: impl Display) -> String {
     format!("adminalert: ERROR: new configuration rejected, keeping the old one: {reason}")
