@@ -370,3 +370,6 @@ pub fn detection_line(hit: &Hit, name: &str) -> String {
 pub fn sends_banner(gate: &Gate, mode: Mode) -> bool {
     mode.kind() == Kind::Classic && matches!(gate, Gate::Respond(_) | Gate::Suppressed)
 }
+
+#[cfg(test)]
+mod tests;
