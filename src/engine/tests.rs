@@ -138,7 +138,9 @@ fn run_cmd_first_and_block_two() {
     c.kill_run_cmd_first = true;
     let (_, v) = step(&mut e, 0, &c, &hit("2001:db8::5", 7, Mode::Udp));
     let steps = v.unwrap().job.unwrap().steps;
-    assert!(matches!(&steps[0], Step::RunCmd { command } if command == "/usr/local/bin/alert 2001:db8::5 7 udp"));
+    assert!(
+        matches!(&steps[0], Step::RunCmd { command } if command == "/usr/local/bin/alert 2001:db8::5 7 udp")
+    );
     assert!(matches!(steps[1], Step::HostsDeny { .. }));
     assert!(matches!(steps[2], Step::Route { .. }));
 
@@ -159,7 +161,10 @@ fn blocked_hosts_are_matched_exactly_and_not_blocked_twice() {
     let (_, v) = step(&mut e, 1, &c, &hit("110.0.0.1", 2, Mode::Tcp));
     let v = v.unwrap();
     assert!(v.job.is_none());
-    assert_eq!(v.log[1], "attackalert: Host: 110.0.0.1 is already blocked. Ignoring");
+    assert_eq!(
+        v.log[1],
+        "attackalert: Host: 110.0.0.1 is already blocked. Ignoring"
+    );
     assert!(e.job_done(&job, true).is_empty());
     assert!(e.is_blocked(ip("110.0.0.1")));
     // 1.2's substring match took 10.0.0.1 for blocked (§5.2); an exact match does not.
@@ -234,7 +239,11 @@ fn block_zero_writes_history_only_and_rate_limits_repeats() {
         })
     ));
     let v = v.unwrap();
-    assert!(v.log.iter().any(|l| l.contains("4 further hits from host 192.0.2.7")));
+    assert!(
+        v.log
+            .iter()
+            .any(|l| l.contains("4 further hits from host 192.0.2.7"))
+    );
     assert!(v.job.is_some(), "a new history line");
 }
 
