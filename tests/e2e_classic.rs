@@ -429,3 +429,122 @@ fn port_reported_is_the_port_hit_even_after_a_failed_bind() {
     ));
     run.wait_file("actions", &format!("cmd {SCANNER4} 2 tcp"));
 }
+
+#[test]
+fn resolve_host_names_the_host_escaped_but_commands_get_the_address() {
+    if !privileged("resolve_host_names_the_host_escaped_but_commands_get_the_address") {
+        return;
+    }
+    let net = Net::new();
+    // `ip netns exec` bind-mounts /etc/netns/<ns>/hosts over /etc/hosts for the daemon.
+    let etc = std::path::PathBuf::from(format!("/etc/netns/{}", net.target));
+    std::fs::create_dir_all(&etc).unwrap();
+    struct Cleanup(std::path::PathBuf);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let _c = Cleanup(etc.clone());
+    std::fs::write(
+        etc.join("hosts"),
+        format!(
+            "127.0.0.1 localhost\n{SCANNER4} scanner.test\n{SCANNER4B} ev;il`id`$(id)/x.test\n"
+        ),
+    )
+    .unwrap();
+    let run = Run::new(&net.target);
+    recording_config(&run, "RESOLVE_HOST=\"1\"");
+    run.start_ok(&["-tcp"]);
+    run.log
+        .wait_line("adminalert: PortSentry is now active and listening.");
+    net.connect(None, TARGET4, 1).unwrap();
+    run.log.wait_line(&format!(
+        "attackalert: Connect from host: scanner.test/{SCANNER4} to TCP port: 1"
+    ));
+    run.wait_file("actions", &format!("cmd {SCANNER4} 1 tcp"));
+    let h = run.wait_file("portsentry.history", "scanner.test");
+    assert!(h.contains(&format!(
+        "Host: scanner.test/{SCANNER4} Port: 1 TCP Blocked"
+    )));
+    // A hostile name is escaped in the log and the files, and never reaches a command.
+    net.connect(Some(SCANNER4B), TARGET4, 1).unwrap();
+    run.log.wait_line(&format!(
+        "attackalert: Connect from host: ev\\x3bil\\x60id\\x60\\x24\\x28id\\x29\\x2fx.test/{SCANNER4B} to TCP port: 1"
+    ));
+    run.wait_file("actions", &format!("cmd {SCANNER4B} 1 tcp"));
+    let h = run.wait_file("portsentry.history", SCANNER4B);
+    let line = h.lines().find(|l| l.contains(SCANNER4B)).unwrap();
+    assert_eq!(fail2ban_host(line).as_deref(), Some(SCANNER4B), "{line}");
+    assert!(
+        !run.read("actions").contains("il"),
+        "{}",
+        run.read("actions")
+    );
+}
+
+#[test]
+fn a_slow_command_never_holds_up_detection_of_the_next_host() {
+    if !privileged("a_slow_command_never_holds_up_detection_of_the_next_host") {
+        return;
+    }
+    let net = Net::new();
+    let run = Run::new(&net.target);
+    let a = run.p("actions").display().to_string();
+    run.write_config(&format!(
+        "TCP_PORTS=\"1\"\nBLOCK_TCP=\"2\"\n\
+         KILL_RUN_CMD=\"sleep 2; echo done $TARGET$ >> {a}\""
+    ));
+    run.start_ok(&["-tcp"]);
+    run.log
+        .wait_line("adminalert: PortSentry is now active and listening.");
+    net.connect(None, TARGET4, 1).unwrap();
+    net.connect(Some(SCANNER4B), TARGET4, 1).unwrap();
+    run.log.wait_line(&format!(
+        "attackalert: Connect from host: {SCANNER4B}/{SCANNER4B} to TCP port: 1"
+    ));
+    // The second host was detected while the first host's command still ran.
+    assert_eq!(run.read("actions"), "", "first command still running");
+    run.wait_file("actions", &format!("done {SCANNER4B}"));
+    run.wait_file("actions", &format!("done {SCANNER4}"));
+    run.log.wait_contains(&format!(
+        "External command run for host: {SCANNER4} using command"
+    ));
+}
+
+#[test]
+fn start_truncates_blocked_file_writes_pid_before_returning_and_refuses_a_second_instance() {
+    if !privileged(
+        "start_truncates_blocked_file_writes_pid_before_returning_and_refuses_a_second_instance",
+    ) {
+        return;
+    }
+    let net = Net::new();
+    let run = Run::new(&net.target);
+    recording_config(&run, "");
+    std::fs::write(run.p("portsentry.blocked.tcp"), "old line\n").unwrap();
+    std::fs::write(run.p("portsentry.history"), "old history\n").unwrap();
+    run.start_ok(&["-tcp"]);
+    // The parent returned 0: the pid file is already there and names a live process.
+    let pid = run.pid().expect("pid file written before the parent exits");
+    assert!(alive(pid));
+    assert_eq!(run.read("portsentry.blocked.tcp"), "", "truncated at start");
+    assert_eq!(
+        run.read("portsentry.history"),
+        "old history\n",
+        "history kept"
+    );
+    // A second instance with the same pid file is refused, truthfully.
+    let o = run.start(&["-udp"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains(&format!("pid {pid}")));
+    assert_eq!(run.pid(), Some(pid));
+    // SIGINT is a clean stop too.
+    run.signal(Signal::SIGINT);
+    let t0 = std::time::Instant::now();
+    while alive(pid) && t0.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!alive(pid));
+    assert!(!run.p("portsentry.pid").exists());
+}
