@@ -7,7 +7,7 @@
 
 use std::path::PathBuf;
 
-use super::{BlockMode, Config, Diagnostic, Severity};
+use super::{BlockMethod, BlockMode, Config, Diagnostic, Severity};
 
 /// Where a value came from, and the sink for its diagnostics.
 pub(crate) struct Ctx<'a> {
@@ -231,7 +231,69 @@ pub const KEYS: &[KeyDef] = &[
             }
         },
     },
+    // Blocking extensions (issue 4). Absent, a 1.2 file blocks exactly as before.
+    KeyDef {
+        name: "BLOCK_METHOD",
+        doc: "\"command\": KILL_ROUTE etc. only; \"nftables\": also add the host to the set of table inet portsentry",
+        default: "command",
+        extension: true,
+        apply: |c, v, x| match v.trim_matches(' ') {
+            "command" => c.block_method = BlockMethod::Command,
+            "nftables" => c.block_method = BlockMethod::Nftables,
+            _ => x.error(format!("must be \"command\" or \"nftables\", got \"{}\"", shorten(v))),
+        },
+    },
+    KeyDef {
+        name: "BLOCK_TIMEOUT",
+        doc: "seconds a block lasts (nftables element timeout, or KILL_ROUTE_UNDO run after it); 0: forever",
+        default: "0",
+        extension: true,
+        apply: |c, v, x| {
+            // nft prints and accepts timeouts in seconds up to ~49 days * 1000 on old
+            // kernels (a 32-bit millisecond field before 5.x); one year is plenty.
+            match integer(v, x).map(u64::try_from) {
+                Some(Ok(n)) if n <= MAX_BLOCK_TIMEOUT => c.block_timeout = n,
+                Some(_) => x.error(format!(
+                    "must be 0-{MAX_BLOCK_TIMEOUT} seconds, got \"{}\"",
+                    shorten(v)
+                )),
+                None => {}
+            }
+        },
+    },
+    KeyDef {
+        name: "BLOCK_SET_SIZE",
+        doc: "maximum elements of each nftables set (the kernel silently caps sets without a size at 65535)",
+        default: "1048576",
+        extension: true,
+        apply: |c, v, x| match integer(v, x).map(u32::try_from) {
+            Some(Ok(n)) if n >= 1 => c.block_set_size = n,
+            Some(_) => x.error(format!("must be 1-4294967295, got \"{}\"", shorten(v))),
+            None => {}
+        },
+    },
+    KeyDef {
+        name: "KILL_ROUTE_UNDO",
+        doc: "with BLOCK_TIMEOUT > 0: shell command run when a block expires ($TARGET$ $PORT$ $MODE$ substituted)",
+        default: "none (skipped)",
+        extension: true,
+        apply: |c, v, _| c.kill_route_undo = non_empty(v),
+    },
+    KeyDef {
+        name: "BLOCK_FLUSH_ON_STOP",
+        doc: "non-zero: delete table inet portsentry when the daemon stops (default: blocks stay in force)",
+        default: "0",
+        extension: true,
+        apply: |c, v, x| {
+            if let Some(n) = integer(v, x) {
+                c.block_flush_on_stop = n != 0;
+            }
+        },
+    },
 ];
+
+/// Upper bound of `BLOCK_TIMEOUT`: one year.
+pub const MAX_BLOCK_TIMEOUT: u64 = 365 * 24 * 3600;
 
 /// Looks a key up by name.
 pub fn key(name: &str) -> Option<&'static KeyDef> {
@@ -418,8 +480,8 @@ mod tests {
                 k.name
             );
         }
-        assert_eq!(KEYS.len(), 19);
-        assert_eq!(KEYS.iter().filter(|k| k.extension).count(), 1);
+        assert_eq!(KEYS.len(), 24);
+        assert_eq!(KEYS.iter().filter(|k| k.extension).count(), 6);
         assert!(key("NOPE").is_none());
     }
 
@@ -562,5 +624,42 @@ mod tests {
             run("HOSTS_DENY_FILE", "").0.hosts_deny_file,
             PathBuf::from("/etc/hosts.deny")
         );
+    }
+
+    #[test]
+    fn blocking_extensions() {
+        let d = Config::default();
+        assert_eq!(
+            (d.block_method, d.block_timeout, d.block_set_size),
+            (BlockMethod::Command, 0, 1 << 20)
+        );
+        assert_eq!((d.kill_route_undo, d.block_flush_on_stop), (None, false));
+        assert_eq!(ok("BLOCK_METHOD", "nftables").block_method, BlockMethod::Nftables);
+        assert_eq!(ok("BLOCK_METHOD", " command ").block_method, BlockMethod::Command);
+        for bad in ["", "nft", "NFTABLES", "iptables"] {
+            assert!(err("BLOCK_METHOD", bad).contains("\"command\" or \"nftables\""), "{bad}");
+        }
+        assert_eq!(ok("BLOCK_TIMEOUT", "0").block_timeout, 0);
+        assert_eq!(ok("BLOCK_TIMEOUT", "3600").block_timeout, 3600);
+        assert_eq!(ok("BLOCK_TIMEOUT", "31536000").block_timeout, 31_536_000);
+        for bad in ["-1", "31536001", "1h", ""] {
+            let (c, d) = run("BLOCK_TIMEOUT", bad);
+            assert_eq!((d.len(), c.block_timeout), (1, 0), "{bad}");
+        }
+        assert_eq!(ok("BLOCK_SET_SIZE", "2").block_set_size, 2);
+        assert_eq!(ok("BLOCK_SET_SIZE", "4294967295").block_set_size, u32::MAX);
+        for bad in ["0", "-5", "4294967296", "big"] {
+            let (c, d) = run("BLOCK_SET_SIZE", bad);
+            assert_eq!((d.len(), c.block_set_size), (1, 1 << 20), "{bad}");
+        }
+        let c = ok("KILL_ROUTE_UNDO", "/sbin/route del -host $TARGET$ reject");
+        assert_eq!(
+            c.kill_route_undo.as_deref(),
+            Some("/sbin/route del -host $TARGET$ reject")
+        );
+        assert_eq!(ok("KILL_ROUTE_UNDO", "").kill_route_undo, None);
+        assert!(ok("BLOCK_FLUSH_ON_STOP", "1").block_flush_on_stop);
+        assert!(!ok("BLOCK_FLUSH_ON_STOP", "0").block_flush_on_stop);
+        assert!(err("BLOCK_FLUSH_ON_STOP", "yes").contains("not an integer"));
     }
 }

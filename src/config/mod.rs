@@ -59,6 +59,10 @@ impl fmt::Display for Diagnostic {
     }
 }
 
+/// Default `BLOCK_SET_SIZE`: sixteen times the kernel's silent 65,535 cap for sets declared
+/// without a size (nf_tables), so a flood does not hit the cap unnoticed.
+pub const DEFAULT_SET_SIZE: u32 = 1 << 20;
+
 /// True if any diagnostic is an Error.
 pub fn has_errors(d: &[Diagnostic]) -> bool {
     d.iter().any(|d| d.severity == Severity::Error)
@@ -74,6 +78,16 @@ pub enum BlockMode {
     Block,
     /// 2: run KILL_RUN_CMD only.
     RunCmdOnly,
+}
+
+/// `BLOCK_METHOD` (extension): how a host is blocked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum BlockMethod {
+    /// "command": only the KILL_ROUTE / KILL_HOSTS_DENY / KILL_RUN_CMD path of 1.2.
+    #[default]
+    Command,
+    /// "nftables": the address also goes into the daemon's own nftables set (see `crate::nft`).
+    Nftables,
 }
 
 /// A parsed portsentry.conf. `Default` gives 1.2's values for absent keys (§2.4).
@@ -102,6 +116,16 @@ pub struct Config {
     pub port_banner: Option<String>,
     /// Extension key `HOSTS_DENY_FILE`; 1.2 hard-codes `/etc/hosts.deny` (§6.4).
     pub hosts_deny_file: PathBuf,
+    /// Extension keys for blocking (all off by default: a 1.2 file behaves as before).
+    pub block_method: BlockMethod,
+    /// `BLOCK_TIMEOUT` seconds; 0 = blocks never expire (1.2's behaviour).
+    pub block_timeout: u64,
+    /// `BLOCK_SET_SIZE`: explicit size of each nftables set.
+    pub block_set_size: u32,
+    /// `KILL_ROUTE_UNDO`: run on expiry of a command-method block.
+    pub kill_route_undo: Option<String>,
+    /// `BLOCK_FLUSH_ON_STOP`: delete the nftables table when the daemon stops.
+    pub block_flush_on_stop: bool,
     /// The 1-based line each present key was read from (also for a present but invalid value;
     /// not for a key 1.2 treats as absent, e.g. "Quotes missing"). Lets callers tell absent
     /// from empty (`ADVANCED_EXCLUDE_*` log differently, §2.4) and point at lines.
@@ -130,6 +154,11 @@ impl Default for Config {
             scan_trigger: 0,
             port_banner: None,
             hosts_deny_file: PathBuf::from("/etc/hosts.deny"),
+            block_method: BlockMethod::Command,
+            block_timeout: 0,
+            block_set_size: DEFAULT_SET_SIZE,
+            kill_route_undo: None,
+            block_flush_on_stop: false,
             lines: BTreeMap::new(),
         }
     }

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use super::{BlockMode, Config, Diagnostic, Severity};
+use super::{BlockMethod, BlockMode, Config, Diagnostic, Severity};
 use crate::mode::{Kind, Mode, Proto};
 
 impl Config {
@@ -71,7 +71,8 @@ impl Config {
 
             match block {
                 BlockMode::Block
-                    if self.kill_route.is_none()
+                    if self.block_method == BlockMethod::Command
+                        && self.kill_route.is_none()
                         && self.kill_hosts_deny.is_none()
                         && self.kill_run_cmd.is_none() =>
                 {
@@ -103,6 +104,32 @@ impl Config {
                         .to_string(),
                 );
             }
+        }
+        // Blocking extensions (issue 4): settings that cannot do what they say.
+        if self.kill_route_undo.is_some() && self.block_timeout == 0 {
+            push(
+                Severity::Warning,
+                "KILL_ROUTE_UNDO",
+                "is set but BLOCK_TIMEOUT is 0: blocks never expire, so it never runs".to_string(),
+            );
+        }
+        if self.kill_route_undo.is_some() && self.block_method == BlockMethod::Nftables {
+            push(
+                Severity::Warning,
+                "KILL_ROUTE_UNDO",
+                "runs only for KILL_ROUTE blocks; nftables elements expire by themselves"
+                    .to_string(),
+            );
+        }
+        if self.block_method == BlockMethod::Nftables
+            && self.block_tcp != BlockMode::Block
+            && self.block_udp != BlockMode::Block
+        {
+            push(
+                Severity::Warning,
+                "BLOCK_METHOD",
+                "is \"nftables\" but neither BLOCK_TCP nor BLOCK_UDP is 1: nothing is added to the set".to_string(),
+            );
         }
         out
     }
@@ -262,5 +289,28 @@ mod tests {
         assert!(c.validate(&Mode::ALL[1..2], Path::new("/c")).is_empty());
         let d = c.validate(&[Mode::Tcp], Path::new("/c"));
         assert_eq!(d[0].line, None);
+    }
+
+    #[test]
+    fn blocking_extension_checks() {
+        // nftables is an action of its own: BLOCK_x=1 with no KILL_* key blocks.
+        let nft = "BLOCK_METHOD=\"nftables\"\nBLOCK_TCP=\"1\"\nTCP_PORTS=\"1\"\n";
+        assert!(check(nft, &[Mode::Tcp]).is_empty());
+        let d = check("BLOCK_METHOD=\"nftables\"\n", &[]);
+        assert_eq!(
+            (d.len(), d[0].key.as_deref(), d[0].line),
+            (1, Some("BLOCK_METHOD"), Some(4))
+        );
+        let d = check("KILL_ROUTE_UNDO=\"r $TARGET$\"\n", &[]);
+        assert_eq!(d.len(), 1);
+        assert!(d[0].message.contains("BLOCK_TIMEOUT is 0"));
+        assert!(check("KILL_ROUTE_UNDO=\"r $TARGET$\"\nBLOCK_TIMEOUT=\"5\"\n", &[]).is_empty());
+        let d = check(
+            "KILL_ROUTE_UNDO=\"r\"\nBLOCK_TIMEOUT=\"5\"\nBLOCK_METHOD=\"nftables\"\nBLOCK_UDP=\"1\"\n",
+            &[],
+        );
+        assert_eq!(d.len(), 1);
+        assert!(d[0].message.contains("expire by themselves"));
+        assert!(!has_errors(&d));
     }
 }
