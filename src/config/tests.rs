@@ -143,6 +143,11 @@ fn every_key_end_to_end() {
         "SCAN_TRIGGER=\"2\"\n",
         "PORT_BANNER=\"** GO AWAY **\"\n",
         "HOSTS_DENY_FILE=\"/tmp/hosts.deny\"\n",
+        "BLOCK_METHOD=\"nftables\"\n",
+        "BLOCK_TIMEOUT=\"600\"\n",
+        "BLOCK_SET_SIZE=\"2000000\"\n",
+        "KILL_ROUTE_UNDO=\"\"\n",
+        "BLOCK_FLUSH_ON_STOP=\"1\"\n",
     ));
     assert!(p.diagnostics.is_empty(), "{:#?}", p.diagnostics);
     let c = &p.config;
@@ -168,6 +173,9 @@ fn every_key_end_to_end() {
     assert_eq!(c.scan_trigger, 2);
     assert_eq!(c.port_banner.as_deref(), Some("** GO AWAY **"));
     assert_eq!(c.hosts_deny_file, Path::new("/tmp/hosts.deny"));
+    assert_eq!(c.block_method, crate::config::BlockMethod::Nftables);
+    assert_eq!((c.block_timeout, c.block_set_size), (600, 2_000_000));
+    assert!(c.kill_route_undo.is_none() && c.block_flush_on_stop);
     assert_eq!(c.lines.len(), KEYS.len());
     assert!(c.validate(&Mode::ALL, Path::new(P)).is_empty());
 }
