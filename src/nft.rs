@@ -57,7 +57,11 @@ impl Set {
 
     /// The host set for an address family.
     pub fn hosts_for(ip: IpAddr) -> Set {
-        if ip.is_ipv4() { Set::Hosts4 } else { Set::Hosts6 }
+        if ip.is_ipv4() {
+            Set::Hosts4
+        } else {
+            Set::Hosts6
+        }
     }
 
     fn decl(self, size: u32) -> String {
@@ -228,7 +232,11 @@ pub fn setup_script(size: u32) -> String {
     let _ = writeln!(s, "flush chain {FAMILY} {TABLE} {CHAIN}");
     for set in Set::ALL {
         let (_, _, m) = set.parts();
-        let _ = writeln!(s, "add rule {FAMILY} {TABLE} {CHAIN} {m} @{} drop", set.name());
+        let _ = writeln!(
+            s,
+            "add rule {FAMILY} {TABLE} {CHAIN} {m} @{} drop",
+            set.name()
+        );
     }
     s
 }
@@ -404,10 +412,8 @@ fn elements(
                 }
             };
             let v = words.next().unwrap_or("");
-            *slot = Some(
-                parse_duration(v)
-                    .ok_or_else(|| err(format!("bad {w} \"{}\"", shorten(v))))?,
-            );
+            *slot =
+                Some(parse_duration(v).ok_or_else(|| err(format!("bad {w} \"{}\"", shorten(v))))?);
         }
         out.push(e);
     }
@@ -551,6 +557,10 @@ pub fn msg_ready(hosts: usize) -> String {
     format!(
         "adminalert: nftables table {FAMILY} {TABLE} ready; {hosts} hosts blocked from before are kept"
     )
+}
+
+pub fn msg_undo_run(ip: IpAddr, cmd: &str) -> String {
+    format!("attackalert: Host {ip} block expired; KILL_ROUTE_UNDO run: {cmd}")
 }
 
 pub fn msg_expired(ip: IpAddr, mode: Mode) -> String {

@@ -240,7 +240,10 @@ pub const KEYS: &[KeyDef] = &[
         apply: |c, v, x| match v.trim_matches(' ') {
             "command" => c.block_method = BlockMethod::Command,
             "nftables" => c.block_method = BlockMethod::Nftables,
-            _ => x.error(format!("must be \"command\" or \"nftables\", got \"{}\"", shorten(v))),
+            _ => x.error(format!(
+                "must be \"command\" or \"nftables\", got \"{}\"",
+                shorten(v)
+            )),
         },
     },
     KeyDef {
@@ -634,10 +637,19 @@ mod tests {
             (BlockMethod::Command, 0, 1 << 20)
         );
         assert_eq!((d.kill_route_undo, d.block_flush_on_stop), (None, false));
-        assert_eq!(ok("BLOCK_METHOD", "nftables").block_method, BlockMethod::Nftables);
-        assert_eq!(ok("BLOCK_METHOD", " command ").block_method, BlockMethod::Command);
+        assert_eq!(
+            ok("BLOCK_METHOD", "nftables").block_method,
+            BlockMethod::Nftables
+        );
+        assert_eq!(
+            ok("BLOCK_METHOD", " command ").block_method,
+            BlockMethod::Command
+        );
         for bad in ["", "nft", "NFTABLES", "iptables"] {
-            assert!(err("BLOCK_METHOD", bad).contains("\"command\" or \"nftables\""), "{bad}");
+            assert!(
+                err("BLOCK_METHOD", bad).contains("\"command\" or \"nftables\""),
+                "{bad}"
+            );
         }
         assert_eq!(ok("BLOCK_TIMEOUT", "0").block_timeout, 0);
         assert_eq!(ok("BLOCK_TIMEOUT", "3600").block_timeout, 3600);

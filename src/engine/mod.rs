@@ -13,10 +13,11 @@
 //! - with BLOCK_x=0 the history line is still written (fail2ban reads it) but the host is not
 //!   marked blocked, so a later scan is logged again; repeats from one host are rate-limited.
 
-use std::collections::{HashMap, HashSet};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::net::IpAddr;
 
-use crate::config::{BlockMode, Config};
+use crate::config::{BlockMethod, BlockMode, Config};
 use crate::ignore::IgnoreList;
 use crate::mode::{Kind, Mode, Proto};
 use crate::report::{self, ScanKind, TcpScanType};
@@ -73,6 +74,24 @@ pub enum Step {
     Route { command: String },
     /// Run KILL_RUN_CMD through `/bin/sh -c`.
     RunCmd { command: String },
+    /// BLOCK_METHOD="nftables": add the address to the daemon's set, with a timeout of
+    /// BLOCK_TIMEOUT seconds (0: no timeout). The shell batches these (see `sys::nftables`).
+    NftAdd { addr: IpAddr, timeout_s: u64 },
+    /// A block with BLOCK_TIMEOUT expired: run KILL_ROUTE_UNDO through `/bin/sh -c`.
+    Undo { command: String },
+}
+
+/// Why a job runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobKind {
+    /// The response to a scan. With BLOCK_TIMEOUT > 0 a blocking job expires after
+    /// `expire_after_ms`; `undo` is KILL_ROUTE_UNDO, substituted, when KILL_ROUTE ran.
+    Respond {
+        expire_after_ms: Option<u64>,
+        undo: Option<String>,
+    },
+    /// Undo of an expired block: no history line, nothing remembered.
+    Unblock,
 }
 
 /// What to write once the steps succeed: the blocked-file and history line fields.
@@ -93,6 +112,26 @@ pub struct Job {
     pub target: IpAddr,
     pub steps: Vec<Step>,
     pub record: Record,
+    pub kind: JobKind,
+}
+
+/// A remembered block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Block {
+    /// Monotonic ms when it expires; None: never.
+    until: Option<u64>,
+    mode: Mode,
+    /// KILL_ROUTE_UNDO, substituted, to run on expiry.
+    undo: Option<String>,
+}
+
+/// What [`Engine::expire_blocks`] found: log lines and undo jobs to run.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Expired {
+    pub log: Vec<String>,
+    pub jobs: Vec<Job>,
+    /// The addresses forgotten.
+    pub hosts: Vec<IpAddr>,
 }
 
 /// Instructions for the shell.
@@ -154,7 +193,11 @@ struct Host {
 pub struct Engine {
     limits: Limits,
     hosts: HashMap<IpAddr, Host>,
-    blocked: HashSet<IpAddr>,
+    blocked: HashMap<IpAddr, Block>,
+    /// Expiry times of blocks, earliest first. Entries are checked against `blocked` when they
+    /// come up (a block re-made or restored since has another time), so nothing is removed
+    /// from the middle: O(log n) per block, O(1) per poll when nothing is due.
+    expiries: BinaryHeap<Reverse<(u64, IpAddr)>>,
 }
 
 impl Engine {
@@ -162,13 +205,15 @@ impl Engine {
         Engine {
             limits,
             hosts: HashMap::new(),
-            blocked: HashSet::new(),
+            blocked: HashMap::new(),
+            expiries: BinaryHeap::new(),
         }
     }
 
     /// Forget every block (SIGHUP and start-up clear the blocked files; §7.1).
     pub fn clear_blocked(&mut self) {
         self.blocked.clear();
+        self.expiries.clear();
         for h in self.hosts.values_mut() {
             h.last_report = None;
             h.suppressed = 0;
@@ -176,7 +221,7 @@ impl Engine {
     }
 
     pub fn is_blocked(&self, ip: IpAddr) -> bool {
-        self.blocked.contains(&ip)
+        self.blocked.contains_key(&ip)
     }
 
     pub fn tracked_hosts(&self) -> usize {
@@ -214,7 +259,7 @@ impl Engine {
         if host.hits < scan_trigger.max(1) {
             return Gate::BelowTrigger;
         }
-        let already_blocked = self.blocked.contains(&src) || host.status == Status::Pending;
+        let already_blocked = self.blocked.contains_key(&src) || host.status == Status::Pending;
         if let Some(at) = host.last_report
             && now.saturating_sub(at) < limits.repeat_interval_ms
         {
@@ -273,6 +318,12 @@ impl Engine {
                 if first {
                     steps.extend(run_cmd.clone());
                 }
+                if cfg.block_method == BlockMethod::Nftables {
+                    steps.push(Step::NftAdd {
+                        addr: ip,
+                        timeout_s: cfg.block_timeout,
+                    });
+                }
                 if let Some(t) = cfg.kill_hosts_deny.as_deref() {
                     steps.push(Step::HostsDeny { line: subst(t) });
                 }
@@ -294,7 +345,19 @@ impl Engine {
                 h.last_report = None;
             }
         }
+        let timed = blocking && cfg.block_timeout > 0;
+        let undo = match (&cfg.kill_route_undo, timed) {
+            (Some(u), true) if steps.iter().any(|s| matches!(s, Step::Route { .. })) => {
+                Some(subst(u))
+            }
+            _ => None,
+        };
+        let kind = JobKind::Respond {
+            expire_after_ms: timed.then(|| cfg.block_timeout.saturating_mul(1000)),
+            undo,
+        };
         v.job = Some(Job {
+            kind,
             target: ip,
             steps,
             record: Record {
@@ -308,10 +371,18 @@ impl Engine {
         v
     }
 
-    /// Step 3: the shell finished a job. On success a blocking job marks the host blocked;
-    /// on failure nothing is remembered, so the next hit tries again (§6.1 item 7).
-    pub fn job_done(&mut self, job: &Job, ok: bool) -> Vec<String> {
+    /// Step 3: the shell finished a job at `now`. On success a blocking job marks the host
+    /// blocked (until `now` + BLOCK_TIMEOUT when that is set); on failure nothing is
+    /// remembered, so the next hit tries again (§6.1 item 7).
+    pub fn job_done(&mut self, now: u64, job: &Job, ok: bool) -> Vec<String> {
         let ip = job.target;
+        let (expire_after_ms, undo) = match &job.kind {
+            JobKind::Unblock => return Vec::new(),
+            JobKind::Respond {
+                expire_after_ms,
+                undo,
+            } => (*expire_after_ms, undo.clone()),
+        };
         if let Some(h) = self.hosts.get_mut(&ip) {
             h.status = Status::Idle;
         }
@@ -326,9 +397,94 @@ impl Engine {
             if self.blocked.len() >= self.limits.max_blocked {
                 return vec![report::blocked_memory_full(self.limits.max_blocked)];
             }
-            self.blocked.insert(ip);
+            let until = expire_after_ms.map(|d| now.saturating_add(d));
+            if let Some(t) = until {
+                self.expiries.push(Reverse((t, ip)));
+            }
+            self.blocked.insert(
+                ip,
+                Block {
+                    until,
+                    mode: job.record.mode,
+                    undo,
+                },
+            );
         }
         Vec::new()
+    }
+
+    /// Forget blocks whose BLOCK_TIMEOUT has run out at `now`; returns their KILL_ROUTE_UNDO
+    /// jobs. (nftables elements expire in the kernel at the same time by themselves.)
+    pub fn expire_blocks(&mut self, now: u64) -> Expired {
+        let mut out = Expired::default();
+        while let Some(&Reverse((t, ip))) = self.expiries.peek() {
+            if t > now {
+                break;
+            }
+            self.expiries.pop();
+            let current = self.blocked.get(&ip).is_some_and(|b| b.until == Some(t));
+            if !current {
+                continue;
+            }
+            let Some(b) = self.blocked.remove(&ip) else {
+                continue;
+            };
+            out.log.push(crate::nft::msg_expired(ip, b.mode));
+            out.hosts.push(ip);
+            if let Some(command) = b.undo {
+                out.jobs.push(Job {
+                    target: ip,
+                    steps: vec![Step::Undo { command }],
+                    record: Record {
+                        name: ip.to_string(),
+                        ip,
+                        port: 0,
+                        mode: b.mode,
+                        blocked_file: false,
+                    },
+                    kind: JobKind::Unblock,
+                });
+            }
+        }
+        out
+    }
+
+    /// Make the remembered blocks exactly `hosts` (address, time left in ms or None for
+    /// never): at start-up from the nftables set, so a restart neither re-blocks nor counts a
+    /// host twice, and after `portsentry blocked del|add|flush`. A host that stays keeps its
+    /// KILL_ROUTE_UNDO; `mode` is recorded for hosts not known before. Returns how many are
+    /// remembered (at most `max_blocked`).
+    pub fn restore_blocked(
+        &mut self,
+        now: u64,
+        mode: Mode,
+        hosts: impl IntoIterator<Item = (IpAddr, Option<u64>)>,
+    ) -> usize {
+        let mut old = std::mem::take(&mut self.blocked);
+        self.expiries.clear();
+        for (ip, left) in hosts {
+            let ip = ip.to_canonical();
+            if self.blocked.len() >= self.limits.max_blocked {
+                break;
+            }
+            let until = left.map(|l| now.saturating_add(l));
+            let (mode, undo) = match old.remove(&ip) {
+                Some(b) => (b.mode, b.undo),
+                None => (mode, None),
+            };
+            if let Some(t) = until {
+                self.expiries.push(Reverse((t, ip)));
+            }
+            self.blocked.insert(ip, Block { until, mode, undo });
+        }
+        for (ip, h) in self.hosts.iter_mut() {
+            if !self.blocked.contains_key(ip) && h.status == Status::Idle {
+                // A host unblocked by hand is reported again on its next hit.
+                h.last_report = None;
+                h.suppressed = 0;
+            }
+        }
+        self.blocked.len()
     }
 
     /// Make room: drop hosts idle past their TTL; if none, drop the least recently seen

@@ -165,7 +165,7 @@ fn blocked_hosts_are_matched_exactly_and_not_blocked_twice() {
         v.log[1],
         "attackalert: Host: 110.0.0.1 is already blocked. Ignoring"
     );
-    assert!(e.job_done(&job, true).is_empty());
+    assert!(e.job_done(0, &job, true).is_empty());
     assert!(e.is_blocked(ip("110.0.0.1")));
     // 1.2's substring match took 10.0.0.1 for blocked (§5.2); an exact match does not.
     assert!(!e.is_blocked(ip("10.0.0.1")));
@@ -186,7 +186,7 @@ fn already_blocked_wording_differs_by_mode() {
         v.log,
         vec!["attackalert: TCP SYN/Normal scan from host: 192.0.2.7/192.0.2.7 to TCP port: 1"]
     );
-    e.job_done(&v.job.unwrap(), true);
+    e.job_done(0, &v.job.unwrap(), true);
     let (_, v) = step(&mut e, 1, &c, &h);
     assert_eq!(
         v.unwrap().log[1],
@@ -201,7 +201,7 @@ fn a_failed_job_is_retried_on_the_next_hit() {
     let (_, v) = step(&mut e, 0, &c, &hit(A, 1, Mode::Tcp));
     let job = v.unwrap().job.unwrap();
     assert_eq!(
-        e.job_done(&job, false),
+        e.job_done(0, &job, false),
         vec!["attackalert: ERROR: Could not block host 192.0.2.7 !!"]
     );
     assert!(!e.is_blocked(ip(A)));
@@ -223,7 +223,7 @@ fn block_zero_writes_history_only_and_rate_limits_repeats() {
     let job = v.job.unwrap();
     assert!(job.steps.is_empty());
     assert!(!job.record.blocked_file, "BLOCK=0: no blocked-file line");
-    e.job_done(&job, true);
+    e.job_done(0, &job, true);
     assert!(!e.is_blocked(ip(A)), "BLOCK=0: host not blocked");
     // Repeats within the interval are counted silently.
     for t in 1..5 {
@@ -268,7 +268,7 @@ fn reload_forgets_blocks() {
     let mut e = Engine::new(Limits::default());
     let c = cfg(BlockMode::Block);
     let (_, v) = step(&mut e, 0, &c, &hit(A, 1, Mode::Tcp));
-    e.job_done(&v.unwrap().job.unwrap(), true);
+    e.job_done(0, &v.unwrap().job.unwrap(), true);
     assert_eq!(e.blocked_hosts(), 1);
     e.clear_blocked();
     assert!(!e.is_blocked(ip(A)));
@@ -287,4 +287,196 @@ fn banner_only_for_classic_modes_on_triggered_hits() {
     assert!(!sends_banner(&Gate::BelowTrigger, Mode::Tcp));
     assert!(!sends_banner(&Gate::Ignored, Mode::Tcp));
     assert!(!sends_banner(&r, Mode::Atcp));
+}
+
+fn nft_cfg(timeout: u64) -> Config {
+    Config {
+        block_method: crate::config::BlockMethod::Nftables,
+        block_timeout: timeout,
+        kill_route_undo: Some("/sbin/ip route del blackhole $TARGET$ # $PORT$ $MODE$".into()),
+        ..cfg(BlockMode::Block)
+    }
+}
+
+#[test]
+fn nftables_adds_the_address_beside_the_other_actions() {
+    let mut e = Engine::new(Limits::default());
+    let (_, v) = step(&mut e, 0, &nft_cfg(30), &hit(A, 1, Mode::Tcp));
+    let steps = v.unwrap().job.unwrap().steps;
+    assert_eq!(
+        steps,
+        vec![
+            Step::NftAdd {
+                addr: ip(A),
+                timeout_s: 30
+            },
+            Step::HostsDeny {
+                line: "ALL: 192.0.2.7 : DENY".into()
+            },
+            Step::Route {
+                command: "/sbin/ip route add blackhole 192.0.2.7".into()
+            },
+            Step::RunCmd {
+                command: "/usr/local/bin/alert 192.0.2.7 1 tcp".into()
+            },
+        ]
+    );
+    // KILL_RUN_CMD_FIRST keeps its place before everything else.
+    let c = Config {
+        kill_run_cmd_first: true,
+        ..nft_cfg(0)
+    };
+    let (_, v) = step(&mut e, 0, &c, &hit(B, 1, Mode::Udp));
+    let steps = v.unwrap().job.unwrap().steps;
+    assert!(matches!(steps[0], Step::RunCmd { .. }));
+    assert_eq!(
+        steps[1],
+        Step::NftAdd {
+            addr: ip(B),
+            timeout_s: 0
+        }
+    );
+    // BLOCK_x=2 runs KILL_RUN_CMD only: no set element.
+    let c = Config {
+        block_udp: BlockMode::RunCmdOnly,
+        ..nft_cfg(0)
+    };
+    let (_, v) = step(&mut e, 0, &c, &hit("192.0.2.99", 1, Mode::Udp));
+    assert_eq!(v.unwrap().job.unwrap().steps.len(), 1);
+    // The command method never adds elements (1.2 configs behave as before).
+    let (_, v) = step(
+        &mut e,
+        0,
+        &cfg(BlockMode::Block),
+        &hit("192.0.2.98", 1, Mode::Tcp),
+    );
+    let steps = v.unwrap().job.unwrap().steps;
+    assert!(!steps.iter().any(|s| matches!(s, Step::NftAdd { .. })));
+}
+
+#[test]
+fn blocks_expire_on_the_fake_clock_and_run_the_undo_command() {
+    let mut e = Engine::new(Limits::default());
+    let c = Config {
+        block_method: crate::config::BlockMethod::Command,
+        ..nft_cfg(10)
+    };
+    let (_, v) = step(&mut e, 1_000, &c, &hit(A, 7, Mode::Udp));
+    let job = v.unwrap().job.unwrap();
+    assert_eq!(
+        job.kind,
+        JobKind::Respond {
+            expire_after_ms: Some(10_000),
+            undo: Some("/sbin/ip route del blackhole 192.0.2.7 # 7 udp".into())
+        }
+    );
+    // The job ends at 2 s: the block lasts until 12 s.
+    e.job_done(2_000, &job, true);
+    assert!(e.expire_blocks(11_999) == Expired::default());
+    assert!(e.is_blocked(ip(A)));
+    let x = e.expire_blocks(12_000);
+    assert!(!e.is_blocked(ip(A)));
+    assert_eq!(x.hosts, vec![ip(A)]);
+    assert_eq!(
+        x.log,
+        vec!["attackalert: Block of host 192.0.2.7 (udp) has expired"]
+    );
+    assert_eq!(x.jobs.len(), 1);
+    assert_eq!(x.jobs[0].kind, JobKind::Unblock);
+    assert_eq!(
+        x.jobs[0].steps,
+        vec![Step::Undo {
+            command: "/sbin/ip route del blackhole 192.0.2.7 # 7 udp".into()
+        }]
+    );
+    // The undo job's end is not a block.
+    assert!(e.job_done(12_001, &x.jobs[0], true).is_empty());
+    assert!(!e.is_blocked(ip(A)));
+    assert_eq!(e.expire_blocks(100_000), Expired::default());
+    // Expired: the next scan blocks again.
+    let (_, v) = step(&mut e, 13_000, &c, &hit(A, 7, Mode::Udp));
+    assert!(v.unwrap().job.is_some());
+}
+
+#[test]
+fn no_timeout_means_forever_and_no_undo() {
+    let mut e = Engine::new(Limits::default());
+    let (_, v) = step(&mut e, 0, &nft_cfg(0), &hit(A, 1, Mode::Tcp));
+    let job = v.unwrap().job.unwrap();
+    assert_eq!(
+        job.kind,
+        JobKind::Respond {
+            expire_after_ms: None,
+            undo: None
+        }
+    );
+    e.job_done(0, &job, true);
+    assert_eq!(e.expire_blocks(u64::MAX), Expired::default());
+    assert!(e.is_blocked(ip(A)));
+    // No KILL_ROUTE in the job: nothing to undo even with a timeout.
+    let c = Config {
+        kill_route: None,
+        ..nft_cfg(5)
+    };
+    let (_, v) = step(&mut e, 0, &c, &hit(B, 1, Mode::Tcp));
+    let job = v.unwrap().job.unwrap();
+    assert!(matches!(job.kind, JobKind::Respond { undo: None, .. }));
+    e.job_done(0, &job, true);
+    let x = e.expire_blocks(5_000);
+    assert_eq!((x.hosts, x.jobs.len()), (vec![ip(B)], 0));
+}
+
+#[test]
+fn a_reblock_before_expiry_keeps_only_the_newest_time() {
+    let mut e = Engine::new(Limits::default());
+    let c = nft_cfg(10);
+    let (_, v) = step(&mut e, 0, &c, &hit(A, 1, Mode::Tcp));
+    let job = v.unwrap().job.unwrap();
+    e.job_done(0, &job, true);
+    // Restored from the set with more time left (e.g. re-added by hand).
+    e.restore_blocked(5_000, Mode::Tcp, [(ip(A), Some(20_000))]);
+    assert!(
+        e.expire_blocks(10_000).hosts.is_empty(),
+        "old time is stale"
+    );
+    assert_eq!(e.expire_blocks(25_000).hosts, vec![ip(A)]);
+}
+
+#[test]
+fn restore_rebuilds_blocked_state_without_double_counting() {
+    let mut e = Engine::new(Limits {
+        max_blocked: 3,
+        ..Limits::default()
+    });
+    let c = nft_cfg(0);
+    let n = e.restore_blocked(
+        0,
+        Mode::Tcp,
+        [
+            (ip(A), None),
+            (ip("2001:db8::2"), Some(5_000)),
+            (ip("::ffff:10.1.1.1"), None),
+        ],
+    );
+    assert_eq!(n, 3);
+    assert!(
+        e.is_blocked(ip("10.1.1.1")),
+        "mapped addresses are canonical"
+    );
+    // A restored host scanning again is "already blocked": no job, no second history line.
+    let (_, v) = step(&mut e, 1, &c, &hit(A, 1, Mode::Tcp));
+    let v = v.unwrap();
+    assert!(v.job.is_none());
+    assert!(v.log[1].contains("already blocked"));
+    // The set is authoritative: a host deleted from it is forgotten and reported again.
+    assert_eq!(e.restore_blocked(2, Mode::Tcp, [(ip(B), None)]), 1);
+    assert!(!e.is_blocked(ip(A)) && e.is_blocked(ip(B)));
+    let (_, v) = step(&mut e, 3, &c, &hit(A, 1, Mode::Tcp));
+    assert!(v.unwrap().job.is_some());
+    // Bounded.
+    let many = (0..10u32).map(|i| (IpAddr::from(i.to_be_bytes()), None));
+    assert_eq!(e.restore_blocked(4, Mode::Udp, many), 3);
+    // Restored times expire on the same clock.
+    e.restore_blocked(10, Mode::Udp, [(ip(A), Some(100))]);
+    assert_eq!(e.expire_blocks(110).hosts, vec![ip(A)]);
 }

@@ -16,7 +16,15 @@ fn prefixes_parse_and_reject_clearly() {
         "10.0.0.1/8".parse::<Prefix>().unwrap_err().to_string(),
         "10.0.0.1/8 has host bits set (did you mean 10.0.0.0/8?)"
     );
-    for bad in ["", "x", "10.0.0.0/33", "10.0.0.0/", "10.0.0.0/+8", "::/129", "1.2.3.4/a"] {
+    for bad in [
+        "",
+        "x",
+        "10.0.0.0/33",
+        "10.0.0.0/",
+        "10.0.0.0/+8",
+        "::/129",
+        "1.2.3.4/a",
+    ] {
         assert!(bad.parse::<Prefix>().is_err(), "{bad}");
     }
     let n = p("192.0.2.0/24");
@@ -126,7 +134,12 @@ fn listing_parses_every_element() {
             (Set::Hosts4, "1.2.3.4".into(), Some(100_000), Some(99_000)),
             (Set::Hosts4, "1.2.3.5".into(), None, None),
             (Set::Hosts4, "192.0.2.2".into(), Some(100_000), Some(99_968)),
-            (Set::Hosts6, "2001:db8::2".into(), Some(3_600_000), Some(3_599_000)),
+            (
+                Set::Hosts6,
+                "2001:db8::2".into(),
+                Some(3_600_000),
+                Some(3_599_000)
+            ),
             (Set::Nets4, "10.0.0.0/8".into(), Some(100_000), Some(99_000)),
             (Set::Nets4, "172.16.0.1".into(), None, None),
         ]
@@ -168,7 +181,14 @@ fn durations() {
     assert_eq!(parse_duration("1m39s968ms"), Some(99_968));
     assert_eq!(parse_duration("2d1h"), Some(2 * 86_400_000 + 3_600_000));
     assert_eq!(parse_duration("42"), Some(42_000));
-    for bad in ["", "s", "1x", "1.5s", "99999999999999999999s", "18446744073709551615d"] {
+    for bad in [
+        "",
+        "s",
+        "1x",
+        "1.5s",
+        "99999999999999999999s",
+        "18446744073709551615d",
+    ] {
         assert_eq!(parse_duration(bad), None, "{bad}");
     }
     assert_eq!(human_left(None), "never");
@@ -193,10 +213,14 @@ fn failures_and_blocked_lines() {
     );
     assert_eq!(classify_failure("Error: syntax error"), Failure::Other);
     assert_eq!(first_error_line(""), "no error output");
-    let line = "1700000000 - 11/14/2023 22:13:20 Host: scanner.example/192.0.2.2 Port: 1 TCP Blocked";
+    let line =
+        "1700000000 - 11/14/2023 22:13:20 Host: scanner.example/192.0.2.2 Port: 1 TCP Blocked";
     assert_eq!(blocked_line_host(line), Some("192.0.2.2".parse().unwrap()));
     let line6 = "1 - 01/01/1970 00:00:01 Host: 2001:db8::2/2001:db8::2 Port: 9 UDP Blocked";
-    assert_eq!(blocked_line_host(line6), Some("2001:db8::2".parse().unwrap()));
+    assert_eq!(
+        blocked_line_host(line6),
+        Some("2001:db8::2".parse().unwrap())
+    );
     assert_eq!(blocked_line_host("garbage"), None);
     assert_eq!(blocked_line_host(" Host: a/b Port: 1"), None);
 }

@@ -7,7 +7,7 @@
 //! (1.2 counted every status as success and handed its sockets to the command as stdio,
 //! §6.3, §10.1 item 11). Children are reaped from the event loop.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
@@ -17,6 +17,8 @@ use crate::engine::{Job, Step};
 use crate::report;
 
 use super::files::{self, DenyResult};
+use super::nftables::{Batcher, Item};
+use crate::nft::{self, Set};
 
 /// Commands running longer than this are killed and count as failed.
 pub const COMMAND_TIMEOUT_MS: u64 = 30_000;
@@ -34,6 +36,24 @@ pub struct Executor {
     hosts_deny: PathBuf,
     queue: VecDeque<Job>,
     running: Vec<Running>,
+    /// BLOCK_METHOD="nftables": one batcher per address family.
+    nft: Option<[Batcher; 2]>,
+    /// Jobs waiting for their element's batch, by token. They hold no process, so they do
+    /// not count against MAX_PARALLEL: under a flood thousands wait for one `nft` run.
+    nft_wait: HashMap<u64, Running>,
+    next_token: u64,
+}
+
+/// Where a job stands after [`advance`].
+enum Next {
+    /// A command runs: come back later.
+    Busy,
+    /// Its next step is this set element.
+    Nft {
+        addr: IpAddr,
+        timeout_s: u64,
+    },
+    Done,
 }
 
 /// What the executor has to say after a pump: log lines, and finished jobs with their result.
@@ -49,7 +69,27 @@ impl Executor {
             hosts_deny,
             queue: VecDeque::new(),
             running: Vec::new(),
+            nft: None,
+            nft_wait: HashMap::new(),
+            next_token: 0,
         }
+    }
+
+    /// Turns the nftables path on (with the sets' size, for the "full" warning) or off.
+    /// Jobs waiting on a batch of the old batchers fail (the next hit retries them).
+    pub fn set_nft(&mut self, size: Option<u32>) {
+        for (_, mut r) in self.nft_wait.drain() {
+            r.ok = false;
+            self.running.push(r);
+        }
+        self.nft = size.map(|n| [Batcher::new(Set::Hosts4, n), Batcher::new(Set::Hosts6, n)]);
+    }
+
+    /// True while an `nft` batch runs (the loop then polls every few ms).
+    pub fn nft_running(&self) -> bool {
+        self.nft
+            .as_ref()
+            .is_some_and(|b| b.iter().any(Batcher::running))
     }
 
     pub fn set_hosts_deny(&mut self, p: PathBuf) {
@@ -62,46 +102,137 @@ impl Executor {
 
     /// True while a command runs or a job waits (the loop then polls with a short timeout).
     pub fn busy(&self) -> bool {
-        !self.queue.is_empty() || !self.running.is_empty()
+        !self.queue.is_empty()
+            || !self.running.is_empty()
+            || !self.nft_wait.is_empty()
+            || self
+                .nft
+                .as_ref()
+                .is_some_and(|b| b.iter().any(Batcher::busy))
     }
 
     /// Reap finished children, enforce time limits, start what can start.
     pub fn pump(&mut self, now: u64) -> Progress {
         let mut p = Progress::default();
-        while self.running.len() < MAX_PARALLEL {
-            match self.queue.pop_front() {
-                Some(job) => self.running.push(Running {
-                    job,
-                    next: 0,
-                    ok: true,
-                    child: None,
-                }),
-                None => break,
+        self.pump_nft(now, &mut p.log);
+        let hosts_deny = self.hosts_deny.clone();
+        loop {
+            while self.running.len() < MAX_PARALLEL {
+                match self.queue.pop_front() {
+                    Some(job) => self.running.push(Running {
+                        job,
+                        next: 0,
+                        ok: true,
+                        child: None,
+                    }),
+                    None => break,
+                }
+            }
+            let mut i = 0;
+            while i < self.running.len() {
+                let r = &mut self.running[i];
+                match advance(r, now, &hosts_deny, &mut p.log) {
+                    Next::Busy => i += 1,
+                    Next::Done => {
+                        let r = self.running.swap_remove(i);
+                        p.done.push((r.job, r.ok));
+                    }
+                    Next::Nft { addr, timeout_s } => {
+                        let r = self.running.swap_remove(i);
+                        self.wait_nft(r, addr, timeout_s, &mut p.log);
+                    }
+                }
+            }
+            // Jobs that moved on to an nft batch made room: start more, so one batch
+            // collects everything that is queued.
+            if self.queue.is_empty() || self.running.len() >= MAX_PARALLEL {
+                break;
             }
         }
-        let hosts_deny = self.hosts_deny.clone();
-        let mut i = 0;
-        while i < self.running.len() {
-            let r = &mut self.running[i];
-            if !advance(r, now, &hosts_deny, &mut p.log) {
-                let r = self.running.swap_remove(i);
-                p.done.push((r.job, r.ok));
-                continue;
-            }
-            i += 1;
+        self.pump_nft(now, &mut p.log);
+        // Jobs whose element was settled at once (nft could not start) go on now.
+        if self.running.iter().any(|r| r.child.is_none()) {
+            let more = self.pump_running(now, &hosts_deny, &mut p.log);
+            p.done.extend(more);
         }
         p
     }
+
+    fn pump_running(
+        &mut self,
+        now: u64,
+        hosts_deny: &std::path::Path,
+        log: &mut Vec<String>,
+    ) -> Vec<(Job, bool)> {
+        let mut done = Vec::new();
+        let mut i = 0;
+        while i < self.running.len() {
+            match advance(&mut self.running[i], now, hosts_deny, log) {
+                Next::Busy => i += 1,
+                Next::Done => {
+                    let r = self.running.swap_remove(i);
+                    done.push((r.job, r.ok));
+                }
+                Next::Nft { addr, timeout_s } => {
+                    let r = self.running.swap_remove(i);
+                    self.wait_nft(r, addr, timeout_s, log);
+                }
+            }
+        }
+        done
+    }
+
+    fn wait_nft(&mut self, mut r: Running, addr: IpAddr, timeout_s: u64, log: &mut Vec<String>) {
+        let Some(b) = self.nft.as_mut() else {
+            // BLOCK_METHOD was changed to "command" by a reload while this job waited.
+            log.push(nft::msg_add_failed(
+                addr,
+                "BLOCK_METHOD is no longer \"nftables\"",
+            ));
+            r.ok = false;
+            self.running.push(r);
+            return;
+        };
+        let token = self.next_token;
+        self.next_token = self.next_token.wrapping_add(1);
+        let i = usize::from(!addr.is_ipv4());
+        if let Some(b) = b.get_mut(i) {
+            b.push(Item {
+                token,
+                addr,
+                timeout_s,
+            });
+        }
+        self.nft_wait.insert(token, r);
+    }
+
+    /// Reap finished batches (their jobs go on with the next step) and start new ones.
+    fn pump_nft(&mut self, now: u64, log: &mut Vec<String>) {
+        let Some(batchers) = self.nft.as_mut() else {
+            return;
+        };
+        for b in batchers.iter_mut() {
+            for (item, ok) in b.pump(now, log) {
+                if let Some(mut r) = self.nft_wait.remove(&item.token) {
+                    if ok {
+                        log.push(nft::msg_blocked(item.addr, item.timeout_s));
+                    }
+                    r.ok &= ok;
+                    self.running.push(r);
+                }
+            }
+        }
+    }
 }
 
-/// Drive one job as far as it goes without waiting. Returns false when the job is finished.
-fn advance(r: &mut Running, now: u64, hosts_deny: &std::path::Path, log: &mut Vec<String>) -> bool {
+/// Drive one job as far as it goes without waiting.
+fn advance(r: &mut Running, now: u64, hosts_deny: &std::path::Path, log: &mut Vec<String>) -> Next {
     let ip = r.job.target;
     loop {
         if let Some((child, started)) = r.child.as_mut() {
             let step = &r.job.steps[r.next - 1];
             match child.try_wait() {
-                Ok(None) if now.saturating_sub(*started) < COMMAND_TIMEOUT_MS => return true,
+                Ok(None) if now.saturating_sub(*started) < COMMAND_TIMEOUT_MS => return Next::Busy,
                 Ok(None) => {
                     let _ = child.kill();
                     let _ = child.wait();
@@ -125,7 +256,7 @@ fn advance(r: &mut Running, now: u64, hosts_deny: &std::path::Path, log: &mut Ve
             r.child = None;
         }
         let Some(step) = r.job.steps.get(r.next) else {
-            return false;
+            return Next::Done;
         };
         r.next += 1;
         match step {
@@ -138,21 +269,30 @@ fn advance(r: &mut Running, now: u64, hosts_deny: &std::path::Path, log: &mut Ve
                     r.ok = false;
                 }
             },
-            Step::Route { command } | Step::RunCmd { command } => match spawn(command) {
-                Ok(c) => r.child = Some((c, now)),
-                Err(e) => {
-                    log.push(report::command_not_started(ip, e, command));
-                    r.ok = false;
+            Step::NftAdd { addr, timeout_s } => {
+                return Next::Nft {
+                    addr: *addr,
+                    timeout_s: *timeout_s,
+                };
+            }
+            Step::Route { command } | Step::RunCmd { command } | Step::Undo { command } => {
+                match spawn(command) {
+                    Ok(c) => r.child = Some((c, now)),
+                    Err(e) => {
+                        log.push(report::command_not_started(ip, e, command));
+                        r.ok = false;
+                    }
                 }
-            },
+            }
         }
     }
 }
 
 fn command_of(step: &Step) -> &str {
     match step {
-        Step::Route { command } | Step::RunCmd { command } => command,
+        Step::Route { command } | Step::RunCmd { command } | Step::Undo { command } => command,
         Step::HostsDeny { line } => line,
+        Step::NftAdd { .. } => "nft",
     }
 }
 
@@ -160,6 +300,7 @@ fn command_result(step: &Step, ip: IpAddr, st: std::process::ExitStatus) -> Stri
     match (step, st.code(), st.signal()) {
         (Step::Route { command }, Some(0), _) => report::blocked_via_route(ip, command),
         (Step::RunCmd { command }, Some(0), _) => report::external_command_run(ip, command),
+        (Step::Undo { command }, Some(0), _) => nft::msg_undo_run(ip, command),
         (s, Some(code), _) => report::command_exited(ip, code, command_of(s)),
         (s, None, sig) => report::command_killed(ip, sig.unwrap_or(0), command_of(s)),
     }

@@ -13,7 +13,7 @@ use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 use crate::cli::Cli;
-use crate::config::{self, Config, Diagnostic, Severity};
+use crate::config::{self, BlockMethod, Config, Diagnostic, Severity};
 use crate::engine::{self, Detail, Engine, Gate, Hit, Job, Limits};
 use crate::mode::{Kind, Mode, Proto};
 use crate::report;
@@ -24,6 +24,7 @@ use super::files;
 use super::ignore_file::IgnoreFile;
 use super::listen::{self, BindError, Listener, Sock};
 use super::log::Logger;
+use super::nftables;
 use super::{clock, resolve};
 
 /// How long a reverse lookup may take before the address is used instead.
@@ -212,6 +213,7 @@ impl Daemon {
             Signal::SIGINT,
             Signal::SIGHUP,
             Signal::SIGCHLD,
+            Signal::SIGUSR1,
         ] {
             mask.add(s);
         }
@@ -231,9 +233,10 @@ impl Daemon {
             log.log(&format!("adminalert: ERROR: {e}"));
             return Err(Box::new((log, e)));
         }
-        if let Err(e) = truncate_blocked(&cfg, &modes, &mut log) {
-            return Err(Box::new((log, e)));
-        }
+        let restored = match start_blocks(&cfg, &modes, &mut log) {
+            Ok(r) => r,
+            Err(e) => return Err(Box::new((log, e))),
+        };
         let mut listeners = Vec::new();
         for &m in &modes {
             let ports = classic_ports(&cfg, m);
@@ -251,7 +254,8 @@ impl Daemon {
             return Err(Box::new((log, msg)));
         }
         let ignore_path = cfg.ignore_file.clone().unwrap_or_default();
-        let exec = Executor::new(cfg.hosts_deny_file.clone());
+        let mut exec = Executor::new(cfg.hosts_deny_file.clone());
+        exec.set_nft(nft_size(&cfg));
         let mut d = Daemon {
             cli,
             modes,
@@ -265,13 +269,23 @@ impl Daemon {
             last_expire: clock::now_ms(),
         };
         d.ignore.refresh(&mut d.log);
+        if let Some(hosts) = restored {
+            let n = d.engine.restore_blocked(clock::now_ms(), d.modes[0], hosts);
+            d.log.log(&crate::nft::msg_ready(n));
+        }
         d.log.log(&report::now_active());
         Ok(d)
     }
 
     fn run(&mut self) -> i32 {
         loop {
-            let timeout = if self.exec.busy() { 20u16 } else { 1000 };
+            let timeout = if self.exec.nft_running() {
+                5u16
+            } else if self.exec.busy() {
+                20
+            } else {
+                1000
+            };
             let mut ready_sig = false;
             let mut ready: Vec<usize> = Vec::new();
             {
@@ -307,12 +321,20 @@ impl Daemon {
                     match Signal::try_from(si.ssi_signo as i32) {
                         Ok(Signal::SIGTERM) | Ok(Signal::SIGINT) => return self.shutdown(EXIT_OK),
                         Ok(Signal::SIGHUP) => self.reload(),
+                        Ok(Signal::SIGUSR1) => self.resync_blocks(),
                         _ => {} // SIGCHLD: reaped by the pump below
                     }
                 }
             }
             self.pump();
             let now = clock::now_ms();
+            let x = self.engine.expire_blocks(now);
+            for l in &x.log {
+                self.log.log(l);
+            }
+            for j in x.jobs {
+                self.exec.submit(j);
+            }
             if now.saturating_sub(self.last_expire) >= 60_000 {
                 self.engine.expire(now);
                 self.last_expire = now;
@@ -414,10 +436,10 @@ impl Daemon {
 
     /// A job ended: tell the engine, then write the blocked and history lines (§7).
     fn finish(&mut self, job: Job, ok: bool) {
-        for l in self.engine.job_done(&job, ok) {
+        for l in self.engine.job_done(clock::now_ms(), &job, ok) {
             self.log.log(&l);
         }
-        if !ok {
+        if !ok || job.kind == engine::JobKind::Unblock {
             return;
         }
         let r = &job.record;
@@ -468,8 +490,16 @@ impl Daemon {
                 return;
             }
         };
-        let _ = truncate_blocked(&cfg, &self.modes, &mut self.log);
-        self.engine.clear_blocked();
+        match start_blocks(&cfg, &self.modes, &mut self.log) {
+            Ok(Some(hosts)) => {
+                self.engine
+                    .restore_blocked(clock::now_ms(), self.modes[0], hosts);
+            }
+            _ => self.engine.clear_blocked(),
+        }
+        if nft_size(&cfg) != nft_size(&self.cfg) {
+            self.exec.set_nft(nft_size(&cfg));
+        }
         for &m in &self.modes.clone() {
             let want: BTreeSet<u16> = classic_ports(&cfg, m).into_iter().collect();
             let have: BTreeSet<u16> = self
@@ -494,7 +524,39 @@ impl Daemon {
         self.log.log(&report::reloaded());
     }
 
+    /// SIGUSR1 (sent by `portsentry blocked del|add|flush`): the nftables set is the record
+    /// of who is blocked; re-read it so a host unblocked by hand is forgotten here too.
+    /// A signal rather than a control socket: it carries no data to parse or authenticate,
+    /// only root (or the daemon's user) can send it, and nothing new listens.
+    fn resync_blocks(&mut self) {
+        if self.cfg.block_method != BlockMethod::Nftables {
+            return;
+        }
+        match nftables::list() {
+            Ok(elems) => {
+                let hosts = nftables::hosts(&elems);
+                let n = self
+                    .engine
+                    .restore_blocked(clock::now_ms(), self.modes[0], hosts);
+                self.log.log(&format!(
+                    "adminalert: blocked hosts re-read from nftables: {n} hosts"
+                ));
+            }
+            Err(e) => self.log.log(&format!(
+                "adminalert: ERROR: cannot list nftables table inet portsentry: {e}"
+            )),
+        }
+    }
+
     fn shutdown(&mut self, code: i32) -> i32 {
+        if self.cfg.block_method == BlockMethod::Nftables
+            && self.cfg.block_flush_on_stop
+            && let Err(e) = nftables::run_script(&crate::nft::delete_table_script())
+        {
+            self.log.log(&format!(
+                "adminalert: ERROR: cannot delete nftables table inet portsentry: {e}"
+            ));
+        }
         for l in report::shutting_down() {
             self.log.log(&l);
         }
@@ -557,4 +619,41 @@ fn bind_ports(m: Mode, ports: &[u16], log: &mut Logger) -> Vec<Listener> {
         }
     }
     out
+}
+
+/// BLOCK_SET_SIZE when the nftables path is on.
+fn nft_size(cfg: &Config) -> Option<u32> {
+    (cfg.block_method == BlockMethod::Nftables).then_some(cfg.block_set_size)
+}
+
+/// Start-up and reload: the command method clears the blocked files as 1.2 does (§7.1). The
+/// nftables method creates or re-uses the table, and returns the hosts still in its sets
+/// (their blocks survived us), keeping their lines in the blocked files.
+fn start_blocks(
+    cfg: &Config,
+    modes: &[Mode],
+    log: &mut Logger,
+) -> Result<Option<Vec<nftables::Kept>>, String> {
+    if cfg.block_method != BlockMethod::Nftables {
+        return truncate_blocked(cfg, modes, log).map(|_| None);
+    }
+    let fail = |log: &mut Logger, what: &str, e: nftables::NftError| {
+        let msg = format!("cannot {what} nftables table inet portsentry: {e}");
+        log.log(&format!("adminalert: ERROR: {msg}"));
+        msg
+    };
+    nftables::setup(cfg.block_set_size).map_err(|e| fail(log, "set up", e))?;
+    let elems = nftables::list().map_err(|e| fail(log, "list", e))?;
+    let hosts = nftables::hosts(&elems);
+    let keep: std::collections::HashSet<IpAddr> = hosts.iter().map(|h| h.0).collect();
+    for &m in modes {
+        if let Some(p) = blocked_path(cfg, m)
+            && nftables::keep_blocked_lines(&p, &keep).is_err()
+        {
+            let msg = report::cannot_delete_blocked_file(&p);
+            log.log(&msg);
+            return Err(msg);
+        }
+    }
+    Ok(Some(hosts))
 }
