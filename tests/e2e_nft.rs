@@ -386,3 +386,47 @@ fn a_full_set_warns_and_keeps_working_for_hosts_in_it() {
         .wait_line("adminalert: nftables set inet portsentry blocked4 has room again");
     assert!(set(&net.target, "blocked4").contains(third));
 }
+
+#[test]
+fn the_command_method_runs_kill_route_undo_on_expiry() {
+    if !privileged("the_command_method_runs_kill_route_undo_on_expiry") {
+        return;
+    }
+    let net = Net::new();
+    let run = Run::new(&net.target);
+    let a = run.p("actions").display().to_string();
+    run.write_config(&format!(
+        "TCP_PORTS=\"{PORT}\"\nBLOCK_TCP=\"1\"\nBLOCK_TIMEOUT=\"2\"\n\
+         KILL_ROUTE=\"echo add $TARGET$ >> {a}\"\n\
+         KILL_ROUTE_UNDO=\"echo del $TARGET$ $PORT$ $MODE$ >> {a}\"\n"
+    ));
+    run.start_ok(&["-tcp"]);
+    net.connect(None, TARGET4, PORT).unwrap();
+    run.wait_file("actions", "add ");
+    assert_eq!(run.read("actions"), format!("add {SCANNER4}\n"));
+    let t0 = Instant::now();
+    run.log.wait_line(&format!(
+        "attackalert: Block of host {SCANNER4} (tcp) has expired"
+    ));
+    run.wait_file("actions", "del ");
+    assert!(t0.elapsed() >= Duration::from_millis(1500));
+    assert_eq!(
+        run.read("actions"),
+        format!("add {SCANNER4}\ndel {SCANNER4} {PORT} tcp\n")
+    );
+    run.log.wait_contains(&format!(
+        "attackalert: Host {SCANNER4} block expired; KILL_ROUTE_UNDO run: echo del {SCANNER4}"
+    ));
+    // No table is made with the command method.
+    assert!(
+        !sh(&format!("ip netns exec {} nft list tables", net.target))
+            .stdout
+            .windows(10)
+            .any(|w| w == b"portsentry")
+    );
+    // Forgotten: the next scan blocks again.
+    net.connect(None, TARGET4, PORT).unwrap();
+    eventually("blocked again", || {
+        run.read("actions").matches("add ").count() == 2
+    });
+}

@@ -113,11 +113,11 @@ impl Config {
                 "is set but BLOCK_TIMEOUT is 0: blocks never expire, so it never runs".to_string(),
             );
         }
-        if self.kill_route_undo.is_some() && self.block_method == BlockMethod::Nftables {
+        if self.kill_route_undo.is_some() && self.kill_route.is_none() {
             push(
                 Severity::Warning,
                 "KILL_ROUTE_UNDO",
-                "runs only for KILL_ROUTE blocks; nftables elements expire by themselves"
+                "is set but KILL_ROUTE is not: it undoes KILL_ROUTE blocks only (nftables elements expire by themselves)"
                     .to_string(),
             );
         }
@@ -301,10 +301,17 @@ mod tests {
             (d.len(), d[0].key.as_deref(), d[0].line),
             (1, Some("BLOCK_METHOD"), Some(4))
         );
-        let d = check("KILL_ROUTE_UNDO=\"r $TARGET$\"\n", &[]);
+        let route = "KILL_ROUTE=\"r $TARGET$\"\n";
+        let d = check(&format!("{route}KILL_ROUTE_UNDO=\"u $TARGET$\"\n"), &[]);
         assert_eq!(d.len(), 1);
         assert!(d[0].message.contains("BLOCK_TIMEOUT is 0"));
-        assert!(check("KILL_ROUTE_UNDO=\"r $TARGET$\"\nBLOCK_TIMEOUT=\"5\"\n", &[]).is_empty());
+        assert!(
+            check(
+                &format!("{route}KILL_ROUTE_UNDO=\"u $TARGET$\"\nBLOCK_TIMEOUT=\"5\"\n"),
+                &[]
+            )
+            .is_empty()
+        );
         let d = check(
             "KILL_ROUTE_UNDO=\"r\"\nBLOCK_TIMEOUT=\"5\"\nBLOCK_METHOD=\"nftables\"\nBLOCK_UDP=\"1\"\n",
             &[],
