@@ -85,11 +85,12 @@ impl Executor {
         self.nft = size.map(|n| [Batcher::new(Set::Hosts4, n), Batcher::new(Set::Hosts6, n)]);
     }
 
-    /// True while an `nft` batch runs (the loop then polls every few ms).
+    /// True while an `nft` batch runs or adds wait for one (the loop then polls every few
+    /// ms, so a batch held back by `MIN_GAP_MS` starts in time).
     pub fn nft_running(&self) -> bool {
         self.nft
             .as_ref()
-            .is_some_and(|b| b.iter().any(Batcher::running))
+            .is_some_and(|b| b.iter().any(Batcher::busy))
     }
 
     pub fn set_hosts_deny(&mut self, p: PathBuf) {

@@ -37,6 +37,9 @@ impl Listener {
     }
 }
 
+/// Receive buffer of UDP listening sockets: about 8,000 small datagrams queue.
+const UDP_RCVBUF: usize = 8 << 20;
+
 fn open(proto: Proto, v6: bool, port: u16) -> io::Result<OwnedFd> {
     let family = if v6 {
         AddressFamily::Inet6
@@ -58,6 +61,12 @@ fn open(proto: Proto, v6: bool, port: u16) -> io::Result<OwnedFd> {
     }
     if proto == Proto::Tcp {
         setsockopt(&fd, sockopt::ReuseAddr, &true)?;
+    }
+    if proto == Proto::Udp {
+        // A flood of probes from many sources arrives faster than a burst of blocks is
+        // written; the default buffer (~200 small datagrams) overflowed within ms in the
+        // nftables benchmark (bench/nft-blocks.sh). Root may exceed rmem_max; best effort.
+        let _ = setsockopt(&fd, sockopt::RcvBufForce, &UDP_RCVBUF);
     }
     let addr: SocketAddr = if v6 {
         (Ipv6Addr::UNSPECIFIED, port).into()

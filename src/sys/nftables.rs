@@ -20,7 +20,9 @@ use std::collections::VecDeque;
 use std::io::{ErrorKind, Read, Write};
 use std::net::IpAddr;
 use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 
 use crate::nft::{self, Element, Failure, Prefix, Set};
 
@@ -28,6 +30,10 @@ use crate::nft::{self, Element, Failure, Prefix, Set};
 pub const BATCH_TIMEOUT_MS: u64 = 30_000;
 /// At most this many elements per `nft` run.
 pub const MAX_BATCH: usize = 20_000;
+/// Under load, start a batch at most this often unless MAX_BATCH adds wait: every start
+/// blocks the loop while the child execs (~1 ms), so fewer, larger batches keep the loop
+/// reading probes. An idle daemon starts at once (the first add after a quiet spell).
+pub const MIN_GAP_MS: u64 = 10;
 /// Keep at most this much of nft's error output.
 const STDERR_KEEP: usize = 4096;
 
@@ -47,15 +53,27 @@ impl std::fmt::Display for NftError {
 
 impl std::error::Error for NftError {}
 
+/// The nft binary, looked up in PATH once: a spawn blocks the loop until the child has
+/// exec'd, and every PATH entry tried before the right one is one more failed execve.
+fn nft_path() -> &'static Path {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| {
+        let path = std::env::var_os("PATH").unwrap_or_else(|| {
+            "/usr/local/sbin:/usr/sbin:/sbin:/usr/local/bin:/usr/bin:/bin".into()
+        });
+        std::env::split_paths(&path)
+            .map(|d| d.join("nft"))
+            .find(|p| {
+                use std::os::unix::fs::PermissionsExt;
+                p.metadata()
+                    .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            })
+            .unwrap_or_else(|| PathBuf::from("nft"))
+    })
+}
+
 fn nft() -> Command {
-    let mut c = Command::new("nft");
-    if std::env::var_os("PATH").is_none() {
-        c.env(
-            "PATH",
-            "/usr/local/sbin:/usr/sbin:/sbin:/usr/local/bin:/usr/bin:/bin",
-        );
-    }
-    c
+    Command::new(nft_path())
 }
 
 fn not_started(e: &std::io::Error) -> NftError {
@@ -157,6 +175,11 @@ pub struct Batcher {
     retry: VecDeque<Vec<Item>>,
     inflight: Option<Inflight>,
     full: bool,
+    /// When the last batch started (None: never).
+    last_start: Option<u64>,
+    /// When the running batch was last checked: under a flood the executor is pumped for
+    /// every probe, and one check per millisecond is enough.
+    last_check: u64,
 }
 
 impl Batcher {
@@ -168,6 +191,8 @@ impl Batcher {
             retry: VecDeque::new(),
             inflight: None,
             full: false,
+            last_start: None,
+            last_check: 0,
         }
     }
 
@@ -179,15 +204,14 @@ impl Batcher {
         self.inflight.is_some() || !self.pending.is_empty() || !self.retry.is_empty()
     }
 
-    /// True while a run is in flight (the loop then polls more often).
-    pub fn running(&self) -> bool {
-        self.inflight.is_some()
-    }
-
     /// Reap a finished run, start the next one. Returns the items that are done, with their
     /// result; appends log lines.
     pub fn pump(&mut self, now: u64, log: &mut Vec<String>) -> Vec<(Item, bool)> {
         let mut done = Vec::new();
+        if self.inflight.is_some() && now == self.last_check {
+            return done;
+        }
+        self.last_check = now;
         if let Some(f) = self.inflight.as_mut() {
             drain(f);
             let status = match f.child.try_wait() {
@@ -210,7 +234,12 @@ impl Batcher {
             let items = self.inflight.take().map(|f| f.items).unwrap_or_default();
             self.settle(items, status, log, &mut done);
         }
-        if self.inflight.is_none() {
+        let due = self.pending.len() >= MAX_BATCH
+            || !self.retry.is_empty()
+            || self
+                .last_start
+                .is_none_or(|t| now.saturating_sub(t) >= MIN_GAP_MS);
+        if self.inflight.is_none() && due {
             let batch = match self.retry.pop_front() {
                 Some(b) => b,
                 None => {
@@ -275,6 +304,7 @@ impl Batcher {
             .map(|i| (Prefix::host(i.addr), i.timeout_s))
             .collect();
         let script = nft::add_script(&elems);
+        self.last_start = Some(now);
         let spawned = nft()
             .args(["-f", "-"])
             .stdin(Stdio::piped())

@@ -1,0 +1,197 @@
+#!/usr/bin/env bash
+# Benchmark of issue 4 (prints figures; not a timed test). Run as root from the repository:
+#
+#   bench/nft-blocks.sh                  # N=100000 (half IPv4, half IPv6), N_IPT=2000
+#   N=20000 N_IPT=500 bench/nft-blocks.sh
+#
+# In two namespaces made here (a target running `portsentry -udp` and a scanner joined by a
+# veth; 198.18.0.0/15 and 2001:db8:1::/64, benchmark/documentation ranges, on-link on both
+# sides), N distinct spoofed sources each send one UDP datagram to a watched port (raw
+# sockets, bench/probe.py). Printed: blocks/s, daemon peak RSS, what reached the set, the
+# history and the blocked file; then the same with KILL_ROUTE="iptables -I INPUT -s $TARGET$
+# -j DROP" for N_IPT sources; the idle probe-to-element latency; and the TCP connect rate of
+# an unblocked host with no blocks, with 10,000 set elements and with 10,000 iptables rules.
+# Every loop is bounded in count and time; namespaces and files are removed on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+N=${N:-100000}
+N_IPT=${N_IPT:-2000}
+RATE=${RATE:-60000}          # datagrams/s the sender aims at (it may manage less); the
+                             # daemon records what it reads, the rest is counted as lost
+PORT=5555
+LISTEN=8080
+BIN=${BIN:-target/release/portsentry}
+ID=$$
+T=pbt$ID
+S=pbs$ID
+DIR=$(mktemp -d)
+SINK_PID=
+
+for tool in ip nft python3 iptables iptables-restore; do
+    command -v "$tool" >/dev/null || { echo "nft-blocks: $tool is required" >&2; exit 1; }
+done
+[ "$(id -u)" = 0 ] || { echo "nft-blocks: run as root" >&2; exit 1; }
+
+cleanup() {
+    [ -f "$DIR/pid" ] && kill "$(cat "$DIR/pid")" 2>/dev/null || true
+    [ -n "$SINK_PID" ] && kill "$SINK_PID" 2>/dev/null || true
+    ip netns del "$T" 2>/dev/null || true
+    ip netns del "$S" 2>/dev/null || true
+    rm -rf "$DIR"
+}
+trap cleanup EXIT
+
+if [ -z "${BIN_PREBUILT:-}" ]; then
+    cargo build --release --bin portsentry
+fi
+
+ip netns add "$T"
+ip netns add "$S"
+ip link add vt$ID netns "$T" type veth peer name vs$ID netns "$S"
+ip -n "$T" link set lo up
+ip -n "$S" link set lo up
+ip -n "$T" addr add 198.18.0.1/15 dev vt$ID
+ip -n "$S" addr add 198.18.0.2/15 dev vs$ID
+ip -n "$T" addr add 2001:db8:1::1/64 dev vt$ID nodad
+ip -n "$S" addr add 2001:db8:1::2/64 dev vs$ID nodad
+ip -n "$T" link set vt$ID up
+ip -n "$S" link set vs$ID up
+# Static neighbour entries on the scanner side: raw sends to a neighbour still being
+# resolved are queued three deep and the rest dropped. The target never answers the spoofed
+# sources (no banner), so it needs none.
+mac=$(ip -n "$T" link show vt$ID | awk '/ether/ {print $2}')
+ip -n "$S" neigh replace 198.18.0.1 lladdr "$mac" dev vs$ID nud permanent
+ip -n "$S" neigh replace 2001:db8:1::1 lladdr "$mac" dev vs$ID nud permanent
+
+# A syslog sink that counts and discards (the daemon's logging cost is real, the disk is not).
+python3 -c '
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1]); s.settimeout(1.0)
+t0 = time.monotonic()
+while time.monotonic() - t0 < 3600:
+    try: s.recv(8192)
+    except socket.timeout: pass
+' "$DIR/log" &
+SINK_PID=$!
+sleep 0.3
+
+config() { # $1: extra lines
+    printf '0.0.0.0\n127.0.0.1\n' >"$DIR/ignore"
+    cat >"$DIR/conf" <<EOF
+UDP_PORTS="$PORT"
+BLOCK_UDP="1"
+IGNORE_FILE="$DIR/ignore"
+HISTORY_FILE="$DIR/history"
+BLOCKED_FILE="$DIR/blocked"
+HOSTS_DENY_FILE="$DIR/hosts.deny"
+$1
+EOF
+    rm -f "$DIR/history" "$DIR/blocked.udp"
+}
+
+start() {
+    ip netns exec "$T" "$BIN" -udp -c "$DIR/conf" --pidfile "$DIR/pid" --syslog-socket "$DIR/log" 2>/dev/null
+}
+
+stop() {
+    local pid
+    pid=$(cat "$DIR/pid")
+    kill "$pid"
+    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+}
+
+# utime + stime of a process in ms (clock ticks of 1/100 s on Linux).
+cpu_ms() { awk '{ print ($14 + $15) * 10 }' "/proc/$1/stat"; }
+
+lines() { [ -f "$1" ] && wc -l <"$1" || echo 0; }
+
+# Wait until the history has $1 lines or stops growing for 5 s (bounded: 600 s).
+# Prints "lines seconds" (seconds since $2, a start time from `date +%s.%N`).
+wait_history() {
+    local want=$1 t0=$2 n=0 last=-1 still=0 tend
+    tend=$(date +%s.%N)
+    for _ in $(seq 6000); do
+        n=$(lines "$DIR/history")
+        if [ "$n" != "$last" ]; then last=$n; still=0; tend=$(date +%s.%N); else still=$((still + 1)); fi
+        [ "$n" -ge "$want" ] && break
+        [ "$still" -ge 50 ] && break
+        sleep 0.1
+    done
+    echo "$n $(awk -v a="$tend" -v b="$t0" 'BEGIN { print a - b }')"
+}
+
+elements() { ip netns exec "$T" nft list set inet portsentry "$1" | grep -Eo '(198\.1[89]\.[0-9.]+|2001:db8:1::[0-9a-f:]+)' | sort -u | wc -l; }
+
+flood() { # family base count rate
+    ip netns exec "$S" python3 bench/probe.py flood "$2" "$3" "$4" "$PORT" "$RATE" 120
+}
+
+echo "== nftables: $N sources ($((N / 2)) IPv4 + $((N - N / 2)) IPv6), BLOCK_METHOD=nftables"
+config 'BLOCK_METHOD="nftables"'
+start
+pid=$(cat "$DIR/pid")
+t0=$(date +%s.%N)
+flood 4 198.18.16.0 $((N / 2)) 198.18.0.1 &
+f4=$!
+flood 6 2001:db8:1::1:0 $((N - N / 2)) 2001:db8:1::1 &
+f6=$!
+wait $f4 $f6
+read -r got secs < <(wait_history "$N" "$t0")
+rss=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
+cpu=$(cpu_ms "$pid")
+runq=$(awk '{ printf "%d", $2 / 1000000 }' "/proc/$pid/schedstat")
+lost=$(ip netns exec "$T" nstat -azs UdpRcvbufErrors Udp6RcvbufErrors | awk '$2 ~ /^[0-9]+$/ { n += $2 } END { print n + 0 }')
+e4=$(elements blocked4)
+e6=$(elements blocked6)
+printf 'recorded %d of %d in %.2f s: %.0f blocks/s; set %d+%d elements; history %d, blocked file %d lines; peak RSS %d MB; daemon CPU %d ms (%.0f us per block), %d ms runnable but waiting for a CPU\n' \
+    "$got" "$N" "$secs" "$(awk -v a="$got" -v b="$secs" 'BEGIN { print a / b }')" "$e4" "$e6" \
+    "$(lines "$DIR/history")" "$(lines "$DIR/blocked.udp")" "$((rss / 1024))" "$cpu" \
+    "$(awk -v a="$cpu" -v b="$got" 'BEGIN { print b ? a * 1000 / b : 0 }')" "$runq"
+echo "datagrams lost to a full receive buffer (the daemon was slower than the flood): $lost"
+
+echo "== idle latency, probe to element in the set (nft monitor), 40 probes"
+ip netns exec "$S" python3 bench/probe.py latency 198.19.200.0 40 198.18.0.1 "$PORT" "$T"
+stop
+ip netns exec "$T" nft delete table inet portsentry
+
+echo "== iptables: $N_IPT IPv4 sources, KILL_ROUTE=\"iptables -I INPUT -s \$TARGET\$ -j DROP\""
+config 'KILL_ROUTE="iptables -I INPUT -s $TARGET$ -j DROP"'
+start
+pid=$(cat "$DIR/pid")
+t0=$(date +%s.%N)
+flood 4 198.18.16.0 "$N_IPT" 198.18.0.1
+read -r got secs < <(wait_history "$N_IPT" "$t0")
+rss=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
+rules=$(ip netns exec "$T" iptables -S INPUT | grep -c -- '-j DROP' || true)
+printf 'recorded %d of %d in %.2f s: %.0f blocks/s; %d iptables rules; peak RSS %d MB\n' \
+    "$got" "$N_IPT" "$secs" "$(awk -v a="$got" -v b="$secs" 'BEGIN { print a / b }')" "$rules" "$((rss / 1024))"
+stop
+ip netns exec "$T" iptables -F INPUT
+
+echo "== cost to legitimate traffic: TCP connects/s from an unblocked host, 3 s each"
+ip netns exec "$T" python3 bench/probe.py listen "$LISTEN" 60 &
+lpid=$!
+sleep 0.5
+rate() { ip netns exec "$S" python3 bench/probe.py connrate 198.18.0.2 198.18.0.1 "$LISTEN" 3; }
+printf 'no blocks:              '; rate
+config 'BLOCK_METHOD="nftables"'
+start
+python3 - "$DIR/add.nft" <<'EOF'
+import sys
+with open(sys.argv[1], "w") as f:
+    f.write("add element inet portsentry blocked4 { "
+            + ", ".join("198.19.%d.%d" % (i // 250, 1 + i % 250) for i in range(10000)) + " }\n")
+EOF
+ip netns exec "$T" nft -f "$DIR/add.nft"
+printf '10,000 set elements:    '; rate
+stop
+ip netns exec "$T" nft delete table inet portsentry
+{
+    echo '*filter'
+    for i in $(seq 0 9999); do echo "-A INPUT -s 198.19.$((i / 250)).$((1 + i % 250)) -j DROP"; done
+    echo 'COMMIT'
+} | ip netns exec "$T" iptables-restore
+printf '10,000 iptables rules:  '; rate
+kill "$lpid" 2>/dev/null || true

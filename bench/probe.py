@@ -1,0 +1,151 @@
+#!/usr/bin/env python3
+"""Traffic helper for bench/nft-blocks.sh (not a test; prints figures).
+
+  flood  FAMILY BASE COUNT DST PORT RATE MAXSECS   spoofed-source UDP datagrams over a raw
+         socket: COUNT distinct sources from BASE upwards, at most RATE per second, stopping
+         after MAXSECS whatever happens. Prints "sent N in S s".
+  latency BASE COUNT DST PORT NS                   one probe at a time from fresh sources;
+         `nft monitor` in namespace NS reports when each address lands in the set.
+         Prints median and p90 in ms.
+  listen PORT MAXSECS                              TCP accept-and-close server.
+  connrate SRC DST PORT SECS                       TCP connects per second from SRC.
+"""
+import ipaddress
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+
+
+def csum(data):
+    if len(data) % 2:
+        data += b"\0"
+    s = sum(struct.unpack("!%dH" % (len(data) // 2), data))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return ~s & 0xFFFF
+
+
+def packet(src, dst, port, payload=b"probe"):
+    n = 8 + len(payload)
+    if src.version == 4:
+        udp = struct.pack("!HHHH", 40000, port, n, 0) + payload
+        # Total length and header checksum are filled in by the kernel (IP_HDRINCL).
+        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + n, 0, 0, 64, 17, 0,
+                         src.packed, dst.packed)
+        return ip + udp
+    pseudo = src.packed + dst.packed + struct.pack("!I3xB", n, 17)
+    c = csum(pseudo + struct.pack("!HHHH", 40000, port, n, 0) + payload) or 0xFFFF
+    udp = struct.pack("!HHHH", 40000, port, n, c) + payload
+    ip6 = struct.pack("!IHBB16s16s", 0x60000000, n, 17, 64, src.packed, dst.packed)
+    return ip6 + udp
+
+
+def raw(version):
+    fam = socket.AF_INET if version == 4 else socket.AF_INET6
+    # IPPROTO_RAW implies "header included" for IPv4 and (Linux >= 4.5) IPv6.
+    return socket.socket(fam, socket.SOCK_RAW, socket.IPPROTO_RAW)
+
+
+def flood(base, count, dst, port, rate, maxsecs):
+    base, dst = ipaddress.ip_address(base), ipaddress.ip_address(dst)
+    s = raw(dst.version)
+    t0 = time.monotonic()
+    sent = 0
+    for i in range(count):
+        if i % 256 == 0:
+            now = time.monotonic()
+            if now - t0 > maxsecs:
+                break
+            ahead = t0 + i / rate - now
+            if ahead > 0:
+                time.sleep(ahead)
+        s.sendto(packet(base + i, dst, port), (str(dst), 0))
+        sent += 1
+    print("sent %d in %.2f s" % (sent, time.monotonic() - t0))
+
+
+def latency(base, count, dst, port, ns):
+    base, dst = ipaddress.ip_address(base), ipaddress.ip_address(dst)
+    seen = {}
+    cond = threading.Condition()
+    mon = subprocess.Popen(["ip", "netns", "exec", ns, "nft", "monitor", "new", "elements"],
+                           stdout=subprocess.PIPE, text=True)
+
+    def reader():
+        for line in mon.stdout:
+            t = time.monotonic()
+            for tok in line.replace("{", " ").replace(",", " ").split():
+                with cond:
+                    seen.setdefault(tok, t)
+                    cond.notify_all()
+
+    threading.Thread(target=reader, daemon=True).start()
+    time.sleep(0.5)  # let the monitor subscribe
+    s = raw(dst.version)
+    lat = []
+    for i in range(count):
+        src = str(base + i)
+        t0 = time.monotonic()
+        s.sendto(packet(base + i, dst, port), (str(dst), 0))
+        with cond:
+            cond.wait_for(lambda: src in seen, timeout=1.0)
+        if src in seen:
+            lat.append((seen[src] - t0) * 1000)
+        time.sleep(0.05)
+    mon.terminate()
+    lat.sort()
+    if not lat:
+        print("latency: no element seen")
+        return
+    print("latency ms: median %.2f p90 %.2f (n=%d of %d)"
+          % (lat[len(lat) // 2], lat[int(len(lat) * 0.9)], len(lat), count))
+
+
+def listen(port, maxsecs):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("0.0.0.0", port))
+    s.listen(4096)
+    s.settimeout(1.0)
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < maxsecs:
+        try:
+            c, _ = s.accept()
+            c.close()
+        except socket.timeout:
+            pass
+
+
+def connrate(src, dst, port, secs):
+    n = 0
+    t0 = time.monotonic()
+    linger = struct.pack("ii", 1, 0)  # close with RST: no TIME_WAIT pile-up
+    while time.monotonic() - t0 < secs:
+        c = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
+        c.settimeout(1.0)
+        c.bind((src, 0))
+        try:
+            c.connect((dst, port))
+            n += 1
+        except OSError:
+            pass
+        c.close()
+    print("connects/s %.0f" % (n / (time.monotonic() - t0)))
+
+
+if __name__ == "__main__":
+    a = sys.argv[1:]
+    if a[:1] == ["flood"]:
+        flood(a[1], int(a[2]), a[3], int(a[4]), float(a[5]), float(a[6]))
+    elif a[:1] == ["latency"]:
+        latency(a[1], int(a[2]), a[3], int(a[4]), a[5])
+    elif a[:1] == ["listen"]:
+        listen(int(a[1]), float(a[2]))
+    elif a[:1] == ["connrate"]:
+        connrate(a[1], a[2], int(a[3]), float(a[4]))
+    else:
+        sys.exit(__doc__)
