@@ -430,3 +430,64 @@ fn the_command_method_runs_kill_route_undo_on_expiry() {
         run.read("actions").matches("add ").count() == 2
     });
 }
+
+#[test]
+fn without_nft_the_daemon_refuses_to_start_and_says_why() {
+    if !privileged("without_nft_the_daemon_refuses_to_start_and_says_why") {
+        return;
+    }
+    let net = Net::new();
+    let run = Run::new(&net.target);
+    nft_config(&run, "");
+    let empty = run.p("empty-path");
+    std::fs::create_dir(&empty).unwrap();
+    let o = std::process::Command::new("ip")
+        .args(["netns", "exec", &run.ns, "env"])
+        .arg(format!("PATH={}", empty.display()))
+        .arg(BIN)
+        .arg("-tcp")
+        .arg("-c")
+        .arg(run.p("portsentry.conf"))
+        .arg("--pidfile")
+        .arg(run.p("portsentry.pid"))
+        .arg("--syslog-socket")
+        .arg(&run.log.path)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("cannot set up nftables table inet portsentry: cannot run nft"),
+        "{}",
+        text(&o)
+    );
+    run.log
+        .wait_contains("adminalert: ERROR: cannot set up nftables table inet portsentry");
+    assert!(run.pid().is_none(), "no pid file: it did not start");
+}
+
+#[test]
+fn a_reload_keeps_the_blocks_in_the_set() {
+    if !ready("a_reload_keeps_the_blocks_in_the_set") {
+        return;
+    }
+    let net = Net::new();
+    let run = Run::new(&net.target);
+    nft_config(&run, "");
+    run.start_ok(&["-tcp"]);
+    scan_blocked(&net, &run, SCANNER4, TARGET4);
+    run.wait_file("portsentry.blocked.tcp", SCANNER4);
+    run.signal(nix::sys::signal::Signal::SIGHUP);
+    run.log
+        .wait_line("adminalert: PortSentry reloaded its configuration.");
+    assert!(set(&net.target, "blocked4").contains(SCANNER4));
+    assert!(run.read("portsentry.blocked.tcp").contains(SCANNER4));
+    must(&format!(
+        "ip netns exec {} nft flush chain inet portsentry input",
+        net.target
+    ));
+    net.connect(None, TARGET4, PORT).unwrap();
+    run.log.wait_line(&format!(
+        "attackalert: Host: {SCANNER4} is already blocked. Ignoring"
+    ));
+    assert_eq!(history_lines(&run, SCANNER4), 1);
+}

@@ -6,8 +6,11 @@
 //! here (nftables 1.0.6, kernel 6.18, in a namespace), one `nft` run costs about 4.5 ms
 //! whatever it does; 10 × 10,000 elements in one run took 0.40 s (250,000 elements/s); 1,000
 //! one-element commands took 14 ms through one `nft -f` and 74 ms through `nft -i` (every line
-//! of `nft -i` is its own netlink transaction, and it gives no per-line acknowledgement to
-//! match errors to hosts). One fork per block would cap a flood at ~200 blocks/s. So at most
+//! of `nft -i` is its own netlink transaction). A long-lived `nft -e -i` was tried for lower
+//! latency: it answered single lines in 5-15 ms here (no better than a fresh `nft -f`), and
+//! its acknowledgements cannot be matched to commands reliably (a no-op command prints
+//! nothing, an error prints several lines). One fork per block would cap a flood at ~200
+//! blocks/s (the iptables KILL_ROUTE run of bench/nft-blocks.sh: 450-480/s). So at most
 //! one `nft -f -` per address family runs at a time; adds that arrive meanwhile wait and go
 //! together in the next run, so the batch grows with the load and costs one fork.
 //!
