@@ -298,6 +298,10 @@ fn the_admin_command_lists_unblocks_and_blocks_by_hand() {
     // Block by hand, with a timeout, and a whole v6 network.
     let o = admin(&run, &["add", SCANNER4B, "--timeout", "60"]);
     assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        format!("blocked {SCANNER4B} for 60 s\n")
+    );
     assert!(!flows(&net, SCANNER4B, TARGET4));
     let o = admin(&run, &["add", "2001:db8::/64"]);
     assert!(o.status.success(), "{}", text(&o));
@@ -490,4 +494,47 @@ fn a_reload_keeps_the_blocks_in_the_set() {
         "attackalert: Host: {SCANNER4} is already blocked. Ignoring"
     ));
     assert_eq!(history_lines(&run, SCANNER4), 1);
+}
+
+#[test]
+fn a_burst_that_overfills_the_set_gets_exactly_the_room_it_has() {
+    if !ready("a_burst_that_overfills_the_set_gets_exactly_the_room_it_has") {
+        return;
+    }
+    let net = Net::new();
+    let srcs: Vec<String> = (10..16).map(|i| format!("192.0.2.{i}")).collect();
+    for s in &srcs {
+        must(&format!(
+            "ip -n {} addr add {s}/24 dev $(ip -n {} -o link show type veth | cut -d: -f2 | cut -d@ -f1)",
+            net.scanner, net.scanner
+        ));
+    }
+    let run = Run::new(&net.target);
+    run.write_config(
+        "UDP_PORTS=\"4002\"\nBLOCK_UDP=\"1\"\nBLOCK_METHOD=\"nftables\"\nBLOCK_SET_SIZE=\"4\"",
+    );
+    run.start_ok(&["-udp"]);
+    run.log.wait_contains("ready; 0 hosts");
+    // Six sources at once: they land in one or a few batches; a batch that does not fit is
+    // split until the four that fit are in.
+    let list = srcs.clone();
+    Net::within(&net.scanner, move || {
+        for s in &list {
+            let sock = std::net::UdpSocket::bind((s.as_str(), 0)).unwrap();
+            sock.send_to(b"x", (TARGET4, 4002)).unwrap();
+        }
+    });
+    eventually("six outcomes", || {
+        run.log.count("has been blocked via nftables") + run.log.count("Could not block host") == 6
+    });
+    assert_eq!(run.log.count("has been blocked via nftables"), 4);
+    assert_eq!(run.log.count("Could not block host"), 2);
+    assert_eq!(run.log.count("is full"), 1, "warned once");
+    let s = set(&net.target, "blocked4");
+    assert_eq!(
+        srcs.iter().filter(|a| s.contains(a.as_str())).count(),
+        4,
+        "{s}"
+    );
+    assert_eq!(run.read("portsentry.history").lines().count(), 4);
 }

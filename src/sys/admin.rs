@@ -48,7 +48,11 @@ fn run(a: &Admin) -> Result<String, String> {
                 }
             })?;
             notify(&a.pidfile);
-            Ok(String::new())
+            Ok(if t > 0 {
+                format!("blocked {target} for {t} s\n")
+            } else {
+                format!("blocked {target} (no timeout)\n")
+            })
         }
         Cmd::Del { target } => {
             let elems = nftables::list().map_err(|e| missing_or(e, "cannot list"))?;
