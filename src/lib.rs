@@ -11,6 +11,7 @@ pub mod engine;
 pub mod ignore;
 pub mod ignore_builder;
 pub mod mode;
+pub mod protect;
 pub mod report;
 pub mod sys;
 pub mod template;

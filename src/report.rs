@@ -718,6 +718,12 @@ pub fn reloaded() -> String {
     "adminalert: PortSentry reloaded its configuration.".to_owned()
 }
 
+/// `securityalert: Refusing to block host {ip}: it is {what}.` A protected address (this
+/// host's own, loopback, multicast, broadcast, a default gateway) is never blocked.
+pub fn refusing_to_block(ip: IpAddr, what: &str) -> String {
+    format!("securityalert: Refusing to block host {ip}: it is {what}.")
+}
+
 /// `attackalert: Host {ip} already in hosts.deny file, skipping.` (2.0's wording; 1.2 appended
 /// the line again on every block).
 pub fn already_in_hosts_deny(ip: IpAddr) -> String {

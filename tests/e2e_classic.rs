@@ -548,3 +548,28 @@ fn start_truncates_blocked_file_writes_pid_before_returning_and_refuses_a_second
     assert!(!alive(pid));
     assert!(!run.p("portsentry.pid").exists());
 }
+
+#[test]
+fn this_hosts_own_address_is_logged_but_never_blocked() {
+    if !privileged("this_hosts_own_address_is_logged_but_never_blocked") {
+        return;
+    }
+    let net = Net::new();
+    let run = Run::new(&net.target);
+    recording_config(&run, "");
+    // Empty ignore file: protection does not depend on it.
+    std::fs::write(run.p("portsentry.ignore"), "").unwrap();
+    run.start_ok(&["-tcp"]);
+    run.log
+        .wait_line("adminalert: PortSentry is now active and listening.");
+    let dst: std::net::SocketAddr = format!("{TARGET4}:1").parse().unwrap();
+    Net::within(&net.target, move || {
+        std::net::TcpStream::connect_timeout(&dst, Duration::from_secs(2)).unwrap();
+    });
+    run.log.wait_line(&format!(
+        "securityalert: Refusing to block host {TARGET4}: it is an address of this host."
+    ));
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(run.read("actions"), "");
+    assert_eq!(run.read("portsentry.history"), "");
+}

@@ -19,6 +19,7 @@ use std::net::IpAddr;
 use crate::config::{BlockMode, Config};
 use crate::ignore::IgnoreList;
 use crate::mode::{Kind, Mode, Proto};
+use crate::protect::Protected;
 use crate::report::{self, ScanKind, TcpScanType};
 use crate::template;
 
@@ -230,8 +231,16 @@ impl Engine {
     }
 
     /// Step 2: build the response for a hit that the gate let through. `name` is the
-    /// (sanitised) resolved name, or the address text when RESOLVE_HOST is off (§6.6).
-    pub fn respond(&mut self, cfg: &Config, hit: &Hit, r: Respond, name: &str) -> Verdict {
+    /// resolved name, or the address text when RESOLVE_HOST is off (§6.6). A protected
+    /// source (this host, loopback, a gateway, ...) is logged but never acted on.
+    pub fn respond(
+        &mut self,
+        cfg: &Config,
+        hit: &Hit,
+        r: Respond,
+        name: &str,
+        protected: &Protected,
+    ) -> Verdict {
         let ip = hit.src;
         let proto = hit.mode.proto();
         let mut v = Verdict {
@@ -253,6 +262,10 @@ impl Engine {
         }
         if r.already_blocked {
             v.log.push(report::already_blocked(hit.mode, name, ip));
+            return v;
+        }
+        if let Some(why) = protected.reason(ip) {
+            v.log.push(report::refusing_to_block(ip, why.text()));
             return v;
         }
         let block = match proto {

@@ -3,6 +3,7 @@
 use super::*;
 use crate::config::Config;
 use crate::ignore;
+use crate::protect::Protected;
 
 const A: &str = "192.0.2.7";
 const B: &str = "198.51.100.9";
@@ -40,7 +41,7 @@ fn cfg(block: BlockMode) -> Config {
 fn step(e: &mut Engine, now: u64, c: &Config, h: &Hit) -> (Gate, Option<Verdict>) {
     let g = e.gate(now, h.src, c.scan_trigger, &none());
     let v = match g {
-        Gate::Respond(r) => Some(e.respond(c, h, r, &h.src.to_string())),
+        Gate::Respond(r) => Some(e.respond(c, h, r, &h.src.to_string(), &Protected::default())),
         _ => None,
     };
     (g, v)
@@ -106,7 +107,7 @@ fn block_runs_hosts_deny_route_then_command_with_the_address_literal() {
     let g = e.gate(0, h.src, 0, &none());
     let Gate::Respond(r) = g else { panic!("{g:?}") };
     // Even with a resolved name, $TARGET$ is the address.
-    let v = e.respond(&c, &h, r, "evil.example");
+    let v = e.respond(&c, &h, r, "evil.example", &Protected::default());
     assert!(v.banner);
     assert_eq!(
         v.log,
@@ -287,4 +288,27 @@ fn banner_only_for_classic_modes_on_triggered_hits() {
     assert!(!sends_banner(&Gate::BelowTrigger, Mode::Tcp));
     assert!(!sends_banner(&Gate::Ignored, Mode::Tcp));
     assert!(!sends_banner(&r, Mode::Atcp));
+}
+
+#[test]
+fn protected_sources_are_logged_but_never_acted_on() {
+    let p = Protected::new([ip(A)], [], [ip(B)]);
+    let mut e = Engine::new(Limits::default());
+    let c = cfg(BlockMode::Block);
+    for (src, what) in [
+        (A, "an address of this host"),
+        (B, "a default gateway"),
+        ("127.0.0.1", "a loopback address"),
+    ] {
+        let h = hit(src, 1, Mode::Tcp);
+        let Gate::Respond(r) = e.gate(0, h.src, 0, &none()) else {
+            panic!()
+        };
+        let v = e.respond(&c, &h, r, src, &p);
+        assert!(v.job.is_none(), "{src}");
+        assert_eq!(
+            v.log[1],
+            format!("securityalert: Refusing to block host {src}: it is {what}.")
+        );
+    }
 }

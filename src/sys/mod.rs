@@ -10,5 +10,6 @@ pub mod files;
 pub mod ignore_file;
 pub mod listen;
 pub mod log;
+pub mod netinfo;
 pub mod resolve;
 pub mod run;

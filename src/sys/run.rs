@@ -24,7 +24,8 @@ use super::files;
 use super::ignore_file::IgnoreFile;
 use super::listen::{self, BindError, Listener, Sock};
 use super::log::Logger;
-use super::{clock, resolve};
+use super::{clock, netinfo, resolve};
+use crate::protect::Protected;
 
 /// How long a reverse lookup may take before the address is used instead.
 const RESOLVE_TIMEOUT: Duration = Duration::from_millis(1000);
@@ -195,6 +196,8 @@ struct Daemon {
     listeners: Vec<Listener>,
     signals: SignalFd,
     last_expire: u64,
+    /// Addresses never blocked (this host's, gateways); refreshed every minute and on reload.
+    protected: Protected,
 }
 
 type StartError = Box<(Logger, String)>;
@@ -263,6 +266,7 @@ impl Daemon {
             listeners,
             signals,
             last_expire: clock::now_ms(),
+            protected: netinfo::protected(),
         };
         d.ignore.refresh(&mut d.log);
         d.log.log(&report::now_active());
@@ -315,6 +319,7 @@ impl Daemon {
             let now = clock::now_ms();
             if now.saturating_sub(self.last_expire) >= 60_000 {
                 self.engine.expire(now);
+                self.protected = netinfo::protected();
                 self.last_expire = now;
             }
         }
@@ -390,7 +395,9 @@ impl Daemon {
         let banner = engine::sends_banner(&gate, mode);
         if let Gate::Respond(r) = gate {
             let name = self.name_of(src);
-            let v = self.engine.respond(&self.cfg, &hit, r, &name);
+            let v = self
+                .engine
+                .respond(&self.cfg, &hit, r, &name, &self.protected);
             for l in &v.log {
                 self.log.log(l);
             }
@@ -470,6 +477,7 @@ impl Daemon {
         };
         let _ = truncate_blocked(&cfg, &self.modes, &mut self.log);
         self.engine.clear_blocked();
+        self.protected = netinfo::protected();
         for &m in &self.modes.clone() {
             let want: BTreeSet<u16> = classic_ports(&cfg, m).into_iter().collect();
             let have: BTreeSet<u16> = self

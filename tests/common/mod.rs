@@ -1,5 +1,5 @@
 //! Helpers for the privileged end-to-end tests: a target and a scanner network namespace
-//! joined by a veth pair (addresses only inside them: 192.0.2.0/24 and 2001:db8::/64,
+//! joined by a veth pair (addresses only inside them: 198.51.100.0/24 and 2001:db8::/64,
 //! documentation ranges), a fake syslog socket that collects the daemon's lines, and the
 //! daemon started with a temporary config. Everything made is removed on drop.
 //!
@@ -18,10 +18,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-pub const TARGET4: &str = "192.0.2.1";
-pub const SCANNER4: &str = "192.0.2.2";
+pub const TARGET4: &str = "198.51.100.1";
+pub const SCANNER4: &str = "198.51.100.2";
 /// A second scanner address, used as the ignored source.
-pub const SCANNER4B: &str = "192.0.2.3";
+pub const SCANNER4B: &str = "198.51.100.3";
 pub const TARGET6: &str = "2001:db8::1";
 pub const SCANNER6: &str = "2001:db8::2";
 
