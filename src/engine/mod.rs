@@ -20,7 +20,7 @@ use crate::config::{BlockMode, Config};
 use crate::ignore::IgnoreList;
 use crate::mode::{Kind, Mode, Proto};
 use crate::protect::Protected;
-use crate::report::{self, ScanKind, TcpScanType};
+use crate::report::{self, Action, ScanKind, TcpScanType};
 use crate::template;
 
 /// What kind of hit arrived (decides the detection line).
@@ -94,6 +94,9 @@ pub struct Job {
     pub target: IpAddr,
     pub steps: Vec<Step>,
     pub record: Record,
+    /// False when a step was skipped for lack of `$TARGET$`: the job then counts as failed
+    /// once its other steps have run, as 1.2's dispose does (§6.2).
+    pub preflight_ok: bool,
 }
 
 /// Instructions for the shell.
@@ -274,6 +277,7 @@ impl Engine {
         };
         let subst = |t: &str| template::substitute(t, ip, hit.port, hit.mode);
         let mut steps = Vec::new();
+        let mut preflight_ok = true;
         let run_cmd = cfg
             .kill_run_cmd
             .as_deref()
@@ -287,10 +291,20 @@ impl Engine {
                     steps.extend(run_cmd.clone());
                 }
                 if let Some(t) = cfg.kill_hosts_deny.as_deref() {
-                    steps.push(Step::HostsDeny { line: subst(t) });
+                    if template::has_target(t) {
+                        steps.push(Step::HostsDeny { line: subst(t) });
+                    } else {
+                        v.log.push(report::no_target_variable(Action::HostsDeny));
+                        preflight_ok = false;
+                    }
                 }
                 if let Some(t) = cfg.kill_route.as_deref() {
-                    steps.push(Step::Route { command: subst(t) });
+                    if template::has_target(t) {
+                        steps.push(Step::Route { command: subst(t) });
+                    } else {
+                        v.log.push(report::no_target_variable(Action::Route));
+                        preflight_ok = false;
+                    }
                 }
                 if !first {
                     steps.extend(run_cmd);
@@ -317,6 +331,7 @@ impl Engine {
                 mode: hit.mode,
                 blocked_file: blocking,
             },
+            preflight_ok,
         });
         v
     }

@@ -312,3 +312,19 @@ fn protected_sources_are_logged_but_never_acted_on() {
         );
     }
 }
+
+#[test]
+fn route_or_hosts_deny_without_target_is_skipped_and_the_block_fails() {
+    let mut e = Engine::new(Limits::default());
+    let mut c = cfg(BlockMode::Block);
+    c.kill_route = Some("/sbin/route add -host reject".into());
+    let (_, v) = step(&mut e, 0, &c, &hit(A, 1, Mode::Tcp));
+    let v = v.unwrap();
+    assert!(v.log.contains(
+        &"adminalert: No target variable specified in KILL_ROUTE option. Skipping.".to_string()
+    ));
+    let job = v.job.unwrap();
+    assert!(!job.preflight_ok);
+    assert!(!job.steps.iter().any(|s| matches!(s, Step::Route { .. })));
+    assert_eq!(job.steps.len(), 2, "hosts.deny and the command still run");
+}

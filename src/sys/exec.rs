@@ -71,9 +71,9 @@ impl Executor {
         while self.running.len() < MAX_PARALLEL {
             match self.queue.pop_front() {
                 Some(job) => self.running.push(Running {
+                    ok: job.preflight_ok,
                     job,
                     next: 0,
-                    ok: true,
                     child: None,
                 }),
                 None => break,
