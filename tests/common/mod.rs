@@ -380,3 +380,45 @@ pub fn write(path: &Path, text: &str) {
         .write_all(text.as_bytes())
         .unwrap();
 }
+
+impl Net {
+    /// Give the scanner `n` more IPv4 addresses (198.51.100.10 ...) and IPv6 addresses
+    /// (2001:db8::1:0 ...) and return them.
+    pub fn scanner_addresses(&self, n: u32) -> Vec<String> {
+        assert!(n <= 200);
+        let dev = format!("vs{}", &self.scanner[3..]);
+        let mut batch = String::new();
+        let mut out = Vec::new();
+        for i in 0..n {
+            let v4 = format!("198.51.100.{}", 10 + i);
+            let v6 = format!("2001:db8::1:{i:x}");
+            batch.push_str(&format!(
+                "addr add {v4}/24 dev {dev}\naddr add {v6}/64 dev {dev} nodad\n"
+            ));
+            out.push(v4);
+            out.push(v6);
+        }
+        let path = std::env::temp_dir().join(format!("{}.batch", self.scanner));
+        std::fs::write(&path, batch).unwrap();
+        must(&format!("ip -n {} -b {}", self.scanner, path.display()));
+        let _ = std::fs::remove_file(path);
+        out
+    }
+}
+
+/// A small deterministic pseudo-random generator (xorshift), so tests need no extra crate.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
