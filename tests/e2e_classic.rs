@@ -573,3 +573,119 @@ fn this_hosts_own_address_is_logged_but_never_blocked() {
     assert_eq!(run.read("actions"), "");
     assert_eq!(run.read("portsentry.history"), "");
 }
+
+#[test]
+fn commands_get_dev_null_stdio_no_inherited_fds_and_a_failure_skips_nothing() {
+    if !privileged("commands_get_dev_null_stdio_no_inherited_fds_and_a_failure_skips_nothing") {
+        return;
+    }
+    let net = Net::new();
+    let run = Run::new(&net.target);
+    // KILL_ROUTE fails (exit 3); hosts.deny and KILL_RUN_CMD must still run. The command
+    // sleeps, so the test can look at the descriptors it inherited.
+    run.write_config(
+        "TCP_PORTS=\"1\"\nBLOCK_TCP=\"1\"\n\
+         KILL_HOSTS_DENY=\"ALL: $TARGET$ : DENY\"\n\
+         KILL_ROUTE=\"exit 3 # $TARGET$\"\n\
+         KILL_RUN_CMD=\"sleep 2 # $TARGET$\"",
+    );
+    run.start_ok(&["-tcp"]);
+    run.log
+        .wait_line("adminalert: PortSentry is now active and listening.");
+    let daemon = run.pid().unwrap();
+    net.connect(None, TARGET4, 1).unwrap();
+    run.log.wait_line(&format!(
+        "adminalert: Command for host {SCANNER4} exited with status 3: \"exit 3 # {SCANNER4}\""
+    ));
+    // The running KILL_RUN_CMD: `sleep`, under the daemon's `/bin/sh -c` (the shell keeps a
+    // private fd of its own, so look at what the command it runs inherited).
+    let kids = |pid: &str| {
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(String::from)
+            .collect::<Vec<_>>()
+    };
+    let t0 = std::time::Instant::now();
+    let child = loop {
+        let sleep = kids(&daemon.to_string()).into_iter().find_map(|sh| {
+            let comm =
+                |p: &str| std::fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default();
+            if comm(&sh).trim() == "sleep" {
+                return Some(sh);
+            }
+            kids(&sh).into_iter().find(|k| comm(k).trim() == "sleep")
+        });
+        if let Some(k) = sleep {
+            break k;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(5), "no command started");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let mut fds: Vec<(String, String)> = std::fs::read_dir(format!("/proc/{child}/fd"))
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let target = std::fs::read_link(e.path()).unwrap();
+            (
+                e.file_name().into_string().unwrap(),
+                target.display().to_string(),
+            )
+        })
+        .collect();
+    fds.sort();
+    let expect: Vec<(String, String)> = ["0", "1", "2"]
+        .iter()
+        .map(|f| (f.to_string(), "/dev/null".to_string()))
+        .collect();
+    assert_eq!(fds, expect, "the command's descriptors");
+    run.log.wait_line(&format!(
+        "attackalert: ERROR: Could not block host {SCANNER4} !!"
+    ));
+    assert!(
+        run.log
+            .lines()
+            .iter()
+            .any(|l| l.starts_with("attackalert: External command run"))
+    );
+    assert_eq!(run.read("hosts.deny"), format!("ALL: {SCANNER4} : DENY\n"));
+    // A failed block writes nothing, so the next hit tries again.
+    assert_eq!(run.read("portsentry.history"), "");
+    assert_eq!(run.read("portsentry.blocked.tcp"), "");
+}
+
+#[test]
+fn foreground_mode_logs_to_stderr_too() {
+    if !privileged("foreground_mode_logs_to_stderr_too") {
+        return;
+    }
+    let net = Net::new();
+    let run = Run::new(&net.target);
+    run.write_config("TCP_PORTS=\"1\"");
+    let child = std::process::Command::new("ip")
+        .args(["netns", "exec", &net.target, BIN, "-tcp", "-f", "-c"])
+        .arg(run.p("portsentry.conf"))
+        .arg("--pidfile")
+        .arg(run.p("portsentry.pid"))
+        .arg("--syslog-socket")
+        .arg(&run.log.path)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    run.log
+        .wait_line("adminalert: PortSentry is now active and listening.");
+    net.connect(None, TARGET4, 1).unwrap();
+    run.log.wait_contains("attackalert: Connect from host");
+    run.signal(nix::sys::signal::Signal::SIGTERM);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "clean exit 0 in the foreground");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("adminalert: PortSentry is now active and listening.\n"),
+        "{err}"
+    );
+    assert!(err.contains(&format!(
+        "attackalert: Connect from host: {SCANNER4}/{SCANNER4} to TCP port: 1\n"
+    )));
+    assert!(err.contains("adminalert: PortSentry is shutting down\n"));
+}

@@ -113,6 +113,7 @@ pub fn main(cli: Cli, syslog_socket: PathBuf) -> i32 {
     if cli.check {
         return check(&cli);
     }
+    daemon::cloexec_inherited();
     let mut log = Logger::new(syslog_socket, true);
     if !nix::unistd::geteuid().is_root() {
         eprintln!("portsentry: You need to be root to run this.");
