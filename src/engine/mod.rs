@@ -63,6 +63,9 @@ pub struct Respond {
     pub already_blocked: bool,
     /// Hits from this host that were suppressed since it was last reported.
     pub suppressed: u32,
+    /// Over the global report rate: act, but log and record nothing (counted for the
+    /// periodic summary).
+    pub quiet: bool,
 }
 
 /// One response step, carried out in order by the shell (§6.1).
@@ -85,6 +88,8 @@ pub struct Record {
     pub mode: Mode,
     /// Also write `BLOCKED_FILE.<mode>` (false when BLOCK_x=0: the host is not blocked).
     pub blocked_file: bool,
+    /// Write the history (and blocked-file) line at all (false when over the rate limit).
+    pub write: bool,
 }
 
 /// The response for one host, run as a chain: every step runs even if an earlier one failed;
@@ -94,6 +99,8 @@ pub struct Job {
     pub target: IpAddr,
     pub steps: Vec<Step>,
     pub record: Record,
+    /// Over the global report rate: the shell logs nothing about this job.
+    pub quiet: bool,
     /// False when a step was skipped for lack of `$TARGET$`: the job then counts as failed
     /// once its other steps have run, as 1.2's dispose does (§6.2).
     pub preflight_ok: bool,
@@ -121,6 +128,12 @@ pub struct Limits {
     pub max_blocked: usize,
     /// After a host is reported, further reports about it wait this long.
     pub repeat_interval_ms: u64,
+    /// Reports (log lines and file lines about a hit) allowed in a burst, and per second
+    /// after it, over all hosts: a flood of forged sources cannot fill the disk.
+    pub report_burst: u32,
+    pub reports_per_sec: u32,
+    /// How often the summary of rate-limited reports is logged.
+    pub summary_interval_ms: u64,
 }
 
 impl Default for Limits {
@@ -131,6 +144,9 @@ impl Default for Limits {
             max_hosts: 65_536,
             max_blocked: 1 << 20,
             repeat_interval_ms: 60_000,
+            report_burst: 200,
+            reports_per_sec: 20,
+            summary_interval_ms: 10_000,
         }
     }
 }
@@ -159,6 +175,44 @@ pub struct Engine {
     limits: Limits,
     hosts: HashMap<IpAddr, Host>,
     blocked: HashSet<IpAddr>,
+    reports: Bucket,
+    /// Reports suppressed by the global rate limit since the last summary.
+    quiet: u64,
+    last_summary: u64,
+}
+
+/// A token bucket in thousandths of a token, refilled from `now`.
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    milli: u64,
+    cap_milli: u64,
+    per_sec: u64,
+    last: u64,
+}
+
+impl Bucket {
+    fn new(burst: u32, per_sec: u32) -> Bucket {
+        let cap = u64::from(burst.max(1)) * 1000;
+        Bucket {
+            milli: cap,
+            cap_milli: cap,
+            per_sec: u64::from(per_sec),
+            last: 0,
+        }
+    }
+
+    fn take(&mut self, now: u64) -> bool {
+        let dt = now.saturating_sub(self.last);
+        self.last = self.last.max(now);
+        // per_sec tokens per 1000 ms = per_sec milli-tokens per ms.
+        self.milli = (self.milli + dt.saturating_mul(self.per_sec)).min(self.cap_milli);
+        if self.milli >= 1000 {
+            self.milli -= 1000;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 impl Engine {
@@ -167,6 +221,9 @@ impl Engine {
             limits,
             hosts: HashMap::new(),
             blocked: HashSet::new(),
+            reports: Bucket::new(limits.report_burst, limits.reports_per_sec),
+            quiet: 0,
+            last_summary: 0,
         }
     }
 
@@ -227,9 +284,14 @@ impl Engine {
         }
         let suppressed = std::mem::take(&mut host.suppressed);
         host.last_report = Some(now);
+        let quiet = !self.reports.take(now);
+        if quiet {
+            self.quiet += 1;
+        }
         Gate::Respond(Respond {
             already_blocked,
             suppressed,
+            quiet,
         })
     }
 
@@ -265,11 +327,11 @@ impl Engine {
         }
         if r.already_blocked {
             v.log.push(report::already_blocked(hit.mode, name, ip));
-            return v;
+            return quiet(v, r);
         }
         if let Some(why) = protected.reason(ip) {
             v.log.push(report::refusing_to_block(ip, why.text()));
-            return v;
+            return quiet(v, r);
         }
         let block = match proto {
             Proto::Tcp => cfg.block_tcp,
@@ -330,10 +392,31 @@ impl Engine {
                 port: hit.port,
                 mode: hit.mode,
                 blocked_file: blocking,
+                write: !r.quiet,
             },
+            quiet: r.quiet,
             preflight_ok,
         });
-        v
+        if r.quiet && !blocking {
+            // Log only, and over the rate: nothing left to do.
+            v.job = None;
+        }
+        quiet(v, r)
+    }
+
+    /// The summary of what the global rate limit suppressed, at most once per interval.
+    pub fn tick(&mut self, now: u64) -> Option<String> {
+        if self.quiet == 0
+            || now.saturating_sub(self.last_summary) < self.limits.summary_interval_ms
+        {
+            return None;
+        }
+        let secs = now.saturating_sub(self.last_summary).div_ceil(1000);
+        self.last_summary = now;
+        Some(report::reports_rate_limited(
+            std::mem::take(&mut self.quiet),
+            secs,
+        ))
     }
 
     /// Step 3: the shell finished a job. On success a blocking job marks the host blocked;
@@ -382,6 +465,14 @@ impl Engine {
         self.hosts
             .retain(|_, h| h.status == Status::Pending || now.saturating_sub(h.last_seen) <= ttl);
     }
+}
+
+/// Over the global rate: keep the actions, drop the log lines.
+fn quiet(mut v: Verdict, r: Respond) -> Verdict {
+    if r.quiet {
+        v.log.clear();
+    }
+    v
 }
 
 /// The detection line of 1.2 for a hit (§8.3).

@@ -236,7 +236,8 @@ fn block_zero_writes_history_only_and_rate_limits_repeats() {
         g,
         Gate::Respond(Respond {
             already_blocked: false,
-            suppressed: 4
+            suppressed: 4,
+            quiet: false
         })
     ));
     let v = v.unwrap();
@@ -282,6 +283,7 @@ fn banner_only_for_classic_modes_on_triggered_hits() {
     let r = Gate::Respond(Respond {
         already_blocked: true,
         suppressed: 0,
+        quiet: false,
     });
     assert!(sends_banner(&r, Mode::Tcp));
     assert!(sends_banner(&Gate::Suppressed, Mode::Udp));
@@ -327,4 +329,66 @@ fn route_or_hosts_deny_without_target_is_skipped_and_the_block_fails() {
     assert!(!job.preflight_ok);
     assert!(!job.steps.iter().any(|s| matches!(s, Step::Route { .. })));
     assert_eq!(job.steps.len(), 2, "hosts.deny and the command still run");
+}
+
+#[test]
+fn a_flood_of_distinct_sources_is_rate_limited_with_a_summary_but_still_blocked() {
+    let l = Limits {
+        report_burst: 10,
+        reports_per_sec: 5,
+        summary_interval_ms: 10_000,
+        ..Limits::default()
+    };
+    let mut e = Engine::new(l);
+    let c = cfg(BlockMode::Block);
+    let (mut logged, mut jobs, mut written) = (0, 0, 0);
+    // 1000 forged sources within one second.
+    for i in 0..1000u32 {
+        let src = IpAddr::from((0x0a00_0000 + i).to_be_bytes());
+        let h = Hit {
+            src,
+            ..hit(A, 1, Mode::Tcp)
+        };
+        let (_, v) = step(&mut e, u64::from(i), &c, &h);
+        let v = v.unwrap();
+        logged += v.log.len();
+        let job = v.job.unwrap();
+        jobs += 1;
+        written += usize::from(job.record.write);
+        assert_eq!(job.quiet, !job.record.write);
+    }
+    assert_eq!(jobs, 1000, "every host is still blocked");
+    // Burst of 10 plus 5/s over one second.
+    assert!((10..=16).contains(&written), "{written}");
+    assert_eq!(logged, written, "one detection line per written report");
+    assert_eq!(e.tick(5_000), None, "not before the interval");
+    let s = e.tick(10_000).unwrap();
+    assert_eq!(
+        s,
+        format!(
+            "attackalert: Rate limit: {} reports suppressed in the last 10 seconds.",
+            1000 - written
+        )
+    );
+    assert_eq!(e.tick(30_000), None, "nothing new to say");
+}
+
+#[test]
+fn log_only_reports_over_the_rate_leave_no_job() {
+    let l = Limits {
+        report_burst: 1,
+        reports_per_sec: 0,
+        ..Limits::default()
+    };
+    let mut e = Engine::new(l);
+    let c = cfg(BlockMode::LogOnly);
+    assert!(
+        step(&mut e, 0, &c, &hit(A, 1, Mode::Tcp))
+            .1
+            .unwrap()
+            .job
+            .is_some()
+    );
+    let v = step(&mut e, 1, &c, &hit(B, 1, Mode::Tcp)).1.unwrap();
+    assert!(v.job.is_none() && v.log.is_empty());
 }

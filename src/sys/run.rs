@@ -318,6 +318,9 @@ impl Daemon {
             }
             self.pump();
             let now = clock::now_ms();
+            if let Some(l) = self.engine.tick(now) {
+                self.log.log(&l);
+            }
             if now.saturating_sub(self.last_expire) >= 60_000 {
                 self.engine.expire(now);
                 self.protected = netinfo::protected();
@@ -425,7 +428,7 @@ impl Daemon {
         for l in self.engine.job_done(&job, ok) {
             self.log.log(&l);
         }
-        if !ok {
+        if !ok || !job.record.write {
             return;
         }
         let r = &job.record;
