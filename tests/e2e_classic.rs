@@ -689,3 +689,51 @@ fn foreground_mode_logs_to_stderr_too() {
     )));
     assert!(err.contains("adminalert: PortSentry is shutting down\n"));
 }
+
+/// A capability mask from /proc/<pid>/status.
+fn cap_mask(pid: &str, field: &str) -> u64 {
+    let st = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = st.lines().find(|l| l.starts_with(field)).unwrap();
+    u64::from_str_radix(line.split_whitespace().nth(1).unwrap(), 16).unwrap()
+}
+
+#[test]
+fn the_daemon_and_its_commands_keep_only_the_configured_capabilities() {
+    if !privileged("the_daemon_and_its_commands_keep_only_the_configured_capabilities") {
+        return;
+    }
+    let net = Net::new();
+    let run = Run::new(&net.target);
+    run.write_config("TCP_PORTS=\"1\"\nBLOCK_TCP=\"2\"\nKILL_RUN_CMD=\"sleep 2 # $TARGET$\"");
+    run.start_ok(&["-tcp"]);
+    let pid = run.pid().unwrap().to_string();
+    // CAP_NET_BIND_SERVICE (10), CAP_NET_ADMIN (12), CAP_NET_RAW (13).
+    let kept = (1u64 << 10) | (1 << 12) | (1 << 13);
+    for f in ["CapEff:", "CapPrm:", "CapBnd:"] {
+        assert_eq!(cap_mask(&pid, f), kept, "{f}");
+    }
+    net.connect(None, TARGET4, 1).unwrap();
+    let t0 = std::time::Instant::now();
+    let child = loop {
+        let kids = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap();
+        if let Some(k) = kids.split_whitespace().next() {
+            break k.to_string();
+        }
+        assert!(t0.elapsed() < Duration::from_secs(5), "no command started");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(
+        cap_mask(&child, "CapEff:") & !kept,
+        0,
+        "command regained capabilities"
+    );
+    assert_eq!(cap_mask(&child, "CapBnd:"), kept);
+    run.stop();
+
+    // `all` keeps everything.
+    let run = Run::new(&net.target);
+    run.write_config("TCP_PORTS=\"1\"\nKEEP_CAPABILITIES=\"all\"");
+    run.start_ok(&["-tcp"]);
+    let pid = run.pid().unwrap().to_string();
+    assert_eq!(cap_mask(&pid, "CapBnd:"), cap_mask("self", "CapBnd:"));
+}

@@ -249,6 +249,13 @@ impl Daemon {
             }
             listeners.extend(got);
         }
+        if let Some(keep) = &cfg.keep_capabilities
+            && let Err(e) = super::caps::restrict(keep)
+        {
+            let msg = format!("cannot drop capabilities (KEEP_CAPABILITIES): {e}");
+            log.log(&format!("adminalert: ERROR: {msg}"));
+            return Err(Box::new((log, msg)));
+        }
         if let Err(e) = daemon::write_pidfile(&cli.pidfile) {
             let msg = format!("cannot write pid file {}: {e}", cli.pidfile.display());
             log.log(&format!("adminalert: ERROR: {msg}"));
