@@ -1,0 +1,387 @@
+#!/bin/bash
+# Package test (issue 3): build the .deb, lint it, install it with apt into a
+# fresh Debian 12 chroot and drive the init script through start, mode
+# changes, reload, stop, reinstall and purge. See tests/PACKAGE.md.
+#
+# Run as root from anywhere:  bash tests/package.sh
+# Environment:
+#   CI=true           a missing tool or a non-root user is a FAILURE (default: SKIP)
+#   PACKAGE_DEB=FILE  test this .deb instead of building one with `cargo deb`
+#   KEEP_WORK=1       keep the work chroot after the run (for debugging)
+#
+# Prints one PASS:/FAIL: line per check and ends with "N passed, M failed".
+
+set -u
+umask 022
+
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+CACHE_DIR=$REPO/.cache
+BASE=$CACHE_DIR/chroot-base        # debootstrap result, reused between runs
+SUITE=bookworm
+NS=portsentry-pkgtest-$$           # network namespace the chroot's daemons run in
+WORK=""
+ROOT=""
+MOUNTS=()
+
+passed=0
+failed=0
+pass() { echo "PASS: $*"; passed=$((passed + 1)); }
+fail() { echo "FAIL: $*"; failed=$((failed + 1)); }
+check() { # check DESCRIPTION COMMAND...: PASS if the command succeeds
+    local what=$1
+    shift
+    if "$@"; then pass "$what"; else fail "$what"; fi
+}
+# Runs a command with its output discarded (the PASS/FAIL line must stay).
+quiet() { "$@" >/dev/null 2>&1; }
+summary() {
+    echo "$passed passed, $failed failed"
+    [ "$failed" -eq 0 ]
+}
+
+# A missing prerequisite: loud, and a failure in CI, a skip elsewhere.
+missing() {
+    echo "=================================================================="
+    if [ "${CI:-}" = true ]; then
+        echo "FAIL: package test cannot run: $*"
+        echo "=================================================================="
+        failed=$((failed + 1))
+        summary
+        exit 1
+    fi
+    echo "SKIP: package test not run: $*"
+    echo "      (under CI=true this is a failure)"
+    echo "=================================================================="
+    echo "$passed passed, $failed failed, 1 skipped"
+    exit 0
+}
+
+# ---------------------------------------------------------------- cleanup
+cleanup() {
+    local pid m i
+    # Daemons started in the chroot live in our network namespace: end them
+    # (by pid, only ours) before unmounting what they use.
+    if ip netns list 2>/dev/null | grep -qw "$NS"; then
+        for pid in $(ip netns pids "$NS" 2>/dev/null); do
+            kill -TERM "$pid" 2>/dev/null
+        done
+        sleep 0.5
+        for pid in $(ip netns pids "$NS" 2>/dev/null); do
+            kill -KILL "$pid" 2>/dev/null
+        done
+        ip netns delete "$NS" 2>/dev/null
+    fi
+    for ((i = ${#MOUNTS[@]} - 1; i >= 0; i--)); do
+        m=${MOUNTS[i]}
+        umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null
+    done
+    if [ -n "$WORK" ] && [ -d "$WORK" ]; then
+        if [ "${KEEP_WORK:-}" = 1 ]; then
+            echo "work chroot kept in $WORK/root (mounts removed)"
+        elif ! grep -q " $WORK/" /proc/self/mounts; then
+            rm -rf --one-file-system "$WORK"
+        else
+            echo "WARNING: mounts left under $WORK, not removing it" >&2
+        fi
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM HUP
+
+# ---------------------------------------------------------- prerequisites
+[ "$(id -u)" = 0 ] || missing "it must run as root (debootstrap, chroot, mounts)"
+for tool in cargo lintian debootstrap dpkg-deb ip chroot mount; do
+    command -v "$tool" >/dev/null 2>&1 || missing "'$tool' is not installed"
+done
+if [ -z "${PACKAGE_DEB:-}" ]; then
+    cargo deb --version >/dev/null 2>&1 || missing "cargo-deb is not installed (cargo install cargo-deb)"
+fi
+
+# -------------------------------------------------------------- the .deb
+if [ -n "${PACKAGE_DEB:-}" ]; then
+    DEB=$PACKAGE_DEB
+    echo "== using $DEB"
+else
+    echo "== building the package with cargo deb"
+    out=$(cd "$REPO" && cargo deb 2>&1)
+    rc=$?
+    DEB=$(printf '%s\n' "$out" | grep '\.deb$' | tail -n 1)
+    if [ $rc -ne 0 ] || [ ! -f "$DEB" ]; then
+        printf '%s\n' "$out" | tail -n 30
+        fail "cargo deb builds the package"
+        summary
+        exit 1
+    fi
+fi
+pass "package built: $(basename "$DEB")"
+
+contents=$(dpkg-deb -c "$DEB")
+for path in ./usr/sbin/portsentry ./usr/lib/portsentry/portsentry-build-ignore-file \
+    ./etc/init.d/portsentry ./etc/portsentry/portsentry.conf \
+    ./etc/portsentry/portsentry.ignore.static ./lib/systemd/system/portsentry.service \
+    ./usr/share/man/man8/portsentry.8.gz ./usr/share/man/man5/portsentry.conf.5.gz \
+    ./usr/share/man/man8/portsentry-build-ignore-file.8.gz; do
+    check "package contains $path" grep -q " $path\$" <<<"$contents"
+done
+conffiles=$(dpkg-deb -I "$DEB" conffiles 2>/dev/null)
+for path in /etc/portsentry/portsentry.conf /etc/portsentry/portsentry.ignore.static \
+    /etc/init.d/portsentry; do
+    check "$path is a conffile" grep -qx "$path" <<<"$conffiles"
+done
+
+# Lintian: no errors and no warnings. The only warning this package would
+# get, initial-upload-closes-no-bugs (no ITP bug: it is not uploaded to
+# Debian), is overridden in debian/lintian-overrides with that reason.
+# Info tags (hardening-*, no-md5sums-control-file) are not failures.
+echo "== lintian"
+lint=$(lintian --fail-on error,warning "$DEB" 2>&1)
+rc=$?
+printf '%s\n' "$lint" | grep -v '^running with root privileges' | sed 's/^/   /'
+check "lintian reports no errors and no warnings" [ $rc -eq 0 ]
+
+# ------------------------------------------------------- the base chroot
+# The mirror the machine itself uses, from its apt sources (one-line or
+# deb822 format); Debian's redirector if none is found.
+mirror() {
+    local m
+    m=$(grep -hE '^[[:space:]]*deb[[:space:]]' /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
+        grep -vE 'security|updates|backports' | grep -w "$SUITE" |
+        sed -E 's/^[[:space:]]*deb[[:space:]]+(\[[^]]*\][[:space:]]+)?//' | awk '{print $1; exit}')
+    if [ -z "$m" ]; then
+        m=$(awk -v suite="$SUITE" '
+            /^[[:space:]]*$/ { if (uri != "" && ok) { print uri; exit } uri = ""; ok = 0; next }
+            tolower($1) == "uris:" { uri = $2 }
+            tolower($1) == "suites:" { for (i = 2; i <= NF; i++) if ($i == suite) ok = 1 }
+            END { if (uri != "" && ok) print uri }' /etc/apt/sources.list.d/*.sources 2>/dev/null |
+            grep -v security | head -n 1)
+    fi
+    echo "${m:-http://deb.debian.org/debian}"
+}
+
+if [ ! -x "$BASE/usr/bin/apt-get" ]; then
+    MIRROR=$(mirror)
+    echo "== debootstrap --variant=minbase $SUITE from $MIRROR into $BASE (cached for later runs)"
+    mkdir -p "$CACHE_DIR"
+    rm -rf --one-file-system "$BASE.tmp"
+    if ! debootstrap --variant=minbase "$SUITE" "$BASE.tmp" "$MIRROR" >"$CACHE_DIR/debootstrap.log" 2>&1; then
+        tail -n 20 "$CACHE_DIR/debootstrap.log"
+        rm -rf --one-file-system "$BASE.tmp"
+        fail "debootstrap $SUITE (log: $CACHE_DIR/debootstrap.log)"
+        summary
+        exit 1
+    fi
+    # Half-made chroots never become the cache.
+    mv "$BASE.tmp" "$BASE"
+fi
+pass "debootstrap base chroot ready"
+
+# A fresh copy per run, so the cache stays clean.
+mkdir -p "$CACHE_DIR"
+WORK=$(mktemp -d "$CACHE_DIR/work.XXXXXX")
+ROOT=$WORK/root
+cp -a "$BASE" "$ROOT" || { fail "copy the base chroot"; summary; exit 1; }
+
+mount_in() { # mount_in TARGET MOUNT-ARGS...
+    mkdir -p "$ROOT$1"
+    mount "${@:2}" "$ROOT$1" && MOUNTS+=("$ROOT$1")
+}
+mount_in /proc -t proc proc || { fail "mount proc"; summary; exit 1; }
+mount_in /sys -t sysfs sysfs || { fail "mount sysfs"; summary; exit 1; }
+mount_in /dev --bind /dev || { fail "bind /dev"; summary; exit 1; }
+
+# The daemon binds real ports (tcp mode) and the ignore file lists interface
+# addresses: run everything in a network namespace of our own, with
+# documentation addresses (RFC 5737, RFC 3849) we can look for.
+ip netns add "$NS" || { fail "create network namespace"; summary; exit 1; }
+nsx() { ip netns exec "$NS" "$@"; }
+nsx ip link set lo up
+if nsx ip link add ps0 type dummy 2>/dev/null; then
+    IFACE=ps0
+else
+    nsx ip link add ps0 type veth peer name ps1 || { fail "create a test interface"; summary; exit 1; }
+    nsx ip link set ps1 up
+    IFACE=ps0
+fi
+nsx ip link set "$IFACE" up
+nsx ip addr add 192.0.2.10/24 dev "$IFACE"
+nsx ip -6 addr add 2001:db8:1::10/64 dev "$IFACE" nodad
+
+# Run a command inside the chroot, inside the namespace.
+inroot() { ip netns exec "$NS" chroot "$ROOT" /usr/bin/env -i \
+    PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive "$@"; }
+
+# Starts are allowed (invoke-rc.d asks this script).
+printf '#!/bin/sh\nexit 0\n' >"$ROOT/usr/sbin/policy-rc.d"
+chmod 755 "$ROOT/usr/sbin/policy-rc.d"
+cp "$DEB" "$ROOT/tmp/"
+DEB_IN=/tmp/$(basename "$DEB")
+
+# ---------------------------------------------------------------- helpers
+PIDFILE=/run/portsentry.pid
+daemon_pid() { # prints the live daemon's pid, or fails
+    local pid
+    pid=$(cat "$ROOT$PIDFILE" 2>/dev/null) || return 1
+    [ -n "$pid" ] && [ -d "/proc/$pid" ] || return 1
+    [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = portsentry ] || return 1
+    echo "$pid"
+}
+daemon_args() { # the running daemon's arguments, one line
+    local pid
+    pid=$(daemon_pid) || return 1
+    tr '\0' ' ' <"/proc/$pid/cmdline"
+}
+# No process of that name in our namespace (the pid file may be stale).
+no_daemon() {
+    local pid
+    for pid in $(ip netns pids "$NS"); do
+        [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = portsentry ] && return 1
+    done
+    return 0
+}
+has_mode() { grep -qE -- "(^| )-$1( |$)" <<<"$(daemon_args)"; }
+set_modes() { # set_modes TCP UDP
+    sed -i -E "s/^TCP_MODE=.*/TCP_MODE=\"$1\"/; s/^UDP_MODE=.*/UDP_MODE=\"$2\"/" \
+        "$ROOT/etc/default/portsentry"
+}
+init() { inroot /etc/init.d/portsentry "$@"; }
+
+# ------------------------------------------------------------------ install
+echo "== apt install $DEB_IN"
+if inroot apt-get install -y --no-install-recommends "$DEB_IN" >"$WORK/install.log" 2>&1; then
+    pass "apt install ./$(basename "$DEB") in a $SUITE chroot"
+else
+    sed 's/^/   /' "$WORK/install.log" | tail -n 30
+    fail "apt install ./$(basename "$DEB") in a $SUITE chroot"
+    summary
+    exit 1
+fi
+
+check "/etc/default/portsentry written with TCP_MODE=tcp, UDP_MODE=udp" \
+    grep -qx 'TCP_MODE="tcp"' "$ROOT/etc/default/portsentry"
+check "/var/lib/portsentry exists with mode 0755" \
+    [ "$(stat -c %a "$ROOT/var/lib/portsentry" 2>/dev/null)" = 755 ]
+check "rc links registered" quiet compgen -G "$ROOT/etc/rc2.d/S*portsentry"
+check "daemon started by the package runs" quiet daemon_pid
+check "daemon runs the modes from /etc/default (-tcp and -udp)" \
+    eval 'has_mode tcp && has_mode udp'
+check "init status says running (exit 0)" quiet init status
+
+# ------------------------------------------------------------ ignore file
+IGN=$ROOT/etc/portsentry/portsentry.ignore
+listed() { grep -qE "^$(sed 's/\./\\./g' <<<"$1")(/[0-9]+)?([[:space:]#]|\$)" "$IGN"; }
+for a in 127.0.0.1/32 ::1/128 0.0.0.0; do
+    check "ignore file has static entry $a" grep -qx "$a" "$IGN"
+done
+for a in 127.0.0.1 ::1 192.0.2.10 2001:db8:1::10; do
+    check "ignore file lists interface address $a" listed "$a"
+done
+# The v6 link-local address of the test interface, if the kernel gave one.
+ll=$(nsx ip -6 -o addr show dev "$IFACE" scope link | awk '{print $4}' | cut -d/ -f1 | head -n 1)
+if [ -n "$ll" ]; then
+    check "ignore file lists link-local address $ll" listed "$ll"
+fi
+
+# ------------------------------------------------------------------ modes
+set_modes tcp ""
+init restart >/dev/null 2>&1
+check "TCP_MODE=tcp UDP_MODE='' + restart: only -tcp" \
+    eval 'has_mode tcp && ! has_mode udp'
+set_modes "" udp
+init restart >/dev/null 2>&1
+check "TCP_MODE='' UDP_MODE=udp + restart: only -udp" \
+    eval 'has_mode udp && ! has_mode tcp'
+
+pid_before=$(daemon_pid)
+set_modes bogus udp
+msg=$(init restart 2>&1)
+rc=$?
+check "invalid TCP_MODE: restart exits 1" [ $rc -eq 1 ]
+check "invalid TCP_MODE: message names the bad mode" grep -q 'TCP_MODE="bogus".*not a valid mode' <<<"$msg"
+check "invalid TCP_MODE: running daemon left alone" [ "$(daemon_pid)" = "$pid_before" ]
+
+set_modes "" ""
+msg=$(init restart 2>&1)
+rc=$?
+check "no modes: restart exits 0" [ $rc -eq 0 ]
+check "no modes: says so" grep -q 'no modes' <<<"$msg"
+check "no modes: no daemon left" no_daemon
+msg=$(init start 2>&1)
+rc=$?
+check "no modes: start exits 0 and starts nothing" eval '[ $rc -eq 0 ] && no_daemon'
+
+set_modes tcp udp
+msg=$(init start 2>&1)
+rc=$?
+check "start with tcp+udp exits 0" [ $rc -eq 0 ]
+check "start reports the modes" grep -q -- '-tcp -udp' <<<"$msg"
+check "one daemon with both modes" eval 'has_mode tcp && has_mode udp'
+count_daemons() {
+    local pid n=0
+    for pid in $(ip netns pids "$NS"); do
+        [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = portsentry ] && n=$((n + 1))
+    done
+    echo "$n"
+}
+init start >/dev/null 2>&1
+rc=$?
+check "second start: exit 0, still one daemon" eval '[ $rc -eq 0 ] && [ "$(count_daemons)" = 1 ]'
+
+# ----------------------------------------------------------------- reload
+V=$ROOT/var/lib/portsentry
+line="1795383542 - 11/22/2026 21:39:02 Host: 192.0.2.99/192.0.2.99 Port: 1 TCP Blocked"
+echo "$line" >"$V/portsentry.blocked.tcp"
+echo "$line" >"$V/portsentry.blocked.udp"
+echo "$line" >"$V/portsentry.history"
+echo "192.0.2.77 # added for the reload test" >>"$ROOT/etc/portsentry/portsentry.ignore.static"
+pid_before=$(daemon_pid)
+check "reload exits 0" quiet init reload
+sleep 0.5
+check "reload keeps the pid" [ "$(daemon_pid)" = "$pid_before" ]
+check "reload clears portsentry.blocked.tcp" [ ! -s "$V/portsentry.blocked.tcp" ]
+check "reload clears portsentry.blocked.udp" [ ! -s "$V/portsentry.blocked.udp" ]
+check "reload keeps the history" grep -qxF "$line" "$V/portsentry.history"
+check "reload rebuilds the ignore file from the static file" listed 192.0.2.77
+check "force-reload keeps the pid" eval 'init force-reload >/dev/null && [ "$(daemon_pid)" = "$pid_before" ]'
+
+# ------------------------------------------------------------------- stop
+check "stop exits 0" quiet init stop
+check "stop leaves no process" no_daemon
+check "stop removes the pid file" [ ! -e "$ROOT$PIDFILE" ]
+init status >/dev/null 2>&1
+rc=$?
+check "status after stop: exit 3 (not running)" [ $rc -eq 3 ]
+check "reload when stopped: exit 7" eval 'init reload >/dev/null 2>&1; [ $? -eq 7 ]'
+check "stop when stopped: exit 0" quiet init stop
+check "start again" quiet init start
+
+# -------------------------------------------------------------- reinstall
+echo "# edited by the package test" >>"$ROOT/etc/portsentry/portsentry.conf"
+set_modes tcp ""
+echo "== apt reinstall"
+if inroot apt-get install -y --reinstall --no-install-recommends "$DEB_IN" >"$WORK/reinstall.log" 2>&1; then
+    pass "reinstall over itself"
+else
+    sed 's/^/   /' "$WORK/reinstall.log" | tail -n 30
+    fail "reinstall over itself"
+fi
+check "reinstall keeps the edited conffile" \
+    grep -qx '# edited by the package test' "$ROOT/etc/portsentry/portsentry.conf"
+check "reinstall keeps /etc/default/portsentry" grep -qx 'UDP_MODE=""' "$ROOT/etc/default/portsentry"
+check "daemon runs again after reinstall, with the edited modes" \
+    eval 'has_mode tcp && ! has_mode udp'
+
+# ------------------------------------------------------------ remove, purge
+echo "== apt remove, then purge"
+inroot apt-get remove -y portsentry >"$WORK/remove.log" 2>&1
+check "remove stops the daemon" no_daemon
+check "remove keeps the conffiles" [ -f "$ROOT/etc/portsentry/portsentry.conf" ]
+inroot apt-get purge -y portsentry >"$WORK/purge.log" 2>&1
+check "purge succeeds" eval '! inroot dpkg -s portsentry >/dev/null 2>&1'
+check "purge removes /var/lib/portsentry" [ ! -e "$ROOT/var/lib/portsentry" ]
+check "purge removes the generated ignore file" [ ! -e "$IGN" ]
+check "purge removes /etc/portsentry" [ ! -e "$ROOT/etc/portsentry" ]
+check "purge removes /etc/default/portsentry" [ ! -e "$ROOT/etc/default/portsentry" ]
+check "purge removes the rc links" eval '! compgen -G "$ROOT/etc/rc?.d/*portsentry" >/dev/null'
+check "purge leaves no process" no_daemon
+
+summary
