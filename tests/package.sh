@@ -71,6 +71,7 @@ cleanup() {
         done
         ip netns delete "$NS" 2>/dev/null
     fi
+    ip netns delete "$NS-scan" 2>/dev/null
     for ((i = ${#MOUNTS[@]} - 1; i >= 0; i--)); do
         m=${MOUNTS[i]}
         umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null
@@ -101,6 +102,7 @@ fi
 if [ -n "${PACKAGE_DEB:-}" ]; then
     DEB=$PACKAGE_DEB
     echo "== using $DEB"
+    [ -f "$DEB" ] || { fail "PACKAGE_DEB=$DEB is not a file"; summary; exit 1; }
 else
     echo "== building the package with cargo deb"
     out=$(cd "$REPO" && cargo deb 2>&1)
@@ -158,12 +160,14 @@ mirror() {
     echo "${m:-http://deb.debian.org/debian}"
 }
 
-if [ ! -x "$BASE/usr/bin/apt-get" ]; then
+# iproute2 is in the base for the shipped KILL_ROUTE (ip route add blackhole):
+# installed with the package, it would have to come from the network.
+if [ ! -x "$BASE/usr/bin/apt-get" ] || [ ! -x "$BASE/bin/ip" ]; then
     MIRROR=$(mirror)
-    echo "== debootstrap --variant=minbase $SUITE from $MIRROR into $BASE (cached for later runs)"
+    echo "== debootstrap --variant=minbase --include=iproute2 $SUITE from $MIRROR into $BASE (cached for later runs)"
     mkdir -p "$CACHE_DIR"
     rm -rf --one-file-system "$BASE.tmp"
-    if ! debootstrap --variant=minbase "$SUITE" "$BASE.tmp" "$MIRROR" >"$CACHE_DIR/debootstrap.log" 2>&1; then
+    if ! debootstrap --variant=minbase --include=iproute2 "$SUITE" "$BASE.tmp" "$MIRROR" >"$CACHE_DIR/debootstrap.log" 2>&1; then
         tail -n 20 "$CACHE_DIR/debootstrap.log"
         rm -rf --one-file-system "$BASE.tmp"
         fail "debootstrap $SUITE (log: $CACHE_DIR/debootstrap.log)"
@@ -171,6 +175,7 @@ if [ ! -x "$BASE/usr/bin/apt-get" ]; then
         exit 1
     fi
     # Half-made chroots never become the cache.
+    rm -rf --one-file-system "$BASE"
     mv "$BASE.tmp" "$BASE"
 fi
 pass "debootstrap base chroot ready"
@@ -190,21 +195,23 @@ mount_in /sys -t sysfs sysfs || { fail "mount sysfs"; summary; exit 1; }
 mount_in /dev --bind /dev || { fail "bind /dev"; summary; exit 1; }
 
 # The daemon binds real ports (tcp mode) and the ignore file lists interface
-# addresses: run everything in a network namespace of our own, with
-# documentation addresses (RFC 5737, RFC 3849) we can look for.
-ip netns add "$NS" || { fail "create network namespace"; summary; exit 1; }
+# addresses: run everything in a network namespace of our own (the target),
+# joined by a veth pair to a second one (the scanner). Addresses are from the
+# documentation ranges (RFC 5737, RFC 3849) and exist only in these namespaces.
+SCAN_NS=$NS-scan
 nsx() { ip netns exec "$NS" "$@"; }
-nsx ip link set lo up
-if nsx ip link add ps0 type dummy 2>/dev/null; then
-    IFACE=ps0
-else
-    nsx ip link add ps0 type veth peer name ps1 || { fail "create a test interface"; summary; exit 1; }
-    nsx ip link set ps1 up
-    IFACE=ps0
-fi
-nsx ip link set "$IFACE" up
-nsx ip addr add 192.0.2.10/24 dev "$IFACE"
-nsx ip -6 addr add 2001:db8:1::10/64 dev "$IFACE" nodad
+scanx() { ip netns exec "$SCAN_NS" "$@"; }
+IFACE=ps0
+ip netns add "$NS" && ip netns add "$SCAN_NS" &&
+    nsx ip link set lo up && scanx ip link set lo up &&
+    nsx ip link add "$IFACE" type veth peer name ps1 &&
+    nsx ip link set ps1 netns "$SCAN_NS" &&
+    nsx ip addr add 192.0.2.10/24 dev "$IFACE" &&
+    nsx ip -6 addr add 2001:db8:1::10/64 dev "$IFACE" nodad &&
+    scanx ip addr add 192.0.2.20/24 dev ps1 &&
+    scanx ip -6 addr add 2001:db8:1::20/64 dev ps1 nodad &&
+    nsx ip link set "$IFACE" up && scanx ip link set ps1 up ||
+    { fail "create the test network namespaces"; summary; exit 1; }
 
 # Run a command inside the chroot, inside the namespace.
 inroot() { ip netns exec "$NS" chroot "$ROOT" /usr/bin/env -i \
@@ -342,6 +349,46 @@ check "reload clears portsentry.blocked.udp" [ ! -s "$V/portsentry.blocked.udp" 
 check "reload keeps the history" grep -qxF "$line" "$V/portsentry.history"
 check "reload rebuilds the ignore file from the static file" listed 192.0.2.77
 check "force-reload keeps the pid" eval 'init force-reload >/dev/null && [ "$(daemon_pid)" = "$pid_before" ]'
+
+# ------------------------------------------------------- detection, blocking
+# The installed package end to end: with BLOCK_TCP="1" (the shipped
+# KILL_ROUTE and KILL_HOSTS_DENY otherwise unchanged), connections from the
+# scanner namespace are detected, recorded in 1.2's line format and blocked
+# by a blackhole route in the target namespace. UDP keeps the shipped
+# BLOCK_UDP="0": recorded, not blocked. A local connection is ignored.
+CONF=$ROOT/etc/portsentry/portsentry.conf
+sed -i -E 's/^BLOCK_TCP=.*/BLOCK_TCP="1"/' "$CONF"
+check "reload with BLOCK_TCP=1" quiet init reload
+sleep 0.5
+H=$V/portsentry.history
+recorded() { # recorded IP PORT PROTO: wait up to 5 s for its history line
+    local i
+    for i in $(seq 50); do
+        grep -qE "^[0-9]+ - [0-9]{2}/[0-9]{2}/[0-9]{4} [0-9:]{8} Host: [^ ]*/$1 Port: $2 $3 Blocked\$" "$H" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    return 1
+}
+# Connections are made with bash's /dev/tcp and /dev/udp, from the host's bash
+# inside the namespaces (the chroot is not needed on that side). UDP goes
+# first: once the scanner's address has a blackhole route, reverse-path
+# filtering may drop its later packets.
+nsx timeout 3 bash -c 'exec 3<>/dev/tcp/127.0.0.1/1' 2>/dev/null
+scanx timeout 3 bash -c 'echo probe >/dev/udp/192.0.2.10/1' 2>/dev/null
+check "UDP datagram from 192.0.2.20 to port 1 recorded in the history" recorded 192.0.2.20 1 UDP
+check "... not routed away (BLOCK_UDP=0)" eval '! nsx ip route show type blackhole | grep -qw 192.0.2.20'
+scanx timeout 3 bash -c 'exec 3<>/dev/tcp/192.0.2.10/1' 2>/dev/null
+check "TCP connect from 192.0.2.20 to port 1 recorded in the history" recorded 192.0.2.20 1 TCP
+check "... and in portsentry.blocked.tcp" grep -q "/192.0.2.20 Port: 1 TCP Blocked" "$V/portsentry.blocked.tcp"
+check "... and blocked by a blackhole route in the target namespace" \
+    eval 'nsx ip route show type blackhole | grep -qw 192.0.2.20'
+check "... and by a hosts.deny line" grep -qx "ALL: 192.0.2.20 : DENY" "$ROOT/etc/hosts.deny"
+check "connection from 127.0.0.1 (ignore file) not recorded" eval '! grep -q "/127.0.0.1 " "$H"'
+scanx timeout 3 bash -c 'exec 3<>/dev/tcp/2001:db8:1::10/1' 2>/dev/null
+check "IPv6 TCP connect from 2001:db8:1::20 recorded" recorded 2001:db8:1::20 1 TCP
+check "... and blocked by an IPv6 blackhole route" \
+    eval 'nsx ip -6 route show type blackhole | grep -qw 2001:db8:1::20'
+check "history keeps the line from before the reload" grep -qxF "$line" "$H"
 
 # ------------------------------------------------------------------- stop
 check "stop exits 0" quiet init stop
