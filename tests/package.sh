@@ -91,7 +91,7 @@ trap 'exit 130' INT TERM HUP
 
 # ---------------------------------------------------------- prerequisites
 [ "$(id -u)" = 0 ] || missing "it must run as root (debootstrap, chroot, mounts)"
-for tool in cargo lintian debootstrap dpkg-deb ip chroot mount; do
+for tool in cargo lintian debootstrap dpkg-deb ip chroot mount systemd-analyze; do
     command -v "$tool" >/dev/null 2>&1 || missing "'$tool' is not installed"
 done
 if [ -z "${PACKAGE_DEB:-}" ]; then
@@ -140,6 +140,21 @@ lint=$(lintian --fail-on error,warning "$DEB" 2>&1)
 rc=$?
 printf '%s\n' "$lint" | grep -v '^running with root privileges' | sed 's/^/   /'
 check "lintian reports no errors and no warnings" [ $rc -eq 0 ]
+
+# The systemd unit (not run here: the chroot has no systemd) must at least
+# parse and name executables the package ships. verify reads it from the
+# unpacked package, beside the host's targets and a /bin/sh and /bin/kill.
+unit_root=$(mktemp -d)
+dpkg-deb -x "$DEB" "$unit_root"
+mkdir -p "$unit_root/bin"
+cp /bin/sh /bin/kill "$unit_root/bin/" 2>/dev/null
+cp -n /lib/systemd/system/*.target "$unit_root/lib/systemd/system/" 2>/dev/null
+# It exits 0 even on parse errors, so any output counts as a failure.
+verify=$(systemd-analyze verify --man=no --root="$unit_root" portsentry.service 2>&1)
+rc=$?
+rm -rf "$unit_root"
+printf '%s\n' "$verify" | grep -v '^$' | sed 's/^/   /'
+check "systemd-analyze verify portsentry.service: clean" eval '[ $rc -eq 0 ] && [ -z "$verify" ]'
 
 # ------------------------------------------------------- the base chroot
 # The mirror the machine itself uses, from its apt sources (one-line or
@@ -305,6 +320,9 @@ rc=$?
 check "invalid TCP_MODE: restart exits 1" [ $rc -eq 1 ]
 check "invalid TCP_MODE: message names the bad mode" grep -q 'TCP_MODE="bogus".*not a valid mode' <<<"$msg"
 check "invalid TCP_MODE: running daemon left alone" [ "$(daemon_pid)" = "$pid_before" ]
+inroot /usr/lib/portsentry/portsentry-modes --systemd >/dev/null 2>&1
+rc=$?
+check "invalid mode: unit's ExecCondition fails the unit (exit 255)" [ $rc -eq 255 ]
 
 set_modes "" ""
 msg=$(init restart 2>&1)
@@ -312,6 +330,9 @@ rc=$?
 check "no modes: restart exits 0" [ $rc -eq 0 ]
 check "no modes: says so" grep -q 'no modes' <<<"$msg"
 check "no modes: no daemon left" no_daemon
+inroot /usr/lib/portsentry/portsentry-modes --systemd >/dev/null 2>&1
+rc=$?
+check "no modes: unit's ExecCondition skips the unit (exit 1)" [ $rc -eq 1 ]
 msg=$(init start 2>&1)
 rc=$?
 check "no modes: start exits 0 and starts nothing" eval '[ $rc -eq 0 ] && no_daemon'
@@ -349,6 +370,16 @@ check "reload clears portsentry.blocked.udp" [ ! -s "$V/portsentry.blocked.udp" 
 check "reload keeps the history" grep -qxF "$line" "$V/portsentry.history"
 check "reload rebuilds the ignore file from the static file" listed 192.0.2.77
 check "force-reload keeps the pid" eval 'init force-reload >/dev/null && [ "$(daemon_pid)" = "$pid_before" ]'
+
+# Address hooks: a new address appears in the ignore file through a reload.
+nsx ip addr add 192.0.2.11/24 dev "$IFACE"
+check "if-up.d hook exits 0" quiet inroot env IFACE="$IFACE" MODE=start PHASE=post-up /etc/network/if-up.d/portsentry
+check "if-up.d hook adds the new address to the ignore file" listed 192.0.2.11
+check "if-up.d hook keeps the pid (reload, not restart)" [ "$(daemon_pid)" = "$pid_before" ]
+nsx ip addr add 192.0.2.12/24 dev "$IFACE"
+check "ppp ip-up.d hook exits 0" quiet inroot /etc/ppp/ip-up.d/portsentry ppp0 /dev/ttyS0 38400 192.0.2.12 192.0.2.1
+check "ppp ip-up.d hook adds the new address to the ignore file" listed 192.0.2.12
+check "ppp ip-up.d hook keeps the pid" [ "$(daemon_pid)" = "$pid_before" ]
 
 # ------------------------------------------------------- detection, blocking
 # The installed package end to end: with BLOCK_TCP="1" (the shipped
@@ -416,6 +447,28 @@ check "reinstall keeps the edited conffile" \
 check "reinstall keeps /etc/default/portsentry" grep -qx 'UDP_MODE=""' "$ROOT/etc/default/portsentry"
 check "daemon runs again after reinstall, with the edited modes" \
     eval 'has_mode tcp && ! has_mode udp'
+
+# A real upgrade (prerm upgrade, postinst configure OLD-VERSION): the same
+# package repacked with a higher version.
+ver=$(dpkg-deb -f "$DEB" Version)
+rm -rf "$WORK/repack"
+dpkg-deb -R "$DEB" "$WORK/repack" &&
+    sed -i "s/^Version: .*/Version: $ver+test1/" "$WORK/repack/DEBIAN/control" &&
+    dpkg-deb -b --root-owner-group "$WORK/repack" "$ROOT/tmp/portsentry-upgrade.deb" >/dev/null
+pid_before=$(daemon_pid)
+echo "== apt upgrade to $ver+test1"
+if inroot apt-get install -y --no-install-recommends /tmp/portsentry-upgrade.deb >"$WORK/upgrade.log" 2>&1 &&
+    [ "$(inroot dpkg-query -W -f '${Version}' portsentry)" = "$ver+test1" ]; then
+    pass "upgrade from $ver to $ver+test1"
+else
+    sed 's/^/   /' "$WORK/upgrade.log" | tail -n 30
+    fail "upgrade from $ver to $ver+test1"
+fi
+check "upgrade keeps the edited conffile" \
+    grep -qx '# edited by the package test' "$ROOT/etc/portsentry/portsentry.conf"
+check "upgrade restarts the daemon (new pid, edited modes)" \
+    eval '[ "$(daemon_pid)" != "$pid_before" ] && has_mode tcp && ! has_mode udp'
+check "upgrade leaves one daemon" [ "$(count_daemons)" = 1 ]
 
 # ------------------------------------------------------------ remove, purge
 echo "== apt remove, then purge"
