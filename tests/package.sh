@@ -74,7 +74,7 @@ cleanup() {
     ip netns delete "$NS-scan" 2>/dev/null
     for ((i = ${#MOUNTS[@]} - 1; i >= 0; i--)); do
         m=${MOUNTS[i]}
-        umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null
+        umount -R "$m" 2>/dev/null || umount -R -l "$m" 2>/dev/null
     done
     if [ -n "$WORK" ] && [ -d "$WORK" ]; then
         if [ "${KEEP_WORK:-}" = 1 ]; then
@@ -87,7 +87,7 @@ cleanup() {
     fi
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM HUP
+trap 'fail "interrupted by a signal"; summary; exit 130' INT TERM HUP
 
 # ---------------------------------------------------------- prerequisites
 [ "$(id -u)" = 0 ] || missing "it must run as root (debootstrap, chroot, mounts)"
@@ -161,16 +161,22 @@ check "systemd-analyze verify portsentry.service: clean" eval '[ $rc -eq 0 ] && 
 # deb822 format); Debian's redirector if none is found.
 mirror() {
     local m
-    m=$(grep -hE '^[[:space:]]*deb[[:space:]]' /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
-        grep -vE 'security|updates|backports' | grep -w "$SUITE" |
-        sed -E 's/^[[:space:]]*deb[[:space:]]+(\[[^]]*\][[:space:]]+)?//' | awk '{print $1; exit}')
+    # One-line format: deb [options] URI SUITE COMPONENTS...
+    m=$(awk -v suite="$SUITE" '
+        $1 == "deb" {
+            i = 2
+            if ($i ~ /^\[/) { while (i <= NF && $i !~ /\]$/) i++; i++ }
+            if ($(i + 1) == suite) { print $i; exit }
+        }' /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null)
+    # deb822 format: a stanza with Types: deb and the suite among its Suites.
     if [ -z "$m" ]; then
         m=$(awk -v suite="$SUITE" '
-            /^[[:space:]]*$/ { if (uri != "" && ok) { print uri; exit } uri = ""; ok = 0; next }
+            function done() { if (uri != "" && ok && deb) { print uri; found = 1; exit } uri = ""; ok = 0; deb = 0 }
+            /^[[:space:]]*$/ { done(); next }
+            tolower($1) == "types:" { for (i = 2; i <= NF; i++) if ($i == "deb") deb = 1 }
             tolower($1) == "uris:" { uri = $2 }
             tolower($1) == "suites:" { for (i = 2; i <= NF; i++) if ($i == suite) ok = 1 }
-            END { if (uri != "" && ok) print uri }' /etc/apt/sources.list.d/*.sources 2>/dev/null |
-            grep -v security | head -n 1)
+            END { if (!found) done() }' /etc/apt/sources.list.d/*.sources 2>/dev/null)
     fi
     echo "${m:-http://deb.debian.org/debian}"
 }
@@ -207,7 +213,9 @@ mount_in() { # mount_in TARGET MOUNT-ARGS...
 }
 mount_in /proc -t proc proc || { fail "mount proc"; summary; exit 1; }
 mount_in /sys -t sysfs sysfs || { fail "mount sysfs"; summary; exit 1; }
-mount_in /dev --bind /dev || { fail "bind /dev"; summary; exit 1; }
+# Recursive (with /dev/pts, which apt and dpkg use for their logs), and a
+# slave, so nothing mounted under the chroot's /dev reaches the host's.
+mount_in /dev --rbind /dev && mount --make-rslave "$ROOT/dev" || { fail "bind /dev"; summary; exit 1; }
 
 # The daemon binds real ports (tcp mode) and the ignore file lists interface
 # addresses: run everything in a network namespace of our own (the target),
