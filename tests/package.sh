@@ -370,7 +370,10 @@ echo "$line" >"$V/portsentry.blocked.udp"
 echo "$line" >"$V/portsentry.history"
 echo "192.0.2.77 # added for the reload test" >>"$ROOT/etc/portsentry/portsentry.ignore.static"
 pid_before=$(daemon_pid)
-check "reload exits 0" quiet init reload
+msg=$(init reload 2>&1)
+rc=$?
+check "reload exits 0" [ $rc -eq 0 ]
+check "reload with unchanged modes: no mode warning" eval '! grep -q "use restart" <<<"$msg"'
 sleep 0.5
 check "reload keeps the pid" [ "$(daemon_pid)" = "$pid_before" ]
 check "reload clears portsentry.blocked.tcp" [ ! -s "$V/portsentry.blocked.tcp" ]
@@ -378,6 +381,19 @@ check "reload clears portsentry.blocked.udp" [ ! -s "$V/portsentry.blocked.udp" 
 check "reload keeps the history" grep -qxF "$line" "$V/portsentry.history"
 check "reload rebuilds the ignore file from the static file" listed 192.0.2.77
 check "force-reload keeps the pid" eval 'init force-reload >/dev/null && [ "$(daemon_pid)" = "$pid_before" ]'
+
+# A reload cannot change modes: it says so, and works even with an invalid
+# /etc/default (the address hooks rely on it).
+set_modes tcp ""
+msg=$(init reload 2>&1)
+rc=$?
+check "reload after a mode change: exit 0, same pid, modes kept" \
+    eval '[ $rc -eq 0 ] && [ "$(daemon_pid)" = "$pid_before" ] && has_mode tcp && has_mode udp'
+check "reload after a mode change: tells to restart" grep -q 'use restart' <<<"$msg"
+set_modes bogus udp
+check "reload with an invalid mode in /etc/default still reloads" \
+    eval 'init reload >/dev/null 2>&1 && [ "$(daemon_pid)" = "$pid_before" ]'
+set_modes tcp udp
 
 # Address hooks: a new address appears in the ignore file through a reload.
 nsx ip addr add 192.0.2.11/24 dev "$IFACE"
