@@ -181,14 +181,14 @@ mirror() {
     echo "${m:-http://deb.debian.org/debian}"
 }
 
-# iproute2 is in the base for the shipped KILL_ROUTE (ip route add blackhole):
-# installed with the package, it would have to come from the network.
-if [ ! -x "$BASE/usr/bin/apt-get" ] || [ ! -x "$BASE/bin/ip" ]; then
+# iproute2 and nftables are in the base for the shipped KILL_ROUTE and its
+# nft example: installed later, they would have to come from the network.
+if [ ! -x "$BASE/usr/bin/apt-get" ] || [ ! -x "$BASE/bin/ip" ] || [ ! -x "$BASE/usr/sbin/nft" ]; then
     MIRROR=$(mirror)
-    echo "== debootstrap --variant=minbase --include=iproute2 $SUITE from $MIRROR into $BASE (cached for later runs)"
+    echo "== debootstrap --variant=minbase --include=iproute2,nftables $SUITE from $MIRROR into $BASE (cached for later runs)"
     mkdir -p "$CACHE_DIR"
     rm -rf --one-file-system "$BASE.tmp"
-    if ! debootstrap --variant=minbase --include=iproute2 "$SUITE" "$BASE.tmp" "$MIRROR" >"$CACHE_DIR/debootstrap.log" 2>&1; then
+    if ! debootstrap --variant=minbase --include=iproute2,nftables "$SUITE" "$BASE.tmp" "$MIRROR" >"$CACHE_DIR/debootstrap.log" 2>&1; then
         tail -n 20 "$CACHE_DIR/debootstrap.log"
         rm -rf --one-file-system "$BASE.tmp"
         fail "debootstrap $SUITE (log: $CACHE_DIR/debootstrap.log)"
@@ -233,6 +233,10 @@ ip netns add "$NS" && ip netns add "$SCAN_NS" &&
     nsx ip -6 addr add 2001:db8:1::10/64 dev "$IFACE" nodad &&
     scanx ip addr add 192.0.2.20/24 dev ps1 &&
     scanx ip -6 addr add 2001:db8:1::20/64 dev ps1 nodad &&
+    nsx ip addr add 198.51.100.10/24 dev "$IFACE" &&
+    nsx ip -6 addr add 2001:db8:2::10/64 dev "$IFACE" nodad &&
+    scanx ip addr add 198.51.100.20/24 dev ps1 &&
+    scanx ip -6 addr add 2001:db8:2::20/64 dev ps1 nodad &&
     nsx ip link set "$IFACE" up && scanx ip link set ps1 up ||
     { fail "create the test network namespaces"; summary; exit 1; }
 
@@ -444,6 +448,28 @@ check "IPv6 TCP connect from 2001:db8:1::20 recorded" recorded 2001:db8:1::20 1 
 check "... and blocked by an IPv6 blackhole route" \
     eval 'nsx ip -6 route show type blackhole | grep -qw 2001:db8:1::20'
 check "history keeps the line from before the reload" grep -qxF "$line" "$H"
+
+# The shipped nftables example, taken literally from the shipped conf: the
+# ruleset from its comment is loaded in the target namespace, its KILL_ROUTE
+# line uncommented instead of the ip route one. A second subnet gives the
+# scanner fresh addresses (198.51.100.20, 2001:db8:2::20).
+awk '/^#   table inet portsentry \{$/ { on = 1 } on { print substr($0, 5) } on && /^#   \}$/ { exit }' \
+    "$CONF" >"$ROOT/tmp/portsentry.nft"
+check "nft ruleset from the conf's comment loads" quiet nsx chroot "$ROOT" nft -f /tmp/portsentry.nft
+sed -i -E -e 's|^KILL_ROUTE="/sbin/ip|#&|' -e 's|^#(KILL_ROUTE=".*nft add element)|\1|' "$CONF"
+check "conf now has exactly one active KILL_ROUTE, the nft one" \
+    eval '[ "$(grep -c "^KILL_ROUTE=" "$CONF")" = 1 ] && grep -q "^KILL_ROUTE=.*nft" "$CONF"'
+check "reload with the nft KILL_ROUTE" quiet init reload
+sleep 0.5
+in_set() { nsx chroot "$ROOT" nft list set inet portsentry "$1" 2>/dev/null | grep -qw -- "$2"; }
+scanx timeout 3 bash -c 'exec 3<>/dev/tcp/198.51.100.10/1' 2>/dev/null
+check "TCP connect from 198.51.100.20 recorded" recorded 198.51.100.20 1 TCP
+check "... and its address put in the nft set blocked4" in_set blocked4 198.51.100.20
+check "... and its next connection dropped by the nft rule" \
+    eval '! scanx timeout 2 bash -c "exec 3<>/dev/tcp/198.51.100.10/1" 2>/dev/null'
+scanx timeout 3 bash -c 'exec 3<>/dev/tcp/2001:db8:2::10/1' 2>/dev/null
+check "IPv6 TCP connect from 2001:db8:2::20 recorded" recorded 2001:db8:2::20 1 TCP
+check "... and its address put in the nft set blocked6" in_set blocked6 2001:db8:2::20
 
 # ------------------------------------------------------------------- stop
 check "stop exits 0" quiet init stop
