@@ -4,6 +4,13 @@
 # addresses are in its ignore file. A reload, not 1.2's restart: the
 # daemon keeps running, only the blocked files are cleared.
 
+# Each reload also empties the blocked files, so skip the events that bring
+# no new address: loopback, and ifupdown's "--all" pass after the interfaces
+# have had their own calls.
+case "${IFACE:-}" in
+    lo|--all) exit 0 ;;
+esac
+
 [ -x /usr/sbin/portsentry ] || exit 0
 [ -x /etc/init.d/portsentry ] || exit 0
 # At boot interfaces come up before portsentry starts; start builds the file.

@@ -404,6 +404,9 @@ nsx ip addr add 192.0.2.11/24 dev "$IFACE"
 check "if-up.d hook exits 0" quiet inroot env IFACE="$IFACE" MODE=start PHASE=post-up /etc/network/if-up.d/portsentry
 check "if-up.d hook adds the new address to the ignore file" listed 192.0.2.11
 check "if-up.d hook keeps the pid (reload, not restart)" [ "$(daemon_pid)" = "$pid_before" ]
+echo "$line" >"$V/portsentry.blocked.tcp"
+inroot env IFACE=lo MODE=start PHASE=post-up /etc/network/if-up.d/portsentry >/dev/null 2>&1
+check "if-up.d hook ignores lo (no reload: blocked file kept)" grep -qxF "$line" "$V/portsentry.blocked.tcp"
 nsx ip addr add 192.0.2.12/24 dev "$IFACE"
 check "ppp ip-up.d hook exits 0" quiet inroot /etc/ppp/ip-up.d/portsentry ppp0 /dev/ttyS0 38400 192.0.2.12 192.0.2.1
 check "ppp ip-up.d hook adds the new address to the ignore file" listed 192.0.2.12
