@@ -5,4 +5,14 @@
 //! template formatting) and a thin I/O shell (`sys`). Only `sys` may use `unsafe`.
 #![deny(unsafe_code)]
 
+pub mod caps;
+pub mod cli;
+pub mod config;
+pub mod engine;
+pub mod ignore;
+pub mod ignore_builder;
 pub mod mode;
+pub mod protect;
+pub mod report;
+pub mod sys;
+pub mod template;

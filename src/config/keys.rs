@@ -1,0 +1,587 @@
+//! The key table: every portsentry.conf key defined once, with its name, a one-line doc, its
+//! default and the parser that turns its extracted value into a `Config` field (reference
+//! §2.2–§2.4). README and man-page tables are checked against `KEYS`.
+//!
+//! Value parsers only see the string 1.2 would extract (printable ASCII, no `"`); they report
+//! problems through `Ctx`, which already knows the file, line and key. Pure: no I/O.
+
+use std::path::PathBuf;
+
+use super::{BlockMode, Config, Diagnostic, Severity};
+
+/// Where a value came from, and the sink for its diagnostics.
+pub(crate) struct Ctx<'a> {
+    pub path: &'a std::path::Path,
+    pub line: usize,
+    pub key: &'static str,
+    pub out: &'a mut Vec<Diagnostic>,
+}
+
+impl Ctx<'_> {
+    fn push(&mut self, severity: Severity, message: String) {
+        self.out.push(Diagnostic {
+            path: self.path.to_path_buf(),
+            line: Some(self.line),
+            key: Some(self.key.to_string()),
+            severity,
+            message,
+        });
+    }
+    pub fn error(&mut self, message: String) {
+        self.push(Severity::Error, message);
+    }
+}
+
+/// One config key.
+pub struct KeyDef {
+    /// The name as written in the file (case-sensitive, as in 1.2).
+    pub name: &'static str,
+    /// One line for README and man-page tables.
+    pub doc: &'static str,
+    /// The value used when the key is absent, in words.
+    pub default: &'static str,
+    /// Not a 1.2 key: an extension of this implementation (1.2 ignores it).
+    pub extension: bool,
+    apply: fn(&mut Config, &str, &mut Ctx<'_>),
+}
+
+impl KeyDef {
+    pub(crate) fn apply(&self, config: &mut Config, value: &str, ctx: &mut Ctx<'_>) {
+        (self.apply)(config, value, ctx)
+    }
+}
+
+impl std::fmt::Debug for KeyDef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyDef")
+            .field("name", &self.name)
+            .field("default", &self.default)
+            .field("extension", &self.extension)
+            .finish()
+    }
+}
+
+/// Every key, in the order 1.2 documents them in its shipped file.
+pub const KEYS: &[KeyDef] = &[
+    KeyDef {
+        name: "TCP_PORTS",
+        doc: "TCP ports watched by -tcp and -stcp: comma-separated ports and ranges a-b",
+        default: "none (required by -tcp and -stcp)",
+        extension: false,
+        apply: |c, v, x| c.tcp_ports = Some(port_list(v, x)),
+    },
+    KeyDef {
+        name: "UDP_PORTS",
+        doc: "UDP ports watched by -udp and -sudp: comma-separated ports and ranges a-b",
+        default: "none (required by -udp and -sudp)",
+        extension: false,
+        apply: |c, v, x| c.udp_ports = Some(port_list(v, x)),
+    },
+    KeyDef {
+        name: "ADVANCED_PORTS_TCP",
+        doc: "-atcp watches every unused TCP port below this number (1-65535)",
+        default: "1024",
+        extension: false,
+        apply: |c, v, x| {
+            if let Some(n) = advanced_limit(v, x) {
+                c.advanced_ports_tcp = n;
+            }
+        },
+    },
+    KeyDef {
+        name: "ADVANCED_PORTS_UDP",
+        doc: "-audp watches every unused UDP port below this number (1-65535)",
+        default: "1024",
+        extension: false,
+        apply: |c, v, x| {
+            if let Some(n) = advanced_limit(v, x) {
+                c.advanced_ports_udp = n;
+            }
+        },
+    },
+    KeyDef {
+        name: "ADVANCED_EXCLUDE_TCP",
+        doc: "TCP ports -atcp never reacts to: comma-separated ports and ranges a-b",
+        default: "none",
+        extension: false,
+        apply: |c, v, x| c.advanced_exclude_tcp = port_list(v, x),
+    },
+    KeyDef {
+        name: "ADVANCED_EXCLUDE_UDP",
+        doc: "UDP ports -audp never reacts to: comma-separated ports and ranges a-b",
+        default: "none",
+        extension: false,
+        apply: |c, v, x| c.advanced_exclude_udp = port_list(v, x),
+    },
+    KeyDef {
+        name: "IGNORE_FILE",
+        doc: "file of addresses and networks that are never blocked",
+        default: "none (required)",
+        extension: false,
+        apply: |c, v, x| c.ignore_file = path(v, x),
+    },
+    KeyDef {
+        name: "HISTORY_FILE",
+        doc: "file every blocked host is appended to, kept across restarts",
+        default: "none (required)",
+        extension: false,
+        apply: |c, v, x| c.history_file = path(v, x),
+    },
+    KeyDef {
+        name: "BLOCKED_FILE",
+        doc: "blocked-hosts file; .<mode> is appended and it is cleared on start",
+        default: "none (required)",
+        extension: false,
+        apply: |c, v, x| c.blocked_file = path(v, x),
+    },
+    KeyDef {
+        name: "RESOLVE_HOST",
+        doc: "non-zero: look up the name of each attacking host",
+        default: "0",
+        extension: false,
+        apply: |c, v, x| {
+            if let Some(n) = integer(v, x) {
+                c.resolve_host = n != 0;
+            }
+        },
+    },
+    KeyDef {
+        name: "BLOCK_UDP",
+        doc: "UDP response: 0 log only, 1 run the KILL_* actions, 2 run KILL_RUN_CMD only",
+        default: "0",
+        extension: false,
+        apply: |c, v, x| {
+            if let Some(m) = block_mode(v, x) {
+                c.block_udp = m;
+            }
+        },
+    },
+    KeyDef {
+        name: "BLOCK_TCP",
+        doc: "TCP response: 0 log only, 1 run the KILL_* actions, 2 run KILL_RUN_CMD only",
+        default: "0",
+        extension: false,
+        apply: |c, v, x| {
+            if let Some(m) = block_mode(v, x) {
+                c.block_tcp = m;
+            }
+        },
+    },
+    KeyDef {
+        name: "KILL_ROUTE",
+        doc: "shell command that drops the attacker's route; must contain $TARGET$",
+        default: "none (skipped)",
+        extension: false,
+        apply: |c, v, _| c.kill_route = non_empty(v),
+    },
+    KeyDef {
+        name: "KILL_HOSTS_DENY",
+        doc: "line appended to the hosts.deny file; must contain $TARGET$",
+        default: "none (skipped)",
+        extension: false,
+        apply: |c, v, _| c.kill_hosts_deny = non_empty(v),
+    },
+    KeyDef {
+        name: "KILL_RUN_CMD",
+        doc: "shell command run for each blocked host ($TARGET$ $PORT$ $MODE$ substituted)",
+        default: "none (skipped)",
+        extension: false,
+        apply: |c, v, _| c.kill_run_cmd = non_empty(v),
+    },
+    KeyDef {
+        name: "KILL_RUN_CMD_FIRST",
+        doc: "non-zero: run KILL_RUN_CMD before the route and hosts.deny actions",
+        default: "0",
+        extension: false,
+        apply: |c, v, x| {
+            if let Some(n) = integer(v, x) {
+                c.kill_run_cmd_first = n != 0;
+            }
+        },
+    },
+    KeyDef {
+        name: "SCAN_TRIGGER",
+        doc: "react on this many hits from one host (0 and 1: on the first hit)",
+        default: "0",
+        extension: false,
+        apply: |c, v, x| {
+            if let Some(n) = integer(v, x) {
+                match u32::try_from(n) {
+                    Ok(n) => c.scan_trigger = n,
+                    Err(_) => x.error(format!("must be an integer >= 0, got \"{v}\"")),
+                }
+            }
+        },
+    },
+    KeyDef {
+        name: "PORT_BANNER",
+        doc: "text sent to a connecting host in -tcp and -udp (present but empty: empty reply)",
+        default: "none (no reply)",
+        extension: false,
+        apply: |c, v, _| c.port_banner = Some(v.to_string()),
+    },
+    KeyDef {
+        name: "HOSTS_DENY_FILE",
+        doc: "file KILL_HOSTS_DENY lines are appended to (1.2 hard-codes /etc/hosts.deny)",
+        default: "/etc/hosts.deny",
+        extension: true,
+        apply: |c, v, x| {
+            if let Some(p) = path(v, x) {
+                c.hosts_deny_file = p;
+            }
+        },
+    },
+    KeyDef {
+        name: "KEEP_CAPABILITIES",
+        doc: "capabilities kept after start-up, also the most KILL_* commands get; `all` keeps every one",
+        default: "CAP_NET_ADMIN,CAP_NET_RAW,CAP_NET_BIND_SERVICE",
+        extension: true,
+        apply: |c, v, x| match crate::caps::parse_keep(v) {
+            Ok(k) => c.keep_capabilities = k,
+            Err(e) => x.error(e),
+        },
+    },
+];
+
+/// Looks a key up by name.
+pub fn key(name: &str) -> Option<&'static KeyDef> {
+    KEYS.iter().find(|k| k.name == name)
+}
+
+fn non_empty(v: &str) -> Option<String> {
+    (!v.is_empty()).then(|| v.to_string())
+}
+
+/// A path value. 1.2 would use an empty one literally (appending `.tcp` to "" for the blocked
+/// file); that is never what was meant, so it is an error.
+fn path(v: &str, x: &mut Ctx<'_>) -> Option<PathBuf> {
+    if v.is_empty() {
+        x.error("empty path".to_string());
+        None
+    } else {
+        Some(PathBuf::from(v))
+    }
+}
+
+/// An integer the way 1.2's `atoi` reads it (§2.2: leading spaces, an optional sign), but a
+/// value that is not wholly a number (trailing spaces aside) is an error instead of 0.
+pub(crate) fn integer(v: &str, x: &mut Ctx<'_>) -> Option<i64> {
+    match parse_integer(v) {
+        Ok(n) => Some(n),
+        Err(why) => {
+            x.error(format!("{why}, got \"{v}\""));
+            None
+        }
+    }
+}
+
+fn parse_integer(v: &str) -> Result<i64, &'static str> {
+    let t = v.trim_matches(' ');
+    let (negative, digits) = match t.as_bytes().first() {
+        Some(b'-') => (true, t.get(1..).unwrap_or("")),
+        Some(b'+') => (false, t.get(1..).unwrap_or("")),
+        _ => (false, t),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err("not an integer");
+    }
+    let magnitude: i64 = digits.parse().map_err(|_| "integer too large")?;
+    Ok(if negative { -magnitude } else { magnitude })
+}
+
+fn block_mode(v: &str, x: &mut Ctx<'_>) -> Option<BlockMode> {
+    // 1.2 treats every value but 1 and 2 as "log only" (§6.1); a typo there silently disables
+    // blocking, so only the three documented values are accepted.
+    match parse_integer(v) {
+        Ok(0) => Some(BlockMode::LogOnly),
+        Ok(1) => Some(BlockMode::Block),
+        Ok(2) => Some(BlockMode::RunCmdOnly),
+        _ => {
+            x.error(format!("must be 0, 1 or 2, got \"{v}\""));
+            None
+        }
+    }
+}
+
+fn advanced_limit(v: &str, x: &mut Ctx<'_>) -> Option<u16> {
+    // 1.2 reads it into an unsigned int: a negative value means ~4 billion ports (§10.1 item 4).
+    match parse_integer(v).map(u16::try_from) {
+        Ok(Ok(n)) if n >= 1 => Some(n),
+        _ => {
+            x.error(format!("must be a port number 1-65535, got \"{v}\""));
+            None
+        }
+    }
+}
+
+/// A port list (§2.3): comma-separated, empty fields skipped, spaces around tokens allowed.
+/// Unlike 1.2 it accepts ranges `a-b`, has no 64-entry limit, removes duplicates (keeping the
+/// first occurrence's order) and rejects what 1.2 would silently truncate or turn into port 0.
+/// Every bad token is reported; the good ones are kept.
+pub(crate) fn port_list(v: &str, x: &mut Ctx<'_>) -> Vec<u16> {
+    let mut seen = vec![false; 65536];
+    let mut out = Vec::new();
+    let mut add = |p: u16| {
+        if let Some(s) = seen.get_mut(usize::from(p))
+            && !*s
+        {
+            *s = true;
+            out.push(p);
+        }
+    };
+    for token in v.split(',') {
+        let t = token.trim_matches(' ');
+        if t.is_empty() {
+            continue;
+        }
+        match parse_token(t) {
+            Ok((a, b)) => (a..=b).for_each(&mut add),
+            Err(why) => x.error(format!("{why}: \"{}\"", shorten(t))),
+        }
+    }
+    out
+}
+
+/// A token for a message: long junk (a value may be 1022 bytes) is cut to 40 bytes.
+fn shorten(t: &str) -> String {
+    match t.get(..40) {
+        Some(head) if t.len() > 40 => format!("{head}..."),
+        _ => t.to_string(),
+    }
+}
+
+fn parse_token(t: &str) -> Result<(u16, u16), &'static str> {
+    match t.split_once('-') {
+        // A leading '-' is a negative number, not a range: 1.2 used atoi (§2.3).
+        Some((a, b)) if !a.trim_matches(' ').is_empty() => {
+            let a = port(a.trim_matches(' '))?;
+            let b = port(b.trim_matches(' '))?;
+            if a > b {
+                return Err("reversed port range");
+            }
+            Ok((a, b))
+        }
+        _ => port(t).map(|p| (p, p)),
+    }
+}
+
+fn port(t: &str) -> Result<u16, &'static str> {
+    // atoi accepted "+5" as 5 (§2.3); keep that.
+    let digits = t.strip_prefix('+').unwrap_or(t);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err("not a port number");
+    }
+    match digits.parse::<u64>() {
+        Ok(n @ 1..=65535) => u16::try_from(n).map_err(|_| "port out of range 1-65535"),
+        _ => Err("port out of range 1-65535"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    /// Runs one key's parser on `value`; returns the config and the diagnostics.
+    fn run(name: &str, value: &str) -> (Config, Vec<Diagnostic>) {
+        let mut c = Config::default();
+        let mut out = Vec::new();
+        let k = key(name).unwrap();
+        let mut ctx = Ctx {
+            path: Path::new("/p.conf"),
+            line: 7,
+            key: k.name,
+            out: &mut out,
+        };
+        k.apply(&mut c, value, &mut ctx);
+        (c, out)
+    }
+
+    fn ok(name: &str, value: &str) -> Config {
+        let (c, d) = run(name, value);
+        assert!(d.is_empty(), "{name}={value:?}: {d:?}");
+        c
+    }
+
+    /// The single error for `name=value`, checked to name line 7 and the key.
+    fn err(name: &str, value: &str) -> String {
+        let (_, d) = run(name, value);
+        assert_eq!(d.len(), 1, "{name}={value:?}: {d:?}");
+        assert_eq!(d[0].severity, Severity::Error);
+        assert_eq!(d[0].line, Some(7));
+        assert_eq!(d[0].key.as_deref(), Some(name));
+        d[0].message.clone()
+    }
+
+    #[test]
+    fn table_is_consistent() {
+        for (i, k) in KEYS.iter().enumerate() {
+            assert!(!k.doc.is_empty() && !k.default.is_empty(), "{}", k.name);
+            assert!(
+                k.name.bytes().all(|b| b.is_ascii_uppercase() || b == b'_'),
+                "{}",
+                k.name
+            );
+            assert!(
+                KEYS.iter().skip(i + 1).all(|o| o.name != k.name),
+                "{} twice",
+                k.name
+            );
+        }
+        assert_eq!(KEYS.len(), 20);
+        assert_eq!(KEYS.iter().filter(|k| k.extension).count(), 2);
+        assert!(key("NOPE").is_none());
+    }
+
+    #[test]
+    fn port_lists() {
+        let c = ok("TCP_PORTS", " 1, 7 ,,9,+10,3-5, 8 - 8,1,");
+        assert_eq!(c.tcp_ports, Some(vec![1, 7, 9, 10, 3, 4, 5, 8]));
+        assert_eq!(ok("UDP_PORTS", "").udp_ports, Some(vec![]));
+        assert_eq!(ok("UDP_PORTS", ",").udp_ports, Some(vec![]));
+        assert_eq!(ok("UDP_PORTS", "65535").udp_ports, Some(vec![65535]));
+        // No 64-entry limit, duplicates removed.
+        let c = ok("ADVANCED_EXCLUDE_TCP", "1-100,50-150");
+        assert_eq!(c.advanced_exclude_tcp, (1..=150).collect::<Vec<_>>());
+        let c = ok("ADVANCED_EXCLUDE_UDP", "520,138,137,67");
+        assert_eq!(c.advanced_exclude_udp, [520, 138, 137, 67]);
+        assert_eq!(
+            ok("TCP_PORTS", "1-65535").tcp_ports.map(|v| v.len()),
+            Some(65535)
+        );
+    }
+
+    #[test]
+    fn port_list_errors_name_the_token_and_keep_the_rest() {
+        assert!(err("TCP_PORTS", "0").contains("\"0\""));
+        assert!(err("TCP_PORTS", "70000").contains("out of range"));
+        assert!(err("TCP_PORTS", "99999999999999999999999").contains("out of range"));
+        assert!(err("TCP_PORTS", "abc").contains("not a port number: \"abc\""));
+        assert!(err("TCP_PORTS", "-1").contains("\"-1\""));
+        assert!(err("TCP_PORTS", "5-3").contains("reversed port range: \"5-3\""));
+        assert!(err("TCP_PORTS", "1-").contains("\"1-\""));
+        assert!(err("TCP_PORTS", "1-2-3").contains("\"1-2-3\""));
+        assert!(err("TCP_PORTS", "0-5").contains("\"0-5\""));
+        assert!(err("UDP_PORTS", "1 2").contains("\"1 2\""));
+        let (c, d) = run("UDP_PORTS", "1,x,2,0");
+        assert_eq!(c.udp_ports, Some(vec![1, 2]));
+        assert_eq!(d.len(), 2);
+        let (c, d) = run("ADVANCED_EXCLUDE_TCP", "113,oops");
+        assert_eq!((c.advanced_exclude_tcp, d.len()), (vec![113], 1));
+        assert_eq!(err("ADVANCED_EXCLUDE_UDP", "x"), "not a port number: \"x\"");
+        let long = "7".repeat(100);
+        assert_eq!(
+            err("UDP_PORTS", &long),
+            format!("port out of range 1-65535: \"{}...\"", &long[..40])
+        );
+    }
+
+    #[test]
+    fn advanced_ports() {
+        assert_eq!(ok("ADVANCED_PORTS_TCP", "2048").advanced_ports_tcp, 2048);
+        assert_eq!(ok("ADVANCED_PORTS_UDP", " 65535").advanced_ports_udp, 65535);
+        for bad in ["0", "-1", "65536", "", "1k", "4294967296"] {
+            assert!(err("ADVANCED_PORTS_TCP", bad).contains("1-65535"), "{bad}");
+        }
+        let (c, _) = run("ADVANCED_PORTS_UDP", "x");
+        assert_eq!(c.advanced_ports_udp, 1024);
+    }
+
+    #[test]
+    fn block_modes() {
+        assert_eq!(ok("BLOCK_TCP", "0").block_tcp, BlockMode::LogOnly);
+        assert_eq!(ok("BLOCK_TCP", "1").block_tcp, BlockMode::Block);
+        assert_eq!(ok("BLOCK_TCP", " 2").block_tcp, BlockMode::RunCmdOnly);
+        assert_eq!(ok("BLOCK_UDP", "+1").block_udp, BlockMode::Block);
+        assert_eq!(ok("BLOCK_UDP", "2 ").block_udp, BlockMode::RunCmdOnly);
+        for bad in ["3", "-1", "yes", "", "1x"] {
+            let m = err("BLOCK_UDP", bad);
+            assert_eq!(m, format!("must be 0, 1 or 2, got \"{bad}\""));
+        }
+    }
+
+    #[test]
+    fn flags_are_non_zero_integers() {
+        assert!(ok("RESOLVE_HOST", "1").resolve_host);
+        assert!(ok("RESOLVE_HOST", "  -3").resolve_host);
+        assert!(!ok("RESOLVE_HOST", "0").resolve_host);
+        assert!(ok("KILL_RUN_CMD_FIRST", "7").kill_run_cmd_first);
+        assert!(!ok("KILL_RUN_CMD_FIRST", "00").kill_run_cmd_first);
+        assert!(err("RESOLVE_HOST", "yes").contains("not an integer, got \"yes\""));
+        assert!(err("KILL_RUN_CMD_FIRST", " 2x").contains("not an integer"));
+        assert!(err("RESOLVE_HOST", "").contains("not an integer"));
+        assert!(err("RESOLVE_HOST", "99999999999999999999").contains("too large"));
+    }
+
+    #[test]
+    fn scan_trigger() {
+        assert_eq!(ok("SCAN_TRIGGER", "0").scan_trigger, 0);
+        assert_eq!(ok("SCAN_TRIGGER", "3").scan_trigger, 3);
+        assert!(err("SCAN_TRIGGER", "-1").contains(">= 0"));
+        assert!(err("SCAN_TRIGGER", "4294967296").contains(">= 0"));
+        assert!(err("SCAN_TRIGGER", "two").contains("not an integer"));
+    }
+
+    #[test]
+    fn strings_and_paths() {
+        let c = ok("KILL_ROUTE", "/sbin/route add -host $TARGET$ reject");
+        assert_eq!(
+            c.kill_route.as_deref(),
+            Some("/sbin/route add -host $TARGET$ reject")
+        );
+        assert_eq!(ok("KILL_ROUTE", "").kill_route, None);
+        assert_eq!(ok("KILL_HOSTS_DENY", "").kill_hosts_deny, None);
+        let c = ok("KILL_HOSTS_DENY", "ALL: $TARGET$ : DENY");
+        assert_eq!(c.kill_hosts_deny.as_deref(), Some("ALL: $TARGET$ : DENY"));
+        let c = ok("KILL_RUN_CMD", "/x $TARGET$ $PORT$ $MODE$; echo '#'");
+        assert_eq!(
+            c.kill_run_cmd.as_deref(),
+            Some("/x $TARGET$ $PORT$ $MODE$; echo '#'")
+        );
+        assert_eq!(ok("KILL_RUN_CMD", "").kill_run_cmd, None);
+        assert_eq!(ok("PORT_BANNER", "").port_banner.as_deref(), Some(""));
+        assert_eq!(
+            ok("PORT_BANNER", " GO AWAY ").port_banner.as_deref(),
+            Some(" GO AWAY ")
+        );
+        assert_eq!(
+            ok("IGNORE_FILE", "/etc/portsentry/portsentry.ignore").ignore_file,
+            Some(PathBuf::from("/etc/portsentry/portsentry.ignore"))
+        );
+        assert_eq!(
+            ok("HISTORY_FILE", "h").history_file,
+            Some(PathBuf::from("h"))
+        );
+        assert_eq!(
+            ok("BLOCKED_FILE", "/b").blocked_file,
+            Some(PathBuf::from("/b"))
+        );
+        assert_eq!(
+            ok("HOSTS_DENY_FILE", "/tmp/deny").hosts_deny_file,
+            PathBuf::from("/tmp/deny")
+        );
+        for k in [
+            "IGNORE_FILE",
+            "HISTORY_FILE",
+            "BLOCKED_FILE",
+            "HOSTS_DENY_FILE",
+        ] {
+            assert_eq!(err(k, ""), "empty path");
+        }
+        assert_eq!(
+            run("HOSTS_DENY_FILE", "").0.hosts_deny_file,
+            PathBuf::from("/etc/hosts.deny")
+        );
+    }
+
+    #[test]
+    fn keep_capabilities() {
+        assert_eq!(Config::default().keep_capabilities, Some(vec![10, 12, 13]));
+        assert_eq!(ok("KEEP_CAPABILITIES", "all").keep_capabilities, None);
+        assert_eq!(
+            ok("KEEP_CAPABILITIES", "CAP_NET_ADMIN, CAP_DAC_OVERRIDE").keep_capabilities,
+            Some(vec![1, 12])
+        );
+        assert!(err("KEEP_CAPABILITIES", "CAP_NET_ADMIN,CAP_WIZARD").contains("CAP_WIZARD"));
+    }
+}

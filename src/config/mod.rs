@@ -1,0 +1,353 @@
+//! portsentry.conf: bytes in, a typed `Config` plus every diagnostic out (reference §2.1–§2.4,
+//! §10.1 item 16).
+//!
+//! Owns the meaning of the file. Every file 1.2 accepts gets the same meaning here: each key is
+//! looked up with 1.2's own rule (`scan.rs`): first matching line wins, value between the first
+//! `"` and the next `"` or unprintable byte, `#` and `;` inside quotes kept. Where 1.2 silently
+//! mis-reads a line (cross-key hijack, tab after the key, missing quotes, indented key, value cut
+//! at a tab or non-ASCII byte, duplicate key, line over 1023 bytes) we keep 1.2's reading and
+//! add a Warning naming file, line and key, so an upgrade never changes what a working file
+//! does. Values 1.2 would turn into nonsense (port 0 or 70000, `BLOCK_TCP="yes"`) are Errors.
+//! Unknown keys are ignored silently: other tools may share the file.
+//!
+//! Must never: touch the file system (the caller reads the file), panic on any input, or stop
+//! at the first problem.
+
+mod keys;
+mod scan;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+pub use keys::{KEYS, KeyDef, key};
+
+/// How serious a diagnostic is: an Error means the config must not be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Severity {
+    Warning,
+    Error,
+}
+
+/// One problem found in a config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub path: PathBuf,
+    /// 1-based physical line.
+    pub line: Option<usize>,
+    pub key: Option<String>,
+    pub severity: Severity,
+    pub message: String,
+}
+
+impl fmt::Display for Diagnostic {
+    /// `error: /etc/portsentry/portsentry.conf:12: BLOCK_TCP: must be 0, 1 or 2, got "3"`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let level = match self.severity {
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+        };
+        write!(f, "{level}: {}", self.path.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        if let Some(key) = &self.key {
+            write!(f, ": {key}")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// True if any diagnostic is an Error.
+pub fn has_errors(d: &[Diagnostic]) -> bool {
+    d.iter().any(|d| d.severity == Severity::Error)
+}
+
+/// `BLOCK_TCP` / `BLOCK_UDP` (§6.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum BlockMode {
+    /// 0: log, do not run any action (1.2 still writes the blocked and history lines, §10.1 9).
+    #[default]
+    LogOnly,
+    /// 1: run KILL_RUN_CMD, KILL_HOSTS_DENY and KILL_ROUTE, in the KILL_RUN_CMD_FIRST order.
+    Block,
+    /// 2: run KILL_RUN_CMD only.
+    RunCmdOnly,
+}
+
+/// A parsed portsentry.conf. `Default` gives 1.2's values for absent keys (§2.4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// `None`: key absent. Ranges expanded, duplicates removed, order kept.
+    pub tcp_ports: Option<Vec<u16>>,
+    pub udp_ports: Option<Vec<u16>>,
+    pub advanced_ports_tcp: u16,
+    pub advanced_ports_udp: u16,
+    pub advanced_exclude_tcp: Vec<u16>,
+    pub advanced_exclude_udp: Vec<u16>,
+    pub ignore_file: Option<PathBuf>,
+    pub history_file: Option<PathBuf>,
+    pub blocked_file: Option<PathBuf>,
+    pub resolve_host: bool,
+    pub block_tcp: BlockMode,
+    pub block_udp: BlockMode,
+    /// `None` when absent or `""`: the action is skipped.
+    pub kill_route: Option<String>,
+    pub kill_hosts_deny: Option<String>,
+    pub kill_run_cmd: Option<String>,
+    pub kill_run_cmd_first: bool,
+    pub scan_trigger: u32,
+    /// Present but empty is `Some("")`: 1.2 still sends an empty reply (§2.4).
+    pub port_banner: Option<String>,
+    /// Extension key `HOSTS_DENY_FILE`; 1.2 hard-codes `/etc/hosts.deny` (§6.4).
+    pub hosts_deny_file: PathBuf,
+    /// Capabilities kept after start-up (KEEP_CAPABILITIES); None keeps them all.
+    pub keep_capabilities: Option<Vec<u8>>,
+    /// The 1-based line each present key was read from (also for a present but invalid value;
+    /// not for a key 1.2 treats as absent, e.g. "Quotes missing"). Lets callers tell absent
+    /// from empty (`ADVANCED_EXCLUDE_*` log differently, §2.4) and point at lines.
+    pub lines: BTreeMap<&'static str, usize>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            tcp_ports: None,
+            udp_ports: None,
+            advanced_ports_tcp: 1024,
+            advanced_ports_udp: 1024,
+            advanced_exclude_tcp: Vec::new(),
+            advanced_exclude_udp: Vec::new(),
+            ignore_file: None,
+            history_file: None,
+            blocked_file: None,
+            resolve_host: false,
+            block_tcp: BlockMode::LogOnly,
+            block_udp: BlockMode::LogOnly,
+            kill_route: None,
+            kill_hosts_deny: None,
+            kill_run_cmd: None,
+            kill_run_cmd_first: false,
+            scan_trigger: 0,
+            port_banner: None,
+            hosts_deny_file: PathBuf::from("/etc/hosts.deny"),
+            keep_capabilities: Some(crate::caps::default_keep()),
+            lines: BTreeMap::new(),
+        }
+    }
+}
+
+impl Config {
+    /// True if the file had a line 1.2 would read for `key`, with quotes.
+    pub fn is_present(&self, key: &str) -> bool {
+        self.lines.contains_key(key)
+    }
+}
+
+/// The result of `parse`: the config and every diagnostic, sorted by line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parsed {
+    pub config: Config,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Parses the contents of a portsentry.conf (`path` is only used in diagnostics).
+pub fn parse(text: &[u8], path: &Path) -> Parsed {
+    let (segments, split_lines) = scan::segments(text);
+    let mut config = Config::default();
+    let mut out = Vec::new();
+    let diag = |line: usize, key: Option<&str>, severity, message: String| Diagnostic {
+        path: path.to_path_buf(),
+        line: Some(line),
+        key: key.map(str::to_string),
+        severity,
+        message,
+    };
+
+    for line in split_lines {
+        let first = segments.iter().find(|s| s.line == line);
+        let key = first.and_then(|s| {
+            KEYS.iter()
+                .find(|k| scan::lead(s.text, k.name) == scan::Lead::Proper)
+        });
+        out.push(diag(
+            line,
+            key.map(|k| k.name),
+            Severity::Warning,
+            format!(
+                "line is longer than {} bytes: 1.2 reads it in {0}-byte pieces, each as a new line",
+                scan::FGETS_MAX
+            ),
+        ));
+    }
+
+    for k in KEYS {
+        lookup(k, &segments, path, &mut config, &mut out);
+    }
+
+    out.sort_by_key(|d| d.line);
+    Parsed {
+        config,
+        diagnostics: out,
+    }
+}
+
+/// Looks up one key with 1.2's rule and applies its value; warns about every line that 1.2
+/// reads differently from how it looks.
+fn lookup(
+    k: &'static KeyDef,
+    segments: &[scan::Segment<'_>],
+    path: &Path,
+    config: &mut Config,
+    out: &mut Vec<Diagnostic>,
+) {
+    use scan::Lead;
+    let warn = |out: &mut Vec<Diagnostic>, line: usize, message: String| {
+        out.push(Diagnostic {
+            path: path.to_path_buf(),
+            line: Some(line),
+            key: Some(k.name.to_string()),
+            severity: Severity::Warning,
+            message,
+        })
+    };
+    let name = k.name;
+    // Line of the first match, and whether it lacked quotes.
+    let mut winner: Option<(usize, bool)> = None;
+
+    for seg in segments {
+        let lead = scan::lead(seg.text, name);
+        let matched = scan::matches_1_2(seg.text, name);
+        if !matched {
+            match lead {
+                Lead::BadSeparator(Some(b'\t')) => warn(
+                    out,
+                    seg.line,
+                    format!(
+                        "TAB after the key: 1.2 does not read this line (write {name}=\"...\")"
+                    ),
+                ),
+                Lead::BadSeparator(None) => warn(
+                    out,
+                    seg.line,
+                    "no value after the key: 1.2 does not read this line".to_string(),
+                ),
+                Lead::BadSeparator(Some(b)) => warn(
+                    out,
+                    seg.line,
+                    format!(
+                        "key followed by {}, not '=' or a space: 1.2 does not read this line",
+                        describe(b)
+                    ),
+                ),
+                Lead::Indented => warn(
+                    out,
+                    seg.line,
+                    "indented key: 1.2 ignores this line (start the key in column 1)".to_string(),
+                ),
+                Lead::Proper | Lead::Other => {}
+            }
+            continue;
+        }
+        if let Some((first, no_quotes)) = winner {
+            if matches!(lead, Lead::Proper | Lead::Indented) {
+                let why = if no_quotes {
+                    format!(
+                        "ignored: 1.2 reads only the first {name} line (line {first}), which has no quotes, so {name} is treated as absent"
+                    )
+                } else {
+                    format!("duplicate key ignored: the first {name} line (line {first}) wins")
+                };
+                warn(out, seg.line, why);
+            }
+            continue;
+        }
+
+        // The first match: this is the line 1.2 uses.
+        if lead != Lead::Proper {
+            let other = KEYS
+                .iter()
+                .find(|o| o.name != name && scan::lead(seg.text, o.name) == Lead::Proper);
+            let what = match (lead, other) {
+                (Lead::Indented, _) => "this line is indented, but".to_string(),
+                (_, Some(o)) => format!("this is a {} line, but", o.name),
+                _ => "this line does not start with the key, but".to_string(),
+            };
+            warn(
+                out,
+                seg.line,
+                format!(
+                    "{what} 1.2 reads it as {name} because it contains \"{name}\" and byte {} is '=' or a space; its value is used for {name}, as 1.2 does",
+                    name.len() + 1
+                ),
+            );
+        }
+        let Some(e) = scan::extract(seg) else {
+            warn(
+                out,
+                seg.line,
+                format!(
+                    "quotes missing: 1.2 skips this option and treats {name} as absent (write {name}=\"...\")"
+                ),
+            );
+            winner = Some((seg.line, true));
+            continue;
+        };
+        winner = Some((seg.line, false));
+        if lead == Lead::Proper {
+            let between = seg.text.get(name.len()..e.open_quote).unwrap_or_default();
+            let mut rest = between.trim_ascii();
+            rest = rest.strip_prefix(b"=").unwrap_or(rest).trim_ascii();
+            if !rest.is_empty() {
+                warn(
+                    out,
+                    seg.line,
+                    format!(
+                        "text before the opening quote is ignored: \"{}\"",
+                        String::from_utf8_lossy(rest)
+                    ),
+                );
+            }
+        }
+        match e.stop {
+            scan::Stop::Quote => {}
+            scan::Stop::EndOfLine => warn(
+                out,
+                seg.line,
+                "missing closing quote: the value runs to the end of the line".to_string(),
+            ),
+            scan::Stop::Cut { byte, column } => warn(
+                out,
+                seg.line,
+                format!(
+                    "value cut at {} (column {column}), as 1.2 does: using \"{}\"",
+                    describe(byte),
+                    e.value
+                ),
+            ),
+        }
+        config.lines.insert(name, seg.line);
+        let mut ctx = keys::Ctx {
+            path,
+            line: seg.line,
+            key: name,
+            out,
+        };
+        k.apply(config, &e.value, &mut ctx);
+    }
+}
+
+fn describe(b: u8) -> String {
+    match b {
+        b'\t' => "a TAB".to_string(),
+        b'\r' => "a carriage return".to_string(),
+        0 => "a NUL byte".to_string(),
+        0x80.. => format!("non-ASCII byte 0x{b:02X}"),
+        0x20..=0x7e => format!("'{}'", char::from(b)),
+        _ => format!("control byte 0x{b:02X}"),
+    }
+}
+
+#[cfg(test)]
+mod tests;

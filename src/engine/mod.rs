@@ -1,0 +1,494 @@
+//! The per-host state engine: decides, for one hit from one source, whether it is ignored,
+//! waits below SCAN_TRIGGER, is a repeat to stay quiet about, or gets a response, and builds
+//! that response as a [`Verdict`]: log lines, whether to send the banner, and a [`Job`] of
+//! ordered response steps for the shell to carry out.
+//!
+//! Pure: it never touches sockets, files, processes or the clock. Time comes in as
+//! milliseconds on a monotonic clock (`now`), so tests drive it with a fake clock.
+//!
+//! Differences from 1.2 (reference §4, §5.2, §10.1 items 8, 9, 14), all deliberate:
+//! - per-host hit counters in a time window instead of one shared 50-slot ring, so unrelated
+//!   hosts cannot evict a scanner's history; the table is bounded and entries age out;
+//! - "already blocked" is an exact address match in memory, not a substring search of a file;
+//! - with BLOCK_x=0 the history line is still written (fail2ban reads it) but the host is not
+//!   marked blocked, so a later scan is logged again; repeats from one host are rate-limited.
+
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+
+use crate::config::{BlockMode, Config};
+use crate::ignore::IgnoreList;
+use crate::mode::{Kind, Mode, Proto};
+use crate::protect::Protected;
+use crate::report::{self, Action, ScanKind, TcpScanType};
+use crate::template;
+
+/// What kind of hit arrived (decides the detection line).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Detail {
+    /// A full connect (TCP) or a datagram (UDP) on a bound classic-mode port.
+    Connect,
+    /// A TCP packet seen by a stealth or advanced mode.
+    TcpScan(TcpScanType),
+    /// A UDP datagram seen by a stealth or advanced mode.
+    UdpScan,
+}
+
+/// One hit: a source touched a watched port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hit {
+    pub src: IpAddr,
+    pub port: u16,
+    pub mode: Mode,
+    pub detail: Detail,
+    /// The IPv4 header carried options (stealth modes log an extra line, §3.2).
+    pub ip_options: bool,
+}
+
+/// The gate decision for a hit, before any name lookup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gate {
+    /// The source is in the ignore list: completely silent (§5.1).
+    Ignored,
+    /// Counted, but SCAN_TRIGGER is not reached yet: silent (§4).
+    BelowTrigger,
+    /// A repeat from a host reported within the repeat interval: counted, silent.
+    Suppressed,
+    /// Respond: log, and dispose unless the host is already blocked.
+    Respond(Respond),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Respond {
+    pub already_blocked: bool,
+    /// Hits from this host that were suppressed since it was last reported.
+    pub suppressed: u32,
+    /// Over the global report rate: act, but log and record nothing (counted for the
+    /// periodic summary).
+    pub quiet: bool,
+}
+
+/// One response step, carried out in order by the shell (§6.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Append this line to the hosts.deny file (once per host).
+    HostsDeny { line: String },
+    /// Run KILL_ROUTE through `/bin/sh -c`.
+    Route { command: String },
+    /// Run KILL_RUN_CMD through `/bin/sh -c`.
+    RunCmd { command: String },
+}
+
+/// What to write once the steps succeed: the blocked-file and history line fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub name: String,
+    pub ip: IpAddr,
+    pub port: u16,
+    pub mode: Mode,
+    /// Also write `BLOCKED_FILE.<mode>` (false when BLOCK_x=0: the host is not blocked).
+    pub blocked_file: bool,
+    /// Write the history (and blocked-file) line at all (false when over the rate limit).
+    pub write: bool,
+}
+
+/// The response for one host, run as a chain: every step runs even if an earlier one failed;
+/// when all are done the shell calls [`Engine::job_done`] with the overall result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Job {
+    pub target: IpAddr,
+    pub steps: Vec<Step>,
+    pub record: Record,
+    /// Over the global report rate: the shell logs nothing about this job.
+    pub quiet: bool,
+    /// False when a step was skipped for lack of `$TARGET$`: the job then counts as failed
+    /// once its other steps have run, as 1.2's dispose does (§6.2).
+    pub preflight_ok: bool,
+}
+
+/// Instructions for the shell.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Verdict {
+    /// Classic modes: send PORT_BANNER on the socket the hit came in on.
+    pub banner: bool,
+    pub log: Vec<String>,
+    pub job: Option<Job>,
+}
+
+/// Tunables with defaults; not 1.2 keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Hits older than this no longer count towards SCAN_TRIGGER.
+    pub trigger_window_ms: u64,
+    /// A tracked host with no hit for this long is forgotten.
+    pub host_ttl_ms: u64,
+    /// At most this many tracked (not blocked) hosts.
+    pub max_hosts: usize,
+    /// At most this many blocked hosts remembered in memory.
+    pub max_blocked: usize,
+    /// After a host is reported, further reports about it wait this long.
+    pub repeat_interval_ms: u64,
+    /// Reports (log lines and file lines about a hit) allowed in a burst, and per second
+    /// after it, over all hosts: a flood of forged sources cannot fill the disk.
+    pub report_burst: u32,
+    pub reports_per_sec: u32,
+    /// How often the summary of rate-limited reports is logged.
+    pub summary_interval_ms: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            trigger_window_ms: 3_600_000,
+            host_ttl_ms: 3_600_000,
+            max_hosts: 65_536,
+            max_blocked: 1 << 20,
+            repeat_interval_ms: 60_000,
+            report_burst: 200,
+            reports_per_sec: 20,
+            summary_interval_ms: 10_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Status {
+    Idle,
+    /// A job for this host is running.
+    Pending,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Host {
+    hits: u32,
+    window_start: u64,
+    last_seen: u64,
+    status: Status,
+    /// When this host was last reported (logged); None if never.
+    last_report: Option<u64>,
+    suppressed: u32,
+}
+
+/// Per-host state for one daemon (all its modes).
+#[derive(Debug, Clone)]
+pub struct Engine {
+    limits: Limits,
+    hosts: HashMap<IpAddr, Host>,
+    blocked: HashSet<IpAddr>,
+    reports: Bucket,
+    /// Reports suppressed by the global rate limit since the last summary.
+    quiet: u64,
+    last_summary: u64,
+}
+
+/// A token bucket in thousandths of a token, refilled from `now`.
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    milli: u64,
+    cap_milli: u64,
+    per_sec: u64,
+    last: u64,
+}
+
+impl Bucket {
+    fn new(burst: u32, per_sec: u32) -> Bucket {
+        let cap = u64::from(burst.max(1)) * 1000;
+        Bucket {
+            milli: cap,
+            cap_milli: cap,
+            per_sec: u64::from(per_sec),
+            last: 0,
+        }
+    }
+
+    fn take(&mut self, now: u64) -> bool {
+        let dt = now.saturating_sub(self.last);
+        self.last = self.last.max(now);
+        // per_sec tokens per 1000 ms = per_sec milli-tokens per ms.
+        self.milli = (self.milli + dt.saturating_mul(self.per_sec)).min(self.cap_milli);
+        if self.milli >= 1000 {
+            self.milli -= 1000;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+impl Engine {
+    pub fn new(limits: Limits) -> Engine {
+        Engine {
+            limits,
+            hosts: HashMap::new(),
+            blocked: HashSet::new(),
+            reports: Bucket::new(limits.report_burst, limits.reports_per_sec),
+            quiet: 0,
+            last_summary: 0,
+        }
+    }
+
+    /// Forget every block (SIGHUP and start-up clear the blocked files; §7.1).
+    pub fn clear_blocked(&mut self) {
+        self.blocked.clear();
+        for h in self.hosts.values_mut() {
+            h.last_report = None;
+            h.suppressed = 0;
+        }
+    }
+
+    pub fn is_blocked(&self, ip: IpAddr) -> bool {
+        self.blocked.contains(&ip)
+    }
+
+    pub fn tracked_hosts(&self) -> usize {
+        self.hosts.len()
+    }
+
+    pub fn blocked_hosts(&self) -> usize {
+        self.blocked.len()
+    }
+
+    /// Step 1 for a hit: ignore list, SCAN_TRIGGER, already-blocked, repeat limiting.
+    /// `scan_trigger` is SCAN_TRIGGER (0 and 1 both mean the first hit, §4).
+    pub fn gate(&mut self, now: u64, src: IpAddr, scan_trigger: u32, ignore: &IgnoreList) -> Gate {
+        if ignore.contains(src) {
+            return Gate::Ignored;
+        }
+        let limits = self.limits;
+        if !self.hosts.contains_key(&src) && self.hosts.len() >= limits.max_hosts {
+            self.evict(now);
+        }
+        let host = self.hosts.entry(src).or_insert(Host {
+            hits: 0,
+            window_start: now,
+            last_seen: now,
+            status: Status::Idle,
+            last_report: None,
+            suppressed: 0,
+        });
+        if now.saturating_sub(host.window_start) > limits.trigger_window_ms {
+            host.hits = 0;
+            host.window_start = now;
+        }
+        host.hits = host.hits.saturating_add(1);
+        host.last_seen = now;
+        if host.hits < scan_trigger.max(1) {
+            return Gate::BelowTrigger;
+        }
+        let already_blocked = self.blocked.contains(&src) || host.status == Status::Pending;
+        if let Some(at) = host.last_report
+            && now.saturating_sub(at) < limits.repeat_interval_ms
+        {
+            host.suppressed = host.suppressed.saturating_add(1);
+            return Gate::Suppressed;
+        }
+        let suppressed = std::mem::take(&mut host.suppressed);
+        host.last_report = Some(now);
+        let quiet = !self.reports.take(now);
+        if quiet {
+            self.quiet += 1;
+        }
+        Gate::Respond(Respond {
+            already_blocked,
+            suppressed,
+            quiet,
+        })
+    }
+
+    /// Step 2: build the response for a hit that the gate let through. `name` is the
+    /// resolved name, or the address text when RESOLVE_HOST is off (§6.6). A protected
+    /// source (this host, loopback, a gateway, ...) is logged but never acted on.
+    pub fn respond(
+        &mut self,
+        cfg: &Config,
+        hit: &Hit,
+        r: Respond,
+        name: &str,
+        protected: &Protected,
+    ) -> Verdict {
+        let ip = hit.src;
+        let proto = hit.mode.proto();
+        let mut v = Verdict {
+            // 1.2 sends the banner on every triggered hit, blocked hosts included (§3.1).
+            banner: hit.mode.kind() == Kind::Classic,
+            ..Verdict::default()
+        };
+        v.log.push(detection_line(hit, name));
+        if hit.ip_options && hit.mode.kind() != Kind::Classic {
+            v.log
+                .push(report::ip_options_set(name, ip, proto, hit.port));
+        }
+        if r.suppressed > 0 {
+            v.log.push(report::hits_suppressed(
+                u64::from(r.suppressed),
+                ip,
+                self.limits.repeat_interval_ms / 1000,
+            ));
+        }
+        if r.already_blocked {
+            v.log.push(report::already_blocked(hit.mode, name, ip));
+            return quiet(v, r);
+        }
+        if let Some(why) = protected.reason(ip) {
+            v.log.push(report::refusing_to_block(ip, why.text()));
+            return quiet(v, r);
+        }
+        let block = match proto {
+            Proto::Tcp => cfg.block_tcp,
+            Proto::Udp => cfg.block_udp,
+        };
+        let subst = |t: &str| template::substitute(t, ip, hit.port, hit.mode);
+        let mut steps = Vec::new();
+        let mut preflight_ok = true;
+        let run_cmd = cfg
+            .kill_run_cmd
+            .as_deref()
+            .map(|c| Step::RunCmd { command: subst(c) });
+        match block {
+            BlockMode::LogOnly => v.log.push(report::ignoring_response(proto)),
+            BlockMode::RunCmdOnly => steps.extend(run_cmd),
+            BlockMode::Block => {
+                let first = cfg.kill_run_cmd_first;
+                if first {
+                    steps.extend(run_cmd.clone());
+                }
+                if let Some(t) = cfg.kill_hosts_deny.as_deref() {
+                    if template::has_target(t) {
+                        steps.push(Step::HostsDeny { line: subst(t) });
+                    } else {
+                        v.log.push(report::no_target_variable(Action::HostsDeny));
+                        preflight_ok = false;
+                    }
+                }
+                if let Some(t) = cfg.kill_route.as_deref() {
+                    if template::has_target(t) {
+                        steps.push(Step::Route { command: subst(t) });
+                    } else {
+                        v.log.push(report::no_target_variable(Action::Route));
+                        preflight_ok = false;
+                    }
+                }
+                if !first {
+                    steps.extend(run_cmd);
+                }
+            }
+        }
+        let blocking = block != BlockMode::LogOnly;
+        if blocking {
+            if let Some(h) = self.hosts.get_mut(&ip) {
+                h.status = Status::Pending;
+            }
+            // A blocked host's later hits are "already blocked" at once, not "suppressed".
+            if let Some(h) = self.hosts.get_mut(&ip) {
+                h.last_report = None;
+            }
+        }
+        v.job = Some(Job {
+            target: ip,
+            steps,
+            record: Record {
+                name: name.to_string(),
+                ip,
+                port: hit.port,
+                mode: hit.mode,
+                blocked_file: blocking,
+                write: !r.quiet,
+            },
+            quiet: r.quiet,
+            preflight_ok,
+        });
+        if r.quiet && !blocking {
+            // Log only, and over the rate: nothing left to do.
+            v.job = None;
+        }
+        quiet(v, r)
+    }
+
+    /// The summary of what the global rate limit suppressed, at most once per interval.
+    pub fn tick(&mut self, now: u64) -> Option<String> {
+        if self.quiet == 0
+            || now.saturating_sub(self.last_summary) < self.limits.summary_interval_ms
+        {
+            return None;
+        }
+        let secs = now.saturating_sub(self.last_summary).div_ceil(1000);
+        self.last_summary = now;
+        Some(report::reports_rate_limited(
+            std::mem::take(&mut self.quiet),
+            secs,
+        ))
+    }
+
+    /// Step 3: the shell finished a job. On success a blocking job marks the host blocked;
+    /// on failure nothing is remembered, so the next hit tries again (§6.1 item 7).
+    pub fn job_done(&mut self, job: &Job, ok: bool) -> Vec<String> {
+        let ip = job.target;
+        if let Some(h) = self.hosts.get_mut(&ip) {
+            h.status = Status::Idle;
+        }
+        if !ok {
+            return vec![report::could_not_block(
+                job.record.mode,
+                &job.record.name,
+                ip,
+            )];
+        }
+        if job.record.blocked_file {
+            if self.blocked.len() >= self.limits.max_blocked {
+                return vec![report::blocked_memory_full(self.limits.max_blocked)];
+            }
+            self.blocked.insert(ip);
+        }
+        Vec::new()
+    }
+
+    /// Make room: drop hosts idle past their TTL; if none, drop the least recently seen
+    /// eighth of the table (amortised O(1) per new host).
+    fn evict(&mut self, now: u64) {
+        let ttl = self.limits.host_ttl_ms;
+        self.hosts
+            .retain(|_, h| h.status == Status::Pending || now.saturating_sub(h.last_seen) <= ttl);
+        if self.hosts.len() < self.limits.max_hosts {
+            return;
+        }
+        let mut seen: Vec<u64> = self.hosts.values().map(|h| h.last_seen).collect();
+        let k = (seen.len() / 8).max(1);
+        let (_, cut, _) = seen.select_nth_unstable(k - 1);
+        let cut = *cut;
+        self.hosts
+            .retain(|_, h| h.status == Status::Pending || h.last_seen > cut);
+    }
+
+    /// Periodic housekeeping: forget hosts idle past their TTL.
+    pub fn expire(&mut self, now: u64) {
+        let ttl = self.limits.host_ttl_ms;
+        self.hosts
+            .retain(|_, h| h.status == Status::Pending || now.saturating_sub(h.last_seen) <= ttl);
+    }
+}
+
+/// Over the global rate: keep the actions, drop the log lines.
+fn quiet(mut v: Verdict, r: Respond) -> Verdict {
+    if r.quiet {
+        v.log.clear();
+    }
+    v
+}
+
+/// The detection line of 1.2 for a hit (§8.3).
+pub fn detection_line(hit: &Hit, name: &str) -> String {
+    match hit.detail {
+        Detail::Connect => report::connect_from(name, hit.src, hit.mode.proto(), hit.port),
+        Detail::TcpScan(t) => report::scan_detected(ScanKind::Tcp(t), name, hit.src, hit.port),
+        Detail::UdpScan => report::scan_detected(ScanKind::Udp, name, hit.src, hit.port),
+    }
+}
+
+/// Classic modes send PORT_BANNER on every triggered hit, repeats included (§3.1, §6.5);
+/// never to ignored hosts or below the trigger.
+pub fn sends_banner(gate: &Gate, mode: Mode) -> bool {
+    mode.kind() == Kind::Classic && matches!(gate, Gate::Respond(_) | Gate::Suppressed)
+}
+
+#[cfg(test)]
+mod tests;

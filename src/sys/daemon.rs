@@ -1,0 +1,146 @@
+//! Daemon lifecycle: fork with a readiness pipe so the parent exits 0 only once the child is
+//! listening (else non-zero with the child's reason), the pid file, and detaching stdio.
+//! 1.2 forked before doing anything and always exited 0 (§1 item 6, §10.1 item 17).
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::Path;
+
+use nix::fcntl::OFlag;
+use nix::unistd::{ForkResult, Pid, fork, pipe2, setsid};
+
+/// The child's end of the readiness pipe.
+pub struct Ready(File);
+
+impl Ready {
+    pub fn ok(mut self) {
+        let _ = self.0.write_all(b"OK\n");
+    }
+    pub fn fail(mut self, reason: &str) {
+        let _ = self.0.write_all(format!("ERR {reason}\n").as_bytes());
+    }
+}
+
+pub enum Forked {
+    /// In the parent: exit with this status.
+    Parent(i32),
+    Child(Ready),
+}
+
+/// Fork. The parent waits for the child's verdict on the pipe and prints its reason on
+/// failure. Must be called while the process has a single thread.
+pub fn daemonize() -> io::Result<Forked> {
+    let (r, w): (OwnedFd, OwnedFd) = pipe2(OFlag::O_CLOEXEC)?;
+    // SAFETY: the process is single-threaded here (no thread has been spawned yet), so the
+    // child may run arbitrary code after fork.
+    match unsafe { fork() }? {
+        ForkResult::Parent { .. } => {
+            drop(w);
+            let mut msg = String::new();
+            let _ = File::from(r).read_to_string(&mut msg);
+            let msg = msg.trim_end();
+            if msg == "OK" {
+                Ok(Forked::Parent(0))
+            } else {
+                let reason = msg
+                    .strip_prefix("ERR ")
+                    .unwrap_or("the daemon exited before it was ready (see syslog)");
+                eprintln!("portsentry: {reason}");
+                Ok(Forked::Parent(1))
+            }
+        }
+        ForkResult::Child => {
+            drop(r);
+            setsid()?;
+            std::env::set_current_dir("/")?;
+            nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
+            detach_stdio()?;
+            Ok(Forked::Child(Ready(File::from(w))))
+        }
+    }
+}
+
+/// Point fds 0-2 at /dev/null (1.2 closed them and its sockets took their numbers, §6.3).
+fn detach_stdio() -> io::Result<()> {
+    let null = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")?;
+    nix::unistd::dup2_stdin(null.as_fd())?;
+    nix::unistd::dup2_stdout(null.as_fd())?;
+    nix::unistd::dup2_stderr(null.as_fd())?;
+    Ok(())
+}
+
+/// Refuse to start if the pid file names a live portsentry; a stale one is replaced.
+pub fn check_pidfile(path: &Path) -> Result<(), String> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Ok(());
+    };
+    let Ok(pid) = text.trim().parse::<i32>() else {
+        return Ok(());
+    };
+    if pid <= 0 || pid == std::process::id() as i32 {
+        return Ok(());
+    }
+    let alive = nix::sys::signal::kill(Pid::from_raw(pid), None).is_ok();
+    let ours = std::fs::read_link(format!("/proc/{pid}/exe"))
+        .ok()
+        .zip(std::env::current_exe().ok())
+        .is_some_and(|(a, b)| a == b);
+    if alive && ours {
+        return Err(format!(
+            "another portsentry (pid {pid}) is running with pid file {}",
+            path.display()
+        ));
+    }
+    Ok(())
+}
+
+/// Write the pid file atomically (temp file + rename).
+pub fn write_pidfile(path: &Path) -> io::Result<()> {
+    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    std::fs::write(&tmp, format!("{}\n", std::process::id()))?;
+    std::fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
+}
+
+/// Remove the pid file if it still names this process.
+pub fn remove_pidfile(path: &Path) {
+    if let Ok(t) = std::fs::read_to_string(path)
+        && t.trim() == std::process::id().to_string()
+    {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+/// Mark every descriptor above stderr close-on-exec. Whatever started us may have leaked
+/// descriptors (a supervisor's pipe, a shell's fds); they must not reach the commands we run
+/// (1.2 handed its sockets to commands as stdin/stdout/stderr, §6.3). Everything the daemon
+/// opens itself is already close-on-exec.
+pub fn cloexec_inherited() {
+    // SAFETY: close_range only changes descriptor flags; no memory is involved.
+    let rc = unsafe {
+        libc::close_range(
+            3,
+            libc::c_uint::MAX,
+            libc::CLOSE_RANGE_CLOEXEC as libc::c_int,
+        )
+    };
+    if rc == 0 {
+        return;
+    }
+    // Kernels before 5.11: walk our descriptor table instead.
+    if let Ok(dir) = std::fs::read_dir("/proc/self/fd") {
+        let fds: Vec<i32> = dir
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+            .filter(|fd| *fd > 2)
+            .collect();
+        for fd in fds {
+            // SAFETY: F_SETFD on a descriptor number; a closed one just fails with EBADF.
+            unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+        }
+    }
+}

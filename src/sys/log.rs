@@ -1,0 +1,114 @@
+//! Syslog output: ident `portsentry`, facility daemon, level notice, pid in the tag, as 1.2
+//! (§8). Wraps the `syslog` crate, which never reconnects on its own: after a send error
+//! (syslogd restarted, socket gone) the connection is rebuilt and the message sent again.
+//! With `-f` every line is also written to stderr. A missing syslog socket is not fatal:
+//! the daemon keeps working and retries on the next message.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use syslog::{Facility, Formatter3164, Logger as SysLogger, LoggerBackend};
+
+pub const DEFAULT_SOCKET: &str = "/dev/log";
+
+pub struct Logger {
+    socket: PathBuf,
+    stderr: bool,
+    conn: Option<SysLogger<LoggerBackend, Formatter3164>>,
+}
+
+impl Logger {
+    pub fn new(socket: PathBuf, stderr: bool) -> Logger {
+        Logger {
+            socket,
+            stderr,
+            conn: None,
+        }
+    }
+
+    pub fn set_stderr(&mut self, on: bool) {
+        self.stderr = on;
+    }
+
+    /// Forget the connection, e.g. after fork so the tag carries the new pid.
+    pub fn reset(&mut self) {
+        self.conn = None;
+    }
+
+    fn connect(&self) -> Option<SysLogger<LoggerBackend, Formatter3164>> {
+        let f = Formatter3164 {
+            facility: Facility::LOG_DAEMON,
+            hostname: None,
+            process: "portsentry".into(),
+            pid: std::process::id(),
+        };
+        syslog::unix_custom(f, &self.socket).ok()
+    }
+
+    /// Log one line at daemon.notice (1.2 logs everything at notice).
+    pub fn log(&mut self, msg: &str) {
+        if self.stderr {
+            let _ = writeln!(std::io::stderr(), "{msg}");
+        }
+        for _ in 0..2 {
+            if self.conn.is_none() {
+                self.conn = self.connect();
+            }
+            match self.conn.as_mut() {
+                None => return,
+                Some(c) => {
+                    if c.notice(msg).is_ok() {
+                        return;
+                    }
+                    self.conn = None;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::net::UnixDatagram;
+    use std::time::Duration;
+
+    fn recv(s: &UnixDatagram) -> String {
+        let mut buf = [0u8; 2048];
+        let n = s.recv(&mut buf).expect("a syslog datagram");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    }
+
+    #[test]
+    fn sends_daemon_notice_with_ident_and_reconnects_after_syslogd_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        let rx = UnixDatagram::bind(&path).unwrap();
+        rx.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut l = Logger::new(path.clone(), false);
+        l.log("adminalert: PortSentry is now active and listening.");
+        let got = recv(&rx);
+        // <29> = daemon(3)*8 + notice(5)
+        assert!(got.starts_with("<29>"), "{got}");
+        assert!(
+            got.ends_with(&format!(
+                "portsentry[{}]: adminalert: PortSentry is now active and listening.",
+                std::process::id()
+            )),
+            "{got}"
+        );
+        // syslogd restarts: its socket is removed and created anew.
+        drop(rx);
+        std::fs::remove_file(&path).unwrap();
+        let rx = UnixDatagram::bind(&path).unwrap();
+        rx.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        l.log("attackalert: second");
+        assert!(recv(&rx).ends_with("attackalert: second"));
+    }
+
+    #[test]
+    fn missing_socket_is_not_fatal() {
+        let mut l = Logger::new(PathBuf::from("/nonexistent/portsentry-test/log"), false);
+        l.log("nothing listens");
+    }
+}

@@ -1,0 +1,579 @@
+//! Start-up, the event loop, reload and shutdown. One thread, one `poll` over the listening
+//! sockets and a signalfd; children are reaped from the loop (§ Architecture in DESIGN.md).
+
+use std::collections::BTreeSet;
+use std::io::{ErrorKind, Write};
+use std::net::IpAddr;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+
+use crate::cli::Cli;
+use crate::config::{self, Config, Diagnostic, Severity};
+use crate::engine::{self, Detail, Engine, Gate, Hit, Job, Limits};
+use crate::mode::{Kind, Mode, Proto};
+use crate::report;
+
+use super::daemon::{self, Forked, Ready};
+use super::exec::Executor;
+use super::files;
+use super::ignore_file::IgnoreFile;
+use super::listen::{self, BindError, Listener, Sock};
+use super::log::Logger;
+use super::{clock, netinfo, resolve};
+use crate::protect::Protected;
+
+/// How long a reverse lookup may take before the address is used instead.
+const RESOLVE_TIMEOUT: Duration = Duration::from_millis(1000);
+/// Connections or datagrams served per socket per wake-up, so one busy port cannot starve
+/// the others or the signal handling.
+const BURST: usize = 64;
+
+/// Exit codes.
+pub const EXIT_OK: i32 = 0;
+pub const EXIT_FAIL: i32 = 1;
+
+/// Read and check the config for `modes`. Ok carries the warnings; Err all diagnostics.
+pub fn load_config(
+    path: &Path,
+    modes: &[Mode],
+) -> Result<(Config, Vec<Diagnostic>), Vec<Diagnostic>> {
+    let bytes = std::fs::read(path).map_err(|e| {
+        vec![Diagnostic {
+            path: path.to_path_buf(),
+            line: None,
+            key: None,
+            severity: Severity::Error,
+            message: format!("cannot open config file: {e}"),
+        }]
+    })?;
+    let parsed = config::parse(&bytes, path);
+    let mut diags = parsed.diagnostics;
+    diags.extend(parsed.config.validate(modes, path));
+    if config::has_errors(&diags) {
+        Err(diags)
+    } else {
+        Ok((parsed.config, diags))
+    }
+}
+
+/// `--check`: validate the config and the ignore file, print every problem, exit 0 or 1.
+pub fn check(cli: &Cli) -> i32 {
+    let modes = cli.modes();
+    let (cfg, diags, mut status) = match load_config(&cli.config, &modes) {
+        Ok((c, d)) => (Some(c), d, EXIT_OK),
+        Err(d) => (None, d, EXIT_FAIL),
+    };
+    for d in &diags {
+        eprintln!("{d}");
+    }
+    if let Some(cfg) = cfg {
+        if let Some(p) = &cfg.ignore_file {
+            match std::fs::read(p) {
+                Ok(b) => {
+                    let (list, warnings) = crate::ignore::parse(&b);
+                    for w in &warnings {
+                        eprintln!("warning: {}:{}: {}", p.display(), w.line, w.reason);
+                    }
+                    println!("{}: {} entries", p.display(), list.len());
+                }
+                Err(e) => {
+                    eprintln!("error: {}: cannot read ignore file: {e}", p.display());
+                    status = EXIT_FAIL;
+                }
+            }
+        }
+        if let Err(e) = unsupported(&modes) {
+            eprintln!("error: {e}");
+            status = EXIT_FAIL;
+        }
+    }
+    if status == EXIT_OK {
+        println!("{}: configuration OK", cli.config.display());
+    }
+    status
+}
+
+/// Modes this build cannot run yet.
+fn unsupported(modes: &[Mode]) -> Result<(), String> {
+    match modes.iter().find(|m| m.kind() != Kind::Classic) {
+        Some(m) => Err(format!(
+            "mode -{m} is not available in this version (only -tcp and -udp are)"
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The daemon's main: returns the process exit status.
+pub fn main(cli: Cli, syslog_socket: PathBuf) -> i32 {
+    if cli.check {
+        return check(&cli);
+    }
+    daemon::cloexec_inherited();
+    let mut log = Logger::new(syslog_socket, true);
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("portsentry: You need to be root to run this.");
+        return EXIT_FAIL;
+    }
+    let modes = cli.modes();
+    log.log(&report::starting());
+    let fail = |log: &mut Logger, msg: &str| {
+        log.log(msg);
+        for l in report::shutting_down() {
+            log.log(&l);
+        }
+    };
+    let cfg = match load_config(&cli.config, &modes) {
+        Ok((cfg, warnings)) => {
+            for w in warnings {
+                log.log(&format!("adminalert: {w}"));
+            }
+            cfg
+        }
+        Err(diags) => {
+            for d in diags {
+                log.log(&format!("adminalert: {d}"));
+            }
+            fail(&mut log, &report::config_missing_mandatory_option());
+            return EXIT_FAIL;
+        }
+    };
+    if let Err(e) = unsupported(&modes) {
+        fail(&mut log, &format!("adminalert: ERROR: {e}"));
+        return EXIT_FAIL;
+    }
+    let ready = if cli.foreground {
+        None
+    } else {
+        log.set_stderr(false);
+        match daemon::daemonize() {
+            Ok(Forked::Parent(code)) => return code,
+            Ok(Forked::Child(r)) => {
+                log.reset();
+                Some(r)
+            }
+            Err(e) => {
+                fail(&mut log, &report::could_not_daemonize());
+                eprintln!("portsentry: cannot fork: {e}");
+                return EXIT_FAIL;
+            }
+        }
+    };
+    match Daemon::start(cfg, cli, modes, log) {
+        Ok(mut d) => {
+            if let Some(r) = ready {
+                r.ok();
+            }
+            d.run()
+        }
+        Err(e) => {
+            let (mut log, reason) = *e;
+            log.log(&report::could_not_enter_mode());
+            for l in report::shutting_down() {
+                log.log(&l);
+            }
+            if let Some(r) = ready {
+                Ready::fail(r, &reason);
+            } else {
+                eprintln!("portsentry: {reason}");
+            }
+            EXIT_FAIL
+        }
+    }
+}
+
+struct Daemon {
+    cli: Cli,
+    modes: Vec<Mode>,
+    cfg: Config,
+    log: Logger,
+    engine: Engine,
+    ignore: IgnoreFile,
+    exec: Executor,
+    listeners: Vec<Listener>,
+    signals: SignalFd,
+    last_expire: u64,
+    /// Addresses never blocked (this host's, gateways); refreshed every minute and on reload.
+    protected: Protected,
+}
+
+type StartError = Box<(Logger, String)>;
+
+impl Daemon {
+    fn start(
+        cfg: Config,
+        cli: Cli,
+        modes: Vec<Mode>,
+        mut log: Logger,
+    ) -> Result<Daemon, StartError> {
+        let mut mask = SigSet::empty();
+        for s in [
+            Signal::SIGTERM,
+            Signal::SIGINT,
+            Signal::SIGHUP,
+            Signal::SIGCHLD,
+        ] {
+            mask.add(s);
+        }
+        let signals = mask.thread_block().and_then(|_| {
+            SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+        });
+        let signals = match signals {
+            Ok(s) => s,
+            Err(e) => {
+                return Err(Box::new((
+                    log,
+                    format!("cannot set up signal handling: {e}"),
+                )));
+            }
+        };
+        if let Err(e) = daemon::check_pidfile(&cli.pidfile) {
+            log.log(&format!("adminalert: ERROR: {e}"));
+            return Err(Box::new((log, e)));
+        }
+        if let Err(e) = truncate_blocked(&cfg, &modes, &mut log) {
+            return Err(Box::new((log, e)));
+        }
+        let mut listeners = Vec::new();
+        for &m in &modes {
+            let ports = classic_ports(&cfg, m);
+            let got = bind_ports(m, &ports, &mut log);
+            if got.is_empty() {
+                let msg = report::could_not_bind_any(m.proto());
+                log.log(&msg);
+                return Err(Box::new((log, msg)));
+            }
+            listeners.extend(got);
+        }
+        if let Some(keep) = &cfg.keep_capabilities
+            && let Err(e) = super::caps::restrict(keep)
+        {
+            let msg = format!("cannot drop capabilities (KEEP_CAPABILITIES): {e}");
+            log.log(&format!("adminalert: ERROR: {msg}"));
+            return Err(Box::new((log, msg)));
+        }
+        if let Err(e) = daemon::write_pidfile(&cli.pidfile) {
+            let msg = format!("cannot write pid file {}: {e}", cli.pidfile.display());
+            log.log(&format!("adminalert: ERROR: {msg}"));
+            return Err(Box::new((log, msg)));
+        }
+        let ignore_path = cfg.ignore_file.clone().unwrap_or_default();
+        let exec = Executor::new(cfg.hosts_deny_file.clone());
+        let mut d = Daemon {
+            cli,
+            modes,
+            cfg,
+            log,
+            engine: Engine::new(Limits::default()),
+            ignore: IgnoreFile::new(&ignore_path),
+            exec,
+            listeners,
+            signals,
+            last_expire: clock::now_ms(),
+            protected: netinfo::protected(),
+        };
+        d.ignore.refresh(&mut d.log);
+        d.log.log(&report::now_active());
+        Ok(d)
+    }
+
+    fn run(&mut self) -> i32 {
+        loop {
+            let timeout = if self.exec.busy() { 20u16 } else { 1000 };
+            let mut ready_sig = false;
+            let mut ready: Vec<usize> = Vec::new();
+            {
+                let mut fds: Vec<PollFd> = Vec::with_capacity(self.listeners.len() + 1);
+                fds.push(PollFd::new(self.signals.as_fd(), PollFlags::POLLIN));
+                for l in &self.listeners {
+                    fds.push(PollFd::new(l.fd(), PollFlags::POLLIN));
+                }
+                match poll(&mut fds, PollTimeout::from(timeout)) {
+                    Ok(_) => {}
+                    Err(nix::errno::Errno::EINTR) => continue,
+                    Err(e) => {
+                        self.log.log(&format!(
+                            "adminalert: ERROR: poll failed: {e}. Shutting down."
+                        ));
+                        return self.shutdown(EXIT_FAIL);
+                    }
+                }
+                for (i, f) in fds.iter().enumerate() {
+                    let hit = f.revents().is_some_and(|r| !r.is_empty());
+                    if hit && i == 0 {
+                        ready_sig = true;
+                    } else if hit {
+                        ready.push(i - 1);
+                    }
+                }
+            }
+            for i in ready {
+                self.serve(i);
+            }
+            if ready_sig {
+                while let Ok(Some(si)) = self.signals.read_signal() {
+                    match Signal::try_from(si.ssi_signo as i32) {
+                        Ok(Signal::SIGTERM) | Ok(Signal::SIGINT) => return self.shutdown(EXIT_OK),
+                        Ok(Signal::SIGHUP) => self.reload(),
+                        _ => {} // SIGCHLD: reaped by the pump below
+                    }
+                }
+            }
+            self.pump();
+            let now = clock::now_ms();
+            if let Some(l) = self.engine.tick(now) {
+                self.log.log(&l);
+            }
+            if now.saturating_sub(self.last_expire) >= 60_000 {
+                self.engine.expire(now);
+                self.protected = netinfo::protected();
+                self.last_expire = now;
+            }
+        }
+    }
+
+    fn pump(&mut self) {
+        let p = self.exec.pump(clock::now_ms());
+        for l in p.log {
+            self.log.log(&l);
+        }
+        for (job, ok) in p.done {
+            self.finish(job, ok);
+        }
+    }
+
+    /// Serve one ready socket: accept connections / read datagrams, up to BURST.
+    fn serve(&mut self, i: usize) {
+        let (mode, port) = (self.listeners[i].mode, self.listeners[i].port);
+        for _ in 0..BURST {
+            match &self.listeners[i].sock {
+                Sock::Tcp(l) => match l.accept() {
+                    Ok((mut stream, peer)) => {
+                        let banner = self.hit(peer.ip(), port, mode);
+                        if let (true, Some(b)) = (banner, self.cfg.port_banner.as_deref()) {
+                            let _ = stream.set_nonblocking(true);
+                            let _ = stream.write(b.as_bytes());
+                        }
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                    Err(_) => {
+                        self.log.log(&report::accept_failed(port));
+                        return;
+                    }
+                },
+                Sock::Udp(s) => {
+                    let mut buf = [0u8; 1];
+                    match s.recv_from(&mut buf) {
+                        Ok((_, peer)) => {
+                            let banner = self.hit(peer.ip(), port, mode);
+                            if let (true, Some(b), Sock::Udp(s)) = (
+                                banner,
+                                self.cfg.port_banner.as_deref(),
+                                &self.listeners[i].sock,
+                            ) {
+                                let _ = s.send_to(b.as_bytes(), peer);
+                            }
+                        }
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                        Err(e) if e.kind() == ErrorKind::ConnectionRefused => continue,
+                        Err(_) => {
+                            self.log.log(&report::could_not_accept_udp(port));
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// One hit from `src`. Returns whether PORT_BANNER is to be sent.
+    fn hit(&mut self, src: IpAddr, port: u16, mode: Mode) -> bool {
+        let src = src.to_canonical();
+        let hit = Hit {
+            src,
+            port,
+            mode,
+            detail: Detail::Connect,
+            ip_options: false,
+        };
+        let now = clock::now_ms();
+        let ignore = self.ignore.refresh(&mut self.log);
+        let gate = self.engine.gate(now, src, self.cfg.scan_trigger, ignore);
+        let banner = engine::sends_banner(&gate, mode);
+        if let Gate::Respond(r) = gate {
+            let name = self.name_of(src);
+            let v = self
+                .engine
+                .respond(&self.cfg, &hit, r, &name, &self.protected);
+            for l in &v.log {
+                self.log.log(l);
+            }
+            if let Some(job) = v.job {
+                self.exec.submit(job);
+                self.pump();
+            }
+        }
+        banner
+    }
+
+    fn name_of(&self, ip: IpAddr) -> String {
+        // report's functions escape the name themselves (hostile PTR records).
+        if self.cfg.resolve_host
+            && let Some(n) = resolve::reverse(ip, RESOLVE_TIMEOUT)
+        {
+            return n;
+        }
+        ip.to_string()
+    }
+
+    /// A job ended: tell the engine, then write the blocked and history lines (§7).
+    fn finish(&mut self, job: Job, ok: bool) {
+        for l in self.engine.job_done(&job, ok) {
+            self.log.log(&l);
+        }
+        if !ok || !job.record.write {
+            return;
+        }
+        let r = &job.record;
+        let epoch = clock::epoch();
+        let line = report::history_line(
+            epoch,
+            &clock::local_time(epoch),
+            &r.name,
+            r.ip,
+            r.port,
+            r.mode.proto(),
+        );
+        if r.blocked_file
+            && let Some(p) = blocked_path(&self.cfg, r.mode)
+            && files::append_line(&p, &line, 0o644).is_err()
+        {
+            self.log.log(&report::cannot_open_blocked_file(&p));
+        }
+        if let Some(h) = &self.cfg.history_file
+            && files::append_line(h, &line, 0o600).is_err()
+        {
+            self.log.log(&report::cannot_open_history_file(h));
+        }
+    }
+
+    /// SIGHUP: re-read config and ignore file, clear blocked files, rebind changed ports.
+    /// A bad new config is reported and the old one stays.
+    fn reload(&mut self) {
+        self.log.reset();
+        self.log.log(&report::reloading());
+        let cfg = match load_config(&self.cli.config, &self.modes) {
+            Ok((cfg, warnings)) => {
+                for w in warnings {
+                    self.log.log(&format!("adminalert: {w}"));
+                }
+                cfg
+            }
+            Err(diags) => {
+                let reason = diags
+                    .iter()
+                    .find(|d| d.severity == Severity::Error)
+                    .map(|d| d.to_string())
+                    .unwrap_or_default();
+                for d in &diags {
+                    self.log.log(&format!("adminalert: {d}"));
+                }
+                self.log.log(&report::reload_rejected(&reason));
+                return;
+            }
+        };
+        let _ = truncate_blocked(&cfg, &self.modes, &mut self.log);
+        self.engine.clear_blocked();
+        self.protected = netinfo::protected();
+        for &m in &self.modes.clone() {
+            let want: BTreeSet<u16> = classic_ports(&cfg, m).into_iter().collect();
+            let have: BTreeSet<u16> = self
+                .listeners
+                .iter()
+                .filter(|l| l.mode == m)
+                .map(|l| l.port)
+                .collect();
+            self.listeners
+                .retain(|l| l.mode != m || want.contains(&l.port));
+            let new: Vec<u16> = want.difference(&have).copied().collect();
+            let got = bind_ports(m, &new, &mut self.log);
+            self.listeners.extend(got);
+            if !self.listeners.iter().any(|l| l.mode == m) {
+                self.log.log(&report::could_not_bind_any(m.proto()));
+            }
+        }
+        self.ignore = IgnoreFile::new(&cfg.ignore_file.clone().unwrap_or_default());
+        self.ignore.refresh(&mut self.log);
+        self.exec.set_hosts_deny(cfg.hosts_deny_file.clone());
+        self.cfg = cfg;
+        self.log.log(&report::reloaded());
+    }
+
+    fn shutdown(&mut self, code: i32) -> i32 {
+        for l in report::shutting_down() {
+            self.log.log(&l);
+        }
+        daemon::remove_pidfile(&self.cli.pidfile);
+        code
+    }
+}
+
+/// The ports a classic mode binds.
+fn classic_ports(cfg: &Config, m: Mode) -> Vec<u16> {
+    match m.proto() {
+        Proto::Tcp => cfg.tcp_ports.clone().unwrap_or_default(),
+        Proto::Udp => cfg.udp_ports.clone().unwrap_or_default(),
+    }
+}
+
+/// `BLOCKED_FILE.<mode>` (§7.1).
+pub fn blocked_path(cfg: &Config, m: Mode) -> Option<PathBuf> {
+    cfg.blocked_file.as_ref().map(|b| {
+        let mut s = b.clone().into_os_string();
+        s.push(".");
+        s.push(m.as_str());
+        PathBuf::from(s)
+    })
+}
+
+fn truncate_blocked(cfg: &Config, modes: &[Mode], log: &mut Logger) -> Result<(), String> {
+    for &m in modes {
+        if let Some(p) = blocked_path(cfg, m)
+            && files::truncate(&p).is_err()
+        {
+            let msg = report::cannot_delete_blocked_file(&p);
+            log.log(&msg);
+            return Err(msg);
+        }
+    }
+    Ok(())
+}
+
+/// Bind each port (logging 1.2's lines); a port that fails is logged and skipped.
+fn bind_ports(m: Mode, ports: &[u16], log: &mut Logger) -> Vec<Listener> {
+    let mut out = Vec::new();
+    for &p in ports {
+        log.log(&report::going_into_listen_mode(m.proto(), p));
+        match listen::bind_port(m, p) {
+            Ok(b) => {
+                if let Some(e) = b.v6_error {
+                    log.log(&report::could_not_bind_family(
+                        m.proto(),
+                        p,
+                        report::Family::Ipv6,
+                        e,
+                    ));
+                }
+                out.extend(b.listeners);
+            }
+            Err(BindError::InUse(_)) | Err(BindError::Other(_)) => {
+                log.log(&report::could_not_bind(m.proto(), p));
+            }
+        }
+    }
+    out
+}
