@@ -434,13 +434,16 @@ recorded() { # recorded IP PORT PROTO: wait up to 5 s for its history line
 # Connections are made with bash's /dev/tcp and /dev/udp, from the host's bash
 # inside the namespaces (the chroot is not needed on that side). UDP goes
 # first: once the scanner's address has a blackhole route, reverse-path
-# filtering may drop its later packets.
+# filtering may drop its later packets. That order also checks that a host
+# whose UDP probe was only logged (BLOCK_UDP=0) is still blocked for its TCP
+# probe right after, as 1.2's separate tcp and udp daemons did: one daemon's
+# repeat limiting must not swallow the other protocol's response.
 nsx timeout 3 bash -c 'exec 3<>/dev/tcp/127.0.0.1/1' 2>/dev/null
 scanx timeout 3 bash -c 'echo probe >/dev/udp/192.0.2.10/1' 2>/dev/null
 check "UDP datagram from 192.0.2.20 to port 1 recorded in the history" recorded 192.0.2.20 1 UDP
 check "... not routed away (BLOCK_UDP=0)" eval '! nsx ip route show type blackhole | grep -qw 192.0.2.20'
 scanx timeout 3 bash -c 'exec 3<>/dev/tcp/192.0.2.10/1' 2>/dev/null
-check "TCP connect from 192.0.2.20 to port 1 recorded in the history" recorded 192.0.2.20 1 TCP
+check "TCP connect from 192.0.2.20 (UDP hit logged just before) recorded in the history" recorded 192.0.2.20 1 TCP
 check "... and in portsentry.blocked.tcp" grep -q "/192.0.2.20 Port: 1 TCP Blocked" "$V/portsentry.blocked.tcp"
 check "... and blocked by a blackhole route in the target namespace" \
     eval 'nsx ip route show type blackhole | grep -qw 192.0.2.20'
