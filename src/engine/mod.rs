@@ -173,7 +173,9 @@ struct Host {
 #[derive(Debug, Clone)]
 pub struct Engine {
     limits: Limits,
-    hosts: HashMap<IpAddr, Host>,
+    /// Per source and protocol, as 1.2's separate tcp and udp daemons kept them: a UDP probe
+    /// that is only logged must not hold back the same host's TCP block. Blocks are per host.
+    hosts: HashMap<(IpAddr, Proto), Host>,
     blocked: HashSet<IpAddr>,
     reports: Bucket,
     /// Reports suppressed by the global rate limit since the last summary.
@@ -250,15 +252,23 @@ impl Engine {
 
     /// Step 1 for a hit: ignore list, SCAN_TRIGGER, already-blocked, repeat limiting.
     /// `scan_trigger` is SCAN_TRIGGER (0 and 1 both mean the first hit, §4).
-    pub fn gate(&mut self, now: u64, src: IpAddr, scan_trigger: u32, ignore: &IgnoreList) -> Gate {
+    pub fn gate(
+        &mut self,
+        now: u64,
+        src: IpAddr,
+        proto: Proto,
+        scan_trigger: u32,
+        ignore: &IgnoreList,
+    ) -> Gate {
         if ignore.contains(src) {
             return Gate::Ignored;
         }
         let limits = self.limits;
-        if !self.hosts.contains_key(&src) && self.hosts.len() >= limits.max_hosts {
+        let key = (src, proto);
+        if !self.hosts.contains_key(&key) && self.hosts.len() >= limits.max_hosts {
             self.evict(now);
         }
-        let host = self.hosts.entry(src).or_insert(Host {
+        let host = self.hosts.entry(key).or_insert(Host {
             hits: 0,
             window_start: now,
             last_seen: now,
@@ -375,11 +385,9 @@ impl Engine {
         }
         let blocking = block != BlockMode::LogOnly;
         if blocking {
-            if let Some(h) = self.hosts.get_mut(&ip) {
-                h.status = Status::Pending;
-            }
             // A blocked host's later hits are "already blocked" at once, not "suppressed".
-            if let Some(h) = self.hosts.get_mut(&ip) {
+            if let Some(h) = self.hosts.get_mut(&(ip, proto)) {
+                h.status = Status::Pending;
                 h.last_report = None;
             }
         }
@@ -423,7 +431,7 @@ impl Engine {
     /// on failure nothing is remembered, so the next hit tries again (§6.1 item 7).
     pub fn job_done(&mut self, job: &Job, ok: bool) -> Vec<String> {
         let ip = job.target;
-        if let Some(h) = self.hosts.get_mut(&ip) {
+        if let Some(h) = self.hosts.get_mut(&(ip, job.record.mode.proto())) {
             h.status = Status::Idle;
         }
         if !ok {

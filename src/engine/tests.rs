@@ -39,7 +39,7 @@ fn cfg(block: BlockMode) -> Config {
 
 /// Gate then respond, as the shell does.
 fn step(e: &mut Engine, now: u64, c: &Config, h: &Hit) -> (Gate, Option<Verdict>) {
-    let g = e.gate(now, h.src, c.scan_trigger, &none());
+    let g = e.gate(now, h.src, h.mode.proto(), c.scan_trigger, &none());
     let v = match g {
         Gate::Respond(r) => Some(e.respond(c, h, r, &h.src.to_string(), &Protected::default())),
         _ => None,
@@ -51,7 +51,7 @@ fn step(e: &mut Engine, now: u64, c: &Config, h: &Hit) -> (Gate, Option<Verdict>
 fn trigger_zero_and_one_both_fire_on_the_first_hit() {
     for t in [0, 1] {
         let mut e = Engine::new(Limits::default());
-        let g = e.gate(0, ip(A), t, &none());
+        let g = e.gate(0, ip(A), Proto::Tcp, t, &none());
         assert!(matches!(g, Gate::Respond(_)), "SCAN_TRIGGER={t}");
     }
 }
@@ -59,21 +59,30 @@ fn trigger_zero_and_one_both_fire_on_the_first_hit() {
 #[test]
 fn trigger_n_fires_on_the_nth_hit_counting_all_ports() {
     let mut e = Engine::new(Limits::default());
-    assert_eq!(e.gate(0, ip(A), 3, &none()), Gate::BelowTrigger);
-    assert_eq!(e.gate(10, ip(A), 3, &none()), Gate::BelowTrigger);
-    assert!(matches!(e.gate(20, ip(A), 3, &none()), Gate::Respond(_)));
+    assert_eq!(e.gate(0, ip(A), Proto::Tcp, 3, &none()), Gate::BelowTrigger);
+    assert_eq!(
+        e.gate(10, ip(A), Proto::Tcp, 3, &none()),
+        Gate::BelowTrigger
+    );
+    assert!(matches!(
+        e.gate(20, ip(A), Proto::Tcp, 3, &none()),
+        Gate::Respond(_)
+    ));
 }
 
 #[test]
 fn other_hosts_cannot_evict_a_scanners_count() {
     // 1.2's shared 50-slot ring forgot host B after 50 other hits (§4, VERIFIED there).
     let mut e = Engine::new(Limits::default());
-    assert_eq!(e.gate(0, ip(B), 2, &none()), Gate::BelowTrigger);
+    assert_eq!(e.gate(0, ip(B), Proto::Tcp, 2, &none()), Gate::BelowTrigger);
     for i in 0..60u32 {
         let other = IpAddr::from([10, 0, (i >> 8) as u8, i as u8]);
-        e.gate(1, other, 2, &none());
+        e.gate(1, other, Proto::Tcp, 2, &none());
     }
-    assert!(matches!(e.gate(2, ip(B), 2, &none()), Gate::Respond(_)));
+    assert!(matches!(
+        e.gate(2, ip(B), Proto::Tcp, 2, &none()),
+        Gate::Respond(_)
+    ));
 }
 
 #[test]
@@ -83,9 +92,15 @@ fn hits_outside_the_window_do_not_count() {
         ..Limits::default()
     };
     let mut e = Engine::new(l);
-    assert_eq!(e.gate(0, ip(A), 2, &none()), Gate::BelowTrigger);
-    assert_eq!(e.gate(5000, ip(A), 2, &none()), Gate::BelowTrigger);
-    assert!(matches!(e.gate(5500, ip(A), 2, &none()), Gate::Respond(_)));
+    assert_eq!(e.gate(0, ip(A), Proto::Tcp, 2, &none()), Gate::BelowTrigger);
+    assert_eq!(
+        e.gate(5000, ip(A), Proto::Tcp, 2, &none()),
+        Gate::BelowTrigger
+    );
+    assert!(matches!(
+        e.gate(5500, ip(A), Proto::Tcp, 2, &none()),
+        Gate::Respond(_)
+    ));
 }
 
 #[test]
@@ -93,10 +108,16 @@ fn ignored_hosts_are_silent_and_leave_no_state() {
     let (list, w) = ignore::parse(b"192.0.2.0/24\n2001:db8::/32\n");
     assert!(w.is_empty());
     let mut e = Engine::new(Limits::default());
-    assert_eq!(e.gate(0, ip(A), 0, &list), Gate::Ignored);
-    assert_eq!(e.gate(0, ip("2001:db8::99"), 0, &list), Gate::Ignored);
+    assert_eq!(e.gate(0, ip(A), Proto::Tcp, 0, &list), Gate::Ignored);
+    assert_eq!(
+        e.gate(0, ip("2001:db8::99"), Proto::Tcp, 0, &list),
+        Gate::Ignored
+    );
     assert_eq!(e.tracked_hosts(), 0);
-    assert!(matches!(e.gate(0, ip(B), 0, &list), Gate::Respond(_)));
+    assert!(matches!(
+        e.gate(0, ip(B), Proto::Tcp, 0, &list),
+        Gate::Respond(_)
+    ));
 }
 
 #[test]
@@ -104,7 +125,7 @@ fn block_runs_hosts_deny_route_then_command_with_the_address_literal() {
     let mut e = Engine::new(Limits::default());
     let c = cfg(BlockMode::Block);
     let h = hit(A, 111, Mode::Tcp);
-    let g = e.gate(0, h.src, 0, &none());
+    let g = e.gate(0, h.src, Proto::Tcp, 0, &none());
     let Gate::Respond(r) = g else { panic!("{g:?}") };
     // Even with a resolved name, $TARGET$ is the address.
     let v = e.respond(&c, &h, r, "evil.example", &Protected::default());
@@ -258,7 +279,13 @@ fn state_is_bounded_and_ages_out() {
     };
     let mut e = Engine::new(l);
     for i in 0..10_000u32 {
-        e.gate(u64::from(i), IpAddr::from(i.to_be_bytes()), 5, &none());
+        e.gate(
+            u64::from(i),
+            IpAddr::from(i.to_be_bytes()),
+            Proto::Tcp,
+            5,
+            &none(),
+        );
         assert!(e.tracked_hosts() <= 64);
     }
     e.expire(1_000_000);
@@ -303,7 +330,7 @@ fn protected_sources_are_logged_but_never_acted_on() {
         ("127.0.0.1", "a loopback address"),
     ] {
         let h = hit(src, 1, Mode::Tcp);
-        let Gate::Respond(r) = e.gate(0, h.src, 0, &none()) else {
+        let Gate::Respond(r) = e.gate(0, h.src, Proto::Tcp, 0, &none()) else {
             panic!()
         };
         let v = e.respond(&c, &h, r, src, &p);
@@ -391,4 +418,25 @@ fn log_only_reports_over_the_rate_leave_no_job() {
     );
     let v = step(&mut e, 1, &c, &hit(B, 1, Mode::Tcp)).1.unwrap();
     assert!(v.job.is_none() && v.log.is_empty());
+}
+
+#[test]
+fn a_logged_only_udp_probe_does_not_hold_back_the_tcp_block() {
+    // BLOCK_UDP=0, BLOCK_TCP=1 (found by the package test): 1.2's separate daemons kept
+    // separate state, so the TCP block must still happen right after a UDP report.
+    let mut e = Engine::new(Limits::default());
+    let mut c = cfg(BlockMode::Block);
+    c.block_udp = BlockMode::LogOnly;
+    let (_, v) = step(&mut e, 0, &c, &hit(A, 7, Mode::Udp));
+    let job = v.unwrap().job.unwrap();
+    assert!(job.steps.is_empty());
+    e.job_done(&job, true);
+    let (g, v) = step(&mut e, 10, &c, &hit(A, 1, Mode::Tcp));
+    assert!(matches!(g, Gate::Respond(_)), "{g:?}");
+    let job = v.unwrap().job.unwrap();
+    assert_eq!(job.steps.len(), 3);
+    e.job_done(&job, true);
+    // The block is per host: a later UDP probe finds it blocked.
+    let (_, v) = step(&mut e, 70_000, &c, &hit(A, 7, Mode::Udp));
+    assert!(v.unwrap().log[1].contains("is already blocked"));
 }

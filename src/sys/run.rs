@@ -402,7 +402,9 @@ impl Daemon {
         };
         let now = clock::now_ms();
         let ignore = self.ignore.refresh(&mut self.log);
-        let gate = self.engine.gate(now, src, self.cfg.scan_trigger, ignore);
+        let gate = self
+            .engine
+            .gate(now, src, mode.proto(), self.cfg.scan_trigger, ignore);
         let banner = engine::sends_banner(&gate, mode);
         if let Gate::Respond(r) = gate {
             let name = self.name_of(src);
