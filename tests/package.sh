@@ -229,9 +229,9 @@ ip netns add "$NS" && ip netns add "$SCAN_NS" &&
     nsx ip link set lo up && scanx ip link set lo up &&
     nsx ip link add "$IFACE" type veth peer name ps1 &&
     nsx ip link set ps1 netns "$SCAN_NS" &&
-    nsx ip addr add 192.0.2.10/24 dev "$IFACE" &&
+    nsx ip addr add 203.0.113.10/24 dev "$IFACE" &&
     nsx ip -6 addr add 2001:db8:1::10/64 dev "$IFACE" nodad &&
-    scanx ip addr add 192.0.2.20/24 dev ps1 &&
+    scanx ip addr add 203.0.113.20/24 dev ps1 &&
     scanx ip -6 addr add 2001:db8:1::20/64 dev ps1 nodad &&
     nsx ip addr add 198.51.100.10/24 dev "$IFACE" &&
     nsx ip -6 addr add 2001:db8:2::10/64 dev "$IFACE" nodad &&
@@ -306,7 +306,7 @@ listed() { grep -qE "^$(sed 's/\./\\./g' <<<"$1")(/[0-9]+)?([[:space:]#]|\$)" "$
 for a in 127.0.0.1/32 ::1/128 0.0.0.0; do
     check "ignore file has static entry $a" grep -qx "$a" "$IGN"
 done
-for a in 127.0.0.1 ::1 192.0.2.10 2001:db8:1::10; do
+for a in 127.0.0.1 ::1 203.0.113.10 2001:db8:1::10; do
     check "ignore file lists interface address $a" listed "$a"
 done
 # The v6 link-local address of the test interface, if the kernel gave one.
@@ -368,11 +368,11 @@ check "second start: exit 0, still one daemon" eval '[ $rc -eq 0 ] && [ "$(count
 
 # ----------------------------------------------------------------- reload
 V=$ROOT/var/lib/portsentry
-line="1795383542 - 11/22/2026 21:39:02 Host: 192.0.2.99/192.0.2.99 Port: 1 TCP Blocked"
+line="1795383542 - 11/22/2026 21:39:02 Host: 203.0.113.99/203.0.113.99 Port: 1 TCP Blocked"
 echo "$line" >"$V/portsentry.blocked.tcp"
 echo "$line" >"$V/portsentry.blocked.udp"
 echo "$line" >"$V/portsentry.history"
-echo "192.0.2.77 # added for the reload test" >>"$ROOT/etc/portsentry/portsentry.ignore.static"
+echo "203.0.113.77 # added for the reload test" >>"$ROOT/etc/portsentry/portsentry.ignore.static"
 pid_before=$(daemon_pid)
 msg=$(init reload 2>&1)
 rc=$?
@@ -383,7 +383,7 @@ check "reload keeps the pid" [ "$(daemon_pid)" = "$pid_before" ]
 check "reload clears portsentry.blocked.tcp" [ ! -s "$V/portsentry.blocked.tcp" ]
 check "reload clears portsentry.blocked.udp" [ ! -s "$V/portsentry.blocked.udp" ]
 check "reload keeps the history" grep -qxF "$line" "$V/portsentry.history"
-check "reload rebuilds the ignore file from the static file" listed 192.0.2.77
+check "reload rebuilds the ignore file from the static file" listed 203.0.113.77
 check "force-reload keeps the pid" eval 'init force-reload >/dev/null && [ "$(daemon_pid)" = "$pid_before" ]'
 
 # A reload cannot change modes: it says so, and works even with an invalid
@@ -400,16 +400,16 @@ check "reload with an invalid mode in /etc/default still reloads" \
 set_modes tcp udp
 
 # Address hooks: a new address appears in the ignore file through a reload.
-nsx ip addr add 192.0.2.11/24 dev "$IFACE"
+nsx ip addr add 203.0.113.11/24 dev "$IFACE"
 check "if-up.d hook exits 0" quiet inroot env IFACE="$IFACE" MODE=start PHASE=post-up /etc/network/if-up.d/portsentry
-check "if-up.d hook adds the new address to the ignore file" listed 192.0.2.11
+check "if-up.d hook adds the new address to the ignore file" listed 203.0.113.11
 check "if-up.d hook keeps the pid (reload, not restart)" [ "$(daemon_pid)" = "$pid_before" ]
 echo "$line" >"$V/portsentry.blocked.tcp"
 inroot env IFACE=lo MODE=start PHASE=post-up /etc/network/if-up.d/portsentry >/dev/null 2>&1
 check "if-up.d hook ignores lo (no reload: blocked file kept)" grep -qxF "$line" "$V/portsentry.blocked.tcp"
-nsx ip addr add 192.0.2.12/24 dev "$IFACE"
-check "ppp ip-up.d hook exits 0" quiet inroot /etc/ppp/ip-up.d/portsentry ppp0 /dev/ttyS0 38400 192.0.2.12 192.0.2.1
-check "ppp ip-up.d hook adds the new address to the ignore file" listed 192.0.2.12
+nsx ip addr add 203.0.113.12/24 dev "$IFACE"
+check "ppp ip-up.d hook exits 0" quiet inroot /etc/ppp/ip-up.d/portsentry ppp0 /dev/ttyS0 38400 203.0.113.12 203.0.113.1
+check "ppp ip-up.d hook adds the new address to the ignore file" listed 203.0.113.12
 check "ppp ip-up.d hook keeps the pid" [ "$(daemon_pid)" = "$pid_before" ]
 
 # ------------------------------------------------------- detection, blocking
@@ -439,15 +439,15 @@ recorded() { # recorded IP PORT PROTO: wait up to 5 s for its history line
 # probe right after, as 1.2's separate tcp and udp daemons did: one daemon's
 # repeat limiting must not swallow the other protocol's response.
 nsx timeout 3 bash -c 'exec 3<>/dev/tcp/127.0.0.1/1' 2>/dev/null
-scanx timeout 3 bash -c 'echo probe >/dev/udp/192.0.2.10/1' 2>/dev/null
-check "UDP datagram from 192.0.2.20 to port 1 recorded in the history" recorded 192.0.2.20 1 UDP
-check "... not routed away (BLOCK_UDP=0)" eval '! nsx ip route show type blackhole | grep -qw 192.0.2.20'
-scanx timeout 3 bash -c 'exec 3<>/dev/tcp/192.0.2.10/1' 2>/dev/null
-check "TCP connect from 192.0.2.20 (UDP hit logged just before) recorded in the history" recorded 192.0.2.20 1 TCP
-check "... and in portsentry.blocked.tcp" grep -q "/192.0.2.20 Port: 1 TCP Blocked" "$V/portsentry.blocked.tcp"
+scanx timeout 3 bash -c 'echo probe >/dev/udp/203.0.113.10/1' 2>/dev/null
+check "UDP datagram from 203.0.113.20 to port 1 recorded in the history" recorded 203.0.113.20 1 UDP
+check "... not routed away (BLOCK_UDP=0)" eval '! nsx ip route show type blackhole | grep -qw 203.0.113.20'
+scanx timeout 3 bash -c 'exec 3<>/dev/tcp/203.0.113.10/1' 2>/dev/null
+check "TCP connect from 203.0.113.20 (UDP hit logged just before) recorded in the history" recorded 203.0.113.20 1 TCP
+check "... and in portsentry.blocked.tcp" grep -q "/203.0.113.20 Port: 1 TCP Blocked" "$V/portsentry.blocked.tcp"
 check "... and blocked by a blackhole route in the target namespace" \
-    eval 'nsx ip route show type blackhole | grep -qw 192.0.2.20'
-check "... and by a hosts.deny line" grep -qx "ALL: 192.0.2.20 : DENY" "$ROOT/etc/hosts.deny"
+    eval 'nsx ip route show type blackhole | grep -qw 203.0.113.20'
+check "... and by a hosts.deny line" grep -qx "ALL: 203.0.113.20 : DENY" "$ROOT/etc/hosts.deny"
 check "connection from 127.0.0.1 (ignore file) not recorded" eval '! grep -q "/127.0.0.1 " "$H"'
 scanx timeout 3 bash -c 'exec 3<>/dev/tcp/2001:db8:1::10/1' 2>/dev/null
 check "IPv6 TCP connect from 2001:db8:1::20 recorded" recorded 2001:db8:1::20 1 TCP
