@@ -599,29 +599,7 @@ fn commands_get_dev_null_stdio_no_inherited_fds_and_a_failure_skips_nothing() {
     ));
     // The running KILL_RUN_CMD: `sleep`, under the daemon's `/bin/sh -c` (the shell keeps a
     // private fd of its own, so look at what the command it runs inherited).
-    let kids = |pid: &str| {
-        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-            .unwrap_or_default()
-            .split_whitespace()
-            .map(String::from)
-            .collect::<Vec<_>>()
-    };
-    let t0 = std::time::Instant::now();
-    let child = loop {
-        let sleep = kids(&daemon.to_string()).into_iter().find_map(|sh| {
-            let comm =
-                |p: &str| std::fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default();
-            if comm(&sh).trim() == "sleep" {
-                return Some(sh);
-            }
-            kids(&sh).into_iter().find(|k| comm(k).trim() == "sleep")
-        });
-        if let Some(k) = sleep {
-            break k;
-        }
-        assert!(t0.elapsed() < Duration::from_secs(5), "no command started");
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    let child = wait_descendant(daemon, "sleep");
     let mut fds: Vec<(String, String)> = std::fs::read_dir(format!("/proc/{child}/fd"))
         .unwrap()
         .map(|e| {
@@ -713,15 +691,7 @@ fn the_daemon_and_its_commands_keep_only_the_configured_capabilities() {
         assert_eq!(cap_mask(&pid, f), kept, "{f}");
     }
     net.connect(None, TARGET4, 1).unwrap();
-    let t0 = std::time::Instant::now();
-    let child = loop {
-        let kids = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap();
-        if let Some(k) = kids.split_whitespace().next() {
-            break k.to_string();
-        }
-        assert!(t0.elapsed() < Duration::from_secs(5), "no command started");
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    let child = wait_descendant(pid.parse().unwrap(), "sleep");
     assert_eq!(
         cap_mask(&child, "CapEff:") & !kept,
         0,

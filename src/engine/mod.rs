@@ -362,20 +362,20 @@ impl Engine {
                 if first {
                     steps.extend(run_cmd.clone());
                 }
-                if let Some(t) = cfg.kill_hosts_deny.as_deref() {
-                    if template::has_target(t) {
+                // These two need $TARGET$; without it 1.2 skips them and the block fails.
+                let targeted = [
+                    (Action::HostsDeny, cfg.kill_hosts_deny.as_deref()),
+                    (Action::Route, cfg.kill_route.as_deref()),
+                ];
+                for (action, t) in targeted {
+                    let Some(t) = t else { continue };
+                    if !template::has_target(t) {
+                        v.log.push(report::no_target_variable(action));
+                        preflight_ok = false;
+                    } else if action == Action::HostsDeny {
                         steps.push(Step::HostsDeny { line: subst(t) });
                     } else {
-                        v.log.push(report::no_target_variable(Action::HostsDeny));
-                        preflight_ok = false;
-                    }
-                }
-                if let Some(t) = cfg.kill_route.as_deref() {
-                    if template::has_target(t) {
                         steps.push(Step::Route { command: subst(t) });
-                    } else {
-                        v.log.push(report::no_target_variable(Action::Route));
-                        preflight_ok = false;
                     }
                 }
                 if !first {

@@ -422,3 +422,34 @@ impl Rng {
         self.next() % n
     }
 }
+
+/// The child processes of `pid`.
+pub fn children(pid: &str) -> Vec<String> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(String::from)
+        .collect()
+}
+
+/// Wait (5 s) for a process named `comm` among the children and grandchildren of `pid`
+/// (a command the daemon runs through `/bin/sh -c`).
+pub fn wait_descendant(pid: i32, comm: &str) -> String {
+    let name = |p: &str| std::fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default();
+    let t0 = Instant::now();
+    loop {
+        for c in children(&pid.to_string()) {
+            if name(&c).trim() == comm {
+                return c;
+            }
+            if let Some(g) = children(&c).into_iter().find(|g| name(g).trim() == comm) {
+                return g;
+            }
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "no {comm} under pid {pid}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
