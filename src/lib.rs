@@ -6,6 +6,7 @@
 #![deny(unsafe_code)]
 
 pub mod admin;
+pub mod caps;
 pub mod cli;
 pub mod config;
 pub mod engine;
@@ -13,6 +14,7 @@ pub mod ignore;
 pub mod ignore_builder;
 pub mod mode;
 pub mod nft;
+pub mod protect;
 pub mod report;
 pub mod sys;
 pub mod template;

@@ -548,3 +548,162 @@ fn start_truncates_blocked_file_writes_pid_before_returning_and_refuses_a_second
     assert!(!alive(pid));
     assert!(!run.p("portsentry.pid").exists());
 }
+
+#[test]
+fn this_hosts_own_address_is_logged_but_never_blocked() {
+    if !privileged("this_hosts_own_address_is_logged_but_never_blocked") {
+        return;
+    }
+    let net = Net::new();
+    let run = Run::new(&net.target);
+    recording_config(&run, "");
+    // Empty ignore file: protection does not depend on it.
+    std::fs::write(run.p("portsentry.ignore"), "").unwrap();
+    run.start_ok(&["-tcp"]);
+    run.log
+        .wait_line("adminalert: PortSentry is now active and listening.");
+    let dst: std::net::SocketAddr = format!("{TARGET4}:1").parse().unwrap();
+    Net::within(&net.target, move || {
+        std::net::TcpStream::connect_timeout(&dst, Duration::from_secs(2)).unwrap();
+    });
+    run.log.wait_line(&format!(
+        "securityalert: Refusing to block host {TARGET4}: it is an address of this host."
+    ));
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(run.read("actions"), "");
+    assert_eq!(run.read("portsentry.history"), "");
+}
+
+#[test]
+fn commands_get_dev_null_stdio_no_inherited_fds_and_a_failure_skips_nothing() {
+    if !privileged("commands_get_dev_null_stdio_no_inherited_fds_and_a_failure_skips_nothing") {
+        return;
+    }
+    let net = Net::new();
+    let run = Run::new(&net.target);
+    // KILL_ROUTE fails (exit 3); hosts.deny and KILL_RUN_CMD must still run. The command
+    // sleeps, so the test can look at the descriptors it inherited.
+    run.write_config(
+        "TCP_PORTS=\"1\"\nBLOCK_TCP=\"1\"\n\
+         KILL_HOSTS_DENY=\"ALL: $TARGET$ : DENY\"\n\
+         KILL_ROUTE=\"exit 3 # $TARGET$\"\n\
+         KILL_RUN_CMD=\"sleep 2 # $TARGET$\"",
+    );
+    run.start_ok(&["-tcp"]);
+    run.log
+        .wait_line("adminalert: PortSentry is now active and listening.");
+    let daemon = run.pid().unwrap();
+    net.connect(None, TARGET4, 1).unwrap();
+    run.log.wait_line(&format!(
+        "adminalert: Command for host {SCANNER4} exited with status 3: \"exit 3 # {SCANNER4}\""
+    ));
+    // The running KILL_RUN_CMD: `sleep`, under the daemon's `/bin/sh -c` (the shell keeps a
+    // private fd of its own, so look at what the command it runs inherited).
+    let child = wait_descendant(daemon, "sleep");
+    let mut fds: Vec<(String, String)> = std::fs::read_dir(format!("/proc/{child}/fd"))
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let target = std::fs::read_link(e.path()).unwrap();
+            (
+                e.file_name().into_string().unwrap(),
+                target.display().to_string(),
+            )
+        })
+        .collect();
+    fds.sort();
+    let expect: Vec<(String, String)> = ["0", "1", "2"]
+        .iter()
+        .map(|f| (f.to_string(), "/dev/null".to_string()))
+        .collect();
+    assert_eq!(fds, expect, "the command's descriptors");
+    run.log.wait_line(&format!(
+        "attackalert: ERROR: Could not block host {SCANNER4} !!"
+    ));
+    assert!(
+        run.log
+            .lines()
+            .iter()
+            .any(|l| l.starts_with("attackalert: External command run"))
+    );
+    assert_eq!(run.read("hosts.deny"), format!("ALL: {SCANNER4} : DENY\n"));
+    // A failed block writes nothing, so the next hit tries again.
+    assert_eq!(run.read("portsentry.history"), "");
+    assert_eq!(run.read("portsentry.blocked.tcp"), "");
+}
+
+#[test]
+fn foreground_mode_logs_to_stderr_too() {
+    if !privileged("foreground_mode_logs_to_stderr_too") {
+        return;
+    }
+    let net = Net::new();
+    let run = Run::new(&net.target);
+    run.write_config("TCP_PORTS=\"1\"");
+    let child = std::process::Command::new("ip")
+        .args(["netns", "exec", &net.target, BIN, "-tcp", "-f", "-c"])
+        .arg(run.p("portsentry.conf"))
+        .arg("--pidfile")
+        .arg(run.p("portsentry.pid"))
+        .arg("--syslog-socket")
+        .arg(&run.log.path)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    run.log
+        .wait_line("adminalert: PortSentry is now active and listening.");
+    net.connect(None, TARGET4, 1).unwrap();
+    run.log.wait_contains("attackalert: Connect from host");
+    run.signal(nix::sys::signal::Signal::SIGTERM);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "clean exit 0 in the foreground");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("adminalert: PortSentry is now active and listening.\n"),
+        "{err}"
+    );
+    assert!(err.contains(&format!(
+        "attackalert: Connect from host: {SCANNER4}/{SCANNER4} to TCP port: 1\n"
+    )));
+    assert!(err.contains("adminalert: PortSentry is shutting down\n"));
+}
+
+/// A capability mask from /proc/<pid>/status.
+fn cap_mask(pid: &str, field: &str) -> u64 {
+    let st = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = st.lines().find(|l| l.starts_with(field)).unwrap();
+    u64::from_str_radix(line.split_whitespace().nth(1).unwrap(), 16).unwrap()
+}
+
+#[test]
+fn the_daemon_and_its_commands_keep_only_the_configured_capabilities() {
+    if !privileged("the_daemon_and_its_commands_keep_only_the_configured_capabilities") {
+        return;
+    }
+    let net = Net::new();
+    let run = Run::new(&net.target);
+    run.write_config("TCP_PORTS=\"1\"\nBLOCK_TCP=\"2\"\nKILL_RUN_CMD=\"sleep 2 # $TARGET$\"");
+    run.start_ok(&["-tcp"]);
+    let pid = run.pid().unwrap().to_string();
+    // CAP_NET_BIND_SERVICE (10), CAP_NET_ADMIN (12), CAP_NET_RAW (13).
+    let kept = (1u64 << 10) | (1 << 12) | (1 << 13);
+    for f in ["CapEff:", "CapPrm:", "CapBnd:"] {
+        assert_eq!(cap_mask(&pid, f), kept, "{f}");
+    }
+    net.connect(None, TARGET4, 1).unwrap();
+    let child = wait_descendant(pid.parse().unwrap(), "sleep");
+    assert_eq!(
+        cap_mask(&child, "CapEff:") & !kept,
+        0,
+        "command regained capabilities"
+    );
+    assert_eq!(cap_mask(&child, "CapBnd:"), kept);
+    run.stop();
+
+    // `all` keeps everything.
+    let run = Run::new(&net.target);
+    run.write_config("TCP_PORTS=\"1\"\nKEEP_CAPABILITIES=\"all\"");
+    run.start_ok(&["-tcp"]);
+    let pid = run.pid().unwrap().to_string();
+    assert_eq!(cap_mask(&pid, "CapBnd:"), cap_mask("self", "CapBnd:"));
+}

@@ -324,20 +324,20 @@ fn the_admin_command_lists_unblocks_and_blocks_by_hand() {
         "{}",
         text(&o)
     );
-    let o = admin(&run, &["del", "192.0.2.99"]);
+    let o = admin(&run, &["del", "198.51.100.99"]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(text(&o).contains("192.0.2.99 is not blocked"));
-    let o = admin(&run, &["add", "192.0.2.1/24"]);
+    assert!(text(&o).contains("198.51.100.99 is not blocked"));
+    let o = admin(&run, &["add", "198.51.100.1/24"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(
-        text(&o).contains("did you mean 192.0.2.0/24?"),
+        text(&o).contains("did you mean 198.51.100.0/24?"),
         "{}",
         text(&o)
     );
     assert_eq!(admin(&run, &["frobnicate"]).status.code(), Some(2));
 
     // A network delete takes every element inside it; flush takes the rest.
-    let o = admin(&run, &["del", "192.0.2.0/24"]);
+    let o = admin(&run, &["del", "198.51.100.0/24"]);
     assert!(o.status.success(), "{}", text(&o));
     eventually("v4 flows", || {
         flows(&net, SCANNER4, TARGET4) && flows(&net, SCANNER4B, TARGET4)
@@ -357,11 +357,8 @@ fn a_full_set_warns_and_keeps_working_for_hosts_in_it() {
         return;
     }
     let net = Net::new();
-    let third = "192.0.2.4";
-    must(&format!(
-        "ip -n {} addr add {third}/24 dev $(ip -n {} -o link show type veth | cut -d: -f2 | cut -d@ -f1)",
-        net.scanner, net.scanner
-    ));
+    let extra = net.scanner_addresses(1);
+    let third = extra[0].as_str();
     let run = Run::new(&net.target);
     nft_config(&run, "BLOCK_SET_SIZE=\"2\"");
     run.start_ok(&["-tcp"]);
@@ -502,13 +499,11 @@ fn a_burst_that_overfills_the_set_gets_exactly_the_room_it_has() {
         return;
     }
     let net = Net::new();
-    let srcs: Vec<String> = (10..16).map(|i| format!("192.0.2.{i}")).collect();
-    for s in &srcs {
-        must(&format!(
-            "ip -n {} addr add {s}/24 dev $(ip -n {} -o link show type veth | cut -d: -f2 | cut -d@ -f1)",
-            net.scanner, net.scanner
-        ));
-    }
+    let srcs: Vec<String> = net
+        .scanner_addresses(6)
+        .into_iter()
+        .filter(|a| !a.contains(':'))
+        .collect();
     let run = Run::new(&net.target);
     run.write_config(
         "UDP_PORTS=\"4002\"\nBLOCK_UDP=\"1\"\nBLOCK_METHOD=\"nftables\"\nBLOCK_SET_SIZE=\"4\"",

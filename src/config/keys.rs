@@ -293,6 +293,16 @@ pub const KEYS: &[KeyDef] = &[
             }
         },
     },
+    KeyDef {
+        name: "KEEP_CAPABILITIES",
+        doc: "capabilities kept after start-up, also the most KILL_* commands get; `all` keeps every one",
+        default: "CAP_NET_ADMIN,CAP_NET_RAW,CAP_NET_BIND_SERVICE",
+        extension: true,
+        apply: |c, v, x| match crate::caps::parse_keep(v) {
+            Ok(k) => c.keep_capabilities = k,
+            Err(e) => x.error(e),
+        },
+    },
 ];
 
 /// Upper bound of `BLOCK_TIMEOUT`: one year.
@@ -483,8 +493,8 @@ mod tests {
                 k.name
             );
         }
-        assert_eq!(KEYS.len(), 24);
-        assert_eq!(KEYS.iter().filter(|k| k.extension).count(), 6);
+        assert_eq!(KEYS.len(), 25);
+        assert_eq!(KEYS.iter().filter(|k| k.extension).count(), 7);
         assert!(key("NOPE").is_none());
     }
 
@@ -673,5 +683,16 @@ mod tests {
         assert!(ok("BLOCK_FLUSH_ON_STOP", "1").block_flush_on_stop);
         assert!(!ok("BLOCK_FLUSH_ON_STOP", "0").block_flush_on_stop);
         assert!(err("BLOCK_FLUSH_ON_STOP", "yes").contains("not an integer"));
+    }
+
+    #[test]
+    fn keep_capabilities() {
+        assert_eq!(Config::default().keep_capabilities, Some(vec![10, 12, 13]));
+        assert_eq!(ok("KEEP_CAPABILITIES", "all").keep_capabilities, None);
+        assert_eq!(
+            ok("KEEP_CAPABILITIES", "CAP_NET_ADMIN, CAP_DAC_OVERRIDE").keep_capabilities,
+            Some(vec![1, 12])
+        );
+        assert!(err("KEEP_CAPABILITIES", "CAP_NET_ADMIN,CAP_WIZARD").contains("CAP_WIZARD"));
     }
 }

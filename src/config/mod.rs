@@ -126,6 +126,8 @@ pub struct Config {
     pub kill_route_undo: Option<String>,
     /// `BLOCK_FLUSH_ON_STOP`: delete the nftables table when the daemon stops.
     pub block_flush_on_stop: bool,
+    /// Capabilities kept after start-up (KEEP_CAPABILITIES); None keeps them all.
+    pub keep_capabilities: Option<Vec<u8>>,
     /// The 1-based line each present key was read from (also for a present but invalid value;
     /// not for a key 1.2 treats as absent, e.g. "Quotes missing"). Lets callers tell absent
     /// from empty (`ADVANCED_EXCLUDE_*` log differently, §2.4) and point at lines.
@@ -159,6 +161,7 @@ impl Default for Config {
             block_set_size: DEFAULT_SET_SIZE,
             kill_route_undo: None,
             block_flush_on_stop: false,
+            keep_capabilities: Some(crate::caps::default_keep()),
             lines: BTreeMap::new(),
         }
     }

@@ -3,6 +3,7 @@
 use super::*;
 use crate::config::Config;
 use crate::ignore;
+use crate::protect::Protected;
 
 const A: &str = "192.0.2.7";
 const B: &str = "198.51.100.9";
@@ -38,9 +39,9 @@ fn cfg(block: BlockMode) -> Config {
 
 /// Gate then respond, as the shell does.
 fn step(e: &mut Engine, now: u64, c: &Config, h: &Hit) -> (Gate, Option<Verdict>) {
-    let g = e.gate(now, h.src, c.scan_trigger, &none());
+    let g = e.gate(now, h.src, h.mode.proto(), c.scan_trigger, &none());
     let v = match g {
-        Gate::Respond(r) => Some(e.respond(c, h, r, &h.src.to_string())),
+        Gate::Respond(r) => Some(e.respond(c, h, r, &h.src.to_string(), &Protected::default())),
         _ => None,
     };
     (g, v)
@@ -50,7 +51,7 @@ fn step(e: &mut Engine, now: u64, c: &Config, h: &Hit) -> (Gate, Option<Verdict>
 fn trigger_zero_and_one_both_fire_on_the_first_hit() {
     for t in [0, 1] {
         let mut e = Engine::new(Limits::default());
-        let g = e.gate(0, ip(A), t, &none());
+        let g = e.gate(0, ip(A), Proto::Tcp, t, &none());
         assert!(matches!(g, Gate::Respond(_)), "SCAN_TRIGGER={t}");
     }
 }
@@ -58,21 +59,30 @@ fn trigger_zero_and_one_both_fire_on_the_first_hit() {
 #[test]
 fn trigger_n_fires_on_the_nth_hit_counting_all_ports() {
     let mut e = Engine::new(Limits::default());
-    assert_eq!(e.gate(0, ip(A), 3, &none()), Gate::BelowTrigger);
-    assert_eq!(e.gate(10, ip(A), 3, &none()), Gate::BelowTrigger);
-    assert!(matches!(e.gate(20, ip(A), 3, &none()), Gate::Respond(_)));
+    assert_eq!(e.gate(0, ip(A), Proto::Tcp, 3, &none()), Gate::BelowTrigger);
+    assert_eq!(
+        e.gate(10, ip(A), Proto::Tcp, 3, &none()),
+        Gate::BelowTrigger
+    );
+    assert!(matches!(
+        e.gate(20, ip(A), Proto::Tcp, 3, &none()),
+        Gate::Respond(_)
+    ));
 }
 
 #[test]
 fn other_hosts_cannot_evict_a_scanners_count() {
     // 1.2's shared 50-slot ring forgot host B after 50 other hits (§4, VERIFIED there).
     let mut e = Engine::new(Limits::default());
-    assert_eq!(e.gate(0, ip(B), 2, &none()), Gate::BelowTrigger);
+    assert_eq!(e.gate(0, ip(B), Proto::Tcp, 2, &none()), Gate::BelowTrigger);
     for i in 0..60u32 {
         let other = IpAddr::from([10, 0, (i >> 8) as u8, i as u8]);
-        e.gate(1, other, 2, &none());
+        e.gate(1, other, Proto::Tcp, 2, &none());
     }
-    assert!(matches!(e.gate(2, ip(B), 2, &none()), Gate::Respond(_)));
+    assert!(matches!(
+        e.gate(2, ip(B), Proto::Tcp, 2, &none()),
+        Gate::Respond(_)
+    ));
 }
 
 #[test]
@@ -82,9 +92,15 @@ fn hits_outside_the_window_do_not_count() {
         ..Limits::default()
     };
     let mut e = Engine::new(l);
-    assert_eq!(e.gate(0, ip(A), 2, &none()), Gate::BelowTrigger);
-    assert_eq!(e.gate(5000, ip(A), 2, &none()), Gate::BelowTrigger);
-    assert!(matches!(e.gate(5500, ip(A), 2, &none()), Gate::Respond(_)));
+    assert_eq!(e.gate(0, ip(A), Proto::Tcp, 2, &none()), Gate::BelowTrigger);
+    assert_eq!(
+        e.gate(5000, ip(A), Proto::Tcp, 2, &none()),
+        Gate::BelowTrigger
+    );
+    assert!(matches!(
+        e.gate(5500, ip(A), Proto::Tcp, 2, &none()),
+        Gate::Respond(_)
+    ));
 }
 
 #[test]
@@ -92,10 +108,16 @@ fn ignored_hosts_are_silent_and_leave_no_state() {
     let (list, w) = ignore::parse(b"192.0.2.0/24\n2001:db8::/32\n");
     assert!(w.is_empty());
     let mut e = Engine::new(Limits::default());
-    assert_eq!(e.gate(0, ip(A), 0, &list), Gate::Ignored);
-    assert_eq!(e.gate(0, ip("2001:db8::99"), 0, &list), Gate::Ignored);
+    assert_eq!(e.gate(0, ip(A), Proto::Tcp, 0, &list), Gate::Ignored);
+    assert_eq!(
+        e.gate(0, ip("2001:db8::99"), Proto::Tcp, 0, &list),
+        Gate::Ignored
+    );
     assert_eq!(e.tracked_hosts(), 0);
-    assert!(matches!(e.gate(0, ip(B), 0, &list), Gate::Respond(_)));
+    assert!(matches!(
+        e.gate(0, ip(B), Proto::Tcp, 0, &list),
+        Gate::Respond(_)
+    ));
 }
 
 #[test]
@@ -103,10 +125,10 @@ fn block_runs_hosts_deny_route_then_command_with_the_address_literal() {
     let mut e = Engine::new(Limits::default());
     let c = cfg(BlockMode::Block);
     let h = hit(A, 111, Mode::Tcp);
-    let g = e.gate(0, h.src, 0, &none());
+    let g = e.gate(0, h.src, Proto::Tcp, 0, &none());
     let Gate::Respond(r) = g else { panic!("{g:?}") };
     // Even with a resolved name, $TARGET$ is the address.
-    let v = e.respond(&c, &h, r, "evil.example");
+    let v = e.respond(&c, &h, r, "evil.example", &Protected::default());
     assert!(v.banner);
     assert_eq!(
         v.log,
@@ -235,7 +257,8 @@ fn block_zero_writes_history_only_and_rate_limits_repeats() {
         g,
         Gate::Respond(Respond {
             already_blocked: false,
-            suppressed: 4
+            suppressed: 4,
+            quiet: false
         })
     ));
     let v = v.unwrap();
@@ -256,7 +279,13 @@ fn state_is_bounded_and_ages_out() {
     };
     let mut e = Engine::new(l);
     for i in 0..10_000u32 {
-        e.gate(u64::from(i), IpAddr::from(i.to_be_bytes()), 5, &none());
+        e.gate(
+            u64::from(i),
+            IpAddr::from(i.to_be_bytes()),
+            Proto::Tcp,
+            5,
+            &none(),
+        );
         assert!(e.tracked_hosts() <= 64);
     }
     e.expire(1_000_000);
@@ -281,12 +310,135 @@ fn banner_only_for_classic_modes_on_triggered_hits() {
     let r = Gate::Respond(Respond {
         already_blocked: true,
         suppressed: 0,
+        quiet: false,
     });
     assert!(sends_banner(&r, Mode::Tcp));
     assert!(sends_banner(&Gate::Suppressed, Mode::Udp));
     assert!(!sends_banner(&Gate::BelowTrigger, Mode::Tcp));
     assert!(!sends_banner(&Gate::Ignored, Mode::Tcp));
     assert!(!sends_banner(&r, Mode::Atcp));
+}
+
+#[test]
+fn protected_sources_are_logged_but_never_acted_on() {
+    let p = Protected::new([ip(A)], [], [ip(B)]);
+    let mut e = Engine::new(Limits::default());
+    let c = cfg(BlockMode::Block);
+    for (src, what) in [
+        (A, "an address of this host"),
+        (B, "a default gateway"),
+        ("127.0.0.1", "a loopback address"),
+    ] {
+        let h = hit(src, 1, Mode::Tcp);
+        let Gate::Respond(r) = e.gate(0, h.src, Proto::Tcp, 0, &none()) else {
+            panic!()
+        };
+        let v = e.respond(&c, &h, r, src, &p);
+        assert!(v.job.is_none(), "{src}");
+        assert_eq!(
+            v.log[1],
+            format!("securityalert: Refusing to block host {src}: it is {what}.")
+        );
+    }
+}
+
+#[test]
+fn route_or_hosts_deny_without_target_is_skipped_and_the_block_fails() {
+    let mut e = Engine::new(Limits::default());
+    let mut c = cfg(BlockMode::Block);
+    c.kill_route = Some("/sbin/route add -host reject".into());
+    let (_, v) = step(&mut e, 0, &c, &hit(A, 1, Mode::Tcp));
+    let v = v.unwrap();
+    assert!(v.log.contains(
+        &"adminalert: No target variable specified in KILL_ROUTE option. Skipping.".to_string()
+    ));
+    let job = v.job.unwrap();
+    assert!(!job.preflight_ok);
+    assert!(!job.steps.iter().any(|s| matches!(s, Step::Route { .. })));
+    assert_eq!(job.steps.len(), 2, "hosts.deny and the command still run");
+}
+
+#[test]
+fn a_flood_of_distinct_sources_is_rate_limited_with_a_summary_but_still_blocked() {
+    let l = Limits {
+        report_burst: 10,
+        reports_per_sec: 5,
+        summary_interval_ms: 10_000,
+        ..Limits::default()
+    };
+    let mut e = Engine::new(l);
+    let c = cfg(BlockMode::Block);
+    let (mut logged, mut jobs, mut written) = (0, 0, 0);
+    // 1000 forged sources within one second.
+    for i in 0..1000u32 {
+        let src = IpAddr::from((0x0a00_0000 + i).to_be_bytes());
+        let h = Hit {
+            src,
+            ..hit(A, 1, Mode::Tcp)
+        };
+        let (_, v) = step(&mut e, u64::from(i), &c, &h);
+        let v = v.unwrap();
+        logged += v.log.len();
+        let job = v.job.unwrap();
+        jobs += 1;
+        written += usize::from(job.record.write);
+        assert_eq!(job.quiet, !job.record.write);
+    }
+    assert_eq!(jobs, 1000, "every host is still blocked");
+    // Burst of 10 plus 5/s over one second.
+    assert!((10..=16).contains(&written), "{written}");
+    assert_eq!(logged, written, "one detection line per written report");
+    assert_eq!(e.tick(5_000), None, "not before the interval");
+    let s = e.tick(10_000).unwrap();
+    assert_eq!(
+        s,
+        format!(
+            "attackalert: Rate limit: {} reports suppressed in the last 10 seconds.",
+            1000 - written
+        )
+    );
+    assert_eq!(e.tick(30_000), None, "nothing new to say");
+}
+
+#[test]
+fn log_only_reports_over_the_rate_leave_no_job() {
+    let l = Limits {
+        report_burst: 1,
+        reports_per_sec: 0,
+        ..Limits::default()
+    };
+    let mut e = Engine::new(l);
+    let c = cfg(BlockMode::LogOnly);
+    assert!(
+        step(&mut e, 0, &c, &hit(A, 1, Mode::Tcp))
+            .1
+            .unwrap()
+            .job
+            .is_some()
+    );
+    let v = step(&mut e, 1, &c, &hit(B, 1, Mode::Tcp)).1.unwrap();
+    assert!(v.job.is_none() && v.log.is_empty());
+}
+
+#[test]
+fn a_logged_only_udp_probe_does_not_hold_back_the_tcp_block() {
+    // BLOCK_UDP=0, BLOCK_TCP=1 (found by the package test): 1.2's separate daemons kept
+    // separate state, so the TCP block must still happen right after a UDP report.
+    let mut e = Engine::new(Limits::default());
+    let mut c = cfg(BlockMode::Block);
+    c.block_udp = BlockMode::LogOnly;
+    let (_, v) = step(&mut e, 0, &c, &hit(A, 7, Mode::Udp));
+    let job = v.unwrap().job.unwrap();
+    assert!(job.steps.is_empty());
+    e.job_done(0, &job, true);
+    let (g, v) = step(&mut e, 10, &c, &hit(A, 1, Mode::Tcp));
+    assert!(matches!(g, Gate::Respond(_)), "{g:?}");
+    let job = v.unwrap().job.unwrap();
+    assert_eq!(job.steps.len(), 3);
+    e.job_done(0, &job, true);
+    // The block is per host: a later UDP probe finds it blocked.
+    let (_, v) = step(&mut e, 70_000, &c, &hit(A, 7, Mode::Udp));
+    assert!(v.unwrap().log[1].contains("is already blocked"));
 }
 
 fn nft_cfg(timeout: u64) -> Config {

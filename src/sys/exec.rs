@@ -121,29 +121,16 @@ impl Executor {
             while self.running.len() < MAX_PARALLEL {
                 match self.queue.pop_front() {
                     Some(job) => self.running.push(Running {
+                        ok: job.preflight_ok,
                         job,
                         next: 0,
-                        ok: true,
                         child: None,
                     }),
                     None => break,
                 }
             }
-            let mut i = 0;
-            while i < self.running.len() {
-                let r = &mut self.running[i];
-                match advance(r, now, &hosts_deny, &mut p.log) {
-                    Next::Busy => i += 1,
-                    Next::Done => {
-                        let r = self.running.swap_remove(i);
-                        p.done.push((r.job, r.ok));
-                    }
-                    Next::Nft { addr, timeout_s } => {
-                        let r = self.running.swap_remove(i);
-                        self.wait_nft(r, addr, timeout_s, &mut p.log);
-                    }
-                }
-            }
+            let more = self.pump_running(now, &hosts_deny, &mut p.log);
+            p.done.extend(more);
             // Jobs that moved on to an nft batch made room: start more, so one batch
             // collects everything that is queued.
             if self.queue.is_empty() || self.running.len() >= MAX_PARALLEL {
@@ -167,8 +154,14 @@ impl Executor {
     ) -> Vec<(Job, bool)> {
         let mut done = Vec::new();
         let mut i = 0;
+        let mut sink = Vec::new();
         while i < self.running.len() {
-            match advance(&mut self.running[i], now, hosts_deny, log) {
+            let r = &mut self.running[i];
+            // Jobs over the global report rate run without a word (engine::Respond::quiet).
+            let out = if r.job.quiet { &mut sink } else { &mut *log };
+            let next = advance(r, now, hosts_deny, out);
+            sink.clear();
+            match next {
                 Next::Busy => i += 1,
                 Next::Done => {
                     let r = self.running.swap_remove(i);
@@ -215,7 +208,7 @@ impl Executor {
         for b in batchers.iter_mut() {
             for (item, ok) in b.pump(now, log) {
                 if let Some(mut r) = self.nft_wait.remove(&item.token) {
-                    if ok {
+                    if ok && !r.job.quiet {
                         log.push(nft::msg_blocked(item.addr, item.timeout_s));
                     }
                     r.ok &= ok;

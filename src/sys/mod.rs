@@ -4,6 +4,7 @@
 #![allow(unsafe_code)]
 
 pub mod admin;
+pub mod caps;
 pub mod clock;
 pub mod daemon;
 pub mod exec;
@@ -11,6 +12,7 @@ pub mod files;
 pub mod ignore_file;
 pub mod listen;
 pub mod log;
+pub mod netinfo;
 pub mod nftables;
 pub mod resolve;
 pub mod run;

@@ -25,7 +25,8 @@ use super::ignore_file::IgnoreFile;
 use super::listen::{self, BindError, Listener, Sock};
 use super::log::Logger;
 use super::nftables;
-use super::{clock, resolve};
+use super::{clock, netinfo, resolve};
+use crate::protect::Protected;
 
 /// How long a reverse lookup may take before the address is used instead.
 const RESOLVE_TIMEOUT: Duration = Duration::from_millis(1000);
@@ -113,6 +114,7 @@ pub fn main(cli: Cli, syslog_socket: PathBuf) -> i32 {
     if cli.check {
         return check(&cli);
     }
+    daemon::cloexec_inherited();
     let mut log = Logger::new(syslog_socket, true);
     if !nix::unistd::geteuid().is_root() {
         eprintln!("portsentry: You need to be root to run this.");
@@ -196,6 +198,8 @@ struct Daemon {
     listeners: Vec<Listener>,
     signals: SignalFd,
     last_expire: u64,
+    /// Addresses never blocked (this host's, gateways); refreshed every minute and on reload.
+    protected: Protected,
 }
 
 type StartError = Box<(Logger, String)>;
@@ -248,6 +252,13 @@ impl Daemon {
             }
             listeners.extend(got);
         }
+        if let Some(keep) = &cfg.keep_capabilities
+            && let Err(e) = super::caps::restrict(keep)
+        {
+            let msg = format!("cannot drop capabilities (KEEP_CAPABILITIES): {e}");
+            log.log(&format!("adminalert: ERROR: {msg}"));
+            return Err(Box::new((log, msg)));
+        }
         if let Err(e) = daemon::write_pidfile(&cli.pidfile) {
             let msg = format!("cannot write pid file {}: {e}", cli.pidfile.display());
             log.log(&format!("adminalert: ERROR: {msg}"));
@@ -267,6 +278,7 @@ impl Daemon {
             listeners,
             signals,
             last_expire: clock::now_ms(),
+            protected: netinfo::protected(),
         };
         d.ignore.refresh(&mut d.log);
         if let Some(hosts) = restored {
@@ -335,8 +347,12 @@ impl Daemon {
             for j in x.jobs {
                 self.exec.submit(j);
             }
+            if let Some(l) = self.engine.tick(now) {
+                self.log.log(&l);
+            }
             if now.saturating_sub(self.last_expire) >= 60_000 {
                 self.engine.expire(now);
+                self.protected = netinfo::protected();
                 self.last_expire = now;
             }
         }
@@ -408,11 +424,15 @@ impl Daemon {
         };
         let now = clock::now_ms();
         let ignore = self.ignore.refresh(&mut self.log);
-        let gate = self.engine.gate(now, src, self.cfg.scan_trigger, ignore);
+        let gate = self
+            .engine
+            .gate(now, src, mode.proto(), self.cfg.scan_trigger, ignore);
         let banner = engine::sends_banner(&gate, mode);
         if let Gate::Respond(r) = gate {
             let name = self.name_of(src);
-            let v = self.engine.respond(&self.cfg, &hit, r, &name);
+            let v = self
+                .engine
+                .respond(&self.cfg, &hit, r, &name, &self.protected);
             for l in &v.log {
                 self.log.log(l);
             }
@@ -439,7 +459,7 @@ impl Daemon {
         for l in self.engine.job_done(clock::now_ms(), &job, ok) {
             self.log.log(&l);
         }
-        if !ok || job.kind == engine::JobKind::Unblock {
+        if !ok || !job.record.write || job.kind == engine::JobKind::Unblock {
             return;
         }
         let r = &job.record;
@@ -500,6 +520,7 @@ impl Daemon {
         if nft_size(&cfg) != nft_size(&self.cfg) {
             self.exec.set_nft(nft_size(&cfg));
         }
+        self.protected = netinfo::protected();
         for &m in &self.modes.clone() {
             let want: BTreeSet<u16> = classic_ports(&cfg, m).into_iter().collect();
             let have: BTreeSet<u16> = self
