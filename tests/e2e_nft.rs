@@ -533,3 +533,49 @@ fn a_burst_that_overfills_the_set_gets_exactly_the_room_it_has() {
     );
     assert_eq!(run.read("portsentry.history").lines().count(), 4);
 }
+
+#[test]
+fn a_table_made_from_the_conf_example_is_taken_over_with_its_blocks() {
+    if !ready("a_table_made_from_the_conf_example_is_taken_over_with_its_blocks") {
+        return;
+    }
+    let net = Net::new();
+    // The table the shipped portsentry.conf suggests for its nft KILL_ROUTE example: sets
+    // without `flags timeout` or a size.
+    let example = run_example_table(&net.target);
+    assert!(example.contains(SCANNER4B));
+    let run = Run::new(&net.target);
+    nft_config(&run, "");
+    run.start_ok(&["-tcp"]);
+    run.log.wait_line(
+        "adminalert: nftables table inet portsentry ready; 1 hosts blocked from before are kept",
+    );
+    let table = nft(&net.target, "list table inet portsentry");
+    assert!(
+        table.contains("flags timeout") && table.contains("size 1048576"),
+        "{table}"
+    );
+    assert!(table.contains(SCANNER4B), "{table}");
+    assert!(!flows(&net, SCANNER4B, TARGET4));
+    scan_blocked(&net, &run, SCANNER4, TARGET4);
+}
+
+fn run_example_table(ns: &str) -> String {
+    let script = format!(
+        "table inet portsentry {{\n\
+           set blocked4 {{ type ipv4_addr; }}\n\
+           set blocked6 {{ type ipv6_addr; }}\n\
+           chain input {{\n\
+             type filter hook input priority filter - 10; policy accept;\n\
+             ip saddr @blocked4 drop\n\
+             ip6 saddr @blocked6 drop\n\
+           }}\n\
+         }}\n\
+         add element inet portsentry blocked4 {{ {SCANNER4B} }}\n"
+    );
+    let path = std::env::temp_dir().join(format!("{ns}.nft"));
+    std::fs::write(&path, script).unwrap();
+    must(&format!("ip netns exec {ns} nft -f {}", path.display()));
+    let _ = std::fs::remove_file(path);
+    nft(ns, "list table inet portsentry")
+}

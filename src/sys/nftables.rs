@@ -122,8 +122,41 @@ pub fn run_script(script: &str) -> Result<(), NftError> {
 }
 
 /// Creates the table, sets and chain, or re-uses them (never touches other tables).
+///
+/// A table `inet portsentry` made another way — for example from the KILL_ROUTE example in
+/// the shipped portsentry.conf, whose sets have no `flags timeout` — makes `add set` fail with
+/// "File exists". Then the table is rebuilt with its host and network elements carried over
+/// (time left as the new timeout), all in one transaction: if anything fails, the old table
+/// stays as it was and the error is reported.
 pub fn setup(size: u32) -> Result<(), NftError> {
-    run_script(&nft::setup_script(size))
+    match run_script(&nft::setup_script(size)) {
+        Err(e) if e.message.contains("File exists") => rebuild(size).map_err(|e2| NftError {
+            failure: e2.failure,
+            message: format!(
+                "{} (table inet portsentry exists with other sets; rebuilding it failed: {e2})",
+                e.message
+            ),
+        }),
+        r => r,
+    }
+}
+
+fn rebuild(size: u32) -> Result<(), NftError> {
+    let keep: Vec<(Prefix, u64)> = list()?
+        .iter()
+        .map(|e| {
+            (
+                e.prefix,
+                e.expires_ms.map_or(0, |ms| ms.div_ceil(1000).max(1)),
+            )
+        })
+        .collect();
+    run_script(&format!(
+        "{}{}{}",
+        nft::delete_table_script(),
+        nft::setup_script(size),
+        nft::add_script(&keep)
+    ))
 }
 
 /// Every element of our sets. A missing table is `Failure::Missing`.
