@@ -14,3 +14,4 @@ pub mod mode;
 pub mod report;
 pub mod sys;
 pub mod template;
+pub mod wire;
