@@ -5,6 +5,7 @@
 //! template formatting) and a thin I/O shell (`sys`). Only `sys` may use `unsafe`.
 #![deny(unsafe_code)]
 
+pub mod classify;
 pub mod cli;
 pub mod config;
 pub mod engine;
@@ -12,6 +13,7 @@ pub mod ignore;
 pub mod ignore_builder;
 pub mod mode;
 pub mod report;
+pub mod socktable;
 pub mod sys;
 pub mod template;
 pub mod wire;
