@@ -5,6 +5,7 @@
 //! template formatting) and a thin I/O shell (`sys`). Only `sys` may use `unsafe`.
 #![deny(unsafe_code)]
 
+pub mod bpf;
 pub mod classify;
 pub mod cli;
 pub mod config;
