@@ -104,6 +104,25 @@ impl PortSet {
         PortSet { ranges }
     }
 
+    /// This set without the ports in `ex`.
+    pub fn minus(&self, ex: impl IntoIterator<Item = u16>) -> PortSet {
+        let ex: BTreeSet<u16> = ex.into_iter().collect();
+        let mut ranges = Vec::new();
+        for &(lo, hi) in &self.ranges {
+            let mut start = u32::from(lo);
+            for e in ex.range(lo..=hi).map(|&e| u32::from(e)) {
+                if e > start {
+                    ranges.push((start as u16, (e - 1) as u16));
+                }
+                start = e + 1;
+            }
+            if start <= u32::from(hi) {
+                ranges.push((start as u16, hi));
+            }
+        }
+        PortSet { ranges }
+    }
+
     pub fn contains(&self, port: u16) -> bool {
         let i = self.ranges.partition_point(|&(_, hi)| hi < port);
         self.ranges.get(i).is_some_and(|&(lo, _)| lo <= port)
@@ -562,6 +581,8 @@ mod tests {
         let b = PortSet::below_except(10, [0, 3, 4, 9, 20]);
         assert_eq!(b.ranges(), &[(1, 2), (5, 8)]);
         assert!(PortSet::below_except(0, []).is_empty());
+        let m = PortSet::below_except(100, [50]).minus([0, 10, 11, 49, 51, 99, 200]);
+        assert_eq!(m.ranges(), &[(1, 9), (12, 48), (52, 98)]);
         let c = PortSet::from_ports([1, 3, 10, 12, 100]).coarsened(2);
         assert_eq!(c.ranges(), &[(1, 12), (100, 100)]);
     }

@@ -17,4 +17,5 @@ pub mod report;
 pub mod socktable;
 pub mod sys;
 pub mod template;
+pub mod watch;
 pub mod wire;

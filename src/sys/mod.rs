@@ -3,6 +3,7 @@
 //! crate lives here, each block with a `// SAFETY:` line.
 #![allow(unsafe_code)]
 
+pub mod capture;
 pub mod clock;
 pub mod daemon;
 pub mod exec;
