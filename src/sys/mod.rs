@@ -13,3 +13,4 @@ pub mod listen;
 pub mod log;
 pub mod resolve;
 pub mod run;
+pub mod stealth;

@@ -1,0 +1,379 @@
+//! The stealth (`-stcp`, `-sudp`, §3.2) and advanced (`-atcp`, `-audp`, §3.3) modes: their
+//! start-up sequences and log lines (§3.4, §8.2), one capture socket for all of them, and the
+//! local state the per-packet decision (`watch::judge`) needs: this host's addresses and its
+//! socket table from `/proc/net/{tcp,tcp6,udp,udp6}`.
+//!
+//! Freshness without cost: the table and the address list are re-read every
+//! [`REFRESH_MS`], and also, at most once per drain round, when a packet would otherwise
+//! become a hit, so a service started a moment ago is seen before anything is reported.
+//! Advanced modes also take the ports with a listener out of the kernel filter on each
+//! refresh, so a busy service's traffic never reaches us.
+//!
+//! It never decides: `watch::judge` does; hits go back to the event loop's `hit()`.
+
+use std::collections::{BTreeSet, HashSet};
+use std::net::{IpAddr, SocketAddr};
+
+use crate::bpf::{self, PortSet};
+use crate::config::Config;
+use crate::engine::Hit;
+use crate::mode::{Kind, Mode, Proto};
+use crate::report;
+use crate::socktable::{ProcFile, SockTable};
+use crate::watch::{self, Local, Watch, Watches};
+use crate::wire::{self, Drops, WireError};
+
+use super::capture::Capture;
+use super::clock;
+use super::listen::{self, BindError};
+use super::log::Logger;
+
+/// Periodic re-read of the socket table and interface addresses.
+pub const REFRESH_MS: u64 = 2_000;
+/// Capture losses are logged at most this often, and only when non-zero.
+const LOSS_REPORT_MS: u64 = 60_000;
+/// At most one "illegal header length" line per this many ms (the rest are counted).
+const IHL_LOG_MS: u64 = 1_000;
+
+/// This host as last seen.
+#[derive(Default)]
+struct HostState {
+    addrs: HashSet<IpAddr>,
+    table: SockTable,
+}
+
+impl Local for HostState {
+    fn is_own_address(&self, ip: IpAddr) -> bool {
+        self.addrs.contains(&ip)
+    }
+    fn in_use(&self, proto: Proto, port: u16) -> bool {
+        match proto {
+            Proto::Tcp => self.table.tcp_listening(port),
+            Proto::Udp => self.table.udp_bound(port),
+        }
+    }
+    fn owns_flow(&self, local: SocketAddr, remote: SocketAddr) -> bool {
+        self.table.owns_flow(local, remote)
+    }
+}
+
+fn read_table() -> SockTable {
+    let mut t = SockTable::default();
+    for f in ProcFile::ALL {
+        // A missing file (IPv6 disabled) simply adds nothing.
+        if let Ok(text) = std::fs::read_to_string(f.path()) {
+            t.add(f, &text);
+        }
+    }
+    t
+}
+
+fn read_addrs() -> HashSet<IpAddr> {
+    let mut s: HashSet<IpAddr> = if_addrs::get_if_addrs()
+        .map(|v| v.iter().map(|i| i.ip().to_canonical()).collect())
+        .unwrap_or_default();
+    s.insert(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
+    s.insert(IpAddr::V6(std::net::Ipv6Addr::LOCALHOST));
+    s
+}
+
+fn read_host() -> HostState {
+    HostState {
+        addrs: read_addrs(),
+        table: read_table(),
+    }
+}
+
+pub struct Stealth {
+    capture: Capture,
+    watches: Watches,
+    host: HostState,
+    /// When `host` was read (ms, monotonic).
+    host_at: u64,
+    /// The busy ports taken out of the current filter (advanced modes).
+    filtered_busy: (Vec<u16>, Vec<u16>),
+    drops: Drops,
+    ring_drops: u64,
+    last_loss_report: u64,
+    last_ihl_log: Option<u64>,
+    last_tick: u64,
+}
+
+/// The modes this module runs.
+pub fn capture_modes(modes: &[Mode]) -> Vec<Mode> {
+    modes
+        .iter()
+        .copied()
+        .filter(|m| m.kind() != Kind::Classic)
+        .collect()
+}
+
+/// The configured ports of a stealth mode (TCP_PORTS / UDP_PORTS).
+fn list_ports(cfg: &Config, proto: Proto) -> Vec<u16> {
+    match proto {
+        Proto::Tcp => cfg.tcp_ports.clone().unwrap_or_default(),
+        Proto::Udp => cfg.udp_ports.clone().unwrap_or_default(),
+    }
+}
+
+/// ADVANCED_PORTS_x, ADVANCED_EXCLUDE_x, and whether each key was present.
+fn advanced_keys(cfg: &Config, proto: Proto) -> (u16, &[u16], bool, bool) {
+    match proto {
+        Proto::Tcp => (
+            cfg.advanced_ports_tcp,
+            &cfg.advanced_exclude_tcp,
+            cfg.is_present("ADVANCED_PORTS_TCP"),
+            cfg.is_present("ADVANCED_EXCLUDE_TCP"),
+        ),
+        Proto::Udp => (
+            cfg.advanced_ports_udp,
+            &cfg.advanced_exclude_udp,
+            cfg.is_present("ADVANCED_PORTS_UDP"),
+            cfg.is_present("ADVANCED_EXCLUDE_UDP"),
+        ),
+    }
+}
+
+/// §3.2 start-up for one stealth mode: a bind test per port; busy ports are dropped.
+fn stealth_watch(m: Mode, cfg: &Config, log: &mut Logger) -> Result<Watch, String> {
+    let proto = m.proto();
+    let mut ok = Vec::new();
+    for p in list_ports(cfg, proto) {
+        log.log(&report::going_into_stealth_listen_mode(proto, p));
+        // The same sockets a classic mode would bind (both families), closed at once.
+        match listen::bind_port(m, p) {
+            Ok(bound) => {
+                drop(bound);
+                ok.push(p);
+            }
+            Err(BindError::InUse(_)) | Err(BindError::Other(_)) => {
+                log.log(&report::socket_in_use(p));
+            }
+        }
+    }
+    if ok.is_empty() {
+        let msg = report::all_sockets_in_use(proto);
+        log.log(&msg);
+        return Err(msg);
+    }
+    Ok(Watch {
+        mode: m,
+        ports: PortSet::from_ports(ok),
+    })
+}
+
+/// §3.3 start-up for one advanced mode. The listeners found now are logged as ignored, as
+/// 1.2 does; unlike 1.2 they are not fixed for the run (they are checked per packet), and
+/// only ports below N are watched even when nothing is excluded (§3.3 bug).
+fn advanced_watch(m: Mode, cfg: &Config, host: &HostState, log: &mut Logger) -> Watch {
+    let proto = m.proto();
+    let (n, manual, n_present, ex_present) = advanced_keys(cfg, proto);
+    if !n_present {
+        log.log(&report::advanced_ports_missing(proto));
+    }
+    log.log(&report::advanced_monitor_first(u32::from(n)));
+    if !ex_present {
+        log.log(&report::advanced_manually_exclude_none());
+    }
+    for &p in manual {
+        log.log(&report::advanced_manually_exclude(p));
+    }
+    let busy: BTreeSet<u16> = busy_ports(&host.table, proto)
+        .into_iter()
+        .filter(|&p| p < n)
+        .collect();
+    for &p in busy.iter().chain(manual) {
+        log.log(&report::advanced_ignored_port(proto, p));
+    }
+    Watch {
+        mode: m,
+        ports: PortSet::below_except(u32::from(n), manual.iter().copied()),
+    }
+}
+
+fn busy_ports(t: &SockTable, proto: Proto) -> Vec<u16> {
+    let mut v: Vec<u16> = match proto {
+        Proto::Tcp => t.tcp_listen_ports().collect(),
+        Proto::Udp => t.udp_bound_ports().collect(),
+    };
+    v.sort_unstable();
+    v
+}
+
+impl Stealth {
+    /// Run the start-up sequences of the capture `modes` and open the capture. Err carries
+    /// the reason (already logged).
+    pub fn start(
+        cfg: &Config,
+        modes: &[Mode],
+        interface: Option<&str>,
+        log: &mut Logger,
+    ) -> Result<Stealth, String> {
+        let host = read_host();
+        let watches = build_watches(cfg, modes, &host, log)?;
+        let busy = (
+            busy_ports(&host.table, Proto::Tcp),
+            busy_ports(&host.table, Proto::Udp),
+        );
+        let prog = bpf::compile(&watches.filter(&busy.0, &busy.1));
+        let capture = match Capture::open(&prog, interface) {
+            Ok(c) => c,
+            Err(e) => {
+                let proto = modes.first().map_or(Proto::Tcp, |m| m.proto());
+                log.log(&report::could_not_open_raw_socket(proto));
+                log.log(&report::capture_error(&e));
+                return Err(e.to_string());
+            }
+        };
+        let now = clock::now_ms();
+        Ok(Stealth {
+            capture,
+            watches,
+            host,
+            host_at: now,
+            filtered_busy: busy,
+            drops: Drops::default(),
+            ring_drops: 0,
+            last_loss_report: now,
+            last_ihl_log: None,
+            last_tick: now,
+        })
+    }
+
+    pub fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.capture.fd()
+    }
+
+    /// New config on SIGHUP: rebuild the watched sets (with their start-up lines) and the
+    /// filter. On error the old watches stay.
+    pub fn reload(&mut self, cfg: &Config, modes: &[Mode], log: &mut Logger) {
+        self.host = read_host();
+        self.host_at = clock::now_ms();
+        if let Ok(w) = build_watches(cfg, modes, &self.host, log) {
+            self.watches = w;
+            self.filtered_busy = (Vec::new(), Vec::new());
+            self.update_filter(log, true);
+        }
+    }
+
+    /// Read every packet the ring holds and return the hits, in arrival order.
+    pub fn drain(&mut self, log: &mut Logger) -> Vec<Hit> {
+        let round = clock::now_ms();
+        let mut probes = Vec::new();
+        let mut bad_ihl = Vec::new();
+        let drops = &mut self.drops;
+        self.capture
+            .drain(|pkttype, bytes| match wire::parse(bytes) {
+                Ok(p) => probes.push((pkttype, p)),
+                Err(e) => {
+                    drops.count(e);
+                    if let WireError::IllegalHeaderLength {
+                        ihl,
+                        src,
+                        proto: Some(proto),
+                    } = e
+                    {
+                        bad_ihl.push((proto, ihl, src));
+                    }
+                }
+            });
+        for (proto, ihl, src) in bad_ihl {
+            if self.watches.get(proto).is_none() {
+                continue;
+            }
+            let quiet = self
+                .last_ihl_log
+                .is_some_and(|t| round.saturating_sub(t) < IHL_LOG_MS);
+            if !quiet {
+                log.log(&report::illegal_header_length(proto, ihl, IpAddr::V4(src)));
+                self.last_ihl_log = Some(round);
+            }
+        }
+        let mut hits = Vec::new();
+        for (pkttype, p) in probes {
+            let mut verdict = watch::judge(&self.watches, &p, pkttype, &self.host);
+            // Before anything is reported, make sure the view of the host is from this round:
+            // a service or connection may have appeared since the last read.
+            let stale = self.host_at < round;
+            let recheck = matches!(verdict, Ok(_) | Err(watch::Skip::NotForUs));
+            if recheck && stale {
+                self.host = read_host();
+                self.host_at = clock::now_ms().max(round);
+                verdict = watch::judge(&self.watches, &p, pkttype, &self.host);
+            }
+            if let Ok(h) = verdict {
+                hits.push(h);
+            }
+        }
+        hits
+    }
+
+    /// Periodic work: refresh the host view, update the filter, report losses.
+    /// Cheap to call on every loop turn: does nothing until [`REFRESH_MS`] has passed.
+    pub fn tick(&mut self, log: &mut Logger) {
+        let now = clock::now_ms();
+        if now.saturating_sub(self.last_tick) < REFRESH_MS {
+            return;
+        }
+        self.last_tick = now;
+        if now.saturating_sub(self.host_at) >= REFRESH_MS {
+            self.host = read_host();
+            self.host_at = now;
+            self.update_filter(log, false);
+        }
+        match self.capture.stats() {
+            Ok(s) => self.ring_drops = self.ring_drops.saturating_add(u64::from(s.drops)),
+            Err(e) => log.log(&report::capture_error(e)),
+        }
+        if now.saturating_sub(self.last_loss_report) >= LOSS_REPORT_MS {
+            let bad = self.drops.total();
+            // Packets that are simply not TCP/UDP or later fragments are not losses.
+            let mut real = self.drops;
+            real.0[WireError::NotTcpUdp.kind()] = 0;
+            real.0[WireError::LaterFragment.kind()] = 0;
+            if self.ring_drops > 0 || real.total() > 0 {
+                log.log(&report::capture_losses(
+                    self.ring_drops,
+                    bad,
+                    &self.drops.summary(),
+                ));
+            }
+            self.ring_drops = 0;
+            self.drops = Drops::default();
+            self.last_loss_report = now;
+        }
+    }
+
+    /// Advanced modes: keep ports with a live listener out of the kernel filter.
+    fn update_filter(&mut self, log: &mut Logger, force: bool) {
+        let busy = (
+            busy_ports(&self.host.table, Proto::Tcp),
+            busy_ports(&self.host.table, Proto::Udp),
+        );
+        if !force && busy == self.filtered_busy {
+            return;
+        }
+        let prog = bpf::compile(&self.watches.filter(&busy.0, &busy.1));
+        match self.capture.set_filter(&prog) {
+            Ok(()) => self.filtered_busy = busy,
+            Err(e) => log.log(&report::capture_error(e)),
+        }
+    }
+}
+
+fn build_watches(
+    cfg: &Config,
+    modes: &[Mode],
+    host: &HostState,
+    log: &mut Logger,
+) -> Result<Watches, String> {
+    let mut w = Watches::default();
+    for &m in modes {
+        match m.kind() {
+            Kind::Stealth => w.set(stealth_watch(m, cfg, log)?),
+            Kind::Advanced => w.set(advanced_watch(m, cfg, host, log)),
+            Kind::Classic => {}
+        }
+    }
+    Ok(w)
+}
