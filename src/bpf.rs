@@ -4,7 +4,8 @@
 //! It runs on an AF_PACKET `SOCK_DGRAM` socket, so offset 0 is the IP header, and it reads
 //! the link-layer protocol and packet type through the kernel's ancillary loads
 //! (`SKF_AD_PROTOCOL`, `SKF_AD_PKTTYPE`). It accepts:
-//! - nothing the host sends (`PACKET_OUTGOING`), so loopback traffic is seen once;
+//! - of what the host sends (`PACKET_OUTGOING`), only TCP segments with SYN, when TCP is
+//!   watched: they tell userspace about this host's own connections before any reply;
 //! - IPv4 TCP/UDP, first fragments only, to a watched port of that protocol;
 //! - IPv4 with a header length below 5 words, so the shell can log 1.2's line (§3.2);
 //! - IPv6 TCP/UDP without extension headers to a watched port; IPv6 whose first next
@@ -220,7 +221,9 @@ impl Asm {
         for (at, l) in self.fixups {
             let target = self.labels.get(l).copied().flatten().unwrap_or(at + 1);
             if let Some(i) = self.code.get_mut(at) {
-                i.k = (target - at - 1) as u32;
+                // Classic BPF only jumps forward; every label here is placed after its jumps.
+                debug_assert!(target > at, "backward jump");
+                i.k = target.saturating_sub(at + 1) as u32;
             }
         }
         self.code
@@ -262,12 +265,13 @@ pub fn compile(spec: &FilterSpec) -> Vec<Insn> {
         a.label(),
         a.label(),
     );
+    let (out, out6) = (a.label(), a.label());
     let ld_abs = |size: u16, k: u32| stmt(op::LD | size | op::ABS, k);
 
-    // Inbound only.
+    // What the host sends goes to `out`.
     a.emit(ld_abs(op::W, op::AD_OFF + op::AD_PKTTYPE));
     a.emit(jump(op::JMP | op::JEQ | op::K, op::PACKET_OUTGOING, 0, 1));
-    a.ret(0);
+    a.ja(out);
     a.emit(ld_abs(op::W, op::AD_OFF + op::AD_PROTOCOL));
     a.emit(jump(op::JMP | op::JEQ | op::K, op::ETH_P_IP, 0, 1));
     a.ja(v4);
@@ -316,6 +320,33 @@ pub fn compile(spec: &FilterSpec) -> Vec<Insn> {
 
     a.here(snap);
     a.ret(SNAPLEN);
+
+    // Outgoing: only TCP segments with SYN (a connection this host opens or accepts), so
+    // userspace learns the flow before the first reply arrives, however short-lived it is.
+    a.here(out);
+    if spec.tcp.is_some() {
+        a.emit(ld_abs(op::W, op::AD_OFF + op::AD_PROTOCOL));
+        a.emit(jump(op::JMP | op::JEQ | op::K, op::ETH_P_IPV6, 0, 1));
+        a.ja(out6);
+        a.emit(jump(op::JMP | op::JEQ | op::K, op::ETH_P_IP, 1, 0));
+        a.ret(0);
+        a.emit(ld_abs(op::B, 9));
+        a.emit(jump(op::JMP | op::JEQ | op::K, 6, 1, 0));
+        a.ret(0);
+        a.emit(stmt(op::LDX | op::B | op::MSH, 0));
+        a.emit(stmt(op::LD | op::B | op::IND, 13));
+        a.emit(jump(op::JMP | op::JSET | op::K, 0x02, 0, 1));
+        a.ret(SNAPLEN);
+        a.ret(0);
+        a.here(out6);
+        a.emit(ld_abs(op::B, 6));
+        a.emit(jump(op::JMP | op::JEQ | op::K, 6, 1, 0));
+        a.ret(0);
+        a.emit(ld_abs(op::B, 53));
+        a.emit(jump(op::JMP | op::JSET | op::K, 0x02, 0, 1));
+        a.ret(SNAPLEN);
+    }
+    a.ret(0);
 
     a.here(tcp_l);
     a.emit(stmt(op::MISC | op::TXA, 0));
@@ -466,8 +497,16 @@ mod tests {
         assert_eq!(v4_run(&p, &v4(17, &[], &udp(11))), 0);
         // ICMP, and the host's own outgoing packets.
         assert_eq!(v4_run(&p, &v4(1, &[], &[8, 0, 0, 0, 0, 0, 0, 0])), 0);
-        let out = v4(6, &[], &tcp(1, SYN));
+        // Outgoing: SYN and SYN+ACK (any port) pass, everything else does not.
+        for (flags, want) in [(SYN, SNAPLEN), (SYN | ACK, SNAPLEN), (ACK, 0), (FIN, 0)] {
+            let out = v4(6, &[], &tcp(40000, flags));
+            assert_eq!(run(&p, op::PACKET_OUTGOING, op::ETH_P_IP, &out), want);
+            let out = v6(6, &tcp(40000, flags));
+            assert_eq!(run(&p, op::PACKET_OUTGOING, op::ETH_P_IPV6, &out), want);
+        }
+        let out = v4(17, &[], &udp(7));
         assert_eq!(run(&p, op::PACKET_OUTGOING, op::ETH_P_IP, &out), 0);
+        let out = v4(6, &[], &tcp(1, SYN));
         // ARP and others.
         assert_eq!(run(&p, HOST, 0x0806, &out), 0);
     }
@@ -517,7 +556,7 @@ mod tests {
                 &p,
                 op::PACKET_OUTGOING,
                 op::ETH_P_IPV6,
-                &v6(6, &tcp(1, SYN))
+                &v6(6, &tcp(1, ACK))
             ),
             0
         );
@@ -552,6 +591,14 @@ mod tests {
         check(&all);
         assert_eq!(v4_run(&all, &v4(6, &[], &tcp(65535, SYN))), SNAPLEN);
         assert_eq!(v4_run(&all, &v4(17, &[], &udp(1))), 0);
+        // UDP only: nothing outgoing is wanted.
+        let u = compile(&FilterSpec {
+            tcp: None,
+            udp: Some(PortSet::from_ports([7])),
+        });
+        check(&u);
+        let out = v4(6, &[], &tcp(1, SYN));
+        assert_eq!(run(&u, op::PACKET_OUTGOING, op::ETH_P_IP, &out), 0);
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! Pure: the local state comes in through the [`Local`] trait; the shell answers it from
 //! `/proc/net` and the interface list.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 
 use crate::bpf::{FilterSpec, PortSet};
@@ -73,6 +74,65 @@ impl Watches {
             tcp: spec(&self.tcp, busy_tcp),
             udp: spec(&self.udp, busy_udp),
         }
+    }
+}
+
+/// `sll_pkttype` of a packet this host sends.
+pub const PACKET_OUTGOING: u8 = 4;
+
+/// Connections this host opened or accepted recently, learned from its own outgoing SYN
+/// and SYN+ACK segments. The socket table alone misses a connection that opens and closes
+/// (without TIME_WAIT, e.g. by RST) between two reads; the ring delivers our SYN before the
+/// peer's reply, so this never does. Bounded; entries expire after `ttl_ms`.
+#[derive(Debug, Clone)]
+pub struct RecentFlows {
+    seen: HashMap<(SocketAddr, SocketAddr), u64>,
+    ttl_ms: u64,
+    cap: usize,
+}
+
+impl RecentFlows {
+    pub fn new(ttl_ms: u64, cap: usize) -> RecentFlows {
+        RecentFlows {
+            seen: HashMap::new(),
+            ttl_ms,
+            cap: cap.max(1),
+        }
+    }
+
+    /// Record an outgoing TCP segment; only SYN-bearing ones open a flow.
+    pub fn note_outgoing(&mut self, p: &Probe, now: u64) {
+        if p.proto != Proto::Tcp || p.tcp_flags & crate::report::tcp_flags::SYN == 0 {
+            return;
+        }
+        if self.seen.len() >= self.cap {
+            let ttl = self.ttl_ms;
+            self.seen.retain(|_, t| now.saturating_sub(*t) < ttl);
+            if self.seen.len() >= self.cap {
+                // Still full of live entries: start over rather than grow without bound.
+                self.seen.clear();
+            }
+        }
+        let key = (
+            SocketAddr::new(p.src.to_canonical(), p.src_port),
+            SocketAddr::new(p.dst.to_canonical(), p.dst_port),
+        );
+        self.seen.insert(key, now);
+    }
+
+    pub fn contains(&self, local: SocketAddr, remote: SocketAddr, now: u64) -> bool {
+        let canon = |a: SocketAddr| SocketAddr::new(a.ip().to_canonical(), a.port());
+        self.seen
+            .get(&(canon(local), canon(remote)))
+            .is_some_and(|t| now.saturating_sub(*t) < self.ttl_ms)
+    }
+
+    pub fn len(&self) -> usize {
+        self.seen.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.seen.is_empty()
     }
 }
 
@@ -294,6 +354,31 @@ mod tests {
         assert!(j(&f, p, 0).is_ok());
         // A SYN (no ACK) is never matched against flows.
         assert!(j(&f, probe(THEM, ME, Proto::Tcp, 1, SYN), 0).is_ok());
+    }
+
+    #[test]
+    fn recent_flows_from_outgoing_syns() {
+        let mut r = RecentFlows::new(1000, 2);
+        let out = probe(ME, THEM, Proto::Tcp, 8000, SYN);
+        r.note_outgoing(&out, 10);
+        let (l, rem): (SocketAddr, SocketAddr) = (
+            format!("{ME}:40000").parse().unwrap(),
+            format!("{THEM}:8000").parse().unwrap(),
+        );
+        assert!(r.contains(l, rem, 500));
+        assert!(!r.contains(rem, l, 500));
+        assert!(!r.contains(l, rem, 1010), "expired");
+        // Only SYN-bearing TCP opens a flow.
+        r.note_outgoing(&probe(ME, THEM, Proto::Tcp, 8001, ACK), 10);
+        r.note_outgoing(&probe(ME, THEM, Proto::Udp, 8002, 0), 10);
+        assert_eq!(r.len(), 1);
+        // Bounded: expired entries go first, then everything.
+        r.note_outgoing(&probe(ME, THEM, Proto::Tcp, 8003, SYN | ACK), 20);
+        r.note_outgoing(&probe(ME, THEM, Proto::Tcp, 8004, SYN), 2000);
+        assert_eq!(r.len(), 1);
+        r.note_outgoing(&probe(ME, THEM, Proto::Tcp, 8005, SYN), 2001);
+        r.note_outgoing(&probe(ME, THEM, Proto::Tcp, 8006, SYN), 2002);
+        assert!(r.len() <= 2 && !r.is_empty());
     }
 
     #[test]

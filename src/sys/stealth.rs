@@ -9,6 +9,10 @@
 //! Advanced modes also take the ports with a listener out of the kernel filter on each
 //! refresh, so a busy service's traffic never reaches us.
 //!
+//! This host's own outgoing SYN and SYN+ACK segments also come through the ring (see `bpf`)
+//! and feed [`RecentFlows`], so replies on a connection too short-lived for any table read
+//! are still known to be ours.
+//!
 //! It never decides: `watch::judge` does; hits go back to the event loop's `hit()`.
 
 use std::collections::{BTreeSet, HashSet};
@@ -20,7 +24,7 @@ use crate::engine::Hit;
 use crate::mode::{Kind, Mode, Proto};
 use crate::report;
 use crate::socktable::{ProcFile, SockTable};
-use crate::watch::{self, Local, Watch, Watches};
+use crate::watch::{self, Local, RecentFlows, Watch, Watches};
 use crate::wire::{self, Drops, WireError};
 
 use super::capture::Capture;
@@ -34,6 +38,10 @@ pub const REFRESH_MS: u64 = 2_000;
 const LOSS_REPORT_MS: u64 = 60_000;
 /// At most one "illegal header length" line per this many ms (the rest are counted).
 const IHL_LOG_MS: u64 = 1_000;
+
+/// How long a connection learned from our own SYN counts as ours (TIME_WAIT is 60 s).
+const RECENT_FLOW_MS: u64 = 120_000;
+const RECENT_FLOW_CAP: usize = 65_536;
 
 /// This host as last seen.
 #[derive(Default)]
@@ -54,6 +62,25 @@ impl Local for HostState {
     }
     fn owns_flow(&self, local: SocketAddr, remote: SocketAddr) -> bool {
         self.table.owns_flow(local, remote)
+    }
+}
+
+/// The host view plus the connections learned from outgoing SYNs.
+struct View<'a> {
+    host: &'a HostState,
+    recent: &'a RecentFlows,
+    now: u64,
+}
+
+impl Local for View<'_> {
+    fn is_own_address(&self, ip: IpAddr) -> bool {
+        self.host.is_own_address(ip)
+    }
+    fn in_use(&self, proto: Proto, port: u16) -> bool {
+        self.host.in_use(proto, port)
+    }
+    fn owns_flow(&self, local: SocketAddr, remote: SocketAddr) -> bool {
+        self.recent.contains(local, remote, self.now) || self.host.owns_flow(local, remote)
     }
 }
 
@@ -88,6 +115,7 @@ pub struct Stealth {
     capture: Capture,
     watches: Watches,
     host: HostState,
+    recent: RecentFlows,
     /// When `host` was read (ms, monotonic).
     host_at: u64,
     /// The busy ports taken out of the current filter (advanced modes).
@@ -230,6 +258,7 @@ impl Stealth {
             capture,
             watches,
             host,
+            recent: RecentFlows::new(RECENT_FLOW_MS, RECENT_FLOW_CAP),
             host_at: now,
             filtered_busy: busy,
             drops: Drops::default(),
@@ -291,7 +320,16 @@ impl Stealth {
         }
         let mut hits = Vec::new();
         for (pkttype, p) in probes {
-            let mut verdict = watch::judge(&self.watches, &p, pkttype, &self.host);
+            if pkttype == watch::PACKET_OUTGOING {
+                self.recent.note_outgoing(&p, round);
+                continue;
+            }
+            let view = View {
+                host: &self.host,
+                recent: &self.recent,
+                now: round,
+            };
+            let mut verdict = watch::judge(&self.watches, &p, pkttype, &view);
             // Before anything is reported, make sure the view of the host is from this round:
             // a service or connection may have appeared since the last read.
             let stale = self.host_at < round;
@@ -299,7 +337,12 @@ impl Stealth {
             if recheck && stale {
                 self.host = read_host();
                 self.host_at = clock::now_ms().max(round);
-                verdict = watch::judge(&self.watches, &p, pkttype, &self.host);
+                let view = View {
+                    host: &self.host,
+                    recent: &self.recent,
+                    now: round,
+                };
+                verdict = watch::judge(&self.watches, &p, pkttype, &view);
             }
             if let Ok(h) = verdict {
                 hits.push(h);
@@ -376,4 +419,23 @@ fn build_watches(
         }
     }
     Ok(w)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_live_table_sees_listeners_bound_sockets_and_flows() {
+        let l4 = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+        let l6 = std::net::TcpListener::bind("[::]:0").unwrap();
+        let u = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let c = std::net::TcpStream::connect(l4.local_addr().unwrap()).unwrap();
+        let t = read_table();
+        assert!(t.tcp_listening(l4.local_addr().unwrap().port()));
+        assert!(t.tcp_listening(l6.local_addr().unwrap().port()));
+        assert!(t.udp_bound(u.local_addr().unwrap().port()));
+        assert!(t.owns_flow(c.local_addr().unwrap(), c.peer_addr().unwrap()));
+        assert!(read_addrs().contains(&IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)));
+    }
 }
