@@ -36,6 +36,8 @@ pub struct Watch {
 pub struct Watches {
     pub tcp: Option<Watch>,
     pub udp: Option<Watch>,
+    /// Also act on packets from this host's own addresses (off by default).
+    pub own_sources: bool,
 }
 
 impl Watches {
@@ -168,7 +170,7 @@ pub fn judge(w: &Watches, p: &Probe, pkttype: u8, local: &impl Local) -> Result<
         return Err(Skip::Unwatched);
     }
     let src = p.src.to_canonical();
-    if local.is_own_address(src) {
+    if !w.own_sources && local.is_own_address(src) {
         return Err(Skip::OwnSource);
     }
     let group = pkttype == PACKET_BROADCAST
@@ -313,6 +315,9 @@ mod tests {
             j(&f, probe(ME, ME, Proto::Tcp, 1, SYN), 0),
             Err(Skip::OwnSource)
         );
+        let mut own = w.clone();
+        own.own_sources = true;
+        assert!(judge(&own, &probe(ME, ME, Proto::Tcp, 1, SYN), 0, &f).is_ok());
         assert_eq!(
             j(&f, probe(THEM, "198.51.100.9", Proto::Tcp, 1, SYN), 0),
             Err(Skip::NotForUs)

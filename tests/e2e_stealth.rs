@@ -512,3 +512,172 @@ fn stcp_smart_verify_skips_a_port_taken_after_start() {
     );
     drop(later);
 }
+
+/// The target's veth name.
+fn target_if(net: &Net) -> String {
+    let o = sh(&format!("ip -n {} -o link show type veth", net.target));
+    let text = String::from_utf8_lossy(&o.stdout);
+    text.split(": ")
+        .nth(1)
+        .and_then(|s| s.split('@').next())
+        .expect("target veth")
+        .to_string()
+}
+
+/// The MAC address of an interface in a namespace.
+fn mac(ns: &str, dev: &str) -> [u8; 6] {
+    let o = sh(&format!("ip -n {ns} -o link show {dev}"));
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    let hex = text
+        .split("link/ether ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .expect("mac");
+    let mut m = [0u8; 6];
+    for (b, h) in m.iter_mut().zip(hex.split(':')) {
+        *b = u8::from_str_radix(h, 16).unwrap();
+    }
+    m
+}
+
+/// An IPv4 packet with header length 4 words (illegal), sent from the scanner on an
+/// AF_PACKET socket (an IP raw socket refuses such a header).
+fn bad_ihl(net: &Net, from: &str, port: u16) {
+    let from: std::net::Ipv4Addr = from.parse().unwrap();
+    let to: std::net::Ipv4Addr = TARGET4.parse().unwrap();
+    let dev = scanner_if(net);
+    let dst_mac = mac(&net.target, &target_if(net));
+    Net::within(&net.scanner, move || {
+        // SAFETY: plain socket(2); the fd is checked and owned.
+        let fd = unsafe {
+            libc::socket(
+                libc::AF_PACKET,
+                libc::SOCK_DGRAM,
+                i32::from((libc::ETH_P_IP as u16).to_be()),
+            )
+        };
+        assert!(
+            fd >= 0,
+            "packet socket: {}",
+            std::io::Error::last_os_error()
+        );
+        // SAFETY: fd is fresh and ours.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let mut pkt = vec![
+            0x44, 0, 0, 36, // version 4, IHL 4 (16 bytes!), total length 36
+            0, 1, 0, 0, // id, flags, fragment offset
+            64, 6, 0, 0, // TTL, protocol TCP, checksum
+        ];
+        pkt.extend_from_slice(&from.octets());
+        pkt.extend_from_slice(&to.octets());
+        // What a stack would read as TCP, starting 4 bytes too early.
+        pkt.extend_from_slice(&[0xa0, 0, (port >> 8) as u8, port as u8, 0, 0, 0, 1]);
+        pkt.extend_from_slice(&[0, 0, 0, 0, 0x50, 0x02, 4, 0, 0, 0, 0, 0]);
+        pkt.truncate(36);
+        let name = std::ffi::CString::new(dev).unwrap();
+        // SAFETY: valid NUL-terminated name.
+        let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };
+        assert!(ifindex > 0);
+        // SAFETY: sockaddr_ll is plain data; zero is valid.
+        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        sll.sll_family = libc::AF_PACKET as u16;
+        sll.sll_protocol = (libc::ETH_P_IP as u16).to_be();
+        sll.sll_ifindex = ifindex as i32;
+        sll.sll_halen = 6;
+        sll.sll_addr[..6].copy_from_slice(&dst_mac);
+        // SAFETY: pkt and sll are valid for the lengths given.
+        let n = unsafe {
+            libc::sendto(
+                fd.as_raw_fd(),
+                pkt.as_ptr().cast(),
+                pkt.len(),
+                0,
+                (&sll as *const libc::sockaddr_ll).cast(),
+                std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(n, 36, "send: {}", std::io::Error::last_os_error());
+    });
+}
+
+#[test]
+fn illegal_ip_header_length_is_logged_as_1_2_does() {
+    if !ready("illegal_ip_header_length_is_logged_as_1_2_does") {
+        return;
+    }
+    let net = Net::new();
+    let run = Run::new(&net.target);
+    config(&run, "");
+    start(&run, &["-stcp"]);
+    let from = src(&net, false, 1);
+    bad_ihl(&net, &from, 11);
+    run.log.wait_line(&format!(
+        "attackalert: Illegal IP header length detected in TCP packet: 4 from (possible) host: {from}"
+    ));
+    // Not a hit: nothing is blocked.
+    control(&net, &run, 2, 11);
+    assert_eq!(run.read("actions").lines().count(), 1);
+}
+
+#[test]
+fn sighup_changes_the_watched_ports() {
+    if !ready("sighup_changes_the_watched_ports") {
+        return;
+    }
+    let net = Net::new();
+    let run = Run::new(&net.target);
+    config(&run, "");
+    start(&run, &["-stcp"]);
+    config(&run, "TCP_PORTS=\"2000\"");
+    run.signal(nix::sys::signal::Signal::SIGHUP);
+    run.log
+        .wait_line("adminalert: PortSentry reloaded its configuration.");
+    run.log
+        .wait_line("adminalert: Going into stealth listen mode on TCP port: 2000");
+    let old = src(&net, false, 1);
+    nmap(&net, "-sS", &old, TARGET4, 11);
+    control(&net, &run, 2, 2000);
+    assert_eq!(run.log.count(&format!("host: {old}/")), 0);
+}
+
+#[test]
+fn interface_option_and_own_addresses() {
+    if !ready("interface_option_and_own_addresses") {
+        return;
+    }
+    let net = Net::new();
+    // A missing interface: the start fails and says why.
+    let run = Run::new(&net.target);
+    config(&run, "");
+    let o = run.start(&["-stcp", "--interface", "nosuch0"]);
+    assert!(!o.status.success());
+    run.log
+        .wait_line("adminalert: ERROR: could not open RAW TCP socket. Aborting.");
+    drop(run);
+
+    // On the veth: probes from the scanner are seen; the target probing itself is not acted
+    // on by default.
+    let run = Run::new(&net.target);
+    config(&run, "");
+    start(&run, &["-stcp", "--interface", &target_if(&net)]);
+    let self_probe = |net: &Net| {
+        Net::within(&net.target, || {
+            let to: SocketAddr = format!("{TARGET4}:11").parse().unwrap();
+            let _ = TcpStream::connect_timeout(&to, Duration::from_secs(1));
+        })
+    };
+    self_probe(&net);
+    control(&net, &run, 1, 11);
+    assert_eq!(run.log.count(&format!("host: {TARGET4}/")), 0);
+    run.stop();
+    drop(run);
+
+    // With --act-on-own-addresses (and all interfaces, so loopback too) it is.
+    let run = Run::new(&net.target);
+    config(&run, "");
+    start(&run, &["-stcp", "--act-on-own-addresses"]);
+    self_probe(&net);
+    run.log.wait_line(&format!(
+        "attackalert: TCP SYN/Normal scan from host: {TARGET4}/{TARGET4} to TCP port: 11"
+    ));
+}

@@ -232,7 +232,11 @@ impl Daemon {
         let stealth = if capture_modes.is_empty() {
             None
         } else {
-            match Stealth::start(&cfg, &capture_modes, cli.interface.as_deref(), &mut log) {
+            let opts = stealth::Options {
+                interface: cli.interface.clone(),
+                act_on_own_addresses: cli.act_on_own_addresses,
+            };
+            match Stealth::start(&cfg, &capture_modes, &opts, &mut log) {
                 Ok(s) => Some(s),
                 Err(e) => return Err(Box::new((log, e))),
             }

@@ -111,6 +111,15 @@ fn read_host() -> HostState {
     }
 }
 
+/// Command-line choices for the capture.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Capture on this interface only (default: all).
+    pub interface: Option<String>,
+    /// Also act on packets from this host's own addresses.
+    pub act_on_own_addresses: bool,
+}
+
 pub struct Stealth {
     capture: Capture,
     watches: Watches,
@@ -234,17 +243,18 @@ impl Stealth {
     pub fn start(
         cfg: &Config,
         modes: &[Mode],
-        interface: Option<&str>,
+        opts: &Options,
         log: &mut Logger,
     ) -> Result<Stealth, String> {
         let host = read_host();
-        let watches = build_watches(cfg, modes, &host, log)?;
+        let mut watches = build_watches(cfg, modes, &host, log)?;
+        watches.own_sources = opts.act_on_own_addresses;
         let busy = (
             busy_ports(&host.table, Proto::Tcp),
             busy_ports(&host.table, Proto::Udp),
         );
         let prog = bpf::compile(&watches.filter(&busy.0, &busy.1));
-        let capture = match Capture::open(&prog, interface) {
+        let capture = match Capture::open(&prog, opts.interface.as_deref()) {
             Ok(c) => c,
             Err(e) => {
                 let proto = modes.first().map_or(Proto::Tcp, |m| m.proto());
@@ -278,7 +288,8 @@ impl Stealth {
     pub fn reload(&mut self, cfg: &Config, modes: &[Mode], log: &mut Logger) {
         self.host = read_host();
         self.host_at = clock::now_ms();
-        if let Ok(w) = build_watches(cfg, modes, &self.host, log) {
+        if let Ok(mut w) = build_watches(cfg, modes, &self.host, log) {
+            w.own_sources = self.watches.own_sources;
             self.watches = w;
             self.filtered_busy = (Vec::new(), Vec::new());
             self.update_filter(log, true);
