@@ -55,6 +55,13 @@ impl Watches {
         }
     }
 
+    pub fn has_advanced(&self) -> bool {
+        [&self.tcp, &self.udp]
+            .into_iter()
+            .flatten()
+            .any(|w| w.mode.kind() == Kind::Advanced)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.tcp.is_none() && self.udp.is_none()
     }
@@ -389,6 +396,8 @@ mod tests {
     #[test]
     fn filter_leaves_out_advanced_listeners_only() {
         let w = watches();
+        assert!(w.has_advanced());
+        assert!(!Watches::default().has_advanced());
         let spec = w.filter(&[1], &[53, 2000]);
         assert_eq!(spec.tcp.unwrap().ranges(), &[(1, 1), (11, 11)]);
         let udp = spec.udp.unwrap();
