@@ -19,9 +19,8 @@ use crate::engine::{Detail, Hit};
 use crate::mode::{Kind, Mode, Proto};
 use crate::wire::Probe;
 
-/// `sll_pkttype` values (linux/if_packet.h).
+/// `sll_pkttype` of a link-layer broadcast (linux/if_packet.h).
 pub const PACKET_BROADCAST: u8 = 1;
-pub const PACKET_MULTICAST: u8 = 2;
 
 /// One capture mode and its ports. For an advanced mode `ports` is "below N minus the manual
 /// exclusions"; live listeners are checked per packet, not removed here.
@@ -160,7 +159,7 @@ pub enum Skip {
     Unwatched,
     /// From one of this host's own addresses.
     OwnSource,
-    /// Not addressed to this host (forwarded), and not a UDP broadcast or multicast.
+    /// Not addressed to this host (forwarded, or multicast), and not a UDP broadcast.
     NotForUs,
     /// Bare RST or RST+ACK (see `classify`).
     NotAProbe,
@@ -180,11 +179,12 @@ pub fn judge(w: &Watches, p: &Probe, pkttype: u8, local: &impl Local) -> Result<
     if !w.own_sources && local.is_own_address(src) {
         return Err(Skip::OwnSource);
     }
-    let group = pkttype == PACKET_BROADCAST
-        || pkttype == PACKET_MULTICAST
-        || p.dst.is_multicast()
-        || matches!(p.dst, IpAddr::V4(a) if a.is_broadcast());
-    let for_us = local.is_own_address(p.dst.to_canonical()) || (p.proto == Proto::Udp && group);
+    // 1.2's raw socket sees IPv4 broadcasts (hence Debian's ADVANCED_EXCLUDE_UDP of 137, 138,
+    // 67, 520), but multicast only for groups a local socket joined, which then also holds
+    // the port; so multicast (mDNS, SSDP, ...) is never a probe here.
+    let broadcast = !p.dst.is_multicast()
+        && (pkttype == PACKET_BROADCAST || matches!(p.dst, IpAddr::V4(a) if a.is_broadcast()));
+    let for_us = local.is_own_address(p.dst.to_canonical()) || (p.proto == Proto::Udp && broadcast);
     if !for_us {
         return Err(Skip::NotForUs);
     }
@@ -339,6 +339,24 @@ mod tests {
             .is_ok()
         );
         assert!(j(&f, probe(THEM, "255.255.255.255", Proto::Udp, 7, 0), 0).is_ok());
+        // Multicast (mDNS here) is not: 1.2 never saw groups nobody joined.
+        assert_eq!(
+            j(&f, probe(THEM, "224.0.0.251", Proto::Udp, 7, 0), 2),
+            Err(Skip::NotForUs)
+        );
+        assert_eq!(
+            j(&f, probe("2001:db8::2", "ff02::fb", Proto::Udp, 7, 0), 2),
+            Err(Skip::NotForUs)
+        );
+        // A TCP segment to a broadcast address is not for us either.
+        assert_eq!(
+            j(
+                &f,
+                probe(THEM, "192.0.2.255", Proto::Tcp, 1, SYN),
+                PACKET_BROADCAST
+            ),
+            Err(Skip::NotForUs)
+        );
         assert_eq!(
             j(&f, probe(THEM, ME, Proto::Tcp, 1, RST | ACK), 0),
             Err(Skip::NotAProbe)
