@@ -6,6 +6,7 @@
 #![deny(unsafe_code)]
 
 pub mod bpf;
+pub mod caps;
 pub mod classify;
 pub mod cli;
 pub mod config;
@@ -13,6 +14,7 @@ pub mod engine;
 pub mod ignore;
 pub mod ignore_builder;
 pub mod mode;
+pub mod protect;
 pub mod report;
 pub mod socktable;
 pub mod sys;

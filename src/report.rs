@@ -718,6 +718,19 @@ pub fn reloaded() -> String {
     "adminalert: PortSentry reloaded its configuration.".to_owned()
 }
 
+/// `attackalert: Rate limit: {n} reports suppressed in the last {s} seconds.` The global
+/// report limit (a flood of forged sources) dropped that many detection reports; their
+/// blocks still ran.
+pub fn reports_rate_limited(n: u64, seconds: u64) -> String {
+    format!("attackalert: Rate limit: {n} reports suppressed in the last {seconds} seconds.")
+}
+
+/// `securityalert: Refusing to block host {ip}: it is {what}.` A protected address (this
+/// host's own, loopback, multicast, broadcast, a default gateway) is never blocked.
+pub fn refusing_to_block(ip: IpAddr, what: &str) -> String {
+    format!("securityalert: Refusing to block host {ip}: it is {what}.")
+}
+
 /// `attackalert: Host {ip} already in hosts.deny file, skipping.` (2.0's wording; 1.2 appended
 /// the line again on every block).
 pub fn already_in_hosts_deny(ip: IpAddr) -> String {

@@ -91,6 +91,11 @@ impl SockTable {
         self.tcp_flows.contains(&(canon(local), canon(remote)))
     }
 
+    /// Some non-listening TCP socket uses local port `port`.
+    pub fn has_flow_on(&self, port: u16) -> bool {
+        self.tcp_flows.iter().any(|(l, _)| l.port() == port)
+    }
+
     pub fn tcp_listen_ports(&self) -> impl Iterator<Item = u16> + '_ {
         self.tcp_listen.iter().copied()
     }
@@ -189,6 +194,7 @@ mod tests {
         // Another remote port, or another remote host: not ours.
         assert!(!t.owns_flow(sa("192.0.2.1:22"), sa("192.0.2.2:40001")));
         assert!(!t.owns_flow(sa("192.0.2.1:22"), sa("192.0.2.3:40000")));
+        assert!(t.has_flow_on(35554) && t.has_flow_on(22) && !t.has_flow_on(631));
     }
 
     #[test]

@@ -429,3 +429,281 @@ fn port_reported_is_the_port_hit_even_after_a_failed_bind() {
     ));
     run.wait_file("actions", &format!("cmd {SCANNER4} 2 tcp"));
 }
+
+#[test]
+fn resolve_host_names_the_host_escaped_but_commands_get_the_address() {
+    if !privileged("resolve_host_names_the_host_escaped_but_commands_get_the_address") {
+        return;
+    }
+    let net = Net::new();
+    // `ip netns exec` bind-mounts /etc/netns/<ns>/hosts over /etc/hosts for the daemon.
+    let etc = std::path::PathBuf::from(format!("/etc/netns/{}", net.target));
+    std::fs::create_dir_all(&etc).unwrap();
+    struct Cleanup(std::path::PathBuf);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let _c = Cleanup(etc.clone());
+    std::fs::write(
+        etc.join("hosts"),
+        format!(
+            "127.0.0.1 localhost\n{SCANNER4} scanner.test\n{SCANNER4B} ev;il`id`$(id)/x.test\n"
+        ),
+    )
+    .unwrap();
+    let run = Run::new(&net.target);
+    recording_config(&run, "RESOLVE_HOST=\"1\"");
+    run.start_ok(&["-tcp"]);
+    run.log
+        .wait_line("adminalert: PortSentry is now active and listening.");
+    net.connect(None, TARGET4, 1).unwrap();
+    run.log.wait_line(&format!(
+        "attackalert: Connect from host: scanner.test/{SCANNER4} to TCP port: 1"
+    ));
+    run.wait_file("actions", &format!("cmd {SCANNER4} 1 tcp"));
+    let h = run.wait_file("portsentry.history", "scanner.test");
+    assert!(h.contains(&format!(
+        "Host: scanner.test/{SCANNER4} Port: 1 TCP Blocked"
+    )));
+    // A hostile name is escaped in the log and the files, and never reaches a command.
+    net.connect(Some(SCANNER4B), TARGET4, 1).unwrap();
+    run.log.wait_line(&format!(
+        "attackalert: Connect from host: ev\\x3bil\\x60id\\x60\\x24\\x28id\\x29\\x2fx.test/{SCANNER4B} to TCP port: 1"
+    ));
+    run.wait_file("actions", &format!("cmd {SCANNER4B} 1 tcp"));
+    let h = run.wait_file("portsentry.history", SCANNER4B);
+    let line = h.lines().find(|l| l.contains(SCANNER4B)).unwrap();
+    assert_eq!(fail2ban_host(line).as_deref(), Some(SCANNER4B), "{line}");
+    assert!(
+        !run.read("actions").contains("il"),
+        "{}",
+        run.read("actions")
+    );
+}
+
+#[test]
+fn a_slow_command_never_holds_up_detection_of_the_next_host() {
+    if !privileged("a_slow_command_never_holds_up_detection_of_the_next_host") {
+        return;
+    }
+    let net = Net::new();
+    let run = Run::new(&net.target);
+    let a = run.p("actions").display().to_string();
+    run.write_config(&format!(
+        "TCP_PORTS=\"1\"\nBLOCK_TCP=\"2\"\n\
+         KILL_RUN_CMD=\"sleep 2; echo done $TARGET$ >> {a}\""
+    ));
+    run.start_ok(&["-tcp"]);
+    run.log
+        .wait_line("adminalert: PortSentry is now active and listening.");
+    net.connect(None, TARGET4, 1).unwrap();
+    net.connect(Some(SCANNER4B), TARGET4, 1).unwrap();
+    run.log.wait_line(&format!(
+        "attackalert: Connect from host: {SCANNER4B}/{SCANNER4B} to TCP port: 1"
+    ));
+    // The second host was detected while the first host's command still ran.
+    assert_eq!(run.read("actions"), "", "first command still running");
+    run.wait_file("actions", &format!("done {SCANNER4B}"));
+    run.wait_file("actions", &format!("done {SCANNER4}"));
+    run.log.wait_contains(&format!(
+        "External command run for host: {SCANNER4} using command"
+    ));
+}
+
+#[test]
+fn start_truncates_blocked_file_writes_pid_before_returning_and_refuses_a_second_instance() {
+    if !privileged(
+        "start_truncates_blocked_file_writes_pid_before_returning_and_refuses_a_second_instance",
+    ) {
+        return;
+    }
+    let net = Net::new();
+    let run = Run::new(&net.target);
+    recording_config(&run, "");
+    std::fs::write(run.p("portsentry.blocked.tcp"), "old line\n").unwrap();
+    std::fs::write(run.p("portsentry.history"), "old history\n").unwrap();
+    run.start_ok(&["-tcp"]);
+    // The parent returned 0: the pid file is already there and names a live process.
+    let pid = run.pid().expect("pid file written before the parent exits");
+    assert!(alive(pid));
+    assert_eq!(run.read("portsentry.blocked.tcp"), "", "truncated at start");
+    assert_eq!(
+        run.read("portsentry.history"),
+        "old history\n",
+        "history kept"
+    );
+    // A second instance with the same pid file is refused, truthfully.
+    let o = run.start(&["-udp"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains(&format!("pid {pid}")));
+    assert_eq!(run.pid(), Some(pid));
+    // SIGINT is a clean stop too.
+    run.signal(Signal::SIGINT);
+    let t0 = std::time::Instant::now();
+    while alive(pid) && t0.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!alive(pid));
+    assert!(!run.p("portsentry.pid").exists());
+}
+
+#[test]
+fn this_hosts_own_address_is_logged_but_never_blocked() {
+    if !privileged("this_hosts_own_address_is_logged_but_never_blocked") {
+        return;
+    }
+    let net = Net::new();
+    let run = Run::new(&net.target);
+    recording_config(&run, "");
+    // Empty ignore file: protection does not depend on it.
+    std::fs::write(run.p("portsentry.ignore"), "").unwrap();
+    run.start_ok(&["-tcp"]);
+    run.log
+        .wait_line("adminalert: PortSentry is now active and listening.");
+    let dst: std::net::SocketAddr = format!("{TARGET4}:1").parse().unwrap();
+    Net::within(&net.target, move || {
+        std::net::TcpStream::connect_timeout(&dst, Duration::from_secs(2)).unwrap();
+    });
+    run.log.wait_line(&format!(
+        "securityalert: Refusing to block host {TARGET4}: it is an address of this host."
+    ));
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(run.read("actions"), "");
+    assert_eq!(run.read("portsentry.history"), "");
+}
+
+#[test]
+fn commands_get_dev_null_stdio_no_inherited_fds_and_a_failure_skips_nothing() {
+    if !privileged("commands_get_dev_null_stdio_no_inherited_fds_and_a_failure_skips_nothing") {
+        return;
+    }
+    let net = Net::new();
+    let run = Run::new(&net.target);
+    // KILL_ROUTE fails (exit 3); hosts.deny and KILL_RUN_CMD must still run. The command
+    // sleeps, so the test can look at the descriptors it inherited.
+    run.write_config(
+        "TCP_PORTS=\"1\"\nBLOCK_TCP=\"1\"\n\
+         KILL_HOSTS_DENY=\"ALL: $TARGET$ : DENY\"\n\
+         KILL_ROUTE=\"exit 3 # $TARGET$\"\n\
+         KILL_RUN_CMD=\"sleep 2 # $TARGET$\"",
+    );
+    run.start_ok(&["-tcp"]);
+    run.log
+        .wait_line("adminalert: PortSentry is now active and listening.");
+    let daemon = run.pid().unwrap();
+    net.connect(None, TARGET4, 1).unwrap();
+    run.log.wait_line(&format!(
+        "adminalert: Command for host {SCANNER4} exited with status 3: \"exit 3 # {SCANNER4}\""
+    ));
+    // The running KILL_RUN_CMD: `sleep`, under the daemon's `/bin/sh -c` (the shell keeps a
+    // private fd of its own, so look at what the command it runs inherited).
+    let child = wait_descendant(daemon, "sleep");
+    let mut fds: Vec<(String, String)> = std::fs::read_dir(format!("/proc/{child}/fd"))
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let target = std::fs::read_link(e.path()).unwrap();
+            (
+                e.file_name().into_string().unwrap(),
+                target.display().to_string(),
+            )
+        })
+        .collect();
+    fds.sort();
+    let expect: Vec<(String, String)> = ["0", "1", "2"]
+        .iter()
+        .map(|f| (f.to_string(), "/dev/null".to_string()))
+        .collect();
+    assert_eq!(fds, expect, "the command's descriptors");
+    run.log.wait_line(&format!(
+        "attackalert: ERROR: Could not block host {SCANNER4} !!"
+    ));
+    assert!(
+        run.log
+            .lines()
+            .iter()
+            .any(|l| l.starts_with("attackalert: External command run"))
+    );
+    assert_eq!(run.read("hosts.deny"), format!("ALL: {SCANNER4} : DENY\n"));
+    // A failed block writes nothing, so the next hit tries again.
+    assert_eq!(run.read("portsentry.history"), "");
+    assert_eq!(run.read("portsentry.blocked.tcp"), "");
+}
+
+#[test]
+fn foreground_mode_logs_to_stderr_too() {
+    if !privileged("foreground_mode_logs_to_stderr_too") {
+        return;
+    }
+    let net = Net::new();
+    let run = Run::new(&net.target);
+    run.write_config("TCP_PORTS=\"1\"");
+    let child = std::process::Command::new("ip")
+        .args(["netns", "exec", &net.target, BIN, "-tcp", "-f", "-c"])
+        .arg(run.p("portsentry.conf"))
+        .arg("--pidfile")
+        .arg(run.p("portsentry.pid"))
+        .arg("--syslog-socket")
+        .arg(&run.log.path)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    run.log
+        .wait_line("adminalert: PortSentry is now active and listening.");
+    net.connect(None, TARGET4, 1).unwrap();
+    run.log.wait_contains("attackalert: Connect from host");
+    run.signal(nix::sys::signal::Signal::SIGTERM);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "clean exit 0 in the foreground");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("adminalert: PortSentry is now active and listening.\n"),
+        "{err}"
+    );
+    assert!(err.contains(&format!(
+        "attackalert: Connect from host: {SCANNER4}/{SCANNER4} to TCP port: 1\n"
+    )));
+    assert!(err.contains("adminalert: PortSentry is shutting down\n"));
+}
+
+/// A capability mask from /proc/<pid>/status.
+fn cap_mask(pid: &str, field: &str) -> u64 {
+    let st = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = st.lines().find(|l| l.starts_with(field)).unwrap();
+    u64::from_str_radix(line.split_whitespace().nth(1).unwrap(), 16).unwrap()
+}
+
+#[test]
+fn the_daemon_and_its_commands_keep_only_the_configured_capabilities() {
+    if !privileged("the_daemon_and_its_commands_keep_only_the_configured_capabilities") {
+        return;
+    }
+    let net = Net::new();
+    let run = Run::new(&net.target);
+    run.write_config("TCP_PORTS=\"1\"\nBLOCK_TCP=\"2\"\nKILL_RUN_CMD=\"sleep 2 # $TARGET$\"");
+    run.start_ok(&["-tcp"]);
+    let pid = run.pid().unwrap().to_string();
+    // CAP_NET_BIND_SERVICE (10), CAP_NET_ADMIN (12), CAP_NET_RAW (13).
+    let kept = (1u64 << 10) | (1 << 12) | (1 << 13);
+    for f in ["CapEff:", "CapPrm:", "CapBnd:"] {
+        assert_eq!(cap_mask(&pid, f), kept, "{f}");
+    }
+    net.connect(None, TARGET4, 1).unwrap();
+    let child = wait_descendant(pid.parse().unwrap(), "sleep");
+    assert_eq!(
+        cap_mask(&child, "CapEff:") & !kept,
+        0,
+        "command regained capabilities"
+    );
+    assert_eq!(cap_mask(&child, "CapBnd:"), kept);
+    run.stop();
+
+    // `all` keeps everything.
+    let run = Run::new(&net.target);
+    run.write_config("TCP_PORTS=\"1\"\nKEEP_CAPABILITIES=\"all\"");
+    run.start_ok(&["-tcp"]);
+    let pid = run.pid().unwrap().to_string();
+    assert_eq!(cap_mask(&pid, "CapBnd:"), cap_mask("self", "CapBnd:"));
+}

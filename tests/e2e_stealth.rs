@@ -54,12 +54,17 @@ fn scanner_if(net: &Net) -> String {
     name.to_string()
 }
 
-/// Source address number `i` (v4 192.0.2.(100+i), v6 2001:db8::1:i), added to the scanner.
+/// The first three octets of the test IPv4 network (TARGET4's /24).
+fn net4() -> &'static str {
+    TARGET4.rsplit_once('.').expect("dotted quad").0
+}
+
+/// Source address number `i` (v4 <net>.(100+i), v6 2001:db8::1:i), added to the scanner.
 fn src(net: &Net, v6: bool, i: u8) -> String {
     let a = if v6 {
         format!("2001:db8::1:{i:x}")
     } else {
-        format!("192.0.2.{}", 100 + u32::from(i))
+        format!("{}.{}", net4(), 100 + u32::from(i))
     };
     let dev = scanner_if(net);
     let plen = if v6 { "64 nodad" } else { "24" };
@@ -332,7 +337,7 @@ fn atcp_detects_every_probe_type_v4_and_v6() {
     nmap(&net, "-sS", &control, TARGET4, 7);
     run.log.wait_contains(&format!("host: {control}/{control}"));
     for i in 0..3u8 {
-        let from = format!("192.0.2.{}", 180 + u32::from(i));
+        let from = format!("{}.{}", net4(), 180 + u32::from(i));
         assert_eq!(run.log.count(&format!("host: {from}/")), 0, "{from}");
     }
     drop(svc);

@@ -231,6 +231,16 @@ pub const KEYS: &[KeyDef] = &[
             }
         },
     },
+    KeyDef {
+        name: "KEEP_CAPABILITIES",
+        doc: "capabilities kept after start-up, also the most KILL_* commands get; `all` keeps every one",
+        default: "CAP_NET_ADMIN,CAP_NET_RAW,CAP_NET_BIND_SERVICE",
+        extension: true,
+        apply: |c, v, x| match crate::caps::parse_keep(v) {
+            Ok(k) => c.keep_capabilities = k,
+            Err(e) => x.error(e),
+        },
+    },
 ];
 
 /// Looks a key up by name.
@@ -418,8 +428,8 @@ mod tests {
                 k.name
             );
         }
-        assert_eq!(KEYS.len(), 19);
-        assert_eq!(KEYS.iter().filter(|k| k.extension).count(), 1);
+        assert_eq!(KEYS.len(), 20);
+        assert_eq!(KEYS.iter().filter(|k| k.extension).count(), 2);
         assert!(key("NOPE").is_none());
     }
 
@@ -562,5 +572,16 @@ mod tests {
             run("HOSTS_DENY_FILE", "").0.hosts_deny_file,
             PathBuf::from("/etc/hosts.deny")
         );
+    }
+
+    #[test]
+    fn keep_capabilities() {
+        assert_eq!(Config::default().keep_capabilities, Some(vec![10, 12, 13]));
+        assert_eq!(ok("KEEP_CAPABILITIES", "all").keep_capabilities, None);
+        assert_eq!(
+            ok("KEEP_CAPABILITIES", "CAP_NET_ADMIN, CAP_DAC_OVERRIDE").keep_capabilities,
+            Some(vec![1, 12])
+        );
+        assert!(err("KEEP_CAPABILITIES", "CAP_NET_ADMIN,CAP_WIZARD").contains("CAP_WIZARD"));
     }
 }

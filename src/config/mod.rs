@@ -102,6 +102,8 @@ pub struct Config {
     pub port_banner: Option<String>,
     /// Extension key `HOSTS_DENY_FILE`; 1.2 hard-codes `/etc/hosts.deny` (§6.4).
     pub hosts_deny_file: PathBuf,
+    /// Capabilities kept after start-up (KEEP_CAPABILITIES); None keeps them all.
+    pub keep_capabilities: Option<Vec<u8>>,
     /// The 1-based line each present key was read from (also for a present but invalid value;
     /// not for a key 1.2 treats as absent, e.g. "Quotes missing"). Lets callers tell absent
     /// from empty (`ADVANCED_EXCLUDE_*` log differently, §2.4) and point at lines.
@@ -130,6 +132,7 @@ impl Default for Config {
             scan_trigger: 0,
             port_banner: None,
             hosts_deny_file: PathBuf::from("/etc/hosts.deny"),
+            keep_capabilities: Some(crate::caps::default_keep()),
             lines: BTreeMap::new(),
         }
     }

@@ -143,6 +143,7 @@ fn every_key_end_to_end() {
         "SCAN_TRIGGER=\"2\"\n",
         "PORT_BANNER=\"** GO AWAY **\"\n",
         "HOSTS_DENY_FILE=\"/tmp/hosts.deny\"\n",
+        "KEEP_CAPABILITIES=\"CAP_NET_RAW\"\n",
     ));
     assert!(p.diagnostics.is_empty(), "{:#?}", p.diagnostics);
     let c = &p.config;
@@ -168,6 +169,7 @@ fn every_key_end_to_end() {
     assert_eq!(c.scan_trigger, 2);
     assert_eq!(c.port_banner.as_deref(), Some("** GO AWAY **"));
     assert_eq!(c.hosts_deny_file, Path::new("/tmp/hosts.deny"));
+    assert_eq!(c.keep_capabilities, Some(vec![13]));
     assert_eq!(c.lines.len(), KEYS.len());
     assert!(c.validate(&Mode::ALL, Path::new(P)).is_empty());
 }

@@ -19,7 +19,8 @@ use std::net::IpAddr;
 use crate::config::{BlockMode, Config};
 use crate::ignore::IgnoreList;
 use crate::mode::{Kind, Mode, Proto};
-use crate::report::{self, ScanKind, TcpScanType};
+use crate::protect::Protected;
+use crate::report::{self, Action, ScanKind, TcpScanType};
 use crate::template;
 
 /// What kind of hit arrived (decides the detection line).
@@ -62,6 +63,9 @@ pub struct Respond {
     pub already_blocked: bool,
     /// Hits from this host that were suppressed since it was last reported.
     pub suppressed: u32,
+    /// Over the global report rate: act, but log and record nothing (counted for the
+    /// periodic summary).
+    pub quiet: bool,
 }
 
 /// One response step, carried out in order by the shell (§6.1).
@@ -84,6 +88,8 @@ pub struct Record {
     pub mode: Mode,
     /// Also write `BLOCKED_FILE.<mode>` (false when BLOCK_x=0: the host is not blocked).
     pub blocked_file: bool,
+    /// Write the history (and blocked-file) line at all (false when over the rate limit).
+    pub write: bool,
 }
 
 /// The response for one host, run as a chain: every step runs even if an earlier one failed;
@@ -93,6 +99,11 @@ pub struct Job {
     pub target: IpAddr,
     pub steps: Vec<Step>,
     pub record: Record,
+    /// Over the global report rate: the shell logs nothing about this job.
+    pub quiet: bool,
+    /// False when a step was skipped for lack of `$TARGET$`: the job then counts as failed
+    /// once its other steps have run, as 1.2's dispose does (§6.2).
+    pub preflight_ok: bool,
 }
 
 /// Instructions for the shell.
@@ -117,6 +128,12 @@ pub struct Limits {
     pub max_blocked: usize,
     /// After a host is reported, further reports about it wait this long.
     pub repeat_interval_ms: u64,
+    /// Reports (log lines and file lines about a hit) allowed in a burst, and per second
+    /// after it, over all hosts: a flood of forged sources cannot fill the disk.
+    pub report_burst: u32,
+    pub reports_per_sec: u32,
+    /// How often the summary of rate-limited reports is logged.
+    pub summary_interval_ms: u64,
 }
 
 impl Default for Limits {
@@ -127,6 +144,9 @@ impl Default for Limits {
             max_hosts: 65_536,
             max_blocked: 1 << 20,
             repeat_interval_ms: 60_000,
+            report_burst: 200,
+            reports_per_sec: 20,
+            summary_interval_ms: 10_000,
         }
     }
 }
@@ -153,8 +173,48 @@ struct Host {
 #[derive(Debug, Clone)]
 pub struct Engine {
     limits: Limits,
-    hosts: HashMap<IpAddr, Host>,
+    /// Per source and protocol, as 1.2's separate tcp and udp daemons kept them: a UDP probe
+    /// that is only logged must not hold back the same host's TCP block. Blocks are per host.
+    hosts: HashMap<(IpAddr, Proto), Host>,
     blocked: HashSet<IpAddr>,
+    reports: Bucket,
+    /// Reports suppressed by the global rate limit since the last summary.
+    quiet: u64,
+    last_summary: u64,
+}
+
+/// A token bucket in thousandths of a token, refilled from `now`.
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    milli: u64,
+    cap_milli: u64,
+    per_sec: u64,
+    last: u64,
+}
+
+impl Bucket {
+    fn new(burst: u32, per_sec: u32) -> Bucket {
+        let cap = u64::from(burst.max(1)) * 1000;
+        Bucket {
+            milli: cap,
+            cap_milli: cap,
+            per_sec: u64::from(per_sec),
+            last: 0,
+        }
+    }
+
+    fn take(&mut self, now: u64) -> bool {
+        let dt = now.saturating_sub(self.last);
+        self.last = self.last.max(now);
+        // per_sec tokens per 1000 ms = per_sec milli-tokens per ms.
+        self.milli = (self.milli + dt.saturating_mul(self.per_sec)).min(self.cap_milli);
+        if self.milli >= 1000 {
+            self.milli -= 1000;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 impl Engine {
@@ -163,6 +223,9 @@ impl Engine {
             limits,
             hosts: HashMap::new(),
             blocked: HashSet::new(),
+            reports: Bucket::new(limits.report_burst, limits.reports_per_sec),
+            quiet: 0,
+            last_summary: 0,
         }
     }
 
@@ -189,15 +252,23 @@ impl Engine {
 
     /// Step 1 for a hit: ignore list, SCAN_TRIGGER, already-blocked, repeat limiting.
     /// `scan_trigger` is SCAN_TRIGGER (0 and 1 both mean the first hit, §4).
-    pub fn gate(&mut self, now: u64, src: IpAddr, scan_trigger: u32, ignore: &IgnoreList) -> Gate {
+    pub fn gate(
+        &mut self,
+        now: u64,
+        src: IpAddr,
+        proto: Proto,
+        scan_trigger: u32,
+        ignore: &IgnoreList,
+    ) -> Gate {
         if ignore.contains(src) {
             return Gate::Ignored;
         }
         let limits = self.limits;
-        if !self.hosts.contains_key(&src) && self.hosts.len() >= limits.max_hosts {
+        let key = (src, proto);
+        if !self.hosts.contains_key(&key) && self.hosts.len() >= limits.max_hosts {
             self.evict(now);
         }
-        let host = self.hosts.entry(src).or_insert(Host {
+        let host = self.hosts.entry(key).or_insert(Host {
             hits: 0,
             window_start: now,
             last_seen: now,
@@ -223,15 +294,28 @@ impl Engine {
         }
         let suppressed = std::mem::take(&mut host.suppressed);
         host.last_report = Some(now);
+        let quiet = !self.reports.take(now);
+        if quiet {
+            self.quiet += 1;
+        }
         Gate::Respond(Respond {
             already_blocked,
             suppressed,
+            quiet,
         })
     }
 
     /// Step 2: build the response for a hit that the gate let through. `name` is the
-    /// (sanitised) resolved name, or the address text when RESOLVE_HOST is off (§6.6).
-    pub fn respond(&mut self, cfg: &Config, hit: &Hit, r: Respond, name: &str) -> Verdict {
+    /// resolved name, or the address text when RESOLVE_HOST is off (§6.6). A protected
+    /// source (this host, loopback, a gateway, ...) is logged but never acted on.
+    pub fn respond(
+        &mut self,
+        cfg: &Config,
+        hit: &Hit,
+        r: Respond,
+        name: &str,
+        protected: &Protected,
+    ) -> Verdict {
         let ip = hit.src;
         let proto = hit.mode.proto();
         let mut v = Verdict {
@@ -253,7 +337,11 @@ impl Engine {
         }
         if r.already_blocked {
             v.log.push(report::already_blocked(hit.mode, name, ip));
-            return v;
+            return quiet(v, r);
+        }
+        if let Some(why) = protected.reason(ip) {
+            v.log.push(report::refusing_to_block(ip, why.text()));
+            return quiet(v, r);
         }
         let block = match proto {
             Proto::Tcp => cfg.block_tcp,
@@ -261,6 +349,7 @@ impl Engine {
         };
         let subst = |t: &str| template::substitute(t, ip, hit.port, hit.mode);
         let mut steps = Vec::new();
+        let mut preflight_ok = true;
         let run_cmd = cfg
             .kill_run_cmd
             .as_deref()
@@ -273,11 +362,21 @@ impl Engine {
                 if first {
                     steps.extend(run_cmd.clone());
                 }
-                if let Some(t) = cfg.kill_hosts_deny.as_deref() {
-                    steps.push(Step::HostsDeny { line: subst(t) });
-                }
-                if let Some(t) = cfg.kill_route.as_deref() {
-                    steps.push(Step::Route { command: subst(t) });
+                // These two need $TARGET$; without it 1.2 skips them and the block fails.
+                let targeted = [
+                    (Action::HostsDeny, cfg.kill_hosts_deny.as_deref()),
+                    (Action::Route, cfg.kill_route.as_deref()),
+                ];
+                for (action, t) in targeted {
+                    let Some(t) = t else { continue };
+                    if !template::has_target(t) {
+                        v.log.push(report::no_target_variable(action));
+                        preflight_ok = false;
+                    } else if action == Action::HostsDeny {
+                        steps.push(Step::HostsDeny { line: subst(t) });
+                    } else {
+                        steps.push(Step::Route { command: subst(t) });
+                    }
                 }
                 if !first {
                     steps.extend(run_cmd);
@@ -286,11 +385,9 @@ impl Engine {
         }
         let blocking = block != BlockMode::LogOnly;
         if blocking {
-            if let Some(h) = self.hosts.get_mut(&ip) {
-                h.status = Status::Pending;
-            }
             // A blocked host's later hits are "already blocked" at once, not "suppressed".
-            if let Some(h) = self.hosts.get_mut(&ip) {
+            if let Some(h) = self.hosts.get_mut(&(ip, proto)) {
+                h.status = Status::Pending;
                 h.last_report = None;
             }
         }
@@ -303,16 +400,38 @@ impl Engine {
                 port: hit.port,
                 mode: hit.mode,
                 blocked_file: blocking,
+                write: !r.quiet,
             },
+            quiet: r.quiet,
+            preflight_ok,
         });
-        v
+        if r.quiet && !blocking {
+            // Log only, and over the rate: nothing left to do.
+            v.job = None;
+        }
+        quiet(v, r)
+    }
+
+    /// The summary of what the global rate limit suppressed, at most once per interval.
+    pub fn tick(&mut self, now: u64) -> Option<String> {
+        if self.quiet == 0
+            || now.saturating_sub(self.last_summary) < self.limits.summary_interval_ms
+        {
+            return None;
+        }
+        let secs = now.saturating_sub(self.last_summary).div_ceil(1000);
+        self.last_summary = now;
+        Some(report::reports_rate_limited(
+            std::mem::take(&mut self.quiet),
+            secs,
+        ))
     }
 
     /// Step 3: the shell finished a job. On success a blocking job marks the host blocked;
     /// on failure nothing is remembered, so the next hit tries again (§6.1 item 7).
     pub fn job_done(&mut self, job: &Job, ok: bool) -> Vec<String> {
         let ip = job.target;
-        if let Some(h) = self.hosts.get_mut(&ip) {
+        if let Some(h) = self.hosts.get_mut(&(ip, job.record.mode.proto())) {
             h.status = Status::Idle;
         }
         if !ok {
@@ -356,6 +475,14 @@ impl Engine {
     }
 }
 
+/// Over the global rate: keep the actions, drop the log lines.
+fn quiet(mut v: Verdict, r: Respond) -> Verdict {
+    if r.quiet {
+        v.log.clear();
+    }
+    v
+}
+
 /// The detection line of 1.2 for a hit (§8.3).
 pub fn detection_line(hit: &Hit, name: &str) -> String {
     match hit.detail {
@@ -370,3 +497,6 @@ pub fn detection_line(hit: &Hit, name: &str) -> String {
 pub fn sends_banner(gate: &Gate, mode: Mode) -> bool {
     mode.kind() == Kind::Classic && matches!(gate, Gate::Respond(_) | Gate::Suppressed)
 }
+
+#[cfg(test)]
+mod tests;

@@ -115,3 +115,32 @@ pub fn remove_pidfile(path: &Path) {
         let _ = std::fs::remove_file(path);
     }
 }
+
+/// Mark every descriptor above stderr close-on-exec. Whatever started us may have leaked
+/// descriptors (a supervisor's pipe, a shell's fds); they must not reach the commands we run
+/// (1.2 handed its sockets to commands as stdin/stdout/stderr, §6.3). Everything the daemon
+/// opens itself is already close-on-exec.
+pub fn cloexec_inherited() {
+    // SAFETY: close_range only changes descriptor flags; no memory is involved.
+    let rc = unsafe {
+        libc::close_range(
+            3,
+            libc::c_uint::MAX,
+            libc::CLOSE_RANGE_CLOEXEC as libc::c_int,
+        )
+    };
+    if rc == 0 {
+        return;
+    }
+    // Kernels before 5.11: walk our descriptor table instead.
+    if let Ok(dir) = std::fs::read_dir("/proc/self/fd") {
+        let fds: Vec<i32> = dir
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+            .filter(|fd| *fd > 2)
+            .collect();
+        for fd in fds {
+            // SAFETY: F_SETFD on a descriptor number; a closed one just fails with EBADF.
+            unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+        }
+    }
+}

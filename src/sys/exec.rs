@@ -71,9 +71,9 @@ impl Executor {
         while self.running.len() < MAX_PARALLEL {
             match self.queue.pop_front() {
                 Some(job) => self.running.push(Running {
+                    ok: job.preflight_ok,
                     job,
                     next: 0,
-                    ok: true,
                     child: None,
                 }),
                 None => break,
@@ -81,9 +81,14 @@ impl Executor {
         }
         let hosts_deny = self.hosts_deny.clone();
         let mut i = 0;
+        let mut sink = Vec::new();
         while i < self.running.len() {
             let r = &mut self.running[i];
-            if !advance(r, now, &hosts_deny, &mut p.log) {
+            // Jobs over the global report rate run without a word (engine::Respond::quiet).
+            let log = if r.job.quiet { &mut sink } else { &mut p.log };
+            let more = advance(r, now, &hosts_deny, log);
+            sink.clear();
+            if !more {
                 let r = self.running.swap_remove(i);
                 p.done.push((r.job, r.ok));
                 continue;

@@ -3,6 +3,7 @@
 //! crate lives here, each block with a `// SAFETY:` line.
 #![allow(unsafe_code)]
 
+pub mod caps;
 pub mod capture;
 pub mod clock;
 pub mod daemon;
@@ -11,6 +12,7 @@ pub mod files;
 pub mod ignore_file;
 pub mod listen;
 pub mod log;
+pub mod netinfo;
 pub mod resolve;
 pub mod run;
 pub mod stealth;

@@ -25,7 +25,8 @@ use super::ignore_file::IgnoreFile;
 use super::listen::{self, BindError, Listener, Sock};
 use super::log::Logger;
 use super::stealth::{self, Stealth};
-use super::{clock, resolve};
+use super::{clock, netinfo, resolve};
+use crate::protect::Protected;
 
 /// How long a reverse lookup may take before the address is used instead.
 const RESOLVE_TIMEOUT: Duration = Duration::from_millis(1000);
@@ -97,6 +98,7 @@ pub fn main(cli: Cli, syslog_socket: PathBuf) -> i32 {
     if cli.check {
         return check(&cli);
     }
+    daemon::cloexec_inherited();
     let mut log = Logger::new(syslog_socket, true);
     if !nix::unistd::geteuid().is_root() {
         eprintln!("portsentry: You need to be root to run this.");
@@ -178,6 +180,8 @@ struct Daemon {
     last_expire: u64,
     /// Stealth and advanced modes (§3.2, §3.3): the capture and its watched ports.
     stealth: Option<Stealth>,
+    /// Addresses never blocked (this host's, gateways); refreshed every minute and on reload.
+    protected: Protected,
 }
 
 type StartError = Box<(Logger, String)>;
@@ -241,6 +245,13 @@ impl Daemon {
                 Err(e) => return Err(Box::new((log, e))),
             }
         };
+        if let Some(keep) = &cfg.keep_capabilities
+            && let Err(e) = super::caps::restrict(keep)
+        {
+            let msg = format!("cannot drop capabilities (KEEP_CAPABILITIES): {e}");
+            log.log(&format!("adminalert: ERROR: {msg}"));
+            return Err(Box::new((log, msg)));
+        }
         if let Err(e) = daemon::write_pidfile(&cli.pidfile) {
             let msg = format!("cannot write pid file {}: {e}", cli.pidfile.display());
             log.log(&format!("adminalert: ERROR: {msg}"));
@@ -260,6 +271,7 @@ impl Daemon {
             signals,
             last_expire: clock::now_ms(),
             stealth,
+            protected: netinfo::protected(),
         };
         d.ignore.refresh(&mut d.log);
         d.log.log(&report::now_active());
@@ -329,8 +341,12 @@ impl Daemon {
             }
             self.pump();
             let now = clock::now_ms();
+            if let Some(l) = self.engine.tick(now) {
+                self.log.log(&l);
+            }
             if now.saturating_sub(self.last_expire) >= 60_000 {
                 self.engine.expire(now);
+                self.protected = netinfo::protected();
                 self.last_expire = now;
             }
         }
@@ -420,11 +436,15 @@ impl Daemon {
         };
         let now = clock::now_ms();
         let ignore = self.ignore.refresh(&mut self.log);
-        let gate = self.engine.gate(now, src, self.cfg.scan_trigger, ignore);
+        let gate = self
+            .engine
+            .gate(now, src, mode.proto(), self.cfg.scan_trigger, ignore);
         let banner = engine::sends_banner(&gate, mode);
         if let Gate::Respond(r) = gate {
             let name = self.name_of(src);
-            let v = self.engine.respond(&self.cfg, &hit, r, &name);
+            let v = self
+                .engine
+                .respond(&self.cfg, &hit, r, &name, &self.protected);
             for l in &v.log {
                 self.log.log(l);
             }
@@ -451,7 +471,7 @@ impl Daemon {
         for l in self.engine.job_done(&job, ok) {
             self.log.log(&l);
         }
-        if !ok {
+        if !ok || !job.record.write {
             return;
         }
         let r = &job.record;
@@ -504,6 +524,7 @@ impl Daemon {
         };
         let _ = truncate_blocked(&cfg, &self.modes, &mut self.log);
         self.engine.clear_blocked();
+        self.protected = netinfo::protected();
         if let Some(st) = &mut self.stealth {
             st.reload(&cfg, &stealth::capture_modes(&self.modes), &mut self.log);
         }

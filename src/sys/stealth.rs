@@ -89,7 +89,17 @@ impl Local for View<'_> {
             .in_use
             .borrow_mut()
             .entry((proto, port))
-            .or_insert_with(|| port_in_use(proto, port))
+            // Without CAP_NET_BIND_SERVICE (KEEP_CAPABILITIES) a port below 1024 cannot be
+            // bind-tested: ask the socket table instead (slow, but only in that setup).
+            .or_insert_with(|| {
+                port_in_use(proto, port).unwrap_or_else(|| {
+                    let t = read_table();
+                    match proto {
+                        Proto::Tcp => t.tcp_listening(port) || t.has_flow_on(port),
+                        Proto::Udp => t.udp_bound(port),
+                    }
+                })
+            })
     }
     fn owns_flow(&self, local: SocketAddr, remote: SocketAddr) -> bool {
         self.recent.contains(local, remote, self.now) || self.host.owns_flow(local, remote)
@@ -101,7 +111,8 @@ impl Local for View<'_> {
 /// listener on any address, a connected socket (so this also covers the flows of this
 /// host's own connections), or TIME_WAIT. A hash lookup in the kernel, unlike reading
 /// `/proc/net/tcp`, which walks the whole connection table (measured ~4-15 ms here).
-fn port_in_use(proto: Proto, port: u16) -> bool {
+/// `None`: the test could not run (EACCES, no CAP_NET_BIND_SERVICE for a port below 1024).
+fn port_in_use(proto: Proto, port: u16) -> Option<bool> {
     use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrStorage, socket};
     for v6 in [false, true] {
         let (family, addr): (AddressFamily, SocketAddr) = if v6 {
@@ -126,13 +137,13 @@ fn port_in_use(proto: Proto, port: u16) -> bool {
             // A v4-only socket is the IPv4 test's business.
             let _ = nix::sys::socket::setsockopt(&fd, nix::sys::socket::sockopt::Ipv6V6Only, &true);
         }
-        if let Err(nix::errno::Errno::EADDRINUSE) =
-            nix::sys::socket::bind(fd.as_raw_fd(), &SockaddrStorage::from(addr))
-        {
-            return true;
+        match nix::sys::socket::bind(fd.as_raw_fd(), &SockaddrStorage::from(addr)) {
+            Err(nix::errno::Errno::EADDRINUSE) => return Some(true),
+            Err(nix::errno::Errno::EACCES) => return None,
+            _ => {}
         }
     }
-    false
+    Some(false)
 }
 
 fn read_table() -> SockTable {
@@ -512,17 +523,23 @@ mod tests {
     #[test]
     fn smart_verify_bind_test() {
         let l6 = std::net::TcpListener::bind("[::1]:0").unwrap();
-        assert!(port_in_use(Proto::Tcp, l6.local_addr().unwrap().port()));
+        assert_eq!(
+            port_in_use(Proto::Tcp, l6.local_addr().unwrap().port()),
+            Some(true)
+        );
         let l4 = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let p4 = l4.local_addr().unwrap().port();
-        assert!(port_in_use(Proto::Tcp, p4));
+        assert_eq!(port_in_use(Proto::Tcp, p4), Some(true));
         // The client end of a connection holds its ephemeral port too.
         let c = std::net::TcpStream::connect(("127.0.0.1", p4)).unwrap();
-        assert!(port_in_use(Proto::Tcp, c.local_addr().unwrap().port()));
+        assert_eq!(
+            port_in_use(Proto::Tcp, c.local_addr().unwrap().port()),
+            Some(true)
+        );
         let u = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let pu = u.local_addr().unwrap().port();
-        assert!(port_in_use(Proto::Udp, pu));
+        assert_eq!(port_in_use(Proto::Udp, pu), Some(true));
         drop(u);
-        assert!(!port_in_use(Proto::Udp, pu));
+        assert_eq!(port_in_use(Proto::Udp, pu), Some(false));
     }
 }

@@ -1,5 +1,5 @@
 //! Helpers for the privileged end-to-end tests: a target and a scanner network namespace
-//! joined by a veth pair (addresses only inside them: 192.0.2.0/24 and 2001:db8::/64,
+//! joined by a veth pair (addresses only inside them: 198.51.100.0/24 and 2001:db8::/64,
 //! documentation ranges), a fake syslog socket that collects the daemon's lines, and the
 //! daemon started with a temporary config. Everything made is removed on drop.
 //!
@@ -18,10 +18,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-pub const TARGET4: &str = "192.0.2.1";
-pub const SCANNER4: &str = "192.0.2.2";
+pub const TARGET4: &str = "198.51.100.1";
+pub const SCANNER4: &str = "198.51.100.2";
 /// A second scanner address, used as the ignored source.
-pub const SCANNER4B: &str = "192.0.2.3";
+pub const SCANNER4B: &str = "198.51.100.3";
 pub const TARGET6: &str = "2001:db8::1";
 pub const SCANNER6: &str = "2001:db8::2";
 
@@ -379,4 +379,77 @@ pub fn write(path: &Path, text: &str) {
         .unwrap()
         .write_all(text.as_bytes())
         .unwrap();
+}
+
+impl Net {
+    /// Give the scanner `n` more IPv4 addresses (198.51.100.10 ...) and IPv6 addresses
+    /// (2001:db8::1:0 ...) and return them.
+    pub fn scanner_addresses(&self, n: u32) -> Vec<String> {
+        assert!(n <= 200);
+        let dev = format!("vs{}", &self.scanner[3..]);
+        let mut batch = String::new();
+        let mut out = Vec::new();
+        for i in 0..n {
+            let v4 = format!("198.51.100.{}", 10 + i);
+            let v6 = format!("2001:db8::1:{i:x}");
+            batch.push_str(&format!(
+                "addr add {v4}/24 dev {dev}\naddr add {v6}/64 dev {dev} nodad\n"
+            ));
+            out.push(v4);
+            out.push(v6);
+        }
+        let path = std::env::temp_dir().join(format!("{}.batch", self.scanner));
+        std::fs::write(&path, batch).unwrap();
+        must(&format!("ip -n {} -b {}", self.scanner, path.display()));
+        let _ = std::fs::remove_file(path);
+        out
+    }
+}
+
+/// A small deterministic pseudo-random generator (xorshift), so tests need no extra crate.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// The child processes of `pid`.
+pub fn children(pid: &str) -> Vec<String> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(String::from)
+        .collect()
+}
+
+/// Wait (5 s) for a process named `comm` among the children and grandchildren of `pid`
+/// (a command the daemon runs through `/bin/sh -c`).
+pub fn wait_descendant(pid: i32, comm: &str) -> String {
+    let name = |p: &str| std::fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default();
+    let t0 = Instant::now();
+    loop {
+        for c in children(&pid.to_string()) {
+            if name(&c).trim() == comm {
+                return c;
+            }
+            if let Some(g) = children(&c).into_iter().find(|g| name(g).trim() == comm) {
+                return g;
+            }
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "no {comm} under pid {pid}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }

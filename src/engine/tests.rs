@@ -1,0 +1,442 @@
+//! The engine on a fake clock: `now` is just a number the tests advance.
+
+use super::*;
+use crate::config::Config;
+use crate::ignore;
+use crate::protect::Protected;
+
+const A: &str = "192.0.2.7";
+const B: &str = "198.51.100.9";
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn none() -> IgnoreList {
+    IgnoreList::default()
+}
+
+fn hit(src: &str, port: u16, mode: Mode) -> Hit {
+    Hit {
+        src: ip(src),
+        port,
+        mode,
+        detail: Detail::Connect,
+        ip_options: false,
+    }
+}
+
+fn cfg(block: BlockMode) -> Config {
+    Config {
+        block_tcp: block,
+        block_udp: block,
+        kill_route: Some("/sbin/ip route add blackhole $TARGET$".into()),
+        kill_hosts_deny: Some("ALL: $TARGET$ : DENY".into()),
+        kill_run_cmd: Some("/usr/local/bin/alert $TARGET$ $PORT$ $MODE$".into()),
+        ..Config::default()
+    }
+}
+
+/// Gate then respond, as the shell does.
+fn step(e: &mut Engine, now: u64, c: &Config, h: &Hit) -> (Gate, Option<Verdict>) {
+    let g = e.gate(now, h.src, h.mode.proto(), c.scan_trigger, &none());
+    let v = match g {
+        Gate::Respond(r) => Some(e.respond(c, h, r, &h.src.to_string(), &Protected::default())),
+        _ => None,
+    };
+    (g, v)
+}
+
+#[test]
+fn trigger_zero_and_one_both_fire_on_the_first_hit() {
+    for t in [0, 1] {
+        let mut e = Engine::new(Limits::default());
+        let g = e.gate(0, ip(A), Proto::Tcp, t, &none());
+        assert!(matches!(g, Gate::Respond(_)), "SCAN_TRIGGER={t}");
+    }
+}
+
+#[test]
+fn trigger_n_fires_on_the_nth_hit_counting_all_ports() {
+    let mut e = Engine::new(Limits::default());
+    assert_eq!(e.gate(0, ip(A), Proto::Tcp, 3, &none()), Gate::BelowTrigger);
+    assert_eq!(
+        e.gate(10, ip(A), Proto::Tcp, 3, &none()),
+        Gate::BelowTrigger
+    );
+    assert!(matches!(
+        e.gate(20, ip(A), Proto::Tcp, 3, &none()),
+        Gate::Respond(_)
+    ));
+}
+
+#[test]
+fn other_hosts_cannot_evict_a_scanners_count() {
+    // 1.2's shared 50-slot ring forgot host B after 50 other hits (§4, VERIFIED there).
+    let mut e = Engine::new(Limits::default());
+    assert_eq!(e.gate(0, ip(B), Proto::Tcp, 2, &none()), Gate::BelowTrigger);
+    for i in 0..60u32 {
+        let other = IpAddr::from([10, 0, (i >> 8) as u8, i as u8]);
+        e.gate(1, other, Proto::Tcp, 2, &none());
+    }
+    assert!(matches!(
+        e.gate(2, ip(B), Proto::Tcp, 2, &none()),
+        Gate::Respond(_)
+    ));
+}
+
+#[test]
+fn hits_outside_the_window_do_not_count() {
+    let l = Limits {
+        trigger_window_ms: 1000,
+        ..Limits::default()
+    };
+    let mut e = Engine::new(l);
+    assert_eq!(e.gate(0, ip(A), Proto::Tcp, 2, &none()), Gate::BelowTrigger);
+    assert_eq!(
+        e.gate(5000, ip(A), Proto::Tcp, 2, &none()),
+        Gate::BelowTrigger
+    );
+    assert!(matches!(
+        e.gate(5500, ip(A), Proto::Tcp, 2, &none()),
+        Gate::Respond(_)
+    ));
+}
+
+#[test]
+fn ignored_hosts_are_silent_and_leave_no_state() {
+    let (list, w) = ignore::parse(b"192.0.2.0/24\n2001:db8::/32\n");
+    assert!(w.is_empty());
+    let mut e = Engine::new(Limits::default());
+    assert_eq!(e.gate(0, ip(A), Proto::Tcp, 0, &list), Gate::Ignored);
+    assert_eq!(
+        e.gate(0, ip("2001:db8::99"), Proto::Tcp, 0, &list),
+        Gate::Ignored
+    );
+    assert_eq!(e.tracked_hosts(), 0);
+    assert!(matches!(
+        e.gate(0, ip(B), Proto::Tcp, 0, &list),
+        Gate::Respond(_)
+    ));
+}
+
+#[test]
+fn block_runs_hosts_deny_route_then_command_with_the_address_literal() {
+    let mut e = Engine::new(Limits::default());
+    let c = cfg(BlockMode::Block);
+    let h = hit(A, 111, Mode::Tcp);
+    let g = e.gate(0, h.src, Proto::Tcp, 0, &none());
+    let Gate::Respond(r) = g else { panic!("{g:?}") };
+    // Even with a resolved name, $TARGET$ is the address.
+    let v = e.respond(&c, &h, r, "evil.example", &Protected::default());
+    assert!(v.banner);
+    assert_eq!(
+        v.log,
+        vec!["attackalert: Connect from host: evil.example/192.0.2.7 to TCP port: 111"]
+    );
+    let job = v.job.unwrap();
+    assert_eq!(
+        job.steps,
+        vec![
+            Step::HostsDeny {
+                line: "ALL: 192.0.2.7 : DENY".into()
+            },
+            Step::Route {
+                command: "/sbin/ip route add blackhole 192.0.2.7".into()
+            },
+            Step::RunCmd {
+                command: "/usr/local/bin/alert 192.0.2.7 111 tcp".into()
+            },
+        ]
+    );
+    assert!(job.record.blocked_file);
+    assert_eq!(job.record.name, "evil.example");
+}
+
+#[test]
+fn run_cmd_first_and_block_two() {
+    let mut e = Engine::new(Limits::default());
+    let mut c = cfg(BlockMode::Block);
+    c.kill_run_cmd_first = true;
+    let (_, v) = step(&mut e, 0, &c, &hit("2001:db8::5", 7, Mode::Udp));
+    let steps = v.unwrap().job.unwrap().steps;
+    assert!(
+        matches!(&steps[0], Step::RunCmd { command } if command == "/usr/local/bin/alert 2001:db8::5 7 udp")
+    );
+    assert!(matches!(steps[1], Step::HostsDeny { .. }));
+    assert!(matches!(steps[2], Step::Route { .. }));
+
+    let c = cfg(BlockMode::RunCmdOnly);
+    let (_, v) = step(&mut e, 0, &c, &hit(B, 7, Mode::Udp));
+    let steps = v.unwrap().job.unwrap().steps;
+    assert_eq!(steps.len(), 1);
+    assert!(matches!(steps[0], Step::RunCmd { .. }));
+}
+
+#[test]
+fn blocked_hosts_are_matched_exactly_and_not_blocked_twice() {
+    let mut e = Engine::new(Limits::default());
+    let c = cfg(BlockMode::Block);
+    let (_, v) = step(&mut e, 0, &c, &hit("110.0.0.1", 1, Mode::Tcp));
+    let job = v.unwrap().job.unwrap();
+    // While the job runs, the host counts as blocked (no second chain of commands).
+    let (_, v) = step(&mut e, 1, &c, &hit("110.0.0.1", 2, Mode::Tcp));
+    let v = v.unwrap();
+    assert!(v.job.is_none());
+    assert_eq!(
+        v.log[1],
+        "attackalert: Host: 110.0.0.1 is already blocked. Ignoring"
+    );
+    assert!(e.job_done(&job, true).is_empty());
+    assert!(e.is_blocked(ip("110.0.0.1")));
+    // 1.2's substring match took 10.0.0.1 for blocked (§5.2); an exact match does not.
+    assert!(!e.is_blocked(ip("10.0.0.1")));
+    let (_, v) = step(&mut e, 2, &c, &hit("10.0.0.1", 1, Mode::Tcp));
+    assert!(v.unwrap().job.is_some());
+}
+
+#[test]
+fn already_blocked_wording_differs_by_mode() {
+    let mut e = Engine::new(Limits::default());
+    let c = cfg(BlockMode::Block);
+    let mut h = hit(A, 1, Mode::Stcp);
+    h.detail = Detail::TcpScan(TcpScanType::Syn);
+    let (_, v) = step(&mut e, 0, &c, &h);
+    let v = v.unwrap();
+    assert!(!v.banner, "no banner in stealth modes");
+    assert_eq!(
+        v.log,
+        vec!["attackalert: TCP SYN/Normal scan from host: 192.0.2.7/192.0.2.7 to TCP port: 1"]
+    );
+    e.job_done(&v.job.unwrap(), true);
+    let (_, v) = step(&mut e, 1, &c, &h);
+    assert_eq!(
+        v.unwrap().log[1],
+        "attackalert: Host: 192.0.2.7/192.0.2.7 is already blocked Ignoring"
+    );
+}
+
+#[test]
+fn a_failed_job_is_retried_on_the_next_hit() {
+    let mut e = Engine::new(Limits::default());
+    let c = cfg(BlockMode::Block);
+    let (_, v) = step(&mut e, 0, &c, &hit(A, 1, Mode::Tcp));
+    let job = v.unwrap().job.unwrap();
+    assert_eq!(
+        e.job_done(&job, false),
+        vec!["attackalert: ERROR: Could not block host 192.0.2.7 !!"]
+    );
+    assert!(!e.is_blocked(ip(A)));
+    let (_, v) = step(&mut e, 10, &c, &hit(A, 1, Mode::Tcp));
+    assert!(v.unwrap().job.is_some(), "tried again");
+}
+
+#[test]
+fn block_zero_writes_history_only_and_rate_limits_repeats() {
+    let mut e = Engine::new(Limits::default());
+    let c = cfg(BlockMode::LogOnly);
+    let h = hit(A, 1, Mode::Tcp);
+    let (_, v) = step(&mut e, 0, &c, &h);
+    let v = v.unwrap();
+    assert_eq!(
+        v.log[1],
+        "attackalert: Ignoring TCP response per configuration file setting."
+    );
+    let job = v.job.unwrap();
+    assert!(job.steps.is_empty());
+    assert!(!job.record.blocked_file, "BLOCK=0: no blocked-file line");
+    e.job_done(&job, true);
+    assert!(!e.is_blocked(ip(A)), "BLOCK=0: host not blocked");
+    // Repeats within the interval are counted silently.
+    for t in 1..5 {
+        assert_eq!(step(&mut e, t * 1000, &c, &h).0, Gate::Suppressed);
+    }
+    // After the interval it is reported again, with the count of what was suppressed.
+    let (g, v) = step(&mut e, 61_000, &c, &h);
+    assert!(matches!(
+        g,
+        Gate::Respond(Respond {
+            already_blocked: false,
+            suppressed: 4,
+            quiet: false
+        })
+    ));
+    let v = v.unwrap();
+    assert!(
+        v.log
+            .iter()
+            .any(|l| l.contains("4 further hits from host 192.0.2.7"))
+    );
+    assert!(v.job.is_some(), "a new history line");
+}
+
+#[test]
+fn state_is_bounded_and_ages_out() {
+    let l = Limits {
+        max_hosts: 64,
+        host_ttl_ms: 10_000,
+        ..Limits::default()
+    };
+    let mut e = Engine::new(l);
+    for i in 0..10_000u32 {
+        e.gate(
+            u64::from(i),
+            IpAddr::from(i.to_be_bytes()),
+            Proto::Tcp,
+            5,
+            &none(),
+        );
+        assert!(e.tracked_hosts() <= 64);
+    }
+    e.expire(1_000_000);
+    assert_eq!(e.tracked_hosts(), 0);
+}
+
+#[test]
+fn reload_forgets_blocks() {
+    let mut e = Engine::new(Limits::default());
+    let c = cfg(BlockMode::Block);
+    let (_, v) = step(&mut e, 0, &c, &hit(A, 1, Mode::Tcp));
+    e.job_done(&v.unwrap().job.unwrap(), true);
+    assert_eq!(e.blocked_hosts(), 1);
+    e.clear_blocked();
+    assert!(!e.is_blocked(ip(A)));
+    let (_, v) = step(&mut e, 1, &c, &hit(A, 1, Mode::Tcp));
+    assert!(v.unwrap().job.is_some());
+}
+
+#[test]
+fn banner_only_for_classic_modes_on_triggered_hits() {
+    let r = Gate::Respond(Respond {
+        already_blocked: true,
+        suppressed: 0,
+        quiet: false,
+    });
+    assert!(sends_banner(&r, Mode::Tcp));
+    assert!(sends_banner(&Gate::Suppressed, Mode::Udp));
+    assert!(!sends_banner(&Gate::BelowTrigger, Mode::Tcp));
+    assert!(!sends_banner(&Gate::Ignored, Mode::Tcp));
+    assert!(!sends_banner(&r, Mode::Atcp));
+}
+
+#[test]
+fn protected_sources_are_logged_but_never_acted_on() {
+    let p = Protected::new([ip(A)], [], [ip(B)]);
+    let mut e = Engine::new(Limits::default());
+    let c = cfg(BlockMode::Block);
+    for (src, what) in [
+        (A, "an address of this host"),
+        (B, "a default gateway"),
+        ("127.0.0.1", "a loopback address"),
+    ] {
+        let h = hit(src, 1, Mode::Tcp);
+        let Gate::Respond(r) = e.gate(0, h.src, Proto::Tcp, 0, &none()) else {
+            panic!()
+        };
+        let v = e.respond(&c, &h, r, src, &p);
+        assert!(v.job.is_none(), "{src}");
+        assert_eq!(
+            v.log[1],
+            format!("securityalert: Refusing to block host {src}: it is {what}.")
+        );
+    }
+}
+
+#[test]
+fn route_or_hosts_deny_without_target_is_skipped_and_the_block_fails() {
+    let mut e = Engine::new(Limits::default());
+    let mut c = cfg(BlockMode::Block);
+    c.kill_route = Some("/sbin/route add -host reject".into());
+    let (_, v) = step(&mut e, 0, &c, &hit(A, 1, Mode::Tcp));
+    let v = v.unwrap();
+    assert!(v.log.contains(
+        &"adminalert: No target variable specified in KILL_ROUTE option. Skipping.".to_string()
+    ));
+    let job = v.job.unwrap();
+    assert!(!job.preflight_ok);
+    assert!(!job.steps.iter().any(|s| matches!(s, Step::Route { .. })));
+    assert_eq!(job.steps.len(), 2, "hosts.deny and the command still run");
+}
+
+#[test]
+fn a_flood_of_distinct_sources_is_rate_limited_with_a_summary_but_still_blocked() {
+    let l = Limits {
+        report_burst: 10,
+        reports_per_sec: 5,
+        summary_interval_ms: 10_000,
+        ..Limits::default()
+    };
+    let mut e = Engine::new(l);
+    let c = cfg(BlockMode::Block);
+    let (mut logged, mut jobs, mut written) = (0, 0, 0);
+    // 1000 forged sources within one second.
+    for i in 0..1000u32 {
+        let src = IpAddr::from((0x0a00_0000 + i).to_be_bytes());
+        let h = Hit {
+            src,
+            ..hit(A, 1, Mode::Tcp)
+        };
+        let (_, v) = step(&mut e, u64::from(i), &c, &h);
+        let v = v.unwrap();
+        logged += v.log.len();
+        let job = v.job.unwrap();
+        jobs += 1;
+        written += usize::from(job.record.write);
+        assert_eq!(job.quiet, !job.record.write);
+    }
+    assert_eq!(jobs, 1000, "every host is still blocked");
+    // Burst of 10 plus 5/s over one second.
+    assert!((10..=16).contains(&written), "{written}");
+    assert_eq!(logged, written, "one detection line per written report");
+    assert_eq!(e.tick(5_000), None, "not before the interval");
+    let s = e.tick(10_000).unwrap();
+    assert_eq!(
+        s,
+        format!(
+            "attackalert: Rate limit: {} reports suppressed in the last 10 seconds.",
+            1000 - written
+        )
+    );
+    assert_eq!(e.tick(30_000), None, "nothing new to say");
+}
+
+#[test]
+fn log_only_reports_over_the_rate_leave_no_job() {
+    let l = Limits {
+        report_burst: 1,
+        reports_per_sec: 0,
+        ..Limits::default()
+    };
+    let mut e = Engine::new(l);
+    let c = cfg(BlockMode::LogOnly);
+    assert!(
+        step(&mut e, 0, &c, &hit(A, 1, Mode::Tcp))
+            .1
+            .unwrap()
+            .job
+            .is_some()
+    );
+    let v = step(&mut e, 1, &c, &hit(B, 1, Mode::Tcp)).1.unwrap();
+    assert!(v.job.is_none() && v.log.is_empty());
+}
+
+#[test]
+fn a_logged_only_udp_probe_does_not_hold_back_the_tcp_block() {
+    // BLOCK_UDP=0, BLOCK_TCP=1 (found by the package test): 1.2's separate daemons kept
+    // separate state, so the TCP block must still happen right after a UDP report.
+    let mut e = Engine::new(Limits::default());
+    let mut c = cfg(BlockMode::Block);
+    c.block_udp = BlockMode::LogOnly;
+    let (_, v) = step(&mut e, 0, &c, &hit(A, 7, Mode::Udp));
+    let job = v.unwrap().job.unwrap();
+    assert!(job.steps.is_empty());
+    e.job_done(&job, true);
+    let (g, v) = step(&mut e, 10, &c, &hit(A, 1, Mode::Tcp));
+    assert!(matches!(g, Gate::Respond(_)), "{g:?}");
+    let job = v.unwrap().job.unwrap();
+    assert_eq!(job.steps.len(), 3);
+    e.job_done(&job, true);
+    // The block is per host: a later UDP probe finds it blocked.
+    let (_, v) = step(&mut e, 70_000, &c, &hit(A, 7, Mode::Udp));
+    assert!(v.unwrap().log[1].contains("is already blocked"));
+}

@@ -1,0 +1,68 @@
+//! Least privilege: once its sockets are open, the daemon keeps only the capabilities of
+//! KEEP_CAPABILITIES (by default CAP_NET_ADMIN, CAP_NET_RAW, CAP_NET_BIND_SERVICE), in its
+//! effective, permitted and inheritable sets and in the bounding set. The bounding set is
+//! what makes it stick: commands it runs are root processes too and would otherwise get every
+//! capability back at exec, so they get at most the kept set (admins whose KILL_RUN_CMD needs
+//! more list it, or `all`).
+
+use std::io;
+
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: i32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+const VERSION_3: u32 = 0x2008_0522;
+
+fn last_cap() -> u8 {
+    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(40)
+}
+
+/// Keep only `keep` (capability numbers).
+pub fn restrict(keep: &[u8]) -> io::Result<()> {
+    for cap in 0..=last_cap() {
+        if keep.contains(&cap) {
+            continue;
+        }
+        // SAFETY: prctl with integer arguments only.
+        let rc = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, libc::c_ulong::from(cap), 0, 0, 0) };
+        if rc != 0 {
+            let e = io::Error::last_os_error();
+            // EINVAL: the kernel does not know this capability number.
+            if e.raw_os_error() != Some(libc::EINVAL) {
+                return Err(e);
+            }
+        }
+    }
+    let mut data = [CapData::default(); 2];
+    for &cap in keep {
+        let (i, bit) = (usize::from(cap / 32), 1u32 << (cap % 32));
+        if i < 2 {
+            data[i].effective |= bit;
+            data[i].permitted |= bit;
+            data[i].inheritable |= bit;
+        }
+    }
+    let mut hdr = CapHeader {
+        version: VERSION_3,
+        pid: 0,
+    };
+    // SAFETY: capset reads a version-3 header and two data structs, which we pass.
+    let rc = unsafe { libc::syscall(libc::SYS_capset, &mut hdr as *mut CapHeader, data.as_ptr()) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}

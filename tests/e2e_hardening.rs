@@ -1,0 +1,173 @@
+//! Hardening, end to end in test-made namespaces: kill -9 at random moments while blocks are
+//! being written, and a full disk under the state directory.
+
+mod common;
+
+use common::*;
+use std::time::{Duration, Instant};
+
+/// Every line of the three files is whole and well-formed.
+fn assert_files_well_formed(run: &Run) {
+    for f in ["portsentry.history", "portsentry.blocked.tcp"] {
+        let text = run.read(f);
+        assert!(
+            text.is_empty() || text.ends_with('\n'),
+            "{f} ends mid-line: {text:?}"
+        );
+        for l in text.lines() {
+            assert!(fail2ban_host(l).is_some(), "{f}: malformed line {l:?}");
+            let epoch = l.split(" - ").next().unwrap();
+            assert!(epoch.parse::<i64>().is_ok(), "{f}: {l:?}");
+        }
+    }
+    let deny = run.read("hosts.deny");
+    assert!(
+        deny.is_empty() || deny.ends_with('\n'),
+        "hosts.deny ends mid-line"
+    );
+    for l in deny.lines() {
+        let ip = l
+            .strip_prefix("ALL: ")
+            .and_then(|r| r.strip_suffix(" : DENY"))
+            .unwrap_or_else(|| panic!("hosts.deny: malformed line {l:?}"));
+        assert!(ip.parse::<std::net::IpAddr>().is_ok(), "{l:?}");
+    }
+    let mut seen = std::collections::HashSet::new();
+    for l in deny.lines() {
+        assert!(seen.insert(l), "hosts.deny line twice: {l}");
+    }
+}
+
+#[test]
+fn kill_9_during_a_flood_of_blocks_leaves_whole_lines_and_restarts() {
+    if !privileged("kill_9_during_a_flood_of_blocks_leaves_whole_lines_and_restarts") {
+        return;
+    }
+    let net = Net::new();
+    let sources = net.scanner_addresses(60);
+    let run = Run::new(&net.target);
+    run.write_config(
+        "TCP_PORTS=\"1,2\"\nBLOCK_TCP=\"1\"\n\
+         KILL_HOSTS_DENY=\"ALL: $TARGET$ : DENY\"\n\
+         KILL_ROUTE=\"true $TARGET$\"",
+    );
+    let mut rng = Rng(0x9e3779b97f4a7c15 ^ u64::from(std::process::id()));
+    let kills = 20;
+    for round in 0..kills {
+        run.start_ok(&["-tcp"]);
+        let pid = run.pid().expect("pid file");
+        // A bounded flood of connects from many sources, in the background.
+        let (srcs, scanner) = (sources.clone(), net.scanner.clone());
+        let dsts = (TARGET4.to_string(), TARGET6.to_string());
+        let flood = std::thread::spawn(move || {
+            let n = Net {
+                target: String::new(),
+                scanner,
+            };
+            let t0 = Instant::now();
+            for s in srcs.iter().take(120) {
+                if t0.elapsed() > Duration::from_secs(3) {
+                    break;
+                }
+                let dst = if s.contains(':') { &dsts.1 } else { &dsts.0 };
+                let _ = n.connect(Some(s), dst, 1);
+            }
+            std::mem::forget(n); // the namespaces belong to the outer Net
+        });
+        std::thread::sleep(Duration::from_millis(20 + rng.below(250)));
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
+        flood.join().unwrap();
+        let t0 = Instant::now();
+        while alive(pid) && t0.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(!alive(pid), "round {round}: daemon survived kill -9");
+        assert!(
+            run.p("portsentry.pid").exists(),
+            "stale pid file left by kill -9"
+        );
+        assert_files_well_formed(&run);
+    }
+    // The stale pid file does not stop the next start, and the daemon works.
+    run.start_ok(&["-tcp"]);
+    net.connect(None, TARGET4, 2).unwrap();
+    run.log.wait_contains(&format!(
+        "Connect from host: {SCANNER4}/{SCANNER4} to TCP port: 2"
+    ));
+    run.wait_file("portsentry.history", &format!("/{SCANNER4} Port: 2 TCP"));
+    assert_files_well_formed(&run);
+    assert!(
+        run.read("portsentry.history").lines().count() > 10,
+        "blocks were written"
+    );
+}
+
+#[test]
+fn a_full_disk_is_logged_and_detection_continues() {
+    if !privileged("a_full_disk_is_logged_and_detection_continues") {
+        return;
+    }
+    let net = Net::new();
+    let run = Run::new(&net.target);
+    let state = run.p("state");
+    std::fs::create_dir(&state).unwrap();
+    must(&format!(
+        "mount -t tmpfs -o size=64k tmpfs {}",
+        state.display()
+    ));
+    struct Umount(std::path::PathBuf);
+    impl Drop for Umount {
+        fn drop(&mut self) {
+            let _ = sh(&format!("umount -l {}", self.0.display()));
+        }
+    }
+    let _u = Umount(state.clone());
+    let d = run.dir.path().display().to_string();
+    std::fs::write(
+        run.p("portsentry.conf"),
+        format!(
+            "TCP_PORTS=\"1\"\nBLOCK_TCP=\"0\"\n\
+             IGNORE_FILE=\"{d}/portsentry.ignore\"\n\
+             HISTORY_FILE=\"{d}/state/portsentry.history\"\n\
+             BLOCKED_FILE=\"{d}/state/portsentry.blocked\"\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(run.p("portsentry.ignore"), "").unwrap();
+    run.start_ok(&["-tcp"]);
+    run.log
+        .wait_line("adminalert: PortSentry is now active and listening.");
+    // Fill the disk.
+    let _ = sh(&format!(
+        "dd if=/dev/zero of={}/fill bs=1k count=1000 2>/dev/null",
+        state.display()
+    ));
+    net.connect(None, TARGET4, 1).unwrap();
+    run.log.wait_line(&format!(
+        "adminalert: ERROR: Cannot open history file: {d}/state/portsentry.history."
+    ));
+    // Detection goes on for the next host, and the daemon is alive.
+    net.connect(Some(SCANNER4B), TARGET4, 1).unwrap();
+    run.log.wait_line(&format!(
+        "attackalert: Connect from host: {SCANNER4B}/{SCANNER4B} to TCP port: 1"
+    ));
+    assert!(alive(run.pid().unwrap()));
+    // Space again: lines are written again, whole.
+    std::fs::remove_file(state.join("fill")).unwrap();
+    net.connect(None, TARGET6, 1).unwrap();
+    let h = std::fs::read_to_string(state.join("portsentry.history")).unwrap_or_default();
+    let t0 = Instant::now();
+    let mut h = h;
+    while !h.contains(SCANNER6) && t0.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(20));
+        h = std::fs::read_to_string(state.join("portsentry.history")).unwrap_or_default();
+    }
+    assert!(h.contains(SCANNER6), "{h:?}");
+    for l in h.lines() {
+        assert!(fail2ban_host(l).is_some(), "{l:?}");
+    }
+}
