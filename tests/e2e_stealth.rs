@@ -127,6 +127,11 @@ fn hping3(net: &Net, flags: &str, from: &str, dst: &str, port: u16) {
 
 /// A hand-made IPv6 TCP segment with `flags`, sent with a raw socket from the scanner.
 fn raw6(net: &Net, from: &str, dst: &str, port: u16, flags: u8) {
+    raw6_with(net, from, dst, port, flags, false)
+}
+
+/// As [`raw6`], optionally behind a destination-options extension header (RFC 8200 §4.6).
+fn raw6_with(net: &Net, from: &str, dst: &str, port: u16, flags: u8, dstopts: bool) {
     let from: IpAddr = from.parse().unwrap();
     let dst: IpAddr = dst.parse().unwrap();
     Net::within(&net.scanner, move || {
@@ -147,6 +152,21 @@ fn raw6(net: &Net, from: &str, dst: &str, port: u16, flags: u8) {
                 4,
             )
         };
+        if dstopts {
+            // Next header (filled by the kernel), length 0 (8 bytes), PadN of 4 bytes.
+            let hdr: [u8; 8] = [0, 0, 1, 4, 0, 0, 0, 0];
+            // SAFETY: valid pointer and length of the header bytes.
+            let rc = unsafe {
+                libc::setsockopt(
+                    fd.as_raw_fd(),
+                    libc::IPPROTO_IPV6,
+                    libc::IPV6_DSTOPTS,
+                    hdr.as_ptr().cast(),
+                    8,
+                )
+            };
+            assert_eq!(rc, 0, "IPV6_DSTOPTS: {}", std::io::Error::last_os_error());
+        }
         nix::sys::socket::bind(
             fd.as_raw_fd(),
             &nix::sys::socket::SockaddrStorage::from(SocketAddr::new(from, 0)),
@@ -297,6 +317,16 @@ fn stcp_detects_every_probe_type_v4_and_v6() {
     run.log.wait_line(&format!(
         "attackalert: Packet from host: {from}/{from} to TCP port: 11 has IP options set (detection avoidance technique)."
     ));
+    // IPv6 behind an extension header: the kernel filter hands it to userspace, which walks
+    // the chain; reported with the options line (the IPv6 counterpart of IP options).
+    let from = src(&net, true, 92);
+    raw6_with(&net, &from, TARGET6, 11, FIN, true);
+    run.log.wait_line(&format!(
+        "attackalert: TCP FIN scan from host: {from}/{from} to TCP port: 11"
+    ));
+    run.log.wait_line(&format!(
+        "attackalert: Packet from host: {from}/{from} to TCP port: 11 has IP options set (detection avoidance technique)."
+    ));
     // An unwatched port is never reported.
     let from = src(&net, false, 91);
     nmap(&net, "-sS", &from, TARGET4, 12);
@@ -374,6 +404,19 @@ fn atcp_and_audp_in_one_process() {
     let run = Run::new(&net.target);
     config(&run, "");
     start(&run, &["-atcp", "-audp"]);
+    // No ADVANCED_* keys: 1.2's lines for absent keys (§2.4).
+    for l in [
+        "adminalert: ERROR: Could not read ADVANCED_PORTS_TCP option from config file. Assuming 1024.",
+        "adminalert: ERROR: Could not read ADVANCED_PORTS_UDP option from config file. Assuming 1024.",
+        "adminalert: Advanced mode will monitor first 1024 ports",
+    ] {
+        run.log.wait_line(l);
+    }
+    assert_eq!(
+        run.log
+            .count("adminalert: Advanced mode will manually exclude no ports"),
+        2
+    );
     let a = src(&net, false, 1);
     nmap(&net, "-sS", &a, TARGET4, 80);
     run.log.wait_line(&format!(
@@ -516,6 +559,26 @@ fn stcp_smart_verify_skips_a_port_taken_after_start() {
         run.log.lines()
     );
     drop(later);
+}
+
+#[test]
+fn sudp_start_fails_when_every_port_is_in_use() {
+    if !ready("sudp_start_fails_when_every_port_is_in_use") {
+        return;
+    }
+    let net = Net::new();
+    let run = Run::new(&net.target);
+    let _busy = Net::within(&net.target, || UdpSocket::bind("0.0.0.0:7").unwrap());
+    config(&run, "UDP_PORTS=\"7\"");
+    let o = run.start(&["-sudp"]);
+    assert!(!o.status.success());
+    run.log.wait_line(
+        "adminalert: ERROR: Socket 7 is in use and will not be monitored. Attempting to continue",
+    );
+    run.log.wait_line(
+        "adminalert: ERROR: All supplied UDP sockets are in use and will not be listened to. Shutting down.",
+    );
+    assert_eq!(run.log.count("now active"), 0);
 }
 
 /// The target's veth name.
