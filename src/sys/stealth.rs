@@ -5,8 +5,8 @@
 //!
 //! Freshness without cost: before a packet becomes a hit, its port gets 1.2's Smart-Verify
 //! bind test (a kernel hash lookup; cached for the drain round), so a service or connection
-//! that appeared a moment ago is seen. The socket table from `/proc` is only read every
-//! [`REFRESH_MS`]: walking it costs milliseconds. Advanced modes take the ports with a
+//! that appeared a moment ago is seen. The listeners are read with sock_diag every
+//! [`REFRESH_MS`] (`/proc/net/tcp` walks every connection: milliseconds per read). Advanced modes take the ports with a
 //! listener out of the kernel filter on each refresh, so a busy service's traffic never
 //! reaches us.
 //!
@@ -26,7 +26,7 @@ use crate::config::Config;
 use crate::engine::Hit;
 use crate::mode::{Kind, Mode, Proto};
 use crate::report;
-use crate::socktable::{ProcFile, SockTable};
+use crate::socktable::{DiagStatus, ProcFile, SockTable, diag, diag_request};
 use crate::watch::{self, Local, RecentFlows, Watch, Watches};
 use crate::wire::{self, Drops, WireError};
 
@@ -146,6 +146,57 @@ fn port_in_use(proto: Proto, port: u16) -> Option<bool> {
     Some(false)
 }
 
+/// Listening TCP sockets and bound UDP sockets, from NETLINK_SOCK_DIAG dumps (the kernel
+/// walks only its listening hash for TCP); the `/proc` text if netlink fails.
+fn read_listeners() -> SockTable {
+    match diag_listeners() {
+        Ok(t) => t,
+        Err(_) => read_table(),
+    }
+}
+
+fn diag_listeners() -> nix::Result<SockTable> {
+    use nix::sys::socket::{
+        AddressFamily, MsgFlags, NetlinkAddr, SockFlag, SockProtocol, SockType, recv, sendto,
+        socket,
+    };
+    let fd = socket(
+        AddressFamily::Netlink,
+        SockType::Datagram,
+        SockFlag::SOCK_CLOEXEC,
+        SockProtocol::NetlinkSockDiag,
+    )?;
+    let mut t = SockTable::default();
+    let mut buf = vec![0u8; 32 * 1024];
+    let asks = [
+        (diag::AF_INET, diag::IPPROTO_TCP, diag::LISTEN_ONLY),
+        (diag::AF_INET6, diag::IPPROTO_TCP, diag::LISTEN_ONLY),
+        (diag::AF_INET, diag::IPPROTO_UDP, diag::ALL_STATES),
+        (diag::AF_INET6, diag::IPPROTO_UDP, diag::ALL_STATES),
+    ];
+    for (seq, (family, proto, states)) in asks.into_iter().enumerate() {
+        let req = diag_request(family, proto, states, seq as u32 + 1);
+        sendto(
+            fd.as_raw_fd(),
+            &req,
+            &NetlinkAddr::new(0, 0),
+            MsgFlags::empty(),
+        )?;
+        // Bounded: a dump ends with NLMSG_DONE; a kernel that never sends it is not waited
+        // for beyond this many datagrams.
+        for _ in 0..100_000 {
+            let n = recv(fd.as_raw_fd(), &mut buf, MsgFlags::empty())?;
+            match t.add_diag(proto == diag::IPPROTO_UDP, buf.get(..n).unwrap_or(&[])) {
+                DiagStatus::More => {}
+                DiagStatus::Done => break,
+                // EAFNOSUPPORT etc.: IPv6 or UDP diag not available; the others still count.
+                DiagStatus::Error(_) => break,
+            }
+        }
+    }
+    Ok(t)
+}
+
 fn read_table() -> SockTable {
     let mut t = SockTable::default();
     for f in ProcFile::ALL {
@@ -169,7 +220,7 @@ fn read_addrs() -> HashSet<IpAddr> {
 fn read_host() -> HostState {
     HostState {
         addrs: read_addrs(),
-        table: read_table(),
+        table: read_listeners(),
     }
 }
 
@@ -440,7 +491,7 @@ impl Stealth {
             // The table only serves the advanced modes' filter (and flows of connections
             // older than the daemon); stealth modes have the bind test and skip the cost.
             if self.watches.has_advanced() {
-                self.host.table = read_table();
+                self.host.table = read_listeners();
                 self.update_filter(log, false);
             }
             self.host_at = now;
@@ -505,6 +556,18 @@ fn build_watches(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sock_diag_sees_listeners_and_bound_sockets() {
+        let l4 = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let l6 = std::net::TcpListener::bind("[::1]:0").unwrap();
+        let u = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let t = diag_listeners().expect("sock_diag");
+        assert!(t.tcp_listening(l4.local_addr().unwrap().port()));
+        assert!(t.tcp_listening(l6.local_addr().unwrap().port()));
+        assert!(t.udp_bound(u.local_addr().unwrap().port()));
+        assert_eq!(t.bad_lines, 0);
+    }
 
     #[test]
     fn the_live_table_sees_listeners_bound_sockets_and_flows() {
