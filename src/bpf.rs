@@ -620,6 +620,54 @@ mod tests {
         }
     }
 
+    /// Random port sets: the program's verdict equals `PortSet::contains` (exactly while the
+    /// set fits, a superset once it is coarsened), for TCP and UDP, IPv4 and IPv6.
+    #[test]
+    fn random_sets_match_contains() {
+        let mut x: u64 = 0x1234_5678_9abc_def1;
+        let mut rnd = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for round in 0..40 {
+            let n = (rnd() % 2000) as usize;
+            let ex: Vec<u16> = (0..n).map(|_| rnd() as u16).collect();
+            let tcp = PortSet::below_except((rnd() % 65537) as u32, ex.iter().copied());
+            let udp_set = PortSet::from_ports((0..(rnd() % 50)).map(|_| rnd() as u16));
+            let p = compile(&FilterSpec {
+                tcp: Some(tcp.clone()),
+                udp: Some(udp_set.clone()),
+            });
+            check(&p);
+            let fits = tcp.ranges().len() <= (op::MAX_INSNS - FIXED) / 2 / 3;
+            for _ in 0..300 {
+                let port = if rnd() % 4 == 0 {
+                    ex.get((rnd() as usize) % ex.len().max(1))
+                        .copied()
+                        .unwrap_or(0)
+                } else {
+                    rnd() as u16
+                };
+                let t4 = v4_run(&p, &v4(6, &[], &tcp_hdr(port))) == SNAPLEN;
+                let t6 = v6_run(&p, &v6(6, &tcp_hdr(port))) == SNAPLEN;
+                let u4 = v4_run(&p, &v4(17, &[], &udp(port))) == SNAPLEN;
+                assert_eq!(t4, t6, "round {round} port {port}");
+                if fits {
+                    assert_eq!(t4, tcp.contains(port), "round {round} port {port}");
+                } else if tcp.contains(port) {
+                    assert!(t4, "false drop: round {round} port {port}");
+                }
+                assert_eq!(u4, udp_set.contains(port), "round {round} udp {port}");
+            }
+        }
+    }
+
+    fn tcp_hdr(port: u16) -> Vec<u8> {
+        tcp(port, SYN)
+    }
+
     #[test]
     fn port_sets() {
         let s = PortSet::from_ports([5, 3, 4, 9, 65535, 65534]);

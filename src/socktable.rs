@@ -392,6 +392,40 @@ mod tests {
         assert!(!t.tcp_listening(9));
     }
 
+    /// Pseudo-random fuzzing of both inputs: mutated `/proc` text and mutated netlink
+    /// datagrams never panic.
+    #[test]
+    fn fuzz_proc_text_and_diag_bytes() {
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut rnd = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut dgram = diag_msg(2, 0x0a, 22, &[0, 0, 0, 0], 0, &[0, 0, 0, 0]);
+        dgram.extend(diag_msg(10, 0x01, 22, &[1; 16], 40000, &[2; 16]));
+        let texts = [TCP, TCP6, UDP];
+        let mut t = SockTable::default();
+        for i in 0..5_000usize {
+            let mut d = dgram.clone();
+            for _ in 0..(rnd() % 4) {
+                let at = (rnd() as usize) % d.len();
+                d[at] = rnd() as u8;
+            }
+            d.truncate((rnd() as usize) % (d.len() + 1));
+            t.add_diag(i % 2 == 0, &d);
+            let mut b = texts[i % 3].as_bytes().to_vec();
+            for _ in 0..(rnd() % 6) {
+                let at = (rnd() as usize) % b.len();
+                b[at] = b"0123456789ABCDEF: \nZ"[(rnd() % 20) as usize];
+            }
+            t.add(ProcFile::ALL[i % 4], &String::from_utf8_lossy(&b));
+        }
+        assert!(t.bad_lines > 0);
+        assert!(t.tcp_listening(22));
+    }
+
     #[test]
     fn malformed_lines_are_counted() {
         let mut t = SockTable::default();
