@@ -501,16 +501,15 @@ impl Stealth {
             Err(e) => log.log(&report::capture_error(e)),
         }
         if now.saturating_sub(self.last_loss_report) >= LOSS_REPORT_MS {
-            let bad = self.drops.total();
-            // Packets that are simply not TCP/UDP or later fragments are not losses.
+            // Packets that are simply not TCP/UDP, or later fragments, are not losses.
             let mut real = self.drops;
             real.0[WireError::NotTcpUdp.kind()] = 0;
             real.0[WireError::LaterFragment.kind()] = 0;
             if self.ring_drops > 0 || real.total() > 0 {
                 log.log(&report::capture_losses(
                     self.ring_drops,
-                    bad,
-                    &self.drops.summary(),
+                    real.total(),
+                    &real.summary(),
                 ));
             }
             self.ring_drops = 0;
