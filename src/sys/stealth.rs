@@ -1,14 +1,14 @@
 //! The stealth (`-stcp`, `-sudp`, §3.2) and advanced (`-atcp`, `-audp`, §3.3) modes: their
 //! start-up sequences and log lines (§3.4, §8.2), one capture socket for all of them, and the
-//! local state the per-packet decision (`watch::judge`) needs: this host's addresses and its
-//! socket table from `/proc/net/{tcp,tcp6,udp,udp6}`.
+//! local state the per-packet decision (`watch::judge`) needs: this host's addresses, its
+//! listening and bound sockets, and the connections it opened.
 //!
 //! Freshness without cost: before a packet becomes a hit, its port gets 1.2's Smart-Verify
 //! bind test (a kernel hash lookup; cached for the drain round), so a service or connection
 //! that appeared a moment ago is seen. The listeners are read with sock_diag every
-//! [`REFRESH_MS`] (`/proc/net/tcp` walks every connection: milliseconds per read). Advanced modes take the ports with a
-//! listener out of the kernel filter on each refresh, so a busy service's traffic never
-//! reaches us.
+//! [`REFRESH_MS`] (`/proc/net/tcp` walks every connection: milliseconds per read), for the
+//! advanced modes' start-up lines and filter: ports with a listener are taken out of the
+//! kernel filter, so a busy service's traffic never reaches us.
 //!
 //! This host's own outgoing SYN and SYN+ACK segments also come through the ring (see `bpf`)
 //! and feed [`RecentFlows`], so replies on a connection too short-lived for any table read
