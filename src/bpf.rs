@@ -4,8 +4,8 @@
 //! It runs on an AF_PACKET `SOCK_DGRAM` socket, so offset 0 is the IP header, and it reads
 //! the link-layer protocol and packet type through the kernel's ancillary loads
 //! (`SKF_AD_PROTOCOL`, `SKF_AD_PKTTYPE`). It accepts:
-//! - of what the host sends (`PACKET_OUTGOING`), only TCP segments with SYN, when TCP is
-//!   watched: they tell userspace about this host's own connections before any reply;
+//! - of what the host sends (`PACKET_OUTGOING`), only TCP segments with SYN from a watched
+//!   TCP port: they tell userspace about this host's own connections before any reply;
 //! - IPv4 TCP/UDP, first fragments only, to a watched port of that protocol;
 //! - IPv4 with a header length below 5 words, so the shell can log 1.2's line (§3.2);
 //! - IPv6 TCP/UDP without extension headers to a watched port; IPv6 whose first next
@@ -43,6 +43,7 @@ pub mod op {
     pub const ABS: u16 = 0x20;
     pub const IND: u16 = 0x40;
     pub const MEM: u16 = 0x60;
+    pub const IMM: u16 = 0x00;
     pub const MSH: u16 = 0xa0;
     pub const AND: u16 = 0x50;
     pub const JA: u16 = 0x00;
@@ -279,6 +280,40 @@ pub fn compile(spec: &FilterSpec) -> Vec<Insn> {
     a.ja(v6);
     a.ret(0);
 
+    // Outgoing: only TCP segments with SYN (a connection this host opens or accepts) from a
+    // watched port, so userspace learns the flow before the first reply arrives, however
+    // short-lived it is. The source port goes through the TCP port test below.
+    a.here(out);
+    if spec.tcp.is_some() {
+        a.emit(stmt(op::LD | op::W | op::IMM, 6));
+        a.emit(stmt(op::ST, 0));
+        a.emit(ld_abs(op::W, op::AD_OFF + op::AD_PROTOCOL));
+        a.emit(jump(op::JMP | op::JEQ | op::K, op::ETH_P_IPV6, 0, 1));
+        a.ja(out6);
+        a.emit(jump(op::JMP | op::JEQ | op::K, op::ETH_P_IP, 1, 0));
+        a.ret(0);
+        a.emit(ld_abs(op::B, 9));
+        a.emit(jump(op::JMP | op::JEQ | op::K, 6, 1, 0));
+        a.ret(0);
+        a.emit(stmt(op::LDX | op::B | op::MSH, 0));
+        a.emit(stmt(op::LD | op::B | op::IND, 13));
+        a.emit(jump(op::JMP | op::JSET | op::K, 0x02, 1, 0));
+        a.ret(0);
+        a.emit(stmt(op::LD | op::H | op::IND, 0));
+        a.ja(ports);
+        a.here(out6);
+        a.emit(ld_abs(op::B, 6));
+        a.emit(jump(op::JMP | op::JEQ | op::K, 6, 1, 0));
+        a.ret(0);
+        a.emit(ld_abs(op::B, 53));
+        a.emit(jump(op::JMP | op::JSET | op::K, 0x02, 1, 0));
+        a.ret(0);
+        a.emit(ld_abs(op::H, 40));
+        a.ja(ports);
+    } else {
+        a.ret(0);
+    }
+
     // IPv4.
     a.here(v4);
     a.emit(ld_abs(op::B, 0));
@@ -320,33 +355,6 @@ pub fn compile(spec: &FilterSpec) -> Vec<Insn> {
 
     a.here(snap);
     a.ret(SNAPLEN);
-
-    // Outgoing: only TCP segments with SYN (a connection this host opens or accepts), so
-    // userspace learns the flow before the first reply arrives, however short-lived it is.
-    a.here(out);
-    if spec.tcp.is_some() {
-        a.emit(ld_abs(op::W, op::AD_OFF + op::AD_PROTOCOL));
-        a.emit(jump(op::JMP | op::JEQ | op::K, op::ETH_P_IPV6, 0, 1));
-        a.ja(out6);
-        a.emit(jump(op::JMP | op::JEQ | op::K, op::ETH_P_IP, 1, 0));
-        a.ret(0);
-        a.emit(ld_abs(op::B, 9));
-        a.emit(jump(op::JMP | op::JEQ | op::K, 6, 1, 0));
-        a.ret(0);
-        a.emit(stmt(op::LDX | op::B | op::MSH, 0));
-        a.emit(stmt(op::LD | op::B | op::IND, 13));
-        a.emit(jump(op::JMP | op::JSET | op::K, 0x02, 0, 1));
-        a.ret(SNAPLEN);
-        a.ret(0);
-        a.here(out6);
-        a.emit(ld_abs(op::B, 6));
-        a.emit(jump(op::JMP | op::JEQ | op::K, 6, 1, 0));
-        a.ret(0);
-        a.emit(ld_abs(op::B, 53));
-        a.emit(jump(op::JMP | op::JSET | op::K, 0x02, 0, 1));
-        a.ret(SNAPLEN);
-    }
-    a.ret(0);
 
     a.here(tcp_l);
     a.emit(stmt(op::MISC | op::TXA, 0));
@@ -408,6 +416,7 @@ mod tests {
                         None => return 0,
                     },
                     op::MEM => a = mem[i.k as usize],
+                    op::IMM => a = i.k,
                     c => panic!("ld mode {c:#x}"),
                 },
                 op::LDX => match i.code & 0xe0 {
@@ -497,12 +506,39 @@ mod tests {
         assert_eq!(v4_run(&p, &v4(17, &[], &udp(11))), 0);
         // ICMP, and the host's own outgoing packets.
         assert_eq!(v4_run(&p, &v4(1, &[], &[8, 0, 0, 0, 0, 0, 0, 0])), 0);
-        // Outgoing: SYN and SYN+ACK (any port) pass, everything else does not.
-        for (flags, want) in [(SYN, SNAPLEN), (SYN | ACK, SNAPLEN), (ACK, 0), (FIN, 0)] {
-            let out = v4(6, &[], &tcp(40000, flags));
-            assert_eq!(run(&p, op::PACKET_OUTGOING, op::ETH_P_IP, &out), want);
-            let out = v6(6, &tcp(40000, flags));
-            assert_eq!(run(&p, op::PACKET_OUTGOING, op::ETH_P_IPV6, &out), want);
+        // Outgoing: SYN and SYN+ACK from a watched port pass; other flags, other source
+        // ports (the destination port does not matter) and other protocols do not.
+        let from = |sport: u16, flags: u8| {
+            let mut t = tcp(80, flags);
+            t[0..2].copy_from_slice(&sport.to_be_bytes());
+            t
+        };
+        for (sport, flags, want) in [
+            (11, SYN, SNAPLEN),
+            (31338, SYN | ACK, SNAPLEN),
+            (11, ACK, 0),
+            (11, FIN, 0),
+            (12, SYN, 0),
+            (40000, SYN, 0),
+        ] {
+            let out = v4(6, &[], &from(sport, flags));
+            assert_eq!(
+                run(&p, op::PACKET_OUTGOING, op::ETH_P_IP, &out),
+                want,
+                "{sport}"
+            );
+            let out = v4(6, &[7, 7, 4, 0, 0, 0, 0, 0], &from(sport, flags));
+            assert_eq!(
+                run(&p, op::PACKET_OUTGOING, op::ETH_P_IP, &out),
+                want,
+                "{sport}"
+            );
+            let out = v6(6, &from(sport, flags));
+            assert_eq!(
+                run(&p, op::PACKET_OUTGOING, op::ETH_P_IPV6, &out),
+                want,
+                "{sport}"
+            );
         }
         let out = v4(17, &[], &udp(7));
         assert_eq!(run(&p, op::PACKET_OUTGOING, op::ETH_P_IP, &out), 0);
