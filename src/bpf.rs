@@ -4,8 +4,9 @@
 //! It runs on an AF_PACKET `SOCK_DGRAM` socket, so offset 0 is the IP header, and it reads
 //! the link-layer protocol and packet type through the kernel's ancillary loads
 //! (`SKF_AD_PROTOCOL`, `SKF_AD_PKTTYPE`). It accepts:
-//! - of what the host sends (`PACKET_OUTGOING`), only TCP segments with SYN from a watched
-//!   TCP port: they tell userspace about this host's own connections before any reply;
+//! - of what the host sends (`PACKET_OUTGOING`), only TCP segments with SYN and UDP
+//!   datagrams from a watched port: they tell userspace about this host's own flows before
+//!   any reply;
 //! - IPv4 TCP/UDP, first fragments only, to a watched port of that protocol;
 //! - IPv4 with a header length below 5 words, so the shell can log 1.2's line (§3.2);
 //! - IPv6 TCP/UDP without extension headers to a watched port; IPv6 whose first next
@@ -266,7 +267,7 @@ pub fn compile(spec: &FilterSpec) -> Vec<Insn> {
         a.label(),
         a.label(),
     );
-    let (out, out6) = (a.label(), a.label());
+    let out = a.label();
     let ld_abs = |size: u16, k: u32| stmt(op::LD | size | op::ABS, k);
 
     // What the host sends goes to `out`.
@@ -280,39 +281,47 @@ pub fn compile(spec: &FilterSpec) -> Vec<Insn> {
     a.ja(v6);
     a.ret(0);
 
-    // Outgoing: only TCP segments with SYN (a connection this host opens or accepts) from a
-    // watched port, so userspace learns the flow before the first reply arrives, however
-    // short-lived it is. The source port goes through the TCP port test below.
+    // Outgoing: TCP segments with SYN (a connection this host opens or accepts) and UDP
+    // datagrams, from a watched port, so userspace learns the flow before the first reply
+    // arrives, however short-lived its socket. The source port goes through the port test.
     a.here(out);
-    if spec.tcp.is_some() {
-        a.emit(stmt(op::LD | op::W | op::IMM, 6));
-        a.emit(stmt(op::ST, 0));
-        a.emit(ld_abs(op::W, op::AD_OFF + op::AD_PROTOCOL));
-        a.emit(jump(op::JMP | op::JEQ | op::K, op::ETH_P_IPV6, 0, 1));
-        a.ja(out6);
-        a.emit(jump(op::JMP | op::JEQ | op::K, op::ETH_P_IP, 1, 0));
-        a.ret(0);
-        a.emit(ld_abs(op::B, 9));
-        a.emit(jump(op::JMP | op::JEQ | op::K, 6, 1, 0));
-        a.ret(0);
-        a.emit(stmt(op::LDX | op::B | op::MSH, 0));
-        a.emit(stmt(op::LD | op::B | op::IND, 13));
-        a.emit(jump(op::JMP | op::JSET | op::K, 0x02, 1, 0));
-        a.ret(0);
-        a.emit(stmt(op::LD | op::H | op::IND, 0));
-        a.ja(ports);
-        a.here(out6);
-        a.emit(ld_abs(op::B, 6));
-        a.emit(jump(op::JMP | op::JEQ | op::K, 6, 1, 0));
-        a.ret(0);
-        a.emit(ld_abs(op::B, 53));
-        a.emit(jump(op::JMP | op::JSET | op::K, 0x02, 1, 0));
-        a.ret(0);
-        a.emit(ld_abs(op::H, 40));
-        a.ja(ports);
-    } else {
-        a.ret(0);
-    }
+    let (out6, out4_tcp, out4_udp) = (a.label(), a.label(), a.label());
+    let (out6_tcp, out6_udp) = (a.label(), a.label());
+    a.emit(ld_abs(op::W, op::AD_OFF + op::AD_PROTOCOL));
+    a.emit(jump(op::JMP | op::JEQ | op::K, op::ETH_P_IPV6, 0, 1));
+    a.ja(out6);
+    a.emit(jump(op::JMP | op::JEQ | op::K, op::ETH_P_IP, 1, 0));
+    a.ret(0);
+    a.emit(ld_abs(op::B, 9));
+    a.emit(stmt(op::ST, 0));
+    a.emit(stmt(op::LDX | op::B | op::MSH, 0));
+    a.emit(jump(op::JMP | op::JEQ | op::K, 6, 0, 1));
+    a.ja(out4_tcp);
+    a.emit(jump(op::JMP | op::JEQ | op::K, 17, 0, 1));
+    a.ja(out4_udp);
+    a.ret(0);
+    a.here(out4_tcp);
+    a.emit(stmt(op::LD | op::B | op::IND, 13));
+    a.emit(jump(op::JMP | op::JSET | op::K, 0x02, 1, 0));
+    a.ret(0);
+    a.here(out4_udp);
+    a.emit(stmt(op::LD | op::H | op::IND, 0));
+    a.ja(ports);
+    a.here(out6);
+    a.emit(ld_abs(op::B, 6));
+    a.emit(stmt(op::ST, 0));
+    a.emit(jump(op::JMP | op::JEQ | op::K, 6, 0, 1));
+    a.ja(out6_tcp);
+    a.emit(jump(op::JMP | op::JEQ | op::K, 17, 0, 1));
+    a.ja(out6_udp);
+    a.ret(0);
+    a.here(out6_tcp);
+    a.emit(ld_abs(op::B, 53));
+    a.emit(jump(op::JMP | op::JSET | op::K, 0x02, 1, 0));
+    a.ret(0);
+    a.here(out6_udp);
+    a.emit(ld_abs(op::H, 40));
+    a.ja(ports);
 
     // IPv4.
     a.here(v4);
@@ -540,8 +549,43 @@ mod tests {
                 "{sport}"
             );
         }
-        let out = v4(17, &[], &udp(7));
-        assert_eq!(run(&p, op::PACKET_OUTGOING, op::ETH_P_IP, &out), 0);
+        // Outgoing UDP from a watched port (7) passes, from another port not.
+        let dgram = |sport: u16| {
+            let mut u = udp(53);
+            u[0..2].copy_from_slice(&sport.to_be_bytes());
+            u
+        };
+        assert_eq!(
+            run(
+                &p,
+                op::PACKET_OUTGOING,
+                op::ETH_P_IP,
+                &v4(17, &[], &dgram(7))
+            ),
+            SNAPLEN
+        );
+        assert_eq!(
+            run(
+                &p,
+                op::PACKET_OUTGOING,
+                op::ETH_P_IPV6,
+                &v6(17, &dgram(513))
+            ),
+            SNAPLEN
+        );
+        assert_eq!(
+            run(
+                &p,
+                op::PACKET_OUTGOING,
+                op::ETH_P_IP,
+                &v4(17, &[], &dgram(8))
+            ),
+            0
+        );
+        assert_eq!(
+            run(&p, op::PACKET_OUTGOING, op::ETH_P_IP, &v4(1, &[], &[8; 8])),
+            0
+        );
         let out = v4(6, &[], &tcp(1, SYN));
         // ARP and others.
         assert_eq!(run(&p, HOST, 0x0806, &out), 0);

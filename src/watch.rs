@@ -88,13 +88,14 @@ impl Watches {
 /// `sll_pkttype` of a packet this host sends.
 pub const PACKET_OUTGOING: u8 = 4;
 
-/// Connections this host opened or accepted recently, learned from its own outgoing SYN
-/// and SYN+ACK segments. The socket table alone misses a connection that opens and closes
-/// (without TIME_WAIT, e.g. by RST) between two reads; the ring delivers our SYN before the
-/// peer's reply, so this never does. Bounded; entries expire after `ttl_ms`.
+/// Flows this host opened recently, learned from its own outgoing packets: TCP SYN and
+/// SYN+ACK segments, and UDP datagrams. A socket check misses a TCP connection already gone
+/// (closed by RST, without TIME_WAIT) and a late UDP reply to a client socket already closed
+/// (a DNS answer after the resolver gave up); the ring delivers our packet before the
+/// peer's reply, so this does not. Bounded; entries expire after `ttl_ms`.
 #[derive(Debug, Clone)]
 pub struct RecentFlows {
-    seen: HashMap<(SocketAddr, SocketAddr), u64>,
+    seen: HashMap<(Proto, SocketAddr, SocketAddr), u64>,
     ttl_ms: u64,
     cap: usize,
 }
@@ -108,9 +109,9 @@ impl RecentFlows {
         }
     }
 
-    /// Record an outgoing TCP segment; only SYN-bearing ones open a flow.
+    /// Record an outgoing packet: a UDP datagram, or a TCP segment with SYN.
     pub fn note_outgoing(&mut self, p: &Probe, now: u64) {
-        if p.proto != Proto::Tcp || p.tcp_flags & crate::report::tcp_flags::SYN == 0 {
+        if p.proto == Proto::Tcp && p.tcp_flags & crate::report::tcp_flags::SYN == 0 {
             return;
         }
         if self.seen.len() >= self.cap {
@@ -122,16 +123,17 @@ impl RecentFlows {
             }
         }
         let key = (
+            p.proto,
             SocketAddr::new(p.src.to_canonical(), p.src_port),
             SocketAddr::new(p.dst.to_canonical(), p.dst_port),
         );
         self.seen.insert(key, now);
     }
 
-    pub fn contains(&self, local: SocketAddr, remote: SocketAddr, now: u64) -> bool {
+    pub fn contains(&self, proto: Proto, local: SocketAddr, remote: SocketAddr, now: u64) -> bool {
         let canon = |a: SocketAddr| SocketAddr::new(a.ip().to_canonical(), a.port());
         self.seen
-            .get(&(canon(local), canon(remote)))
+            .get(&(proto, canon(local), canon(remote)))
             .is_some_and(|t| now.saturating_sub(*t) < self.ttl_ms)
     }
 
@@ -149,7 +151,8 @@ pub trait Local {
     fn is_own_address(&self, ip: IpAddr) -> bool;
     /// TCP: a socket listens on `port`; UDP: a socket is bound to it.
     fn in_use(&self, proto: Proto, port: u16) -> bool;
-    fn owns_flow(&self, local: SocketAddr, remote: SocketAddr) -> bool;
+    /// A flow `local` <-> `remote` of `proto` belongs to this host.
+    fn owns_flow(&self, proto: Proto, local: SocketAddr, remote: SocketAddr) -> bool;
 }
 
 /// Why a packet is not a hit.
@@ -165,7 +168,7 @@ pub enum Skip {
     NotAProbe,
     /// Smart-Verify: a local socket listens on (TCP) or is bound to (UDP) the port.
     InUse,
-    /// ACK/RST-bearing and a local socket owns the flow: part of a real connection.
+    /// ACK/RST-bearing TCP, or UDP, of a flow this host owns or opened: a reply, not a probe.
     OwnFlow,
 }
 
@@ -199,8 +202,9 @@ pub fn judge(w: &Watches, p: &Probe, pkttype: u8, local: &impl Local) -> Result<
     if local.in_use(p.proto, p.dst_port) {
         return Err(Skip::InUse);
     }
-    if candidate
+    if (candidate || p.proto == Proto::Udp)
         && local.owns_flow(
+            p.proto,
             SocketAddr::new(p.dst, p.dst_port),
             SocketAddr::new(p.src, p.src_port),
         )
@@ -241,7 +245,7 @@ mod tests {
                 Proto::Udp => self.udp.contains(&port),
             }
         }
-        fn owns_flow(&self, l: SocketAddr, r: SocketAddr) -> bool {
+        fn owns_flow(&self, _: Proto, l: SocketAddr, r: SocketAddr) -> bool {
             self.flows.contains(&(l, r))
         }
     }
@@ -395,13 +399,18 @@ mod tests {
             format!("{ME}:40000").parse().unwrap(),
             format!("{THEM}:8000").parse().unwrap(),
         );
-        assert!(r.contains(l, rem, 500));
-        assert!(!r.contains(rem, l, 500));
-        assert!(!r.contains(l, rem, 1010), "expired");
-        // Only SYN-bearing TCP opens a flow.
+        assert!(r.contains(Proto::Tcp, l, rem, 500));
+        assert!(!r.contains(Proto::Udp, l, rem, 500));
+        assert!(!r.contains(Proto::Tcp, rem, l, 500));
+        assert!(!r.contains(Proto::Tcp, l, rem, 1010), "expired");
+        // TCP without SYN opens nothing; any UDP datagram does.
         r.note_outgoing(&probe(ME, THEM, Proto::Tcp, 8001, ACK), 10);
-        r.note_outgoing(&probe(ME, THEM, Proto::Udp, 8002, 0), 10);
         assert_eq!(r.len(), 1);
+        r.note_outgoing(&probe(ME, THEM, Proto::Udp, 53, 0), 10);
+        let dns: SocketAddr = format!("{THEM}:53").parse().unwrap();
+        assert!(r.contains(Proto::Udp, l, dns, 20));
+        let mut r = RecentFlows::new(1000, 2);
+        r.note_outgoing(&out, 10);
         // Bounded: expired entries go first, then everything.
         r.note_outgoing(&probe(ME, THEM, Proto::Tcp, 8003, SYN | ACK), 20);
         r.note_outgoing(&probe(ME, THEM, Proto::Tcp, 8004, SYN), 2000);

@@ -516,6 +516,27 @@ fn never_triggered_ignored_source_listeners_and_established_connections() {
     assert_eq!(got, CONNS * 50_000);
     srv.join().unwrap();
 
+    // 4. A late UDP reply (a DNS answer after the resolver gave up): the target's client
+    // socket is closed when the reply reaches its port, which lies in the watched range.
+    let ua: SocketAddr = format!("{server_addr}:5300").parse().unwrap();
+    let userver = Net::within(&net.scanner, move || UdpSocket::bind(ua).unwrap());
+    let usrv = std::thread::spawn(move || {
+        let mut b = [0u8; 64];
+        for _ in 0..5 {
+            let (_, peer) = userver.recv_from(&mut b).unwrap();
+            std::thread::sleep(Duration::from_millis(100));
+            userver.send_to(b"late answer", peer).unwrap();
+        }
+    });
+    Net::within(&net.target, move || {
+        for _ in 0..5 {
+            let c = UdpSocket::bind("0.0.0.0:0").unwrap();
+            c.send_to(b"query", ua).unwrap();
+        }
+    });
+    usrv.join().unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+
     control(&net, &run, 20, 1);
     std::thread::sleep(Duration::from_millis(200));
     for who in [SCANNER4B, SCANNER6, &quiet, &quiet6, &server_addr] {

@@ -10,9 +10,9 @@
 //! advanced modes' start-up lines and filter: ports with a listener are taken out of the
 //! kernel filter, so a busy service's traffic never reaches us.
 //!
-//! This host's own outgoing SYN and SYN+ACK segments also come through the ring (see `bpf`)
-//! and feed [`RecentFlows`], so replies on a connection too short-lived for any table read
-//! are still known to be ours.
+//! This host's own outgoing SYN and SYN+ACK segments and UDP datagrams from watched ports
+//! also come through the ring (see `bpf`) and feed [`RecentFlows`], so replies on a flow
+//! whose socket is already gone are still known to be ours.
 //!
 //! It never decides: `watch::judge` does; hits go back to the event loop's `hit()`.
 
@@ -63,8 +63,8 @@ impl Local for HostState {
             Proto::Udp => self.table.udp_bound(port),
         }
     }
-    fn owns_flow(&self, local: SocketAddr, remote: SocketAddr) -> bool {
-        self.table.owns_flow(local, remote)
+    fn owns_flow(&self, proto: Proto, local: SocketAddr, remote: SocketAddr) -> bool {
+        proto == Proto::Tcp && self.table.owns_flow(local, remote)
     }
 }
 
@@ -101,8 +101,9 @@ impl Local for View<'_> {
                 })
             })
     }
-    fn owns_flow(&self, local: SocketAddr, remote: SocketAddr) -> bool {
-        self.recent.contains(local, remote, self.now) || self.host.owns_flow(local, remote)
+    fn owns_flow(&self, proto: Proto, local: SocketAddr, remote: SocketAddr) -> bool {
+        self.recent.contains(proto, local, remote, self.now)
+            || self.host.owns_flow(proto, local, remote)
     }
 }
 
