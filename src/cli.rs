@@ -59,6 +59,12 @@ pub struct Cli {
     /// Validate the configuration and the ignore file, print problems, exit 0 (good) or 1
     #[arg(long)]
     pub check: bool,
+    /// Stealth and advanced modes: capture on this interface only (default: all interfaces)
+    #[arg(long, value_name = "IFACE")]
+    pub interface: Option<String>,
+    /// Stealth and advanced modes: also act on packets from this host's own addresses
+    #[arg(long)]
+    pub act_on_own_addresses: bool,
     /// Syslog socket to log to
     #[arg(long, value_name = "PATH", default_value = "/dev/log")]
     pub syslog_socket: PathBuf,

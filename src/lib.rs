@@ -6,7 +6,9 @@
 #![deny(unsafe_code)]
 
 pub mod admin;
+pub mod bpf;
 pub mod caps;
+pub mod classify;
 pub mod cli;
 pub mod config;
 pub mod engine;
@@ -16,5 +18,8 @@ pub mod mode;
 pub mod nft;
 pub mod protect;
 pub mod report;
+pub mod socktable;
 pub mod sys;
 pub mod template;
+pub mod watch;
+pub mod wire;

@@ -767,6 +767,21 @@ pub fn ignore_file_entry_ignored(path: &Path, line: usize, reason: impl Display)
     )
 }
 
+/// Capture losses since the last report (stealth and advanced modes; not in 1.2):
+/// `adminalert: WARNING: packet capture lost {ring} packets in the ring and dropped {bad}
+/// malformed packets ({kinds})` (one line; `kinds` is `name=count ...`, or `none`).
+pub fn capture_losses(ring: u64, bad: u64, kinds: &str) -> String {
+    let kinds = if kinds.is_empty() { "none" } else { kinds };
+    format!(
+        "adminalert: WARNING: packet capture lost {ring} packets in the ring and dropped {bad} malformed packets ({kinds})"
+    )
+}
+
+/// The capture could not be set up or updated: `adminalert: ERROR: packet capture: {err}`
+pub fn capture_error(err: impl Display) -> String {
+    format!("adminalert: ERROR: packet capture: {err}")
+}
+
 // ---------------------------------------------------------------------------------------------
 // §7.3 Blocked and history file line
 // ---------------------------------------------------------------------------------------------
@@ -1098,6 +1113,22 @@ mod tests {
                 "flags {flags:#04x}"
             );
         }
+    }
+
+    #[test]
+    fn capture_lines() {
+        assert_eq!(
+            capture_losses(3, 2, "truncated-ip=2"),
+            "adminalert: WARNING: packet capture lost 3 packets in the ring and dropped 2 malformed packets (truncated-ip=2)"
+        );
+        assert_eq!(
+            capture_losses(1, 0, ""),
+            "adminalert: WARNING: packet capture lost 1 packets in the ring and dropped 0 malformed packets (none)"
+        );
+        assert_eq!(
+            capture_error("bind: EPERM"),
+            "adminalert: ERROR: packet capture: bind: EPERM"
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod caps;
+pub mod capture;
 pub mod clock;
 pub mod daemon;
 pub mod exec;
@@ -16,3 +17,4 @@ pub mod netinfo;
 pub mod nftables;
 pub mod resolve;
 pub mod run;
+pub mod stealth;

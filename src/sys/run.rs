@@ -25,6 +25,7 @@ use super::ignore_file::IgnoreFile;
 use super::listen::{self, BindError, Listener, Sock};
 use super::log::Logger;
 use super::nftables;
+use super::stealth::{self, Stealth};
 use super::{clock, netinfo, resolve};
 use crate::protect::Protected;
 
@@ -72,41 +73,25 @@ pub fn check(cli: &Cli) -> i32 {
     for d in &diags {
         eprintln!("{d}");
     }
-    if let Some(cfg) = cfg {
-        if let Some(p) = &cfg.ignore_file {
-            match std::fs::read(p) {
-                Ok(b) => {
-                    let (list, warnings) = crate::ignore::parse(&b);
-                    for w in &warnings {
-                        eprintln!("warning: {}:{}: {}", p.display(), w.line, w.reason);
-                    }
-                    println!("{}: {} entries", p.display(), list.len());
+    if let Some(p) = cfg.as_ref().and_then(|c| c.ignore_file.as_ref()) {
+        match std::fs::read(p) {
+            Ok(b) => {
+                let (list, warnings) = crate::ignore::parse(&b);
+                for w in &warnings {
+                    eprintln!("warning: {}:{}: {}", p.display(), w.line, w.reason);
                 }
-                Err(e) => {
-                    eprintln!("error: {}: cannot read ignore file: {e}", p.display());
-                    status = EXIT_FAIL;
-                }
+                println!("{}: {} entries", p.display(), list.len());
             }
-        }
-        if let Err(e) = unsupported(&modes) {
-            eprintln!("error: {e}");
-            status = EXIT_FAIL;
+            Err(e) => {
+                eprintln!("error: {}: cannot read ignore file: {e}", p.display());
+                status = EXIT_FAIL;
+            }
         }
     }
     if status == EXIT_OK {
         println!("{}: configuration OK", cli.config.display());
     }
     status
-}
-
-/// Modes this build cannot run yet.
-fn unsupported(modes: &[Mode]) -> Result<(), String> {
-    match modes.iter().find(|m| m.kind() != Kind::Classic) {
-        Some(m) => Err(format!(
-            "mode -{m} is not available in this version (only -tcp and -udp are)"
-        )),
-        None => Ok(()),
-    }
 }
 
 /// The daemon's main: returns the process exit status.
@@ -143,10 +128,6 @@ pub fn main(cli: Cli, syslog_socket: PathBuf) -> i32 {
             return EXIT_FAIL;
         }
     };
-    if let Err(e) = unsupported(&modes) {
-        fail(&mut log, &format!("adminalert: ERROR: {e}"));
-        return EXIT_FAIL;
-    }
     let ready = if cli.foreground {
         None
     } else {
@@ -198,6 +179,8 @@ struct Daemon {
     listeners: Vec<Listener>,
     signals: SignalFd,
     last_expire: u64,
+    /// Stealth and advanced modes (§3.2, §3.3): the capture and its watched ports.
+    stealth: Option<Stealth>,
     /// Addresses never blocked (this host's, gateways); refreshed every minute and on reload.
     protected: Protected,
 }
@@ -242,7 +225,7 @@ impl Daemon {
             Err(e) => return Err(Box::new((log, e))),
         };
         let mut listeners = Vec::new();
-        for &m in &modes {
+        for &m in modes.iter().filter(|m| m.kind() == Kind::Classic) {
             let ports = classic_ports(&cfg, m);
             let got = bind_ports(m, &ports, &mut log);
             if got.is_empty() {
@@ -252,6 +235,19 @@ impl Daemon {
             }
             listeners.extend(got);
         }
+        let capture_modes = stealth::capture_modes(&modes);
+        let stealth = if capture_modes.is_empty() {
+            None
+        } else {
+            let opts = stealth::Options {
+                interface: cli.interface.clone(),
+                act_on_own_addresses: cli.act_on_own_addresses,
+            };
+            match Stealth::start(&cfg, &capture_modes, &opts, &mut log) {
+                Ok(s) => Some(s),
+                Err(e) => return Err(Box::new((log, e))),
+            }
+        };
         if let Some(keep) = &cfg.keep_capabilities
             && let Err(e) = super::caps::restrict(keep)
         {
@@ -278,6 +274,7 @@ impl Daemon {
             listeners,
             signals,
             last_expire: clock::now_ms(),
+            stealth,
             protected: netinfo::protected(),
         };
         d.ignore.refresh(&mut d.log);
@@ -295,16 +292,23 @@ impl Daemon {
                 5u16
             } else if self.exec.busy() {
                 20
+            } else if self.stealth.is_some() {
+                stealth::REFRESH_MS as u16
             } else {
                 1000
             };
             let mut ready_sig = false;
             let mut ready: Vec<usize> = Vec::new();
+            let mut ready_capture = false;
             {
                 let mut fds: Vec<PollFd> = Vec::with_capacity(self.listeners.len() + 1);
                 fds.push(PollFd::new(self.signals.as_fd(), PollFlags::POLLIN));
                 for l in &self.listeners {
                     fds.push(PollFd::new(l.fd(), PollFlags::POLLIN));
+                }
+                // The capture, if any, comes last.
+                if let Some(st) = &self.stealth {
+                    fds.push(PollFd::new(st.fd(), PollFlags::POLLIN));
                 }
                 match poll(&mut fds, PollTimeout::from(timeout)) {
                     Ok(_) => {}
@@ -320,13 +324,21 @@ impl Daemon {
                     let hit = f.revents().is_some_and(|r| !r.is_empty());
                     if hit && i == 0 {
                         ready_sig = true;
-                    } else if hit {
+                    } else if hit && i <= self.listeners.len() {
                         ready.push(i - 1);
+                    } else if hit {
+                        ready_capture = true;
                     }
                 }
             }
             for i in ready {
                 self.serve(i);
+            }
+            if ready_capture {
+                self.serve_capture();
+            }
+            if let Some(st) = &mut self.stealth {
+                st.tick(&mut self.log);
             }
             if ready_sig {
                 while let Ok(Some(si)) = self.signals.read_signal() {
@@ -375,7 +387,7 @@ impl Daemon {
             match &self.listeners[i].sock {
                 Sock::Tcp(l) => match l.accept() {
                     Ok((mut stream, peer)) => {
-                        let banner = self.hit(peer.ip(), port, mode);
+                        let banner = self.hit(peer.ip(), port, mode, Detail::Connect, false);
                         if let (true, Some(b)) = (banner, self.cfg.port_banner.as_deref()) {
                             let _ = stream.set_nonblocking(true);
                             let _ = stream.write(b.as_bytes());
@@ -391,7 +403,7 @@ impl Daemon {
                     let mut buf = [0u8; 1];
                     match s.recv_from(&mut buf) {
                         Ok((_, peer)) => {
-                            let banner = self.hit(peer.ip(), port, mode);
+                            let banner = self.hit(peer.ip(), port, mode, Detail::Connect, false);
                             if let (true, Some(b), Sock::Udp(s)) = (
                                 banner,
                                 self.cfg.port_banner.as_deref(),
@@ -412,15 +424,33 @@ impl Daemon {
         }
     }
 
+    /// Stealth and advanced modes: every packet in the ring, each hit through `hit()`.
+    fn serve_capture(&mut self) {
+        let hits = match &mut self.stealth {
+            Some(st) => st.drain(&mut self.log),
+            None => return,
+        };
+        for h in hits {
+            self.hit(h.src, h.port, h.mode, h.detail, h.ip_options);
+        }
+    }
+
     /// One hit from `src`. Returns whether PORT_BANNER is to be sent.
-    fn hit(&mut self, src: IpAddr, port: u16, mode: Mode) -> bool {
+    fn hit(
+        &mut self,
+        src: IpAddr,
+        port: u16,
+        mode: Mode,
+        detail: Detail,
+        ip_options: bool,
+    ) -> bool {
         let src = src.to_canonical();
         let hit = Hit {
             src,
             port,
             mode,
-            detail: Detail::Connect,
-            ip_options: false,
+            detail,
+            ip_options,
         };
         let now = clock::now_ms();
         let ignore = self.ignore.refresh(&mut self.log);
@@ -521,7 +551,15 @@ impl Daemon {
             self.exec.set_nft(nft_size(&cfg));
         }
         self.protected = netinfo::protected();
-        for &m in &self.modes.clone() {
+        if let Some(st) = &mut self.stealth {
+            st.reload(&cfg, &stealth::capture_modes(&self.modes), &mut self.log);
+        }
+        for &m in self
+            .modes
+            .clone()
+            .iter()
+            .filter(|m| m.kind() == Kind::Classic)
+        {
             let want: BTreeSet<u16> = classic_ports(&cfg, m).into_iter().collect();
             let have: BTreeSet<u16> = self
                 .listeners

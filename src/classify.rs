@@ -1,0 +1,140 @@
+//! TCP probe classification from the raw flag byte (all 8 bits, STYLE 2).
+//!
+//! Packets without ACK and RST get 1.2's names exactly (`ReportPacketType`, §3.2), through
+//! [`TcpScanType::from_flags_v12`]. 1.2 drops every packet with ACK or RST; we go further
+//! (DESIGN "What we fix") and name ACK (nmap `-sA`, and `-sW`, whose probe is the same bare
+//! ACK: the two differ only in how nmap reads the reply, so both are reported as an ACK scan),
+//! Maimon (FIN+ACK, `-sM`), SYN+RST and all-flags probes. Those packets could also belong to
+//! a real connection of this host, so they are only [`TcpClass::Candidate`]s: the shell must
+//! first check that no local socket owns the flow (see `socktable`).
+//!
+//! Pure: flags in, a class out.
+
+use crate::report::TcpScanType;
+use crate::report::tcp_flags::*;
+
+/// What a TCP packet to a watched port is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TcpClass {
+    /// No ACK and no RST: never part of an established flow; a probe (1.2's names).
+    Probe(TcpScanType),
+    /// ACK or RST set: a probe only if no local socket owns the 4-tuple.
+    Candidate(TcpScanType),
+    /// Bare RST or RST+ACK: what a host sends back to somebody else's spoofed probe
+    /// (backscatter) or to end a flow we already forgot; never a scan of ours.
+    NotAProbe,
+}
+
+/// The six flags 1.2 looks at; ECE and CWR (RFC 3168) never change the class.
+const SIX: u8 = SYN | FIN | ACK | PSH | RST | URG;
+
+pub fn classify_tcp(flags: u8) -> TcpClass {
+    let six = flags & SIX;
+    if six & (ACK | RST) == 0 {
+        return TcpClass::Probe(TcpScanType::from_flags_v12(flags));
+    }
+    let t = if six == SIX {
+        TcpScanType::All
+    } else if six == ACK {
+        TcpScanType::Ack
+    } else if six == FIN | ACK {
+        TcpScanType::Maimon
+    } else if six & (SYN | RST | ACK) == SYN | RST {
+        TcpScanType::SynRst
+    } else if six == RST || six == RST | ACK {
+        return TcpClass::NotAProbe;
+    } else {
+        // SYN+ACK, PSH+ACK, XMAS+ACK, ...: named as 1.2's function would name them.
+        TcpScanType::from_flags_v12(flags)
+    };
+    TcpClass::Candidate(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The expected class of every one of the 256 flag bytes, written out independently of
+    /// `classify_tcp`'s rule order.
+    fn expected(f: u8) -> TcpClass {
+        let has = |m: u8| f & m == m;
+        let ack_or_rst = has(ACK) || has(RST);
+        if !ack_or_rst {
+            let t = if f & SIX == 0 {
+                TcpScanType::Null
+            } else if has(FIN | URG | PSH) {
+                TcpScanType::Xmas
+            } else if f & SIX == FIN {
+                TcpScanType::Fin
+            } else if f & SIX == SYN {
+                TcpScanType::Syn
+            } else {
+                TcpScanType::Unknown { flags: f }
+            };
+            return TcpClass::Probe(t);
+        }
+        let all = has(SYN) && has(FIN) && has(ACK) && has(PSH) && has(RST) && has(URG);
+        if all {
+            return TcpClass::Candidate(TcpScanType::All);
+        }
+        let only = |m: u8| f & SIX == m;
+        if only(ACK) {
+            TcpClass::Candidate(TcpScanType::Ack)
+        } else if only(FIN | ACK) {
+            TcpClass::Candidate(TcpScanType::Maimon)
+        } else if has(SYN) && has(RST) && !has(ACK) {
+            TcpClass::Candidate(TcpScanType::SynRst)
+        } else if only(RST) || only(RST | ACK) {
+            TcpClass::NotAProbe
+        } else if has(FIN | URG | PSH) {
+            TcpClass::Candidate(TcpScanType::Xmas)
+        } else {
+            TcpClass::Candidate(TcpScanType::Unknown { flags: f })
+        }
+    }
+
+    #[test]
+    fn every_flag_combination() {
+        let mut seen = std::collections::HashMap::new();
+        for f in 0..=255u8 {
+            let got = classify_tcp(f);
+            assert_eq!(got, expected(f), "flags {f:#04x}");
+            *seen
+                .entry(format!("{got:?}").split('(').next().unwrap().to_owned())
+                .or_insert(0) += 1;
+        }
+        // 64 six-flag patterns without ACK/RST x 4 (ECE, CWR) are probes.
+        assert_eq!(seen["Probe"], 16 * 4);
+        assert_eq!(seen["NotAProbe"], 2 * 4);
+        assert_eq!(seen["Candidate"], 256 - 64 - 8);
+    }
+
+    #[test]
+    fn the_scans_nmap_and_hping3_send() {
+        use TcpClass::*;
+        let cases = [
+            (SYN, Probe(TcpScanType::Syn)),              // -sS, -sT's first packet
+            (SYN | ECE | CWR, Probe(TcpScanType::Syn)),  // ECN SYN
+            (FIN, Probe(TcpScanType::Fin)),              // -sF
+            (0, Probe(TcpScanType::Null)),               // -sN
+            (FIN | PSH | URG, Probe(TcpScanType::Xmas)), // -sX
+            (ACK, Candidate(TcpScanType::Ack)),          // -sA, -sW
+            (FIN | ACK, Candidate(TcpScanType::Maimon)), // -sM
+            (SYN | RST, Candidate(TcpScanType::SynRst)), // hping3 -S -R
+            (SYN | RST | FIN, Candidate(TcpScanType::SynRst)), //
+            (SIX, Candidate(TcpScanType::All)),          // hping3 -FSRPAU
+            (SIX | ECE | CWR, Candidate(TcpScanType::All)), // hping3 -FSRPAUXY
+            (URG | PSH, Probe(TcpScanType::Unknown { flags: URG | PSH })),
+            (SYN | FIN, Probe(TcpScanType::Unknown { flags: SYN | FIN })),
+            (
+                SYN | ACK,
+                Candidate(TcpScanType::Unknown { flags: SYN | ACK }),
+            ),
+            (RST, NotAProbe),
+            (RST | ACK, NotAProbe),
+        ];
+        for (f, want) in cases {
+            assert_eq!(classify_tcp(f), want, "flags {f:#04x}");
+        }
+    }
+}

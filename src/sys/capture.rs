@@ -1,0 +1,352 @@
+//! Packet capture for the stealth and advanced modes: an AF_PACKET `SOCK_DGRAM` socket (so
+//! each packet starts at its IP header), a TPACKET_V3 receive ring shared with the kernel by
+//! mmap, and the classic BPF program from `bpf` attached with SO_ATTACH_FILTER (DESIGN
+//! "Capture": measured at ~1% CPU for a 300k packet/s flood, with no loss).
+//!
+//! It owns the socket and the ring and hands out packet bytes; it never parses or decides.
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use crate::bpf::Insn;
+
+/// Ring geometry: 8 blocks of 256 KiB (2 MiB, all resident once mapped). At ~130 bytes per
+/// captured probe that is ~16k packets of slack while the loop is busy elsewhere.
+const BLOCK_SIZE: u32 = 1 << 18;
+const BLOCK_NR: u32 = 8;
+/// Only a sanity bound for TPACKET_V3 (packets are packed in blocks), but it must divide the
+/// block and hold a header plus the snap length.
+const FRAME_SIZE: u32 = 2048;
+/// A block is handed to us when full or after this many ms, whichever is first: the bound on
+/// how long a lone probe waits in the ring.
+const BLOCK_TIMEOUT_MS: u32 = 1;
+
+/// Ring statistics since the last read (`PACKET_STATISTICS` resets on read).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RingStats {
+    pub packets: u32,
+    pub drops: u32,
+}
+
+pub struct Capture {
+    fd: OwnedFd,
+    ring: NonNull<u8>,
+    ring_len: usize,
+    next_block: u32,
+}
+
+fn last_err<T>(what: &str) -> io::Result<T> {
+    let e = io::Error::last_os_error();
+    Err(io::Error::new(e.kind(), format!("{what}: {e}")))
+}
+
+fn setopt<T>(fd: &OwnedFd, level: i32, name: i32, val: &T, what: &str) -> io::Result<()> {
+    // SAFETY: `val` points to a live, initialised T and the length passed is its size; the
+    // kernel only reads it during the call.
+    let r = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            (val as *const T).cast(),
+            std::mem::size_of::<T>() as libc::socklen_t,
+        )
+    };
+    if r < 0 {
+        return last_err(what);
+    }
+    Ok(())
+}
+
+fn attach(fd: &OwnedFd, prog: &[Insn]) -> io::Result<()> {
+    let mut code: Vec<libc::sock_filter> = prog
+        .iter()
+        .map(|i| libc::sock_filter {
+            code: i.code,
+            jt: i.jt,
+            jf: i.jf,
+            k: i.k,
+        })
+        .collect();
+    let len = u16::try_from(code.len())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "BPF program too long"))?;
+    let fprog = libc::sock_fprog {
+        len,
+        filter: code.as_mut_ptr(),
+    };
+    // The kernel copies the program during setsockopt; `code` outlives the call.
+    setopt(
+        fd,
+        libc::SOL_SOCKET,
+        libc::SO_ATTACH_FILTER,
+        &fprog,
+        "SO_ATTACH_FILTER",
+    )
+}
+
+impl Capture {
+    /// Open the socket with `prog` attached before any packet can arrive, map the ring, then
+    /// bind to all protocols on `interface` (or every interface).
+    pub fn open(prog: &[Insn], interface: Option<&str>) -> io::Result<Capture> {
+        let ifindex = match interface {
+            None => 0,
+            Some(name) => {
+                let c = std::ffi::CString::new(name)
+                    .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "interface name"))?;
+                // SAFETY: `c` is a valid NUL-terminated string for the duration of the call.
+                let i = unsafe { libc::if_nametoindex(c.as_ptr()) };
+                if i == 0 {
+                    return last_err(&format!("interface {name}"));
+                }
+                i as i32
+            }
+        };
+        // Protocol 0: the socket receives nothing until the bind below, so no packet slips
+        // in before the filter is attached.
+        // SAFETY: plain socket(2) call; the returned fd is checked and then owned.
+        let raw = unsafe {
+            libc::socket(
+                libc::AF_PACKET,
+                libc::SOCK_DGRAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+                0,
+            )
+        };
+        if raw < 0 {
+            return last_err("socket(AF_PACKET)");
+        }
+        // SAFETY: `raw` is a fresh, valid descriptor that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        attach(&fd, prog)?;
+        let version = libc::tpacket_versions::TPACKET_V3 as libc::c_int;
+        setopt(
+            &fd,
+            libc::SOL_PACKET,
+            libc::PACKET_VERSION,
+            &version,
+            "PACKET_VERSION",
+        )?;
+        let req = libc::tpacket_req3 {
+            tp_block_size: BLOCK_SIZE,
+            tp_block_nr: BLOCK_NR,
+            tp_frame_size: FRAME_SIZE,
+            tp_frame_nr: BLOCK_SIZE / FRAME_SIZE * BLOCK_NR,
+            tp_retire_blk_tov: BLOCK_TIMEOUT_MS,
+            tp_sizeof_priv: 0,
+            tp_feature_req_word: 0,
+        };
+        setopt(
+            &fd,
+            libc::SOL_PACKET,
+            libc::PACKET_RX_RING,
+            &req,
+            "PACKET_RX_RING",
+        )?;
+        let ring_len = (BLOCK_SIZE * BLOCK_NR) as usize;
+        // SAFETY: maps the ring the kernel just allocated for this socket; the mapping is
+        // unmapped in Drop before the fd closes, and never aliased as Rust references.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                ring_len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_LOCKED,
+                fd.as_raw_fd(),
+                0,
+            )
+        };
+        // MAP_LOCKED may fail under RLIMIT_MEMLOCK; retry without it.
+        let p = if p == libc::MAP_FAILED {
+            // SAFETY: as above.
+            unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    ring_len,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_SHARED,
+                    fd.as_raw_fd(),
+                    0,
+                )
+            }
+        } else {
+            p
+        };
+        if p == libc::MAP_FAILED {
+            return last_err("mmap(packet ring)");
+        }
+        let ring =
+            NonNull::new(p.cast::<u8>()).ok_or_else(|| io::Error::other("mmap returned null"))?;
+        let cap = Capture {
+            fd,
+            ring,
+            ring_len,
+            next_block: 0,
+        };
+        // SAFETY: sockaddr_ll is plain data; all-zero is a valid value.
+        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        sll.sll_family = libc::AF_PACKET as u16;
+        sll.sll_protocol = (libc::ETH_P_ALL as u16).to_be();
+        sll.sll_ifindex = ifindex;
+        // SAFETY: `sll` is a valid sockaddr_ll and the length is its size.
+        let r = unsafe {
+            libc::bind(
+                cap.fd.as_raw_fd(),
+                (&sll as *const libc::sockaddr_ll).cast(),
+                std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+            )
+        };
+        if r < 0 {
+            return last_err("bind(AF_PACKET)");
+        }
+        Ok(cap)
+    }
+
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    /// Replace the filter (the kernel swaps it atomically).
+    pub fn set_filter(&self, prog: &[Insn]) -> io::Result<()> {
+        attach(&self.fd, prog)
+    }
+
+    /// Packets seen and dropped by the ring since the last call.
+    pub fn stats(&self) -> io::Result<RingStats> {
+        // SAFETY: tpacket_stats_v3 is plain data; all-zero is valid.
+        let mut s: libc::tpacket_stats_v3 = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<libc::tpacket_stats_v3>() as libc::socklen_t;
+        // SAFETY: `s` and `len` are valid for writes of the sizes given.
+        let r = unsafe {
+            libc::getsockopt(
+                self.fd.as_raw_fd(),
+                libc::SOL_PACKET,
+                libc::PACKET_STATISTICS,
+                (&mut s as *mut libc::tpacket_stats_v3).cast(),
+                &mut len,
+            )
+        };
+        if r < 0 {
+            return last_err("PACKET_STATISTICS");
+        }
+        Ok(RingStats {
+            packets: s.tp_packets,
+            drops: s.tp_drops,
+        })
+    }
+
+    /// Hand every packet of every block the kernel has released to `f` as
+    /// (`sll_pkttype`, bytes from the IP header), then give the blocks back. At most one pass
+    /// over the ring, so a flood cannot keep the loop here forever.
+    pub fn drain(&mut self, mut f: impl FnMut(u8, &[u8])) -> usize {
+        let mut n = 0;
+        for _ in 0..BLOCK_NR {
+            let off = (self.next_block * BLOCK_SIZE) as usize;
+            // SAFETY: `off` is a block start inside the mapping (next_block < BLOCK_NR).
+            let block = unsafe { self.ring.as_ptr().add(off) };
+            let status = block_status(block);
+            if status.load(Ordering::Acquire) & libc::TP_STATUS_USER == 0 {
+                break;
+            }
+            // SAFETY: the kernel set TP_STATUS_USER, so it no longer writes this block until
+            // we hand it back; the block is BLOCK_SIZE bytes of our mapping.
+            let bytes = unsafe { std::slice::from_raw_parts(block, BLOCK_SIZE as usize) };
+            n += walk_block(bytes, &mut f);
+            status.store(libc::TP_STATUS_KERNEL, Ordering::Release);
+            self.next_block = (self.next_block + 1) % BLOCK_NR;
+        }
+        n
+    }
+}
+
+/// `tpacket_block_desc.hdr.bh1.block_status`, which the kernel and we hand over.
+fn block_status<'a>(block: *mut u8) -> &'a AtomicU32 {
+    // SAFETY: offset 8 of a block is the 4-byte-aligned u32 `block_status` (version and
+    // offset_to_priv come first); the kernel also writes it, so it is only ever accessed
+    // atomically. The mapping outlives every use (it lives as long as Capture).
+    unsafe { AtomicU32::from_ptr(block.add(8).cast::<u32>()) }
+}
+
+fn rd32(b: &[u8], at: usize) -> Option<u32> {
+    let s = b.get(at..at + 4)?;
+    Some(u32::from_ne_bytes([s[0], s[1], s[2], s[3]]))
+}
+
+fn rd16(b: &[u8], at: usize) -> Option<u16> {
+    let s = b.get(at..at + 2)?;
+    Some(u16::from_ne_bytes([s[0], s[1]]))
+}
+
+/// Walk one released block (`struct tpacket_block_desc` + packed `tpacket3_hdr`s). Every
+/// offset the kernel wrote is bounds-checked against the block.
+fn walk_block(b: &[u8], f: &mut impl FnMut(u8, &[u8])) -> usize {
+    // tpacket_hdr_v1: block_status @8, num_pkts @12, offset_to_first_pkt @16.
+    let (Some(num), Some(first)) = (rd32(b, 12), rd32(b, 16)) else {
+        return 0;
+    };
+    let mut at = first as usize;
+    let mut n = 0;
+    for _ in 0..num {
+        // tpacket3_hdr: tp_next_offset @0, tp_snaplen @12, tp_net @26; sockaddr_ll after the
+        // aligned header (48 bytes) with sll_pkttype at its offset 10.
+        let (Some(next), Some(snap), Some(net), Some(pkttype)) = (
+            rd32(b, at),
+            rd32(b, at + 12),
+            rd16(b, at + 26),
+            b.get(at + 48 + 10).copied(),
+        ) else {
+            break;
+        };
+        let start = at + usize::from(net);
+        if let Some(pkt) = b.get(start..start + snap as usize) {
+            f(pkttype, pkt);
+            n += 1;
+        }
+        if next == 0 {
+            break;
+        }
+        at += next as usize;
+    }
+    n
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the mapping made in open; nothing borrows it past drain.
+        unsafe {
+            libc::munmap(self.ring.as_ptr().cast(), self.ring_len);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn walks_a_block_and_survives_lies() {
+        // A block with two packets built by hand as the kernel lays them out.
+        let mut b = vec![0u8; 4096];
+        b[12..16].copy_from_slice(&2u32.to_ne_bytes()); // num_pkts
+        b[16..20].copy_from_slice(&48u32.to_ne_bytes()); // first packet at 48
+        let put = |b: &mut Vec<u8>, at: usize, next: u32, data: &[u8], pkttype: u8| {
+            b[at..at + 4].copy_from_slice(&next.to_ne_bytes());
+            b[at + 12..at + 16].copy_from_slice(&(data.len() as u32).to_ne_bytes());
+            b[at + 26..at + 28].copy_from_slice(&80u16.to_ne_bytes());
+            b[at + 58] = pkttype;
+            b[at + 80..at + 80 + data.len()].copy_from_slice(data);
+        };
+        put(&mut b, 48, 160, b"first", 0);
+        put(&mut b, 208, 0, b"second", 3);
+        let mut got = Vec::new();
+        let n = walk_block(&b, &mut |t, p| got.push((t, p.to_vec())));
+        assert_eq!(n, 2);
+        assert_eq!(got, vec![(0, b"first".to_vec()), (3, b"second".to_vec())]);
+        // A snap length past the block end and a next offset past it: skipped, no panic.
+        b[48 + 12..48 + 16].copy_from_slice(&100_000u32.to_ne_bytes());
+        b[48..52].copy_from_slice(&1_000_000u32.to_ne_bytes());
+        let n = walk_block(&b, &mut |_, _| {});
+        assert_eq!(n, 0);
+        assert_eq!(walk_block(&[0u8; 10], &mut |_, _| {}), 0);
+    }
+}

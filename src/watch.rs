@@ -1,0 +1,433 @@
+//! What the stealth and advanced modes watch, and the decision for one captured packet:
+//! a [`Hit`] for the engine, or the reason it is not one.
+//!
+//! The order follows 1.2 (§3.2, §3.3) with our fixes: watched port → TCP class (ACK/RST
+//! packets are only candidates) → Smart-Verify (a port with a live local listener, or a
+//! bound UDP socket, is never a trap) → for candidates, no local socket owns the flow. Added:
+//! packets from one of this host's own addresses, and packets not addressed to this host
+//! (forwarded traffic a router's capture also sees), are never hits.
+//!
+//! Pure: the local state comes in through the [`Local`] trait; the shell answers it from
+//! `/proc/net` and the interface list.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+
+use crate::bpf::{FilterSpec, PortSet};
+use crate::classify::{TcpClass, classify_tcp};
+use crate::engine::{Detail, Hit};
+use crate::mode::{Kind, Mode, Proto};
+use crate::wire::Probe;
+
+/// `sll_pkttype` of a link-layer broadcast (linux/if_packet.h).
+pub const PACKET_BROADCAST: u8 = 1;
+
+/// One capture mode and its ports. For an advanced mode `ports` is "below N minus the manual
+/// exclusions"; live listeners are checked per packet, not removed here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Watch {
+    pub mode: Mode,
+    pub ports: PortSet,
+}
+
+/// At most one TCP and one UDP capture mode per process.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Watches {
+    pub tcp: Option<Watch>,
+    pub udp: Option<Watch>,
+    /// Also act on packets from this host's own addresses (off by default).
+    pub own_sources: bool,
+}
+
+impl Watches {
+    pub fn get(&self, proto: Proto) -> Option<&Watch> {
+        match proto {
+            Proto::Tcp => self.tcp.as_ref(),
+            Proto::Udp => self.udp.as_ref(),
+        }
+    }
+
+    pub fn set(&mut self, w: Watch) {
+        match w.mode.proto() {
+            Proto::Tcp => self.tcp = Some(w),
+            Proto::Udp => self.udp = Some(w),
+        }
+    }
+
+    pub fn has_advanced(&self) -> bool {
+        [&self.tcp, &self.udp]
+            .into_iter()
+            .flatten()
+            .any(|w| w.mode.kind() == Kind::Advanced)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tcp.is_none() && self.udp.is_none()
+    }
+
+    /// The kernel filter: watched ports, minus ports an advanced mode sees a listener on
+    /// (`busy`), so a busy service's traffic never reaches userspace. Stealth modes keep
+    /// their ports: a service there is rare and Smart-Verify handles it.
+    pub fn filter(&self, busy_tcp: &[u16], busy_udp: &[u16]) -> FilterSpec {
+        let spec = |w: &Option<Watch>, busy: &[u16]| {
+            w.as_ref().map(|w| {
+                if w.mode.kind() == Kind::Advanced {
+                    w.ports.minus(busy.iter().copied())
+                } else {
+                    w.ports.clone()
+                }
+            })
+        };
+        FilterSpec {
+            tcp: spec(&self.tcp, busy_tcp),
+            udp: spec(&self.udp, busy_udp),
+        }
+    }
+}
+
+/// `sll_pkttype` of a packet this host sends.
+pub const PACKET_OUTGOING: u8 = 4;
+
+/// Flows this host opened recently, learned from its own outgoing packets: TCP SYN and
+/// SYN+ACK segments, and UDP datagrams. A socket check misses a TCP connection already gone
+/// (closed by RST, without TIME_WAIT) and a late UDP reply to a client socket already closed
+/// (a DNS answer after the resolver gave up); the ring delivers our packet before the
+/// peer's reply, so this does not. Bounded; entries expire after `ttl_ms`.
+#[derive(Debug, Clone)]
+pub struct RecentFlows {
+    seen: HashMap<(Proto, SocketAddr, SocketAddr), u64>,
+    ttl_ms: u64,
+    cap: usize,
+}
+
+impl RecentFlows {
+    pub fn new(ttl_ms: u64, cap: usize) -> RecentFlows {
+        RecentFlows {
+            seen: HashMap::new(),
+            ttl_ms,
+            cap: cap.max(1),
+        }
+    }
+
+    /// Record an outgoing packet: a UDP datagram, or a TCP segment with SYN.
+    pub fn note_outgoing(&mut self, p: &Probe, now: u64) {
+        if p.proto == Proto::Tcp && p.tcp_flags & crate::report::tcp_flags::SYN == 0 {
+            return;
+        }
+        if self.seen.len() >= self.cap {
+            let ttl = self.ttl_ms;
+            self.seen.retain(|_, t| now.saturating_sub(*t) < ttl);
+            if self.seen.len() >= self.cap {
+                // Still full of live entries: start over rather than grow without bound.
+                self.seen.clear();
+            }
+        }
+        let key = (
+            p.proto,
+            SocketAddr::new(p.src.to_canonical(), p.src_port),
+            SocketAddr::new(p.dst.to_canonical(), p.dst_port),
+        );
+        self.seen.insert(key, now);
+    }
+
+    pub fn contains(&self, proto: Proto, local: SocketAddr, remote: SocketAddr, now: u64) -> bool {
+        let canon = |a: SocketAddr| SocketAddr::new(a.ip().to_canonical(), a.port());
+        self.seen
+            .get(&(proto, canon(local), canon(remote)))
+            .is_some_and(|t| now.saturating_sub(*t) < self.ttl_ms)
+    }
+
+    pub fn len(&self) -> usize {
+        self.seen.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.seen.is_empty()
+    }
+}
+
+/// What the host itself has, as the shell last saw it.
+pub trait Local {
+    fn is_own_address(&self, ip: IpAddr) -> bool;
+    /// TCP: a socket listens on `port`; UDP: a socket is bound to it.
+    fn in_use(&self, proto: Proto, port: u16) -> bool;
+    /// A flow `local` <-> `remote` of `proto` belongs to this host.
+    fn owns_flow(&self, proto: Proto, local: SocketAddr, remote: SocketAddr) -> bool;
+}
+
+/// Why a packet is not a hit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Skip {
+    /// Not a watched protocol or port (the kernel filter passes a superset).
+    Unwatched,
+    /// From one of this host's own addresses.
+    OwnSource,
+    /// Not addressed to this host (forwarded, or multicast), and not a UDP broadcast.
+    NotForUs,
+    /// Bare RST or RST+ACK (see `classify`).
+    NotAProbe,
+    /// Smart-Verify: a local socket listens on (TCP) or is bound to (UDP) the port.
+    InUse,
+    /// ACK/RST-bearing TCP, or UDP, of a flow this host owns or opened: a reply, not a probe.
+    OwnFlow,
+}
+
+/// Decide one packet. `pkttype` is the capture's `sll_pkttype`.
+pub fn judge(w: &Watches, p: &Probe, pkttype: u8, local: &impl Local) -> Result<Hit, Skip> {
+    let watch = w.get(p.proto).ok_or(Skip::Unwatched)?;
+    if !watch.ports.contains(p.dst_port) {
+        return Err(Skip::Unwatched);
+    }
+    let src = p.src.to_canonical();
+    if !w.own_sources && local.is_own_address(src) {
+        return Err(Skip::OwnSource);
+    }
+    // 1.2's raw socket sees IPv4 broadcasts (hence Debian's ADVANCED_EXCLUDE_UDP of 137, 138,
+    // 67, 520), but multicast only for groups a local socket joined, which then also holds
+    // the port; so multicast (mDNS, SSDP, ...) is never a probe here.
+    let broadcast = !p.dst.is_multicast()
+        && (pkttype == PACKET_BROADCAST || matches!(p.dst, IpAddr::V4(a) if a.is_broadcast()));
+    let for_us = local.is_own_address(p.dst.to_canonical()) || (p.proto == Proto::Udp && broadcast);
+    if !for_us {
+        return Err(Skip::NotForUs);
+    }
+    let (detail, candidate) = match p.proto {
+        Proto::Udp => (Detail::UdpScan, false),
+        Proto::Tcp => match classify_tcp(p.tcp_flags) {
+            TcpClass::Probe(t) => (Detail::TcpScan(t), false),
+            TcpClass::Candidate(t) => (Detail::TcpScan(t), true),
+            TcpClass::NotAProbe => return Err(Skip::NotAProbe),
+        },
+    };
+    if local.in_use(p.proto, p.dst_port) {
+        return Err(Skip::InUse);
+    }
+    if (candidate || p.proto == Proto::Udp)
+        && local.owns_flow(
+            p.proto,
+            SocketAddr::new(p.dst, p.dst_port),
+            SocketAddr::new(p.src, p.src_port),
+        )
+    {
+        return Err(Skip::OwnFlow);
+    }
+    Ok(Hit {
+        src,
+        port: p.dst_port,
+        mode: watch.mode,
+        detail,
+        ip_options: p.ip_options,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::TcpScanType;
+    use crate::report::tcp_flags::*;
+    use std::collections::HashSet;
+
+    #[derive(Default)]
+    struct Fake {
+        own: HashSet<IpAddr>,
+        tcp: HashSet<u16>,
+        udp: HashSet<u16>,
+        flows: HashSet<(SocketAddr, SocketAddr)>,
+    }
+
+    impl Local for Fake {
+        fn is_own_address(&self, ip: IpAddr) -> bool {
+            self.own.contains(&ip)
+        }
+        fn in_use(&self, proto: Proto, port: u16) -> bool {
+            match proto {
+                Proto::Tcp => self.tcp.contains(&port),
+                Proto::Udp => self.udp.contains(&port),
+            }
+        }
+        fn owns_flow(&self, _: Proto, l: SocketAddr, r: SocketAddr) -> bool {
+            self.flows.contains(&(l, r))
+        }
+    }
+
+    const ME: &str = "192.0.2.1";
+    const THEM: &str = "192.0.2.2";
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn fake() -> Fake {
+        let mut f = Fake::default();
+        f.own.insert(ip(ME));
+        f.own.insert(ip("2001:db8::1"));
+        f.own.insert(ip("127.0.0.1"));
+        f
+    }
+
+    fn probe(src: &str, dst: &str, proto: Proto, dport: u16, flags: u8) -> Probe {
+        Probe {
+            src: ip(src),
+            dst: ip(dst),
+            proto,
+            src_port: 40000,
+            dst_port: dport,
+            tcp_flags: flags,
+            ip_options: false,
+        }
+    }
+
+    fn watches() -> Watches {
+        let mut w = Watches::default();
+        w.set(Watch {
+            mode: Mode::Stcp,
+            ports: PortSet::from_ports([1, 11]),
+        });
+        w.set(Watch {
+            mode: Mode::Audp,
+            ports: PortSet::below_except(1024, [137]),
+        });
+        w
+    }
+
+    #[test]
+    fn probes_become_hits() {
+        let (w, f) = (watches(), fake());
+        let h = judge(&w, &probe(THEM, ME, Proto::Tcp, 11, FIN), 0, &f).unwrap();
+        assert_eq!(
+            (h.src, h.port, h.mode, h.detail),
+            (ip(THEM), 11, Mode::Stcp, Detail::TcpScan(TcpScanType::Fin))
+        );
+        let h = judge(&w, &probe(THEM, ME, Proto::Udp, 53, 0), 0, &f).unwrap();
+        assert_eq!((h.mode, h.detail), (Mode::Audp, Detail::UdpScan));
+        let mut p = probe("2001:db8::2", "2001:db8::1", Proto::Tcp, 1, ACK);
+        p.ip_options = true;
+        let h = judge(&w, &p, 0, &f).unwrap();
+        assert_eq!(h.detail, Detail::TcpScan(TcpScanType::Ack));
+        assert!(h.ip_options);
+        // A v4-mapped source is reported as plain IPv4.
+        let p = probe("::ffff:192.0.2.2", "2001:db8::1", Proto::Tcp, 1, SYN);
+        assert_eq!(judge(&w, &p, 0, &f).unwrap().src, ip(THEM));
+    }
+
+    #[test]
+    fn skips() {
+        let (w, mut f) = (watches(), fake());
+        let j = |f: &Fake, p: Probe, t: u8| judge(&w, &p, t, f);
+        assert_eq!(
+            j(&f, probe(THEM, ME, Proto::Tcp, 12, SYN), 0),
+            Err(Skip::Unwatched)
+        );
+        assert_eq!(
+            j(&f, probe(THEM, ME, Proto::Udp, 137, 0), 0),
+            Err(Skip::Unwatched)
+        );
+        assert_eq!(
+            j(&f, probe(ME, ME, Proto::Tcp, 1, SYN), 0),
+            Err(Skip::OwnSource)
+        );
+        let mut own = w.clone();
+        own.own_sources = true;
+        assert!(judge(&own, &probe(ME, ME, Proto::Tcp, 1, SYN), 0, &f).is_ok());
+        assert_eq!(
+            j(&f, probe(THEM, "198.51.100.9", Proto::Tcp, 1, SYN), 0),
+            Err(Skip::NotForUs)
+        );
+        // UDP broadcast is for us (1.2's raw socket sees it too).
+        assert!(
+            j(
+                &f,
+                probe(THEM, "192.0.2.255", Proto::Udp, 7, 0),
+                PACKET_BROADCAST
+            )
+            .is_ok()
+        );
+        assert!(j(&f, probe(THEM, "255.255.255.255", Proto::Udp, 7, 0), 0).is_ok());
+        // Multicast (mDNS here) is not: 1.2 never saw groups nobody joined.
+        assert_eq!(
+            j(&f, probe(THEM, "224.0.0.251", Proto::Udp, 7, 0), 2),
+            Err(Skip::NotForUs)
+        );
+        assert_eq!(
+            j(&f, probe("2001:db8::2", "ff02::fb", Proto::Udp, 7, 0), 2),
+            Err(Skip::NotForUs)
+        );
+        // A TCP segment to a broadcast address is not for us either.
+        assert_eq!(
+            j(
+                &f,
+                probe(THEM, "192.0.2.255", Proto::Tcp, 1, SYN),
+                PACKET_BROADCAST
+            ),
+            Err(Skip::NotForUs)
+        );
+        assert_eq!(
+            j(&f, probe(THEM, ME, Proto::Tcp, 1, RST | ACK), 0),
+            Err(Skip::NotAProbe)
+        );
+        f.tcp.insert(11);
+        f.udp.insert(53);
+        assert_eq!(
+            j(&f, probe(THEM, ME, Proto::Tcp, 11, SYN), 0),
+            Err(Skip::InUse)
+        );
+        assert_eq!(
+            j(&f, probe(THEM, ME, Proto::Udp, 53, 0), 0),
+            Err(Skip::InUse)
+        );
+        // ACK of a real flow: skipped; the same ACK from another port: an ACK scan.
+        let l: SocketAddr = format!("{ME}:1").parse().unwrap();
+        let r: SocketAddr = format!("{THEM}:40000").parse().unwrap();
+        f.flows.insert((l, r));
+        assert_eq!(
+            j(&f, probe(THEM, ME, Proto::Tcp, 1, ACK), 0),
+            Err(Skip::OwnFlow)
+        );
+        let mut p = probe(THEM, ME, Proto::Tcp, 1, ACK);
+        p.src_port = 40001;
+        assert!(j(&f, p, 0).is_ok());
+        // A SYN (no ACK) is never matched against flows.
+        assert!(j(&f, probe(THEM, ME, Proto::Tcp, 1, SYN), 0).is_ok());
+    }
+
+    #[test]
+    fn recent_flows_from_outgoing_syns() {
+        let mut r = RecentFlows::new(1000, 2);
+        let out = probe(ME, THEM, Proto::Tcp, 8000, SYN);
+        r.note_outgoing(&out, 10);
+        let (l, rem): (SocketAddr, SocketAddr) = (
+            format!("{ME}:40000").parse().unwrap(),
+            format!("{THEM}:8000").parse().unwrap(),
+        );
+        assert!(r.contains(Proto::Tcp, l, rem, 500));
+        assert!(!r.contains(Proto::Udp, l, rem, 500));
+        assert!(!r.contains(Proto::Tcp, rem, l, 500));
+        assert!(!r.contains(Proto::Tcp, l, rem, 1010), "expired");
+        // TCP without SYN opens nothing; any UDP datagram does.
+        r.note_outgoing(&probe(ME, THEM, Proto::Tcp, 8001, ACK), 10);
+        assert_eq!(r.len(), 1);
+        r.note_outgoing(&probe(ME, THEM, Proto::Udp, 53, 0), 10);
+        let dns: SocketAddr = format!("{THEM}:53").parse().unwrap();
+        assert!(r.contains(Proto::Udp, l, dns, 20));
+        let mut r = RecentFlows::new(1000, 2);
+        r.note_outgoing(&out, 10);
+        // Bounded: expired entries go first, then everything.
+        r.note_outgoing(&probe(ME, THEM, Proto::Tcp, 8003, SYN | ACK), 20);
+        r.note_outgoing(&probe(ME, THEM, Proto::Tcp, 8004, SYN), 2000);
+        assert_eq!(r.len(), 1);
+        r.note_outgoing(&probe(ME, THEM, Proto::Tcp, 8005, SYN), 2001);
+        r.note_outgoing(&probe(ME, THEM, Proto::Tcp, 8006, SYN), 2002);
+        assert!(r.len() <= 2 && !r.is_empty());
+    }
+
+    #[test]
+    fn filter_leaves_out_advanced_listeners_only() {
+        let w = watches();
+        assert!(w.has_advanced());
+        assert!(!Watches::default().has_advanced());
+        let spec = w.filter(&[1], &[53, 2000]);
+        assert_eq!(spec.tcp.unwrap().ranges(), &[(1, 1), (11, 11)]);
+        let udp = spec.udp.unwrap();
+        assert!(!udp.contains(53) && !udp.contains(137) && udp.contains(52) && udp.contains(54));
+    }
+}
