@@ -64,8 +64,8 @@ pub struct Respond {
     pub already_blocked: bool,
     /// Hits from this host that were suppressed since it was last reported.
     pub suppressed: u32,
-    /// Over the global report rate: act, but log and record nothing (counted for the
-    /// periodic summary).
+    /// Over the global report rate: act and record a block, but log nothing (counted for
+    /// the periodic summary).
     pub quiet: bool,
 }
 
@@ -107,7 +107,8 @@ pub struct Record {
     pub mode: Mode,
     /// Also write `BLOCKED_FILE.<mode>` (false when BLOCK_x=0: the host is not blocked).
     pub blocked_file: bool,
-    /// Write the history (and blocked-file) line at all (false when over the rate limit).
+    /// Write the history (and blocked-file) line at all (false for a log-only report over
+    /// the rate limit).
     pub write: bool,
 }
 
@@ -463,7 +464,10 @@ impl Engine {
                 port: hit.port,
                 mode: hit.mode,
                 blocked_file: blocking,
-                write: !r.quiet,
+                // A real block is always recorded (fail2ban and admins rely on the files;
+                // their size is bounded by the block caps); over the rate limit only a
+                // log-only report loses its history line, and syslog stays quiet.
+                write: blocking || !r.quiet,
             },
             quiet: r.quiet,
             preflight_ok,
