@@ -147,12 +147,17 @@ class Daemon:
         self.net, self.kind = net, kind
         self.dir = tempfile.mkdtemp(prefix=f"bench-{kind}-")
         d = self.dir
+        # KILL_ROUTE writes the target into a FIFO with a shell builtin (no fork after the
+        # shell starts); a reader thread here stamps each line when it arrives, so both
+        # daemons are measured from probe packet to command start the same way.
         self.actions = f"{d}/actions"
-        open(self.actions, "w").close()
+        os.mkfifo(self.actions)
+        self.stamps = {}
+        threading.Thread(target=self.read_actions, daemon=True).start()
         conf = (f'TCP_PORTS="{",".join(map(str, PORTS))}"\nUDP_PORTS="1,7,9"\n'
                 f'IGNORE_FILE="{d}/ignore"\nHISTORY_FILE="{d}/history"\nBLOCKED_FILE="{d}/blocked"\n'
                 f'BLOCK_TCP="1"\nBLOCK_UDP="1"\nSCAN_TRIGGER="0"\nRESOLVE_HOST="0"\n'
-                f'KILL_ROUTE="echo $TARGET$ $(date +%s%N) >> {self.actions}"\n{extra}\n')
+                f'KILL_ROUTE="echo $TARGET$ > {self.actions}"\n{extra}\n')
         open(f"{d}/ignore", "w").write("127.0.0.1/32\n0.0.0.0\n")
         if kind == "ours":
             open(f"{d}/portsentry.conf", "w").write(conf + f'HOSTS_DENY_FILE="{d}/hosts.deny"\n')
@@ -208,13 +213,15 @@ class Daemon:
                 break
             time.sleep(0.02)
 
+    def read_actions(self):
+        # O_RDWR: the FIFO never reports EOF between writers.
+        f = os.fdopen(os.open(self.actions, os.O_RDWR), "r")
+        for line in f:
+            t = time.time()
+            self.stamps.setdefault(line.strip(), t)
+
     def blocks(self):
-        out = {}
-        for l in open(self.actions):
-            f = l.split()
-            if len(f) == 2 and f[0] not in out:
-                out[f[0]] = int(f[1]) / 1e9
-        return out
+        return dict(self.stamps)
 
 
 def probes_during(net, sources, at, port=1):
@@ -279,12 +286,19 @@ def scenario_flood(net, d, kind):
 
 
 def scenario_idle(net, d, n=20):
+    """Probe to KILL_ROUTE start, and probe to the detection line reaching syslog."""
     srcs = [f"198.51.100.{100 + i}" for i in range(n)]
     th, sent = probes_during(net, srcs, [0.2 * i for i in range(n)])
     th.join()
     time.sleep(1)
     b = d.blocks()
-    return [(b[s] - sent[s]) * 1000 for s in srcs if s in b]
+    logged = {}
+    for t, l in d.log.lines:
+        for s in srcs:
+            if f"/{s} to TCP port" in l and s not in logged:
+                logged[s] = t
+    return ([(b[s] - sent[s]) * 1000 for s in srcs if s in b],
+            [(logged[s] - sent[s]) * 1000 for s in srcs if s in logged])
 
 
 def fmt_lat(l):
@@ -297,6 +311,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--skip-build", action="store_true")
     ap.add_argument("--only", choices=["1.2", "ours"], help="run one side only")
+    ap.add_argument("--idle-only", action="store_true", help="run scenario C only")
     a = ap.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("run as root")
@@ -313,6 +328,11 @@ def main():
         res = {}
         for kind in [a.only] if a.only else ["1.2", "ours"]:
             r = res.setdefault(kind, {})
+            if a.idle_only:
+                d = Daemon(net, "ref" if kind == "1.2" else "ours", "stcp", ours, ref)
+                r["C"] = scenario_idle(net, d)
+                d.stop()
+                continue
             d = Daemon(net, "ref" if kind == "1.2" else "ours", "stcp", ours, ref)
             r["A"] = scenario_flood(net, d, "A")
             r["idle_rss"] = rss_kb(d.pid)
@@ -336,6 +356,10 @@ def main():
     print(f"\nportsentry benchmark, {time.strftime('%Y-%m-%d')}, {os.uname().nodename}, "
           f"{os.cpu_count()} cores, kernel {os.uname().release}")
     kinds = [k for k in ["1.2", "ours"] if k in res]
+    if a.idle_only:
+        for k in kinds:
+            print(f"{k:5} probe -> syslog {fmt_lat(res[k]['C'][1])}; probe -> KILL_ROUTE {fmt_lat(res[k]['C'][0])}")
+        return
     print(f"{'':44}" + "".join(f" {'Debian 1.2' if k == '1.2' else 'ours':>34}" for k in kinds))
 
     def row(label, f):
@@ -347,8 +371,10 @@ def main():
     row("B forged sweep: probe -> KILL_ROUTE", lambda r: fmt_lat(r['B']['lat']))
     row("B forged sweep: daemon CPU", lambda r: f"{r['B']['cpu']:.1f}%")
     row("B forged sweep: blocks run / packets sent", lambda r: f"{r['B']['blocks']} / {r['B']['sent']}")
-    row("C idle: probe -> KILL_ROUTE (20 probes)", lambda r: fmt_lat(r['C']))
-    row("C idle: detected", lambda r: f"{len(r['C'])}/20")
+    row("B: each real probe's block ran after (ms)", lambda r: " ".join(f"{x:.1f}" for x in r['B']['lat']))
+    row("C idle: probe -> detection in syslog", lambda r: fmt_lat(r['C'][1]))
+    row("C idle: probe -> KILL_ROUTE (20 probes)", lambda r: fmt_lat(r['C'][0]))
+    row("C idle: detected", lambda r: f"{len(r['C'][0])}/20")
     row("D -atcp start to 'now active' (65535 vs 1024)", lambda r: f"{r['D_start']:.0f} ms" if r['D_start'] is not None else "-")
     row("D -atcp idle RSS", lambda r: f"{r['D_rss'] / 1024:.1f} MB")
     row("-stcp RSS after flood A", lambda r: f"{r['idle_rss'] / 1024:.1f} MB")
