@@ -7,11 +7,18 @@
 //! errors by [`WireError::kind`] instead of logging each one (STYLE 1), except the IPv4 header
 //! length below 5, for which 1.2 logs a line of its own (§3.2, §8.3).
 //!
-//! Hand-written views rather than pnet_packet: we read six fields and need the IHL check and
-//! the IPv6 extension-header walk ourselves anyway (pnet has no walker); the raw TCP flag
-//! byte is kept whole (STYLE 2). Not measured: both are a handful of bounds-checked loads.
+//! The fixed headers are read through pnet_packet's views (`Ipv4Packet`, `Ipv6Packet`,
+//! `TcpPacket`, `UdpPacket`), whose constructors refuse a buffer shorter than the header; the
+//! IPv6 extension-header chain is walked here (pnet has views for single extension headers
+//! but no walker). The raw TCP flag byte is kept whole (STYLE 2): pnet's `get_flags` is the
+//! full 8-bit field.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr};
+
+use pnet_packet::ipv4::Ipv4Packet;
+use pnet_packet::ipv6::Ipv6Packet;
+use pnet_packet::tcp::TcpPacket;
+use pnet_packet::udp::UdpPacket;
 
 use crate::mode::Proto;
 
@@ -166,16 +173,15 @@ fn l4_proto(p: u8) -> Option<Proto> {
 }
 
 fn parse_v4(pkt: &[u8]) -> Result<Probe, WireError> {
-    let hdr = pkt.get(..20).ok_or(WireError::TruncatedIp)?;
-    let ihl = hdr.first().map_or(0, |b| b & 0x0f);
-    let src = Ipv4Addr::new(hdr[12], hdr[13], hdr[14], hdr[15]);
-    let dst = Ipv4Addr::new(hdr[16], hdr[17], hdr[18], hdr[19]);
-    let proto = l4_proto(hdr[9]);
+    let ip = Ipv4Packet::new(pkt).ok_or(WireError::TruncatedIp)?;
+    let ihl = ip.get_header_length();
+    let (src, dst) = (ip.get_source(), ip.get_destination());
+    let proto = l4_proto(ip.get_next_level_protocol().0);
     if ihl < 5 {
         return Err(WireError::IllegalHeaderLength { ihl, src, proto });
     }
     let hlen = usize::from(ihl) * 4;
-    let total = usize::from(u16::from_be_bytes([hdr[2], hdr[3]]));
+    let total = usize::from(ip.get_total_length());
     // The total length must cover the header; a capture may be shorter (snap length), and
     // the bytes after `total` (link padding) are not part of the packet.
     if total < hlen {
@@ -185,8 +191,7 @@ fn parse_v4(pkt: &[u8]) -> Result<Probe, WireError> {
         return Err(WireError::TruncatedIp);
     }
     let proto = proto.ok_or(WireError::NotTcpUdp)?;
-    let frag_offset = u16::from_be_bytes([hdr[6], hdr[7]]) & 0x1fff;
-    if frag_offset != 0 {
+    if ip.get_fragment_offset() != 0 {
         return Err(WireError::LaterFragment);
     }
     let end = total.min(pkt.len());
@@ -195,14 +200,9 @@ fn parse_v4(pkt: &[u8]) -> Result<Probe, WireError> {
 }
 
 fn parse_v6(pkt: &[u8]) -> Result<Probe, WireError> {
-    let hdr = pkt.get(..40).ok_or(WireError::TruncatedIp)?;
-    let addr = |at: usize| -> Ipv6Addr {
-        let mut a = [0u8; 16];
-        a.copy_from_slice(&hdr[at..at + 16]);
-        Ipv6Addr::from(a)
-    };
-    let (src, dst) = (addr(8), addr(24));
-    let payload_len = usize::from(u16::from_be_bytes([hdr[4], hdr[5]]));
+    let ip = Ipv6Packet::new(pkt).ok_or(WireError::TruncatedIp)?;
+    let (src, dst) = (ip.get_source(), ip.get_destination());
+    let payload_len = usize::from(ip.get_payload_length());
     // Payload length 0 is a jumbogram (RFC 2675) or a lie; use what was captured.
     let end = if payload_len == 0 {
         pkt.len()
@@ -210,7 +210,7 @@ fn parse_v6(pkt: &[u8]) -> Result<Probe, WireError> {
         (40 + payload_len).min(pkt.len())
     };
     let body = pkt.get(40..end).ok_or(WireError::TruncatedIp)?;
-    let mut next = hdr[6];
+    let mut next = ip.get_next_header().0;
     let mut off = 0usize;
     let mut options = false;
     for _ in 0..=MAX_EXT_HEADERS {
@@ -272,23 +272,18 @@ fn transport(
     l4: &[u8],
     ip_options: bool,
 ) -> Result<Probe, WireError> {
-    let src_port = be16(l4, 0).ok_or(WireError::TruncatedTransport)?;
-    let dst_port = be16(l4, 2).ok_or(WireError::TruncatedTransport)?;
-    let tcp_flags = match proto {
+    let (src_port, dst_port, tcp_flags) = match proto {
         Proto::Tcp => {
-            // RFC 9293 §3.1: data offset in the upper nibble of byte 12, flags in byte 13.
-            let off = byte(l4, 12).ok_or(WireError::TruncatedTransport)? >> 4;
-            let flags = byte(l4, 13).ok_or(WireError::TruncatedTransport)?;
-            if off < 5 {
+            let t = TcpPacket::new(l4).ok_or(WireError::TruncatedTransport)?;
+            // RFC 9293 §3.1: a data offset below 5 words is not a TCP header.
+            if t.get_data_offset() < 5 {
                 return Err(WireError::BadTcpOffset);
             }
-            flags
+            (t.get_source(), t.get_destination(), t.get_flags())
         }
         Proto::Udp => {
-            if l4.len() < 8 {
-                return Err(WireError::TruncatedTransport);
-            }
-            0
+            let u = UdpPacket::new(l4).ok_or(WireError::TruncatedTransport)?;
+            (u.get_source(), u.get_destination(), 0)
         }
     };
     Ok(Probe {

@@ -617,6 +617,12 @@ fn commands_get_dev_null_stdio_no_inherited_fds_and_a_failure_skips_nothing() {
         .map(|f| (f.to_string(), "/dev/null".to_string()))
         .collect();
     assert_eq!(fds, expect, "the command's descriptors");
+    let status = std::fs::read_to_string(format!("/proc/{child}/status")).unwrap();
+    let blocked = status.lines().find(|l| l.starts_with("SigBlk:")).unwrap();
+    assert_eq!(
+        blocked, "SigBlk:\t0000000000000000",
+        "the command starts with no signal blocked"
+    );
     run.log.wait_line(&format!(
         "attackalert: ERROR: Could not block host {SCANNER4} !!"
     ));

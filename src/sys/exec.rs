@@ -313,21 +313,10 @@ fn spawn(command: &str) -> std::io::Result<Child> {
             "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
         );
     }
-    // SAFETY: the closure runs in the forked child before exec and only calls
-    // async-signal-safe functions (sigprocmask, setpgid). The daemon blocks the signals it
-    // reads through signalfd; the command must start with a clean mask, in its own process
-    // group so a terminal's ^C on a foreground daemon does not reach it.
-    unsafe {
-        c.pre_exec(|| {
-            let empty = nix::sys::signal::SigSet::empty();
-            nix::sys::signal::sigprocmask(
-                nix::sys::signal::SigmaskHow::SIG_SETMASK,
-                Some(&empty),
-                None,
-            )?;
-            libc::setpgid(0, 0);
-            Ok(())
-        });
-    }
+    // Its own process group, so a terminal's ^C on a foreground daemon does not reach it.
+    // No pre_exec closure: std then starts the shell with posix_spawn (vfork-like, no copy of
+    // the daemon's page tables), and it gives the child an empty signal mask (the daemon
+    // blocks the signals it reads through signalfd; e2e tests check the child's SigBlk).
+    c.process_group(0);
     c.spawn()
 }
