@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod config;
 pub mod engine;
+pub mod fuzzcheck;
 pub mod ignore;
 pub mod ignore_builder;
 pub mod mode;
