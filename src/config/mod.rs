@@ -332,9 +332,11 @@ fn lookup(
                 warn(
                     out,
                     seg.line,
+                    // Escaped: the text is the file's, and diagnostics go to terminals and
+                    // syslog (a raw DEL or ESC here was found by the `config` fuzz target).
                     format!(
                         "text before the opening quote is ignored: \"{}\"",
-                        String::from_utf8_lossy(rest)
+                        rest.escape_ascii()
                     ),
                 );
             }

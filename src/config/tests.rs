@@ -595,3 +595,19 @@ fn fuzz_parse_and_validate_never_panic() {
         "weak fuzz coverage: {with_keys} {with_warnings} {with_errors}"
     );
 }
+
+/// Found by the `config` fuzz target: the text between the key and the opening quote was
+/// quoted raw, so a DEL, ESC or C1 byte in the file reached the terminal and syslog.
+#[test]
+fn regression_text_before_quote_is_escaped() {
+    let p = parse(
+        b"RESOLVE_HOST=ab\x7f\x1b[2J\xc2\x9b\"1\"\n",
+        Path::new("/etc/portsentry/portsentry.conf"),
+    );
+    let m = only_warning(&p, 1, "RESOLVE_HOST");
+    assert_eq!(
+        m,
+        "text before the opening quote is ignored: \"ab\\x7f\\x1b[2J\\xc2\\x9b\""
+    );
+    assert!(!p.diagnostics[0].to_string().chars().any(char::is_control));
+}
