@@ -34,6 +34,8 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("template", template),
     ("cli", cli),
     ("ignore_builder", ignore_builder),
+    ("wire", wire),
+    ("admin", admin),
 ];
 
 /// The path `config` gives the parser; every diagnostic must name it.
@@ -359,6 +361,53 @@ fn check_add_remove(static_text: &[u8], net: &Net) {
         none.is_empty() && again == kept,
         "removal is not idempotent"
     );
+}
+
+/// Packets (`wire::parse`), as the capture hands them over (IP header first). A parsed probe
+/// is internally consistent: a UDP probe carries no flags, the address families of source and
+/// destination agree, and `ip_options` is only possible with a longer IPv4 header or IPv6
+/// extension headers. The flag byte classifies without panicking.
+pub fn wire(data: &[u8]) {
+    match crate::wire::parse(data) {
+        Ok(p) => {
+            assert_eq!(p.src.is_ipv4(), p.dst.is_ipv4(), "mixed families: {p:?}");
+            if p.proto == Proto::Udp {
+                assert_eq!(p.tcp_flags, 0, "UDP probe with flags: {p:?}");
+            } else {
+                let _ = crate::classify::classify_tcp(p.tcp_flags);
+            }
+            let first = data.first().copied().unwrap_or(0);
+            if p.ip_options && first >> 4 == 4 {
+                assert!(first & 0x0f > 5, "options without a longer header: {p:?}");
+            }
+        }
+        Err(e) => {
+            let _ = e.kind();
+        }
+    }
+}
+
+/// The admin command line (`portsentry blocked ...`): argv after `blocked`, arguments
+/// separated by NUL bytes. Never panics; errors render.
+pub fn admin(data: &[u8]) {
+    let args: Vec<OsString> = ["portsentry", "blocked"]
+        .into_iter()
+        .map(OsString::from)
+        .chain(
+            data.split(|&b| b == 0)
+                .filter(|_| !data.is_empty())
+                .map(|a| OsString::from_vec(a.to_vec())),
+        )
+        .collect();
+    assert!(crate::admin::selected(&args));
+    match crate::admin::Admin::parse_from_args(args.into_iter().skip(1)) {
+        Ok(a) => {
+            let _ = format!("{a:?}");
+        }
+        Err(e) => {
+            let _ = e.render().to_string();
+        }
+    }
 }
 
 #[cfg(test)]

@@ -73,7 +73,15 @@ fn corpus_ignore_builder() {
 
 /// The targets replayed by the tests above. A new target (e.g. `wire`) added to
 /// `fuzzcheck::TARGETS` fails here until it gets its own `corpus_<name>` test.
-const REPLAYED: &[&str] = &["config", "ignore", "template", "cli", "ignore_builder"];
+const REPLAYED: &[&str] = &[
+    "config",
+    "ignore",
+    "template",
+    "cli",
+    "ignore_builder",
+    "wire",
+    "admin",
+];
 
 /// Every target has a replay test, a fuzz target source and a corpus, and every corpus has a
 /// target: a target without a committed corpus fails here, as does a stray directory.
@@ -106,4 +114,14 @@ fn every_target_has_a_corpus_and_back() {
 #[should_panic(expected = "is missing")]
 fn missing_corpus_fails() {
     corpus_files("no-such-target");
+}
+
+#[test]
+fn corpus_wire() {
+    replay("wire");
+}
+
+#[test]
+fn corpus_admin() {
+    replay("admin");
 }

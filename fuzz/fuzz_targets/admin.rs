@@ -1,0 +1,5 @@
+//! Fuzz target `admin`: the checks are `portsentry::fuzzcheck::admin`, shared with the corpus
+//! replay test (tests/fuzz_corpus.rs).
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| portsentry::fuzzcheck::admin(data));
