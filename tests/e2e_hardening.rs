@@ -171,3 +171,126 @@ fn a_full_disk_is_logged_and_detection_continues() {
         assert!(fail2ban_host(l).is_some(), "{l:?}");
     }
 }
+
+/// One IPv6 UDP datagram from `src` to `dst` port `port` (raw: IPv6 header included; the
+/// UDP checksum is left 0, the capture reads the packet before any checksum check).
+fn udp6(src: std::net::Ipv6Addr, dst: std::net::Ipv6Addr, port: u16) -> Vec<u8> {
+    let mut p = Vec::with_capacity(48);
+    p.extend_from_slice(&[0x60, 0, 0, 0]); // version 6, traffic class, flow label
+    p.extend_from_slice(&8u16.to_be_bytes()); // payload length: the UDP header
+    p.push(17); // next header: UDP
+    p.push(64); // hop limit
+    p.extend_from_slice(&src.octets());
+    p.extend_from_slice(&dst.octets());
+    p.extend_from_slice(&40000u16.to_be_bytes());
+    p.extend_from_slice(&port.to_be_bytes());
+    p.extend_from_slice(&8u16.to_be_bytes());
+    p.extend_from_slice(&[0, 0]);
+    p
+}
+
+#[test]
+fn a_flood_from_100000_forged_sources_stays_bounded_and_the_daemon_responsive() {
+    if !privileged("a_flood_from_100000_forged_sources_stays_bounded_and_the_daemon_responsive") {
+        return;
+    }
+    const SOURCES: u32 = 100_000;
+    let net = Net::new();
+    let id = &net.target[3..];
+    // The forged sources come from a /64 assigned to the scanner namespace.
+    must(&format!(
+        "ip -n {s} addr add 2001:db8:f::1/64 dev vs{id} nodad && \
+         mac=$(ip -n {t} -o link show vt{id} | sed 's/.*link.ether \\([^ ]*\\).*/\\1/') && \
+         ip -n {s} neigh replace {TARGET6} lladdr $mac dev vs{id} nud permanent",
+        s = net.scanner,
+        t = net.target
+    ));
+    let run = Run::new(&net.target);
+    run.write_config("UDP_PORTS=\"7\"\nBLOCK_UDP=\"0\"");
+    std::fs::write(run.p("portsentry.ignore"), "").unwrap();
+    run.start_ok(&["-sudp"]);
+    run.log
+        .wait_line("adminalert: PortSentry is now active and listening.");
+    let pid = run.pid().unwrap();
+
+    let t0 = Instant::now();
+    let sent = Net::within(&net.scanner, || {
+        // std has no raw sockets; nix does.
+        use nix::sys::socket::{AddressFamily, MsgFlags, SockFlag, SockType, SockaddrIn6, sendto};
+        use std::os::fd::AsRawFd;
+        let fd = nix::sys::socket::socket(
+            AddressFamily::Inet6,
+            SockType::Raw,
+            SockFlag::empty(),
+            nix::sys::socket::SockProtocol::Raw,
+        )
+        .expect("raw IPv6 socket");
+        let dst: std::net::Ipv6Addr = TARGET6.parse().unwrap();
+        let to = SockaddrIn6::from(std::net::SocketAddrV6::new(dst, 0, 0, 0));
+        let base = u128::from("2001:db8:f::1:0".parse::<std::net::Ipv6Addr>().unwrap());
+        let start = Instant::now();
+        let mut n = 0u32;
+        while n < SOURCES && start.elapsed() < Duration::from_secs(30) {
+            let src = std::net::Ipv6Addr::from(base + u128::from(n));
+            let pkt = udp6(src, dst, 7);
+            match sendto(fd.as_raw_fd(), &pkt, &to, MsgFlags::empty()) {
+                Ok(_) => n += 1,
+                Err(nix::errno::Errno::ENOBUFS) => std::thread::sleep(Duration::from_micros(200)),
+                Err(e) => panic!("sendto: {e}"),
+            }
+        }
+        n
+    });
+    let flood = t0.elapsed();
+    assert_eq!(sent, SOURCES, "the flood was cut short by its time bound");
+    // Responsive: a real probe from another address right after the flood is detected.
+    std::thread::sleep(Duration::from_millis(200));
+    let probe = Instant::now();
+    assert!(net.udp(Some(SCANNER4B), TARGET4, 7).is_none());
+    run.log.wait_line(&format!(
+        "attackalert: UDP scan from host: {SCANNER4B}/{SCANNER4B} to UDP port: 7"
+    ));
+    let detected = probe.elapsed();
+    assert!(alive(pid), "daemon died under the flood");
+    // Memory: peak RSS under 64 MB.
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let hwm: u64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    // Disk and log: rate-limited, with a summary of what was suppressed.
+    // The summary comes once per 10 s interval.
+    let t1 = Instant::now();
+    while run.log.count("attackalert: Rate limit: ") == 0 && t1.elapsed() < Duration::from_secs(15)
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    run.log.wait_contains("attackalert: Rate limit: ");
+    let history = run.read("portsentry.history").lines().count();
+    let reports = run.log.count("attackalert: UDP scan from host: ");
+    let suppressed: u64 = run
+        .log
+        .lines()
+        .iter()
+        .filter_map(|l| l.strip_prefix("attackalert: Rate limit: "))
+        .filter_map(|r| r.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    println!(
+        "flood: {sent} forged sources in {:.2} s; peak RSS {} kB; {reports} reports logged, \
+         {suppressed} suppressed (summarised), {history} history lines; a real probe after \
+         the flood was logged {:.1} ms after it was sent (polling, 20 ms steps)",
+        flood.as_secs_f64(),
+        hwm,
+        detected.as_secs_f64() * 1000.0
+    );
+    assert!(hwm < 64 * 1024, "peak RSS {hwm} kB");
+    let bound = 200 + 20 * (t0.elapsed().as_secs() as usize + 2);
+    assert!(
+        history <= bound,
+        "{history} history lines for a flood (bound {bound})"
+    );
+    assert!(reports <= bound, "{reports} reports logged (bound {bound})");
+    assert!(suppressed > 0, "nothing summarised");
+}
