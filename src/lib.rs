@@ -22,5 +22,7 @@ pub mod report;
 pub mod socktable;
 pub mod sys;
 pub mod template;
+#[cfg(test)]
+mod testrng;
 pub mod watch;
 pub mod wire;

@@ -475,19 +475,7 @@ fn hostile_input_never_panics() {
     }
 }
 
-/// xorshift64*: deterministic, no extra crate.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        usize::try_from(self.next() % n as u64).unwrap_or(0)
-    }
-}
+use crate::testrng::Rng;
 
 #[test]
 fn fuzz_parse_and_validate_never_panic() {

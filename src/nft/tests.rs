@@ -236,19 +236,7 @@ fn messages() {
     assert!(msg_set_full(Set::Hosts4, 2).contains("blocked4 is full (2 elements"));
 }
 
-/// xorshift64*: deterministic, no extra crate.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        usize::try_from(self.next() % n as u64).unwrap_or(0)
-    }
-}
+use crate::testrng::Rng;
 
 /// Listings and prefixes built from the pieces nft prints, cut and mixed: errors name a line
 /// inside the text, elements that parse are real prefixes, and nothing panics. A round trip
