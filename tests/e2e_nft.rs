@@ -130,6 +130,20 @@ fn history_lines(run: &Run, ip: &str) -> usize {
         .count()
 }
 
+/// Let the scanner's packets past the firewall for a moment: a daemon that knows the host is
+/// blocked says so, and neither blocks nor records it a second time.
+fn let_through_and_expect_already_blocked(net: &Net, run: &Run) {
+    must(&format!(
+        "ip netns exec {} nft flush chain inet portsentry input",
+        net.target
+    ));
+    net.connect(None, TARGET4, PORT).unwrap();
+    run.log.wait_line(&format!(
+        "attackalert: Host: {SCANNER4} is already blocked. Ignoring"
+    ));
+    assert_eq!(history_lines(run, SCANNER4), 1);
+}
+
 #[test]
 fn a_scan_puts_the_scanner_in_the_set_and_drops_it_v4_and_v6() {
     if !ready("a_scan_puts_the_scanner_in_the_set_and_drops_it_v4_and_v6") {
@@ -233,15 +247,7 @@ fn a_restart_keeps_blocks_and_does_not_duplicate_them() {
     assert!(run.read("portsentry.blocked.tcp").contains(SCANNER4));
     // Let the scanner's packets through the firewall for a moment: the daemon knows it is
     // blocked, so it is not blocked or counted twice.
-    must(&format!(
-        "ip netns exec {} nft flush chain inet portsentry input",
-        net.target
-    ));
-    net.connect(None, TARGET4, PORT).unwrap();
-    run.log.wait_line(&format!(
-        "attackalert: Host: {SCANNER4} is already blocked. Ignoring"
-    ));
-    assert_eq!(history_lines(&run, SCANNER4), 1);
+    let_through_and_expect_already_blocked(&net, &run);
     assert_eq!(run.read("portsentry.blocked.tcp").lines().count(), 1);
     assert_eq!(
         run.log
@@ -482,15 +488,7 @@ fn a_reload_keeps_the_blocks_in_the_set() {
         .wait_line("adminalert: PortSentry reloaded its configuration.");
     assert!(set(&net.target, "blocked4").contains(SCANNER4));
     assert!(run.read("portsentry.blocked.tcp").contains(SCANNER4));
-    must(&format!(
-        "ip netns exec {} nft flush chain inet portsentry input",
-        net.target
-    ));
-    net.connect(None, TARGET4, PORT).unwrap();
-    run.log.wait_line(&format!(
-        "attackalert: Host: {SCANNER4} is already blocked. Ignoring"
-    ));
-    assert_eq!(history_lines(&run, SCANNER4), 1);
+    let_through_and_expect_already_blocked(&net, &run);
 }
 
 #[test]
