@@ -11,6 +11,7 @@ pub mod caps;
 pub mod classify;
 pub mod cli;
 pub mod config;
+pub mod dedup;
 pub mod engine;
 pub mod fuzzcheck;
 pub mod ignore;

@@ -300,15 +300,20 @@ impl Daemon {
             let mut ready_sig = false;
             let mut ready: Vec<usize> = Vec::new();
             let mut ready_capture = false;
+            let mut ready_bell = false;
             {
-                let mut fds: Vec<PollFd> = Vec::with_capacity(self.listeners.len() + 1);
+                let mut fds: Vec<PollFd> = Vec::with_capacity(self.listeners.len() + 3);
                 fds.push(PollFd::new(self.signals.as_fd(), PollFlags::POLLIN));
                 for l in &self.listeners {
                     fds.push(PollFd::new(l.fd(), PollFlags::POLLIN));
                 }
-                // The capture, if any, comes last.
+                // The capture, if any, comes last: the ring, then its doorbell when in use.
+                let first_capture = fds.len();
                 if let Some(st) = &self.stealth {
                     fds.push(PollFd::new(st.fd(), PollFlags::POLLIN));
+                    if let Some(b) = st.bell_fd() {
+                        fds.push(PollFd::new(b, PollFlags::POLLIN));
+                    }
                 }
                 match poll(&mut fds, PollTimeout::from(timeout)) {
                     Ok(_) => {}
@@ -324,18 +329,25 @@ impl Daemon {
                     let hit = f.revents().is_some_and(|r| !r.is_empty());
                     if hit && i == 0 {
                         ready_sig = true;
-                    } else if hit && i <= self.listeners.len() {
+                    } else if hit && i < first_capture {
                         ready.push(i - 1);
-                    } else if hit {
+                    } else if hit && i == first_capture {
                         ready_capture = true;
+                    } else if hit {
+                        ready_bell = true;
                     }
                 }
             }
             for i in ready {
                 self.serve(i);
             }
+            // The doorbell before the ring, so a packet judged from one is known to the
+            // de-duplication when its other copy comes (see `capture`).
+            if ready_bell {
+                self.serve_capture(true);
+            }
             if ready_capture {
-                self.serve_capture();
+                self.serve_capture(false);
             }
             if let Some(st) = &mut self.stealth {
                 st.tick(&mut self.log);
@@ -424,9 +436,11 @@ impl Daemon {
         }
     }
 
-    /// Stealth and advanced modes: every packet in the ring, each hit through `hit()`.
-    fn serve_capture(&mut self) {
+    /// Stealth and advanced modes: every packet on the doorbell (`bell`) or in the ring, each
+    /// hit through `hit()`.
+    fn serve_capture(&mut self, bell: bool) {
         let hits = match &mut self.stealth {
+            Some(st) if bell => st.ring_bell(&mut self.log),
             Some(st) => st.drain(&mut self.log),
             None => return,
         };

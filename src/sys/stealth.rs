@@ -410,27 +410,46 @@ impl Stealth {
         }
     }
 
+    /// The doorbell socket while traffic is light (see `capture`): poll it too and call
+    /// [`Stealth::ring_bell`] when it is ready, before [`Stealth::drain`].
+    pub fn bell_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.capture.bell_fd()
+    }
+
+    /// The hits among the packets waiting on the doorbell.
+    pub fn ring_bell(&mut self, log: &mut Logger) -> Vec<Hit> {
+        self.take(log, true)
+    }
+
     /// Read every packet the ring holds and return the hits, in arrival order.
     pub fn drain(&mut self, log: &mut Logger) -> Vec<Hit> {
+        self.take(log, false)
+    }
+
+    fn take(&mut self, log: &mut Logger, bell: bool) -> Vec<Hit> {
         let round = clock::now_ms();
         let mut probes = Vec::new();
         let mut bad_ihl = Vec::new();
         let drops = &mut self.drops;
-        self.capture
-            .drain(|pkttype, bytes| match wire::parse(bytes) {
-                Ok(p) => probes.push((pkttype, p)),
-                Err(e) => {
-                    drops.count(e);
-                    if let WireError::IllegalHeaderLength {
-                        ihl,
-                        src,
-                        proto: Some(proto),
-                    } = e
-                    {
-                        bad_ihl.push((proto, ihl, src));
-                    }
+        let mut each = |pkttype, bytes: &[u8]| match wire::parse(bytes) {
+            Ok(p) => probes.push((pkttype, p)),
+            Err(e) => {
+                drops.count(e);
+                if let WireError::IllegalHeaderLength {
+                    ihl,
+                    src,
+                    proto: Some(proto),
+                } = e
+                {
+                    bad_ihl.push((proto, ihl, src));
                 }
-            });
+            }
+        };
+        if bell {
+            self.capture.ring_bell(&mut each);
+        } else {
+            self.capture.drain(&mut each);
+        }
         for (proto, ihl, src) in bad_ihl {
             if self.watches.get(proto).is_none() {
                 continue;

@@ -1,0 +1,209 @@
+//! One packet, two copies: the capture reads each candidate packet from the TPACKET_V3 ring
+//! (cheap under load, but a lone packet waits there until the kernel retires its block, a
+//! timer of at least 1 ms) and, while traffic is light, also from a plain AF_PACKET socket
+//! with the same filter, the "doorbell" (one syscall per packet, but handed over at once).
+//! Whichever copy comes first is judged; this table makes sure the other one is not, so a
+//! probe is never counted twice towards SCAN_TRIGGER.
+//!
+//! Both copies of a packet carry the kernel's receive timestamp of the same buffer, so they
+//! normally compare equal; the content hash and a small time window also match the copies
+//! when the kernel stamped them separately (before packet timestamps were switched on
+//! system-wide). Two genuinely distinct packets with the same bytes within the window are
+//! retransmissions of one probe; counting them once is the right answer anyway.
+//!
+//! Pure: no I/O, no clock (time is the packets' own timestamps).
+
+use std::collections::VecDeque;
+
+/// Copies further apart than this are different packets.
+pub const WINDOW_NS: i64 = 10_000_000;
+/// At most this many doorbell packets wait for their ring copy; past it the doorbell leaves
+/// packets to the ring (under load the ring is the fast path anyway).
+pub const PENDING_MAX: usize = 64;
+/// Ring packets remembered for a doorbell copy read after them (a narrow race: the ring
+/// block was retired between our doorbell read and the ring read).
+pub const RECENT_MAX: usize = 64;
+
+/// What identifies one packet's copies: receive timestamp, captured length, content hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Key {
+    pub ts_ns: i64,
+    pub len: u32,
+    pub hash: u64,
+}
+
+impl Key {
+    /// The key of captured bytes received at `ts_ns` (ns since the epoch).
+    pub fn of(ts_ns: i64, bytes: &[u8]) -> Key {
+        // FNV-1a over the first 64 bytes: IP and transport headers, including the IP ID,
+        // checksums and sequence number that set one probe apart from the next.
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for &b in bytes.iter().take(64) {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        Key {
+            ts_ns,
+            len: u32::try_from(bytes.len()).unwrap_or(u32::MAX),
+            hash: h,
+        }
+    }
+
+    fn same(&self, o: &Key) -> bool {
+        self.len == o.len
+            && self.hash == o.hash
+            && self.ts_ns.abs_diff(o.ts_ns) <= WINDOW_NS.unsigned_abs()
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Dedup {
+    /// Judged from the doorbell; their ring copies are still to come.
+    pending: VecDeque<Key>,
+    /// The last ring packets judged.
+    recent: VecDeque<Key>,
+    /// The newest timestamp the ring has handed over.
+    ring_max_ts: i64,
+}
+
+impl Dedup {
+    pub fn new() -> Dedup {
+        Dedup::default()
+    }
+
+    /// A packet read from the doorbell: judge it (true), or leave it to the ring (false)
+    /// because the ring already had it, or holds it already and we are behind.
+    pub fn from_bell(&mut self, k: Key) -> bool {
+        if k.ts_ns <= self.ring_max_ts || self.recent.iter().any(|r| r.same(&k)) {
+            return false;
+        }
+        if self.pending.len() >= PENDING_MAX {
+            return false;
+        }
+        self.pending.push_back(k);
+        true
+    }
+
+    /// A packet from the ring: judge it (true), or skip it (false) because its doorbell copy
+    /// was judged.
+    pub fn from_ring(&mut self, k: Key) -> bool {
+        self.ring_max_ts = self.ring_max_ts.max(k.ts_ns);
+        if let Some(i) = self.pending.iter().position(|p| p.same(&k)) {
+            self.pending.remove(i);
+            return false;
+        }
+        if self.recent.len() == RECENT_MAX {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(k);
+        true
+    }
+
+    /// After a ring pass: forget doorbell packets whose ring copy can no longer come (the
+    /// ring dropped it): anything older than the window behind the ring's newest packet.
+    pub fn settle(&mut self) {
+        let horizon = self.ring_max_ts.saturating_sub(WINDOW_NS);
+        self.pending.retain(|p| p.ts_ns >= horizon);
+    }
+
+    /// Doorbell packets still waiting for their ring copy.
+    pub fn pending(&self) -> usize {
+        self.pending.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn k(ts: i64, body: &[u8]) -> Key {
+        Key::of(ts, body)
+    }
+
+    #[test]
+    fn bell_first_then_ring_counts_once() {
+        let mut d = Dedup::new();
+        let p = k(1_000, b"probe one");
+        assert!(d.from_bell(p));
+        assert!(!d.from_ring(p), "ring copy of a judged doorbell packet");
+        assert_eq!(d.pending(), 0);
+        // The next, different packet from the ring alone is judged.
+        assert!(d.from_ring(k(2_000, b"probe two")));
+    }
+
+    #[test]
+    fn ring_first_then_bell_counts_once() {
+        let mut d = Dedup::new();
+        let p = k(1_000, b"probe");
+        assert!(d.from_ring(p));
+        assert!(!d.from_bell(p), "doorbell copy of a judged ring packet");
+        // A stale doorbell packet older than what the ring handed over: the ring had it.
+        assert!(!d.from_bell(k(500, b"older")));
+    }
+
+    #[test]
+    fn separately_stamped_copies_match_within_the_window() {
+        let mut d = Dedup::new();
+        // The kernel stamped each copy itself: 30 us apart.
+        assert!(d.from_bell(k(1_030_000, b"probe")));
+        assert!(!d.from_ring(k(1_000_000, b"probe")));
+        let mut d = Dedup::new();
+        assert!(d.from_ring(k(1_000_000, b"x")));
+        assert!(!d.from_bell(k(1_000_000 + WINDOW_NS, b"x")));
+        // Same bytes far apart in time: two probes, both judged.
+        let mut d = Dedup::new();
+        assert!(d.from_bell(k(1_000, b"same")));
+        assert!(!d.from_ring(k(1_000, b"same")));
+        assert!(d.from_bell(k(1_000 + 2 * WINDOW_NS, b"same")));
+    }
+
+    #[test]
+    fn identical_packets_pair_off_one_to_one() {
+        // The same bytes sent twice in a row: two doorbell copies, two ring copies; each
+        // ring copy cancels one doorbell copy, nothing is judged twice or lost.
+        let mut d = Dedup::new();
+        let p = k(1_000, b"dup");
+        let q = k(1_001, b"dup");
+        assert!(d.from_bell(p));
+        assert!(d.from_bell(q));
+        assert!(!d.from_ring(p));
+        assert!(!d.from_ring(q));
+        assert_eq!(d.pending(), 0);
+    }
+
+    #[test]
+    fn different_content_or_length_is_a_different_packet() {
+        let mut d = Dedup::new();
+        assert!(d.from_bell(k(1_000, b"abc")));
+        assert!(d.from_ring(k(1_000, b"abd")));
+        assert!(d.from_ring(k(1_000, b"abcd")));
+        assert_eq!(d.pending(), 1);
+    }
+
+    #[test]
+    fn bounded_and_settled() {
+        let mut d = Dedup::new();
+        for i in 0..(PENDING_MAX as i64 + 10) {
+            let judged = d.from_bell(k(1_000 + i, &i.to_ne_bytes()));
+            assert_eq!(judged, i < PENDING_MAX as i64, "packet {i}");
+        }
+        assert_eq!(d.pending(), PENDING_MAX);
+        // The ring dropped them all; a much later ring packet settles the table.
+        assert!(d.from_ring(k(1_000 + 5 * WINDOW_NS, b"later")));
+        d.settle();
+        assert_eq!(d.pending(), 0);
+        for i in 0..1000i64 {
+            d.from_ring(k(10 * WINDOW_NS + i, &i.to_ne_bytes()));
+        }
+        assert!(d.recent.len() <= RECENT_MAX);
+    }
+
+    #[test]
+    fn hash_uses_only_the_headers() {
+        let mut a = vec![7u8; 200];
+        let b = a.clone();
+        a[150] = 0; // payload past 64 bytes: same key if the lengths agree
+        assert_eq!(Key::of(1, &a), Key::of(1, &b));
+        a[10] = 0;
+        assert_ne!(Key::of(1, &a), Key::of(1, &b));
+    }
+}
