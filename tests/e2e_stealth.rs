@@ -771,10 +771,26 @@ fn interface_option_and_own_addresses() {
     ));
 }
 
+/// Two probes from `from` (each alone on an idle link, so the ring and the doorbell both
+/// have it) stay below SCAN_TRIGGER="3"; the third triggers.
+fn two_below_third_triggers(run: &Run, from: &str, probe: impl Fn()) {
+    for _ in 0..2 {
+        probe();
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(
+        run.log.count(&format!("host: {from}/{from}")),
+        0,
+        "two probes from {from} triggered SCAN_TRIGGER=3: {:?}",
+        run.log.lines()
+    );
+    probe();
+    run.log.wait_contains(&format!("host: {from}/{from}"));
+}
+
 /// Every captured packet reaches the engine from the ring or from the doorbell socket
-/// beside it, never both: with SCAN_TRIGGER="3", two probes from a host (each one alone on
-/// an idle link, so both copies exist) stay below the trigger, and the third triggers.
-/// Counting a copy twice would trigger on the second probe.
+/// beside it, never both: counting a copy twice would trigger on the second probe.
 #[test]
 fn each_packet_counts_once_towards_scan_trigger() {
     if !ready("each_packet_counts_once_towards_scan_trigger") {
@@ -787,39 +803,16 @@ fn each_packet_counts_once_towards_scan_trigger() {
     for (i, v6) in [(0u8, false), (1, true)] {
         let from = src(&net, v6, 80 + i);
         let dst = if v6 { TARGET6 } else { TARGET4 };
-        for _ in 0..2 {
+        two_below_third_triggers(&run, &from, || {
             net.udp(Some(&from), dst, 7);
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        std::thread::sleep(Duration::from_millis(400));
-        assert_eq!(
-            run.log.count(&format!("host: {from}/{from}")),
-            0,
-            "two probes from {from} triggered SCAN_TRIGGER=3: {:?}",
-            run.log.lines()
-        );
-        net.udp(Some(&from), dst, 7);
+        });
         run.log.wait_line(&format!(
             "attackalert: UDP scan from host: {from}/{from} to UDP port: 7"
         ));
     }
-    // The same for TCP SYN probes (hping3, IPv4; hand-made packets for IPv6).
+    // TCP SYN probes: hping3 for IPv4, hand-made packets for IPv6.
     let from = src(&net, false, 90);
-    for _ in 0..2 {
-        hping3(&net, "-S", &from, TARGET4, 11);
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    std::thread::sleep(Duration::from_millis(400));
-    assert_eq!(run.log.count(&format!("host: {from}/{from}")), 0);
-    hping3(&net, "-S", &from, TARGET4, 11);
-    run.log.wait_contains(&format!("host: {from}/{from}"));
+    two_below_third_triggers(&run, &from, || hping3(&net, "-S", &from, TARGET4, 11));
     let from = src(&net, true, 91);
-    for _ in 0..2 {
-        raw6(&net, &from, TARGET6, 11, 0x02);
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    std::thread::sleep(Duration::from_millis(400));
-    assert_eq!(run.log.count(&format!("host: {from}/{from}")), 0);
-    raw6(&net, &from, TARGET6, 11, 0x02);
-    run.log.wait_contains(&format!("host: {from}/{from}"));
+    two_below_third_triggers(&run, &from, || raw6(&net, &from, TARGET6, 11, 0x02));
 }
