@@ -11,6 +11,12 @@
 //! system-wide). Two genuinely distinct packets with the same bytes within the window are
 //! retransmissions of one probe; counting them once is the right answer anyway.
 //!
+//! Order matters too (an outgoing SYN must be seen before the replies it explains): the ring
+//! has every packet in arrival order, the doorbell only while its small buffer does not
+//! overflow. After the doorbell dropped a packet (the kernel's drop counter, which comes with
+//! each packet, moved), its packets are left to the ring until the ring has caught up with
+//! the first one after the gap, so no packet is judged before one that came earlier.
+//!
 //! Pure: no I/O, no clock (time is the packets' own timestamps).
 
 use std::collections::VecDeque;
@@ -63,6 +69,11 @@ pub struct Dedup {
     recent: VecDeque<Key>,
     /// The newest timestamp the ring has handed over.
     ring_max_ts: i64,
+    /// The doorbell's drop counter as last seen.
+    bell_drops: u32,
+    /// The doorbell lost packets before the one stamped so: leave its packets to the ring
+    /// until the ring has handed that one over.
+    gap_ts: Option<i64>,
 }
 
 impl Dedup {
@@ -70,9 +81,21 @@ impl Dedup {
         Dedup::default()
     }
 
-    /// A packet read from the doorbell: judge it (true), or leave it to the ring (false)
-    /// because the ring already had it, or holds it already and we are behind.
-    pub fn from_bell(&mut self, k: Key) -> bool {
+    /// A packet read from the doorbell, with the socket's drop counter at the time it was
+    /// queued: judge it (true), or leave it to the ring (false) because the ring already had
+    /// it, or the doorbell lost packets before it that the ring has not handed over yet, or
+    /// too many doorbell packets wait for their ring copy.
+    pub fn bell_copy(&mut self, k: Key, drops: u32) -> bool {
+        if drops != self.bell_drops {
+            self.bell_drops = drops;
+            self.gap_ts = Some(self.gap_ts.map_or(k.ts_ns, |g| g.max(k.ts_ns)));
+        }
+        if let Some(g) = self.gap_ts {
+            if self.ring_max_ts < g {
+                return false;
+            }
+            self.gap_ts = None;
+        }
         if k.ts_ns <= self.ring_max_ts || self.recent.iter().any(|r| r.same(&k)) {
             return false;
         }
@@ -85,7 +108,7 @@ impl Dedup {
 
     /// A packet from the ring: judge it (true), or skip it (false) because its doorbell copy
     /// was judged.
-    pub fn from_ring(&mut self, k: Key) -> bool {
+    pub fn ring_copy(&mut self, k: Key) -> bool {
         self.ring_max_ts = self.ring_max_ts.max(k.ts_ns);
         if let Some(i) = self.pending.iter().position(|p| p.same(&k)) {
             self.pending.remove(i);
@@ -119,41 +142,74 @@ mod tests {
         Key::of(ts, body)
     }
 
+    impl Dedup {
+        /// A doorbell packet when the doorbell has never dropped one.
+        fn bell_copy0(&mut self, k: Key) -> bool {
+            self.bell_copy(k, 0)
+        }
+    }
+
+    #[test]
+    fn after_a_doorbell_gap_the_ring_catches_up_first() {
+        // The target's SYN went out, the doorbell's buffer was full (dropped it), then the
+        // reply came: the reply must not be judged before the ring hands over the SYN.
+        let mut d = Dedup::new();
+        let syn = k(1_000, b"outgoing syn");
+        let reply = k(2_000, b"syn+ack");
+        assert!(
+            !d.bell_copy(reply, 1),
+            "judged before the packet lost before it"
+        );
+        assert!(d.ring_copy(syn));
+        assert!(d.ring_copy(reply), "the ring judges the reply, in order");
+        // Caught up: later doorbell packets are judged again (same drop count).
+        assert!(d.bell_copy(k(3_000, b"next"), 1));
+        assert!(!d.ring_copy(k(3_000, b"next")));
+        // A second gap while the first is pending extends it to the later packet.
+        assert!(!d.bell_copy(k(4_000, b"a"), 2));
+        assert!(!d.bell_copy(k(5_000, b"b"), 3));
+        assert!(d.ring_copy(k(4_000, b"a")));
+        assert!(!d.bell_copy(k(6_000, b"c"), 3), "ring not yet at 5000");
+        assert!(d.ring_copy(k(5_000, b"b")));
+        assert!(d.ring_copy(k(6_000, b"c")));
+        assert!(d.bell_copy(k(7_000, b"d"), 3));
+    }
+
     #[test]
     fn bell_first_then_ring_counts_once() {
         let mut d = Dedup::new();
         let p = k(1_000, b"probe one");
-        assert!(d.from_bell(p));
-        assert!(!d.from_ring(p), "ring copy of a judged doorbell packet");
+        assert!(d.bell_copy0(p));
+        assert!(!d.ring_copy(p), "ring copy of a judged doorbell packet");
         assert_eq!(d.pending(), 0);
         // The next, different packet from the ring alone is judged.
-        assert!(d.from_ring(k(2_000, b"probe two")));
+        assert!(d.ring_copy(k(2_000, b"probe two")));
     }
 
     #[test]
     fn ring_first_then_bell_counts_once() {
         let mut d = Dedup::new();
         let p = k(1_000, b"probe");
-        assert!(d.from_ring(p));
-        assert!(!d.from_bell(p), "doorbell copy of a judged ring packet");
+        assert!(d.ring_copy(p));
+        assert!(!d.bell_copy0(p), "doorbell copy of a judged ring packet");
         // A stale doorbell packet older than what the ring handed over: the ring had it.
-        assert!(!d.from_bell(k(500, b"older")));
+        assert!(!d.bell_copy0(k(500, b"older")));
     }
 
     #[test]
     fn separately_stamped_copies_match_within_the_window() {
         let mut d = Dedup::new();
         // The kernel stamped each copy itself: 30 us apart.
-        assert!(d.from_bell(k(1_030_000, b"probe")));
-        assert!(!d.from_ring(k(1_000_000, b"probe")));
+        assert!(d.bell_copy0(k(1_030_000, b"probe")));
+        assert!(!d.ring_copy(k(1_000_000, b"probe")));
         let mut d = Dedup::new();
-        assert!(d.from_ring(k(1_000_000, b"x")));
-        assert!(!d.from_bell(k(1_000_000 + WINDOW_NS, b"x")));
+        assert!(d.ring_copy(k(1_000_000, b"x")));
+        assert!(!d.bell_copy0(k(1_000_000 + WINDOW_NS, b"x")));
         // Same bytes far apart in time: two probes, both judged.
         let mut d = Dedup::new();
-        assert!(d.from_bell(k(1_000, b"same")));
-        assert!(!d.from_ring(k(1_000, b"same")));
-        assert!(d.from_bell(k(1_000 + 2 * WINDOW_NS, b"same")));
+        assert!(d.bell_copy0(k(1_000, b"same")));
+        assert!(!d.ring_copy(k(1_000, b"same")));
+        assert!(d.bell_copy0(k(1_000 + 2 * WINDOW_NS, b"same")));
     }
 
     #[test]
@@ -163,19 +219,19 @@ mod tests {
         let mut d = Dedup::new();
         let p = k(1_000, b"dup");
         let q = k(1_001, b"dup");
-        assert!(d.from_bell(p));
-        assert!(d.from_bell(q));
-        assert!(!d.from_ring(p));
-        assert!(!d.from_ring(q));
+        assert!(d.bell_copy0(p));
+        assert!(d.bell_copy0(q));
+        assert!(!d.ring_copy(p));
+        assert!(!d.ring_copy(q));
         assert_eq!(d.pending(), 0);
     }
 
     #[test]
     fn different_content_or_length_is_a_different_packet() {
         let mut d = Dedup::new();
-        assert!(d.from_bell(k(1_000, b"abc")));
-        assert!(d.from_ring(k(1_000, b"abd")));
-        assert!(d.from_ring(k(1_000, b"abcd")));
+        assert!(d.bell_copy0(k(1_000, b"abc")));
+        assert!(d.ring_copy(k(1_000, b"abd")));
+        assert!(d.ring_copy(k(1_000, b"abcd")));
         assert_eq!(d.pending(), 1);
     }
 
@@ -183,16 +239,16 @@ mod tests {
     fn bounded_and_settled() {
         let mut d = Dedup::new();
         for i in 0..(PENDING_MAX as i64 + 10) {
-            let judged = d.from_bell(k(1_000 + i, &i.to_ne_bytes()));
+            let judged = d.bell_copy0(k(1_000 + i, &i.to_ne_bytes()));
             assert_eq!(judged, i < PENDING_MAX as i64, "packet {i}");
         }
         assert_eq!(d.pending(), PENDING_MAX);
         // The ring dropped them all; a much later ring packet settles the table.
-        assert!(d.from_ring(k(1_000 + 5 * WINDOW_NS, b"later")));
+        assert!(d.ring_copy(k(1_000 + 5 * WINDOW_NS, b"later")));
         d.settle();
         assert_eq!(d.pending(), 0);
         for i in 0..1000i64 {
-            d.from_ring(k(10 * WINDOW_NS + i, &i.to_ne_bytes()));
+            d.ring_copy(k(10 * WINDOW_NS + i, &i.to_ne_bytes()));
         }
         assert!(d.recent.len() <= RECENT_MAX);
     }

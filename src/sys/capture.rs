@@ -200,6 +200,13 @@ impl Capture {
             &1 as &libc::c_int,
             "SO_TIMESTAMPNS",
         )?;
+        setopt(
+            &bell,
+            libc::SOL_SOCKET,
+            libc::SO_RXQ_OVFL,
+            &1 as &libc::c_int,
+            "SO_RXQ_OVFL",
+        )?;
         let cap = Capture {
             fd,
             ring,
@@ -225,11 +232,11 @@ impl Capture {
         let mut buf = [0u8; SNAPLEN as usize];
         let mut n = 0;
         for _ in 0..BELL_BURST {
-            let Some((pkttype, len, ts)) = recv_stamped(&self.bell, &mut buf) else {
+            let Some((pkttype, len, ts, drops)) = recv_stamped(&self.bell, &mut buf) else {
                 break;
             };
             let bytes = &buf[..len];
-            if self.bell_on && self.dedup.from_bell(Key::of(ts, bytes)) {
+            if self.bell_on && self.dedup.bell_copy(Key::of(ts, bytes), drops) {
                 f(pkttype, bytes);
                 n += 1;
             }
@@ -289,7 +296,7 @@ impl Capture {
             let bytes = unsafe { std::slice::from_raw_parts(block, BLOCK_SIZE as usize) };
             let dedup = &mut self.dedup;
             n += walk_block(bytes, &mut |pkttype, ts, pkt| {
-                if dedup.from_ring(Key::of(ts, pkt)) {
+                if dedup.ring_copy(Key::of(ts, pkt)) {
                     f(pkttype, pkt);
                 }
             });
@@ -346,8 +353,9 @@ fn bind(fd: &OwnedFd, ifindex: i32) -> io::Result<()> {
 }
 
 /// One packet from a non-ring packet socket: (`sll_pkttype`, captured length, receive
-/// timestamp in ns). None when nothing is waiting (or on an error: the ring has the packet).
-fn recv_stamped(fd: &OwnedFd, buf: &mut [u8]) -> Option<(u8, usize, i64)> {
+/// timestamp in ns, the socket's drop counter when it was queued). None when nothing is
+/// waiting (or on an error: the ring has the packet).
+fn recv_stamped(fd: &OwnedFd, buf: &mut [u8]) -> Option<(u8, usize, i64, u32)> {
     // SAFETY: plain data; all-zero is valid for each.
     let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
     let mut cbuf = [0u64; 16]; // u64 for cmsghdr alignment
@@ -369,6 +377,8 @@ fn recv_stamped(fd: &OwnedFd, buf: &mut [u8]) -> Option<(u8, usize, i64)> {
         return None;
     }
     let mut ts = None;
+    // SO_RXQ_OVFL: absent while the counter is zero.
+    let mut drops = 0u32;
     // SAFETY: the CMSG macros walk the control buffer the kernel filled, within
     // msg_controllen; the timespec is read unaligned.
     unsafe {
@@ -377,12 +387,14 @@ fn recv_stamped(fd: &OwnedFd, buf: &mut [u8]) -> Option<(u8, usize, i64)> {
             if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_TIMESTAMPNS {
                 let t = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<libc::timespec>());
                 ts = Some(t.tv_sec * 1_000_000_000 + t.tv_nsec);
+            } else if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SO_RXQ_OVFL {
+                drops = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<u32>());
             }
             c = libc::CMSG_NXTHDR(&msg, c);
         }
     }
     // Without a timestamp the copies cannot be matched: leave the packet to the ring.
-    Some((sll.sll_pkttype, r as usize, ts?))
+    Some((sll.sll_pkttype, r as usize, ts?, drops))
 }
 
 /// `tpacket_block_desc.hdr.bh1.block_status`, which the kernel and we hand over.

@@ -19,7 +19,7 @@ use crate::mode::{Kind, Mode, Proto};
 use crate::report;
 
 use super::daemon::{self, Forked, Ready};
-use super::exec::Executor;
+use super::exec::{Executor, Progress};
 use super::files;
 use super::ignore_file::IgnoreFile;
 use super::listen::{self, BindError, Listener, Sock};
@@ -384,6 +384,10 @@ impl Daemon {
 
     fn pump(&mut self) {
         let p = self.exec.pump(clock::now_ms());
+        self.progress(p);
+    }
+
+    fn progress(&mut self, p: Progress) {
         for l in p.log {
             self.log.log(&l);
         }
@@ -477,12 +481,18 @@ impl Daemon {
             let v = self
                 .engine
                 .respond(&self.cfg, &hit, r, &name, &self.protected);
+            // The commands start before the detection line is sent, so KILL_ROUTE does not
+            // wait for syslog; what they report (a step done at once, like hosts.deny) is
+            // logged after it, in 1.2's order.
+            let started = v.job.map(|job| {
+                self.exec.submit(job);
+                self.exec.pump(clock::now_ms())
+            });
             for l in &v.log {
                 self.log.log(l);
             }
-            if let Some(job) = v.job {
-                self.exec.submit(job);
-                self.pump();
+            if let Some(p) = started {
+                self.progress(p);
             }
         }
         banner
