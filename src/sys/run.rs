@@ -289,7 +289,7 @@ impl Daemon {
     fn run(&mut self) -> i32 {
         loop {
             let timeout = if self.exec.nft_running() {
-                5u16
+                1u16
             } else if self.exec.busy() {
                 20
             } else if self.stealth.is_some() {
