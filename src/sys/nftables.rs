@@ -272,10 +272,21 @@ impl Batcher {
         let req = nfnl::add_elements(sock.seq(), self.set, &elems);
         match sock.transact(&req) {
             Ok(Outcome::Done) => Ok(()),
-            Ok(Outcome::Failed(errno)) => Err(NftError {
-                failure: nfnl::failure_of(errno),
-                message: format!("netlink: {}", std::io::Error::from_raw_os_error(errno)),
-            }),
+            Ok(Outcome::Failed(errno)) => {
+                let failure = nfnl::failure_of(errno);
+                let why = std::io::Error::from_raw_os_error(errno);
+                let message = if failure == Failure::Missing {
+                    format!(
+                        "table {} {} or its set {} is gone ({why}); a restart or reload makes it again",
+                        nft::FAMILY,
+                        nft::TABLE,
+                        self.set.name()
+                    )
+                } else {
+                    format!("netlink: {why}")
+                };
+                Err(NftError { failure, message })
+            }
             Ok(Outcome::Incomplete) => Err(NftError {
                 failure: Failure::Other,
                 message: "netlink: the kernel's answer to a batch was lost".to_string(),
@@ -306,8 +317,13 @@ impl Batcher {
                 }
                 done.extend(items.into_iter().map(|i| (i, true)));
             }
-            Err(e) if items.len() > 1 && !(self.full && e.failure == Failure::SetFull) => {
-                // Find the elements that fit: retry each half, before the rest.
+            Err(e)
+                if items.len() > 1
+                    && e.failure != Failure::Missing
+                    && !(self.full && e.failure == Failure::SetFull) =>
+            {
+                // Find the elements that fit: retry each half, before the rest. (A missing
+                // table or set fails every element alike: no split.)
                 let mut a = items;
                 let b = a.split_off(a.len() / 2);
                 queue.push_front(b);
