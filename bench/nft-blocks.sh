@@ -107,13 +107,14 @@ cpu_ms() { awk '{ print ($14 + $15) * 10 }' "/proc/$1/stat"; }
 
 lines() { [ -f "$1" ] && wc -l <"$1" || echo 0; }
 
-# Wait until `$1` (a counting command) reaches $2 or stops growing for ~5 s (bounded: 2000
-# polls). Prints "count seconds" (seconds since $3, a start time from `date +%s.%N`, to the
-# poll that first saw the final count; a poll of a 100,000-element set takes ~0.5 s).
+# Wait until `$1` (a counting command) reaches $2 or stops growing for ~5 s (bounded: 3000
+# polls, $4 s apart, default 0.1). Prints "count seconds" (seconds since $3, a start time
+# from `date +%s.%N`, to the poll that first saw the final count; a poll of a
+# 100,000-element set takes ~0.5 s, a count of history lines a few ms).
 wait_count() {
-    local count=$1 want=$2 t0=$3 n=0 last=-1 tend now
+    local count=$1 want=$2 t0=$3 gap=${4:-0.1} n=0 last=-1 tend now
     tend=$(date +%s.%N)
-    for _ in $(seq 2000); do
+    for _ in $(seq 3000); do
         n=$($count)
         now=$(date +%s.%N)
         if [ "$n" != "$last" ]; then
@@ -123,39 +124,49 @@ wait_count() {
             break
         fi
         [ "$n" -ge "$want" ] && break
-        sleep 0.1
+        sleep "$gap"
     done
     echo "$n $(awk -v a="$tend" -v b="$t0" 'BEGIN { print a - b }')"
 }
 
 elements() { ip netns exec "$T" nft list set inet portsentry "$1" | grep -Eo '(198\.1[89]\.[0-9.]+|2001:db8:1::[0-9a-f:]+)' | sort -u | wc -l; }
 set_total() { echo $(($(elements blocked4) + $(elements blocked6))); }
+history_total() { lines "$DIR/history"; }
 rule_total() { ip netns exec "$T" iptables -S INPUT | grep -c -- '-j DROP' || true; }
 
-flood() { # family base count rate
-    ip netns exec "$S" python3 bench/probe.py flood "$2" "$3" "$4" "$PORT" "$RATE" 120
+flood() { # family base count destination [start: a `date +%s.%N` value]
+    ip netns exec "$S" python3 bench/probe.py flood "$2" "$3" "$4" "$PORT" "$RATE" 120 ${5:+"$5"}
 }
+
+# A start time $1 seconds from now, for floods that first build their datagrams.
+later() { awk -v t="$(date +%s.%N)" -v d="$1" 'BEGIN { printf "%.6f", t + d }'; }
 
 echo "== nftables: $N sources ($((N / 2)) IPv4 + $((N - N / 2)) IPv6), BLOCK_METHOD=nftables"
 config 'BLOCK_METHOD="nftables"'
 start
 pid=$(cat "$DIR/pid")
-t0=$(date +%s.%N)
-flood 4 198.18.16.0 $((N / 2)) 198.18.0.1 &
+# Both senders build their datagrams first and start sending at t0 (python needs ~1 s to
+# build 50,000 IPv6 datagrams on a busy core; if it needed longer, t0 would be early and
+# the rate lower, never higher). The time counted ends when the history file has all N
+# lines: a line is written only after the kernel took the element into the set (the set
+# and the blocked file are counted afterwards).
+t0=$(later 2.5)
+flood 4 198.18.16.0 $((N / 2)) 198.18.0.1 "$t0" &
 f4=$!
-flood 6 2001:db8:1::1:0 $((N - N / 2)) 2001:db8:1::1 &
+flood 6 2001:db8:1::1:0 $((N - N / 2)) 2001:db8:1::1 "$t0" &
 f6=$!
 wait $f4 $f6
-read -r got secs < <(wait_count set_total "$N" "$t0")
+read -r hist secs < <(wait_count history_total "$N" "$t0" 0.01)
+got=$(set_total)
 rss=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
 cpu=$(cpu_ms "$pid")
 runq=$(awk '{ printf "%d", $2 / 1000000 }' "/proc/$pid/schedstat")
 lost=$(ip netns exec "$T" nstat -azs UdpRcvbufErrors Udp6RcvbufErrors | awk '$2 ~ /^[0-9]+$/ { n += $2 } END { print n + 0 }')
 e4=$(elements blocked4)
 e6=$(elements blocked6)
-printf 'in the set: %d of %d in %.2f s: %.0f blocks/s (%d IPv4 + %d IPv6); history %d, blocked file %d lines (the daemon rate-limits reports); peak RSS %d MB; daemon CPU %d ms (%.0f us per block), %d ms runnable but waiting for a CPU\n' \
-    "$got" "$N" "$secs" "$(awk -v a="$got" -v b="$secs" 'BEGIN { print a / b }')" "$e4" "$e6" \
-    "$(lines "$DIR/history")" "$(lines "$DIR/blocked.udp")" "$((rss / 1024))" "$cpu" \
+printf 'history %d of %d lines %.2f s after the first datagram: %.0f blocks/s; in the set %d (%d IPv4 + %d IPv6), blocked file %d lines; peak RSS %d MB; daemon CPU %d ms (%.1f us per block), %d ms runnable but waiting for a CPU\n' \
+    "$hist" "$N" "$secs" "$(awk -v a="$hist" -v b="$secs" 'BEGIN { print (b > 0 ? a / b : 0) }')" \
+    "$got" "$e4" "$e6" "$(lines "$DIR/blocked.udp")" "$((rss / 1024))" "$cpu" \
     "$(awk -v a="$cpu" -v b="$got" 'BEGIN { print b ? a * 1000 / b : 0 }')" "$runq"
 echo "datagrams lost to a full receive buffer (the daemon was slower than the flood): $lost"
 

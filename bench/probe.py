@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """Traffic helper for bench/nft-blocks.sh (not a test; prints figures).
 
-  flood  FAMILY BASE COUNT DST PORT RATE MAXSECS   spoofed-source UDP datagrams over a raw
+  flood  BASE COUNT DST PORT RATE MAXSECS [START]   spoofed-source UDP datagrams over a raw
          socket: COUNT distinct sources from BASE upwards, at most RATE per second, stopping
-         after MAXSECS whatever happens. Prints "sent N in S s".
+         after MAXSECS whatever happens. The datagrams are built first; with START (a
+         time.time() value) sending begins then, so the build does not count. Prints
+         "sent N in S s".
   latency BASE COUNT DST PORT NS                   one probe at a time from fresh sources;
          `nft monitor` in namespace NS reports when each address lands in the set.
          Prints median and p90 in ms.
@@ -49,12 +51,18 @@ def raw(version):
     return socket.socket(fam, socket.SOCK_RAW, socket.IPPROTO_RAW)
 
 
-def flood(base, count, dst, port, rate, maxsecs):
+def flood(base, count, dst, port, rate, maxsecs, start=None):
     base, dst = ipaddress.ip_address(base), ipaddress.ip_address(dst)
     s = raw(dst.version)
+    pkts = [packet(base + i, dst, port) for i in range(count)]
+    to = (str(dst), 0)
+    if start is not None:
+        wait = start - time.time()
+        if wait > 0:
+            time.sleep(min(wait, maxsecs))
     t0 = time.monotonic()
     sent = 0
-    for i in range(count):
+    for i, p in enumerate(pkts):
         if i % 256 == 0:
             now = time.monotonic()
             if now - t0 > maxsecs:
@@ -62,7 +70,7 @@ def flood(base, count, dst, port, rate, maxsecs):
             ahead = t0 + i / rate - now
             if ahead > 0:
                 time.sleep(ahead)
-        s.sendto(packet(base + i, dst, port), (str(dst), 0))
+        s.sendto(p, to)
         sent += 1
     print("sent %d in %.2f s" % (sent, time.monotonic() - t0))
 
@@ -140,7 +148,8 @@ def connrate(src, dst, port, secs):
 if __name__ == "__main__":
     a = sys.argv[1:]
     if a[:1] == ["flood"]:
-        flood(a[1], int(a[2]), a[3], int(a[4]), float(a[5]), float(a[6]))
+        flood(a[1], int(a[2]), a[3], int(a[4]), float(a[5]), float(a[6]),
+              float(a[7]) if len(a) > 7 else None)
     elif a[:1] == ["latency"]:
         latency(a[1], int(a[2]), a[3], int(a[4]), a[5])
     elif a[:1] == ["listen"]:

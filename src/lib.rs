@@ -17,6 +17,7 @@ pub mod fuzzcheck;
 pub mod ignore;
 pub mod ignore_builder;
 pub mod mode;
+pub mod nfnl;
 pub mod nft;
 pub mod protect;
 pub mod report;

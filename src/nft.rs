@@ -3,7 +3,8 @@
 //! output used to rebuild the blocked state after a restart and by `portsentry blocked list`.
 //!
 //! Pure: it never runs `nft`, never reads the clock. The shell (`sys::nftables`) feeds these
-//! scripts to `nft -f -` and hands the listing text back here.
+//! scripts to `nft -f -` and hands the listing text back here. The daemon's own adds under
+//! load skip the text and go over netlink (`crate::nfnl`).
 //!
 //! Layout, one table `inet portsentry` that nothing else uses, so other tables are never
 //! touched:

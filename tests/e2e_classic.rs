@@ -159,6 +159,9 @@ fn both_protocols_in_one_process_and_run_cmd_first() {
         run.read("actions"),
         format!("cmd {SCANNER4} 1 tcp\nroute {SCANNER4} 1 tcp\n")
     );
+    // The route line is logged when the daemon reaps the command, a moment after the
+    // command wrote its action.
+    run.log.wait_contains("via dropped route");
     let lines = run.log.lines();
     let pos = |p: &str| lines.iter().position(|l| l.contains(p)).unwrap();
     assert!(pos("External command run") < pos("via wrappers"));

@@ -39,7 +39,7 @@ pub struct Executor {
     /// BLOCK_METHOD="nftables": one batcher per address family.
     nft: Option<[Batcher; 2]>,
     /// Jobs waiting for their element's batch, by token. They hold no process, so they do
-    /// not count against MAX_PARALLEL: under a flood thousands wait for one `nft` run.
+    /// not count against MAX_PARALLEL: under a flood thousands wait for one netlink batch.
     nft_wait: HashMap<u64, Running>,
     next_token: u64,
 }
@@ -85,8 +85,8 @@ impl Executor {
         self.nft = size.map(|n| [Batcher::new(Set::Hosts4, n), Batcher::new(Set::Hosts6, n)]);
     }
 
-    /// True while an `nft` batch runs or adds wait for one (the loop then polls every few
-    /// ms, so a batch held back by `MIN_GAP_MS` starts in time).
+    /// True while adds wait for a netlink batch (the loop then polls every millisecond, so
+    /// a batch held back by `MIN_GAP_MS` goes out in time).
     pub fn nft_running(&self) -> bool {
         self.nft
             .as_ref()

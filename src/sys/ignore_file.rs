@@ -1,6 +1,8 @@
 //! The ignore file, kept in memory and re-read only when it changes. 1.2 re-reads it on every
 //! event so edits apply at once (§5.1); a `stat` per hit gives the same live updates without
-//! parsing the file each time. Bad lines are warned about once per change, never fatal.
+//! parsing the file each time, and at most one `stat` per millisecond keeps a flood of hits
+//! (tens of thousands a second) from paying one each. Bad lines are warned about once per
+//! change, never fatal.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -24,6 +26,8 @@ pub struct IgnoreFile {
     /// None: never read; Some(None): missing; Some(Some(s)): read at stamp s.
     stamp: Option<Option<Stamp>>,
     list: IgnoreList,
+    /// When the file was last looked at (clock ms).
+    checked: Option<u64>,
 }
 
 impl IgnoreFile {
@@ -32,6 +36,7 @@ impl IgnoreFile {
             path: path.to_path_buf(),
             stamp: None,
             list: IgnoreList::default(),
+            checked: None,
         }
     }
 
@@ -41,6 +46,11 @@ impl IgnoreFile {
 
     /// The current list, re-read first if the file changed since the last call.
     pub fn refresh(&mut self, log: &mut Logger) -> &IgnoreList {
+        let ms = super::clock::now_ms();
+        if self.checked == Some(ms) {
+            return &self.list;
+        }
+        self.checked = Some(ms);
         let now = std::fs::metadata(&self.path).ok().map(|m| Stamp {
             dev: m.dev(),
             ino: m.ino(),

@@ -14,6 +14,7 @@ pub mod ignore_file;
 pub mod listen;
 pub mod log;
 pub mod netinfo;
+pub mod nfnl;
 pub mod nftables;
 pub mod resolve;
 pub mod run;

@@ -1,18 +1,17 @@
-//! Runs `nft` for the daemon and for `portsentry blocked`: the idempotent table set-up, the
-//! listing, and the batched adds of the hot path. The script text and the listing parser are
-//! pure (`crate::nft`); this module only feeds `nft -f -` and reads what it says.
+//! nftables for the daemon and for `portsentry blocked`: the idempotent table set-up and the
+//! listing run `nft` (once at start-up, or per admin command); the batched element adds of
+//! the hot path go straight to the kernel over nfnetlink (`crate::nfnl` builds the bytes,
+//! `sys::nfnl` owns the socket). The script text and the listing parser are pure
+//! (`crate::nft`).
 //!
-//! Why `nft -f -` per batch, and not one fork per block or a long-lived `nft -i`: measured
-//! here (nftables 1.0.6, kernel 6.18, in a namespace), one `nft` run costs about 4.5 ms
-//! whatever it does; 10 × 10,000 elements in one run took 0.40 s (250,000 elements/s); 1,000
-//! one-element commands took 14 ms through one `nft -f` and 74 ms through `nft -i` (every line
-//! of `nft -i` is its own netlink transaction). A long-lived `nft -e -i` was tried for lower
-//! latency: it answered single lines in 5-15 ms here (no better than a fresh `nft -f`), and
-//! its acknowledgements cannot be matched to commands reliably (a no-op command prints
-//! nothing, an error prints several lines). One fork per block would cap a flood at ~200
-//! blocks/s (the iptables KILL_ROUTE run of bench/nft-blocks.sh: 450-480/s). So at most
-//! one `nft -f -` per address family runs at a time; adds that arrive meanwhile wait and go
-//! together in the next run, so the batch grows with the load and costs one fork.
+//! Why not `nft -f -` on the hot path any more: one `nft` run costs about 4.5 ms of process
+//! start and parsing whatever it does, and under a flood the nft processes took about as much
+//! CPU as the daemon itself (perf, bench/nft-blocks.sh: 46 % of the samples). A netlink batch
+//! is one `send` that the kernel processes before it returns.
+//!
+//! Adds are batched: an idle daemon sends at once (the first add after a quiet spell); under
+//! load at most one batch per address family every [`MIN_GAP_MS`], so the batch grows with
+//! the load and its fixed cost (one transaction) is shared.
 //!
 //! A batch is one transaction: one bad element fails all of it. A failed batch is split in
 //! halves and retried, so the elements that fit still get in; once a single element fails
@@ -20,25 +19,21 @@
 //! later batches are tried once each (no splitting) until one succeeds again.
 
 use std::collections::VecDeque;
-use std::io::{ErrorKind, Read, Write};
+use std::io::{ErrorKind, Write};
 use std::net::IpAddr;
-use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
+use super::nfnl::Socket;
+use crate::nfnl::{self, Outcome};
 use crate::nft::{self, Element, Failure, Prefix, Set};
 
-/// A batch running longer than this is killed and fails.
-pub const BATCH_TIMEOUT_MS: u64 = 30_000;
-/// At most this many elements per `nft` run.
-pub const MAX_BATCH: usize = 20_000;
-/// Under load, start a batch at most this often unless MAX_BATCH adds wait: every start
-/// blocks the loop while the child execs (~1 ms), so fewer, larger batches keep the loop
-/// reading probes. An idle daemon starts at once (the first add after a quiet spell).
-pub const MIN_GAP_MS: u64 = 10;
-/// Keep at most this much of nft's error output.
-const STDERR_KEEP: usize = 4096;
+/// At most this many elements per transaction (about 165 KB for IPv6, within the socket's
+/// send buffer).
+pub const MAX_BATCH: usize = 4096;
+/// Under load, send a batch at most this often unless MAX_BATCH adds wait.
+pub const MIN_GAP_MS: u64 = 1;
 
 /// A failed `nft` run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -196,59 +191,17 @@ pub struct Item {
     pub timeout_s: u64,
 }
 
-struct Inflight {
-    child: Child,
-    items: Vec<Item>,
-    started: u64,
-    stderr: Vec<u8>,
-}
-
-/// Batches the adds of one address family (each family has its own set and its own "full").
+/// Batches the adds of one address family (each family has its own set and its own "full")
+/// and sends them over its own nfnetlink socket (`sys::nfnl`).
 pub struct Batcher {
     set: Set,
     size: u32,
     pending: Vec<Item>,
-    retry: VecDeque<Vec<Item>>,
-    inflight: Option<Inflight>,
     full: bool,
-    /// When the last batch started (None: never).
+    /// When the last batch was sent (None: never).
     last_start: Option<u64>,
-    /// When the running batch was last checked: under a flood the executor is pumped for
-    /// every probe, and one check per millisecond is enough.
-    last_check: u64,
-    /// An `nft -f -` started while idle, waiting for its script on stdin: it has loaded and
-    /// initialised by the time a probe comes, which takes its start (~1 ms) off the
-    /// probe-to-block latency. It costs one idle process per address family; it exits when
-    /// its stdin closes (daemon gone or the batcher dropped).
-    spare: Option<Child>,
-}
-
-fn spawn_batch_nft() -> std::io::Result<Child> {
-    nft()
-        .args(["-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-}
-
-/// The spare if it still waits; one that died (killed by someone) is reaped and dropped.
-fn alive(mut c: Child) -> Option<Child> {
-    matches!(c.try_wait(), Ok(None)).then_some(c)
-}
-
-impl Drop for Batcher {
-    fn drop(&mut self) {
-        // Reap what we started: a spare ends on EOF; a batch still running is stopped.
-        if let Some(mut c) = self.spare.take() {
-            drop(c.stdin.take());
-            let _ = c.wait();
-        }
-        if let Some(mut f) = self.inflight.take() {
-            let _ = f.child.kill();
-            let _ = f.child.wait();
-        }
-    }
+    /// Opened at the first batch; dropped after a socket error and opened again at the next.
+    sock: Option<Socket>,
 }
 
 impl Batcher {
@@ -257,12 +210,9 @@ impl Batcher {
             set,
             size,
             pending: Vec::new(),
-            retry: VecDeque::new(),
-            inflight: None,
             full: false,
             last_start: None,
-            last_check: 0,
-            spare: None,
+            sock: None,
         }
     }
 
@@ -270,62 +220,85 @@ impl Batcher {
         self.pending.push(item);
     }
 
+    /// Adds wait for the next batch (the loop then polls every millisecond).
     pub fn busy(&self) -> bool {
-        self.inflight.is_some() || !self.pending.is_empty() || !self.retry.is_empty()
+        !self.pending.is_empty()
     }
 
-    /// Reap a finished run, start the next one. Returns the items that are done, with their
+    /// Sends what waits, if a batch is due. Returns the items that are done, with their
     /// result; appends log lines.
     pub fn pump(&mut self, now: u64, log: &mut Vec<String>) -> Vec<(Item, bool)> {
         let mut done = Vec::new();
-        if self.inflight.is_some() && now == self.last_check {
-            return done;
-        }
-        self.last_check = now;
-        if let Some(f) = self.inflight.as_mut() {
-            drain(f);
-            let status = match f.child.try_wait() {
-                Ok(None) if now.saturating_sub(f.started) < BATCH_TIMEOUT_MS => return done,
-                Ok(None) => {
-                    let _ = f.child.kill();
-                    let _ = f.child.wait();
-                    Err(NftError {
-                        failure: Failure::Other,
-                        message: format!("nft ran longer than {} s", BATCH_TIMEOUT_MS / 1000),
-                    })
-                }
-                Ok(Some(st)) if st.success() => Ok(()),
-                Ok(Some(_)) => {
-                    drain(f);
-                    Err(failed(&f.stderr))
-                }
-                Err(e) => Err(not_started(&e)),
-            };
-            let items = self.inflight.take().map(|f| f.items).unwrap_or_default();
-            self.settle(items, status, log, &mut done);
-        }
         let due = self.pending.len() >= MAX_BATCH
-            || !self.retry.is_empty()
             || self
                 .last_start
                 .is_none_or(|t| now.saturating_sub(t) >= MIN_GAP_MS);
-        if self.inflight.is_none() && due {
-            let batch = match self.retry.pop_front() {
-                Some(b) => b,
-                None => {
-                    let n = self.pending.len().min(MAX_BATCH);
-                    self.pending.drain(..n).collect()
-                }
-            };
-            if !batch.is_empty() {
-                self.start(batch, now, log, &mut done);
-            }
+        if self.pending.is_empty() || !due {
+            return done;
         }
-        if self.spare.is_none() && self.inflight.is_none() && self.pending.is_empty() {
-            // Idle: have the next nft ready. A failure to start shows at the next batch.
-            self.spare = spawn_batch_nft().ok();
+        self.last_start = Some(now);
+        let mut queue: VecDeque<Vec<Item>> = VecDeque::new();
+        let mut rest = std::mem::take(&mut self.pending);
+        while !rest.is_empty() {
+            let tail = rest.split_off(rest.len().min(MAX_BATCH));
+            queue.push_back(rest);
+            rest = tail;
+        }
+        while let Some(batch) = queue.pop_front() {
+            let status = self.send(&batch);
+            self.settle(batch, status, log, &mut done, &mut queue);
         }
         done
+    }
+
+    /// One transaction for `batch`.
+    fn send(&mut self, batch: &[Item]) -> Result<(), NftError> {
+        if self.sock.is_none() {
+            self.sock = Some(Socket::open().map_err(|e| NftError {
+                failure: Failure::Other,
+                message: format!("cannot open a netlink socket to nftables: {e}"),
+            })?);
+        }
+        let Some(sock) = self.sock.as_mut() else {
+            return Err(NftError {
+                failure: Failure::Other,
+                message: "no netlink socket".to_string(),
+            });
+        };
+        let elems: Vec<(IpAddr, u64)> = batch
+            .iter()
+            .map(|i| (i.addr, i.timeout_s.saturating_mul(1000)))
+            .collect();
+        let req = nfnl::add_elements(sock.seq(), self.set, &elems);
+        match sock.transact(&req) {
+            Ok(Outcome::Done) => Ok(()),
+            Ok(Outcome::Failed(errno)) => {
+                let failure = nfnl::failure_of(errno);
+                let why = std::io::Error::from_raw_os_error(errno);
+                let message = if failure == Failure::Missing {
+                    format!(
+                        "table {} {} or its set {} is gone ({why}); a restart or reload makes it again",
+                        nft::FAMILY,
+                        nft::TABLE,
+                        self.set.name()
+                    )
+                } else {
+                    format!("netlink: {why}")
+                };
+                Err(NftError { failure, message })
+            }
+            Ok(Outcome::Incomplete) => Err(NftError {
+                failure: Failure::Other,
+                message: "netlink: the kernel's answer to a batch was lost".to_string(),
+            }),
+            Err(e) => {
+                self.sock = None;
+                Err(NftError {
+                    failure: Failure::Other,
+                    message: format!("netlink: {e}"),
+                })
+            }
+        }
     }
 
     fn settle(
@@ -334,6 +307,7 @@ impl Batcher {
         status: Result<(), NftError>,
         log: &mut Vec<String>,
         done: &mut Vec<(Item, bool)>,
+        queue: &mut VecDeque<Vec<Item>>,
     ) {
         match status {
             Ok(()) => {
@@ -343,12 +317,17 @@ impl Batcher {
                 }
                 done.extend(items.into_iter().map(|i| (i, true)));
             }
-            Err(e) if items.len() > 1 && !(self.full && e.failure == Failure::SetFull) => {
-                // Find the elements that fit: retry each half, before newer adds.
+            Err(e)
+                if items.len() > 1
+                    && e.failure != Failure::Missing
+                    && !(self.full && e.failure == Failure::SetFull) =>
+            {
+                // Find the elements that fit: retry each half, before the rest. (A missing
+                // table or set fails every element alike: no split.)
                 let mut a = items;
                 let b = a.split_off(a.len() / 2);
-                self.retry.push_front(b);
-                self.retry.push_front(a);
+                queue.push_front(b);
+                queue.push_front(a);
             }
             Err(e) => {
                 if e.failure == Failure::SetFull {
@@ -362,64 +341,6 @@ impl Batcher {
                     }
                 }
                 done.extend(items.into_iter().map(|i| (i, false)));
-            }
-        }
-    }
-
-    fn start(
-        &mut self,
-        batch: Vec<Item>,
-        now: u64,
-        log: &mut Vec<String>,
-        done: &mut Vec<(Item, bool)>,
-    ) {
-        let elems: Vec<(Prefix, u64)> = batch
-            .iter()
-            .map(|i| (Prefix::host(i.addr), i.timeout_s))
-            .collect();
-        let script = nft::add_script(&elems);
-        self.last_start = Some(now);
-        let spare = self.spare.take().and_then(alive);
-        let mut child = match spare.map_or_else(spawn_batch_nft, Ok) {
-            Ok(c) => c,
-            Err(e) => {
-                let e = not_started(&e);
-                self.settle(batch, Err(e), log, done);
-                return;
-            }
-        };
-        if let Some(mut i) = child.stdin.take() {
-            let _ = i.write_all(script.as_bytes());
-        }
-        if let Some(err) = child.stderr.as_ref() {
-            // Drained from the loop while nft runs, so a long error message cannot fill
-            // the pipe and stall it.
-            let _ = nix::fcntl::fcntl(
-                err.as_fd(),
-                nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
-            );
-        }
-        self.inflight = Some(Inflight {
-            child,
-            items: batch,
-            started: now,
-            stderr: Vec::new(),
-        });
-    }
-}
-
-fn drain(f: &mut Inflight) {
-    let Some(err) = f.child.stderr.as_mut() else {
-        return;
-    };
-    let mut buf = [0u8; 4096];
-    for _ in 0..64 {
-        match err.read(&mut buf) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => {
-                let room = STDERR_KEEP.saturating_sub(f.stderr.len());
-                f.stderr
-                    .extend_from_slice(buf.get(..n.min(room)).unwrap_or(&[]));
             }
         }
     }

@@ -183,6 +183,8 @@ struct Daemon {
     stealth: Option<Stealth>,
     /// Addresses never blocked (this host's, gateways); refreshed every minute and on reload.
     protected: Protected,
+    /// Blocked-file and history lines of this loop turn, written at its end.
+    appends: files::Appends,
 }
 
 type StartError = Box<(Logger, String)>;
@@ -276,6 +278,7 @@ impl Daemon {
             last_expire: clock::now_ms(),
             stealth,
             protected: netinfo::protected(),
+            appends: files::Appends::default(),
         };
         d.ignore.refresh(&mut d.log);
         if let Some(hosts) = restored {
@@ -289,7 +292,7 @@ impl Daemon {
     fn run(&mut self) -> i32 {
         loop {
             let timeout = if self.exec.nft_running() {
-                5u16
+                1u16
             } else if self.exec.busy() {
                 20
             } else if self.stealth.is_some() {
@@ -363,6 +366,7 @@ impl Daemon {
                 }
             }
             self.pump();
+            self.flush_files();
             let now = clock::now_ms();
             let x = self.engine.expire_blocks(now);
             for l in &x.log {
@@ -528,20 +532,32 @@ impl Daemon {
         );
         if r.blocked_file
             && let Some(p) = blocked_path(&self.cfg, r.mode)
-            && files::append_line(&p, &line, 0o644).is_err()
         {
-            self.log.log(&report::cannot_open_blocked_file(&p));
+            self.appends.push(&p, &line, 0o644);
         }
-        if let Some(h) = &self.cfg.history_file
-            && files::append_line(h, &line, 0o600).is_err()
-        {
-            self.log.log(&report::cannot_open_history_file(h));
+        if let Some(h) = &self.cfg.history_file {
+            self.appends.push(h, &line, 0o600);
+        }
+    }
+
+    /// Write the lines queued by `finish` in this loop turn: one write per file.
+    fn flush_files(&mut self) {
+        if self.appends.is_empty() {
+            return;
+        }
+        for p in self.appends.flush() {
+            if self.cfg.history_file.as_deref() == Some(p.as_path()) {
+                self.log.log(&report::cannot_open_history_file(&p));
+            } else {
+                self.log.log(&report::cannot_open_blocked_file(&p));
+            }
         }
     }
 
     /// SIGHUP: re-read config and ignore file, clear blocked files, rebind changed ports.
     /// A bad new config is reported and the old one stays.
     fn reload(&mut self) {
+        self.flush_files();
         self.log.reset();
         self.log.log(&report::reloading());
         let cfg = match load_config(&self.cli.config, &self.modes) {
@@ -632,6 +648,7 @@ impl Daemon {
     }
 
     fn shutdown(&mut self, code: i32) -> i32 {
+        self.flush_files();
         if self.cfg.block_method == BlockMethod::Nftables
             && self.cfg.block_flush_on_stop
             && let Err(e) = nftables::run_script(&crate::nft::delete_table_script())
