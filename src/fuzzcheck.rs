@@ -36,6 +36,7 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("ignore_builder", ignore_builder),
     ("wire", wire),
     ("admin", admin),
+    ("defaults", defaults),
 ];
 
 /// The path `config` gives the parser; every diagnostic must name it.
@@ -407,6 +408,64 @@ pub fn admin(data: &[u8]) {
         Err(e) => {
             let _ = e.render().to_string();
         }
+    }
+}
+
+/// `/etc/default/portsentry` (`portsentry modes`): the first byte picks `--systemd` (odd),
+/// the rest is the file. A parse error names the file and an existing line; a result is at
+/// most one valid mode per protocol; an invalid mode names its key, value and line; the exit
+/// status is 0 with options printed, 1 or 2/255 with a message and nothing printed.
+pub fn defaults(data: &[u8]) {
+    use crate::defaults::{self, DEFAULTS_FILE, ModesArgs};
+    let (systemd, text) = match data.split_first() {
+        Some((&b, rest)) => (b & 1 == 1, rest),
+        None => (false, data),
+    };
+    let lines = physical_lines(text);
+    let m = ModesArgs {
+        file: DEFAULTS_FILE.to_string(),
+        systemd,
+    };
+    let (out, err, code) = defaults::command(&m, Some(text));
+    let invalid = if systemd { 255 } else { 2 };
+    match code {
+        0 => {
+            assert!(err.is_empty(), "a message with exit 0: {err:?}");
+            let words: Vec<&str> = out.trim_end_matches('\n').split(' ').collect();
+            assert!((1..=2).contains(&words.len()), "{out:?}");
+            let tcp = ["-tcp", "-stcp", "-atcp"];
+            let udp = ["-udp", "-sudp", "-audp"];
+            assert!(
+                tcp.contains(&words[0]) || udp.contains(&words[0]),
+                "{out:?}"
+            );
+            if let Some(w) = words.get(1) {
+                assert!(tcp.contains(&words[0]) && udp.contains(w), "{out:?}");
+            }
+        }
+        1 => assert!(out.is_empty() && err.contains("no modes in"), "{err:?}"),
+        c if c == invalid => {
+            assert!(out.is_empty(), "{out:?}");
+            assert!(
+                !err.trim_end_matches('\n').chars().any(char::is_control),
+                "control characters in {err:?}"
+            );
+            let line =
+                if let Some(rest) = err.strip_prefix(&format!("portsentry: {DEFAULTS_FILE}:")) {
+                    rest.split(':').next()
+                } else {
+                    assert!(err.contains("is not a valid mode"), "{err:?}");
+                    // The value itself may hold "(line ": the key's line is the last one.
+                    err.rsplit("(line ")
+                        .next()
+                        .and_then(|r| r.split(')').next())
+                };
+            let n: usize = line
+                .and_then(|l| l.parse().ok())
+                .unwrap_or_else(|| panic!("no line number in {err:?}"));
+            assert!((1..=lines).contains(&n), "line {n} of {lines}: {err:?}");
+        }
+        c => panic!("exit status {c}"),
     }
 }
 

@@ -12,6 +12,7 @@ pub mod classify;
 pub mod cli;
 pub mod config;
 pub mod dedup;
+pub mod defaults;
 pub mod engine;
 pub mod fuzzcheck;
 pub mod ignore;

@@ -81,6 +81,7 @@ const REPLAYED: &[&str] = &[
     "ignore_builder",
     "wire",
     "admin",
+    "defaults",
 ];
 
 /// Every target has a replay test, a fuzz target source and a corpus, and every corpus has a
@@ -124,4 +125,9 @@ fn corpus_wire() {
 #[test]
 fn corpus_admin() {
     replay("admin");
+}
+
+#[test]
+fn corpus_defaults() {
+    replay("defaults");
 }

@@ -336,6 +336,18 @@ inroot /usr/lib/portsentry/portsentry-modes --systemd >/dev/null 2>&1
 rc=$?
 check "invalid mode: unit's ExecCondition fails the unit (exit 255)" [ $rc -eq 255 ]
 
+# The file is read, never run: shell code in it is refused with its line.
+cp "$ROOT/etc/default/portsentry" "$WORK/default.saved"
+printf 'TCP_MODE="$(touch /tmp/pwned)"\nUDP_MODE=udp\n' >"$ROOT/etc/default/portsentry"
+msg=$(init restart 2>&1)
+rc=$?
+check "shell code in /etc/default: restart exits 1" [ $rc -eq 1 ]
+check "shell code in /etc/default: message names file, line and key" \
+    grep -q '/etc/default/portsentry:1: TCP_MODE: expansion' <<<"$msg"
+check "shell code in /etc/default: never run" [ ! -e "$ROOT/tmp/pwned" ]
+check "shell code in /etc/default: running daemon left alone" [ "$(daemon_pid)" = "$pid_before" ]
+cp "$WORK/default.saved" "$ROOT/etc/default/portsentry"
+
 set_modes "" ""
 msg=$(init restart 2>&1)
 rc=$?
