@@ -9,6 +9,12 @@
          Prints median and p90 in ms.
   listen PORT MAXSECS                              TCP accept-and-close server.
   connrate SRC DST PORT SECS                       TCP connects per second from SRC.
+  burst  BASE COUNT DST PORT MAXSECS               as `flood`, as fast as the socket takes
+         them (a template patched per source, checksum updated incrementally; ~150k/s).
+  real   SRC DST PORT                              one UDP datagram from SRC (an address of
+         this namespace); prints the send time (epoch seconds).
+  sink   PATH OUT MAXSECS                          fake syslog socket: writes "TIME LINE" per
+         datagram to OUT (TIME: epoch seconds at receipt).
 """
 import ipaddress
 import socket
@@ -137,6 +143,73 @@ def connrate(src, dst, port, secs):
     print("connects/s %.0f" % (n / (time.monotonic() - t0)))
 
 
+def fold(s):
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return s
+
+
+def burst(base, count, dst, port, maxsecs):
+    """Forged sources BASE, BASE+1, ...: the packet is built once; per source only the low
+    32 bits of the source address and the UDP checksum change (RFC 1624 update)."""
+    base, dst = ipaddress.ip_address(base), ipaddress.ip_address(dst)
+    s = raw(dst.version)
+    pkt = bytearray(packet(base, dst, port))
+    if base.version == 4:
+        src_at, ck_at, b32 = 12, 26, int(base)
+    else:
+        src_at, ck_at, b32 = 20, 46, int(base) & 0xFFFFFFFF
+    # The checksum over everything but the source's low 32 bits (UDP over IPv4 may send 0).
+    c0 = pkt[ck_at] << 8 | pkt[ck_at + 1]
+    rest = fold((~c0 & 0xFFFF) + (~(b32 >> 16) & 0xFFFF) + (~b32 & 0xFFFF))
+    to = (str(dst), 0)
+    t0 = time.monotonic()
+    sent = 0
+    for i in range(count):
+        if i % 4096 == 0 and time.monotonic() - t0 > maxsecs:
+            break
+        a = (b32 + i) & 0xFFFFFFFF
+        struct.pack_into("!I", pkt, src_at, a)
+        if base.version == 6:
+            c = ~fold(rest + (a >> 16) + (a & 0xFFFF)) & 0xFFFF
+            struct.pack_into("!H", pkt, ck_at, c or 0xFFFF)
+        while True:
+            try:
+                s.sendto(pkt, to)
+                break
+            except OSError:  # ENOBUFS: the qdisc is full for a moment
+                time.sleep(0.0002)
+        sent += 1
+    print("sent %d in %.2f s" % (sent, time.monotonic() - t0), flush=True)
+
+
+def real(src, dst, port):
+    fam = socket.AF_INET6 if ":" in dst else socket.AF_INET
+    s = socket.socket(fam, socket.SOCK_DGRAM)
+    s.bind((src, 0))
+    t = time.time()
+    s.sendto(b"probe", (dst, port))
+    print("%.6f" % t, flush=True)
+
+
+def sink(path, out, maxsecs):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    s.bind(path)
+    s.settimeout(1.0)
+    t0 = time.monotonic()
+    with open(out, "w") as f:
+        while time.monotonic() - t0 < maxsecs:
+            try:
+                m = s.recv(8192)
+            except socket.timeout:
+                continue
+            t = time.time()
+            text = m.decode(errors="replace")
+            i = text.find("]: ")
+            f.write("%.6f %s\n" % (t, text[i + 3:] if i >= 0 else text))
+            f.flush()
+
+
 if __name__ == "__main__":
     a = sys.argv[1:]
     if a[:1] == ["flood"]:
@@ -147,5 +220,11 @@ if __name__ == "__main__":
         listen(int(a[1]), float(a[2]))
     elif a[:1] == ["connrate"]:
         connrate(a[1], a[2], int(a[3]), float(a[4]))
+    elif a[:1] == ["burst"]:
+        burst(a[1], int(a[2]), a[3], int(a[4]), float(a[5]))
+    elif a[:1] == ["real"]:
+        real(a[1], a[2], int(a[3]))
+    elif a[:1] == ["sink"]:
+        sink(a[1], a[2], float(a[3]))
     else:
         sys.exit(__doc__)
