@@ -125,7 +125,7 @@ echo "sent $sent in $secs s; received by the target's veth $((rx1 - rx0)); daemo
 n=0
 while read -r a t; do
     n=$((n + 1))
-    l=$(grep -m1 "UDP scan from host: $a/$a " "$DIR/syslog" | awk '{print $1}')
+    l=$( (grep -m1 "UDP scan from host: $a/$a " "$DIR/syslog" || true) | awk '{print $1}')
     if [ -n "$l" ]; then
         printf 'real probe %d from %s: logged %.1f ms after it was sent\n' "$n" "$a" "$(awk -v a="$l" -v b="$t" 'BEGIN { print (a - b) * 1000 }')"
     else
