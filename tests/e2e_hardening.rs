@@ -227,12 +227,23 @@ fn a_flood_from_100000_forged_sources_stays_bounded_and_the_daemon_responsive() 
             while progress.load(Relaxed) < SOURCES / 2 && t.elapsed() < Duration::from_secs(30) {
                 std::thread::sleep(Duration::from_millis(1));
             }
+            // Three probes 25 ms apart, as a real scanner sends more than one: the capture
+            // ring can overflow under the flood (its losses are counted and logged), and one
+            // lost packet must not fail the test. Repeats from the host are only counted.
             Net::within(&scanner, move || {
                 let s = std::net::UdpSocket::bind((REAL6, 0)).unwrap();
-                let at = Instant::now();
-                s.send_to(b"probe", (TARGET6, 7)).unwrap();
-                // Sent during the flood, not after it.
-                (at, progress.load(Relaxed) < SOURCES)
+                let mut at = Vec::new();
+                let mut during = true;
+                for i in 0..3 {
+                    if i > 0 {
+                        std::thread::sleep(Duration::from_millis(25));
+                    }
+                    at.push(Instant::now());
+                    s.send_to(b"probe", (TARGET6, 7)).unwrap();
+                    // The first went out during the flood, not after it.
+                    during &= i > 0 || progress.load(Relaxed) < SOURCES;
+                }
+                (at, during)
             })
         })
     };
@@ -277,15 +288,12 @@ fn a_flood_from_100000_forged_sources_stays_bounded_and_the_daemon_responsive() 
     assert!(during, "the real probe went out after the flood had ended");
     let real_line = format!("attackalert: UDP scan from host: {REAL6}/{REAL6} to UDP port: 7");
     run.log.wait_line(&real_line);
-    let real_ms = run
-        .log
-        .arrival(&real_line)
-        .unwrap()
-        .duration_since(real_sent)
-        .as_secs_f64()
-        * 1000.0;
+    let logged_at = run.log.arrival(&real_line).unwrap();
+    let real_ms = logged_at.duration_since(real_sent[0]).as_secs_f64() * 1000.0;
+    let before = real_sent.iter().filter(|&&t| t <= logged_at).count();
     eprintln!(
-        "flood: a real probe from {REAL6}, sent mid-flood, was logged {real_ms:.1} ms after it was sent"
+        "flood: a real probe from {REAL6}, sent mid-flood, was logged {real_ms:.1} ms after \
+         the first send ({before} of 3 sends, 25 ms apart, had gone out by then)"
     );
     // Responsive: a real probe from another address right after the flood is detected.
     std::thread::sleep(Duration::from_millis(200));
@@ -325,7 +333,7 @@ fn a_flood_from_100000_forged_sources_stays_bounded_and_the_daemon_responsive() 
     eprintln!(
         "flood: {sent} forged sources in {:.2} s; peak RSS {} kB; {reports} reports logged, \
          {suppressed} suppressed (summarised), {history} history lines; a real probe \
-         mid-flood was logged {real_ms:.1} ms after it was sent, one after the flood \
+         mid-flood was logged {real_ms:.1} ms after its first send, one after the flood \
          {:.1} ms",
         flood.as_secs_f64(),
         hwm,
