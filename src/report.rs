@@ -1681,4 +1681,36 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn rate_limit_and_block_cap_summaries() {
+        assert_eq!(
+            reports_rate_limited(7, 10, &[], 7),
+            "attackalert: Rate limit: 7 reports suppressed in the last 10 seconds: 7 from other prefixes."
+        );
+        let by = [
+            ("2001:db8:f::".parse().unwrap(), 64, 900),
+            (v4(198, 51, 100, 0), 24, 40),
+        ];
+        assert_eq!(
+            reports_rate_limited(945, 11, &by, 5),
+            "attackalert: Rate limit: 945 reports suppressed in the last 11 seconds: 900 from 2001:db8:f::/64, 40 from 198.51.100.0/24, 5 from other prefixes."
+        );
+        assert_eq!(
+            reports_rate_limited(940, 11, &by, 0),
+            "attackalert: Rate limit: 940 reports suppressed in the last 11 seconds: 900 from 2001:db8:f::/64, 40 from 198.51.100.0/24."
+        );
+        assert_eq!(
+            block_rate_limit_reached(30),
+            "adminalert: Block rate limit of 30 per minute reached (BLOCK_RATE_LIMIT): further blocks are refused until it clears."
+        );
+        assert_eq!(
+            block_refused_rate("a\nb", v4(192, 0, 2, 1)),
+            "attackalert: Not blocking host: a\\x0ab/192.0.2.1: block rate limit reached."
+        );
+        assert_eq!(
+            blocks_refused(12, 10),
+            "adminalert: Block rate limit: 12 blocks refused in the last 10 seconds."
+        );
+    }
 }

@@ -11,7 +11,9 @@
 //!   hosts cannot evict a scanner's history; the table is bounded and entries age out;
 //! - "already blocked" is an exact address match in memory, not a substring search of a file;
 //! - with BLOCK_x=0 the history line is still written (fail2ban reads it) but the host is not
-//!   marked blocked, so a later scan is logged again; repeats from one host are rate-limited.
+//!   marked blocked, so a later scan is logged again; repeats from one host are rate-limited,
+//!   and reports per source prefix and overall (see [`Limits`]), so forged sources from one
+//!   network can neither fill the disk nor silence a scan from another.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -64,7 +66,7 @@ pub struct Respond {
     pub already_blocked: bool,
     /// Hits from this host that were suppressed since it was last reported.
     pub suppressed: u32,
-    /// Over the global report rate: act and record a block, but log nothing (counted for
+    /// Over the report limits (per prefix, global, reserve): act and record a block, but log nothing (counted for
     /// the periodic summary).
     pub quiet: bool,
 }
@@ -119,7 +121,7 @@ pub struct Job {
     pub target: IpAddr,
     pub steps: Vec<Step>,
     pub record: Record,
-    /// Over the global report rate: the shell logs nothing about this job.
+    /// Over the report limits: the shell logs nothing about this job.
     pub quiet: bool,
     /// False when a step was skipped for lack of `$TARGET$`: the job then counts as failed
     /// once its other steps have run, as 1.2's dispose does (§6.2).
@@ -877,7 +879,7 @@ impl Engine {
 /// Prefixes named in the rate-limit summary (the rest are counted together).
 const SUMMARY_PREFIXES: usize = 3;
 
-/// Over the global rate: keep the actions, drop the log lines.
+/// Over the report limits: keep the actions, drop the log lines.
 fn quiet(mut v: Verdict, r: Respond) -> Verdict {
     if r.quiet {
         v.log.clear();
