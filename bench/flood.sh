@@ -2,8 +2,9 @@
 # Benchmark of issue 5, item 1 (prints figures; not a timed test). Run as root from the
 # repository:
 #
-#   bench/flood.sh                 # N=1000000 forged sources, 5 real probes
+#   bench/flood.sh                 # N=1000000 forged sources, 5 real probes, -sudp
 #   N=200000 bench/flood.sh
+#   MODE=stcp bench/flood.sh       # forged TCP SYNs at portsentry -stcp (BLOCK_TCP="0")
 #
 # In two namespaces made here (a target running `portsentry -sudp` with BLOCK_UDP="0", and a
 # scanner joined by a veth), the scanner sends one UDP datagram to a watched port from each of
@@ -19,6 +20,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 N=${N:-1000000}
+MODE=${MODE:-sudp}             # sudp or stcp
 MAXSECS=${MAXSECS:-60}         # the flood stops after this long whatever happens
 PORT=7
 BIN=${BIN:-target/release/portsentry}
@@ -29,6 +31,13 @@ DIR=$(mktemp -d)
 SINK_PID=
 FLOOD_PID=
 
+case $MODE in
+    sudp) PROTO=udp; KEYS="UDP_PORTS=\"7\"
+BLOCK_UDP=\"0\"" ;;
+    stcp) PROTO=tcp; KEYS="TCP_PORTS=\"7\"
+BLOCK_TCP=\"0\"" ;;
+    *) echo "flood: MODE is sudp or stcp" >&2; exit 1 ;;
+esac
 for tool in ip python3 awk; do
     command -v "$tool" >/dev/null || { echo "flood: $tool is required" >&2; exit 1; }
 done
@@ -79,21 +88,20 @@ for _ in $(seq 50); do [ -S "$DIR/log" ] && break; sleep 0.05; done
 
 : >"$DIR/ignore"
 cat >"$DIR/conf" <<EOF
-UDP_PORTS="$PORT"
-BLOCK_UDP="0"
+$KEYS
 IGNORE_FILE="$DIR/ignore"
 HISTORY_FILE="$DIR/history"
 BLOCKED_FILE="$DIR/blocked"
 EOF
-ip netns exec "$T" "$BIN" -sudp -c "$DIR/conf" --pidfile "$DIR/pid" --syslog-socket "$DIR/log" 2>/dev/null
+ip netns exec "$T" "$BIN" -$MODE -c "$DIR/conf" --pidfile "$DIR/pid" --syslog-socket "$DIR/log" 2>/dev/null
 pid=$(cat "$DIR/pid")
 started=$(date +%s)
 
 rx() { ip netns exec "$T" cat "/sys/class/net/vt$ID/statistics/rx_packets"; }
 rx0=$(rx)
 
-echo "== $N forged IPv6 sources (2001:db8:3::/64) -> [2001:db8:2::1]:$PORT/udp, portsentry -sudp, BLOCK_UDP=0"
-ip netns exec "$S" python3 bench/probe.py burst 2001:db8:3::1:0 "$N" 2001:db8:2::1 "$PORT" "$MAXSECS" >"$DIR/flood.out" &
+echo "== $N forged IPv6 sources (2001:db8:3::/64) -> [2001:db8:2::1]:$PORT/$PROTO, portsentry -$MODE, log only"
+ip netns exec "$S" python3 bench/probe.py burst 2001:db8:3::1:0 "$N" 2001:db8:2::1 "$PORT" "$MAXSECS" "$PROTO" >"$DIR/flood.out" &
 FLOOD_PID=$!
 # Real probes: one every ~0.6 s from 0.5 s on, each only while the flood still runs.
 sleep 0.5
@@ -101,7 +109,7 @@ sleep 0.5
 for a in "${REAL[@]}"; do
     kill -0 "$FLOOD_PID" 2>/dev/null || { echo "flood ended before the probe from $a" >&2; break; }
     case $a in *:*) dst=2001:db8:2::1 ;; *) dst=198.51.100.1 ;; esac
-    echo "$a $(ip netns exec "$S" python3 bench/probe.py real "$a" "$dst" "$PORT")" >>"$DIR/real"
+    echo "$a $(ip netns exec "$S" python3 bench/probe.py real "$a" "$dst" "$PORT" "$PROTO")" >>"$DIR/real"
     sleep 0.6
 done
 wait "$FLOOD_PID" || true
@@ -116,7 +124,7 @@ cpu=$(awk '{ print ($14 + $15) * 10 }' "/proc/$pid/stat")
 for _ in $(seq 100); do
     all=1
     while read -r a _; do
-        grep -q "UDP scan from host: $a/$a " "$DIR/syslog" || all=0
+        grep -q "scan from host: $a/$a " "$DIR/syslog" || all=0
     done <"$DIR/real"
     [ $all = 1 ] && break
     sleep 0.05
@@ -125,7 +133,7 @@ echo "sent $sent in $secs s; received by the target's veth $((rx1 - rx0)); daemo
 n=0
 while read -r a t; do
     n=$((n + 1))
-    l=$( (grep -m1 "UDP scan from host: $a/$a " "$DIR/syslog" || true) | awk '{print $1}')
+    l=$( (grep -m1 "scan from host: $a/$a " "$DIR/syslog" || true) | awk '{print $1}')
     if [ -n "$l" ]; then
         printf 'real probe %d from %s: logged %.1f ms after it was sent\n' "$n" "$a" "$(awk -v a="$l" -v b="$t" 'BEGIN { print (a - b) * 1000 }')"
     else
@@ -143,7 +151,7 @@ lost=$( (grep -o 'lost [0-9]* packets in the ring' "$DIR/syslog" || true) | awk 
 echo "lost in the capture ring: $lost (the daemon's count$([ -n "${NO_LOSS_WAIT:-}" ] && echo ', not waited for'))"
 size=$([ -f "$DIR/history" ] && stat -c %s "$DIR/history" || echo 0)
 hl=$([ -f "$DIR/history" ] && wc -l <"$DIR/history" || echo 0)
-echo "history file: $size bytes, $hl lines; syslog: $(grep -c 'UDP scan from host' "$DIR/syslog" || true) detection lines, $(wc -l <"$DIR/syslog") in all"
+echo "history file: $size bytes, $hl lines; syslog: $(grep -c 'scan from host' "$DIR/syslog" || true) detection lines, $(wc -l <"$DIR/syslog") in all"
 echo "rate-limit summaries:"
 (grep -E "Rate limit: " "$DIR/syslog" || true) | cut -d' ' -f2- | sed 's/^/  /'
 kill -0 "$pid" 2>/dev/null && echo "daemon alive" || echo "DAEMON GONE"
