@@ -253,8 +253,9 @@ pub struct Engine {
     quiet: u64,
     quiet_evicted: u64,
     last_summary: u64,
-    /// BLOCK_RATE_LIMIT: the bucket (rebuilt when the key changes), whether the cap has been
-    /// announced since it last had room, and blocks refused since the last summary.
+    /// BLOCK_RATE_LIMIT: the bucket (rebuilt when the key changes), whether reaching the cap
+    /// has been announced since it last recovered fully, and blocks refused since the last
+    /// summary.
     block_cap: Option<(u32, Bucket)>,
     cap_announced: bool,
     refused: u64,
@@ -670,8 +671,14 @@ impl Engine {
                     .1
             }
         };
-        if b.take(now) {
+        b.refill(now);
+        if b.full() {
+            // The cap has fully recovered: reaching it again is a new episode, announced
+            // again (a sustained flood is announced once, not at every freed token).
             self.cap_announced = false;
+        }
+        if b.has() {
+            b.spend();
             true
         } else {
             self.refused += 1;

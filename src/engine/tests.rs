@@ -863,7 +863,7 @@ fn block_rate_limit_refuses_blocks_over_the_cap_logs_it_once_and_summarises() {
     let (_, v) = step(&mut e, 70_000, &c, &h);
     let v = v.unwrap();
     assert!(v.job.is_some(), "{v:?}");
-    // The cap had room again, so reaching it later is announced again.
+    // The cap had fully recovered, so reaching it again is announced again.
     let h = hit("192.0.2.5", 1, Mode::Tcp);
     step(&mut e, 70_001, &c, &h);
     let h = hit("192.0.2.6", 1, Mode::Tcp);
@@ -877,6 +877,31 @@ fn block_rate_limit_refuses_blocks_over_the_cap_logs_it_once_and_summarises() {
             .any(|l| l.contains("Block rate limit of 3 per minute reached")),
         "{v:?}"
     );
+}
+
+#[test]
+fn a_sustained_flood_announces_the_block_cap_once() {
+    let mut e = Engine::new(Limits::default());
+    let c = capped(60); // one token a second
+    let mut announced = 0;
+    let mut blocks = 0;
+    // 600 forged sources over 60 s, ten a second: a token frees up every second.
+    for i in 0..600u32 {
+        let src = IpAddr::from((0x0a00_0000 + (i << 8) + 1).to_be_bytes());
+        let h = Hit {
+            src,
+            ..hit(A, 1, Mode::Tcp)
+        };
+        let v = step(&mut e, u64::from(i) * 100, &c, &h).1.unwrap();
+        blocks += usize::from(v.job.is_some());
+        announced += v
+            .log
+            .iter()
+            .filter(|l| l.contains("Block rate limit of 60 per minute reached"))
+            .count();
+    }
+    assert_eq!(announced, 1);
+    assert!((60..=120).contains(&blocks), "{blocks}");
 }
 
 #[test]
