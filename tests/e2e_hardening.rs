@@ -368,3 +368,60 @@ fn a_flood_from_100000_forged_sources_stays_bounded_and_the_daemon_responsive() 
         run.log.lines()
     );
 }
+
+#[test]
+fn block_rate_limit_refuses_blocks_over_the_cap_and_says_so() {
+    if !privileged("block_rate_limit_refuses_blocks_over_the_cap_and_says_so") {
+        return;
+    }
+    let net = Net::new();
+    let sources = net.scanner_addresses(3);
+    let run = Run::new(&net.target);
+    run.write_config(
+        "UDP_PORTS=\"7\"\nBLOCK_UDP=\"1\"\nKILL_ROUTE=\"true $TARGET$\"\nBLOCK_RATE_LIMIT=\"2\"",
+    );
+    run.start_ok(&["-udp"]);
+    run.log
+        .wait_line("adminalert: PortSentry is now active and listening.");
+    // Six scanners (three IPv4, three IPv6) against a cap of two blocks a minute.
+    for s in &sources {
+        let dst = if s.contains(':') { TARGET6 } else { TARGET4 };
+        // The reply wait (0.7 s) also spaces the probes out.
+        let _ = net.udp(Some(s), dst, 7);
+    }
+    run.log.wait_line(
+        "adminalert: Block rate limit of 2 per minute reached (BLOCK_RATE_LIMIT): further blocks are refused until it clears.",
+    );
+    let t = Instant::now();
+    while run.log.count("attackalert: Not blocking host: ") < 4
+        && t.elapsed() < Duration::from_secs(5)
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(run.log.count("attackalert: Not blocking host: "), 4);
+    assert_eq!(run.log.count("Block rate limit of 2 per minute reached"), 1);
+    // Only the two blocks that ran are on record.
+    let h = run.wait_file("portsentry.history", "Blocked");
+    std::thread::sleep(Duration::from_millis(200));
+    let h = run
+        .read("portsentry.history")
+        .lines()
+        .count()
+        .max(h.lines().count());
+    assert_eq!(h, 2, "{}", run.read("portsentry.history"));
+    // The summary of refused blocks comes with the next 10 s interval.
+    let t = Instant::now();
+    while run.log.count("adminalert: Block rate limit: ") == 0
+        && t.elapsed() < Duration::from_secs(15)
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        run.log
+            .lines()
+            .iter()
+            .any(|l| l.starts_with("adminalert: Block rate limit: 4 blocks refused in the last ")),
+        "{:#?}",
+        run.log.lines()
+    );
+}
