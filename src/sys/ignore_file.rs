@@ -45,12 +45,12 @@ impl IgnoreFile {
     }
 
     /// The current list, re-read first if the file changed since it was last checked; it is
-    /// checked at most once per millisecond (`now`, monotonic ms).
-    pub fn refresh(&mut self, now: u64, log: &mut Logger) -> &IgnoreList {
-        if self.checked == Some(now) {
+    /// checked at most once per millisecond (`now_ms`, monotonic).
+    pub fn refresh(&mut self, now_ms: u64, log: &mut Logger) -> &IgnoreList {
+        if self.checked == Some(now_ms) {
             return &self.list;
         }
-        self.checked = Some(now);
+        self.checked = Some(now_ms);
         let now = std::fs::metadata(&self.path).ok().map(|m| Stamp {
             dev: m.dev(),
             ino: m.ino(),
