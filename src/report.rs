@@ -718,11 +718,51 @@ pub fn reloaded() -> String {
     "adminalert: PortSentry reloaded its configuration.".to_owned()
 }
 
-/// `attackalert: Rate limit: {n} reports suppressed in the last {s} seconds.` The global
-/// report limit (a flood of forged sources) dropped that many detection reports; their
-/// blocks still ran.
-pub fn reports_rate_limited(n: u64, seconds: u64) -> String {
-    format!("attackalert: Rate limit: {n} reports suppressed in the last {seconds} seconds.")
+/// `attackalert: Rate limit: {n} reports suppressed in the last {s} seconds.` The report
+/// limits (a flood of forged sources) dropped that many detection reports; their blocks still
+/// ran. `by_prefix` names the source prefixes that lost the most (address, prefix length,
+/// count), `others` counts the rest: `...seconds: 900 from 2001:db8:f::/64, 40 from
+/// 198.51.100.0/24, 5 from other prefixes.`
+pub fn reports_rate_limited(
+    n: u64,
+    seconds: u64,
+    by_prefix: &[(IpAddr, u8, u64)],
+    others: u64,
+) -> String {
+    let mut s =
+        format!("attackalert: Rate limit: {n} reports suppressed in the last {seconds} seconds");
+    let mut sep = ": ";
+    for (ip, len, k) in by_prefix {
+        s.push_str(&format!("{sep}{k} from {ip}/{len}"));
+        sep = ", ";
+    }
+    if others > 0 {
+        s.push_str(&format!("{sep}{others} from other prefixes"));
+    }
+    s.push('.');
+    s
+}
+
+/// `adminalert: Block rate limit of {n} per minute reached (BLOCK_RATE_LIMIT): further blocks
+/// are refused until it clears.` Logged once each time the cap is reached.
+pub fn block_rate_limit_reached(per_minute: u32) -> String {
+    format!(
+        "adminalert: Block rate limit of {per_minute} per minute reached (BLOCK_RATE_LIMIT): further blocks are refused until it clears."
+    )
+}
+
+/// `attackalert: Not blocking host: {name}/{ip}: block rate limit reached.` The report line of
+/// a scan whose block the cap refused (in place of the response lines).
+pub fn block_refused_rate(name: &str, ip: IpAddr) -> String {
+    format!(
+        "attackalert: Not blocking host: {}: block rate limit reached.",
+        host(name, ip)
+    )
+}
+
+/// `adminalert: Block rate limit: {n} blocks refused in the last {s} seconds.`
+pub fn blocks_refused(n: u64, seconds: u64) -> String {
+    format!("adminalert: Block rate limit: {n} blocks refused in the last {seconds} seconds.")
 }
 
 /// `securityalert: Refusing to block host {ip}: it is {what}.` A protected address (this
@@ -1640,5 +1680,37 @@ mod tests {
                 "{line:?}"
             );
         }
+    }
+
+    #[test]
+    fn rate_limit_and_block_cap_summaries() {
+        assert_eq!(
+            reports_rate_limited(7, 10, &[], 7),
+            "attackalert: Rate limit: 7 reports suppressed in the last 10 seconds: 7 from other prefixes."
+        );
+        let by = [
+            ("2001:db8:f::".parse().unwrap(), 64, 900),
+            (v4(198, 51, 100, 0), 24, 40),
+        ];
+        assert_eq!(
+            reports_rate_limited(945, 11, &by, 5),
+            "attackalert: Rate limit: 945 reports suppressed in the last 11 seconds: 900 from 2001:db8:f::/64, 40 from 198.51.100.0/24, 5 from other prefixes."
+        );
+        assert_eq!(
+            reports_rate_limited(940, 11, &by, 0),
+            "attackalert: Rate limit: 940 reports suppressed in the last 11 seconds: 900 from 2001:db8:f::/64, 40 from 198.51.100.0/24."
+        );
+        assert_eq!(
+            block_rate_limit_reached(30),
+            "adminalert: Block rate limit of 30 per minute reached (BLOCK_RATE_LIMIT): further blocks are refused until it clears."
+        );
+        assert_eq!(
+            block_refused_rate("a\nb", v4(192, 0, 2, 1)),
+            "attackalert: Not blocking host: a\\x0ab/192.0.2.1: block rate limit reached."
+        );
+        assert_eq!(
+            blocks_refused(12, 10),
+            "adminalert: Block rate limit: 12 blocks refused in the last 10 seconds."
+        );
     }
 }

@@ -294,6 +294,17 @@ pub const KEYS: &[KeyDef] = &[
         },
     },
     KeyDef {
+        name: "BLOCK_RATE_LIMIT",
+        doc: "at most this many blocks (BLOCK_x=1 or 2) per minute, the rest are logged and refused; 0: no cap",
+        default: "0",
+        extension: true,
+        apply: |c, v, x| match integer(v, x).map(u32::try_from) {
+            Some(Ok(n)) => c.block_rate_limit = n,
+            Some(_) => x.error(format!("must be 0-4294967295, got \"{}\"", shorten(v))),
+            None => {}
+        },
+    },
+    KeyDef {
         name: "KEEP_CAPABILITIES",
         doc: "capabilities kept after start-up, also the most KILL_* commands get; `all` keeps every one",
         default: "CAP_NET_ADMIN,CAP_NET_RAW,CAP_NET_BIND_SERVICE",
@@ -493,8 +504,8 @@ mod tests {
                 k.name
             );
         }
-        assert_eq!(KEYS.len(), 25);
-        assert_eq!(KEYS.iter().filter(|k| k.extension).count(), 7);
+        assert_eq!(KEYS.len(), 26);
+        assert_eq!(KEYS.iter().filter(|k| k.extension).count(), 8);
         assert!(key("NOPE").is_none());
     }
 
@@ -683,6 +694,25 @@ mod tests {
         assert!(ok("BLOCK_FLUSH_ON_STOP", "1").block_flush_on_stop);
         assert!(!ok("BLOCK_FLUSH_ON_STOP", "0").block_flush_on_stop);
         assert!(err("BLOCK_FLUSH_ON_STOP", "yes").contains("not an integer"));
+    }
+
+    #[test]
+    fn block_rate_limit() {
+        assert_eq!(
+            Config::default().block_rate_limit,
+            0,
+            "no cap: 1.2 behaviour"
+        );
+        assert_eq!(ok("BLOCK_RATE_LIMIT", "0").block_rate_limit, 0);
+        assert_eq!(ok("BLOCK_RATE_LIMIT", "30").block_rate_limit, 30);
+        assert_eq!(
+            ok("BLOCK_RATE_LIMIT", "4294967295").block_rate_limit,
+            u32::MAX
+        );
+        for bad in ["-1", "4294967296", "ten", ""] {
+            let (c, d) = run("BLOCK_RATE_LIMIT", bad);
+            assert_eq!((d.len(), c.block_rate_limit), (1, 0), "{bad}");
+        }
     }
 
     #[test]

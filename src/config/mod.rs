@@ -122,6 +122,8 @@ pub struct Config {
     pub block_timeout: u64,
     /// `BLOCK_SET_SIZE`: explicit size of each nftables set.
     pub block_set_size: u32,
+    /// `BLOCK_RATE_LIMIT`: blocks per minute, 0 for no cap.
+    pub block_rate_limit: u32,
     /// `KILL_ROUTE_UNDO`: run on expiry of a command-method block.
     pub kill_route_undo: Option<String>,
     /// `BLOCK_FLUSH_ON_STOP`: delete the nftables table when the daemon stops.
@@ -159,6 +161,7 @@ impl Default for Config {
             block_method: BlockMethod::Command,
             block_timeout: 0,
             block_set_size: DEFAULT_SET_SIZE,
+            block_rate_limit: 0,
             kill_route_undo: None,
             block_flush_on_stop: false,
             keep_capabilities: Some(crate::caps::default_keep()),

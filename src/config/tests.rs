@@ -148,6 +148,7 @@ fn every_key_end_to_end() {
         "BLOCK_SET_SIZE=\"2000000\"\n",
         "KILL_ROUTE_UNDO=\"\"\n",
         "BLOCK_FLUSH_ON_STOP=\"1\"\n",
+        "BLOCK_RATE_LIMIT=\"30\"\n",
         "KEEP_CAPABILITIES=\"CAP_NET_RAW\"\n",
     ));
     assert!(p.diagnostics.is_empty(), "{:#?}", p.diagnostics);
@@ -177,6 +178,7 @@ fn every_key_end_to_end() {
     assert_eq!(c.block_method, crate::config::BlockMethod::Nftables);
     assert_eq!((c.block_timeout, c.block_set_size), (600, 2_000_000));
     assert!(c.kill_route_undo.is_none() && c.block_flush_on_stop);
+    assert_eq!(c.block_rate_limit, 30);
     assert_eq!(c.keep_capabilities, Some(vec![13]));
     assert_eq!(c.lines.len(), KEYS.len());
     assert!(c.validate(&Mode::ALL, Path::new(P)).is_empty());

@@ -11,7 +11,9 @@
 //!   hosts cannot evict a scanner's history; the table is bounded and entries age out;
 //! - "already blocked" is an exact address match in memory, not a substring search of a file;
 //! - with BLOCK_x=0 the history line is still written (fail2ban reads it) but the host is not
-//!   marked blocked, so a later scan is logged again; repeats from one host are rate-limited.
+//!   marked blocked, so a later scan is logged again; repeats from one host are rate-limited,
+//!   and reports per source prefix and overall (see [`Limits`]), so forged sources from one
+//!   network can neither fill the disk nor silence a scan from another.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -64,7 +66,7 @@ pub struct Respond {
     pub already_blocked: bool,
     /// Hits from this host that were suppressed since it was last reported.
     pub suppressed: u32,
-    /// Over the global report rate: act and record a block, but log nothing (counted for
+    /// Over the report limits (per prefix, global, reserve): act and record a block, but log nothing (counted for
     /// the periodic summary).
     pub quiet: bool,
 }
@@ -119,7 +121,7 @@ pub struct Job {
     pub target: IpAddr,
     pub steps: Vec<Step>,
     pub record: Record,
-    /// Over the global report rate: the shell logs nothing about this job.
+    /// Over the report limits: the shell logs nothing about this job.
     pub quiet: bool,
     /// False when a step was skipped for lack of `$TARGET$`: the job then counts as failed
     /// once its other steps have run, as 1.2's dispose does (§6.2).
@@ -156,6 +158,13 @@ pub struct Verdict {
 }
 
 /// Tunables with defaults; not 1.2 keys.
+///
+/// Reports (the log lines about a hit, and the history line of a log-only report) pass three
+/// token buckets. Each source prefix (IPv4 /24, IPv6 /64: what one forger on one network can
+/// claim cheaply) has its own small bucket, so forged sources from one prefix cannot use up
+/// the global bucket; the global bucket bounds the total; and a small reserve serves prefixes
+/// that have not reported recently (their bucket is full) once the global bucket is empty, so
+/// a real scan from a quiet prefix is still logged while many prefixes flood.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Hits older than this no longer count towards SCAN_TRIGGER.
@@ -172,6 +181,15 @@ pub struct Limits {
     /// after it, over all hosts: a flood of forged sources cannot fill the disk.
     pub report_burst: u32,
     pub reports_per_sec: u32,
+    /// Reports per source prefix (IPv4 /24, IPv6 /64): burst, then per second.
+    pub prefix_burst: u32,
+    pub prefix_per_sec: u32,
+    /// At most this many prefixes tracked for their buckets.
+    pub max_prefixes: usize,
+    /// The reserve for prefixes that have not reported recently, used when the global
+    /// bucket is empty: burst, then per second.
+    pub reserve_burst: u32,
+    pub reserve_per_sec: u32,
     /// How often the summary of rate-limited reports is logged.
     pub summary_interval_ms: u64,
 }
@@ -186,6 +204,11 @@ impl Default for Limits {
             repeat_interval_ms: 60_000,
             report_burst: 200,
             reports_per_sec: 20,
+            prefix_burst: 20,
+            prefix_per_sec: 2,
+            max_prefixes: 16_384,
+            reserve_burst: 20,
+            reserve_per_sec: 2,
             summary_interval_ms: 10_000,
         }
     }
@@ -222,42 +245,99 @@ pub struct Engine {
     /// from the middle: O(log n) per block, O(1) per poll when nothing is due.
     expiries: BinaryHeap<Reverse<(u64, IpAddr)>>,
     reports: Bucket,
-    /// Reports suppressed by the global rate limit since the last summary.
+    /// Report buckets per source prefix (bounded by `max_prefixes`).
+    prefixes: HashMap<IpAddr, PrefixState>,
+    reserve: Bucket,
+    /// Reports suppressed since the last summary: in all, and those of prefixes dropped
+    /// from the table since (no longer attributable).
     quiet: u64,
+    quiet_evicted: u64,
     last_summary: u64,
+    /// BLOCK_RATE_LIMIT: the bucket (rebuilt when the key changes), whether reaching the cap
+    /// has been announced since it last recovered fully, and blocks refused since the last
+    /// summary.
+    block_cap: Option<(u32, Bucket)>,
+    cap_announced: bool,
+    refused: u64,
 }
 
-/// A token bucket in thousandths of a token, refilled from `now`.
+#[derive(Debug, Clone, Copy)]
+struct PrefixState {
+    bucket: Bucket,
+    last_seen: u64,
+    /// Reports from this prefix suppressed since the last summary.
+    quiet: u64,
+}
+
+/// The report prefix of a source: IPv4 /24, IPv6 /64 (a forger on one network can claim any
+/// address in its prefix; neighbouring networks are other people).
+pub fn prefix_of(ip: IpAddr) -> (IpAddr, u8) {
+    match ip {
+        IpAddr::V4(a) => (IpAddr::V4((u32::from(a) & 0xffff_ff00).into()), 24),
+        IpAddr::V6(a) => (
+            IpAddr::V6((u128::from(a) & !((1u128 << 64) - 1)).into()),
+            64,
+        ),
+    }
+}
+
+/// A token bucket: `burst` tokens, refilled at `rate` tokens per `period_ms`. Kept in
+/// units of 1/`period_ms` token, so a refill is exact integer arithmetic per ms.
 #[derive(Debug, Clone, Copy)]
 struct Bucket {
-    milli: u64,
-    cap_milli: u64,
-    per_sec: u64,
+    units: u64,
+    cap: u64,
+    rate: u64,
+    period_ms: u64,
     last: u64,
 }
 
 impl Bucket {
-    fn new(burst: u32, per_sec: u32) -> Bucket {
-        let cap = u64::from(burst.max(1)) * 1000;
+    fn new(burst: u32, rate: u32, period_ms: u64, now: u64) -> Bucket {
+        let period_ms = period_ms.max(1);
+        let cap = u64::from(burst.max(1)) * period_ms;
         Bucket {
-            milli: cap,
-            cap_milli: cap,
-            per_sec: u64::from(per_sec),
-            last: 0,
+            units: cap,
+            cap,
+            rate: u64::from(rate),
+            period_ms,
+            last: now,
         }
     }
 
-    fn take(&mut self, now: u64) -> bool {
+    fn per_sec(burst: u32, per_sec: u32, now: u64) -> Bucket {
+        Bucket::new(burst, per_sec, 1000, now)
+    }
+
+    fn refill(&mut self, now: u64) {
         let dt = now.saturating_sub(self.last);
         self.last = self.last.max(now);
-        // per_sec tokens per 1000 ms = per_sec milli-tokens per ms.
-        self.milli = (self.milli + dt.saturating_mul(self.per_sec)).min(self.cap_milli);
-        if self.milli >= 1000 {
-            self.milli -= 1000;
-            true
-        } else {
-            false
+        // `rate` tokens per period = `rate` units per ms.
+        self.units = self
+            .units
+            .saturating_add(dt.saturating_mul(self.rate))
+            .min(self.cap);
+    }
+
+    fn full(&self) -> bool {
+        self.units >= self.cap
+    }
+
+    fn has(&self) -> bool {
+        self.units >= self.period_ms
+    }
+
+    fn spend(&mut self) {
+        self.units = self.units.saturating_sub(self.period_ms);
+    }
+
+    fn take(&mut self, now: u64) -> bool {
+        self.refill(now);
+        let ok = self.has();
+        if ok {
+            self.spend();
         }
+        ok
     }
 }
 
@@ -268,10 +348,77 @@ impl Engine {
             hosts: HashMap::new(),
             blocked: HashMap::new(),
             expiries: BinaryHeap::new(),
-            reports: Bucket::new(limits.report_burst, limits.reports_per_sec),
+            reports: Bucket::per_sec(limits.report_burst, limits.reports_per_sec, 0),
+            prefixes: HashMap::new(),
+            reserve: Bucket::per_sec(limits.reserve_burst, limits.reserve_per_sec, 0),
             quiet: 0,
+            quiet_evicted: 0,
             last_summary: 0,
+            block_cap: None,
+            cap_announced: false,
+            refused: 0,
         }
+    }
+
+    /// How many source prefixes are tracked for their report buckets.
+    pub fn tracked_prefixes(&self) -> usize {
+        self.prefixes.len()
+    }
+
+    /// May a report about `src` be logged at `now`? Its prefix must have a token, and the
+    /// global bucket too, or, when that is empty, the reserve if the prefix has not reported
+    /// recently. A suppressed report is counted against its prefix for the summary.
+    fn report_allowed(&mut self, now: u64, src: IpAddr) -> bool {
+        let limits = self.limits;
+        let (key, _) = prefix_of(src);
+        if self.prefixes.len() >= limits.max_prefixes {
+            self.evict_prefixes(now);
+        }
+        let p = self.prefixes.entry(key).or_insert_with(|| PrefixState {
+            bucket: Bucket::per_sec(limits.prefix_burst, limits.prefix_per_sec, now),
+            last_seen: now,
+            quiet: 0,
+        });
+        p.bucket.refill(now);
+        p.last_seen = now;
+        let fresh = p.bucket.full();
+        let ok = p.bucket.has() && (self.reports.take(now) || (fresh && self.reserve.take(now)));
+        if ok {
+            p.bucket.spend();
+        } else {
+            p.quiet += 1;
+            self.quiet += 1;
+        }
+        ok
+    }
+
+    /// Make room in the prefix table: drop prefixes whose bucket has refilled (they behave
+    /// as new ones); if none, the least recently seen eighth. Their suppressed counts go to
+    /// "other prefixes" in the next summary.
+    fn evict_prefixes(&mut self, now: u64) {
+        let mut lost = 0;
+        self.prefixes.retain(|_, p| {
+            p.bucket.refill(now);
+            let keep = !p.bucket.full();
+            if !keep {
+                lost += p.quiet;
+            }
+            keep
+        });
+        if self.prefixes.len() >= self.limits.max_prefixes {
+            let mut seen: Vec<u64> = self.prefixes.values().map(|p| p.last_seen).collect();
+            let k = (seen.len() / 8).max(1);
+            let (_, cut, _) = seen.select_nth_unstable(k - 1);
+            let cut = *cut;
+            self.prefixes.retain(|_, p| {
+                let keep = p.last_seen > cut;
+                if !keep {
+                    lost += p.quiet;
+                }
+                keep
+            });
+        }
+        self.quiet_evicted += lost;
     }
 
     /// Forget every block (SIGHUP and start-up clear the blocked files; §7.1).
@@ -311,7 +458,9 @@ impl Engine {
         }
         let limits = self.limits;
         let key = (src, proto);
-        if !self.hosts.contains_key(&key) && self.hosts.len() >= limits.max_hosts {
+        // Full: make room before the lookup (one hash lookup per hit, not two; a flood of
+        // forged sources makes every hit a new host).
+        if self.hosts.len() >= limits.max_hosts {
             self.evict(now);
         }
         let host = self.hosts.entry(key).or_insert(Host {
@@ -340,10 +489,7 @@ impl Engine {
         }
         let suppressed = std::mem::take(&mut host.suppressed);
         host.last_report = Some(now);
-        let quiet = !self.reports.take(now);
-        if quiet {
-            self.quiet += 1;
-        }
+        let quiet = !self.report_allowed(now, src);
         Gate::Respond(Respond {
             already_blocked,
             suppressed,
@@ -352,14 +498,16 @@ impl Engine {
     }
 
     /// Step 2: build the response for a hit that the gate let through. `name` is the
-    /// resolved name, or the address text when RESOLVE_HOST is off (§6.6). A protected
-    /// source (this host, loopback, a gateway, ...) is logged but never acted on.
+    /// resolved name; None: the address text (RESOLVE_HOST off, §6.6, or a report over the
+    /// rate limit, which is not worth a lookup). A protected source (this host, loopback, a
+    /// gateway, ...) is logged but never acted on. `now` is for BLOCK_RATE_LIMIT.
     pub fn respond(
         &mut self,
+        now: u64,
         cfg: &Config,
         hit: &Hit,
         r: Respond,
-        name: &str,
+        name: Option<&str>,
         protected: &Protected,
     ) -> Verdict {
         let ip = hit.src;
@@ -368,6 +516,25 @@ impl Engine {
             // 1.2 sends the banner on every triggered hit, blocked hosts included (§3.1).
             banner: hit.mode.kind() == Kind::Classic,
             ..Verdict::default()
+        };
+        let block = match proto {
+            Proto::Tcp => cfg.block_tcp,
+            Proto::Udp => cfg.block_udp,
+        };
+        // Over the rate nothing is logged: only a block is still carried out and recorded,
+        // so skip the formatting (a flood of forged sources comes through here).
+        if r.quiet
+            && (r.already_blocked || block == BlockMode::LogOnly || protected.reason(ip).is_some())
+        {
+            return v;
+        }
+        let owned;
+        let name = match name {
+            Some(n) => n,
+            None => {
+                owned = ip.to_string();
+                owned.as_str()
+            }
         };
         v.log.push(detection_line(hit, name));
         if hit.ip_options && hit.mode.kind() != Kind::Classic {
@@ -389,10 +556,20 @@ impl Engine {
             v.log.push(report::refusing_to_block(ip, why.text()));
             return quiet(v, r);
         }
-        let block = match proto {
-            Proto::Tcp => cfg.block_tcp,
-            Proto::Udp => cfg.block_udp,
-        };
+        if block != BlockMode::LogOnly && !self.block_allowed(now, cfg.block_rate_limit) {
+            // BLOCK_RATE_LIMIT reached: reported, not acted on, not recorded; the host's next
+            // report (after the repeat interval) tries again.
+            if !std::mem::replace(&mut self.cap_announced, true) {
+                v.log
+                    .push(report::block_rate_limit_reached(cfg.block_rate_limit));
+            }
+            v.log.push(report::block_refused_rate(name, ip));
+            if r.quiet {
+                // Only the announcement, if any, is logged.
+                v.log.retain(|l| l.starts_with("adminalert:"));
+            }
+            return v;
+        }
         let subst = |t: &str| template::substitute(t, ip, hit.port, hit.mode);
         let mut steps = Vec::new();
         let mut preflight_ok = true;
@@ -479,19 +656,84 @@ impl Engine {
         quiet(v, r)
     }
 
-    /// The summary of what the global rate limit suppressed, at most once per interval.
-    pub fn tick(&mut self, now: u64) -> Option<String> {
-        if self.quiet == 0
+    /// BLOCK_RATE_LIMIT (blocks per minute, 0: no cap): may one more block start at `now`?
+    /// A refusal is counted for the summary.
+    fn block_allowed(&mut self, now: u64, per_minute: u32) -> bool {
+        if per_minute == 0 {
+            self.block_cap = None;
+            return true;
+        }
+        let b = match &mut self.block_cap {
+            Some((n, b)) if *n == per_minute => b,
+            slot => {
+                &mut slot
+                    .insert((per_minute, Bucket::new(per_minute, per_minute, 60_000, now)))
+                    .1
+            }
+        };
+        b.refill(now);
+        if b.full() {
+            // The cap has fully recovered: reaching it again is a new episode, announced
+            // again (a sustained flood is announced once, not at every freed token).
+            self.cap_announced = false;
+        }
+        if b.has() {
+            b.spend();
+            true
+        } else {
+            self.refused += 1;
+            false
+        }
+    }
+
+    /// The summaries of what the report limits suppressed (with the prefixes that lost the
+    /// most) and of the blocks BLOCK_RATE_LIMIT refused, at most once per interval.
+    pub fn tick(&mut self, now: u64) -> Vec<String> {
+        let mut out = Vec::new();
+        if (self.quiet == 0 && self.refused == 0)
             || now.saturating_sub(self.last_summary) < self.limits.summary_interval_ms
         {
-            return None;
+            return out;
         }
         let secs = now.saturating_sub(self.last_summary).div_ceil(1000);
         self.last_summary = now;
-        Some(report::reports_rate_limited(
-            std::mem::take(&mut self.quiet),
-            secs,
-        ))
+        if self.quiet > 0 {
+            let mut top: Vec<(u64, IpAddr)> = self
+                .prefixes
+                .iter()
+                .filter(|(_, p)| p.quiet > 0)
+                .map(|(k, p)| (p.quiet, *k))
+                .collect();
+            top.sort_unstable_by(|a, b| b.cmp(a));
+            let listed: Vec<(IpAddr, u8, u64)> = top
+                .iter()
+                .take(SUMMARY_PREFIXES)
+                .map(|&(n, k)| (k, prefix_of(k).1, n))
+                .collect();
+            let others =
+                top.iter().skip(SUMMARY_PREFIXES).map(|t| t.0).sum::<u64>() + self.quiet_evicted;
+            out.push(report::reports_rate_limited(
+                std::mem::take(&mut self.quiet),
+                secs,
+                &listed,
+                others,
+            ));
+            self.quiet_evicted = 0;
+        }
+        if self.refused > 0 {
+            out.push(report::blocks_refused(
+                std::mem::take(&mut self.refused),
+                secs,
+            ));
+        }
+        // Start the next interval's counts; prefixes whose bucket is full again carry no
+        // state worth keeping.
+        self.prefixes.retain(|_, p| {
+            p.quiet = 0;
+            p.bucket.refill(now);
+            !p.bucket.full()
+        });
+        out
     }
 
     /// Step 3: the shell finished a job at `now`. On success a blocking job marks the host
@@ -613,32 +855,38 @@ impl Engine {
         self.blocked.len()
     }
 
-    /// Make room: drop hosts idle past their TTL; if none, drop the least recently seen
-    /// eighth of the table (amortised O(1) per new host).
+    /// Make room: drop hosts idle past their TTL and the least recently seen quarter of the
+    /// table, in one pass (amortised O(1) per new host: two scans per max_hosts/4 new hosts;
+    /// measured under a flood of forged sources, an eighth cost twice as much).
     fn evict(&mut self, now: u64) {
         let ttl = self.limits.host_ttl_ms;
-        self.hosts
-            .retain(|_, h| h.status == Status::Pending || now.saturating_sub(h.last_seen) <= ttl);
-        if self.hosts.len() < self.limits.max_hosts {
-            return;
-        }
         let mut seen: Vec<u64> = self.hosts.values().map(|h| h.last_seen).collect();
-        let k = (seen.len() / 8).max(1);
+        let k = (seen.len() / 4).max(1);
         let (_, cut, _) = seen.select_nth_unstable(k - 1);
         let cut = *cut;
-        self.hosts
-            .retain(|_, h| h.status == Status::Pending || h.last_seen > cut);
+        self.hosts.retain(|_, h| {
+            h.status == Status::Pending
+                || (h.last_seen > cut && now.saturating_sub(h.last_seen) <= ttl)
+        });
     }
 
-    /// Periodic housekeeping: forget hosts idle past their TTL.
+    /// Periodic housekeeping: forget hosts idle past their TTL, and idle prefixes.
     pub fn expire(&mut self, now: u64) {
         let ttl = self.limits.host_ttl_ms;
         self.hosts
             .retain(|_, h| h.status == Status::Pending || now.saturating_sub(h.last_seen) <= ttl);
+        // A prefix whose bucket is full again and has nothing to report behaves as a new one.
+        self.prefixes.retain(|_, p| {
+            p.bucket.refill(now);
+            p.quiet > 0 || !p.bucket.full()
+        });
     }
 }
 
-/// Over the global rate: keep the actions, drop the log lines.
+/// Prefixes named in the rate-limit summary (the rest are counted together).
+const SUMMARY_PREFIXES: usize = 3;
+
+/// Over the report limits: keep the actions, drop the log lines.
 fn quiet(mut v: Verdict, r: Respond) -> Verdict {
     if r.quiet {
         v.log.clear();

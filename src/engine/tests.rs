@@ -41,7 +41,7 @@ fn cfg(block: BlockMode) -> Config {
 fn step(e: &mut Engine, now: u64, c: &Config, h: &Hit) -> (Gate, Option<Verdict>) {
     let g = e.gate(now, h.src, h.mode.proto(), c.scan_trigger, &none());
     let v = match g {
-        Gate::Respond(r) => Some(e.respond(c, h, r, &h.src.to_string(), &Protected::default())),
+        Gate::Respond(r) => Some(e.respond(now, c, h, r, None, &Protected::default())),
         _ => None,
     };
     (g, v)
@@ -128,7 +128,7 @@ fn block_runs_hosts_deny_route_then_command_with_the_address_literal() {
     let g = e.gate(0, h.src, Proto::Tcp, 0, &none());
     let Gate::Respond(r) = g else { panic!("{g:?}") };
     // Even with a resolved name, $TARGET$ is the address.
-    let v = e.respond(&c, &h, r, "evil.example", &Protected::default());
+    let v = e.respond(0, &c, &h, r, Some("evil.example"), &Protected::default());
     assert!(v.banner);
     assert_eq!(
         v.log,
@@ -333,7 +333,7 @@ fn protected_sources_are_logged_but_never_acted_on() {
         let Gate::Respond(r) = e.gate(0, h.src, Proto::Tcp, 0, &none()) else {
             panic!()
         };
-        let v = e.respond(&c, &h, r, src, &p);
+        let v = e.respond(0, &c, &h, r, Some(src), &p);
         assert!(v.job.is_none(), "{src}");
         assert_eq!(
             v.log[1],
@@ -363,6 +363,8 @@ fn a_flood_of_distinct_sources_is_rate_limited_with_a_summary_but_still_blocked(
     let l = Limits {
         report_burst: 10,
         reports_per_sec: 5,
+        reserve_burst: 1,
+        reserve_per_sec: 0,
         summary_interval_ms: 10_000,
         ..Limits::default()
     };
@@ -385,18 +387,26 @@ fn a_flood_of_distinct_sources_is_rate_limited_with_a_summary_but_still_blocked(
     }
     assert_eq!(jobs, 1000, "every host is still blocked");
     assert_eq!(written, 1000, "every block is recorded in the files");
-    // Syslog: a burst of 10 plus 5/s over one second, one detection line each.
-    assert!((10..=16).contains(&logged), "{logged}");
-    assert_eq!(e.tick(5_000), None, "not before the interval");
-    let s = e.tick(10_000).unwrap();
-    assert_eq!(
-        s,
-        format!(
-            "attackalert: Rate limit: {} reports suppressed in the last 10 seconds.",
-            1000 - logged
-        )
+    // Syslog: a burst of 10 plus 5/s over one second, one detection line each, and the
+    // reserve's one token (a prefix that had not reported yet).
+    assert!((10..=17).contains(&logged), "{logged}");
+    assert!(e.tick(5_000).is_empty(), "not before the interval");
+    let s = e.tick(10_000);
+    assert_eq!(s.len(), 1);
+    // The sources span 10.0.0.0/24 to 10.0.3.0/24: all four are named, the counts add up.
+    let head = format!(
+        "attackalert: Rate limit: {} reports suppressed in the last 10 seconds: ",
+        1000 - logged
     );
-    assert_eq!(e.tick(30_000), None, "nothing new to say");
+    let rest = s[0].strip_prefix(&head).expect(&s[0]);
+    let mut sum = 0;
+    for part in rest.trim_end_matches('.').split(", ") {
+        let (n, from) = part.split_once(" from ").expect(part);
+        assert!(from.starts_with("10.0.") && from.ends_with(".0/24") || from == "other prefixes");
+        sum += n.parse::<usize>().unwrap();
+    }
+    assert_eq!(sum, 1000 - logged);
+    assert!(e.tick(30_000).is_empty(), "nothing new to say");
 }
 
 #[test]
@@ -404,6 +414,8 @@ fn log_only_reports_over_the_rate_leave_no_job() {
     let l = Limits {
         report_burst: 1,
         reports_per_sec: 0,
+        reserve_burst: 1,
+        reserve_per_sec: 0,
         ..Limits::default()
     };
     let mut e = Engine::new(l);
@@ -415,7 +427,17 @@ fn log_only_reports_over_the_rate_leave_no_job() {
             .job
             .is_some()
     );
-    let v = step(&mut e, 1, &c, &hit(B, 1, Mode::Tcp)).1.unwrap();
+    // B's prefix has not reported: the reserve.
+    assert!(
+        step(&mut e, 1, &c, &hit(B, 1, Mode::Tcp))
+            .1
+            .unwrap()
+            .job
+            .is_some()
+    );
+    let v = step(&mut e, 1, &c, &hit("203.0.113.1", 1, Mode::Tcp))
+        .1
+        .unwrap();
     assert!(v.job.is_none() && v.log.is_empty());
 }
 
@@ -630,4 +652,312 @@ fn restore_rebuilds_blocked_state_without_double_counting() {
     // Restored times expire on the same clock.
     e.restore_blocked(10, Mode::Udp, [(ip(A), Some(100))]);
     assert_eq!(e.expire_blocks(110).hosts, vec![ip(A)]);
+}
+
+/// One hit from `src` on UDP port 7 (log only) at `now`: was it reported (logged)?
+fn reported(e: &mut Engine, now: u64, c: &Config, src: IpAddr) -> bool {
+    let h = Hit {
+        src,
+        ..hit(A, 7, Mode::Sudp)
+    };
+    match step(e, now, c, &h) {
+        (Gate::Respond(r), Some(v)) => {
+            assert_eq!(r.quiet, v.log.is_empty(), "{v:?}");
+            !r.quiet
+        }
+        (g, _) => panic!("{g:?}"),
+    }
+}
+
+fn v6(prefix: u64, host: u64) -> IpAddr {
+    IpAddr::V6(((u128::from(prefix) << 64) | u128::from(host)).into())
+}
+
+#[test]
+fn report_prefixes_are_ipv4_24_and_ipv6_64() {
+    assert_eq!(prefix_of(ip("198.51.100.77")), (ip("198.51.100.0"), 24));
+    assert_eq!(
+        prefix_of(ip("2001:db8:f:1:aa:bb:cc:dd")),
+        (ip("2001:db8:f:1::"), 64)
+    );
+}
+
+#[test]
+fn a_forged_flood_from_one_prefix_cannot_silence_a_scan_from_another() {
+    let mut e = Engine::new(Limits::default());
+    let c = cfg(BlockMode::LogOnly);
+    // 100,000 forged sources from one /64 within one second (fake clock: 100 per ms).
+    let mut logged = 0;
+    for i in 0..100_000u64 {
+        logged += usize::from(reported(&mut e, i / 100, &c, v6(0x2001_0db8_000f_0000, i)));
+    }
+    // The prefix's own bucket: a burst of 20, then 2 per second.
+    assert!((20..=22).contains(&logged), "{logged}");
+    // A real probe from another prefix, in the middle of the flood, is logged.
+    assert!(reported(&mut e, 1_000, &c, ip("198.51.100.3")));
+    assert!(reported(&mut e, 1_000, &c, v6(0x2001_0db8_0000_0000, 2)));
+    // The summary names the flooding prefix.
+    let s = e.tick(10_000);
+    assert_eq!(
+        s,
+        vec![format!(
+            "attackalert: Rate limit: {n} reports suppressed in the last 10 seconds: {n} from 2001:db8:f::/64.",
+            n = 100_000 - logged
+        )]
+    );
+}
+
+#[test]
+fn when_many_prefixes_exhaust_the_global_bucket_a_quiet_prefix_uses_the_reserve() {
+    // No global refill, so the test does not depend on when a token comes back.
+    let l = Limits {
+        reports_per_sec: 0,
+        ..Limits::default()
+    };
+    let mut e = Engine::new(l);
+    let c = cfg(BlockMode::LogOnly);
+    // 500 prefixes (10.0.0.0/24 ...), 30 sources each, within 100 ms: each could report 20,
+    // the global bucket (200) runs dry.
+    let mut logged = 0;
+    for i in 0..15_000u32 {
+        let src = IpAddr::from(((10 << 24) + ((i % 500) << 8) + i / 500 + 1).to_be_bytes());
+        logged += usize::from(reported(&mut e, u64::from(i / 150), &c, src));
+    }
+    // The global burst, plus the reserve's burst drawn by the first reports of flooding
+    // prefixes that had not reported yet.
+    let (g, r) = (l.report_burst as usize, l.reserve_burst as usize);
+    assert_eq!(logged, g + r);
+    // A flooding prefix that has reported recently may not use the reserve...
+    assert!(!reported(&mut e, 100, &c, ip("10.0.0.200")));
+    // ...but once the reserve refills (1 s: 2 tokens), a prefix that has been quiet may.
+    assert!(reported(&mut e, 1_100, &c, ip("192.0.2.1")));
+    assert!(
+        !reported(&mut e, 1_100, &c, ip("192.0.2.2")),
+        "its prefix has just reported"
+    );
+    assert!(reported(&mut e, 1_100, &c, ip("198.18.0.1")));
+    assert!(
+        !reported(&mut e, 1_100, &c, ip("203.0.113.1")),
+        "the reserve is empty"
+    );
+}
+
+#[test]
+fn the_report_buckets_together_bound_the_total() {
+    let l = Limits::default();
+    let mut e = Engine::new(l);
+    let c = cfg(BlockMode::LogOnly);
+    // Over 10 s, 3 new prefixes per ms: at most the global and the reserve bucket's bursts
+    // plus 10 s of their rates.
+    let mut n = 0;
+    for t in 0..10_000u64 {
+        for j in 0..3u32 {
+            let src = IpAddr::from(((11 << 24) + ((t as u32 * 3 + j) << 8) + 1).to_be_bytes());
+            n += usize::from(reported(&mut e, t, &c, src));
+        }
+    }
+    assert!(n <= 200 + 20 * 10 + 20 + 2 * 10, "{n}");
+    assert!(n >= 200 + 20 * 9, "{n}");
+}
+
+#[test]
+fn the_prefix_table_stays_bounded_and_the_summary_counts_evicted_prefixes() {
+    let l = Limits {
+        max_prefixes: 1_000,
+        ..Limits::default()
+    };
+    let mut e = Engine::new(l);
+    let c = cfg(BlockMode::LogOnly);
+    let mut logged = 0u64;
+    // 50,000 prefixes, two sources each, within 5 s.
+    for i in 0..100_000u64 {
+        logged += u64::from(reported(&mut e, i / 20, &c, v6(i / 2, i)));
+        assert!(e.tracked_prefixes() <= 1_000);
+    }
+    let s = e.tick(10_000);
+    let line = &s[0];
+    let head = format!(
+        "attackalert: Rate limit: {} reports suppressed in the last 10 seconds: ",
+        100_000 - logged
+    );
+    let rest = line.strip_prefix(&head).expect(line);
+    let mut sum = 0;
+    let mut named = 0;
+    for part in rest.trim_end_matches('.').split(", ") {
+        let (k, from) = part.split_once(" from ").expect(part);
+        sum += k.parse::<u64>().unwrap();
+        named += usize::from(from.ends_with("/64"));
+    }
+    assert!(named <= 3, "{line}");
+    assert!(rest.contains("from other prefixes"), "{line}");
+    assert_eq!(sum, 100_000 - logged, "{line}");
+    // Idle prefixes are forgotten.
+    e.expire(100_000);
+    assert_eq!(e.tracked_prefixes(), 0);
+}
+
+#[test]
+fn over_the_rate_a_log_only_report_skips_the_lookup_and_the_formatting() {
+    let l = Limits {
+        report_burst: 1,
+        reports_per_sec: 0,
+        reserve_burst: 1,
+        reserve_per_sec: 0,
+        ..Limits::default()
+    };
+    let mut e = Engine::new(l);
+    let c = cfg(BlockMode::LogOnly);
+    assert!(reported(&mut e, 0, &c, ip(A)));
+    assert!(reported(&mut e, 0, &c, ip(B)), "the reserve");
+    let h = hit("203.0.113.5", 7, Mode::Sudp);
+    let Gate::Respond(r) = e.gate(1, h.src, Proto::Udp, 0, &none()) else {
+        panic!()
+    };
+    assert!(r.quiet);
+    // A quiet report needs no name: None is the address.
+    let v = e.respond(1, &c, &h, r, None, &Protected::default());
+    assert_eq!(v, Verdict::default());
+}
+
+fn capped(per_minute: u32) -> Config {
+    Config {
+        block_rate_limit: per_minute,
+        ..cfg(BlockMode::Block)
+    }
+}
+
+#[test]
+fn block_rate_limit_refuses_blocks_over_the_cap_logs_it_once_and_summarises() {
+    let mut e = Engine::new(Limits::default());
+    let c = capped(3);
+    let mut blocked = Vec::new();
+    let mut logs = Vec::new();
+    for i in 0..10u8 {
+        let h = hit(&format!("192.0.2.{}", i + 1), 1, Mode::Tcp);
+        let (_, v) = step(&mut e, u64::from(i), &c, &h);
+        let v = v.unwrap();
+        if let Some(j) = v.job {
+            blocked.push(j.target);
+        }
+        logs.extend(v.log);
+    }
+    assert_eq!(blocked.len(), 3, "the cap: 3 per minute");
+    assert_eq!(
+        logs.iter()
+            .filter(|l| l.as_str()
+                == "adminalert: Block rate limit of 3 per minute reached (BLOCK_RATE_LIMIT): further blocks are refused until it clears.")
+            .count(),
+        1,
+        "announced once: {logs:#?}"
+    );
+    assert!(logs.contains(
+        &"attackalert: Not blocking host: 192.0.2.4/192.0.2.4: block rate limit reached.".into()
+    ));
+    assert_eq!(
+        e.tick(10_000),
+        vec!["adminalert: Block rate limit: 7 blocks refused in the last 10 seconds."]
+    );
+    // 20 s later one token is back (3 per 60 s); a refused host tries again on its next
+    // report (after the repeat interval), and is blocked.
+    let h = hit("192.0.2.4", 1, Mode::Tcp);
+    let (_, v) = step(&mut e, 70_000, &c, &h);
+    let v = v.unwrap();
+    assert!(v.job.is_some(), "{v:?}");
+    // The cap had fully recovered, so reaching it again is announced again.
+    let h = hit("192.0.2.5", 1, Mode::Tcp);
+    step(&mut e, 70_001, &c, &h);
+    let h = hit("192.0.2.6", 1, Mode::Tcp);
+    step(&mut e, 70_002, &c, &h);
+    let h = hit("192.0.2.7", 1, Mode::Tcp);
+    let v = step(&mut e, 70_003, &c, &h).1.unwrap();
+    assert!(v.job.is_none());
+    assert!(
+        v.log
+            .iter()
+            .any(|l| l.contains("Block rate limit of 3 per minute reached")),
+        "{v:?}"
+    );
+}
+
+#[test]
+fn a_sustained_flood_announces_the_block_cap_once() {
+    let mut e = Engine::new(Limits::default());
+    let c = capped(60); // one token a second
+    let mut announced = 0;
+    let mut blocks = 0;
+    // 600 forged sources over 60 s, ten a second: a token frees up every second.
+    for i in 0..600u32 {
+        let src = IpAddr::from((0x0a00_0000 + (i << 8) + 1).to_be_bytes());
+        let h = Hit {
+            src,
+            ..hit(A, 1, Mode::Tcp)
+        };
+        let v = step(&mut e, u64::from(i) * 100, &c, &h).1.unwrap();
+        blocks += usize::from(v.job.is_some());
+        announced += v
+            .log
+            .iter()
+            .filter(|l| l.contains("Block rate limit of 60 per minute reached"))
+            .count();
+    }
+    assert_eq!(announced, 1);
+    assert!((60..=120).contains(&blocks), "{blocks}");
+}
+
+#[test]
+fn block_rate_limit_zero_is_no_cap_and_log_only_reports_do_not_count() {
+    let mut e = Engine::new(Limits::default());
+    let c = capped(0);
+    for i in 0..300u32 {
+        let src = IpAddr::from((0x0a00_0000 + i).to_be_bytes());
+        let h = Hit {
+            src,
+            ..hit(A, 1, Mode::Tcp)
+        };
+        assert!(step(&mut e, 0, &c, &h).1.unwrap().job.is_some());
+    }
+    let mut c = capped(1);
+    c.block_tcp = BlockMode::LogOnly;
+    let mut e = Engine::new(Limits::default());
+    for i in 0..5u32 {
+        let src = IpAddr::from((0x0a00_0000 + i).to_be_bytes());
+        let h = Hit {
+            src,
+            ..hit(A, 1, Mode::Tcp)
+        };
+        let v = step(&mut e, 0, &c, &h).1.unwrap();
+        assert!(v.log[1].contains("Ignoring TCP response"), "{v:?}");
+    }
+    assert!(e.tick(10_000).is_empty());
+}
+
+#[test]
+fn a_refused_block_over_the_report_rate_logs_only_the_announcement() {
+    let l = Limits {
+        report_burst: 1,
+        reports_per_sec: 0,
+        reserve_burst: 1,
+        reserve_per_sec: 0,
+        ..Limits::default()
+    };
+    let mut e = Engine::new(l);
+    let c = capped(1);
+    let mut lines = Vec::new();
+    for i in 0..5u8 {
+        let h = hit(&format!("10.{i}.0.1"), 1, Mode::Tcp);
+        lines.extend(step(&mut e, 0, &c, &h).1.unwrap().log);
+    }
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.contains("Block rate limit of 1 per minute reached"))
+            .count(),
+        1,
+        "{lines:#?}"
+    );
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l.contains("Not blocking host: 10.4.0.1"))
+    );
 }

@@ -280,7 +280,7 @@ impl Daemon {
             protected: netinfo::protected(),
             appends: files::Appends::default(),
         };
-        d.ignore.refresh(&mut d.log);
+        d.ignore.refresh(clock::now_ms(), &mut d.log);
         if let Some(hosts) = restored {
             let n = d.engine.restore_blocked(clock::now_ms(), d.modes[0], hosts);
             d.log.log(&crate::nft::msg_ready(n));
@@ -375,7 +375,7 @@ impl Daemon {
             for j in x.jobs {
                 self.exec.submit(j);
             }
-            if let Some(l) = self.engine.tick(now) {
+            for l in self.engine.tick(now) {
                 self.log.log(&l);
             }
             if now.saturating_sub(self.last_expire) >= 60_000 {
@@ -471,16 +471,18 @@ impl Daemon {
             ip_options,
         };
         let now = clock::now_ms();
-        let ignore = self.ignore.refresh(&mut self.log);
+        let ignore = self.ignore.refresh(now, &mut self.log);
         let gate = self
             .engine
             .gate(now, src, mode.proto(), self.cfg.scan_trigger, ignore);
         let banner = engine::sends_banner(&gate, mode);
         if let Gate::Respond(r) = gate {
-            let name = self.name_of(src);
+            // Over the report rate nothing is logged: no lookup (a flood of forged sources
+            // would queue one per source).
+            let name = if r.quiet { None } else { self.name_of(src) };
             let v = self
                 .engine
-                .respond(&self.cfg, &hit, r, &name, &self.protected);
+                .respond(now, &self.cfg, &hit, r, name.as_deref(), &self.protected);
             // The detection line first, then the commands (1.2's order). Starting the
             // commands first was measured: KILL_ROUTE no sooner within noise, the line in
             // syslog 0.3-0.4 ms later (posix_spawn returns once the shell is exec'd).
@@ -495,14 +497,13 @@ impl Daemon {
         banner
     }
 
-    fn name_of(&self, ip: IpAddr) -> String {
+    /// The resolved name with RESOLVE_HOST, else None (the address is used).
+    fn name_of(&self, ip: IpAddr) -> Option<String> {
         // report's functions escape the name themselves (hostile PTR records).
-        if self.cfg.resolve_host
-            && let Some(n) = resolve::reverse(ip, RESOLVE_TIMEOUT)
-        {
-            return n;
+        if self.cfg.resolve_host {
+            return resolve::reverse(ip, RESOLVE_TIMEOUT);
         }
-        ip.to_string()
+        None
     }
 
     /// A job ended: tell the engine, then write the blocked and history lines (§7).
@@ -610,7 +611,7 @@ impl Daemon {
             }
         }
         self.ignore = IgnoreFile::new(&cfg.ignore_file.clone().unwrap_or_default());
-        self.ignore.refresh(&mut self.log);
+        self.ignore.refresh(clock::now_ms(), &mut self.log);
         self.exec.set_hosts_deny(cfg.hosts_deny_file.clone());
         self.cfg = cfg;
         self.log.log(&report::reloaded());

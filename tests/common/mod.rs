@@ -202,6 +202,8 @@ impl Drop for Net {
 pub struct Syslog {
     pub path: PathBuf,
     lines: Arc<Mutex<Vec<String>>>,
+    /// When each line arrived (same index as `lines`).
+    stamps: Arc<Mutex<Vec<Instant>>>,
 }
 
 impl Syslog {
@@ -209,7 +211,8 @@ impl Syslog {
         let path = dir.join("log.sock");
         let sock = UnixDatagram::bind(&path).unwrap();
         let lines = Arc::new(Mutex::new(Vec::new()));
-        let l2 = lines.clone();
+        let stamps = Arc::new(Mutex::new(Vec::new()));
+        let (l2, s2) = (lines.clone(), stamps.clone());
         std::thread::spawn(move || {
             let mut buf = vec![0u8; 8192];
             while let Ok(n) = sock.recv(&mut buf) {
@@ -219,10 +222,24 @@ impl Syslog {
                     Some(i) => s[i + 3..].to_string(),
                     None => s,
                 };
-                l2.lock().unwrap().push(text);
+                let at = Instant::now();
+                let mut l = l2.lock().unwrap();
+                s2.lock().unwrap().push(at);
+                l.push(text);
             }
         });
-        Syslog { path, lines }
+        Syslog {
+            path,
+            lines,
+            stamps,
+        }
+    }
+
+    /// When the first line equal to `line` arrived, if it has.
+    pub fn arrival(&self, line: &str) -> Option<Instant> {
+        let l = self.lines.lock().unwrap();
+        let i = l.iter().position(|x| x == line)?;
+        self.stamps.lock().unwrap().get(i).copied()
     }
 
     pub fn lines(&self) -> Vec<String> {
