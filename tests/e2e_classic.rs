@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use nix::sys::signal::Signal;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A KILL_ROUTE / KILL_RUN_CMD that records its arguments and order in `actions`.
 fn recording_config(run: &Run, extra: &str) {
@@ -544,7 +544,7 @@ fn start_truncates_blocked_file_writes_pid_before_returning_and_refuses_a_second
     assert_eq!(run.pid(), Some(pid));
     // SIGINT is a clean stop too.
     run.signal(Signal::SIGINT);
-    let t0 = std::time::Instant::now();
+    let t0 = Instant::now();
     while alive(pid) && t0.elapsed() < Duration::from_secs(5) {
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -715,4 +715,71 @@ fn the_daemon_and_its_commands_keep_only_the_configured_capabilities() {
     run.start_ok(&["-tcp"]);
     let pid = run.pid().unwrap().to_string();
     assert_eq!(cap_mask(&pid, "CapBnd:"), cap_mask("self", "CapBnd:"));
+}
+
+/// The spare shell that the next command is handed to (src/sys/exec.rs): one waits while
+/// commands are configured, none without; each command uses it and a new one waits after;
+/// a command line with quotes, `;` and a redirection behaves as under `sh -c`; and the spare
+/// ends with the daemon, even after kill -9 (its stdin pipe closes).
+#[test]
+fn a_spare_shell_runs_the_next_command_and_dies_with_the_daemon() {
+    if !privileged("a_spare_shell_runs_the_next_command_and_dies_with_the_daemon") {
+        return;
+    }
+    let spares = |pid: i32| -> Vec<String> {
+        children(&pid.to_string())
+            .into_iter()
+            .filter(|c| {
+                std::fs::read_to_string(format!("/proc/{c}/cmdline"))
+                    .unwrap_or_default()
+                    .contains("read -r c")
+            })
+            .collect()
+    };
+    let wait_for = |what: &str, f: &dyn Fn() -> bool| {
+        let t0 = Instant::now();
+        while !f() {
+            assert!(t0.elapsed() < Duration::from_secs(5), "{what}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    let net = Net::new();
+
+    // No commands: no spare.
+    let run = Run::new(&net.target);
+    run.write_config("TCP_PORTS=\"1\"\nBLOCK_TCP=\"1\"");
+    run.start_ok(&["-tcp"]);
+    let pid = run.pid().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(spares(pid).is_empty(), "a spare shell without commands");
+    run.stop();
+
+    let run = Run::new(&net.target);
+    let a = run.p("actions").display().to_string();
+    run.write_config(&format!(
+        "TCP_PORTS=\"1,11\"\nBLOCK_TCP=\"1\"\n\
+         KILL_ROUTE=\"x='a b'; echo route $TARGET$ $PORT$ $x >> {a}; exit 0\""
+    ));
+    run.start_ok(&["-tcp"]);
+    let pid = run.pid().unwrap();
+    wait_for("a spare shell waits", &|| spares(pid).len() == 1);
+    let first = spares(pid)[0].clone();
+    net.connect(None, TARGET4, 1).unwrap();
+    run.wait_file("actions", &format!("route {SCANNER4} 1 a b\n"));
+    run.log.wait_line(&format!(
+        "attackalert: Host {SCANNER4} has been blocked via dropped route using command: \
+         \"x='a b'; echo route {SCANNER4} 1 $x >> {a}; exit 0\""
+    ));
+    // The first spare ran the command (and is gone); a new one waits.
+    wait_for("a new spare after the command", &|| {
+        let s = spares(pid);
+        s.len() == 1 && s[0] != first && !alive(first.parse().unwrap())
+    });
+    let second: i32 = spares(pid)[0].parse().unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    wait_for("the spare ends with the daemon", &|| !alive(second));
 }

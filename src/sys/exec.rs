@@ -6,12 +6,20 @@
 //! close-on-exec), a default signal mask, and a time limit; their exit status decides success
 //! (1.2 counted every status as success and handed its sockets to the command as stdio,
 //! §6.3, §10.1 item 11). Children are reaped from the event loop.
+//!
+//! A spare shell waits ready while commands are configured: starting `/bin/sh` (exec, the
+//! dynamic loader, libc) is most of the time from probe to command start, so the next command
+//! is handed to a shell that already runs (`IFS= read -r c; eval "$c"`: the same parsing as
+//! `sh -c`), and a new spare is started after it; once it has read the line its stdin is
+//! /dev/null again. It exits when the daemon does (its stdin pipe closes). A command that
+//! times out is killed with its whole process group, so nothing it started lingers.
 
 use std::collections::{HashMap, VecDeque};
+use std::io::Write;
 use std::net::IpAddr;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
 
 use crate::engine::{Job, Step};
 use crate::report;
@@ -24,6 +32,17 @@ use crate::nft::{self, Set};
 pub const COMMAND_TIMEOUT_MS: u64 = 30_000;
 /// At most this many jobs run at once; the rest wait in order.
 pub const MAX_PARALLEL: usize = 16;
+/// What the spare shell runs: one line from its stdin, evaluated as `sh -c` would.
+/// After the line, stdin is /dev/null as for any other command.
+const SPARE_SCRIPT: &str = "IFS= read -r c || exit 126; exec </dev/null; eval \"$c\"";
+/// A spare shell that could not be started is tried again after this long.
+const SPARE_RETRY_MS: u64 = 1_000;
+
+/// A `/bin/sh` already started, waiting for its command line on `stdin`.
+struct Spare {
+    child: Child,
+    stdin: ChildStdin,
+}
 
 struct Running {
     job: Job,
@@ -42,6 +61,11 @@ pub struct Executor {
     /// not count against MAX_PARALLEL: under a flood thousands wait for one netlink batch.
     nft_wait: HashMap<u64, Running>,
     next_token: u64,
+    /// Keep a spare shell (commands are configured).
+    want_spare: bool,
+    spare: Option<Spare>,
+    /// When starting a spare last failed.
+    spare_failed: Option<u64>,
 }
 
 /// Where a job stands after [`advance`].
@@ -72,6 +96,22 @@ impl Executor {
             nft: None,
             nft_wait: HashMap::new(),
             next_token: 0,
+            want_spare: false,
+            spare: None,
+            spare_failed: None,
+        }
+    }
+
+    /// Keep a spare shell ready (when KILL_ROUTE, KILL_RUN_CMD or KILL_ROUTE_UNDO is set), or
+    /// let the current one go.
+    pub fn set_spare(&mut self, on: bool) {
+        self.want_spare = on;
+        if !on {
+            // Closing its stdin ends it; reap it.
+            if let Some(mut s) = self.spare.take() {
+                drop(s.stdin);
+                let _ = s.child.wait();
+            }
         }
     }
 
@@ -143,7 +183,32 @@ impl Executor {
             let more = self.pump_running(now, &hosts_deny, &mut p.log);
             p.done.extend(more);
         }
+        self.keep_spare(now);
         p
+    }
+
+    /// Start a spare shell if one is wanted and none waits (after any command has been
+    /// handed over, so this never delays one).
+    fn keep_spare(&mut self, now: u64) {
+        if let Some(s) = self.spare.as_mut() {
+            if matches!(s.child.try_wait(), Ok(None)) {
+                return;
+            }
+            self.spare = None; // it died (killed by hand?): reaped by try_wait
+        }
+        let retry = self
+            .spare_failed
+            .is_none_or(|t| now.saturating_sub(t) >= SPARE_RETRY_MS);
+        if !self.want_spare || !retry {
+            return;
+        }
+        match spawn_spare() {
+            Ok(s) => {
+                self.spare = Some(s);
+                self.spare_failed = None;
+            }
+            Err(_) => self.spare_failed = Some(now),
+        }
     }
 
     fn pump_running(
@@ -159,7 +224,7 @@ impl Executor {
             let r = &mut self.running[i];
             // Jobs over the global report rate run without a word (engine::Respond::quiet).
             let out = if r.job.quiet { &mut sink } else { &mut *log };
-            let next = advance(r, now, hosts_deny, out);
+            let next = advance(r, now, hosts_deny, out, &mut self.spare);
             sink.clear();
             match next {
                 Next::Busy => i += 1,
@@ -220,7 +285,13 @@ impl Executor {
 }
 
 /// Drive one job as far as it goes without waiting.
-fn advance(r: &mut Running, now: u64, hosts_deny: &std::path::Path, log: &mut Vec<String>) -> Next {
+fn advance(
+    r: &mut Running,
+    now: u64,
+    hosts_deny: &std::path::Path,
+    log: &mut Vec<String>,
+    spare: &mut Option<Spare>,
+) -> Next {
     let ip = r.job.target;
     loop {
         if let Some((child, started)) = r.child.as_mut() {
@@ -228,6 +299,14 @@ fn advance(r: &mut Running, now: u64, hosts_deny: &std::path::Path, log: &mut Ve
             match child.try_wait() {
                 Ok(None) if now.saturating_sub(*started) < COMMAND_TIMEOUT_MS => return Next::Busy,
                 Ok(None) => {
+                    // The whole group: the shell and whatever it started (each command
+                    // runs in a process group of its own, see `shell`).
+                    if let Ok(pg) = i32::try_from(child.id()) {
+                        let _ = nix::sys::signal::killpg(
+                            nix::unistd::Pid::from_raw(pg),
+                            nix::sys::signal::Signal::SIGKILL,
+                        );
+                    }
                     let _ = child.kill();
                     let _ = child.wait();
                     log.push(report::command_timed_out(
@@ -270,7 +349,7 @@ fn advance(r: &mut Running, now: u64, hosts_deny: &std::path::Path, log: &mut Ve
                 };
             }
             Step::Route { command } | Step::RunCmd { command } | Step::Undo { command } => {
-                match spawn(command) {
+                match start(command, spare) {
                     Ok(c) => r.child = Some((c, now)),
                     Err(e) => {
                         log.push(report::command_not_started(ip, e, command));
@@ -300,13 +379,45 @@ fn command_result(step: &Step, ip: IpAddr, st: std::process::ExitStatus) -> Stri
     }
 }
 
+/// Run `command`: through the spare shell if one waits (and takes it), else a new shell.
+fn start(command: &str, spare: &mut Option<Spare>) -> std::io::Result<Child> {
+    // A line break would end the spare's `read` early: such a command gets its own shell.
+    if let Some(mut s) = spare.take().filter(|_| !command.contains('\n')) {
+        let line = format!("{command}\n");
+        if matches!(s.child.try_wait(), Ok(None)) && s.stdin.write_all(line.as_bytes()).is_ok() {
+            drop(s.stdin); // end of file after the line
+            return Ok(s.child);
+        }
+        let _ = s.child.kill();
+        let _ = s.child.wait();
+    }
+    spawn(command)
+}
+
+fn spawn_spare() -> std::io::Result<Spare> {
+    let mut c = shell();
+    c.arg("-c").arg(SPARE_SCRIPT).stdin(Stdio::piped());
+    let mut child = c.spawn()?;
+    match child.stdin.take() {
+        Some(stdin) => Ok(Spare { child, stdin }),
+        None => {
+            let _ = child.kill();
+            let _ = child.wait();
+            Err(std::io::Error::other("spare shell without stdin"))
+        }
+    }
+}
+
 fn spawn(command: &str) -> std::io::Result<Child> {
+    let mut c = shell();
+    c.arg("-c").arg(command).stdin(Stdio::null());
+    c.spawn()
+}
+
+/// `/bin/sh` with stdout and stderr on /dev/null, a PATH, in its own process group.
+fn shell() -> Command {
     let mut c = Command::new("/bin/sh");
-    c.arg("-c")
-        .arg(command)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+    c.stdout(Stdio::null()).stderr(Stdio::null());
     if std::env::var_os("PATH").is_none() {
         c.env(
             "PATH",
@@ -318,5 +429,5 @@ fn spawn(command: &str) -> std::io::Result<Child> {
     // the daemon's page tables), and it gives the child an empty signal mask (the daemon
     // blocks the signals it reads through signalfd; e2e tests check the child's SigBlk).
     c.process_group(0);
-    c.spawn()
+    c
 }

@@ -265,6 +265,7 @@ impl Daemon {
         let ignore_path = cfg.ignore_file.clone().unwrap_or_default();
         let mut exec = Executor::new(cfg.hosts_deny_file.clone());
         exec.set_nft(nft_size(&cfg));
+        exec.set_spare(wants_shell(&cfg));
         let mut d = Daemon {
             cli,
             modes,
@@ -290,6 +291,8 @@ impl Daemon {
     }
 
     fn run(&mut self) -> i32 {
+        // Starts the spare shell, if commands are configured.
+        self.pump();
         loop {
             let timeout = if self.exec.nft_running() {
                 1u16
@@ -583,6 +586,7 @@ impl Daemon {
         }
         if nft_size(&cfg) != nft_size(&self.cfg) {
             self.exec.set_nft(nft_size(&cfg));
+            self.exec.set_spare(wants_shell(&cfg));
         }
         self.protected = netinfo::protected();
         if let Some(st) = &mut self.stealth {
@@ -716,6 +720,11 @@ fn bind_ports(m: Mode, ports: &[u16], log: &mut Logger) -> Vec<Listener> {
 }
 
 /// BLOCK_SET_SIZE when the nftables path is on.
+/// Commands are configured: keep a spare shell ready (see `exec`).
+fn wants_shell(cfg: &Config) -> bool {
+    cfg.kill_route.is_some() || cfg.kill_run_cmd.is_some() || cfg.kill_route_undo.is_some()
+}
+
 fn nft_size(cfg: &Config) -> Option<u32> {
     (cfg.block_method == BlockMethod::Nftables).then_some(cfg.block_set_size)
 }
