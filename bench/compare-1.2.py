@@ -312,6 +312,8 @@ def main():
     ap.add_argument("--skip-build", action="store_true")
     ap.add_argument("--only", choices=["1.2", "ours"], help="run one side only")
     ap.add_argument("--idle-only", action="store_true", help="run scenario C only")
+    ap.add_argument("--start-only", type=int, metavar="N",
+                    help="run scenario D only, N times per daemon, alternating")
     a = ap.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("run as root")
@@ -326,6 +328,21 @@ def main():
     rows = []
     try:
         res = {}
+        if a.start_only:
+            starts = {"1.2": [], "ours": []}
+            for _ in range(min(a.start_only, 50)):
+                for kind in [a.only] if a.only else ["1.2", "ours"]:
+                    extra = ('ADVANCED_PORTS_TCP="65535"' if kind == "ours"
+                             else 'ADVANCED_PORTS_TCP="1024"')
+                    d = Daemon(net, "ref" if kind == "1.2" else "ours", "atcp", ours, ref, extra)
+                    if d.ready:
+                        starts[kind].append((d.ready - d.t_start) * 1000)
+                    d.stop()
+            for k, v in starts.items():
+                if v:
+                    print(f"{k:5} -atcp start to 'now active' ({'65535' if k == 'ours' else '1024'} ports), "
+                          f"{len(v)} starts: median {statistics.median(v):.1f} / min {min(v):.1f} / max {max(v):.1f} ms")
+            return
         for kind in [a.only] if a.only else ["1.2", "ours"]:
             r = res.setdefault(kind, {})
             if a.idle_only:

@@ -13,7 +13,6 @@
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
-use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::bpf::{Insn, SNAPLEN};
@@ -48,10 +47,19 @@ pub struct RingStats {
     pub drops: u32,
 }
 
-pub struct Capture {
+/// A packet socket with its receive ring mapped, not bound yet: it receives nothing (protocol
+/// 0). Setting up a ring waits for an RCU grace period in the kernel (`packet_set_ring` calls
+/// `synchronize_net`), measured at several ms here, so the daemon prepares it on a thread
+/// while it reads its configuration and the socket table ([`Ring::prepare`]).
+pub struct Ring {
     fd: OwnedFd,
-    ring: NonNull<u8>,
-    ring_len: usize,
+    /// The mapping's address (an integer, so a prepared ring can cross threads).
+    addr: usize,
+    len: usize,
+}
+
+pub struct Capture {
+    rx: Ring,
     next_block: u32,
     bell: OwnedFd,
     bell_on: bool,
@@ -107,24 +115,10 @@ fn attach(fd: &OwnedFd, prog: &[Insn]) -> io::Result<()> {
     )
 }
 
-impl Capture {
-    /// Open the socket with `prog` attached before any packet can arrive, map the ring, then
-    /// bind to all protocols on `interface` (or every interface).
-    pub fn open(prog: &[Insn], interface: Option<&str>) -> io::Result<Capture> {
-        let ifindex = match interface {
-            None => 0,
-            Some(name) => {
-                let c = std::ffi::CString::new(name)
-                    .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "interface name"))?;
-                // SAFETY: `c` is a valid NUL-terminated string for the duration of the call.
-                let i = unsafe { libc::if_nametoindex(c.as_ptr()) };
-                if i == 0 {
-                    return last_err(&format!("interface {name}"));
-                }
-                i as i32
-            }
-        };
-        let fd = packet_socket(prog)?;
+impl Ring {
+    /// Open the socket and map its ring; bind nothing yet (see [`Capture::with_ring`]).
+    pub fn prepare() -> io::Result<Ring> {
+        let fd = unbound_packet_socket()?;
         let version = libc::tpacket_versions::TPACKET_V3 as libc::c_int;
         setopt(
             &fd,
@@ -181,8 +175,50 @@ impl Capture {
         if p == libc::MAP_FAILED {
             return last_err("mmap(packet ring)");
         }
-        let ring =
-            NonNull::new(p.cast::<u8>()).ok_or_else(|| io::Error::other("mmap returned null"))?;
+        if p.is_null() {
+            return Err(io::Error::other("mmap returned null"));
+        }
+        Ok(Ring {
+            fd,
+            addr: p as usize,
+            len: ring_len,
+        })
+    }
+}
+
+impl Drop for Ring {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the mapping made in prepare; a Capture that borrowed it for
+        // drain owns this Ring, so nothing refers to it any more.
+        unsafe {
+            libc::munmap(self.addr as *mut libc::c_void, self.len);
+        }
+    }
+}
+
+impl Capture {
+    /// Prepare a ring and open the capture on it (see [`Capture::with_ring`]).
+    pub fn open(prog: &[Insn], interface: Option<&str>) -> io::Result<Capture> {
+        Capture::with_ring(Ring::prepare()?, prog, interface)
+    }
+
+    /// Attach `prog` to the prepared ring's socket, open the doorbell with the same filter,
+    /// then bind both to all protocols on `interface` (or every interface).
+    pub fn with_ring(rx: Ring, prog: &[Insn], interface: Option<&str>) -> io::Result<Capture> {
+        let ifindex = match interface {
+            None => 0,
+            Some(name) => {
+                let c = std::ffi::CString::new(name)
+                    .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "interface name"))?;
+                // SAFETY: `c` is a valid NUL-terminated string for the duration of the call.
+                let i = unsafe { libc::if_nametoindex(c.as_ptr()) };
+                if i == 0 {
+                    return last_err(&format!("interface {name}"));
+                }
+                i as i32
+            }
+        };
+        attach(&rx.fd, prog)?;
         // The doorbell: same filter, a small buffer, kernel receive timestamps (which also
         // turns on timestamping of every received packet, so both copies carry the same one).
         let bell = packet_socket(prog)?;
@@ -208,15 +244,13 @@ impl Capture {
             "SO_RXQ_OVFL",
         )?;
         let cap = Capture {
-            fd,
-            ring,
-            ring_len,
+            rx,
             next_block: 0,
             bell,
             bell_on: true,
             dedup: Dedup::new(),
         };
-        bind(&cap.fd, ifindex)?;
+        bind(&cap.rx.fd, ifindex)?;
         bind(&cap.bell, ifindex)?;
         Ok(cap)
     }
@@ -245,12 +279,12 @@ impl Capture {
     }
 
     pub fn fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
+        self.rx.fd.as_fd()
     }
 
     /// Replace the filter (the kernel swaps it atomically).
     pub fn set_filter(&self, prog: &[Insn]) -> io::Result<()> {
-        attach(&self.fd, prog)?;
+        attach(&self.rx.fd, prog)?;
         attach(&self.bell, prog)
     }
 
@@ -262,7 +296,7 @@ impl Capture {
         // SAFETY: `s` and `len` are valid for writes of the sizes given.
         let r = unsafe {
             libc::getsockopt(
-                self.fd.as_raw_fd(),
+                self.rx.fd.as_raw_fd(),
                 libc::SOL_PACKET,
                 libc::PACKET_STATISTICS,
                 (&mut s as *mut libc::tpacket_stats_v3).cast(),
@@ -286,7 +320,7 @@ impl Capture {
         for _ in 0..BLOCK_NR {
             let off = (self.next_block * BLOCK_SIZE) as usize;
             // SAFETY: `off` is a block start inside the mapping (next_block < BLOCK_NR).
-            let block = unsafe { self.ring.as_ptr().add(off) };
+            let block = unsafe { (self.rx.addr as *mut u8).add(off) };
             let status = block_status(block);
             if status.load(Ordering::Acquire) & libc::TP_STATUS_USER == 0 {
                 break;
@@ -312,8 +346,15 @@ impl Capture {
 }
 
 /// An AF_PACKET `SOCK_DGRAM` socket (packets start at the IP header) with `prog` attached.
-/// Protocol 0: it receives nothing until bound, so no packet slips in before the filter.
 fn packet_socket(prog: &[Insn]) -> io::Result<OwnedFd> {
+    let fd = unbound_packet_socket()?;
+    attach(&fd, prog)?;
+    Ok(fd)
+}
+
+/// Protocol 0: the socket receives nothing until it is bound (after its filter is on), so no
+/// packet slips in unfiltered.
+fn unbound_packet_socket() -> io::Result<OwnedFd> {
     // SAFETY: plain socket(2) call; the returned fd is checked and then owned.
     let raw = unsafe {
         libc::socket(
@@ -326,9 +367,7 @@ fn packet_socket(prog: &[Insn]) -> io::Result<OwnedFd> {
         return last_err("socket(AF_PACKET)");
     }
     // SAFETY: `raw` is a fresh, valid descriptor that nothing else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-    attach(&fd, prog)?;
-    Ok(fd)
+    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
 }
 
 /// Bind to all protocols on `ifindex` (0: every interface).
@@ -452,15 +491,6 @@ fn walk_block(b: &[u8], f: &mut impl FnMut(u8, i64, &[u8])) -> usize {
         at += next as usize;
     }
     n
-}
-
-impl Drop for Capture {
-    fn drop(&mut self) {
-        // SAFETY: unmaps exactly the mapping made in open; nothing borrows it past drain.
-        unsafe {
-            libc::munmap(self.ring.as_ptr().cast(), self.ring_len);
-        }
-    }
 }
 
 #[cfg(test)]

@@ -209,6 +209,11 @@ impl Daemon {
         let signals = mask.thread_block().and_then(|_| {
             SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
         });
+        // The capture ring takes an RCU grace period to set up (see `capture::Ring`): start
+        // it now, on a thread (created after the signals are blocked, so it never takes
+        // one), and collect it when the capture opens.
+        let ring = (!stealth::capture_modes(&modes).is_empty())
+            .then(|| std::thread::spawn(super::capture::Ring::prepare));
         let signals = match signals {
             Ok(s) => s,
             Err(e) => {
@@ -245,7 +250,7 @@ impl Daemon {
                 interface: cli.interface.clone(),
                 act_on_own_addresses: cli.act_on_own_addresses,
             };
-            match Stealth::start(&cfg, &capture_modes, &opts, &mut log) {
+            match Stealth::start(&cfg, &capture_modes, &opts, &mut log, ring) {
                 Ok(s) => Some(s),
                 Err(e) => return Err(Box::new((log, e))),
             }

@@ -30,7 +30,7 @@ use crate::socktable::{DiagStatus, ProcFile, SockTable, diag, diag_request};
 use crate::watch::{self, Local, RecentFlows, Watch, Watches};
 use crate::wire::{self, Drops, WireError};
 
-use super::capture::Capture;
+use super::capture::{Capture, Ring};
 use super::clock;
 use super::listen::{self, BindError};
 use super::log::Logger;
@@ -354,11 +354,14 @@ fn busy_ports(t: &SockTable, proto: Proto) -> Vec<u16> {
 impl Stealth {
     /// Run the start-up sequences of the capture `modes` and open the capture. Err carries
     /// the reason (already logged).
+    /// `ring`: the capture ring being prepared on a thread (see `capture::Ring`), or None to
+    /// prepare it here.
     pub fn start(
         cfg: &Config,
         modes: &[Mode],
         opts: &Options,
         log: &mut Logger,
+        ring: Option<std::thread::JoinHandle<std::io::Result<Ring>>>,
     ) -> Result<Stealth, String> {
         let host = read_host();
         let mut watches = build_watches(cfg, modes, &host, log)?;
@@ -368,7 +371,14 @@ impl Stealth {
             busy_ports(&host.table, Proto::Udp),
         );
         let prog = bpf::compile(&watches.filter(&busy.0, &busy.1));
-        let capture = match Capture::open(&prog, opts.interface.as_deref()) {
+        let ring = match ring {
+            Some(h) => h
+                .join()
+                .unwrap_or_else(|_| Err(std::io::Error::other("ring set-up thread panicked"))),
+            None => Ring::prepare(),
+        };
+        let opened = ring.and_then(|r| Capture::with_ring(r, &prog, opts.interface.as_deref()));
+        let capture = match opened {
             Ok(c) => c,
             Err(e) => {
                 let proto = modes.first().map_or(Proto::Tcp, |m| m.proto());
