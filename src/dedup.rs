@@ -74,6 +74,9 @@ pub struct Dedup {
     /// The doorbell lost packets before the one stamped so: leave its packets to the ring
     /// until the ring has handed that one over.
     gap_ts: Option<i64>,
+    /// When the ring was bound (None: not yet). Packets from before have no ring copy: the
+    /// doorbell's are judged as they come.
+    ring_since: Option<i64>,
 }
 
 impl Dedup {
@@ -86,6 +89,12 @@ impl Dedup {
     /// it, or the doorbell lost packets before it that the ring has not handed over yet, or
     /// too many doorbell packets wait for their ring copy.
     pub fn bell_copy(&mut self, k: Key, drops: u32) -> bool {
+        // Before the ring (with a margin around its bind): no copy will come, nothing to
+        // wait for; what the doorbell lost is lost.
+        if self.ring_since.is_none_or(|t| k.ts_ns < t - WINDOW_NS) {
+            self.bell_drops = drops;
+            return true;
+        }
         if drops != self.bell_drops {
             self.bell_drops = drops;
             self.gap_ts = Some(self.gap_ts.map_or(k.ts_ns, |g| g.max(k.ts_ns)));
@@ -121,6 +130,12 @@ impl Dedup {
         true
     }
 
+    /// The ring was bound at `ts_ns` (the daemon starts on the doorbell alone while the
+    /// ring is being set up).
+    pub fn ring_attached(&mut self, ts_ns: i64) {
+        self.ring_since = Some(ts_ns);
+    }
+
     /// After a ring pass: forget doorbell packets whose ring copy can no longer come (the
     /// ring dropped it): anything older than the window behind the ring's newest packet.
     pub fn settle(&mut self) {
@@ -142,6 +157,32 @@ mod tests {
         Key::of(ts, body)
     }
 
+    /// A table whose ring was attached long before the test's packets.
+    fn with_ring() -> Dedup {
+        let mut d = Dedup::new();
+        d.ring_attached(i64::MIN / 2);
+        d
+    }
+
+    #[test]
+    fn before_the_ring_the_doorbell_alone_judges() {
+        let mut d = Dedup::new();
+        // No ring yet: every doorbell packet is judged, none waits, drops change nothing.
+        for i in 0..(PENDING_MAX as i64 * 2) {
+            assert!(d.bell_copy(k(1_000 + i, &i.to_ne_bytes()), (i / 10) as u32));
+        }
+        assert_eq!(d.pending(), 0);
+        // The ring is bound at 1 s: packets from well before it are still judged at once;
+        // from then on the copies pair off as usual.
+        d.ring_attached(1_000_000_000);
+        assert!(d.bell_copy(k(1_000_000_000 - 2 * WINDOW_NS, b"old"), 12));
+        assert_eq!(d.pending(), 0);
+        let p = k(1_000_000_100, b"new");
+        assert!(d.bell_copy(p, 12));
+        assert_eq!(d.pending(), 1);
+        assert!(!d.ring_copy(p));
+    }
+
     impl Dedup {
         /// A doorbell packet when the doorbell has never dropped one.
         fn bell_copy0(&mut self, k: Key) -> bool {
@@ -153,7 +194,7 @@ mod tests {
     fn after_a_doorbell_gap_the_ring_catches_up_first() {
         // The target's SYN went out, the doorbell's buffer was full (dropped it), then the
         // reply came: the reply must not be judged before the ring hands over the SYN.
-        let mut d = Dedup::new();
+        let mut d = with_ring();
         let syn = k(1_000, b"outgoing syn");
         let reply = k(2_000, b"syn+ack");
         assert!(
@@ -177,7 +218,7 @@ mod tests {
 
     #[test]
     fn bell_first_then_ring_counts_once() {
-        let mut d = Dedup::new();
+        let mut d = with_ring();
         let p = k(1_000, b"probe one");
         assert!(d.bell_copy0(p));
         assert!(!d.ring_copy(p), "ring copy of a judged doorbell packet");
@@ -188,7 +229,7 @@ mod tests {
 
     #[test]
     fn ring_first_then_bell_counts_once() {
-        let mut d = Dedup::new();
+        let mut d = with_ring();
         let p = k(1_000, b"probe");
         assert!(d.ring_copy(p));
         assert!(!d.bell_copy0(p), "doorbell copy of a judged ring packet");
@@ -198,15 +239,15 @@ mod tests {
 
     #[test]
     fn separately_stamped_copies_match_within_the_window() {
-        let mut d = Dedup::new();
+        let mut d = with_ring();
         // The kernel stamped each copy itself: 30 us apart.
         assert!(d.bell_copy0(k(1_030_000, b"probe")));
         assert!(!d.ring_copy(k(1_000_000, b"probe")));
-        let mut d = Dedup::new();
+        let mut d = with_ring();
         assert!(d.ring_copy(k(1_000_000, b"x")));
         assert!(!d.bell_copy0(k(1_000_000 + WINDOW_NS, b"x")));
         // Same bytes far apart in time: two probes, both judged.
-        let mut d = Dedup::new();
+        let mut d = with_ring();
         assert!(d.bell_copy0(k(1_000, b"same")));
         assert!(!d.ring_copy(k(1_000, b"same")));
         assert!(d.bell_copy0(k(1_000 + 2 * WINDOW_NS, b"same")));
@@ -216,7 +257,7 @@ mod tests {
     fn identical_packets_pair_off_one_to_one() {
         // The same bytes sent twice in a row: two doorbell copies, two ring copies; each
         // ring copy cancels one doorbell copy, nothing is judged twice or lost.
-        let mut d = Dedup::new();
+        let mut d = with_ring();
         let p = k(1_000, b"dup");
         let q = k(1_001, b"dup");
         assert!(d.bell_copy0(p));
@@ -228,7 +269,7 @@ mod tests {
 
     #[test]
     fn different_content_or_length_is_a_different_packet() {
-        let mut d = Dedup::new();
+        let mut d = with_ring();
         assert!(d.bell_copy0(k(1_000, b"abc")));
         assert!(d.ring_copy(k(1_000, b"abd")));
         assert!(d.ring_copy(k(1_000, b"abcd")));
@@ -237,7 +278,7 @@ mod tests {
 
     #[test]
     fn bounded_and_settled() {
-        let mut d = Dedup::new();
+        let mut d = with_ring();
         for i in 0..(PENDING_MAX as i64 + 10) {
             let judged = d.bell_copy0(k(1_000 + i, &i.to_ne_bytes()));
             assert_eq!(judged, i < PENDING_MAX as i64, "packet {i}");

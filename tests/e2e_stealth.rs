@@ -800,6 +800,33 @@ fn each_packet_counts_once_towards_scan_trigger() {
     let run = Run::new(&net.target);
     config(&run, "SCAN_TRIGGER=\"3\"");
     start(&run, &["-stcp", "-sudp"]);
+    // The daemon is active on the doorbell at once; the ring, set up on a thread, joins
+    // within milliseconds: the packet socket whose ring is mapped gets bound to all
+    // protocols (/proc/PID/net/packet: Proto 0003, running).
+    let pid = run.pid().unwrap();
+    let t0 = std::time::Instant::now();
+    let ring_bound = || {
+        let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
+        let Some(inode) = maps
+            .lines()
+            .find_map(|l| l.split("socket:[").nth(1)?.split(']').next())
+            .map(str::to_string)
+        else {
+            return false;
+        };
+        std::fs::read_to_string(format!("/proc/{pid}/net/packet"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+            .any(|f| f.len() >= 9 && f[8] == inode && f[3] == "0003" && f[5] == "1")
+    };
+    while !ring_bound() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(2),
+            "the capture ring never attached"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
     for (i, v6) in [(0u8, false), (1, true)] {
         let from = src(&net, v6, 80 + i);
         let dst = if v6 { TARGET6 } else { TARGET4 };

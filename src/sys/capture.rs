@@ -58,8 +58,17 @@ pub struct Ring {
     len: usize,
 }
 
+/// A ring still being prepared on its thread.
+pub type PendingRing = std::thread::JoinHandle<io::Result<Ring>>;
+
 pub struct Capture {
-    rx: Ring,
+    /// None until the ring prepared on its thread is attached ([`Capture::attach_ring`]);
+    /// meanwhile the doorbell alone captures.
+    rx: Option<Ring>,
+    pending: Option<PendingRing>,
+    ifindex: i32,
+    /// The current filter, for a ring attached later.
+    prog: Vec<Insn>,
     next_block: u32,
     bell: OwnedFd,
     bell_on: bool,
@@ -197,14 +206,14 @@ impl Drop for Ring {
 }
 
 impl Capture {
-    /// Prepare a ring and open the capture on it (see [`Capture::with_ring`]).
-    pub fn open(prog: &[Insn], interface: Option<&str>) -> io::Result<Capture> {
-        Capture::with_ring(Ring::prepare()?, prog, interface)
-    }
-
-    /// Attach `prog` to the prepared ring's socket, open the doorbell with the same filter,
-    /// then bind both to all protocols on `interface` (or every interface).
-    pub fn with_ring(rx: Ring, prog: &[Insn], interface: Option<&str>) -> io::Result<Capture> {
+    /// Open the capture on `interface` (or every interface) with `prog`: the doorbell at once,
+    /// the ring when `ring` (being prepared on a thread) is ready, see
+    /// [`Capture::attach_ring`]. With no `ring`, prepare one here first.
+    pub fn open(
+        prog: &[Insn],
+        interface: Option<&str>,
+        ring: Option<PendingRing>,
+    ) -> io::Result<Capture> {
         let ifindex = match interface {
             None => 0,
             Some(name) => {
@@ -218,7 +227,10 @@ impl Capture {
                 i as i32
             }
         };
-        attach(&rx.fd, prog)?;
+        let rx = match ring {
+            Some(_) => None,
+            None => Some(Ring::prepare()?),
+        };
         // The doorbell: same filter, a small buffer, kernel receive timestamps (which also
         // turns on timestamping of every received packet, so both copies carry the same one).
         let bell = packet_socket(prog)?;
@@ -243,16 +255,52 @@ impl Capture {
             &1 as &libc::c_int,
             "SO_RXQ_OVFL",
         )?;
-        let cap = Capture {
-            rx,
+        let mut cap = Capture {
+            rx: None,
+            pending: ring,
+            ifindex,
+            prog: prog.to_vec(),
             next_block: 0,
             bell,
             bell_on: true,
             dedup: Dedup::new(),
         };
-        bind(&cap.rx.fd, ifindex)?;
+        if let Some(r) = rx {
+            cap.bind_ring(r)?;
+        }
         bind(&cap.bell, ifindex)?;
         Ok(cap)
+    }
+
+    /// Filter and bind the ring; from now on the doorbell's packets have ring copies.
+    fn bind_ring(&mut self, r: Ring) -> io::Result<()> {
+        attach(&r.fd, &self.prog)?;
+        bind(&r.fd, self.ifindex)?;
+        self.dedup.ring_attached(realtime_ns());
+        self.rx = Some(r);
+        Ok(())
+    }
+
+    /// Whether the ring is still being prepared (the loop then polls often and calls
+    /// [`Capture::attach_ring`]).
+    pub fn ring_pending(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    /// Attach the ring once its thread has finished. Ok(true) when it was attached now;
+    /// Err when it could not be set up.
+    pub fn attach_ring(&mut self) -> io::Result<bool> {
+        if !self.pending.as_ref().is_some_and(|h| h.is_finished()) {
+            return Ok(false);
+        }
+        let Some(h) = self.pending.take() else {
+            return Ok(false);
+        };
+        let r = h
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("ring set-up thread panicked")))?;
+        self.bind_ring(r)?;
+        Ok(true)
     }
 
     /// The doorbell, while it is worth reading (light traffic); None under load.
@@ -278,25 +326,33 @@ impl Capture {
         n
     }
 
-    pub fn fd(&self) -> BorrowedFd<'_> {
-        self.rx.fd.as_fd()
+    /// The ring's socket, once attached.
+    pub fn fd(&self) -> Option<BorrowedFd<'_>> {
+        self.rx.as_ref().map(|r| r.fd.as_fd())
     }
 
     /// Replace the filter (the kernel swaps it atomically).
-    pub fn set_filter(&self, prog: &[Insn]) -> io::Result<()> {
-        attach(&self.rx.fd, prog)?;
-        attach(&self.bell, prog)
+    pub fn set_filter(&mut self, prog: &[Insn]) -> io::Result<()> {
+        if let Some(r) = &self.rx {
+            attach(&r.fd, prog)?;
+        }
+        attach(&self.bell, prog)?;
+        self.prog = prog.to_vec();
+        Ok(())
     }
 
     /// Packets seen and dropped by the ring since the last call.
     pub fn stats(&self) -> io::Result<RingStats> {
+        let Some(rx) = &self.rx else {
+            return Ok(RingStats::default());
+        };
         // SAFETY: tpacket_stats_v3 is plain data; all-zero is valid.
         let mut s: libc::tpacket_stats_v3 = unsafe { std::mem::zeroed() };
         let mut len = std::mem::size_of::<libc::tpacket_stats_v3>() as libc::socklen_t;
         // SAFETY: `s` and `len` are valid for writes of the sizes given.
         let r = unsafe {
             libc::getsockopt(
-                self.rx.fd.as_raw_fd(),
+                rx.fd.as_raw_fd(),
                 libc::SOL_PACKET,
                 libc::PACKET_STATISTICS,
                 (&mut s as *mut libc::tpacket_stats_v3).cast(),
@@ -316,11 +372,14 @@ impl Capture {
     /// (`sll_pkttype`, bytes from the IP header), then give the blocks back. At most one pass
     /// over the ring, so a flood cannot keep the loop here forever.
     pub fn drain(&mut self, mut f: impl FnMut(u8, &[u8])) -> usize {
+        let Some(rx_addr) = self.rx.as_ref().map(|r| r.addr) else {
+            return 0;
+        };
         let mut n = 0;
         for _ in 0..BLOCK_NR {
             let off = (self.next_block * BLOCK_SIZE) as usize;
             // SAFETY: `off` is a block start inside the mapping (next_block < BLOCK_NR).
-            let block = unsafe { (self.rx.addr as *mut u8).add(off) };
+            let block = unsafe { (rx_addr as *mut u8).add(off) };
             let status = block_status(block);
             if status.load(Ordering::Acquire) & libc::TP_STATUS_USER == 0 {
                 break;
@@ -368,6 +427,13 @@ fn unbound_packet_socket() -> io::Result<OwnedFd> {
     }
     // SAFETY: `raw` is a fresh, valid descriptor that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+}
+
+/// Now, in ns since the epoch (CLOCK_REALTIME, the clock of packet timestamps).
+fn realtime_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }
 
 /// Bind to all protocols on `ifindex` (0: every interface).

@@ -299,7 +299,8 @@ impl Daemon {
         // Starts the spare shell, if commands are configured.
         self.pump();
         loop {
-            let timeout = if self.exec.nft_running() {
+            let ring_pending = self.stealth.as_ref().is_some_and(Stealth::ring_pending);
+            let timeout = if self.exec.nft_running() || ring_pending {
                 1u16
             } else if self.exec.busy() {
                 20
@@ -318,11 +319,17 @@ impl Daemon {
                 for l in &self.listeners {
                     fds.push(PollFd::new(l.fd(), PollFlags::POLLIN));
                 }
-                // The capture, if any, comes last: the ring, then its doorbell when in use.
+                // The capture, if any, comes last: the ring (once attached), then its
+                // doorbell when in use.
                 let first_capture = fds.len();
+                let (mut ring_at, mut bell_at) = (None, None);
                 if let Some(st) = &self.stealth {
-                    fds.push(PollFd::new(st.fd(), PollFlags::POLLIN));
+                    if let Some(r) = st.fd() {
+                        ring_at = Some(fds.len());
+                        fds.push(PollFd::new(r, PollFlags::POLLIN));
+                    }
                     if let Some(b) = st.bell_fd() {
+                        bell_at = Some(fds.len());
                         fds.push(PollFd::new(b, PollFlags::POLLIN));
                     }
                 }
@@ -342,9 +349,9 @@ impl Daemon {
                         ready_sig = true;
                     } else if hit && i < first_capture {
                         ready.push(i - 1);
-                    } else if hit && i == first_capture {
+                    } else if hit && Some(i) == ring_at {
                         ready_capture = true;
-                    } else if hit {
+                    } else if hit && Some(i) == bell_at {
                         ready_bell = true;
                     }
                 }
@@ -361,6 +368,9 @@ impl Daemon {
                 self.serve_capture(false);
             }
             if let Some(st) = &mut self.stealth {
+                if ring_pending && st.attach_ring(&mut self.log).is_err() {
+                    return self.shutdown(EXIT_FAIL);
+                }
                 st.tick(&mut self.log);
             }
             if ready_sig {

@@ -30,7 +30,7 @@ use crate::socktable::{DiagStatus, ProcFile, SockTable, diag, diag_request};
 use crate::watch::{self, Local, RecentFlows, Watch, Watches};
 use crate::wire::{self, Drops, WireError};
 
-use super::capture::{Capture, Ring};
+use super::capture::{Capture, PendingRing};
 use super::clock;
 use super::listen::{self, BindError};
 use super::log::Logger;
@@ -361,7 +361,7 @@ impl Stealth {
         modes: &[Mode],
         opts: &Options,
         log: &mut Logger,
-        ring: Option<std::thread::JoinHandle<std::io::Result<Ring>>>,
+        ring: Option<PendingRing>,
     ) -> Result<Stealth, String> {
         let host = read_host();
         let mut watches = build_watches(cfg, modes, &host, log)?;
@@ -371,14 +371,8 @@ impl Stealth {
             busy_ports(&host.table, Proto::Udp),
         );
         let prog = bpf::compile(&watches.filter(&busy.0, &busy.1));
-        let ring = match ring {
-            Some(h) => h
-                .join()
-                .unwrap_or_else(|_| Err(std::io::Error::other("ring set-up thread panicked"))),
-            None => Ring::prepare(),
-        };
-        let opened = ring.and_then(|r| Capture::with_ring(r, &prog, opts.interface.as_deref()));
-        let capture = match opened {
+        // Active at once on the doorbell; the ring joins when its thread is done.
+        let capture = match Capture::open(&prog, opts.interface.as_deref(), ring) {
             Ok(c) => c,
             Err(e) => {
                 let proto = modes.first().map_or(Proto::Tcp, |m| m.proto());
@@ -403,8 +397,26 @@ impl Stealth {
         })
     }
 
-    pub fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+    /// The ring's socket, once attached (see [`Stealth::attach_ring`]).
+    pub fn fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
         self.capture.fd()
+    }
+
+    /// While the ring is being set up, the loop polls every few ms and calls this.
+    pub fn ring_pending(&self) -> bool {
+        self.capture.ring_pending()
+    }
+
+    /// Attach the ring if its thread has finished. Err (logged here) when it could not be
+    /// set up: the daemon cannot capture reliably and stops.
+    pub fn attach_ring(&mut self, log: &mut Logger) -> Result<(), String> {
+        match self.capture.attach_ring() {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                log.log(&report::capture_error(&e));
+                Err(e.to_string())
+            }
+        }
     }
 
     /// New config on SIGHUP: rebuild the watched sets (with their start-up lines) and the
