@@ -212,8 +212,16 @@ impl Daemon {
         // The capture ring takes an RCU grace period to set up (see `capture::Ring`): start
         // it now, on a thread (created after the signals are blocked, so it never takes
         // one), and collect it when the capture opens.
+        // A small stack: it makes three system calls.
         let ring = (!stealth::capture_modes(&modes).is_empty())
-            .then(|| std::thread::spawn(super::capture::Ring::prepare));
+            .then(|| {
+                std::thread::Builder::new()
+                    .name("ring".into())
+                    .stack_size(64 * 1024)
+                    .spawn(super::capture::Ring::prepare)
+                    .ok()
+            })
+            .flatten();
         let signals = match signals {
             Ok(s) => s,
             Err(e) => {
