@@ -27,10 +27,6 @@ BIN=${BIN:-target/release/portsentry}
 ID=$$
 T=pft$ID
 S=pfs$ID
-DIR=$(mktemp -d)
-SINK_PID=
-FLOOD_PID=
-
 case $MODE in
     sudp) PROTO=udp; KEYS="UDP_PORTS=\"7\"
 BLOCK_UDP=\"0\"" ;;
@@ -38,31 +34,15 @@ BLOCK_UDP=\"0\"" ;;
 BLOCK_TCP=\"0\"" ;;
     *) echo "flood: MODE is sudp or stcp" >&2; exit 1 ;;
 esac
-for tool in ip python3 awk; do
-    command -v "$tool" >/dev/null || { echo "flood: $tool is required" >&2; exit 1; }
-done
-[ "$(id -u)" = 0 ] || { echo "flood: run as root" >&2; exit 1; }
+DIR=$(mktemp -d)
+NAME=flood
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
-cleanup() {
-    [ -f "$DIR/pid" ] && kill "$(cat "$DIR/pid")" 2>/dev/null || true
-    [ -n "$FLOOD_PID" ] && kill "$FLOOD_PID" 2>/dev/null || true
-    [ -n "$SINK_PID" ] && kill "$SINK_PID" 2>/dev/null || true
-    ip netns del "$T" 2>/dev/null || true
-    ip netns del "$S" 2>/dev/null || true
-    rm -rf "$DIR"
-}
-trap cleanup EXIT
-
-if [ -z "${BIN_PREBUILT:-}" ]; then
-    cargo build --release --bin portsentry
-fi
+bench_start ip python3 awk
 
 REAL=(198.51.100.10 2001:db8:2::10 198.51.100.11 2001:db8:2::11 198.51.100.12)
-ip netns add "$T"
-ip netns add "$S"
-ip link add vt$ID netns "$T" type veth peer name vs$ID netns "$S"
-ip -n "$T" link set lo up
-ip -n "$S" link set lo up
+bench_netns "$T" "$S" "$ID"
 ip -n "$T" addr add 198.51.100.1/24 dev vt$ID
 ip -n "$T" addr add 2001:db8:2::1/64 dev vt$ID nodad
 ip -n "$S" addr add 198.51.100.2/24 dev vs$ID
@@ -74,16 +54,10 @@ for a in "${REAL[@]}"; do
         *) ip -n "$S" addr add "$a/24" dev vs$ID ;;
     esac
 done
-ip -n "$T" link set vt$ID up
-ip -n "$S" link set vs$ID up
-# Static neighbour entries on the scanner side (raw sends to a neighbour being resolved are
-# queued three deep and the rest dropped).
-mac=$(ip -n "$T" link show vt$ID | awk '/ether/ {print $2}')
-ip -n "$S" neigh replace 198.51.100.1 lladdr "$mac" dev vs$ID nud permanent
-ip -n "$S" neigh replace 2001:db8:2::1 lladdr "$mac" dev vs$ID nud permanent
+bench_neigh 198.51.100.1 2001:db8:2::1
 
 python3 bench/probe.py sink "$DIR/log" "$DIR/syslog" 3600 &
-SINK_PID=$!
+KILL_PIDS+=($!)
 for _ in $(seq 50); do [ -S "$DIR/log" ] && break; sleep 0.05; done
 
 : >"$DIR/ignore"
@@ -103,6 +77,7 @@ rx0=$(rx)
 echo "== $N forged IPv6 sources (2001:db8:3::/64) -> [2001:db8:2::1]:$PORT/$PROTO, portsentry -$MODE, log only"
 ip netns exec "$S" python3 bench/probe.py burst 2001:db8:3::1:0 "$N" 2001:db8:2::1 "$PORT" "$MAXSECS" "$PROTO" >"$DIR/flood.out" &
 FLOOD_PID=$!
+KILL_PIDS+=("$FLOOD_PID")
 # Real probes: one every ~0.6 s from 0.5 s on, each only while the flood still runs.
 sleep 0.5
 : >"$DIR/real"
@@ -113,7 +88,7 @@ for a in "${REAL[@]}"; do
     sleep 0.6
 done
 wait "$FLOOD_PID" || true
-FLOOD_PID=
+bench_forget "$FLOOD_PID"
 rx1=$(rx)
 sent=$(awk '{print $2}' "$DIR/flood.out")
 secs=$(awk '{print $4}' "$DIR/flood.out")

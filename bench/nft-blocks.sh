@@ -26,43 +26,18 @@ ID=$$
 T=pbt$ID
 S=pbs$ID
 DIR=$(mktemp -d)
-SINK_PID=
+NAME=nft-blocks
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+bench_start ip nft python3 iptables iptables-restore
 
-for tool in ip nft python3 iptables iptables-restore; do
-    command -v "$tool" >/dev/null || { echo "nft-blocks: $tool is required" >&2; exit 1; }
-done
-[ "$(id -u)" = 0 ] || { echo "nft-blocks: run as root" >&2; exit 1; }
-
-cleanup() {
-    [ -f "$DIR/pid" ] && kill "$(cat "$DIR/pid")" 2>/dev/null || true
-    [ -n "$SINK_PID" ] && kill "$SINK_PID" 2>/dev/null || true
-    ip netns del "$T" 2>/dev/null || true
-    ip netns del "$S" 2>/dev/null || true
-    rm -rf "$DIR"
-}
-trap cleanup EXIT
-
-if [ -z "${BIN_PREBUILT:-}" ]; then
-    cargo build --release --bin portsentry
-fi
-
-ip netns add "$T"
-ip netns add "$S"
-ip link add vt$ID netns "$T" type veth peer name vs$ID netns "$S"
-ip -n "$T" link set lo up
-ip -n "$S" link set lo up
+bench_netns "$T" "$S" "$ID"
 ip -n "$T" addr add 198.18.0.1/15 dev vt$ID
 ip -n "$S" addr add 198.18.0.2/15 dev vs$ID
 ip -n "$T" addr add 2001:db8:1::1/64 dev vt$ID nodad
 ip -n "$S" addr add 2001:db8:1::2/64 dev vs$ID nodad
-ip -n "$T" link set vt$ID up
-ip -n "$S" link set vs$ID up
-# Static neighbour entries on the scanner side: raw sends to a neighbour still being
-# resolved are queued three deep and the rest dropped. The target never answers the spoofed
-# sources (no banner), so it needs none.
-mac=$(ip -n "$T" link show vt$ID | awk '/ether/ {print $2}')
-ip -n "$S" neigh replace 198.18.0.1 lladdr "$mac" dev vs$ID nud permanent
-ip -n "$S" neigh replace 2001:db8:1::1 lladdr "$mac" dev vs$ID nud permanent
+# The target never answers the spoofed sources (no banner), so it needs no neighbours.
+bench_neigh 198.18.0.1 2001:db8:1::1
 
 # A syslog sink that counts and discards (the daemon's logging cost is real, the disk is not).
 python3 -c '
@@ -74,7 +49,7 @@ while time.monotonic() - t0 < 3600:
     try: s.recv(8192)
     except socket.timeout: pass
 ' "$DIR/log" &
-SINK_PID=$!
+KILL_PIDS+=($!)
 sleep 0.3
 
 config() { # $1: extra lines
