@@ -822,6 +822,13 @@ pub fn capture_error(err: impl Display) -> String {
     format!("adminalert: ERROR: packet capture: {err}")
 }
 
+/// RESOLVE_HOST: the resolver did not answer in time; lookups rest for a while.
+pub fn resolve_timed_out(ip: IpAddr, timeout_ms: u128, rest_s: u64) -> String {
+    format!(
+        "adminalert: WARNING: reverse lookup of {ip} timed out after {timeout_ms} ms (RESOLVE_HOST): names are not looked up for the next {rest_s} s"
+    )
+}
+
 // ---------------------------------------------------------------------------------------------
 // §7.3 Blocked and history file line
 // ---------------------------------------------------------------------------------------------
@@ -1168,6 +1175,10 @@ mod tests {
         assert_eq!(
             capture_error("bind: EPERM"),
             "adminalert: ERROR: packet capture: bind: EPERM"
+        );
+        assert_eq!(
+            resolve_timed_out("2001:db8::1".parse().unwrap(), 1000, 30),
+            "adminalert: WARNING: reverse lookup of 2001:db8::1 timed out after 1000 ms (RESOLVE_HOST): names are not looked up for the next 30 s"
         );
     }
 

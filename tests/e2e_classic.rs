@@ -783,3 +783,69 @@ fn a_spare_shell_runs_the_next_command_and_dies_with_the_daemon() {
     .unwrap();
     wait_for("the spare ends with the daemon", &|| !alive(second));
 }
+
+/// RESOLVE_HOST with a resolver that never answers (its address is on the target's link but
+/// nobody has it): the first report waits for the 1 s lookup limit and says that lookups
+/// rest; the next hosts are reported at once by address instead of waiting a second each
+/// (1.2 blocked in gethostbyaddr for every one).
+#[test]
+fn a_resolver_that_does_not_answer_costs_one_timeout_not_one_per_host() {
+    if !privileged("a_resolver_that_does_not_answer_costs_one_timeout_not_one_per_host") {
+        return;
+    }
+    let net = Net::new();
+    // `ip netns exec` bind-mounts /etc/netns/<ns>/* over /etc for the daemon.
+    let etc = std::path::PathBuf::from(format!("/etc/netns/{}", net.target));
+    std::fs::create_dir_all(&etc).unwrap();
+    struct Cleanup(std::path::PathBuf);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let _c = Cleanup(etc.clone());
+    std::fs::write(etc.join("hosts"), "127.0.0.1 localhost\n").unwrap();
+    std::fs::write(etc.join("nsswitch.conf"), "hosts: files dns\n").unwrap();
+    std::fs::write(
+        etc.join("resolv.conf"),
+        "nameserver 198.51.100.250\noptions timeout:5 attempts:1\n",
+    )
+    .unwrap();
+    let scanners: Vec<String> = net
+        .scanner_addresses(5)
+        .into_iter()
+        .filter(|a| !a.contains(':'))
+        .collect();
+    let run = Run::new(&net.target);
+    recording_config(&run, "RESOLVE_HOST=\"1\"");
+    run.start_ok(&["-tcp"]);
+    run.log
+        .wait_line("adminalert: PortSentry is now active and listening.");
+    let t0 = Instant::now();
+    for s in &scanners {
+        net.connect(Some(s), TARGET4, 1).unwrap();
+    }
+    for s in &scanners {
+        run.log.wait_line(&format!(
+            "attackalert: Connect from host: {s}/{s} to TCP port: 1"
+        ));
+    }
+    let took = t0.elapsed();
+    eprintln!(
+        "5 hosts reported {:.0} ms after the first connect (one 1 s lookup limit)",
+        took.as_secs_f64() * 1000.0
+    );
+    assert_eq!(
+        run.log.count("adminalert: WARNING: reverse lookup of "),
+        1,
+        "{:#?}",
+        run.log.lines()
+    );
+    run.log.wait_line(&format!(
+        "adminalert: WARNING: reverse lookup of {} timed out after 1000 ms (RESOLVE_HOST): names are not looked up for the next 30 s",
+        scanners[0]
+    ));
+    // One lookup limit, not five (the hosts are reported one after the other; 1.2's way
+    // would take at least five seconds).
+    assert!(took < Duration::from_secs(4), "{took:?}");
+}

@@ -183,6 +183,7 @@ struct Daemon {
     stealth: Option<Stealth>,
     /// Addresses never blocked (this host's, gateways); refreshed every minute and on reload.
     protected: Protected,
+    resolver: resolve::Resolver,
     /// Blocked-file and history lines of this loop turn, written at its end.
     appends: files::Appends,
 }
@@ -292,6 +293,7 @@ impl Daemon {
             last_expire: clock::now_ms(),
             stealth,
             protected: netinfo::protected(),
+            resolver: resolve::Resolver::default(),
             appends: files::Appends::default(),
         };
         d.ignore.refresh(clock::now_ms(), &mut d.log);
@@ -524,12 +526,23 @@ impl Daemon {
     }
 
     /// The resolved name with RESOLVE_HOST, else None (the address is used).
-    fn name_of(&self, ip: IpAddr) -> Option<String> {
+    fn name_of(&mut self, ip: IpAddr) -> Option<String> {
         // report's functions escape the name themselves (hostile PTR records).
-        if self.cfg.resolve_host {
-            return resolve::reverse(ip, RESOLVE_TIMEOUT);
+        if !self.cfg.resolve_host {
+            return None;
         }
-        None
+        match self.resolver.reverse(ip, RESOLVE_TIMEOUT, clock::now_ms()) {
+            resolve::Reverse::Name(n) => Some(n),
+            resolve::Reverse::NoName => None,
+            resolve::Reverse::TimedOut => {
+                self.log.log(&report::resolve_timed_out(
+                    ip,
+                    RESOLVE_TIMEOUT.as_millis(),
+                    resolve::BACKOFF_MS / 1000,
+                ));
+                None
+            }
+        }
     }
 
     /// A job ended: tell the engine, then write the blocked and history lines (§7).
