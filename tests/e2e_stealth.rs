@@ -256,8 +256,10 @@ fn tcp_battery(net: &Net, run: &Run, mode: &str, port: u16) {
         probes.push((false, Send::Hping(h), text));
         probes.push((true, Send::Raw6(f), text));
     }
+    let mut last = String::new();
     for (i, (v6, how, text)) in probes.into_iter().enumerate() {
         let from = src(net, v6, i as u8 + 1);
+        last = from.clone();
         let dst = if v6 { TARGET6 } else { TARGET4 };
         match how {
             Send::Nmap(scan) => nmap(net, scan, &from, dst, port),
@@ -269,6 +271,11 @@ fn tcp_battery(net: &Net, run: &Run, mode: &str, port: u16) {
         ));
         run.wait_file("actions", &format!("route {from} {port} {mode}\n"));
     }
+    // The lines are written when the command has been reaped, the history first: wait for
+    // the last host's line in both files before comparing them.
+    let tail = format!("Host: {last}/{last} Port: {port} TCP Blocked");
+    run.wait_file("portsentry.history", &tail);
+    run.wait_file(&format!("portsentry.blocked.{mode}"), &tail);
     let hist = run.read("portsentry.history");
     assert!(hist.lines().all(|l| fail2ban_host(l).is_some()), "{hist}");
     assert_eq!(run.read(&format!("portsentry.blocked.{mode}")), hist);
