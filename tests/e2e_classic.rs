@@ -433,29 +433,33 @@ fn port_reported_is_the_port_hit_even_after_a_failed_bind() {
     run.wait_file("actions", &format!("cmd {SCANNER4} 2 tcp"));
 }
 
-#[test]
-fn resolve_host_names_the_host_escaped_but_commands_get_the_address() {
-    if !privileged("resolve_host_names_the_host_escaped_but_commands_get_the_address") {
-        return;
-    }
-    let net = Net::new();
-    // `ip netns exec` bind-mounts /etc/netns/<ns>/hosts over /etc/hosts for the daemon.
-    let etc = std::path::PathBuf::from(format!("/etc/netns/{}", net.target));
-    std::fs::create_dir_all(&etc).unwrap();
+/// Files the daemon sees in /etc: `ip netns exec` bind-mounts /etc/netns/<ns>/* over /etc.
+/// Removed when the returned guard drops.
+fn netns_etc(net: &Net, files: &[(&str, &str)]) -> impl Drop + use<> {
     struct Cleanup(std::path::PathBuf);
     impl Drop for Cleanup {
         fn drop(&mut self) {
             let _ = std::fs::remove_dir_all(&self.0);
         }
     }
-    let _c = Cleanup(etc.clone());
-    std::fs::write(
-        etc.join("hosts"),
-        format!(
-            "127.0.0.1 localhost\n{SCANNER4} scanner.test\n{SCANNER4B} ev;il`id`$(id)/x.test\n"
-        ),
-    )
-    .unwrap();
+    let etc = std::path::PathBuf::from(format!("/etc/netns/{}", net.target));
+    std::fs::create_dir_all(&etc).unwrap();
+    for (name, text) in files {
+        std::fs::write(etc.join(name), text).unwrap();
+    }
+    Cleanup(etc)
+}
+
+#[test]
+fn resolve_host_names_the_host_escaped_but_commands_get_the_address() {
+    if !privileged("resolve_host_names_the_host_escaped_but_commands_get_the_address") {
+        return;
+    }
+    let net = Net::new();
+    let hosts = format!(
+        "127.0.0.1 localhost\n{SCANNER4} scanner.test\n{SCANNER4B} ev;il`id`$(id)/x.test\n"
+    );
+    let _etc = netns_etc(&net, &[("hosts", &hosts)]);
     let run = Run::new(&net.target);
     recording_config(&run, "RESOLVE_HOST=\"1\"");
     run.start_ok(&["-tcp"]);
@@ -794,23 +798,17 @@ fn a_resolver_that_does_not_answer_costs_one_timeout_not_one_per_host() {
         return;
     }
     let net = Net::new();
-    // `ip netns exec` bind-mounts /etc/netns/<ns>/* over /etc for the daemon.
-    let etc = std::path::PathBuf::from(format!("/etc/netns/{}", net.target));
-    std::fs::create_dir_all(&etc).unwrap();
-    struct Cleanup(std::path::PathBuf);
-    impl Drop for Cleanup {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-    let _c = Cleanup(etc.clone());
-    std::fs::write(etc.join("hosts"), "127.0.0.1 localhost\n").unwrap();
-    std::fs::write(etc.join("nsswitch.conf"), "hosts: files dns\n").unwrap();
-    std::fs::write(
-        etc.join("resolv.conf"),
-        "nameserver 198.51.100.250\noptions timeout:5 attempts:1\n",
-    )
-    .unwrap();
+    let _etc = netns_etc(
+        &net,
+        &[
+            ("hosts", "127.0.0.1 localhost\n"),
+            ("nsswitch.conf", "hosts: files dns\n"),
+            (
+                "resolv.conf",
+                "nameserver 198.51.100.250\noptions timeout:5 attempts:1\n",
+            ),
+        ],
+    );
     let scanners: Vec<String> = net
         .scanner_addresses(5)
         .into_iter()
