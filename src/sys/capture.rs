@@ -287,20 +287,16 @@ impl Capture {
         self.pending.is_some()
     }
 
-    /// Attach the ring once its thread has finished. Ok(true) when it was attached now;
-    /// Err when it could not be set up.
-    pub fn attach_ring(&mut self) -> io::Result<bool> {
-        if !self.pending.as_ref().is_some_and(|h| h.is_finished()) {
-            return Ok(false);
-        }
-        let Some(h) = self.pending.take() else {
-            return Ok(false);
+    /// Attach the ring if its thread has finished (else nothing yet); Err when it could not
+    /// be set up.
+    pub fn attach_ring(&mut self) -> io::Result<()> {
+        let Some(h) = self.pending.take_if(|h| h.is_finished()) else {
+            return Ok(());
         };
         let r = h
             .join()
             .unwrap_or_else(|_| Err(io::Error::other("ring set-up thread panicked")))?;
-        self.bind_ring(r)?;
-        Ok(true)
+        self.bind_ring(r)
     }
 
     /// The doorbell, while it is worth reading (light traffic); None under load.

@@ -212,8 +212,8 @@ impl Daemon {
         });
         // The capture ring takes an RCU grace period to set up (see `capture::Ring`): start
         // it now, on a thread (created after the signals are blocked, so it never takes
-        // one), and collect it when the capture opens.
-        // A small stack: it makes three system calls.
+        // one, and with a small stack: it makes a few system calls). The capture opens on
+        // its doorbell without waiting; the loop attaches the ring when the thread is done.
         let ring = (!stealth::capture_modes(&modes).is_empty())
             .then(|| {
                 std::thread::Builder::new()

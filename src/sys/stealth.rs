@@ -410,13 +410,10 @@ impl Stealth {
     /// Attach the ring if its thread has finished. Err (logged here) when it could not be
     /// set up: the daemon cannot capture reliably and stops.
     pub fn attach_ring(&mut self, log: &mut Logger) -> Result<(), String> {
-        match self.capture.attach_ring() {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                log.log(&report::capture_error(&e));
-                Err(e.to_string())
-            }
-        }
+        self.capture.attach_ring().map_err(|e| {
+            log.log(&report::capture_error(&e));
+            e.to_string()
+        })
     }
 
     /// New config on SIGHUP: rebuild the watched sets (with their start-up lines) and the
