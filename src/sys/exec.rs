@@ -190,11 +190,10 @@ impl Executor {
     /// Start a spare shell if one is wanted and none waits (after any command has been
     /// handed over, so this never delays one).
     fn keep_spare(&mut self, now: u64) {
-        if let Some(s) = self.spare.as_mut() {
-            if matches!(s.child.try_wait(), Ok(None)) {
-                return;
-            }
-            self.spare = None; // it died (killed by hand?): reaped by try_wait
+        // No wait on every pump (it runs per block under a flood): a spare that died (killed
+        // by hand?) is found and reaped when the next command wants it (`start`).
+        if self.spare.is_some() {
+            return;
         }
         let retry = self
             .spare_failed
