@@ -135,6 +135,14 @@ impl PortSet {
         self.ranges.is_empty()
     }
 
+    /// How many ports the set holds.
+    pub fn len(&self) -> usize {
+        self.ranges
+            .iter()
+            .map(|&(lo, hi)| usize::from(hi) - usize::from(lo) + 1)
+            .sum()
+    }
+
     pub fn ranges(&self) -> &[(u16, u16)] {
         &self.ranges
     }
@@ -500,6 +508,14 @@ mod tests {
         });
         check(&p);
         p
+    }
+
+    #[test]
+    fn port_set_len_counts_ports() {
+        assert_eq!(PortSet::from_ports([1, 11, 31337, 31338, 31339]).len(), 5);
+        assert_eq!(PortSet::below_except(1024, [22, 80]).len(), 1022);
+        assert_eq!(PortSet::below_except(65536, []).len(), 65536);
+        assert_eq!(PortSet::from_ports([]).len(), 0);
     }
 
     #[test]

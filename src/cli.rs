@@ -19,6 +19,7 @@ pub const DEFAULT_PIDFILE: &str = "/run/portsentry.pid";
 #[command(
     name = "portsentry",
     version,
+    override_usage = "portsentry [-tcp|-stcp|-atcp] [-udp|-sudp|-audp] [OPTIONS]\n       portsentry --check [-c FILE] [--modes-file FILE]\n       portsentry blocked|modes|... (see portsentry(8))",
     about = "PortSentry - Port Scan Detector (Rust reimplementation, compatible with 1.2)",
     long_about = "PortSentry - Port Scan Detector.\n\n\
         Detects port scans and responds (log, hosts.deny, route or firewall command).\n\
@@ -26,7 +27,7 @@ pub const DEFAULT_PIDFILE: &str = "/run/portsentry.pid";
         Single-dash forms (-tcp, -stcp, ...) work exactly as in portsentry 1.2.",
     group(ArgGroup::new("tcp_mode").args(["tcp", "stcp", "atcp"]).multiple(false)),
     group(ArgGroup::new("udp_mode").args(["udp", "sudp", "audp"]).multiple(false)),
-    group(ArgGroup::new("any_mode").args(["tcp", "stcp", "atcp", "udp", "sudp", "audp"]).multiple(true).required(true)),
+    group(ArgGroup::new("any_mode").args(["tcp", "stcp", "atcp", "udp", "sudp", "audp"]).multiple(true)),
 )]
 pub struct Cli {
     /// Classic TCP mode: bind TCP_PORTS and catch full connects
@@ -56,9 +57,13 @@ pub struct Cli {
     /// PID file, written once the daemon is ready and removed when it exits
     #[arg(long, value_name = "FILE", default_value = DEFAULT_PIDFILE)]
     pub pidfile: PathBuf,
-    /// Validate the configuration and the ignore file, print problems, exit 0 (good) or 1
+    /// Validate the configuration and the ignore file, print problems, exit 0 (good) or 1.
+    /// Without a mode: the modes /etc/default/portsentry selects (see --modes-file)
     #[arg(long)]
     pub check: bool,
+    /// With --check and no mode: the file whose TCP_MODE and UDP_MODE select the modes
+    #[arg(long, value_name = "FILE", default_value = crate::defaults::DEFAULTS_FILE, requires = "check")]
+    pub modes_file: PathBuf,
     /// Stealth and advanced modes: capture on this interface only (default: all interfaces)
     #[arg(long, value_name = "IFACE")]
     pub interface: Option<String>,
@@ -89,8 +94,17 @@ impl Cli {
     }
 
     /// Parse argv (including argv[0]) after normalising 1.2's single-dash modes.
+    /// A mode is required, except with `--check` (which then reads the modes file).
     pub fn parse_from_args<I: IntoIterator<Item = OsString>>(args: I) -> Result<Cli, clap::Error> {
-        Cli::try_parse_from(normalise(args))
+        let cli = Cli::try_parse_from(normalise(args))?;
+        if cli.modes().is_empty() && !cli.check {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            return Err(cmd.error(
+                clap::error::ErrorKind::MissingRequiredArgument,
+                "a mode is required: one of -tcp -stcp -atcp and/or one of -udp -sudp -audp",
+            ));
+        }
+        Ok(cli)
     }
 }
 

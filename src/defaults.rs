@@ -89,6 +89,25 @@ pub fn modes(file: &str, d: &Defaults) -> Result<Modes, DefaultsError> {
     Ok(Modes::Run(args.join(" ")))
 }
 
+/// The modes the file selects, as `portsentry --check` without a mode checks them. `text`
+/// None: the file does not exist (no modes). Err names the file, line and key.
+pub fn selected_modes(
+    file: &str,
+    text: Option<&[u8]>,
+) -> Result<Vec<crate::mode::Mode>, DefaultsError> {
+    let Some(text) = text else {
+        return Ok(Vec::new());
+    };
+    let d = parse(file, text)?;
+    Ok(match modes(file, &d)? {
+        Modes::Nothing => Vec::new(),
+        Modes::Run(args) => args
+            .split(' ')
+            .filter_map(|a| crate::mode::Mode::from_name(a.trim_start_matches('-')))
+            .collect(),
+    })
+}
+
 /// The default file.
 pub const DEFAULTS_FILE: &str = "/etc/default/portsentry";
 
@@ -255,6 +274,20 @@ mod tests {
             std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/default/portsentry"))
                 .unwrap();
         assert!(matches!(run(&ours), Ok(Modes::Run(_))), "{:?}", run(&ours));
+    }
+
+    #[test]
+    fn selected_modes_for_check() {
+        use crate::mode::Mode;
+        let m = |t: Option<&str>| selected_modes(F, t.map(str::as_bytes));
+        assert_eq!(
+            m(Some("TCP_MODE=\"atcp\"\nUDP_MODE=\"sudp\"\n")),
+            Ok(vec![Mode::Atcp, Mode::Sudp])
+        );
+        assert_eq!(m(Some("UDP_MODE=udp\n")), Ok(vec![Mode::Udp]));
+        assert_eq!(m(Some("TCP_MODE=\"\"\n")), Ok(vec![]));
+        assert_eq!(m(None), Ok(vec![]));
+        assert!(m(Some("TCP_MODE=$(id)\n")).unwrap_err().0.contains(":1:"));
     }
 
     #[test]

@@ -829,6 +829,36 @@ pub fn resolve_timed_out(ip: IpAddr, timeout_ms: u128, rest_s: u64) -> String {
     )
 }
 
+/// A capability of KEEP_CAPABILITIES the process does not have (a container, or
+/// `CapabilityBoundingSet=` in the unit), logged once at start:
+/// `adminalert: WARNING: capability {cap} is not available: {what it disables}.`
+pub fn capability_missing(cap: &str, disables: &str) -> String {
+    format!("adminalert: WARNING: capability {cap} is not available: {disables}.")
+}
+
+/// A configured mode or setting that cannot work without a capability the process lacks:
+/// `adminalert: ERROR: {setting} needs capability {cap}, which this process does not have
+/// (a container without it, or CapabilityBoundingSet=): cannot start.`
+pub fn capability_required(cap: &str, setting: &str) -> String {
+    format!(
+        "adminalert: ERROR: {setting} needs capability {cap}, which this process does not have (a container without it, or CapabilityBoundingSet=): cannot start."
+    )
+}
+
+/// The `STATUS=` line systemd shows (`systemctl status`): the modes with their watched port
+/// counts and the blocks in force, e.g. `Watching tcp: 8 ports, udp: 9 ports; 2 blocks in force`.
+pub fn systemd_status(watched: &[(Mode, usize)], blocks: usize) -> String {
+    let modes: Vec<String> = watched
+        .iter()
+        .map(|(m, n)| {
+            let s = if *n == 1 { "" } else { "s" };
+            format!("{}: {n} port{s}", m.as_str())
+        })
+        .collect();
+    let s = if blocks == 1 { "" } else { "s" };
+    format!("Watching {}; {blocks} block{s} in force", modes.join(", "))
+}
+
 // ---------------------------------------------------------------------------------------------
 // §7.3 Blocked and history file line
 // ---------------------------------------------------------------------------------------------
@@ -899,6 +929,29 @@ mod tests {
         "/",
         "\0nul",
     ];
+
+    #[test]
+    fn capability_and_systemd_status_lines() {
+        assert_eq!(
+            capability_missing(
+                "CAP_NET_ADMIN",
+                "KILL_ROUTE with ip, iptables or nft will fail"
+            ),
+            "adminalert: WARNING: capability CAP_NET_ADMIN is not available: KILL_ROUTE with ip, iptables or nft will fail."
+        );
+        assert_eq!(
+            capability_required("CAP_NET_RAW", "mode -stcp"),
+            "adminalert: ERROR: mode -stcp needs capability CAP_NET_RAW, which this process does not have (a container without it, or CapabilityBoundingSet=): cannot start."
+        );
+        assert_eq!(
+            systemd_status(&[(Mode::Tcp, 8), (Mode::Audp, 1)], 1),
+            "Watching tcp: 8 ports, audp: 1 port; 1 block in force"
+        );
+        assert_eq!(
+            systemd_status(&[(Mode::Stcp, 0)], 0),
+            "Watching stcp: 0 ports; 0 blocks in force"
+        );
+    }
 
     #[test]
     fn sanitize_keeps_hostname_characters() {

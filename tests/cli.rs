@@ -169,3 +169,64 @@ fn start_with_a_bad_config_fails_with_the_reason_on_stderr() {
         assert!(err.contains("root"), "{err}");
     }
 }
+
+#[test]
+fn check_without_a_mode_checks_the_modes_of_the_defaults_file() {
+    let d = tempfile::tempdir().unwrap();
+    let p = good_conf(d.path());
+    let modes = d.path().join("default");
+    std::fs::write(&modes, "TCP_MODE=\"tcp\"\nUDP_MODE=\"udp\"\n").unwrap();
+    ps().args(["--check", "-c"])
+        .arg(&p)
+        .arg("--modes-file")
+        .arg(&modes)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("checking modes -tcp -udp"));
+    // The modes decide which keys are required: without UDP_PORTS, -udp fails.
+    let text = std::fs::read_to_string(&p)
+        .unwrap()
+        .replace("UDP_PORTS=\"1,7\"\n", "");
+    std::fs::write(&p, text).unwrap();
+    ps().args(["--check", "-c"])
+        .arg(&p)
+        .arg("--modes-file")
+        .arg(&modes)
+        .assert()
+        .failure()
+        .code(1)
+        .stderr(predicate::str::contains("UDP_PORTS"));
+    std::fs::write(&modes, "TCP_MODE=\"stcp\"\nUDP_MODE=\"\"\n").unwrap();
+    ps().args(["--check", "-c"])
+        .arg(&p)
+        .arg("--modes-file")
+        .arg(&modes)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("checking modes -stcp"));
+    // No modes: says so, the configuration is still checked.
+    std::fs::write(&modes, "TCP_MODE=\"\"\n").unwrap();
+    ps().args(["--check", "-c"])
+        .arg(&p)
+        .arg("--modes-file")
+        .arg(&modes)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("no modes selected"));
+    // A bad modes file is named with its line.
+    std::fs::write(&modes, "\nTCP_MODE=\"$(id)\"\n").unwrap();
+    ps().args(["--check", "-c"])
+        .arg(&p)
+        .arg("--modes-file")
+        .arg(&modes)
+        .assert()
+        .failure()
+        .code(1)
+        .stderr(predicate::str::contains(format!("{}:2:", modes.display())));
+    // --modes-file belongs to --check.
+    ps().args(["-tcp", "--modes-file"])
+        .arg(&modes)
+        .assert()
+        .failure()
+        .code(2);
+}

@@ -4,6 +4,10 @@
 //! what makes it stick: commands it runs are root processes too and would otherwise get every
 //! capability back at exec, so they get at most the kept set (admins whose KILL_RUN_CMD needs
 //! more list it, or `all`).
+//!
+//! In a container, or under a unit with `CapabilityBoundingSet=`, the process may lack some
+//! of them: only those it has are kept (`capset` refuses to grant a capability the process
+//! does not hold), and `caps::assess` says what the missing ones disable.
 
 use std::io;
 
@@ -30,7 +34,30 @@ fn last_cap() -> u8 {
         .unwrap_or(40)
 }
 
-/// Keep only `keep` (capability numbers).
+/// The capabilities this process holds (its permitted set).
+pub fn permitted() -> io::Result<crate::caps::CapSet> {
+    let mut hdr = CapHeader {
+        version: VERSION_3,
+        pid: 0,
+    };
+    let mut data = [CapData::default(); 2];
+    // SAFETY: capget writes a version-3 header and two data structs, which we pass.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_capget,
+            &mut hdr as *mut CapHeader,
+            data.as_mut_ptr(),
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let bits = u64::from(data[0].permitted) | (u64::from(data[1].permitted) << 32);
+    Ok(crate::caps::CapSet(bits))
+}
+
+/// Keep only `keep` (capability numbers), all of which the process must hold (see
+/// [`permitted`]; `CapSet::intersect` gives that part of KEEP_CAPABILITIES).
 pub fn restrict(keep: &[u8]) -> io::Result<()> {
     for cap in 0..=last_cap() {
         if keep.contains(&cap) {
@@ -65,4 +92,20 @@ pub fn restrict(keep: &[u8]) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn permitted_matches_proc_status() {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let line = status
+            .lines()
+            .find_map(|l| l.strip_prefix("CapPrm:"))
+            .expect("CapPrm line");
+        let want = u64::from_str_radix(line.trim(), 16).unwrap();
+        assert_eq!(permitted().unwrap().0, want);
+    }
 }

@@ -1,8 +1,10 @@
 //! Syslog output: ident `portsentry`, facility daemon, level notice, pid in the tag, as 1.2
 //! (§8). Wraps the `syslog` crate, which never reconnects on its own: after a send error
 //! (syslogd restarted, socket gone) the connection is rebuilt and the message sent again.
-//! With `-f` every line is also written to stderr. A missing syslog socket is not fatal:
-//! the daemon keeps working and retries on the next message.
+//! With `-f` every line is also written to stderr, unless stderr is systemd's journal
+//! (`JOURNAL_STREAM`, as under the shipped unit), which already gets the syslog line: the
+//! journal would show every line twice. A missing syslog socket is not fatal: the daemon
+//! keeps working and retries on the next message.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -21,7 +23,7 @@ impl Logger {
     pub fn new(socket: PathBuf, stderr: bool) -> Logger {
         Logger {
             socket,
-            stderr,
+            stderr: stderr && !stderr_is_journal(),
             conn: None,
         }
     }
@@ -65,6 +67,21 @@ impl Logger {
             }
         }
     }
+}
+
+/// Is stderr the journal? systemd sets `JOURNAL_STREAM=<device>:<inode>` of the stream it
+/// connects stdout/stderr to (systemd.exec(5)); a redirect since then changes the pair.
+fn stderr_is_journal() -> bool {
+    let Some(v) = std::env::var_os("JOURNAL_STREAM") else {
+        return false;
+    };
+    let Some((dev, ino)) = v.to_str().and_then(|v| v.split_once(':')) else {
+        return false;
+    };
+    let Ok(st) = nix::sys::stat::fstat(std::io::stderr()) else {
+        return false;
+    };
+    dev.parse() == Ok(st.st_dev) && ino.parse() == Ok(st.st_ino)
 }
 
 #[cfg(test)]

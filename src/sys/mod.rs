@@ -16,6 +16,7 @@ pub mod log;
 pub mod netinfo;
 pub mod nfnl;
 pub mod nftables;
+pub mod notify;
 pub mod resolve;
 pub mod run;
 pub mod stealth;

@@ -12,6 +12,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
+use crate::caps;
 use crate::cli::Cli;
 use crate::config::{self, BlockMethod, Config, Diagnostic, Severity};
 use crate::engine::{self, Detail, Engine, Gate, Hit, Job, Limits};
@@ -25,6 +26,7 @@ use super::ignore_file::IgnoreFile;
 use super::listen::{self, BindError, Listener, Sock};
 use super::log::Logger;
 use super::nftables;
+use super::notify::Notifier;
 use super::stealth::{self, Stealth};
 use super::{clock, netinfo, resolve};
 use crate::protect::Protected;
@@ -34,6 +36,9 @@ const RESOLVE_TIMEOUT: Duration = Duration::from_millis(1000);
 /// Connections or datagrams served per socket per wake-up, so one busy port cannot starve
 /// the others or the signal handling.
 const BURST: usize = 64;
+
+/// How often the `STATUS=` line for systemd is brought up to date.
+const STATUS_MS: u64 = 2_000;
 
 /// Exit codes.
 pub const EXIT_OK: i32 = 0;
@@ -65,7 +70,33 @@ pub fn load_config(
 
 /// `--check`: validate the config and the ignore file, print every problem, exit 0 or 1.
 pub fn check(cli: &Cli) -> i32 {
-    let modes = cli.modes();
+    let mut modes = cli.modes();
+    if modes.is_empty() {
+        // The modes the init script and the unit would start.
+        let file = cli.modes_file.display().to_string();
+        let text = match std::fs::read(&cli.modes_file) {
+            Ok(t) => Some(t),
+            Err(e) if e.kind() == ErrorKind::NotFound => None,
+            Err(e) => {
+                eprintln!("error: {file}: {e}");
+                return EXIT_FAIL;
+            }
+        };
+        match crate::defaults::selected_modes(&file, text.as_deref()) {
+            Ok(m) if m.is_empty() => {
+                println!("{file}: no modes selected (TCP_MODE and UDP_MODE empty or unset)");
+            }
+            Ok(m) => {
+                let names: Vec<String> = m.iter().map(|m| format!("-{}", m.as_str())).collect();
+                println!("{file}: checking modes {}", names.join(" "));
+                modes = m;
+            }
+            Err(e) => {
+                eprintln!("error: {}", e.0);
+                return EXIT_FAIL;
+            }
+        }
+    }
     let (cfg, diags, mut status) = match load_config(&cli.config, &modes) {
         Ok((c, d)) => (Some(c), d, EXIT_OK),
         Err(d) => (None, d, EXIT_FAIL),
@@ -88,10 +119,70 @@ pub fn check(cli: &Cli) -> i32 {
             }
         }
     }
+    if let Some(cfg) = &cfg {
+        match super::caps::permitted() {
+            Ok(have) => {
+                for f in caps::assess(&modes, cfg, have) {
+                    match f {
+                        caps::Finding::Fatal { cap, setting } => {
+                            eprintln!(
+                                "error: {setting} needs capability {}, which this process does not have",
+                                caps::name(cap)
+                            );
+                            status = EXIT_FAIL;
+                        }
+                        caps::Finding::Missing { cap, disables } => {
+                            eprintln!(
+                                "warning: capability {} is not available: {disables}",
+                                caps::name(cap)
+                            );
+                        }
+                    }
+                }
+            }
+            Err(e) => eprintln!("warning: cannot read this process's capabilities: {e}"),
+        }
+    }
     if status == EXIT_OK {
         println!("{}: configuration OK", cli.config.display());
     }
     status
+}
+
+/// Name each missing capability once (syslog, and stderr while it is still the terminal);
+/// Err with the reason when a configured mode or BLOCK_METHOD cannot work without one.
+/// Ok carries the part of KEEP_CAPABILITIES to keep (None: keep everything, `all`).
+fn assess_capabilities(
+    modes: &[Mode],
+    cfg: &Config,
+    log: &mut Logger,
+) -> Result<Option<Vec<u8>>, String> {
+    let have = match super::caps::permitted() {
+        Ok(h) => h,
+        Err(e) => {
+            let msg = format!("cannot read this process's capabilities: {e}");
+            log.log(&format!("adminalert: ERROR: {msg}"));
+            return Err(msg);
+        }
+    };
+    let mut fatal = None;
+    for f in caps::assess(modes, cfg, have) {
+        match f {
+            caps::Finding::Fatal { cap, setting } => {
+                let line = report::capability_required(&caps::name(cap), &setting);
+                log.log(&line);
+                fatal.get_or_insert(line);
+            }
+            caps::Finding::Missing { cap, disables } => {
+                log.log(&report::capability_missing(&caps::name(cap), &disables));
+            }
+        }
+    }
+    if let Some(line) = fatal {
+        let reason = line.strip_prefix("adminalert: ERROR: ").unwrap_or(&line);
+        return Err(reason.to_string());
+    }
+    Ok(cfg.keep_capabilities.as_ref().map(|k| have.intersect(k)))
 }
 
 /// The daemon's main: returns the process exit status.
@@ -128,6 +219,14 @@ pub fn main(cli: Cli, syslog_socket: PathBuf) -> i32 {
             return EXIT_FAIL;
         }
     };
+    let keep = match assess_capabilities(&modes, &cfg, &mut log) {
+        Ok(k) => k,
+        Err(reason) => {
+            fail(&mut log, &report::could_not_enter_mode());
+            eprintln!("portsentry: {reason}");
+            return EXIT_FAIL;
+        }
+    };
     let ready = if cli.foreground {
         None
     } else {
@@ -145,11 +244,13 @@ pub fn main(cli: Cli, syslog_socket: PathBuf) -> i32 {
             }
         }
     };
-    match Daemon::start(cfg, cli, modes, log) {
+    match Daemon::start(cfg, cli, modes, keep, log) {
         Ok(mut d) => {
             if let Some(r) = ready {
                 r.ok();
             }
+            let status = d.status_line();
+            d.notify.ready(&status);
             d.run()
         }
         Err(e) => {
@@ -186,6 +287,9 @@ struct Daemon {
     resolver: resolve::Resolver,
     /// Blocked-file and history lines of this loop turn, written at its end.
     appends: files::Appends,
+    /// systemd's readiness protocol (nothing outside systemd).
+    notify: Notifier,
+    last_status: u64,
 }
 
 type StartError = Box<(Logger, String)>;
@@ -195,6 +299,7 @@ impl Daemon {
         cfg: Config,
         cli: Cli,
         modes: Vec<Mode>,
+        keep: Option<Vec<u8>>,
         mut log: Logger,
     ) -> Result<Daemon, StartError> {
         let mut mask = SigSet::empty();
@@ -264,7 +369,7 @@ impl Daemon {
                 Err(e) => return Err(Box::new((log, e))),
             }
         };
-        if let Some(keep) = &cfg.keep_capabilities
+        if let Some(keep) = &keep
             && let Err(e) = super::caps::restrict(keep)
         {
             let msg = format!("cannot drop capabilities (KEEP_CAPABILITIES): {e}");
@@ -295,6 +400,8 @@ impl Daemon {
             protected: netinfo::protected(),
             resolver: resolve::Resolver::default(),
             appends: files::Appends::default(),
+            notify: Notifier::from_env(clock::now_ms()),
+            last_status: clock::now_ms(),
         };
         d.ignore.refresh(clock::now_ms(), &mut d.log);
         if let Some(hosts) = restored {
@@ -319,6 +426,10 @@ impl Daemon {
             } else {
                 1000
             };
+            let timeout = self
+                .notify
+                .max_sleep_ms()
+                .map_or(timeout, |w| timeout.min(w as u16));
             let mut ready_sig = false;
             let mut ready: Vec<usize> = Vec::new();
             let mut ready_capture = false;
@@ -411,7 +522,31 @@ impl Daemon {
                 self.protected = netinfo::protected();
                 self.last_expire = now;
             }
+            self.notify.tick(now);
+            if now.saturating_sub(self.last_status) >= STATUS_MS {
+                self.last_status = now;
+                let status = self.status_line();
+                self.notify.status(&status);
+            }
         }
+    }
+
+    /// The `STATUS=` line for systemd: modes, watched ports, blocks in force.
+    fn status_line(&self) -> String {
+        let mut watched: Vec<(Mode, usize)> = Vec::new();
+        for &m in self.modes.iter().filter(|m| m.kind() == Kind::Classic) {
+            let ports: BTreeSet<u16> = self
+                .listeners
+                .iter()
+                .filter(|l| l.mode == m)
+                .map(|l| l.port)
+                .collect();
+            watched.push((m, ports.len()));
+        }
+        if let Some(st) = &self.stealth {
+            watched.extend(st.watched());
+        }
+        report::systemd_status(&watched, self.engine.blocked_hosts())
     }
 
     fn pump(&mut self) {
@@ -590,6 +725,13 @@ impl Daemon {
     /// SIGHUP: re-read config and ignore file, clear blocked files, rebind changed ports.
     /// A bad new config is reported and the old one stays.
     fn reload(&mut self) {
+        self.notify.reloading();
+        self.reload_config();
+        let status = self.status_line();
+        self.notify.reloaded(&status);
+    }
+
+    fn reload_config(&mut self) {
         self.flush_files();
         self.log.reset();
         self.log.log(&report::reloading());
@@ -613,6 +755,19 @@ impl Daemon {
                 return;
             }
         };
+        if let Some(caps::Finding::Fatal { cap, setting }) = super::caps::permitted()
+            .ok()
+            .and_then(|have| caps::assess(&self.modes, &cfg, have).into_iter().next())
+            .filter(|f| matches!(f, caps::Finding::Fatal { .. }))
+        {
+            let line = report::capability_required(&caps::name(cap), &setting);
+            self.log.log(&line);
+            self.log.log(&report::reload_rejected(format!(
+                "{setting} needs capability {}",
+                caps::name(cap)
+            )));
+            return;
+        }
         match start_blocks(&cfg, &self.modes, &mut self.log) {
             Ok(Some(hosts)) => {
                 self.engine
@@ -682,6 +837,7 @@ impl Daemon {
     }
 
     fn shutdown(&mut self, code: i32) -> i32 {
+        self.notify.stopping();
         self.flush_files();
         if self.cfg.block_method == BlockMethod::Nftables
             && self.cfg.block_flush_on_stop

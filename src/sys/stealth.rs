@@ -397,6 +397,18 @@ impl Stealth {
         })
     }
 
+    /// Each capture mode with the number of ports it watches now (an advanced mode's
+    /// ports with a live listener not counted).
+    pub fn watched(&self) -> Vec<(Mode, usize)> {
+        let spec = self
+            .watches
+            .filter(&self.filtered_busy.0, &self.filtered_busy.1);
+        [(&self.watches.tcp, spec.tcp), (&self.watches.udp, spec.udp)]
+            .into_iter()
+            .filter_map(|(w, ports)| Some((w.as_ref()?.mode, ports.map_or(0, |p| p.len()))))
+            .collect()
+    }
+
     /// The ring's socket, once attached (see [`Stealth::attach_ring`]).
     pub fn fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
         self.capture.fd()
