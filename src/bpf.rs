@@ -392,7 +392,7 @@ pub fn compile(spec: &FilterSpec) -> Vec<Insn> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::tcp_flags::*;
+    use crate::classify::tcp_flags::*;
     use crate::wire::fixtures::*;
     use crate::wire::ipproto;
 

@@ -8,10 +8,88 @@
 //! a real connection of this host, so they are only [`TcpClass::Candidate`]s: the shell must
 //! first check that no local socket owns the flow (see `socktable`).
 //!
+//! The flag constants and the scan kinds live here, with the rules that use them; the
+//! words of the detection lines are `report`'s.
+//!
 //! Pure: flags in, a class out.
 
-use crate::report::TcpScanType;
-use crate::report::tcp_flags::*;
+use crate::mode::Proto;
+use tcp_flags::*;
+
+/// TCP header flag bits (RFC 9293 §3.1, RFC 3168 for ECE/CWR).
+pub mod tcp_flags {
+    pub const FIN: u8 = 0x01;
+    pub const SYN: u8 = 0x02;
+    pub const RST: u8 = 0x04;
+    pub const PSH: u8 = 0x08;
+    pub const ACK: u8 = 0x10;
+    pub const URG: u8 = 0x20;
+    pub const ECE: u8 = 0x40;
+    pub const CWR: u8 = 0x80;
+}
+
+/// What kind of TCP probe a stealth-mode detection line names (§3.2). The first five are 1.2's
+/// names; the rest are probes 1.2 drops (it ignores every packet with ACK or RST set) and that
+/// this implementation reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TcpScanType {
+    /// No flag among SYN FIN ACK PSH RST URG: ` TCP NULL scan` (leading space, as 1.2).
+    Null,
+    /// FIN, URG and PSH set: `TCP XMAS scan`.
+    Xmas,
+    /// FIN only: `TCP FIN scan`.
+    Fin,
+    /// SYN only (ECE and CWR do not count): `TCP SYN/Normal scan`.
+    Syn,
+    /// Anything else, described from the raw flag byte as 1.2's `ReportPacketType` does.
+    Unknown { flags: u8 },
+    /// ACK alone outside any known connection (nmap `-sA`): `TCP ACK scan`.
+    Ack,
+    /// FIN+ACK (nmap `-sM`): `TCP Maimon scan`.
+    Maimon,
+    /// SYN and RST together, never seen in a real connection: `TCP SYN/RST scan`.
+    SynRst,
+    /// All six classic flags set: `TCP ALL flags scan`.
+    All,
+}
+
+impl TcpScanType {
+    /// 1.2's `ReportPacketType` (§3.2): the first rule that matches wins. ECE and CWR are never
+    /// looked at. 1.2 only ever calls it for packets without ACK and RST; with them set the
+    /// rules still give XMAS or Unknown, as 1.2's function would.
+    pub fn from_flags_v12(flags: u8) -> TcpScanType {
+        use tcp_flags::*;
+        let six = flags & (SYN | FIN | ACK | PSH | RST | URG);
+        if six == 0 {
+            TcpScanType::Null
+        } else if six & (FIN | URG | PSH) == (FIN | URG | PSH) {
+            TcpScanType::Xmas
+        } else if six == FIN {
+            TcpScanType::Fin
+        } else if six == SYN {
+            TcpScanType::Syn
+        } else {
+            TcpScanType::Unknown { flags }
+        }
+    }
+}
+
+/// What a stealth or advanced mode saw: a typed TCP probe or a UDP datagram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ScanKind {
+    Tcp(TcpScanType),
+    Udp,
+}
+
+impl ScanKind {
+    /// The protocol of the probe.
+    pub fn proto(self) -> Proto {
+        match self {
+            ScanKind::Tcp(_) => Proto::Tcp,
+            ScanKind::Udp => Proto::Udp,
+        }
+    }
+}
 
 /// What a TCP packet to a watched port is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,6 +168,32 @@ mod tests {
             TcpClass::Candidate(TcpScanType::Xmas)
         } else {
             TcpClass::Candidate(TcpScanType::Unknown { flags: f })
+        }
+    }
+
+    #[test]
+    fn tcp_scan_names_follow_report_packet_type() {
+        use tcp_flags::*;
+        let cases = [
+            (0, TcpScanType::Null),
+            (ECE | CWR, TcpScanType::Null),
+            (FIN | URG | PSH, TcpScanType::Xmas),
+            (FIN | URG | PSH | SYN, TcpScanType::Xmas),
+            (FIN | URG | PSH | ACK | RST | SYN, TcpScanType::Xmas),
+            (FIN, TcpScanType::Fin),
+            (FIN | ECE, TcpScanType::Fin),
+            (SYN, TcpScanType::Syn),
+            (SYN | ECE | CWR, TcpScanType::Syn),
+            (SYN | FIN, TcpScanType::Unknown { flags: SYN | FIN }),
+            (PSH, TcpScanType::Unknown { flags: PSH }),
+            (FIN | PSH, TcpScanType::Unknown { flags: FIN | PSH }),
+        ];
+        for (flags, want) in cases {
+            assert_eq!(
+                TcpScanType::from_flags_v12(flags),
+                want,
+                "flags {flags:#04x}"
+            );
         }
     }
 

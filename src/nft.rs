@@ -22,8 +22,6 @@ use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::str::FromStr;
 
-use crate::mode::Mode;
-
 pub const FAMILY: &str = "inet";
 pub const TABLE: &str = "portsentry";
 pub const CHAIN: &str = "input";
@@ -509,63 +507,6 @@ fn shorten_to(s: &str, n: usize) -> String {
         Some((i, _)) => format!("{}...", &s[..i]),
         None => s.to_string(),
     }
-}
-
-/// The host a `BLOCKED_FILE` line names (`... Host: NAME/IP Port: N TCP Blocked`), so the file
-/// can be kept in step with the set across restarts.
-pub fn blocked_line_host(line: &str) -> Option<IpAddr> {
-    let (_, rest) = line.split_once(" Host: ")?;
-    let (head, _) = rest.rsplit_once(" Port: ")?;
-    let ip = match head.rsplit_once('/') {
-        Some((_, ip)) => ip,
-        None => head,
-    };
-    ip.parse::<IpAddr>().ok()
-}
-
-// Log lines of the nftables path (new in this implementation; 1.2 has no equivalents).
-
-pub fn msg_blocked(ip: IpAddr, timeout: u64) -> String {
-    let set = Set::hosts_for(ip).name();
-    if timeout == 0 {
-        format!("attackalert: Host {ip} has been blocked via nftables set {FAMILY} {TABLE} {set}")
-    } else {
-        format!(
-            "attackalert: Host {ip} has been blocked via nftables set {FAMILY} {TABLE} {set} for {timeout} seconds"
-        )
-    }
-}
-
-pub fn msg_set_full(set: Set, size: u32) -> String {
-    format!(
-        "adminalert: WARNING: nftables set {FAMILY} {TABLE} {} is full ({size} elements, BLOCK_SET_SIZE): new hosts cannot be blocked until elements expire or are removed; hosts already in it stay blocked",
-        set.name()
-    )
-}
-
-pub fn msg_set_room(set: Set) -> String {
-    format!(
-        "adminalert: nftables set {FAMILY} {TABLE} {} has room again",
-        set.name()
-    )
-}
-
-pub fn msg_add_failed(ip: IpAddr, why: &str) -> String {
-    format!("adminalert: ERROR: cannot add {ip} to nftables set: {why}")
-}
-
-pub fn msg_ready(hosts: usize) -> String {
-    format!(
-        "adminalert: nftables table {FAMILY} {TABLE} ready; {hosts} hosts blocked from before are kept"
-    )
-}
-
-pub fn msg_undo_run(ip: IpAddr, cmd: &str) -> String {
-    format!("attackalert: Host {ip} block expired; KILL_ROUTE_UNDO run: {cmd}")
-}
-
-pub fn msg_expired(ip: IpAddr, mode: Mode) -> String {
-    format!("attackalert: Block of host {ip} ({mode}) has expired")
 }
 
 #[cfg(test)]

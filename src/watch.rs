@@ -111,7 +111,7 @@ impl RecentFlows {
 
     /// Record an outgoing packet: a UDP datagram, or a TCP segment with SYN.
     pub fn note_outgoing(&mut self, p: &Probe, now: u64) {
-        if p.proto == Proto::Tcp && p.tcp_flags & crate::report::tcp_flags::SYN == 0 {
+        if p.proto == Proto::Tcp && p.tcp_flags & crate::classify::tcp_flags::SYN == 0 {
             return;
         }
         if self.seen.len() >= self.cap {
@@ -223,8 +223,8 @@ pub fn judge(w: &Watches, p: &Probe, pkttype: u8, local: &impl Local) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::TcpScanType;
-    use crate::report::tcp_flags::*;
+    use crate::classify::TcpScanType;
+    use crate::classify::tcp_flags::*;
     use std::collections::HashSet;
 
     #[derive(Default)]

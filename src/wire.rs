@@ -397,7 +397,7 @@ pub mod fixtures {
 mod tests {
     use super::fixtures::*;
     use super::*;
-    use crate::report::tcp_flags::*;
+    use crate::classify::tcp_flags::*;
 
     const S4: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2));
 

@@ -19,11 +19,12 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::net::IpAddr;
 
+use crate::classify::{ScanKind, TcpScanType};
 use crate::config::{BlockMethod, BlockMode, Config};
 use crate::ignore::IgnoreList;
 use crate::mode::{Kind, Mode, Proto};
 use crate::protect::Protected;
-use crate::report::{self, Action, ScanKind, TcpScanType};
+use crate::report::{self, Action};
 use crate::template;
 
 /// What kind of hit arrived (decides the detection line).
@@ -794,7 +795,7 @@ impl Engine {
             let Some(b) = self.blocked.remove(&ip) else {
                 continue;
             };
-            out.log.push(crate::nft::msg_expired(ip, b.mode));
+            out.log.push(report::block_expired(ip, b.mode));
             out.hosts.push(ip);
             if let Some(command) = b.undo {
                 out.jobs.push(Job {

@@ -213,27 +213,6 @@ fn failures_and_blocked_lines() {
     );
     assert_eq!(classify_failure("Error: syntax error"), Failure::Other);
     assert_eq!(first_error_line(""), "no error output");
-    let line =
-        "1700000000 - 11/14/2023 22:13:20 Host: scanner.example/192.0.2.2 Port: 1 TCP Blocked";
-    assert_eq!(blocked_line_host(line), Some("192.0.2.2".parse().unwrap()));
-    let line6 = "1 - 01/01/1970 00:00:01 Host: 2001:db8::2/2001:db8::2 Port: 9 UDP Blocked";
-    assert_eq!(
-        blocked_line_host(line6),
-        Some("2001:db8::2".parse().unwrap())
-    );
-    assert_eq!(blocked_line_host("garbage"), None);
-    assert_eq!(blocked_line_host(" Host: a/b Port: 1"), None);
-}
-
-#[test]
-fn messages() {
-    let ip: IpAddr = "192.0.2.2".parse().unwrap();
-    assert_eq!(
-        msg_blocked(ip, 0),
-        "attackalert: Host 192.0.2.2 has been blocked via nftables set inet portsentry blocked4"
-    );
-    assert!(msg_blocked("::1".parse().unwrap(), 5).ends_with("blocked6 for 5 seconds"));
-    assert!(msg_set_full(Set::Hosts4, 2).contains("blocked4 is full (2 elements"));
 }
 
 use crate::testrng::Rng;

@@ -26,7 +26,7 @@ use crate::report;
 
 use super::files::{self, DenyResult};
 use super::nftables::{Batcher, Item};
-use crate::nft::{self, Set};
+use crate::nft::Set;
 
 /// Commands running longer than this are killed and count as failed.
 pub const COMMAND_TIMEOUT_MS: u64 = 30_000;
@@ -243,7 +243,7 @@ impl Executor {
     fn wait_nft(&mut self, mut r: Running, addr: IpAddr, timeout_s: u64, log: &mut Vec<String>) {
         let Some(b) = self.nft.as_mut() else {
             // BLOCK_METHOD was changed to "command" by a reload while this job waited.
-            log.push(nft::msg_add_failed(
+            log.push(report::nft_add_failed(
                 addr,
                 "BLOCK_METHOD is no longer \"nftables\"",
             ));
@@ -273,7 +273,7 @@ impl Executor {
             for (item, ok) in b.pump(now, log) {
                 if let Some(mut r) = self.nft_wait.remove(&item.token) {
                     if ok && !r.job.quiet {
-                        log.push(nft::msg_blocked(item.addr, item.timeout_s));
+                        log.push(report::nft_blocked(item.addr, item.timeout_s));
                     }
                     r.ok &= ok;
                     self.running.push(r);
@@ -372,7 +372,7 @@ fn command_result(step: &Step, ip: IpAddr, st: std::process::ExitStatus) -> Stri
     match (step, st.code(), st.signal()) {
         (Step::Route { command }, Some(0), _) => report::blocked_via_route(ip, command),
         (Step::RunCmd { command }, Some(0), _) => report::external_command_run(ip, command),
-        (Step::Undo { command }, Some(0), _) => nft::msg_undo_run(ip, command),
+        (Step::Undo { command }, Some(0), _) => report::undo_run(ip, command),
         (s, Some(code), _) => report::command_exited(ip, code, command_of(s)),
         (s, None, sig) => report::command_killed(ip, sig.unwrap_or(0), command_of(s)),
     }

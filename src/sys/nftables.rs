@@ -28,6 +28,7 @@ use std::sync::OnceLock;
 use super::nfnl::Socket;
 use crate::nfnl::{self, Outcome};
 use crate::nft::{self, Element, Failure, Prefix, Set};
+use crate::report;
 
 /// At most this many elements per transaction (about 165 KB for IPv6, within the socket's
 /// send buffer).
@@ -313,7 +314,7 @@ impl Batcher {
             Ok(()) => {
                 if self.full {
                     self.full = false;
-                    log.push(nft::msg_set_room(self.set));
+                    log.push(report::nft_set_room(self.set));
                 }
                 done.extend(items.into_iter().map(|i| (i, true)));
             }
@@ -333,11 +334,11 @@ impl Batcher {
                 if e.failure == Failure::SetFull {
                     if !self.full {
                         self.full = true;
-                        log.push(nft::msg_set_full(self.set, self.size));
+                        log.push(report::nft_set_full(self.set, self.size));
                     }
                 } else {
                     for i in &items {
-                        log.push(nft::msg_add_failed(i.addr, &e.message));
+                        log.push(report::nft_add_failed(i.addr, &e.message));
                     }
                 }
                 done.extend(items.into_iter().map(|i| (i, false)));
@@ -363,7 +364,7 @@ pub fn keep_blocked_lines(
     let mut kept = String::new();
     let mut n = 0;
     for line in text.lines() {
-        if nft::blocked_line_host(line).is_some_and(|ip| keep.contains(&ip.to_canonical())) {
+        if report::blocked_line_host(line).is_some_and(|ip| keep.contains(&ip.to_canonical())) {
             kept.push_str(line);
             kept.push('\n');
             n += 1;

@@ -161,7 +161,7 @@ fn assess_capabilities(
         Ok(h) => h,
         Err(e) => {
             let msg = format!("cannot read this process's capabilities: {e}");
-            log.log(&format!("adminalert: ERROR: {msg}"));
+            log.log(&report::start_failed(&msg));
             return Err(msg);
         }
     };
@@ -207,13 +207,13 @@ pub fn main(cli: Cli, syslog_socket: PathBuf) -> i32 {
     let cfg = match load_config(&cli.config, &modes) {
         Ok((cfg, warnings)) => {
             for w in warnings {
-                log.log(&format!("adminalert: {w}"));
+                log.log(&report::config_problem(w));
             }
             cfg
         }
         Err(diags) => {
             for d in diags {
-                log.log(&format!("adminalert: {d}"));
+                log.log(&report::config_problem(d));
             }
             fail(&mut log, &report::config_missing_mandatory_option());
             return EXIT_FAIL;
@@ -338,7 +338,7 @@ impl Daemon {
             }
         };
         if let Err(e) = daemon::check_pidfile(&cli.pidfile) {
-            log.log(&format!("adminalert: ERROR: {e}"));
+            log.log(&report::start_failed(&e));
             return Err(Box::new((log, e)));
         }
         let restored = match start_blocks(&cfg, &modes, &mut log) {
@@ -373,12 +373,12 @@ impl Daemon {
             && let Err(e) = super::caps::restrict(keep)
         {
             let msg = format!("cannot drop capabilities (KEEP_CAPABILITIES): {e}");
-            log.log(&format!("adminalert: ERROR: {msg}"));
+            log.log(&report::start_failed(&msg));
             return Err(Box::new((log, msg)));
         }
         if let Err(e) = daemon::write_pidfile(&cli.pidfile) {
             let msg = format!("cannot write pid file {}: {e}", cli.pidfile.display());
-            log.log(&format!("adminalert: ERROR: {msg}"));
+            log.log(&report::start_failed(&msg));
             return Err(Box::new((log, msg)));
         }
         let ignore_path = cfg.ignore_file.clone().unwrap_or_default();
@@ -406,7 +406,7 @@ impl Daemon {
         d.ignore.refresh(clock::now_ms(), &mut d.log);
         if let Some(hosts) = restored {
             let n = d.engine.restore_blocked(clock::now_ms(), d.modes[0], hosts);
-            d.log.log(&crate::nft::msg_ready(n));
+            d.log.log(&report::nft_ready(n));
         }
         d.log.log(&report::now_active());
         Ok(d)
@@ -458,9 +458,7 @@ impl Daemon {
                     Ok(_) => {}
                     Err(nix::errno::Errno::EINTR) => continue,
                     Err(e) => {
-                        self.log.log(&format!(
-                            "adminalert: ERROR: poll failed: {e}. Shutting down."
-                        ));
+                        self.log.log(&report::poll_failed(e));
                         return self.shutdown(EXIT_FAIL);
                     }
                 }
@@ -738,7 +736,7 @@ impl Daemon {
         let cfg = match load_config(&self.cli.config, &self.modes) {
             Ok((cfg, warnings)) => {
                 for w in warnings {
-                    self.log.log(&format!("adminalert: {w}"));
+                    self.log.log(&report::config_problem(w));
                 }
                 cfg
             }
@@ -749,7 +747,7 @@ impl Daemon {
                     .map(|d| d.to_string())
                     .unwrap_or_default();
                 for d in &diags {
-                    self.log.log(&format!("adminalert: {d}"));
+                    self.log.log(&report::config_problem(d));
                 }
                 self.log.log(&report::reload_rejected(&reason));
                 return;
@@ -826,13 +824,9 @@ impl Daemon {
                 let n = self
                     .engine
                     .restore_blocked(clock::now_ms(), self.modes[0], hosts);
-                self.log.log(&format!(
-                    "adminalert: blocked hosts re-read from nftables: {n} hosts"
-                ));
+                self.log.log(&report::nft_blocks_reread(n));
             }
-            Err(e) => self.log.log(&format!(
-                "adminalert: ERROR: cannot list nftables table inet portsentry: {e}"
-            )),
+            Err(e) => self.log.log(&report::nft_table_failed("list", e)),
         }
     }
 
@@ -843,9 +837,7 @@ impl Daemon {
             && self.cfg.block_flush_on_stop
             && let Err(e) = nftables::run_script(&crate::nft::delete_table_script())
         {
-            self.log.log(&format!(
-                "adminalert: ERROR: cannot delete nftables table inet portsentry: {e}"
-            ));
+            self.log.log(&report::nft_table_failed("delete", e));
         }
         for l in report::shutting_down() {
             self.log.log(&l);
@@ -933,9 +925,9 @@ fn start_blocks(
         return truncate_blocked(cfg, modes, log).map(|_| None);
     }
     let fail = |log: &mut Logger, what: &str, e: nftables::NftError| {
-        let msg = format!("cannot {what} nftables table inet portsentry: {e}");
-        log.log(&format!("adminalert: ERROR: {msg}"));
-        msg
+        let line = report::nft_table_failed(what, e);
+        log.log(&line);
+        line.trim_start_matches("adminalert: ERROR: ").to_string()
     };
     nftables::setup(cfg.block_set_size).map_err(|e| fail(log, "set up", e))?;
     let elems = nftables::list().map_err(|e| fail(log, "list", e))?;

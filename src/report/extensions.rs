@@ -1,0 +1,234 @@
+//! Lines of features 1.2 does not have: BLOCK_RATE_LIMIT, the RESOLVE_HOST back-off, the
+//! capabilities a container withholds, systemd's STATUS= line, nftables blocking and block
+//! expiry.
+
+use std::fmt::Display;
+use std::net::IpAddr;
+
+use crate::mode::Mode;
+use crate::nft::{FAMILY, Set, TABLE};
+
+use super::host;
+
+/// `adminalert: Block rate limit of {n} per minute reached (BLOCK_RATE_LIMIT): further blocks
+/// are refused until it clears.` Logged once each time the cap is reached.
+pub fn block_rate_limit_reached(per_minute: u32) -> String {
+    format!(
+        "adminalert: Block rate limit of {per_minute} per minute reached (BLOCK_RATE_LIMIT): further blocks are refused until it clears."
+    )
+}
+
+/// `attackalert: Not blocking host: {name}/{ip}: block rate limit reached.` The report line of
+/// a scan whose block the cap refused (in place of the response lines).
+pub fn block_refused_rate(name: &str, ip: IpAddr) -> String {
+    format!(
+        "attackalert: Not blocking host: {}: block rate limit reached.",
+        host(name, ip)
+    )
+}
+
+/// `adminalert: Block rate limit: {n} blocks refused in the last {s} seconds.`
+pub fn blocks_refused(n: u64, seconds: u64) -> String {
+    format!("adminalert: Block rate limit: {n} blocks refused in the last {seconds} seconds.")
+}
+
+/// RESOLVE_HOST: the resolver did not answer in time; lookups rest for a while.
+pub fn resolve_timed_out(ip: IpAddr, timeout_ms: u128, rest_s: u64) -> String {
+    format!(
+        "adminalert: WARNING: reverse lookup of {ip} timed out after {timeout_ms} ms (RESOLVE_HOST): names are not looked up for the next {rest_s} s"
+    )
+}
+
+/// A capability of KEEP_CAPABILITIES the process does not have (a container, or
+/// `CapabilityBoundingSet=` in the unit), logged once at start:
+/// `adminalert: WARNING: capability {cap} is not available: {what it disables}.`
+pub fn capability_missing(cap: &str, disables: &str) -> String {
+    format!("adminalert: WARNING: capability {cap} is not available: {disables}.")
+}
+
+/// A configured mode or setting that cannot work without a capability the process lacks:
+/// `adminalert: ERROR: {setting} needs capability {cap}, which this process does not have
+/// (a container without it, or CapabilityBoundingSet=): cannot start.`
+pub fn capability_required(cap: &str, setting: &str) -> String {
+    format!(
+        "adminalert: ERROR: {setting} needs capability {cap}, which this process does not have (a container without it, or CapabilityBoundingSet=): cannot start."
+    )
+}
+
+/// The `STATUS=` line systemd shows (`systemctl status`): the modes with their watched port
+/// counts and the blocks in force, e.g. `Watching tcp: 8 ports, udp: 9 ports; 2 blocks in force`.
+pub fn systemd_status(watched: &[(Mode, usize)], blocks: usize) -> String {
+    let modes: Vec<String> = watched
+        .iter()
+        .map(|(m, n)| {
+            let s = if *n == 1 { "" } else { "s" };
+            format!("{}: {n} port{s}", m.as_str())
+        })
+        .collect();
+    let s = if blocks == 1 { "" } else { "s" };
+    format!("Watching {}; {blocks} block{s} in force", modes.join(", "))
+}
+
+// -- nftables blocking (BLOCK_METHOD="nftables") and block expiry ----------------------------
+
+/// `attackalert: Host {ip} has been blocked via nftables set inet portsentry blocked4` (with
+/// ` for {s} seconds` when BLOCK_TIMEOUT is set).
+pub fn nft_blocked(ip: IpAddr, timeout: u64) -> String {
+    let set = Set::hosts_for(ip).name();
+    if timeout == 0 {
+        format!("attackalert: Host {ip} has been blocked via nftables set {FAMILY} {TABLE} {set}")
+    } else {
+        format!(
+            "attackalert: Host {ip} has been blocked via nftables set {FAMILY} {TABLE} {set} for {timeout} seconds"
+        )
+    }
+}
+
+/// A set reached BLOCK_SET_SIZE (logged once until it has room again).
+pub fn nft_set_full(set: Set, size: u32) -> String {
+    format!(
+        "adminalert: WARNING: nftables set {FAMILY} {TABLE} {} is full ({size} elements, BLOCK_SET_SIZE): new hosts cannot be blocked until elements expire or are removed; hosts already in it stay blocked",
+        set.name()
+    )
+}
+
+/// `adminalert: nftables set inet portsentry {set} has room again`
+pub fn nft_set_room(set: Set) -> String {
+    format!(
+        "adminalert: nftables set {FAMILY} {TABLE} {} has room again",
+        set.name()
+    )
+}
+
+/// `adminalert: ERROR: cannot add {ip} to nftables set: {why}`
+pub fn nft_add_failed(ip: IpAddr, why: &str) -> String {
+    format!("adminalert: ERROR: cannot add {ip} to nftables set: {why}")
+}
+
+/// At start-up: `adminalert: nftables table inet portsentry ready; {n} hosts blocked from
+/// before are kept`
+pub fn nft_ready(hosts: usize) -> String {
+    format!(
+        "adminalert: nftables table {FAMILY} {TABLE} ready; {hosts} hosts blocked from before are kept"
+    )
+}
+
+/// After `portsentry blocked` changed the sets (SIGUSR1):
+/// `adminalert: blocked hosts re-read from nftables: {n} hosts`
+pub fn nft_blocks_reread(hosts: usize) -> String {
+    format!("adminalert: blocked hosts re-read from nftables: {hosts} hosts")
+}
+
+/// `adminalert: ERROR: cannot {what} nftables table inet portsentry: {err}` (`what`: set up,
+/// list, delete).
+pub fn nft_table_failed(what: &str, err: impl Display) -> String {
+    format!("adminalert: ERROR: cannot {what} nftables table {FAMILY} {TABLE}: {err}")
+}
+
+/// `attackalert: Host {ip} block expired; KILL_ROUTE_UNDO run: {cmd}`
+pub fn undo_run(ip: IpAddr, cmd: &str) -> String {
+    format!("attackalert: Host {ip} block expired; KILL_ROUTE_UNDO run: {cmd}")
+}
+
+/// `attackalert: Block of host {ip} ({mode}) has expired` (BLOCK_TIMEOUT)
+pub fn block_expired(ip: IpAddr, mode: Mode) -> String {
+    format!("attackalert: Block of host {ip} ({mode}) has expired")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::fixtures::*;
+
+    #[test]
+    fn capability_and_systemd_status_lines() {
+        assert_eq!(
+            capability_missing(
+                "CAP_NET_ADMIN",
+                "KILL_ROUTE with ip, iptables or nft will fail"
+            ),
+            "adminalert: WARNING: capability CAP_NET_ADMIN is not available: KILL_ROUTE with ip, iptables or nft will fail."
+        );
+        assert_eq!(
+            capability_required("CAP_NET_RAW", "mode -stcp"),
+            "adminalert: ERROR: mode -stcp needs capability CAP_NET_RAW, which this process does not have (a container without it, or CapabilityBoundingSet=): cannot start."
+        );
+        assert_eq!(
+            systemd_status(&[(Mode::Tcp, 8), (Mode::Audp, 1)], 1),
+            "Watching tcp: 8 ports, audp: 1 port; 1 block in force"
+        );
+        assert_eq!(
+            systemd_status(&[(Mode::Stcp, 0)], 0),
+            "Watching stcp: 0 ports; 0 blocks in force"
+        );
+    }
+
+    #[test]
+    fn block_cap_lines() {
+        assert_eq!(
+            block_rate_limit_reached(30),
+            "adminalert: Block rate limit of 30 per minute reached (BLOCK_RATE_LIMIT): further blocks are refused until it clears."
+        );
+        assert_eq!(
+            block_refused_rate("a\nb", v4(192, 0, 2, 1)),
+            "attackalert: Not blocking host: a\\x0ab/192.0.2.1: block rate limit reached."
+        );
+        assert_eq!(
+            blocks_refused(12, 10),
+            "adminalert: Block rate limit: 12 blocks refused in the last 10 seconds."
+        );
+    }
+
+    #[test]
+    fn resolver_back_off_line() {
+        assert_eq!(
+            resolve_timed_out("2001:db8::1".parse().unwrap(), 1000, 30),
+            "adminalert: WARNING: reverse lookup of 2001:db8::1 timed out after 1000 ms (RESOLVE_HOST): names are not looked up for the next 30 s"
+        );
+    }
+
+    #[test]
+    fn nftables_and_expiry_lines() {
+        let ip = v4(192, 0, 2, 2);
+        assert_eq!(
+            nft_blocked(ip, 0),
+            "attackalert: Host 192.0.2.2 has been blocked via nftables set inet portsentry blocked4"
+        );
+        assert_eq!(
+            nft_blocked(v6("::1"), 5),
+            "attackalert: Host ::1 has been blocked via nftables set inet portsentry blocked6 for 5 seconds"
+        );
+        assert_eq!(
+            nft_set_full(Set::Hosts4, 2),
+            "adminalert: WARNING: nftables set inet portsentry blocked4 is full (2 elements, BLOCK_SET_SIZE): new hosts cannot be blocked until elements expire or are removed; hosts already in it stay blocked"
+        );
+        assert_eq!(
+            nft_set_room(Set::Hosts6),
+            "adminalert: nftables set inet portsentry blocked6 has room again"
+        );
+        assert_eq!(
+            nft_add_failed(ip, "netlink: x"),
+            "adminalert: ERROR: cannot add 192.0.2.2 to nftables set: netlink: x"
+        );
+        assert_eq!(
+            nft_ready(3),
+            "adminalert: nftables table inet portsentry ready; 3 hosts blocked from before are kept"
+        );
+        assert_eq!(
+            nft_blocks_reread(2),
+            "adminalert: blocked hosts re-read from nftables: 2 hosts"
+        );
+        assert_eq!(
+            nft_table_failed("list", "no such table"),
+            "adminalert: ERROR: cannot list nftables table inet portsentry: no such table"
+        );
+        assert_eq!(
+            undo_run(ip, "ip route del blackhole 192.0.2.2"),
+            "attackalert: Host 192.0.2.2 block expired; KILL_ROUTE_UNDO run: ip route del blackhole 192.0.2.2"
+        );
+        assert_eq!(
+            block_expired(ip, Mode::Sudp),
+            "attackalert: Block of host 192.0.2.2 (sudp) has expired"
+        );
+    }
+}
