@@ -237,7 +237,8 @@ pub fn template(data: &[u8]) {
 
 /// The command line: input = argv after argv[0], arguments separated by NUL bytes (as argv
 /// strings are; other bytes, non-UTF-8 included, are kept). Parsing never panics; a success has
-/// one or two modes, at most one per protocol; an error renders.
+/// one or two modes, at most one per protocol (or none with `--check`, which then reads the
+/// modes from /etc/default/portsentry); an error renders.
 pub fn cli(data: &[u8]) {
     let args: Vec<OsString> = std::iter::once(OsString::from("portsentry"))
         .chain(
@@ -254,7 +255,10 @@ pub fn cli(data: &[u8]) {
     match Cli::parse_from_args(args) {
         Ok(cli) => {
             let modes = cli.modes();
-            assert!(!modes.is_empty(), "parsed without a mode: {cli:?}");
+            assert!(
+                !modes.is_empty() || cli.check,
+                "parsed without a mode: {cli:?}"
+            );
             for proto in [Proto::Tcp, Proto::Udp] {
                 let n = modes.iter().filter(|m| m.proto() == proto).count();
                 assert!(n <= 1, "{n} {proto:?} modes accepted: {cli:?}");

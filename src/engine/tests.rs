@@ -1,9 +1,72 @@
 //! The engine on a fake clock: `now` is just a number the tests advance.
 
 use super::*;
-use crate::config::Config;
+use crate::classify::TcpScanType;
+use crate::config::{BlockMode, Config};
 use crate::ignore;
+use crate::mode::Proto;
 use crate::protect::Protected;
+
+impl Verdict {
+    /// The one job of a response, if any.
+    fn job(&self) -> Option<Job> {
+        assert!(self.jobs.len() <= 1, "{self:?}");
+        self.jobs.first().cloned()
+    }
+
+    /// The log events as the syslog lines they become.
+    fn lines(&self) -> Vec<String> {
+        self.log.iter().map(crate::report::event_line).collect()
+    }
+}
+
+/// The gate for a hit from `src` (stealth modes: no banner questions).
+fn gate(
+    e: &mut Engine,
+    now: u64,
+    src: IpAddr,
+    proto: Proto,
+    trigger: u32,
+    ignore: &IgnoreList,
+) -> Gate {
+    let mode = match proto {
+        Proto::Tcp => Mode::Stcp,
+        Proto::Udp => Mode::Sudp,
+    };
+    let h = Hit {
+        src,
+        port: 1,
+        mode,
+        detail: Detail::UdpScan,
+        ip_options: false,
+    };
+    Engine::gate(e, now, &h, trigger, ignore)
+}
+
+/// Blocks that expired at `now`, as the old `expire_blocks` returned them: the lines, the
+/// undo jobs and the addresses.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Expired {
+    log: Vec<String>,
+    jobs: Vec<Job>,
+    hosts: Vec<IpAddr>,
+}
+
+fn expire_blocks(e: &mut Engine, now: u64) -> Expired {
+    let v = e.tick(now);
+    Expired {
+        hosts: v
+            .log
+            .iter()
+            .filter_map(|l| match l {
+                Event::Expired { ip, .. } => Some(*ip),
+                _ => None,
+            })
+            .collect(),
+        log: v.lines(),
+        jobs: v.jobs,
+    }
+}
 
 const A: &str = "192.0.2.7";
 const B: &str = "198.51.100.9";
@@ -39,7 +102,7 @@ fn cfg(block: BlockMode) -> Config {
 
 /// Gate then respond, as the shell does.
 fn step(e: &mut Engine, now: u64, c: &Config, h: &Hit) -> (Gate, Option<Verdict>) {
-    let g = e.gate(now, h.src, h.mode.proto(), c.scan_trigger, &none());
+    let g = Engine::gate(e, now, h, c.scan_trigger, &none());
     let v = match g {
         Gate::Respond(r) => Some(e.respond(now, c, h, r, None, &Protected::default())),
         _ => None,
@@ -51,7 +114,7 @@ fn step(e: &mut Engine, now: u64, c: &Config, h: &Hit) -> (Gate, Option<Verdict>
 fn trigger_zero_and_one_both_fire_on_the_first_hit() {
     for t in [0, 1] {
         let mut e = Engine::new(Limits::default());
-        let g = e.gate(0, ip(A), Proto::Tcp, t, &none());
+        let g = gate(&mut e, 0, ip(A), Proto::Tcp, t, &none());
         assert!(matches!(g, Gate::Respond(_)), "SCAN_TRIGGER={t}");
     }
 }
@@ -59,13 +122,16 @@ fn trigger_zero_and_one_both_fire_on_the_first_hit() {
 #[test]
 fn trigger_n_fires_on_the_nth_hit_counting_all_ports() {
     let mut e = Engine::new(Limits::default());
-    assert_eq!(e.gate(0, ip(A), Proto::Tcp, 3, &none()), Gate::BelowTrigger);
     assert_eq!(
-        e.gate(10, ip(A), Proto::Tcp, 3, &none()),
+        gate(&mut e, 0, ip(A), Proto::Tcp, 3, &none()),
+        Gate::BelowTrigger
+    );
+    assert_eq!(
+        gate(&mut e, 10, ip(A), Proto::Tcp, 3, &none()),
         Gate::BelowTrigger
     );
     assert!(matches!(
-        e.gate(20, ip(A), Proto::Tcp, 3, &none()),
+        gate(&mut e, 20, ip(A), Proto::Tcp, 3, &none()),
         Gate::Respond(_)
     ));
 }
@@ -74,13 +140,16 @@ fn trigger_n_fires_on_the_nth_hit_counting_all_ports() {
 fn other_hosts_cannot_evict_a_scanners_count() {
     // 1.2's shared 50-slot ring forgot host B after 50 other hits (§4, VERIFIED there).
     let mut e = Engine::new(Limits::default());
-    assert_eq!(e.gate(0, ip(B), Proto::Tcp, 2, &none()), Gate::BelowTrigger);
+    assert_eq!(
+        gate(&mut e, 0, ip(B), Proto::Tcp, 2, &none()),
+        Gate::BelowTrigger
+    );
     for i in 0..60u32 {
         let other = IpAddr::from([10, 0, (i >> 8) as u8, i as u8]);
-        e.gate(1, other, Proto::Tcp, 2, &none());
+        gate(&mut e, 1, other, Proto::Tcp, 2, &none());
     }
     assert!(matches!(
-        e.gate(2, ip(B), Proto::Tcp, 2, &none()),
+        gate(&mut e, 2, ip(B), Proto::Tcp, 2, &none()),
         Gate::Respond(_)
     ));
 }
@@ -92,13 +161,16 @@ fn hits_outside_the_window_do_not_count() {
         ..Limits::default()
     };
     let mut e = Engine::new(l);
-    assert_eq!(e.gate(0, ip(A), Proto::Tcp, 2, &none()), Gate::BelowTrigger);
     assert_eq!(
-        e.gate(5000, ip(A), Proto::Tcp, 2, &none()),
+        gate(&mut e, 0, ip(A), Proto::Tcp, 2, &none()),
+        Gate::BelowTrigger
+    );
+    assert_eq!(
+        gate(&mut e, 5000, ip(A), Proto::Tcp, 2, &none()),
         Gate::BelowTrigger
     );
     assert!(matches!(
-        e.gate(5500, ip(A), Proto::Tcp, 2, &none()),
+        gate(&mut e, 5500, ip(A), Proto::Tcp, 2, &none()),
         Gate::Respond(_)
     ));
 }
@@ -108,14 +180,14 @@ fn ignored_hosts_are_silent_and_leave_no_state() {
     let (list, w) = ignore::parse(b"192.0.2.0/24\n2001:db8::/32\n");
     assert!(w.is_empty());
     let mut e = Engine::new(Limits::default());
-    assert_eq!(e.gate(0, ip(A), Proto::Tcp, 0, &list), Gate::Ignored);
+    assert_eq!(gate(&mut e, 0, ip(A), Proto::Tcp, 0, &list), Gate::Ignored);
     assert_eq!(
-        e.gate(0, ip("2001:db8::99"), Proto::Tcp, 0, &list),
+        gate(&mut e, 0, ip("2001:db8::99"), Proto::Tcp, 0, &list),
         Gate::Ignored
     );
     assert_eq!(e.tracked_hosts(), 0);
     assert!(matches!(
-        e.gate(0, ip(B), Proto::Tcp, 0, &list),
+        gate(&mut e, 0, ip(B), Proto::Tcp, 0, &list),
         Gate::Respond(_)
     ));
 }
@@ -125,16 +197,16 @@ fn block_runs_hosts_deny_route_then_command_with_the_address_literal() {
     let mut e = Engine::new(Limits::default());
     let c = cfg(BlockMode::Block);
     let h = hit(A, 111, Mode::Tcp);
-    let g = e.gate(0, h.src, Proto::Tcp, 0, &none());
+    let g = gate(&mut e, 0, h.src, Proto::Tcp, 0, &none());
     let Gate::Respond(r) = g else { panic!("{g:?}") };
     // Even with a resolved name, $TARGET$ is the address.
     let v = e.respond(0, &c, &h, r, Some("evil.example"), &Protected::default());
     assert!(v.banner);
     assert_eq!(
-        v.log,
+        v.lines(),
         vec!["attackalert: Connect from host: evil.example/192.0.2.7 to TCP port: 111"]
     );
-    let job = v.job.unwrap();
+    let job = v.job().unwrap();
     assert_eq!(
         job.steps,
         vec![
@@ -159,7 +231,7 @@ fn run_cmd_first_and_block_two() {
     let mut c = cfg(BlockMode::Block);
     c.kill_run_cmd_first = true;
     let (_, v) = step(&mut e, 0, &c, &hit("2001:db8::5", 7, Mode::Udp));
-    let steps = v.unwrap().job.unwrap().steps;
+    let steps = v.unwrap().job().unwrap().steps;
     assert!(
         matches!(&steps[0], Step::RunCmd { command } if command == "/usr/local/bin/alert 2001:db8::5 7 udp")
     );
@@ -168,7 +240,7 @@ fn run_cmd_first_and_block_two() {
 
     let c = cfg(BlockMode::RunCmdOnly);
     let (_, v) = step(&mut e, 0, &c, &hit(B, 7, Mode::Udp));
-    let steps = v.unwrap().job.unwrap().steps;
+    let steps = v.unwrap().job().unwrap().steps;
     assert_eq!(steps.len(), 1);
     assert!(matches!(steps[0], Step::RunCmd { .. }));
 }
@@ -178,21 +250,21 @@ fn blocked_hosts_are_matched_exactly_and_not_blocked_twice() {
     let mut e = Engine::new(Limits::default());
     let c = cfg(BlockMode::Block);
     let (_, v) = step(&mut e, 0, &c, &hit("110.0.0.1", 1, Mode::Tcp));
-    let job = v.unwrap().job.unwrap();
+    let job = v.unwrap().job().unwrap();
     // While the job runs, the host counts as blocked (no second chain of commands).
     let (_, v) = step(&mut e, 1, &c, &hit("110.0.0.1", 2, Mode::Tcp));
     let v = v.unwrap();
-    assert!(v.job.is_none());
+    assert!(v.job().is_none());
     assert_eq!(
-        v.log[1],
+        v.lines()[1],
         "attackalert: Host: 110.0.0.1 is already blocked. Ignoring"
     );
-    assert!(e.job_done(0, &job, true).is_empty());
+    assert!(e.job_done(0, &job, true).log.is_empty());
     assert!(e.is_blocked(ip("110.0.0.1")));
     // 1.2's substring match took 10.0.0.1 for blocked (§5.2); an exact match does not.
     assert!(!e.is_blocked(ip("10.0.0.1")));
     let (_, v) = step(&mut e, 2, &c, &hit("10.0.0.1", 1, Mode::Tcp));
-    assert!(v.unwrap().job.is_some());
+    assert!(v.unwrap().job().is_some());
 }
 
 #[test]
@@ -205,13 +277,13 @@ fn already_blocked_wording_differs_by_mode() {
     let v = v.unwrap();
     assert!(!v.banner, "no banner in stealth modes");
     assert_eq!(
-        v.log,
+        v.lines(),
         vec!["attackalert: TCP SYN/Normal scan from host: 192.0.2.7/192.0.2.7 to TCP port: 1"]
     );
-    e.job_done(0, &v.job.unwrap(), true);
+    e.job_done(0, &v.job().unwrap(), true);
     let (_, v) = step(&mut e, 1, &c, &h);
     assert_eq!(
-        v.unwrap().log[1],
+        v.unwrap().lines()[1],
         "attackalert: Host: 192.0.2.7/192.0.2.7 is already blocked Ignoring"
     );
 }
@@ -221,14 +293,16 @@ fn a_failed_job_is_retried_on_the_next_hit() {
     let mut e = Engine::new(Limits::default());
     let c = cfg(BlockMode::Block);
     let (_, v) = step(&mut e, 0, &c, &hit(A, 1, Mode::Tcp));
-    let job = v.unwrap().job.unwrap();
+    let job = v.unwrap().job().unwrap();
+    let v = e.job_done(0, &job, false);
     assert_eq!(
-        e.job_done(0, &job, false),
+        v.lines(),
         vec!["attackalert: ERROR: Could not block host 192.0.2.7 !!"]
     );
+    assert!(v.records.is_empty(), "a failed block is not recorded");
     assert!(!e.is_blocked(ip(A)));
     let (_, v) = step(&mut e, 10, &c, &hit(A, 1, Mode::Tcp));
-    assert!(v.unwrap().job.is_some(), "tried again");
+    assert!(v.unwrap().job().is_some(), "tried again");
 }
 
 #[test]
@@ -239,10 +313,10 @@ fn block_zero_writes_history_only_and_rate_limits_repeats() {
     let (_, v) = step(&mut e, 0, &c, &h);
     let v = v.unwrap();
     assert_eq!(
-        v.log[1],
+        v.lines()[1],
         "attackalert: Ignoring TCP response per configuration file setting."
     );
-    let job = v.job.unwrap();
+    let job = v.job().unwrap();
     assert!(job.steps.is_empty());
     assert!(!job.record.blocked_file, "BLOCK=0: no blocked-file line");
     e.job_done(0, &job, true);
@@ -263,11 +337,11 @@ fn block_zero_writes_history_only_and_rate_limits_repeats() {
     ));
     let v = v.unwrap();
     assert!(
-        v.log
+        v.lines()
             .iter()
             .any(|l| l.contains("4 further hits from host 192.0.2.7"))
     );
-    assert!(v.job.is_some(), "a new history line");
+    assert!(v.job().is_some(), "a new history line");
 }
 
 #[test]
@@ -279,7 +353,8 @@ fn state_is_bounded_and_ages_out() {
     };
     let mut e = Engine::new(l);
     for i in 0..10_000u32 {
-        e.gate(
+        gate(
+            &mut e,
             u64::from(i),
             IpAddr::from(i.to_be_bytes()),
             Proto::Tcp,
@@ -288,7 +363,7 @@ fn state_is_bounded_and_ages_out() {
         );
         assert!(e.tracked_hosts() <= 64);
     }
-    e.expire(1_000_000);
+    e.tick(1_000_000);
     assert_eq!(e.tracked_hosts(), 0);
 }
 
@@ -297,26 +372,106 @@ fn reload_forgets_blocks() {
     let mut e = Engine::new(Limits::default());
     let c = cfg(BlockMode::Block);
     let (_, v) = step(&mut e, 0, &c, &hit(A, 1, Mode::Tcp));
-    e.job_done(0, &v.unwrap().job.unwrap(), true);
+    e.job_done(0, &v.unwrap().job().unwrap(), true);
     assert_eq!(e.blocked_hosts(), 1);
     e.clear_blocked();
     assert!(!e.is_blocked(ip(A)));
     let (_, v) = step(&mut e, 1, &c, &hit(A, 1, Mode::Tcp));
-    assert!(v.unwrap().job.is_some());
+    assert!(v.unwrap().job().is_some());
 }
 
 #[test]
 fn banner_only_for_classic_modes_on_triggered_hits() {
-    let r = Gate::Respond(Respond {
-        already_blocked: true,
-        suppressed: 0,
-        quiet: false,
-    });
-    assert!(sends_banner(&r, Mode::Tcp));
-    assert!(sends_banner(&Gate::Suppressed, Mode::Udp));
-    assert!(!sends_banner(&Gate::BelowTrigger, Mode::Tcp));
-    assert!(!sends_banner(&Gate::Ignored, Mode::Tcp));
-    assert!(!sends_banner(&r, Mode::Atcp));
+    let (list, _) = ignore::parse(b"198.51.100.0/24\n");
+    let c = Config {
+        scan_trigger: 2,
+        ..cfg(BlockMode::Block)
+    };
+    let p = Protected::default();
+    let ctx = Context {
+        cfg: &c,
+        ignore: &list,
+        protected: &p,
+    };
+    let banner = |o: Outcome| match o {
+        Outcome::Done(v) => v.banner,
+        Outcome::Lookup(_) => panic!("no lookup without RESOLVE_HOST"),
+    };
+    let mut e = Engine::new(Limits::default());
+    // Below the trigger: no banner; the triggering hit and later repeats: the banner, in
+    // the classic modes only, already blocked or not.
+    assert!(!banner(e.observe(0, &hit(A, 1, Mode::Tcp), &ctx)));
+    let o = e.observe(1, &hit(A, 1, Mode::Tcp), &ctx);
+    let Outcome::Done(v) = &o else { panic!() };
+    assert!(v.banner && v.job().is_some());
+    e.job_done(1, &v.job().unwrap(), true);
+    assert!(
+        banner(e.observe(2, &hit(A, 1, Mode::Tcp), &ctx)),
+        "a repeat"
+    );
+    assert!(!banner(e.observe(0, &hit(A, 1, Mode::Udp), &ctx)));
+    assert!(
+        banner(e.observe(1, &hit(A, 1, Mode::Udp), &ctx)),
+        "already blocked"
+    );
+    // Ignored: nothing.
+    for t in 0..3 {
+        assert!(!banner(e.observe(t, &hit(B, 1, Mode::Udp), &ctx)));
+    }
+    // Stealth and advanced modes never send one.
+    let mut e = Engine::new(Limits::default());
+    for t in 0..3 {
+        assert!(!banner(e.observe(t, &hit(A, 1, Mode::Atcp), &ctx)));
+    }
+}
+
+#[test]
+fn a_successful_block_returns_its_record_and_a_lookup_comes_back_with_the_name() {
+    let c = Config {
+        resolve_host: true,
+        ..cfg(BlockMode::Block)
+    };
+    let (list, p) = (none(), Protected::default());
+    let ctx = Context {
+        cfg: &c,
+        ignore: &list,
+        protected: &p,
+    };
+    let mut e = Engine::new(Limits::default());
+    let Outcome::Lookup(pending) = e.observe(0, &hit(A, 11, Mode::Tcp), &ctx) else {
+        panic!("RESOLVE_HOST asks for the name")
+    };
+    assert_eq!(pending.ip(), ip(A));
+    let v = e.named(0, pending, Some("scanner.example"), &ctx);
+    assert_eq!(
+        v.lines(),
+        vec!["attackalert: Connect from host: scanner.example/192.0.2.7 to TCP port: 11"]
+    );
+    let job = v.job().unwrap();
+    let done = e.job_done(1, &job, true);
+    assert!(done.log.is_empty());
+    assert_eq!(
+        done.records,
+        vec![Record {
+            name: "scanner.example".into(),
+            ip: ip(A),
+            port: 11,
+            mode: Mode::Tcp,
+            blocked_file: true,
+            write: true,
+        }]
+    );
+    // A log-only report (BLOCK_TCP="0") is recorded in the history only.
+    let c0 = Config {
+        resolve_host: false,
+        ..cfg(BlockMode::LogOnly)
+    };
+    let ctx = Context { cfg: &c0, ..ctx };
+    let Outcome::Done(v) = e.observe(2, &hit(B, 1, Mode::Stcp), &ctx) else {
+        panic!()
+    };
+    let r = e.job_done(2, &v.job().unwrap(), true).records;
+    assert_eq!((r.len(), r[0].blocked_file, r[0].write), (1, false, true));
 }
 
 #[test]
@@ -330,13 +485,13 @@ fn protected_sources_are_logged_but_never_acted_on() {
         ("127.0.0.1", "a loopback address"),
     ] {
         let h = hit(src, 1, Mode::Tcp);
-        let Gate::Respond(r) = e.gate(0, h.src, Proto::Tcp, 0, &none()) else {
+        let Gate::Respond(r) = gate(&mut e, 0, h.src, Proto::Tcp, 0, &none()) else {
             panic!()
         };
         let v = e.respond(0, &c, &h, r, Some(src), &p);
-        assert!(v.job.is_none(), "{src}");
+        assert!(v.job().is_none(), "{src}");
         assert_eq!(
-            v.log[1],
+            v.lines()[1],
             format!("securityalert: Refusing to block host {src}: it is {what}.")
         );
     }
@@ -349,10 +504,10 @@ fn route_or_hosts_deny_without_target_is_skipped_and_the_block_fails() {
     c.kill_route = Some("/sbin/route add -host reject".into());
     let (_, v) = step(&mut e, 0, &c, &hit(A, 1, Mode::Tcp));
     let v = v.unwrap();
-    assert!(v.log.contains(
+    assert!(v.lines().contains(
         &"adminalert: No target variable specified in KILL_ROUTE option. Skipping.".to_string()
     ));
-    let job = v.job.unwrap();
+    let job = v.job().unwrap();
     assert!(!job.preflight_ok);
     assert!(!job.steps.iter().any(|s| matches!(s, Step::Route { .. })));
     assert_eq!(job.steps.len(), 2, "hosts.deny and the command still run");
@@ -380,8 +535,8 @@ fn a_flood_of_distinct_sources_is_rate_limited_with_a_summary_but_still_blocked(
         };
         let (_, v) = step(&mut e, u64::from(i), &c, &h);
         let v = v.unwrap();
-        logged += v.log.len();
-        let job = v.job.unwrap();
+        logged += v.lines().len();
+        let job = v.job().unwrap();
         jobs += 1;
         written += usize::from(job.record.write);
     }
@@ -390,8 +545,8 @@ fn a_flood_of_distinct_sources_is_rate_limited_with_a_summary_but_still_blocked(
     // Syslog: a burst of 10 plus 5/s over one second, one detection line each, and the
     // reserve's one token (a prefix that had not reported yet).
     assert!((10..=17).contains(&logged), "{logged}");
-    assert!(e.tick(5_000).is_empty(), "not before the interval");
-    let s = e.tick(10_000);
+    assert!(e.tick(5_000).lines().is_empty(), "not before the interval");
+    let s = e.tick(10_000).lines();
     assert_eq!(s.len(), 1);
     // The sources span 10.0.0.0/24 to 10.0.3.0/24: all four are named, the counts add up.
     let head = format!(
@@ -406,7 +561,7 @@ fn a_flood_of_distinct_sources_is_rate_limited_with_a_summary_but_still_blocked(
         sum += n.parse::<usize>().unwrap();
     }
     assert_eq!(sum, 1000 - logged);
-    assert!(e.tick(30_000).is_empty(), "nothing new to say");
+    assert!(e.tick(30_000).lines().is_empty(), "nothing new to say");
 }
 
 #[test]
@@ -424,7 +579,7 @@ fn log_only_reports_over_the_rate_leave_no_job() {
         step(&mut e, 0, &c, &hit(A, 1, Mode::Tcp))
             .1
             .unwrap()
-            .job
+            .job()
             .is_some()
     );
     // B's prefix has not reported: the reserve.
@@ -432,13 +587,13 @@ fn log_only_reports_over_the_rate_leave_no_job() {
         step(&mut e, 1, &c, &hit(B, 1, Mode::Tcp))
             .1
             .unwrap()
-            .job
+            .job()
             .is_some()
     );
     let v = step(&mut e, 1, &c, &hit("203.0.113.1", 1, Mode::Tcp))
         .1
         .unwrap();
-    assert!(v.job.is_none() && v.log.is_empty());
+    assert!(v.job().is_none() && v.lines().is_empty());
 }
 
 #[test]
@@ -449,17 +604,17 @@ fn a_logged_only_udp_probe_does_not_hold_back_the_tcp_block() {
     let mut c = cfg(BlockMode::Block);
     c.block_udp = BlockMode::LogOnly;
     let (_, v) = step(&mut e, 0, &c, &hit(A, 7, Mode::Udp));
-    let job = v.unwrap().job.unwrap();
+    let job = v.unwrap().job().unwrap();
     assert!(job.steps.is_empty());
     e.job_done(0, &job, true);
     let (g, v) = step(&mut e, 10, &c, &hit(A, 1, Mode::Tcp));
     assert!(matches!(g, Gate::Respond(_)), "{g:?}");
-    let job = v.unwrap().job.unwrap();
+    let job = v.unwrap().job().unwrap();
     assert_eq!(job.steps.len(), 3);
     e.job_done(0, &job, true);
     // The block is per host: a later UDP probe finds it blocked.
     let (_, v) = step(&mut e, 70_000, &c, &hit(A, 7, Mode::Udp));
-    assert!(v.unwrap().log[1].contains("is already blocked"));
+    assert!(v.unwrap().lines()[1].contains("is already blocked"));
 }
 
 fn nft_cfg(timeout: u64) -> Config {
@@ -475,7 +630,7 @@ fn nft_cfg(timeout: u64) -> Config {
 fn nftables_adds_the_address_beside_the_other_actions() {
     let mut e = Engine::new(Limits::default());
     let (_, v) = step(&mut e, 0, &nft_cfg(30), &hit(A, 1, Mode::Tcp));
-    let steps = v.unwrap().job.unwrap().steps;
+    let steps = v.unwrap().job().unwrap().steps;
     assert_eq!(
         steps,
         vec![
@@ -500,7 +655,7 @@ fn nftables_adds_the_address_beside_the_other_actions() {
         ..nft_cfg(0)
     };
     let (_, v) = step(&mut e, 0, &c, &hit(B, 1, Mode::Udp));
-    let steps = v.unwrap().job.unwrap().steps;
+    let steps = v.unwrap().job().unwrap().steps;
     assert!(matches!(steps[0], Step::RunCmd { .. }));
     assert_eq!(
         steps[1],
@@ -515,7 +670,7 @@ fn nftables_adds_the_address_beside_the_other_actions() {
         ..nft_cfg(0)
     };
     let (_, v) = step(&mut e, 0, &c, &hit("192.0.2.99", 1, Mode::Udp));
-    assert_eq!(v.unwrap().job.unwrap().steps.len(), 1);
+    assert_eq!(v.unwrap().job().unwrap().steps.len(), 1);
     // The command method never adds elements (1.2 configs behave as before).
     let (_, v) = step(
         &mut e,
@@ -523,7 +678,7 @@ fn nftables_adds_the_address_beside_the_other_actions() {
         &cfg(BlockMode::Block),
         &hit("192.0.2.98", 1, Mode::Tcp),
     );
-    let steps = v.unwrap().job.unwrap().steps;
+    let steps = v.unwrap().job().unwrap().steps;
     assert!(!steps.iter().any(|s| matches!(s, Step::NftAdd { .. })));
 }
 
@@ -535,7 +690,7 @@ fn blocks_expire_on_the_fake_clock_and_run_the_undo_command() {
         ..nft_cfg(10)
     };
     let (_, v) = step(&mut e, 1_000, &c, &hit(A, 7, Mode::Udp));
-    let job = v.unwrap().job.unwrap();
+    let job = v.unwrap().job().unwrap();
     assert_eq!(
         job.kind,
         JobKind::Respond {
@@ -545,9 +700,9 @@ fn blocks_expire_on_the_fake_clock_and_run_the_undo_command() {
     );
     // The job ends at 2 s: the block lasts until 12 s.
     e.job_done(2_000, &job, true);
-    assert!(e.expire_blocks(11_999) == Expired::default());
+    assert!(expire_blocks(&mut e, 11_999) == Expired::default());
     assert!(e.is_blocked(ip(A)));
-    let x = e.expire_blocks(12_000);
+    let x = expire_blocks(&mut e, 12_000);
     assert!(!e.is_blocked(ip(A)));
     assert_eq!(x.hosts, vec![ip(A)]);
     assert_eq!(
@@ -563,19 +718,19 @@ fn blocks_expire_on_the_fake_clock_and_run_the_undo_command() {
         }]
     );
     // The undo job's end is not a block.
-    assert!(e.job_done(12_001, &x.jobs[0], true).is_empty());
+    assert!(e.job_done(12_001, &x.jobs[0], true).log.is_empty());
     assert!(!e.is_blocked(ip(A)));
-    assert_eq!(e.expire_blocks(100_000), Expired::default());
+    assert_eq!(expire_blocks(&mut e, 100_000), Expired::default());
     // Expired: the next scan blocks again.
     let (_, v) = step(&mut e, 13_000, &c, &hit(A, 7, Mode::Udp));
-    assert!(v.unwrap().job.is_some());
+    assert!(v.unwrap().job().is_some());
 }
 
 #[test]
 fn no_timeout_means_forever_and_no_undo() {
     let mut e = Engine::new(Limits::default());
     let (_, v) = step(&mut e, 0, &nft_cfg(0), &hit(A, 1, Mode::Tcp));
-    let job = v.unwrap().job.unwrap();
+    let job = v.unwrap().job().unwrap();
     assert_eq!(
         job.kind,
         JobKind::Respond {
@@ -584,7 +739,7 @@ fn no_timeout_means_forever_and_no_undo() {
         }
     );
     e.job_done(0, &job, true);
-    assert_eq!(e.expire_blocks(u64::MAX), Expired::default());
+    assert_eq!(expire_blocks(&mut e, u64::MAX), Expired::default());
     assert!(e.is_blocked(ip(A)));
     // No KILL_ROUTE in the job: nothing to undo even with a timeout.
     let c = Config {
@@ -592,10 +747,10 @@ fn no_timeout_means_forever_and_no_undo() {
         ..nft_cfg(5)
     };
     let (_, v) = step(&mut e, 0, &c, &hit(B, 1, Mode::Tcp));
-    let job = v.unwrap().job.unwrap();
+    let job = v.unwrap().job().unwrap();
     assert!(matches!(job.kind, JobKind::Respond { undo: None, .. }));
     e.job_done(0, &job, true);
-    let x = e.expire_blocks(5_000);
+    let x = expire_blocks(&mut e, 5_000);
     assert_eq!((x.hosts, x.jobs.len()), (vec![ip(B)], 0));
 }
 
@@ -604,15 +759,15 @@ fn a_reblock_before_expiry_keeps_only_the_newest_time() {
     let mut e = Engine::new(Limits::default());
     let c = nft_cfg(10);
     let (_, v) = step(&mut e, 0, &c, &hit(A, 1, Mode::Tcp));
-    let job = v.unwrap().job.unwrap();
+    let job = v.unwrap().job().unwrap();
     e.job_done(0, &job, true);
     // Restored from the set with more time left (e.g. re-added by hand).
     e.restore_blocked(5_000, Mode::Tcp, [(ip(A), Some(20_000))]);
     assert!(
-        e.expire_blocks(10_000).hosts.is_empty(),
+        expire_blocks(&mut e, 10_000).hosts.is_empty(),
         "old time is stale"
     );
-    assert_eq!(e.expire_blocks(25_000).hosts, vec![ip(A)]);
+    assert_eq!(expire_blocks(&mut e, 25_000).hosts, vec![ip(A)]);
 }
 
 #[test]
@@ -639,19 +794,19 @@ fn restore_rebuilds_blocked_state_without_double_counting() {
     // A restored host scanning again is "already blocked": no job, no second history line.
     let (_, v) = step(&mut e, 1, &c, &hit(A, 1, Mode::Tcp));
     let v = v.unwrap();
-    assert!(v.job.is_none());
-    assert!(v.log[1].contains("already blocked"));
+    assert!(v.job().is_none());
+    assert!(v.lines()[1].contains("already blocked"));
     // The set is authoritative: a host deleted from it is forgotten and reported again.
     assert_eq!(e.restore_blocked(2, Mode::Tcp, [(ip(B), None)]), 1);
     assert!(!e.is_blocked(ip(A)) && e.is_blocked(ip(B)));
     let (_, v) = step(&mut e, 3, &c, &hit(A, 1, Mode::Tcp));
-    assert!(v.unwrap().job.is_some());
+    assert!(v.unwrap().job().is_some());
     // Bounded.
     let many = (0..10u32).map(|i| (IpAddr::from(i.to_be_bytes()), None));
     assert_eq!(e.restore_blocked(4, Mode::Udp, many), 3);
     // Restored times expire on the same clock.
     e.restore_blocked(10, Mode::Udp, [(ip(A), Some(100))]);
-    assert_eq!(e.expire_blocks(110).hosts, vec![ip(A)]);
+    assert_eq!(expire_blocks(&mut e, 110).hosts, vec![ip(A)]);
 }
 
 /// One hit from `src` on UDP port 7 (log only) at `now`: was it reported (logged)?
@@ -662,7 +817,7 @@ fn reported(e: &mut Engine, now: u64, c: &Config, src: IpAddr) -> bool {
     };
     match step(e, now, c, &h) {
         (Gate::Respond(r), Some(v)) => {
-            assert_eq!(r.quiet, v.log.is_empty(), "{v:?}");
+            assert_eq!(r.quiet, v.lines().is_empty(), "{v:?}");
             !r.quiet
         }
         (g, _) => panic!("{g:?}"),
@@ -697,7 +852,7 @@ fn a_forged_flood_from_one_prefix_cannot_silence_a_scan_from_another() {
     assert!(reported(&mut e, 1_000, &c, ip("198.51.100.3")));
     assert!(reported(&mut e, 1_000, &c, v6(0x2001_0db8_0000_0000, 2)));
     // The summary names the flooding prefix.
-    let s = e.tick(10_000);
+    let s = e.tick(10_000).lines();
     assert_eq!(
         s,
         vec![format!(
@@ -774,7 +929,7 @@ fn the_prefix_table_stays_bounded_and_the_summary_counts_evicted_prefixes() {
         logged += u64::from(reported(&mut e, i / 20, &c, v6(i / 2, i)));
         assert!(e.tracked_prefixes() <= 1_000);
     }
-    let s = e.tick(10_000);
+    let s = e.tick(10_000).lines();
     let line = &s[0];
     let head = format!(
         "attackalert: Rate limit: {} reports suppressed in the last 10 seconds: ",
@@ -792,7 +947,7 @@ fn the_prefix_table_stays_bounded_and_the_summary_counts_evicted_prefixes() {
     assert!(rest.contains("from other prefixes"), "{line}");
     assert_eq!(sum, 100_000 - logged, "{line}");
     // Idle prefixes are forgotten.
-    e.expire(100_000);
+    e.tick(100_000);
     assert_eq!(e.tracked_prefixes(), 0);
 }
 
@@ -810,7 +965,7 @@ fn over_the_rate_a_log_only_report_skips_the_lookup_and_the_formatting() {
     assert!(reported(&mut e, 0, &c, ip(A)));
     assert!(reported(&mut e, 0, &c, ip(B)), "the reserve");
     let h = hit("203.0.113.5", 7, Mode::Sudp);
-    let Gate::Respond(r) = e.gate(1, h.src, Proto::Udp, 0, &none()) else {
+    let Gate::Respond(r) = gate(&mut e, 1, h.src, Proto::Udp, 0, &none()) else {
         panic!()
     };
     assert!(r.quiet);
@@ -836,10 +991,10 @@ fn block_rate_limit_refuses_blocks_over_the_cap_logs_it_once_and_summarises() {
         let h = hit(&format!("192.0.2.{}", i + 1), 1, Mode::Tcp);
         let (_, v) = step(&mut e, u64::from(i), &c, &h);
         let v = v.unwrap();
-        if let Some(j) = v.job {
+        if let Some(j) = v.job() {
             blocked.push(j.target);
         }
-        logs.extend(v.log);
+        logs.extend(v.lines());
     }
     assert_eq!(blocked.len(), 3, "the cap: 3 per minute");
     assert_eq!(
@@ -854,7 +1009,7 @@ fn block_rate_limit_refuses_blocks_over_the_cap_logs_it_once_and_summarises() {
         &"attackalert: Not blocking host: 192.0.2.4/192.0.2.4: block rate limit reached.".into()
     ));
     assert_eq!(
-        e.tick(10_000),
+        e.tick(10_000).lines(),
         vec!["adminalert: Block rate limit: 7 blocks refused in the last 10 seconds."]
     );
     // 20 s later one token is back (3 per 60 s); a refused host tries again on its next
@@ -862,7 +1017,7 @@ fn block_rate_limit_refuses_blocks_over_the_cap_logs_it_once_and_summarises() {
     let h = hit("192.0.2.4", 1, Mode::Tcp);
     let (_, v) = step(&mut e, 70_000, &c, &h);
     let v = v.unwrap();
-    assert!(v.job.is_some(), "{v:?}");
+    assert!(v.job().is_some(), "{v:?}");
     // The cap had fully recovered, so reaching it again is announced again.
     let h = hit("192.0.2.5", 1, Mode::Tcp);
     step(&mut e, 70_001, &c, &h);
@@ -870,9 +1025,9 @@ fn block_rate_limit_refuses_blocks_over_the_cap_logs_it_once_and_summarises() {
     step(&mut e, 70_002, &c, &h);
     let h = hit("192.0.2.7", 1, Mode::Tcp);
     let v = step(&mut e, 70_003, &c, &h).1.unwrap();
-    assert!(v.job.is_none());
+    assert!(v.job().is_none());
     assert!(
-        v.log
+        v.lines()
             .iter()
             .any(|l| l.contains("Block rate limit of 3 per minute reached")),
         "{v:?}"
@@ -893,9 +1048,9 @@ fn a_sustained_flood_announces_the_block_cap_once() {
             ..hit(A, 1, Mode::Tcp)
         };
         let v = step(&mut e, u64::from(i) * 100, &c, &h).1.unwrap();
-        blocks += usize::from(v.job.is_some());
+        blocks += usize::from(v.job().is_some());
         announced += v
-            .log
+            .lines()
             .iter()
             .filter(|l| l.contains("Block rate limit of 60 per minute reached"))
             .count();
@@ -914,7 +1069,7 @@ fn block_rate_limit_zero_is_no_cap_and_log_only_reports_do_not_count() {
             src,
             ..hit(A, 1, Mode::Tcp)
         };
-        assert!(step(&mut e, 0, &c, &h).1.unwrap().job.is_some());
+        assert!(step(&mut e, 0, &c, &h).1.unwrap().job().is_some());
     }
     let mut c = capped(1);
     c.block_tcp = BlockMode::LogOnly;
@@ -926,9 +1081,9 @@ fn block_rate_limit_zero_is_no_cap_and_log_only_reports_do_not_count() {
             ..hit(A, 1, Mode::Tcp)
         };
         let v = step(&mut e, 0, &c, &h).1.unwrap();
-        assert!(v.log[1].contains("Ignoring TCP response"), "{v:?}");
+        assert!(v.lines()[1].contains("Ignoring TCP response"), "{v:?}");
     }
-    assert!(e.tick(10_000).is_empty());
+    assert!(e.tick(10_000).lines().is_empty());
 }
 
 #[test]
@@ -945,7 +1100,7 @@ fn a_refused_block_over_the_report_rate_logs_only_the_announcement() {
     let mut lines = Vec::new();
     for i in 0..5u8 {
         let h = hit(&format!("10.{i}.0.1"), 1, Mode::Tcp);
-        lines.extend(step(&mut e, 0, &c, &h).1.unwrap().log);
+        lines.extend(step(&mut e, 0, &c, &h).1.unwrap().lines());
     }
     assert_eq!(
         lines

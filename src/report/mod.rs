@@ -47,6 +47,48 @@ pub use history::*;
 pub use responses::*;
 pub use startup::*;
 
+use crate::classify::ScanKind;
+use crate::engine::{Detail, Event};
+
+/// The syslog line of one engine event.
+pub fn event_line(e: &Event) -> String {
+    match e {
+        Event::Detected {
+            host,
+            port,
+            mode,
+            detail,
+        } => {
+            let name = host.name_text();
+            match detail {
+                Detail::Connect => connect_from(&name, host.ip, mode.proto(), *port),
+                Detail::TcpScan(t) => scan_detected(ScanKind::Tcp(*t), &name, host.ip, *port),
+                Detail::UdpScan => scan_detected(ScanKind::Udp, &name, host.ip, *port),
+            }
+        }
+        Event::IpOptions { host, proto, port } => {
+            ip_options_set(&host.name_text(), host.ip, *proto, *port)
+        }
+        Event::HitsSuppressed { ip, count, seconds } => hits_suppressed(*count, *ip, *seconds),
+        Event::AlreadyBlocked { host, mode } => already_blocked(*mode, &host.name_text(), host.ip),
+        Event::Refused { ip, reason } => refusing_to_block(*ip, reason.text()),
+        Event::BlockCapReached { per_minute } => block_rate_limit_reached(*per_minute),
+        Event::BlockCapRefused { host } => block_refused_rate(&host.name_text(), host.ip),
+        Event::LogOnly { proto } => ignoring_response(*proto),
+        Event::NoTarget { action } => no_target_variable(*action),
+        Event::CouldNotBlock { host, mode } => could_not_block(*mode, &host.name_text(), host.ip),
+        Event::MemoryFull { max } => blocked_memory_full(*max),
+        Event::Expired { ip, mode } => block_expired(*ip, *mode),
+        Event::ReportsSuppressed {
+            count,
+            seconds,
+            by_prefix,
+            others,
+        } => reports_rate_limited(*count, *seconds, by_prefix, *others),
+        Event::BlocksRefused { count, seconds } => blocks_refused(*count, *seconds),
+    }
+}
+
 /// Makes a resolver answer safe for log and file lines: ASCII letters, digits, `.`, `-` and `_`
 /// are kept, every other byte (UTF-8 bytes one by one) becomes `\xHH` (lower-case hex).
 ///

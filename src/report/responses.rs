@@ -5,27 +5,10 @@ use std::fmt::Display;
 use std::net::IpAddr;
 use std::path::Path;
 
+use crate::engine::Action;
 use crate::mode::{Kind, Mode, Proto};
 
 use super::host;
-
-/// The three response actions, named by their config key (§6).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Action {
-    Route,
-    HostsDeny,
-    RunCmd,
-}
-
-impl Action {
-    pub fn key(self) -> &'static str {
-        match self {
-            Action::Route => "KILL_ROUTE",
-            Action::HostsDeny => "KILL_HOSTS_DENY",
-            Action::RunCmd => "KILL_RUN_CMD",
-        }
-    }
-}
 
 /// `attackalert: Host {ip} has been blocked via wrappers with string: "{line}"`
 pub fn blocked_via_wrappers(ip: IpAddr, line: &str) -> String {

@@ -15,7 +15,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use crate::caps;
 use crate::cli::Cli;
 use crate::config::{self, BlockMethod, Config, Diagnostic, Severity};
-use crate::engine::{self, Detail, Engine, Gate, Hit, Job, Limits};
+use crate::engine::{Context, Detail, Engine, Hit, Job, Limits, Outcome, Verdict};
 use crate::mode::{Kind, Mode, Proto};
 use crate::report;
 
@@ -505,18 +505,9 @@ impl Daemon {
             self.pump();
             self.flush_files();
             let now = clock::now_ms();
-            let x = self.engine.expire_blocks(now);
-            for l in &x.log {
-                self.log.log(l);
-            }
-            for j in x.jobs {
-                self.exec.submit(j);
-            }
-            for l in self.engine.tick(now) {
-                self.log.log(&l);
-            }
+            let v = self.engine.tick(now);
+            self.carry_out(v);
             if now.saturating_sub(self.last_expire) >= 60_000 {
-                self.engine.expire(now);
                 self.protected = netinfo::protected();
                 self.last_expire = now;
             }
@@ -623,70 +614,57 @@ impl Daemon {
         detail: Detail,
         ip_options: bool,
     ) -> bool {
-        let src = src.to_canonical();
         let hit = Hit {
-            src,
+            src: src.to_canonical(),
             port,
             mode,
             detail,
             ip_options,
         };
         let now = clock::now_ms();
-        let ignore = self.ignore.refresh(now, &mut self.log);
-        let gate = self
-            .engine
-            .gate(now, src, mode.proto(), self.cfg.scan_trigger, ignore);
-        let banner = engine::sends_banner(&gate, mode);
-        if let Gate::Respond(r) = gate {
-            // Over the report rate nothing is logged: no lookup (a flood of forged sources
-            // would queue one per source).
-            let name = if r.quiet { None } else { self.name_of(src) };
-            let v = self
-                .engine
-                .respond(now, &self.cfg, &hit, r, name.as_deref(), &self.protected);
-            // The detection line first, then the commands (1.2's order). Starting the
-            // commands first was measured: KILL_ROUTE no sooner within noise, the line in
-            // syslog 0.3-0.4 ms later (posix_spawn returns once the shell is exec'd).
-            for l in &v.log {
-                self.log.log(l);
+        let ctx = Context {
+            cfg: &self.cfg,
+            ignore: self.ignore.refresh(now, &mut self.log),
+            protected: &self.protected,
+        };
+        let v = match self.engine.observe(now, &hit, &ctx) {
+            Outcome::Done(v) => v,
+            Outcome::Lookup(p) => {
+                let name = name_of(&mut self.resolver, &mut self.log, p.ip());
+                self.engine.named(now, p, name.as_deref(), &ctx)
             }
-            if let Some(job) = v.job {
-                self.exec.submit(job);
-                self.pump();
-            }
-        }
-        banner
+        };
+        self.carry_out(v)
     }
 
-    /// The resolved name with RESOLVE_HOST, else None (the address is used).
-    fn name_of(&mut self, ip: IpAddr) -> Option<String> {
-        // report's functions escape the name themselves (hostile PTR records).
-        if !self.cfg.resolve_host {
-            return None;
+    /// Do what the engine decided: log its events (the detection line before the commands
+    /// start: 1.2's order; starting the commands first was measured: KILL_ROUTE no sooner
+    /// within noise, the line in syslog 0.3-0.4 ms later), queue the blocked-file and history
+    /// lines, start the jobs. Returns whether PORT_BANNER is to be sent.
+    fn carry_out(&mut self, v: Verdict) -> bool {
+        for e in &v.log {
+            self.log.log(&report::event_line(e));
         }
-        match self.resolver.reverse(ip, RESOLVE_TIMEOUT, clock::now_ms()) {
-            resolve::Reverse::Name(n) => Some(n),
-            resolve::Reverse::NoName => None,
-            resolve::Reverse::TimedOut => {
-                self.log.log(&report::resolve_timed_out(
-                    ip,
-                    RESOLVE_TIMEOUT.as_millis(),
-                    resolve::BACKOFF_MS / 1000,
-                ));
-                None
+        for r in &v.records {
+            self.record(r);
+        }
+        if !v.jobs.is_empty() {
+            for j in v.jobs {
+                self.exec.submit(j);
             }
+            self.pump();
         }
+        v.banner
     }
 
-    /// A job ended: tell the engine, then write the blocked and history lines (§7).
+    /// A job ended: the engine says what follows (a failed block's line, the records).
     fn finish(&mut self, job: Job, ok: bool) {
-        for l in self.engine.job_done(clock::now_ms(), &job, ok) {
-            self.log.log(&l);
-        }
-        if !ok || !job.record.write || job.kind == engine::JobKind::Unblock {
-            return;
-        }
-        let r = &job.record;
+        let v = self.engine.job_done(clock::now_ms(), &job, ok);
+        self.carry_out(v);
+    }
+
+    /// Queue a blocked-file and history line (§7), written at the end of the loop turn.
+    fn record(&mut self, r: &crate::engine::Record) {
         let epoch = clock::epoch();
         let line = report::history_line(
             epoch,
@@ -844,6 +822,23 @@ impl Daemon {
         }
         daemon::remove_pidfile(&self.cli.pidfile);
         code
+    }
+}
+
+/// RESOLVE_HOST: the name of `ip`, or None (the address is used). `report` escapes the name
+/// itself (hostile PTR records).
+fn name_of(resolver: &mut resolve::Resolver, log: &mut Logger, ip: IpAddr) -> Option<String> {
+    match resolver.reverse(ip, RESOLVE_TIMEOUT, clock::now_ms()) {
+        resolve::Reverse::Name(n) => Some(n),
+        resolve::Reverse::NoName => None,
+        resolve::Reverse::TimedOut => {
+            log.log(&report::resolve_timed_out(
+                ip,
+                RESOLVE_TIMEOUT.as_millis(),
+                resolve::BACKOFF_MS / 1000,
+            ));
+            None
+        }
     }
 }
 

@@ -1,0 +1,152 @@
+//! The blocked hosts: an exact address match (1.2 searched the blocked file for a substring,
+//! so `110.0.0.1` counted as `10.0.0.1`), with BLOCK_TIMEOUT expiry and KILL_ROUTE_UNDO.
+//! Bounded by `Limits::max_blocked`.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::net::IpAddr;
+
+use crate::mode::Mode;
+
+use super::verdict::{Job, JobKind, Record, Step};
+
+/// A remembered block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Block {
+    /// Monotonic ms when it expires; None: never.
+    until: Option<u64>,
+    mode: Mode,
+    /// KILL_ROUTE_UNDO, substituted, to run on expiry.
+    undo: Option<String>,
+}
+
+/// What [`Blocks::expire`] found.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(super) struct Expired {
+    /// The addresses forgotten, with the mode that blocked them.
+    pub(super) hosts: Vec<(IpAddr, Mode)>,
+    /// KILL_ROUTE_UNDO jobs to run.
+    pub(super) jobs: Vec<Job>,
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct Blocks {
+    max: usize,
+    map: HashMap<IpAddr, Block>,
+    /// Expiry times of blocks, earliest first. Entries are checked against `map` when they
+    /// come up (a block re-made or restored since has another time), so nothing is removed
+    /// from the middle: O(log n) per block, O(1) per poll when nothing is due.
+    expiries: BinaryHeap<Reverse<(u64, IpAddr)>>,
+}
+
+impl Blocks {
+    pub(super) fn new(max: usize) -> Blocks {
+        Blocks {
+            max,
+            map: HashMap::new(),
+            expiries: BinaryHeap::new(),
+        }
+    }
+
+    pub(super) fn contains(&self, ip: IpAddr) -> bool {
+        self.map.contains_key(&ip)
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Remember a block made at `now`. Err when the memory is full (the block ran, but is
+    /// not remembered).
+    pub(super) fn insert(
+        &mut self,
+        now: u64,
+        ip: IpAddr,
+        mode: Mode,
+        expire_after_ms: Option<u64>,
+        undo: Option<String>,
+    ) -> Result<(), usize> {
+        if self.map.len() >= self.max {
+            return Err(self.max);
+        }
+        let until = expire_after_ms.map(|d| now.saturating_add(d));
+        if let Some(t) = until {
+            self.expiries.push(Reverse((t, ip)));
+        }
+        self.map.insert(ip, Block { until, mode, undo });
+        Ok(())
+    }
+
+    /// Forget every block (SIGHUP and start-up clear the blocked files; §7.1).
+    pub(super) fn clear(&mut self) {
+        self.map.clear();
+        self.expiries.clear();
+    }
+
+    /// Forget blocks whose BLOCK_TIMEOUT has run out at `now`; returns them and their
+    /// KILL_ROUTE_UNDO jobs. (nftables elements expire in the kernel at the same time.)
+    pub(super) fn expire(&mut self, now: u64) -> Expired {
+        let mut out = Expired::default();
+        while let Some(&Reverse((t, ip))) = self.expiries.peek() {
+            if t > now {
+                break;
+            }
+            self.expiries.pop();
+            let current = self.map.get(&ip).is_some_and(|b| b.until == Some(t));
+            if !current {
+                continue;
+            }
+            let Some(b) = self.map.remove(&ip) else {
+                continue;
+            };
+            out.hosts.push((ip, b.mode));
+            if let Some(command) = b.undo {
+                out.jobs.push(Job {
+                    target: ip,
+                    steps: vec![Step::Undo { command }],
+                    record: Record {
+                        name: ip.to_string(),
+                        ip,
+                        port: 0,
+                        mode: b.mode,
+                        blocked_file: false,
+                        write: false,
+                    },
+                    quiet: false,
+                    preflight_ok: true,
+                    kind: JobKind::Unblock,
+                });
+            }
+        }
+        out
+    }
+
+    /// Make the blocks exactly `hosts` (address, time left in ms or None for never). A host
+    /// that stays keeps its KILL_ROUTE_UNDO; `mode` is recorded for hosts not known before.
+    /// Returns how many are remembered (at most the maximum).
+    pub(super) fn restore(
+        &mut self,
+        now: u64,
+        mode: Mode,
+        hosts: impl IntoIterator<Item = (IpAddr, Option<u64>)>,
+    ) -> usize {
+        let mut old = std::mem::take(&mut self.map);
+        self.expiries.clear();
+        for (ip, left) in hosts {
+            let ip = ip.to_canonical();
+            if self.map.len() >= self.max {
+                break;
+            }
+            let until = left.map(|l| now.saturating_add(l));
+            let (mode, undo) = match old.remove(&ip) {
+                Some(b) => (b.mode, b.undo),
+                None => (mode, None),
+            };
+            if let Some(t) = until {
+                self.expiries.push(Reverse((t, ip)));
+            }
+            self.map.insert(ip, Block { until, mode, undo });
+        }
+        self.map.len()
+    }
+}

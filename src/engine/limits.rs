@@ -1,0 +1,345 @@
+//! The limits that keep a flood of forged sources from filling the disk, silencing a real scan
+//! or making the host block without end: token buckets for reports (per source prefix, global,
+//! and a reserve for quiet prefixes), BLOCK_RATE_LIMIT, and the periodic summaries of what
+//! they held back.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use super::event::Event;
+
+/// Tunables with defaults; not 1.2 keys.
+///
+/// Reports (the log lines about a hit, and the history line of a log-only report) pass three
+/// token buckets. Each source prefix (IPv4 /24, IPv6 /64: what one forger on one network can
+/// claim cheaply) has its own small bucket, so forged sources from one prefix cannot use up
+/// the global bucket; the global bucket bounds the total; and a small reserve serves prefixes
+/// that have not reported recently (their bucket is full) once the global bucket is empty, so
+/// a real scan from a quiet prefix is still logged while many prefixes flood.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Hits older than this no longer count towards SCAN_TRIGGER.
+    pub trigger_window_ms: u64,
+    /// A tracked host with no hit for this long is forgotten.
+    pub host_ttl_ms: u64,
+    /// At most this many tracked (not blocked) hosts.
+    pub max_hosts: usize,
+    /// At most this many blocked hosts remembered in memory.
+    pub max_blocked: usize,
+    /// After a host is reported, further reports about it wait this long.
+    pub repeat_interval_ms: u64,
+    /// Reports (log lines and file lines about a hit) allowed in a burst, over all hosts: a
+    /// flood of forged sources cannot fill the disk.
+    pub report_burst: u32,
+    /// Reports per second after the burst, over all hosts.
+    pub reports_per_sec: u32,
+    /// Reports per source prefix (IPv4 /24, IPv6 /64): burst.
+    pub prefix_burst: u32,
+    /// Reports per source prefix: per second after the burst.
+    pub prefix_per_sec: u32,
+    /// At most this many prefixes tracked for their buckets.
+    pub max_prefixes: usize,
+    /// The reserve for prefixes that have not reported recently, used when the global
+    /// bucket is empty: burst.
+    pub reserve_burst: u32,
+    /// The reserve: per second after its burst.
+    pub reserve_per_sec: u32,
+    /// How often the summary of rate-limited reports is logged.
+    pub summary_interval_ms: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            trigger_window_ms: 3_600_000,
+            host_ttl_ms: 3_600_000,
+            max_hosts: 65_536,
+            max_blocked: 1 << 20,
+            repeat_interval_ms: 60_000,
+            report_burst: 200,
+            reports_per_sec: 20,
+            prefix_burst: 20,
+            prefix_per_sec: 2,
+            max_prefixes: 16_384,
+            reserve_burst: 20,
+            reserve_per_sec: 2,
+            summary_interval_ms: 10_000,
+        }
+    }
+}
+
+/// The report prefix of a source: IPv4 /24, IPv6 /64 (a forger on one network can claim any
+/// address in its prefix; neighbouring networks are other people).
+pub fn prefix_of(ip: IpAddr) -> (IpAddr, u8) {
+    match ip {
+        IpAddr::V4(a) => (IpAddr::V4((u32::from(a) & 0xffff_ff00).into()), 24),
+        IpAddr::V6(a) => (
+            IpAddr::V6((u128::from(a) & !((1u128 << 64) - 1)).into()),
+            64,
+        ),
+    }
+}
+
+/// Prefixes named in the rate-limit summary (the rest are counted together).
+const SUMMARY_PREFIXES: usize = 3;
+
+/// A token bucket: `burst` tokens, refilled at `rate` tokens per `period_ms`. Kept in
+/// units of 1/`period_ms` token, so a refill is exact integer arithmetic per ms.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Bucket {
+    units: u64,
+    cap: u64,
+    rate: u64,
+    period_ms: u64,
+    last: u64,
+}
+
+impl Bucket {
+    pub(super) fn new(burst: u32, rate: u32, period_ms: u64, now: u64) -> Bucket {
+        let period_ms = period_ms.max(1);
+        let cap = u64::from(burst.max(1)) * period_ms;
+        Bucket {
+            units: cap,
+            cap,
+            rate: u64::from(rate),
+            period_ms,
+            last: now,
+        }
+    }
+
+    pub(super) fn per_sec(burst: u32, per_sec: u32, now: u64) -> Bucket {
+        Bucket::new(burst, per_sec, 1000, now)
+    }
+
+    pub(super) fn refill(&mut self, now: u64) {
+        let dt = now.saturating_sub(self.last);
+        self.last = self.last.max(now);
+        // `rate` tokens per period = `rate` units per ms.
+        self.units = self
+            .units
+            .saturating_add(dt.saturating_mul(self.rate))
+            .min(self.cap);
+    }
+
+    pub(super) fn full(&self) -> bool {
+        self.units >= self.cap
+    }
+
+    pub(super) fn has(&self) -> bool {
+        self.units >= self.period_ms
+    }
+
+    pub(super) fn spend(&mut self) {
+        self.units = self.units.saturating_sub(self.period_ms);
+    }
+
+    pub(super) fn take(&mut self, now: u64) -> bool {
+        self.refill(now);
+        let ok = self.has();
+        if ok {
+            self.spend();
+        }
+        ok
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct PrefixState {
+    bucket: Bucket,
+    last_seen: u64,
+    /// Reports from this prefix suppressed since the last summary.
+    quiet: u64,
+}
+
+/// The report buckets, BLOCK_RATE_LIMIT, and what they held back since the last summary.
+#[derive(Debug, Clone)]
+pub(super) struct RateLimits {
+    limits: Limits,
+    reports: Bucket,
+    /// Report buckets per source prefix (bounded by `max_prefixes`).
+    prefixes: HashMap<IpAddr, PrefixState>,
+    reserve: Bucket,
+    /// Reports suppressed since the last summary: in all, and those of prefixes dropped
+    /// from the table since (no longer attributable).
+    quiet: u64,
+    quiet_evicted: u64,
+    last_summary: u64,
+    /// BLOCK_RATE_LIMIT: the bucket (rebuilt when the key changes), whether reaching the cap
+    /// has been announced since it last recovered fully, and blocks refused since the last
+    /// summary.
+    block_cap: Option<(u32, Bucket)>,
+    cap_announced: bool,
+    refused: u64,
+}
+
+impl RateLimits {
+    pub(super) fn new(limits: Limits) -> RateLimits {
+        RateLimits {
+            limits,
+            reports: Bucket::per_sec(limits.report_burst, limits.reports_per_sec, 0),
+            prefixes: HashMap::new(),
+            reserve: Bucket::per_sec(limits.reserve_burst, limits.reserve_per_sec, 0),
+            quiet: 0,
+            quiet_evicted: 0,
+            last_summary: 0,
+            block_cap: None,
+            cap_announced: false,
+            refused: 0,
+        }
+    }
+
+    /// How many source prefixes are tracked for their report buckets.
+    pub(super) fn tracked_prefixes(&self) -> usize {
+        self.prefixes.len()
+    }
+
+    /// May a report about `src` be logged at `now`? Its prefix must have a token, and the
+    /// global bucket too, or, when that is empty, the reserve if the prefix has not reported
+    /// recently. A suppressed report is counted against its prefix for the summary.
+    pub(super) fn report_allowed(&mut self, now: u64, src: IpAddr) -> bool {
+        let limits = self.limits;
+        let (key, _) = prefix_of(src);
+        if self.prefixes.len() >= limits.max_prefixes {
+            self.evict_prefixes(now);
+        }
+        let p = self.prefixes.entry(key).or_insert_with(|| PrefixState {
+            bucket: Bucket::per_sec(limits.prefix_burst, limits.prefix_per_sec, now),
+            last_seen: now,
+            quiet: 0,
+        });
+        p.bucket.refill(now);
+        p.last_seen = now;
+        let fresh = p.bucket.full();
+        let ok = p.bucket.has() && (self.reports.take(now) || (fresh && self.reserve.take(now)));
+        if ok {
+            p.bucket.spend();
+        } else {
+            p.quiet += 1;
+            self.quiet += 1;
+        }
+        ok
+    }
+
+    /// Make room in the prefix table: drop prefixes whose bucket has refilled (they behave
+    /// as new ones); if none, the least recently seen eighth. Their suppressed counts go to
+    /// "other prefixes" in the next summary.
+    fn evict_prefixes(&mut self, now: u64) {
+        let mut lost = 0;
+        self.prefixes.retain(|_, p| {
+            p.bucket.refill(now);
+            let keep = !p.bucket.full();
+            if !keep {
+                lost += p.quiet;
+            }
+            keep
+        });
+        if self.prefixes.len() >= self.limits.max_prefixes {
+            let mut seen: Vec<u64> = self.prefixes.values().map(|p| p.last_seen).collect();
+            let k = (seen.len() / 8).max(1);
+            let (_, cut, _) = seen.select_nth_unstable(k - 1);
+            let cut = *cut;
+            self.prefixes.retain(|_, p| {
+                let keep = p.last_seen > cut;
+                if !keep {
+                    lost += p.quiet;
+                }
+                keep
+            });
+        }
+        self.quiet_evicted += lost;
+    }
+
+    /// BLOCK_RATE_LIMIT (blocks per minute, 0: no cap): may one more block start at `now`?
+    /// A refusal is counted for the summary.
+    pub(super) fn block_allowed(&mut self, now: u64, per_minute: u32) -> bool {
+        if per_minute == 0 {
+            self.block_cap = None;
+            return true;
+        }
+        let b = match &mut self.block_cap {
+            Some((n, b)) if *n == per_minute => b,
+            slot => {
+                &mut slot
+                    .insert((per_minute, Bucket::new(per_minute, per_minute, 60_000, now)))
+                    .1
+            }
+        };
+        b.refill(now);
+        if b.full() {
+            // The cap has fully recovered: reaching it again is a new episode, announced
+            // again (a sustained flood is announced once, not at every freed token).
+            self.cap_announced = false;
+        }
+        if b.has() {
+            b.spend();
+            true
+        } else {
+            self.refused += 1;
+            false
+        }
+    }
+
+    /// True the first time the cap is reached in an episode (it is announced then).
+    pub(super) fn announce_cap(&mut self) -> bool {
+        !std::mem::replace(&mut self.cap_announced, true)
+    }
+
+    /// The summaries of what the report limits suppressed (with the prefixes that lost the
+    /// most) and of the blocks BLOCK_RATE_LIMIT refused, at most once per interval.
+    pub(super) fn summaries(&mut self, now: u64) -> Vec<Event> {
+        let mut out = Vec::new();
+        if (self.quiet == 0 && self.refused == 0)
+            || now.saturating_sub(self.last_summary) < self.limits.summary_interval_ms
+        {
+            return out;
+        }
+        let seconds = now.saturating_sub(self.last_summary).div_ceil(1000);
+        self.last_summary = now;
+        if self.quiet > 0 {
+            let mut top: Vec<(u64, IpAddr)> = self
+                .prefixes
+                .iter()
+                .filter(|(_, p)| p.quiet > 0)
+                .map(|(k, p)| (p.quiet, *k))
+                .collect();
+            top.sort_unstable_by(|a, b| b.cmp(a));
+            let by_prefix: Vec<(IpAddr, u8, u64)> = top
+                .iter()
+                .take(SUMMARY_PREFIXES)
+                .map(|&(n, k)| (k, prefix_of(k).1, n))
+                .collect();
+            let others =
+                top.iter().skip(SUMMARY_PREFIXES).map(|t| t.0).sum::<u64>() + self.quiet_evicted;
+            out.push(Event::ReportsSuppressed {
+                count: std::mem::take(&mut self.quiet),
+                seconds,
+                by_prefix,
+                others,
+            });
+            self.quiet_evicted = 0;
+        }
+        if self.refused > 0 {
+            out.push(Event::BlocksRefused {
+                count: std::mem::take(&mut self.refused),
+                seconds,
+            });
+        }
+        // Start the next interval's counts; prefixes whose bucket is full again carry no
+        // state worth keeping.
+        self.prefixes.retain(|_, p| {
+            p.quiet = 0;
+            p.bucket.refill(now);
+            !p.bucket.full()
+        });
+        out
+    }
+
+    /// Housekeeping: a prefix whose bucket is full again and has nothing to report behaves
+    /// as a new one, so it is dropped.
+    pub(super) fn expire(&mut self, now: u64) {
+        self.prefixes.retain(|_, p| {
+            p.bucket.refill(now);
+            p.quiet > 0 || !p.bucket.full()
+        });
+    }
+}

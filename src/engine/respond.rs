@@ -1,0 +1,194 @@
+//! The response to a reported hit (§5, §6): the log events, and the ordered steps of the job
+//! that blocks the host (KILL_HOSTS_DENY, KILL_ROUTE, KILL_RUN_CMD, the nftables element),
+//! or why nothing is done: already blocked, protected, over BLOCK_RATE_LIMIT, BLOCK_x="0".
+
+use crate::config::{BlockMethod, BlockMode, Config};
+use crate::mode::{Kind, Proto};
+use crate::protect::Protected;
+use crate::template;
+
+use super::event::{Action, Event, Host};
+use super::verdict::{Detail, Hit, Job, JobKind, Record, Step, Verdict};
+use super::{Engine, Respond};
+
+impl Engine {
+    /// Build the response for a hit the gate let through. `name` is the resolved name (None:
+    /// the address is used: RESOLVE_HOST off, §6.6, or a report over the rate limit, which is
+    /// not worth a lookup). A protected source (this host, loopback, a gateway, ...) is
+    /// logged but never acted on. `now` is for BLOCK_RATE_LIMIT.
+    pub(super) fn respond(
+        &mut self,
+        now: u64,
+        cfg: &Config,
+        hit: &Hit,
+        r: Respond,
+        name: Option<&str>,
+        protected: &Protected,
+    ) -> Verdict {
+        let ip = hit.src;
+        let proto = hit.mode.proto();
+        let mut v = Verdict {
+            // 1.2 sends the banner on every triggered hit, blocked hosts included (§3.1).
+            banner: hit.mode.kind() == Kind::Classic,
+            ..Verdict::default()
+        };
+        let block = match proto {
+            Proto::Tcp => cfg.block_tcp,
+            Proto::Udp => cfg.block_udp,
+        };
+        // Over the rate nothing is logged: only a block is still carried out and recorded,
+        // so skip building the events (a flood of forged sources comes through here).
+        if r.quiet
+            && (r.already_blocked || block == BlockMode::LogOnly || protected.reason(ip).is_some())
+        {
+            return v;
+        }
+        let host = Host {
+            ip,
+            name: name.map(str::to_string),
+        };
+        v.log.push(Event::Detected {
+            host: host.clone(),
+            port: hit.port,
+            mode: hit.mode,
+            detail: hit.detail,
+        });
+        if hit.ip_options && hit.mode.kind() != Kind::Classic {
+            v.log.push(Event::IpOptions {
+                host: host.clone(),
+                proto,
+                port: hit.port,
+            });
+        }
+        if r.suppressed > 0 {
+            v.log.push(Event::HitsSuppressed {
+                ip,
+                count: u64::from(r.suppressed),
+                seconds: self.limits.repeat_interval_ms / 1000,
+            });
+        }
+        if r.already_blocked {
+            v.log.push(Event::AlreadyBlocked {
+                host,
+                mode: hit.mode,
+            });
+            return quiet(v, r);
+        }
+        if let Some(reason) = protected.reason(ip) {
+            v.log.push(Event::Refused { ip, reason });
+            return quiet(v, r);
+        }
+        if block != BlockMode::LogOnly && !self.rates.block_allowed(now, cfg.block_rate_limit) {
+            // BLOCK_RATE_LIMIT reached: reported, not acted on, not recorded; the host's next
+            // report (after the repeat interval) tries again.
+            if r.quiet {
+                v.log.clear();
+            }
+            if self.rates.announce_cap() {
+                v.log.push(Event::BlockCapReached {
+                    per_minute: cfg.block_rate_limit,
+                });
+            }
+            if !r.quiet {
+                v.log.push(Event::BlockCapRefused { host });
+            }
+            return v;
+        }
+        let subst = |t: &str| template::substitute(t, ip, hit.port, hit.mode);
+        let mut steps = Vec::new();
+        let mut preflight_ok = true;
+        let run_cmd = cfg
+            .kill_run_cmd
+            .as_deref()
+            .map(|c| Step::RunCmd { command: subst(c) });
+        match block {
+            BlockMode::LogOnly => v.log.push(Event::LogOnly { proto }),
+            BlockMode::RunCmdOnly => steps.extend(run_cmd),
+            BlockMode::Block => {
+                let first = cfg.kill_run_cmd_first;
+                if first {
+                    steps.extend(run_cmd.clone());
+                }
+                if cfg.block_method == BlockMethod::Nftables {
+                    steps.push(Step::NftAdd {
+                        addr: ip,
+                        timeout_s: cfg.block_timeout,
+                    });
+                }
+                // These two need $TARGET$; without it 1.2 skips them and the block fails.
+                let targeted = [
+                    (Action::HostsDeny, cfg.kill_hosts_deny.as_deref()),
+                    (Action::Route, cfg.kill_route.as_deref()),
+                ];
+                for (action, t) in targeted {
+                    let Some(t) = t else { continue };
+                    if !template::has_target(t) {
+                        v.log.push(Event::NoTarget { action });
+                        preflight_ok = false;
+                    } else if action == Action::HostsDeny {
+                        steps.push(Step::HostsDeny { line: subst(t) });
+                    } else {
+                        steps.push(Step::Route { command: subst(t) });
+                    }
+                }
+                if !first {
+                    steps.extend(run_cmd);
+                }
+            }
+        }
+        let blocking = block != BlockMode::LogOnly;
+        if blocking {
+            self.hosts.job_started(ip, proto);
+        }
+        let timed = blocking && cfg.block_timeout > 0;
+        let undo = match (&cfg.kill_route_undo, timed) {
+            (Some(u), true) if steps.iter().any(|s| matches!(s, Step::Route { .. })) => {
+                Some(subst(u))
+            }
+            _ => None,
+        };
+        let kind = JobKind::Respond {
+            expire_after_ms: timed.then(|| cfg.block_timeout.saturating_mul(1000)),
+            undo,
+        };
+        // Log only, and over the rate: nothing left to do.
+        if !r.quiet || blocking {
+            v.jobs.push(Job {
+                kind,
+                target: ip,
+                steps,
+                record: Record {
+                    name: name.map_or_else(|| ip.to_string(), str::to_string),
+                    ip,
+                    port: hit.port,
+                    mode: hit.mode,
+                    blocked_file: blocking,
+                    // A real block is always recorded (fail2ban and admins rely on the files;
+                    // their size is bounded by the block caps); over the rate limit only a
+                    // log-only report loses its history line, and syslog stays quiet.
+                    write: blocking || !r.quiet,
+                },
+                quiet: r.quiet,
+                preflight_ok,
+            });
+        }
+        quiet(v, r)
+    }
+}
+
+/// Over the report limits: keep the actions, drop the log events.
+fn quiet(mut v: Verdict, r: Respond) -> Verdict {
+    if r.quiet {
+        v.log.clear();
+    }
+    v
+}
+
+/// The kind of a detection, for lines and counters.
+pub fn scan_kind(detail: Detail) -> Option<crate::classify::ScanKind> {
+    match detail {
+        Detail::Connect => None,
+        Detail::TcpScan(t) => Some(crate::classify::ScanKind::Tcp(t)),
+        Detail::UdpScan => Some(crate::classify::ScanKind::Udp),
+    }
+}
