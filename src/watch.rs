@@ -1,16 +1,21 @@
-//! What the stealth and advanced modes watch, and the decision for one captured packet:
-//! a [`Hit`] for the engine, or the reason it is not one.
+//! What the stealth and advanced modes watch, and the decision for one captured packet: a
+//! [`Hit`] for the engine, or the reason it is not one. Two pure steps with the shell's facts
+//! between them:
 //!
-//! The order follows 1.2 (§3.2, §3.3) with our fixes: watched port → TCP class (ACK/RST
-//! packets are only candidates) → Smart-Verify (a port with a live local listener, or a
-//! bound UDP socket, is never a trap) → for candidates, no local socket owns the flow. Added:
-//! packets from one of this host's own addresses, and packets not addressed to this host
-//! (forwarded traffic a router's capture also sees), are never hits.
+//! 1. [`screen`] with this host's addresses: watched protocol and port, not from ourselves,
+//!    addressed to us, a probe by its TCP flags (ACK/RST packets are only candidates);
+//! 2. the shell finds the two facts a candidate needs ([`Facts`]: does a local socket hold
+//!    the port now, does one own the flow), with a system call or two;
+//! 3. [`decide`]: Smart-Verify (a port with a live local listener, or a bound UDP socket, is
+//!    never a trap) and, for candidates, no local flow.
 //!
-//! Pure: the local state comes in through the [`Local`] trait; the shell answers it from
-//! `/proc/net` and the interface list.
+//! The order follows 1.2 (§3.2, §3.3) with our fixes: packets from one of this host's own
+//! addresses, and packets not addressed to this host (forwarded traffic a router's capture
+//! also sees), are never hits.
+//!
+//! Pure: facts come in as data.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 
 use crate::bpf::{FilterSpec, PortSet};
@@ -146,15 +151,6 @@ impl RecentFlows {
     }
 }
 
-/// What the host itself has, as the shell last saw it.
-pub trait Local {
-    fn is_own_address(&self, ip: IpAddr) -> bool;
-    /// TCP: a socket listens on `port`; UDP: a socket is bound to it.
-    fn in_use(&self, proto: Proto, port: u16) -> bool;
-    /// A flow `local` <-> `remote` of `proto` belongs to this host.
-    fn owns_flow(&self, proto: Proto, local: SocketAddr, remote: SocketAddr) -> bool;
-}
-
 /// Why a packet is not a hit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Skip {
@@ -172,14 +168,46 @@ pub enum Skip {
     OwnFlow,
 }
 
-/// Decide one packet. `pkttype` is the capture's `sll_pkttype`.
-pub fn judge(w: &Watches, p: &Probe, pkttype: u8, local: &impl Local) -> Result<Hit, Skip> {
+/// A packet [`screen`] let through: a hit unless the facts about its port and flow say
+/// otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Candidate {
+    /// The hit it becomes.
+    pub hit: Hit,
+    /// This host's end of the flow (destination address and port).
+    pub local: SocketAddr,
+    /// The sender's end.
+    pub remote: SocketAddr,
+    /// Whether a local flow would explain it (TCP with ACK or RST, and UDP): then the shell
+    /// must find out whether one does.
+    pub needs_flow_check: bool,
+}
+
+/// What the shell found out about a candidate's port and flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Facts {
+    /// TCP: a socket listens on the port; UDP: a socket is bound to it (or a bind test on it
+    /// failed with EADDRINUSE).
+    pub port_in_use: bool,
+    /// A local socket owns the flow, or this host opened it recently (only asked when
+    /// [`Candidate::needs_flow_check`]).
+    pub flow_is_ours: bool,
+}
+
+/// Step 1 for one packet: `pkttype` is the capture's `sll_pkttype`, `own` this host's
+/// addresses (canonical: IPv4-mapped as IPv4).
+pub fn screen(
+    w: &Watches,
+    p: &Probe,
+    pkttype: u8,
+    own: &HashSet<IpAddr>,
+) -> Result<Candidate, Skip> {
     let watch = w.get(p.proto).ok_or(Skip::Unwatched)?;
     if !watch.ports.contains(p.dst_port) {
         return Err(Skip::Unwatched);
     }
     let src = p.src.to_canonical();
-    if !w.own_sources && local.is_own_address(src) {
+    if !w.own_sources && own.contains(&src) {
         return Err(Skip::OwnSource);
     }
     // 1.2's raw socket sees IPv4 broadcasts (hence Debian's ADVANCED_EXCLUDE_UDP of 137, 138,
@@ -187,7 +215,7 @@ pub fn judge(w: &Watches, p: &Probe, pkttype: u8, local: &impl Local) -> Result<
     // the port; so multicast (mDNS, SSDP, ...) is never a probe here.
     let broadcast = !p.dst.is_multicast()
         && (pkttype == PACKET_BROADCAST || matches!(p.dst, IpAddr::V4(a) if a.is_broadcast()));
-    let for_us = local.is_own_address(p.dst.to_canonical()) || (p.proto == Proto::Udp && broadcast);
+    let for_us = own.contains(&p.dst.to_canonical()) || (p.proto == Proto::Udp && broadcast);
     if !for_us {
         return Err(Skip::NotForUs);
     }
@@ -199,25 +227,36 @@ pub fn judge(w: &Watches, p: &Probe, pkttype: u8, local: &impl Local) -> Result<
             TcpClass::NotAProbe => return Err(Skip::NotAProbe),
         },
     };
-    if local.in_use(p.proto, p.dst_port) {
+    Ok(Candidate {
+        hit: Hit {
+            src,
+            port: p.dst_port,
+            mode: watch.mode,
+            detail,
+            ip_options: p.ip_options,
+        },
+        local: SocketAddr::new(p.dst, p.dst_port),
+        remote: SocketAddr::new(p.src, p.src_port),
+        needs_flow_check: candidate || p.proto == Proto::Udp,
+    })
+}
+
+/// Step 3: the candidate with the facts about its port and flow.
+pub fn decide(c: Candidate, facts: Facts) -> Result<Hit, Skip> {
+    if facts.port_in_use {
         return Err(Skip::InUse);
     }
-    if (candidate || p.proto == Proto::Udp)
-        && local.owns_flow(
-            p.proto,
-            SocketAddr::new(p.dst, p.dst_port),
-            SocketAddr::new(p.src, p.src_port),
-        )
-    {
+    if c.needs_flow_check && facts.flow_is_ours {
         return Err(Skip::OwnFlow);
     }
-    Ok(Hit {
-        src,
-        port: p.dst_port,
-        mode: watch.mode,
-        detail,
-        ip_options: p.ip_options,
-    })
+    Ok(c.hit)
+}
+
+/// Does a packet to `dst` name an address this host may have gained since `own` was read?
+/// (Unicast and not in `own`: the shell then reads the addresses again before screening.)
+pub fn unknown_destination(dst: IpAddr, own: &HashSet<IpAddr>) -> bool {
+    let dst = dst.to_canonical();
+    !dst.is_multicast() && !matches!(dst, IpAddr::V4(a) if a.is_broadcast()) && !own.contains(&dst)
 }
 
 #[cfg(test)]
@@ -225,7 +264,6 @@ mod tests {
     use super::*;
     use crate::classify::TcpScanType;
     use crate::classify::tcp_flags::*;
-    use std::collections::HashSet;
 
     #[derive(Default)]
     struct Fake {
@@ -235,19 +273,58 @@ mod tests {
         flows: HashSet<(SocketAddr, SocketAddr)>,
     }
 
-    impl Local for Fake {
-        fn is_own_address(&self, ip: IpAddr) -> bool {
-            self.own.contains(&ip)
-        }
-        fn in_use(&self, proto: Proto, port: u16) -> bool {
-            match proto {
-                Proto::Tcp => self.tcp.contains(&port),
-                Proto::Udp => self.udp.contains(&port),
-            }
-        }
-        fn owns_flow(&self, _: Proto, l: SocketAddr, r: SocketAddr) -> bool {
-            self.flows.contains(&(l, r))
-        }
+    /// The shell's part on test data: screen, find the facts, decide.
+    fn judge(w: &Watches, p: &Probe, pkttype: u8, f: &Fake) -> Result<Hit, Skip> {
+        let c = screen(w, p, pkttype, &f.own)?;
+        let port_in_use = match p.proto {
+            Proto::Tcp => f.tcp.contains(&c.hit.port),
+            Proto::Udp => f.udp.contains(&c.hit.port),
+        };
+        let facts = Facts {
+            port_in_use,
+            flow_is_ours: f.flows.contains(&(c.local, c.remote)),
+        };
+        decide(c, facts)
+    }
+
+    #[test]
+    fn the_flow_is_only_asked_about_for_ack_rst_and_udp() {
+        let (w, f) = (watches(), fake());
+        let need = |p: Probe| screen(&w, &p, 0, &f.own).unwrap().needs_flow_check;
+        assert!(!need(probe(THEM, ME, Proto::Tcp, 1, SYN)));
+        assert!(!need(probe(THEM, ME, Proto::Tcp, 1, FIN | PSH | URG)));
+        assert!(need(probe(THEM, ME, Proto::Tcp, 1, ACK)));
+        assert!(need(probe(THEM, ME, Proto::Tcp, 1, SYN | RST)));
+        assert!(need(probe(THEM, ME, Proto::Udp, 53, 0)));
+        // A SYN with a flow that is ours is still a probe (a flow never explains a SYN).
+        let c = screen(&w, &probe(THEM, ME, Proto::Tcp, 1, SYN), 0, &f.own).unwrap();
+        let facts = Facts {
+            port_in_use: false,
+            flow_is_ours: true,
+        };
+        assert!(decide(c, facts).is_ok());
+        assert_eq!(
+            decide(
+                c,
+                Facts {
+                    port_in_use: true,
+                    ..facts
+                }
+            ),
+            Err(Skip::InUse)
+        );
+    }
+
+    #[test]
+    fn unknown_destinations_are_unicast_addresses_not_yet_known() {
+        let f = fake();
+        assert!(!unknown_destination(ip(ME), &f.own));
+        assert!(!unknown_destination(ip("::ffff:192.0.2.1"), &f.own));
+        assert!(unknown_destination(ip("192.0.2.99"), &f.own));
+        assert!(unknown_destination(ip("2001:db8::99"), &f.own));
+        assert!(!unknown_destination(ip("224.0.0.251"), &f.own));
+        assert!(!unknown_destination(ip("ff02::1"), &f.own));
+        assert!(!unknown_destination(ip("255.255.255.255"), &f.own));
     }
 
     const ME: &str = "192.0.2.1";

@@ -19,4 +19,5 @@ pub mod nftables;
 pub mod notify;
 pub mod resolve;
 pub mod run;
+pub mod sockdiag;
 pub mod stealth;

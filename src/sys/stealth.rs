@@ -1,22 +1,29 @@
 //! The stealth (`-stcp`, `-sudp`, §3.2) and advanced (`-atcp`, `-audp`, §3.3) modes: their
-//! start-up sequences and log lines (§3.4, §8.2), one capture socket for all of them, and the
-//! local state the per-packet decision (`watch::judge`) needs: this host's addresses, its
-//! listening and bound sockets, and the connections it opened.
+//! start-up sequences and log lines (§3.4, §8.2), one capture for all of them, and the facts
+//! about this host that the per-packet decision needs: its addresses, its listening and bound
+//! sockets, and the connections it opened.
 //!
-//! Freshness without cost: before a packet becomes a hit, its port gets 1.2's Smart-Verify
-//! bind test (a kernel hash lookup; cached for the drain round), so a service or connection
-//! that appeared a moment ago is seen. The listeners are read with sock_diag every
-//! [`REFRESH_MS`] (`/proc/net/tcp` walks every connection: milliseconds per read), for the
+//! One packet, top to bottom ([`Stealth::drain`]): the capture hands over its bytes
+//! (`capture`, de-duplicated between the ring and its doorbell by `dedup`); `wire::parse`
+//! makes a typed `Probe` or counts a malformed packet; `watch::screen` decides with this
+//! host's addresses whether it can be a probe; this module finds the facts a candidate needs
+//! (is its port in use now, is its flow ours); `watch::decide` makes it a `Hit`, which goes
+//! back to the event loop and the engine.
+//!
+//! Freshness without cost: a candidate's port gets 1.2's Smart-Verify bind test (a kernel hash
+//! lookup; cached for the drain round), so a service or connection that appeared a moment ago
+//! is seen. The listeners are read with sock_diag (`sockdiag`) every [`REFRESH_MS`] for the
 //! advanced modes' start-up lines and filter: ports with a listener are taken out of the
-//! kernel filter, so a busy service's traffic never reaches us.
+//! kernel filter, so a busy service's traffic never reaches us. A packet to an address not yet
+//! known makes the address list be read again first (once per round).
 //!
 //! This host's own outgoing SYN and SYN+ACK segments and UDP datagrams from watched ports
 //! also come through the ring (see `bpf`) and feed [`RecentFlows`], so replies on a flow
 //! whose socket is already gone are still known to be ours.
 //!
-//! It never decides: `watch::judge` does; hits go back to the event loop's `hit()`.
+//! It never decides whether a packet is a hit (`watch` does) nor what to do about one (the
+//! engine does).
 
-use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsRawFd;
@@ -26,14 +33,15 @@ use crate::config::Config;
 use crate::engine::Hit;
 use crate::mode::{Kind, Mode, Proto};
 use crate::report;
-use crate::socktable::{DiagStatus, ProcFile, SockTable, diag, diag_request};
-use crate::watch::{self, Local, RecentFlows, Watch, Watches};
+use crate::socktable::SockTable;
+use crate::watch::{self, Candidate, Facts, RecentFlows, Watch, Watches};
 use crate::wire::{self, Drops, WireError};
 
 use super::capture::{Capture, PendingRing};
 use super::clock;
 use super::listen::{self, BindError};
 use super::log::Logger;
+use super::sockdiag;
 
 /// Periodic re-read of the socket table and interface addresses.
 pub const REFRESH_MS: u64 = 2_000;
@@ -46,65 +54,11 @@ const IHL_LOG_MS: u64 = 1_000;
 const RECENT_FLOW_MS: u64 = 120_000;
 const RECENT_FLOW_CAP: usize = 65_536;
 
-/// This host as last seen.
+/// This host as last seen: its addresses, and its listening and bound sockets.
 #[derive(Default)]
 struct HostState {
     addrs: HashSet<IpAddr>,
     table: SockTable,
-}
-
-impl Local for HostState {
-    fn is_own_address(&self, ip: IpAddr) -> bool {
-        self.addrs.contains(&ip)
-    }
-    fn in_use(&self, proto: Proto, port: u16) -> bool {
-        match proto {
-            Proto::Tcp => self.table.tcp_listening(port),
-            Proto::Udp => self.table.udp_bound(port),
-        }
-    }
-    fn owns_flow(&self, proto: Proto, local: SocketAddr, remote: SocketAddr) -> bool {
-        proto == Proto::Tcp && self.table.owns_flow(local, remote)
-    }
-}
-
-/// The host view plus the connections learned from outgoing SYNs, and a bind test per port
-/// for Smart-Verify.
-struct View<'a> {
-    host: &'a HostState,
-    recent: &'a RecentFlows,
-    now: u64,
-    in_use: &'a RefCell<HashMap<(Proto, u16), bool>>,
-}
-
-impl Local for View<'_> {
-    fn is_own_address(&self, ip: IpAddr) -> bool {
-        self.host.is_own_address(ip)
-    }
-    fn in_use(&self, proto: Proto, port: u16) -> bool {
-        if self.host.in_use(proto, port) {
-            return true;
-        }
-        *self
-            .in_use
-            .borrow_mut()
-            .entry((proto, port))
-            // Without CAP_NET_BIND_SERVICE (KEEP_CAPABILITIES) a port below 1024 cannot be
-            // bind-tested: ask the socket table instead (slow, but only in that setup).
-            .or_insert_with(|| {
-                port_in_use(proto, port).unwrap_or_else(|| {
-                    let t = read_table();
-                    match proto {
-                        Proto::Tcp => t.tcp_listening(port) || t.has_flow_on(port),
-                        Proto::Udp => t.udp_bound(port),
-                    }
-                })
-            })
-    }
-    fn owns_flow(&self, proto: Proto, local: SocketAddr, remote: SocketAddr) -> bool {
-        self.recent.contains(proto, local, remote, self.now)
-            || self.host.owns_flow(proto, local, remote)
-    }
 }
 
 /// 1.2's Smart-Verify (§3.2): bind the port on the wildcard address, IPv4 and IPv6, without
@@ -147,68 +101,6 @@ fn port_in_use(proto: Proto, port: u16) -> Option<bool> {
     Some(false)
 }
 
-/// Listening TCP sockets and bound UDP sockets, from NETLINK_SOCK_DIAG dumps (the kernel
-/// walks only its listening hash for TCP); the `/proc` text if netlink fails.
-fn read_listeners() -> SockTable {
-    match diag_listeners() {
-        Ok(t) => t,
-        Err(_) => read_table(),
-    }
-}
-
-fn diag_listeners() -> nix::Result<SockTable> {
-    use nix::sys::socket::{
-        AddressFamily, MsgFlags, NetlinkAddr, SockFlag, SockProtocol, SockType, recv, sendto,
-        socket,
-    };
-    let fd = socket(
-        AddressFamily::Netlink,
-        SockType::Datagram,
-        SockFlag::SOCK_CLOEXEC,
-        SockProtocol::NetlinkSockDiag,
-    )?;
-    let mut t = SockTable::default();
-    let mut buf = vec![0u8; 32 * 1024];
-    let asks = [
-        (diag::AF_INET, diag::IPPROTO_TCP, diag::LISTEN_ONLY),
-        (diag::AF_INET6, diag::IPPROTO_TCP, diag::LISTEN_ONLY),
-        (diag::AF_INET, diag::IPPROTO_UDP, diag::ALL_STATES),
-        (diag::AF_INET6, diag::IPPROTO_UDP, diag::ALL_STATES),
-    ];
-    for (seq, (family, proto, states)) in asks.into_iter().enumerate() {
-        let req = diag_request(family, proto, states, seq as u32 + 1);
-        sendto(
-            fd.as_raw_fd(),
-            &req,
-            &NetlinkAddr::new(0, 0),
-            MsgFlags::empty(),
-        )?;
-        // Bounded: a dump ends with NLMSG_DONE; a kernel that never sends it is not waited
-        // for beyond this many datagrams.
-        for _ in 0..100_000 {
-            let n = recv(fd.as_raw_fd(), &mut buf, MsgFlags::empty())?;
-            match t.add_diag(proto == diag::IPPROTO_UDP, buf.get(..n).unwrap_or(&[])) {
-                DiagStatus::More => {}
-                DiagStatus::Done => break,
-                // EAFNOSUPPORT etc.: IPv6 or UDP diag not available; the others still count.
-                DiagStatus::Error(_) => break,
-            }
-        }
-    }
-    Ok(t)
-}
-
-fn read_table() -> SockTable {
-    let mut t = SockTable::default();
-    for f in ProcFile::ALL {
-        // A missing file (IPv6 disabled) simply adds nothing.
-        if let Ok(text) = std::fs::read_to_string(f.path()) {
-            t.add(f, &text);
-        }
-    }
-    t
-}
-
 fn read_addrs() -> HashSet<IpAddr> {
     let mut s: HashSet<IpAddr> = if_addrs::get_if_addrs()
         .map(|v| v.iter().map(|i| i.ip().to_canonical()).collect())
@@ -221,7 +113,7 @@ fn read_addrs() -> HashSet<IpAddr> {
 fn read_host() -> HostState {
     HostState {
         addrs: read_addrs(),
-        table: read_listeners(),
+        table: sockdiag::read_listeners(),
     }
 }
 
@@ -495,38 +387,66 @@ impl Stealth {
         }
         let mut hits = Vec::new();
         // Smart-Verify answers for this round, one bind test per (protocol, port).
-        let cache = RefCell::new(HashMap::new());
+        let mut bind_tests = HashMap::new();
         let mut addrs_fresh = false;
         for (pkttype, p) in probes {
             if pkttype == watch::PACKET_OUTGOING {
                 self.recent.note_outgoing(&p, round);
                 continue;
             }
-            let view = View {
-                host: &self.host,
-                recent: &self.recent,
-                now: round,
-                in_use: &cache,
-            };
-            let mut verdict = watch::judge(&self.watches, &p, pkttype, &view);
-            // An address added since the last refresh: re-read the list (cheap, netlink) at
-            // most once per round, so a probe to a new address is not missed.
-            if verdict == Err(watch::Skip::NotForUs) && !addrs_fresh {
+            // An address added since the last refresh: read the list again (cheap, netlink)
+            // at most once per round, so a probe to a new address is not missed.
+            if !addrs_fresh && watch::unknown_destination(p.dst, &self.host.addrs) {
                 self.host.addrs = read_addrs();
                 addrs_fresh = true;
-                let view = View {
-                    host: &self.host,
-                    recent: &self.recent,
-                    now: round,
-                    in_use: &cache,
-                };
-                verdict = watch::judge(&self.watches, &p, pkttype, &view);
             }
-            if let Ok(h) = verdict {
+            let Ok(c) = watch::screen(&self.watches, &p, pkttype, &self.host.addrs) else {
+                continue;
+            };
+            let proto = c.hit.mode.proto();
+            let facts = Facts {
+                port_in_use: self.port_in_use(proto, c.hit.port, &mut bind_tests),
+                flow_is_ours: c.needs_flow_check && self.flow_is_ours(proto, c, round),
+            };
+            if let Ok(h) = watch::decide(c, facts) {
                 hits.push(h);
             }
         }
         hits
+    }
+
+    /// Fact: a local socket holds `port` now. The socket table (refreshed every
+    /// [`REFRESH_MS`]) or, for a service that appeared since, 1.2's bind test (once per port
+    /// and round, in `tested`).
+    fn port_in_use(
+        &self,
+        proto: Proto,
+        port: u16,
+        tested: &mut HashMap<(Proto, u16), bool>,
+    ) -> bool {
+        let listed = match proto {
+            Proto::Tcp => self.host.table.tcp_listening(port),
+            Proto::Udp => self.host.table.udp_bound(port),
+        };
+        listed
+            || *tested.entry((proto, port)).or_insert_with(|| {
+                // Without CAP_NET_BIND_SERVICE (KEEP_CAPABILITIES) a port below 1024 cannot
+                // be bind-tested: ask the socket table instead (slow, but only in that setup).
+                port_in_use(proto, port).unwrap_or_else(|| {
+                    let t = sockdiag::read_table();
+                    match proto {
+                        Proto::Tcp => t.tcp_listening(port) || t.has_flow_on(port),
+                        Proto::Udp => t.udp_bound(port),
+                    }
+                })
+            })
+    }
+
+    /// Fact: the candidate's flow is this host's: opened by it lately (its outgoing SYN or
+    /// datagram), or a TCP connection in the socket table.
+    fn flow_is_ours(&self, proto: Proto, c: Candidate, now: u64) -> bool {
+        self.recent.contains(proto, c.local, c.remote, now)
+            || (proto == Proto::Tcp && self.host.table.owns_flow(c.local, c.remote))
     }
 
     /// Periodic work: refresh the host view, update the filter, report losses.
@@ -542,7 +462,7 @@ impl Stealth {
             // The table only serves the advanced modes' filter (and flows of connections
             // older than the daemon); stealth modes have the bind test and skip the cost.
             if self.watches.has_advanced() {
-                self.host.table = read_listeners();
+                self.host.table = sockdiag::read_listeners();
                 self.update_filter(log, false);
             }
             self.host_at = now;
@@ -606,32 +526,6 @@ fn build_watches(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sock_diag_sees_listeners_and_bound_sockets() {
-        let l4 = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let l6 = std::net::TcpListener::bind("[::1]:0").unwrap();
-        let u = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let t = diag_listeners().expect("sock_diag");
-        assert!(t.tcp_listening(l4.local_addr().unwrap().port()));
-        assert!(t.tcp_listening(l6.local_addr().unwrap().port()));
-        assert!(t.udp_bound(u.local_addr().unwrap().port()));
-        assert_eq!(t.bad_lines, 0);
-    }
-
-    #[test]
-    fn the_live_table_sees_listeners_bound_sockets_and_flows() {
-        let l4 = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
-        let l6 = std::net::TcpListener::bind("[::]:0").unwrap();
-        let u = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let c = std::net::TcpStream::connect(l4.local_addr().unwrap()).unwrap();
-        let t = read_table();
-        assert!(t.tcp_listening(l4.local_addr().unwrap().port()));
-        assert!(t.tcp_listening(l6.local_addr().unwrap().port()));
-        assert!(t.udp_bound(u.local_addr().unwrap().port()));
-        assert!(t.owns_flow(c.local_addr().unwrap(), c.peer_addr().unwrap()));
-        assert!(read_addrs().contains(&IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)));
-    }
 
     #[test]
     fn smart_verify_bind_test() {
