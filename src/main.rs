@@ -21,7 +21,7 @@ fn main() {
         Err(e) => e.exit(),
     };
     let socket = cli.syslog_socket.clone();
-    std::process::exit(sys::run::main(cli, socket));
+    std::process::exit(sys::start::main(cli, socket));
 }
 
 /// `portsentry modes`: the mode options from /etc/default/portsentry (see `defaults`).

@@ -2,11 +2,12 @@
 //! and the host's interface addresses; `add-ip` / `rm-ip` edit the static file (replacing
 //! Debian's `portsentry-add-ip` / `portsentry-rm-ip`). Reference §9.3.
 //!
-//! Thin shell: file reads, interface listing and atomic writes happen here; the text logic is
+//! Thin shell: file reads, interface listing and writes happen here (replacements through
+//! `portsentry::sys::atomic`, the daemon's writer); the text logic is
 //! `portsentry::ignore_builder`. Exit codes: 0 success, 1 failure (missing static file, I/O
 //! error, `rm-ip` found nothing), 2 bad usage or invalid address.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
 use std::net::IpAddr;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -18,6 +19,7 @@ use portsentry::ignore::{Net, parse_net};
 use portsentry::ignore_builder::{
     Add, BuildInput, DEFAULT_OUTPUT, DEFAULT_STATIC, add_entry, build, remove_entry,
 };
+use portsentry::sys::atomic;
 
 const NAME: &str = "portsentry-build-ignore-file";
 
@@ -70,13 +72,38 @@ fn main() -> ExitCode {
         Some(Command::AddIp { addr }) => with_net(addr, |net| add_ip(&cli.static_file, net)),
         Some(Command::RmIp { addr }) => with_net(addr, |net| rm_ip(&cli.static_file, net)),
     };
-    result.unwrap_or_else(|msg| {
-        eprintln!("{NAME}: {msg}");
+    result.unwrap_or_else(|failure| {
+        eprintln!("{NAME}: {failure}");
         ExitCode::FAILURE
     })
 }
 
-type Outcome = Result<ExitCode, String>;
+/// Why the command failed (printed as `portsentry-build-ignore-file: {failure}`).
+#[derive(Debug)]
+enum Failure {
+    /// A file could not be read.
+    Read(PathBuf, io::Error),
+    /// A file could not be written.
+    Write(PathBuf, io::Error),
+    /// The interface addresses could not be listed; the output has the static entries only.
+    Interfaces(PathBuf, io::Error),
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Read(p, e) => write!(f, "cannot read {}: {e}", p.display()),
+            Failure::Write(p, e) => write!(f, "cannot write {}: {e}", p.display()),
+            Failure::Interfaces(p, e) => write!(
+                f,
+                "cannot list interface addresses: {e}; {} has only the static entries",
+                p.display()
+            ),
+        }
+    }
+}
+
+type Outcome = Result<ExitCode, Failure>;
 
 fn with_net(addr: &str, f: impl FnOnce(&Net) -> Outcome) -> Outcome {
     match parse_net(addr.trim()) {
@@ -88,8 +115,8 @@ fn with_net(addr: &str, f: impl FnOnce(&Net) -> Outcome) -> Outcome {
     }
 }
 
-fn read(path: &Path) -> Result<Vec<u8>, String> {
-    fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+fn read(path: &Path) -> Result<Vec<u8>, Failure> {
+    fs::read(path).map_err(|e| Failure::Read(path.to_path_buf(), e))
 }
 
 fn build_file(static_path: &Path, output: &Path) -> Outcome {
@@ -107,15 +134,12 @@ fn build_file(static_path: &Path, output: &Path) -> Outcome {
     for w in &built.warnings {
         eprintln!("{}:{}: {}", static_path.display(), w.line, w.reason);
     }
-    write_atomic(output, built.text.as_bytes(), 0o644)
-        .map_err(|e| format!("cannot write {}: {e}", output.display()))?;
+    atomic::write(output, built.text.as_bytes(), 0o644)
+        .map_err(|e| Failure::Write(output.to_path_buf(), e))?;
     match iface_error {
         // The file is still written (static entries are better than none), but the caller
         // must learn that the interface addresses are missing.
-        Some(e) => Err(format!(
-            "cannot list interface addresses: {e}; {} has only the static entries",
-            output.display()
-        )),
+        Some(e) => Err(Failure::Interfaces(output.to_path_buf(), e)),
         None => Ok(ExitCode::SUCCESS),
     }
 }
@@ -125,7 +149,7 @@ fn add_ip(static_path: &Path, net: &Net) -> Outcome {
         Ok(t) => t,
         // Like Debian's script (`>>`), adding to a missing static file creates it.
         Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
-        Err(e) => return Err(format!("cannot read {}: {e}", static_path.display())),
+        Err(e) => return Err(Failure::Read(static_path.to_path_buf(), e)),
     };
     match add_entry(&text, net) {
         Add::Exists { line } => {
@@ -141,10 +165,10 @@ fn add_ip(static_path: &Path, net: &Net) -> Outcome {
                 .mode(0o644)
                 .open(static_path)
                 .and_then(|mut f| f.write_all(bytes.as_bytes()).map(|()| f))
-                .map_err(|e| format!("cannot write {}: {e}", static_path.display()))?;
+                .map_err(|e| Failure::Write(static_path.to_path_buf(), e))?;
             f.flush()
                 .and_then(|()| f.sync_all())
-                .map_err(|e| format!("cannot write {}: {e}", static_path.display()))?;
+                .map_err(|e| Failure::Write(static_path.to_path_buf(), e))?;
             println!("added {net} to {}", static_path.display());
         }
     }
@@ -161,8 +185,8 @@ fn rm_ip(static_path: &Path, net: &Net) -> Outcome {
     let mode = fs::metadata(static_path)
         .map(|m| m.permissions().mode() & 0o7777)
         .unwrap_or(0o644);
-    write_atomic(static_path, &new_text, mode)
-        .map_err(|e| format!("cannot write {}: {e}", static_path.display()))?;
+    atomic::write(static_path, &new_text, mode)
+        .map_err(|e| Failure::Write(static_path.to_path_buf(), e))?;
     let n = removed.len();
     println!(
         "removed {n} {} for {net} from {}",
@@ -170,47 +194,4 @@ fn rm_ip(static_path: &Path, net: &Net) -> Outcome {
         static_path.display()
     );
     Ok(ExitCode::SUCCESS)
-}
-
-/// Replace `path` so readers see either the old or the new file, never a partial one: write a
-/// temp file in the same directory, fsync, rename over, fsync the directory.
-fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let base = path
-        .file_name()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a file name"))?
-        .to_string_lossy();
-    let (tmp, mut file) = create_temp(dir, &base)?;
-    let written = file
-        .write_all(bytes)
-        // Explicit chmod: the create mode is filtered by the umask.
-        .and_then(|()| file.set_permissions(fs::Permissions::from_mode(mode)))
-        .and_then(|()| file.sync_all())
-        .and_then(|()| fs::rename(&tmp, path));
-    if let Err(e) = written {
-        let _ = fs::remove_file(&tmp);
-        return Err(e);
-    }
-    File::open(dir)?.sync_all()
-}
-
-fn create_temp(dir: &Path, base: &str) -> io::Result<(PathBuf, File)> {
-    let pid = std::process::id();
-    let mut attempt = 0u32;
-    loop {
-        let tmp = dir.join(format!(".{base}.{pid}.{attempt}.tmp"));
-        match OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)
-        {
-            Ok(f) => return Ok((tmp, f)),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt < 100 => attempt += 1,
-            Err(e) => return Err(e),
-        }
-    }
 }

@@ -46,15 +46,6 @@ pub fn capability_missing(cap: &str, disables: &str) -> String {
     format!("adminalert: WARNING: capability {cap} is not available: {disables}.")
 }
 
-/// A configured mode or setting that cannot work without a capability the process lacks:
-/// `adminalert: ERROR: {setting} needs capability {cap}, which this process does not have
-/// (a container without it, or CapabilityBoundingSet=): cannot start.`
-pub fn capability_required(cap: &str, setting: &str) -> String {
-    format!(
-        "adminalert: ERROR: {setting} needs capability {cap}, which this process does not have (a container without it, or CapabilityBoundingSet=): cannot start."
-    )
-}
-
 /// The `STATUS=` line systemd shows (`systemctl status`): the modes with their watched port
 /// counts and the blocks in force, e.g. `Watching tcp: 8 ports, udp: 9 ports; 2 blocks in force`.
 pub fn systemd_status(watched: &[(Mode, usize)], blocks: usize) -> String {
@@ -119,10 +110,15 @@ pub fn nft_blocks_reread(hosts: usize) -> String {
     format!("adminalert: blocked hosts re-read from nftables: {hosts} hosts")
 }
 
-/// `adminalert: ERROR: cannot {what} nftables table inet portsentry: {err}` (`what`: set up,
-/// list, delete).
+/// Why the nftables table could not be worked on: `cannot {what} nftables table inet
+/// portsentry: {err}` (`what`: set up, list, delete).
+pub fn nft_table_reason(what: &str, err: impl Display) -> String {
+    format!("cannot {what} nftables table {FAMILY} {TABLE}: {err}")
+}
+
+/// `adminalert: ERROR: cannot {what} nftables table inet portsentry: {err}`
 pub fn nft_table_failed(what: &str, err: impl Display) -> String {
-    format!("adminalert: ERROR: cannot {what} nftables table {FAMILY} {TABLE}: {err}")
+    super::error(nft_table_reason(what, err))
 }
 
 /// `attackalert: Host {ip} block expired; KILL_ROUTE_UNDO run: {cmd}`
@@ -148,10 +144,6 @@ mod tests {
                 "KILL_ROUTE with ip, iptables or nft will fail"
             ),
             "adminalert: WARNING: capability CAP_NET_ADMIN is not available: KILL_ROUTE with ip, iptables or nft will fail."
-        );
-        assert_eq!(
-            capability_required("CAP_NET_RAW", "mode -stcp"),
-            "adminalert: ERROR: mode -stcp needs capability CAP_NET_RAW, which this process does not have (a container without it, or CapabilityBoundingSet=): cannot start."
         );
         assert_eq!(
             systemd_status(&[(Mode::Tcp, 8), (Mode::Audp, 1)], 1),

@@ -183,9 +183,9 @@ pub fn config_problem(d: impl Display) -> String {
     format!("adminalert: {d}")
 }
 
-/// Start-up cannot go on: `adminalert: ERROR: {reason}` (the same reason is printed on stderr
-/// and returned through the readiness pipe).
-pub fn start_failed(reason: impl Display) -> String {
+/// An error without a 1.2 line of its own: `adminalert: ERROR: {reason}` (at start-up, the
+/// same reason is printed on stderr through the readiness pipe).
+pub fn error(reason: impl Display) -> String {
     format!("adminalert: ERROR: {reason}")
 }
 
@@ -352,7 +352,7 @@ mod tests {
             "adminalert: /etc/portsentry/portsentry.conf:3: BLOCK_TCP: must be 0, 1 or 2"
         );
         assert_eq!(
-            start_failed("cannot write pid file /run/portsentry.pid: Permission denied"),
+            error("cannot write pid file /run/portsentry.pid: Permission denied"),
             "adminalert: ERROR: cannot write pid file /run/portsentry.pid: Permission denied"
         );
         assert_eq!(

@@ -5,7 +5,7 @@
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use nix::fcntl::OFlag;
 use nix::unistd::{ForkResult, Pid, fork, pipe2, setsid};
@@ -73,8 +73,28 @@ fn detach_stdio() -> io::Result<()> {
     Ok(())
 }
 
+/// Another portsentry holds the pid file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Running {
+    /// Its process id.
+    pub pid: i32,
+    /// The pid file.
+    pub pidfile: PathBuf,
+}
+
+impl std::fmt::Display for Running {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "another portsentry (pid {}) is running with pid file {}",
+            self.pid,
+            self.pidfile.display()
+        )
+    }
+}
+
 /// Refuse to start if the pid file names a live portsentry; a stale one is replaced.
-pub fn check_pidfile(path: &Path) -> Result<(), String> {
+pub fn check_pidfile(path: &Path) -> Result<(), Running> {
     let Ok(text) = std::fs::read_to_string(path) else {
         return Ok(());
     };
@@ -90,21 +110,17 @@ pub fn check_pidfile(path: &Path) -> Result<(), String> {
         .zip(std::env::current_exe().ok())
         .is_some_and(|(a, b)| a == b);
     if alive && ours {
-        return Err(format!(
-            "another portsentry (pid {pid}) is running with pid file {}",
-            path.display()
-        ));
+        return Err(Running {
+            pid,
+            pidfile: path.to_path_buf(),
+        });
     }
     Ok(())
 }
 
-/// Write the pid file atomically (temp file + rename).
+/// Write the pid file atomically (see `atomic`), 0644 as pid files are.
 pub fn write_pidfile(path: &Path) -> io::Result<()> {
-    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-    std::fs::write(&tmp, format!("{}\n", std::process::id()))?;
-    std::fs::rename(&tmp, path).inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
-    })
+    super::atomic::write(path, format!("{}\n", std::process::id()).as_bytes(), 0o644)
 }
 
 /// Remove the pid file if it still names this process.

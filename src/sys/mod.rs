@@ -4,10 +4,13 @@
 #![allow(unsafe_code)]
 
 pub mod admin;
+pub mod atomic;
 pub mod caps;
 pub mod capture;
+pub mod classic;
 pub mod clock;
 pub mod daemon;
+pub mod event_loop;
 pub mod exec;
 pub mod files;
 pub mod ignore_file;
@@ -17,7 +20,9 @@ pub mod netinfo;
 pub mod nfnl;
 pub mod nftables;
 pub mod notify;
+pub mod reload;
 pub mod resolve;
-pub mod run;
+pub mod respond;
 pub mod sockdiag;
+pub mod start;
 pub mod stealth;

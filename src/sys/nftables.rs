@@ -370,10 +370,7 @@ pub fn keep_blocked_lines(
             n += 1;
         }
     }
-    super::files::truncate(path)?;
-    if !kept.is_empty() {
-        let mut f = std::fs::OpenOptions::new().append(true).open(path)?;
-        f.write_all(kept.as_bytes())?;
-    }
+    // Replaced as a whole: a crash never leaves the file empty or half-written.
+    super::atomic::write(path, kept.as_bytes(), 0o644)?;
     Ok(n)
 }

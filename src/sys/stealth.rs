@@ -117,6 +117,24 @@ fn read_host() -> HostState {
     }
 }
 
+/// Why the stealth or advanced modes could not start (logged already).
+#[derive(Debug)]
+pub enum StartError {
+    /// Every port of a stealth mode is in use (1.2's line).
+    AllInUse(Proto),
+    /// The capture could not be opened.
+    Capture(std::io::Error),
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::AllInUse(proto) => f.write_str(&report::all_sockets_in_use(*proto)),
+            StartError::Capture(e) => write!(f, "{e}"),
+        }
+    }
+}
+
 /// Command-line choices for the capture.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
@@ -178,7 +196,7 @@ fn advanced_keys(cfg: &Config, proto: Proto) -> (u16, &[u16], bool, bool) {
 }
 
 /// §3.2 start-up for one stealth mode: a bind test per port; busy ports are dropped.
-fn stealth_watch(m: Mode, cfg: &Config, log: &mut Logger) -> Result<Watch, String> {
+fn stealth_watch(m: Mode, cfg: &Config, log: &mut Logger) -> Result<Watch, StartError> {
     let proto = m.proto();
     let mut ok = Vec::new();
     for p in list_ports(cfg, proto) {
@@ -195,9 +213,9 @@ fn stealth_watch(m: Mode, cfg: &Config, log: &mut Logger) -> Result<Watch, Strin
         }
     }
     if ok.is_empty() {
-        let msg = report::all_sockets_in_use(proto);
-        log.log(&msg);
-        return Err(msg);
+        let err = StartError::AllInUse(proto);
+        log.log(&err.to_string());
+        return Err(err);
     }
     Ok(Watch {
         mode: m,
@@ -254,7 +272,7 @@ impl Stealth {
         opts: &Options,
         log: &mut Logger,
         ring: Option<PendingRing>,
-    ) -> Result<Stealth, String> {
+    ) -> Result<Stealth, StartError> {
         let host = read_host();
         let mut watches = build_watches(cfg, modes, &host, log)?;
         watches.own_sources = opts.act_on_own_addresses;
@@ -270,7 +288,7 @@ impl Stealth {
                 let proto = modes.first().map_or(Proto::Tcp, |m| m.proto());
                 log.log(&report::could_not_open_raw_socket(proto));
                 log.log(&report::capture_error(&e));
-                return Err(e.to_string());
+                return Err(StartError::Capture(e));
             }
         };
         let now = clock::now_ms();
@@ -313,11 +331,10 @@ impl Stealth {
 
     /// Attach the ring if its thread has finished. Err (logged here) when it could not be
     /// set up: the daemon cannot capture reliably and stops.
-    pub fn attach_ring(&mut self, log: &mut Logger) -> Result<(), String> {
-        self.capture.attach_ring().map_err(|e| {
-            log.log(&report::capture_error(&e));
-            e.to_string()
-        })
+    pub fn attach_ring(&mut self, log: &mut Logger) -> std::io::Result<()> {
+        self.capture
+            .attach_ring()
+            .inspect_err(|e| log.log(&report::capture_error(e)))
     }
 
     /// New config on SIGHUP: rebuild the watched sets (with their start-up lines) and the
@@ -511,7 +528,7 @@ fn build_watches(
     modes: &[Mode],
     host: &HostState,
     log: &mut Logger,
-) -> Result<Watches, String> {
+) -> Result<Watches, StartError> {
     let mut w = Watches::default();
     for &m in modes {
         match m.kind() {

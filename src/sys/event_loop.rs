@@ -1,0 +1,216 @@
+//! The event loop: one thread, one `poll` over the signalfd, the classic modes' sockets and
+//! the capture; children are reaped from the loop (§ Architecture in DESIGN.md). Each turn:
+//!
+//! 1. wait (the timeout is short while commands or nftables batches run, never longer than
+//!    the systemd watchdog allows);
+//! 2. serve what is ready: connects and datagrams (`classic`), captured packets (`respond`,
+//!    through `stealth`), signals (`reload`: SIGHUP, SIGUSR1, SIGTERM);
+//! 3. carry on the response jobs (`exec`), write the turn's file lines in one write per file,
+//!    let the engine do its periodic work, keep systemd informed.
+//!
+//! The files beside this one are the loop's other concerns, each an `impl Daemon`:
+//! `start` (start-up), `classic` (the bound sockets), `respond` (hit to engine to jobs and
+//! files), `reload` (SIGHUP, SIGUSR1, shutdown).
+
+use std::collections::BTreeSet;
+use std::os::fd::AsFd;
+
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::Signal;
+use nix::sys::signalfd::SignalFd;
+
+use crate::cli::Cli;
+use crate::config::Config;
+use crate::engine::Engine;
+use crate::mode::{Kind, Mode};
+use crate::protect::Protected;
+use crate::report;
+
+use super::exec::Executor;
+use super::files;
+use super::ignore_file::IgnoreFile;
+use super::listen::Listener;
+use super::log::Logger;
+use super::notify::Notifier;
+use super::start::{EXIT_FAIL, EXIT_OK};
+use super::stealth::{self, Stealth};
+use super::{clock, netinfo, resolve};
+
+/// How often the `STATUS=` line for systemd is brought up to date.
+const STATUS_MS: u64 = 2_000;
+/// How often the protected addresses (this host's, the gateways) are read again.
+const PROTECTED_MS: u64 = 60_000;
+
+/// The running daemon: what start-up made, and what the loop keeps between turns.
+pub struct Daemon {
+    pub(super) cli: Cli,
+    pub(super) modes: Vec<Mode>,
+    pub(super) cfg: Config,
+    pub(super) log: Logger,
+    pub(super) engine: Engine,
+    pub(super) ignore: IgnoreFile,
+    pub(super) exec: Executor,
+    pub(super) listeners: Vec<Listener>,
+    pub(super) signals: SignalFd,
+    /// Stealth and advanced modes (§3.2, §3.3): the capture and its watched ports.
+    pub(super) stealth: Option<Stealth>,
+    /// Addresses never blocked (this host's, gateways); refreshed every minute and on reload.
+    pub(super) protected: Protected,
+    pub(super) last_protected: u64,
+    pub(super) resolver: resolve::Resolver,
+    /// Blocked-file and history lines of this loop turn, written at its end.
+    pub(super) appends: files::Appends,
+    /// systemd's readiness protocol (nothing outside systemd).
+    pub(super) notify: Notifier,
+    pub(super) last_status: u64,
+}
+
+/// What one `poll` found ready.
+#[derive(Default)]
+struct Ready {
+    signals: bool,
+    /// Indexes into `Daemon::listeners`.
+    listeners: Vec<usize>,
+    ring: bool,
+    bell: bool,
+}
+
+impl Daemon {
+    /// Run until SIGTERM/SIGINT (exit status 0) or a fatal error (1).
+    pub fn run(&mut self) -> i32 {
+        // Starts the spare shell, if commands are configured.
+        self.pump();
+        loop {
+            let ring_pending = self.stealth.as_ref().is_some_and(Stealth::ring_pending);
+            let ready = match self.wait(ring_pending) {
+                Ok(r) => r,
+                Err(e) => {
+                    self.log.log(&report::poll_failed(e));
+                    return self.shutdown(EXIT_FAIL);
+                }
+            };
+            for i in ready.listeners {
+                self.serve(i);
+            }
+            // The doorbell before the ring, so a packet judged from one is known to the
+            // de-duplication when its other copy comes (see `capture`).
+            if ready.bell {
+                self.serve_capture(true);
+            }
+            if ready.ring {
+                self.serve_capture(false);
+            }
+            if let Some(st) = &mut self.stealth {
+                if ring_pending && st.attach_ring(&mut self.log).is_err() {
+                    return self.shutdown(EXIT_FAIL);
+                }
+                st.tick(&mut self.log);
+            }
+            if ready.signals {
+                while let Ok(Some(si)) = self.signals.read_signal() {
+                    match Signal::try_from(si.ssi_signo as i32) {
+                        Ok(Signal::SIGTERM) | Ok(Signal::SIGINT) => return self.shutdown(EXIT_OK),
+                        Ok(Signal::SIGHUP) => self.reload(),
+                        Ok(Signal::SIGUSR1) => self.resync_blocks(),
+                        _ => {} // SIGCHLD: reaped by the pump below
+                    }
+                }
+            }
+            self.pump();
+            self.flush_files();
+            self.periodic(clock::now_ms());
+        }
+    }
+
+    /// Poll everything the loop serves. EINTR is an empty round.
+    fn wait(&self, ring_pending: bool) -> nix::Result<Ready> {
+        let timeout = if self.exec.nft_running() || ring_pending {
+            1u16
+        } else if self.exec.busy() {
+            20
+        } else if self.stealth.is_some() {
+            stealth::REFRESH_MS as u16
+        } else {
+            1000
+        };
+        let timeout = self
+            .notify
+            .max_sleep_ms()
+            .map_or(timeout, |w| timeout.min(w as u16));
+        let mut fds: Vec<PollFd> = Vec::with_capacity(self.listeners.len() + 3);
+        fds.push(PollFd::new(self.signals.as_fd(), PollFlags::POLLIN));
+        for l in &self.listeners {
+            fds.push(PollFd::new(l.fd(), PollFlags::POLLIN));
+        }
+        // The capture, if any, comes last: the ring (once attached), then its doorbell when
+        // in use.
+        let first_capture = fds.len();
+        let (mut ring_at, mut bell_at) = (None, None);
+        if let Some(st) = &self.stealth {
+            if let Some(r) = st.fd() {
+                ring_at = Some(fds.len());
+                fds.push(PollFd::new(r, PollFlags::POLLIN));
+            }
+            if let Some(b) = st.bell_fd() {
+                bell_at = Some(fds.len());
+                fds.push(PollFd::new(b, PollFlags::POLLIN));
+            }
+        }
+        let mut ready = Ready::default();
+        match poll(&mut fds, PollTimeout::from(timeout)) {
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => return Ok(ready),
+            Err(e) => return Err(e),
+        }
+        for (i, f) in fds.iter().enumerate() {
+            if f.revents().is_none_or(|r| r.is_empty()) {
+                continue;
+            }
+            if i == 0 {
+                ready.signals = true;
+            } else if i < first_capture {
+                ready.listeners.push(i - 1);
+            } else if Some(i) == ring_at {
+                ready.ring = true;
+            } else if Some(i) == bell_at {
+                ready.bell = true;
+            }
+        }
+        Ok(ready)
+    }
+
+    /// The engine's periodic work (expired blocks, summaries), the protected addresses,
+    /// systemd's watchdog and status line.
+    fn periodic(&mut self, now: u64) {
+        let v = self.engine.tick(now);
+        self.carry_out(v);
+        if now.saturating_sub(self.last_protected) >= PROTECTED_MS {
+            self.protected = netinfo::protected();
+            self.last_protected = now;
+        }
+        self.notify.tick(now);
+        if now.saturating_sub(self.last_status) >= STATUS_MS {
+            self.last_status = now;
+            let status = self.status_line();
+            self.notify.status(&status);
+        }
+    }
+
+    /// The `STATUS=` line for systemd: modes, watched ports, blocks in force.
+    pub(super) fn status_line(&self) -> String {
+        let mut watched: Vec<(Mode, usize)> = Vec::new();
+        for &m in self.modes.iter().filter(|m| m.kind() == Kind::Classic) {
+            let ports: BTreeSet<u16> = self
+                .listeners
+                .iter()
+                .filter(|l| l.mode == m)
+                .map(|l| l.port)
+                .collect();
+            watched.push((m, ports.len()));
+        }
+        if let Some(st) = &self.stealth {
+            watched.extend(st.watched());
+        }
+        report::systemd_status(&watched, self.engine.blocked_hosts())
+    }
+}
