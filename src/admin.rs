@@ -1,5 +1,5 @@
 //! `portsentry blocked list|add|del|flush`: the admin command for the nftables blocks
-//! (issue 4). Its own clap parser, chosen by `main` when argv[1] is `blocked`, so the daemon's
+//! (issue 4). Its own clap parser, chosen by `main` when `argv[1]` is `blocked`, so the daemon's
 //! command line (1.2's single-dash modes, a required mode) stays as it is. Pure: arguments
 //! in, a typed [`Admin`] out; plus the planning of a delete and the list formatting. The
 //! shell side is `sys::admin`.
@@ -14,8 +14,11 @@ use clap::{Parser, Subcommand};
 use crate::cli::DEFAULT_CONFIG;
 use crate::nft::{self, Element, Prefix};
 
+/// Exit status: done.
 pub const EXIT_OK: i32 = 0;
+/// Exit status: the command failed.
 pub const EXIT_FAIL: i32 = 1;
+/// Exit status: bad usage.
 pub const EXIT_USAGE: i32 = 2;
 
 /// List and change the hosts portsentry blocks with nftables (table inet portsentry).
@@ -30,16 +33,19 @@ pub struct Admin {
     #[arg(long, value_name = "FILE")]
     pub pidfile: Vec<PathBuf>,
     #[command(subcommand)]
+    /// What to do.
     pub cmd: Cmd,
 }
 
 #[derive(Debug, Subcommand, Clone, PartialEq, Eq)]
+/// The `portsentry blocked` subcommands.
 pub enum Cmd {
     /// List blocked addresses and networks with the time left
     List,
     /// Block an address or network (ADDR or ADDR/LEN) by hand
     Add {
         #[arg(value_name = "ADDR[/LEN]", value_parser = parse_prefix)]
+        /// The address or network to block.
         target: Prefix,
         /// Seconds until it expires (0: never); default BLOCK_TIMEOUT of the config
         #[arg(long, value_name = "SECONDS")]
@@ -48,6 +54,7 @@ pub enum Cmd {
     /// Unblock an address, or every blocked address and network inside ADDR/LEN
     Del {
         #[arg(value_name = "ADDR[/LEN]", value_parser = parse_prefix)]
+        /// The address or network to unblock (every element inside it).
         target: Prefix,
     },
     /// Unblock everything (the table and its rules stay)
@@ -59,7 +66,7 @@ fn parse_prefix(s: &str) -> Result<Prefix, String> {
 }
 
 impl Admin {
-    /// `args` are argv from `blocked` on (argv[1] onwards).
+    /// `args` are argv from `blocked` on (`argv[1]` onwards).
     pub fn parse_from_args<I: IntoIterator<Item = OsString>>(
         args: I,
     ) -> Result<Admin, clap::Error> {

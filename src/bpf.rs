@@ -23,44 +23,77 @@ use std::collections::BTreeSet;
 /// One classic BPF instruction (`struct sock_filter`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Insn {
+    /// The operation: class, size, mode, source bits.
     pub code: u16,
+    /// Jump offset when the condition holds.
     pub jt: u8,
+    /// Jump offset when it does not.
     pub jf: u8,
+    /// The operand.
     pub k: u32,
 }
 
 /// Opcodes and constants from linux/filter.h, linux/bpf_common.h and linux/if_packet.h.
 pub mod op {
+    /// Class: load into A.
     pub const LD: u16 = 0x00;
+    /// Class: load into X.
     pub const LDX: u16 = 0x01;
+    /// Class: store A.
     pub const ST: u16 = 0x02;
+    /// Class: arithmetic.
     pub const ALU: u16 = 0x04;
+    /// Class: jump.
     pub const JMP: u16 = 0x05;
+    /// Class: return.
     pub const RET: u16 = 0x06;
+    /// Class: register transfer.
     pub const MISC: u16 = 0x07;
+    /// Size: 32-bit word.
     pub const W: u16 = 0x00;
+    /// Size: 16-bit half word.
     pub const H: u16 = 0x08;
+    /// Size: byte.
     pub const B: u16 = 0x10;
+    /// Mode: absolute offset.
     pub const ABS: u16 = 0x20;
+    /// Mode: offset from X.
     pub const IND: u16 = 0x40;
+    /// Mode: scratch memory.
     pub const MEM: u16 = 0x60;
+    /// Mode: immediate.
     pub const IMM: u16 = 0x00;
+    /// Mode: 4 * (byte & 0xf), the IPv4 header length.
     pub const MSH: u16 = 0xa0;
+    /// ALU: and.
     pub const AND: u16 = 0x50;
+    /// Jump: always.
     pub const JA: u16 = 0x00;
+    /// Jump: if equal.
     pub const JEQ: u16 = 0x10;
+    /// Jump: if greater.
     pub const JGT: u16 = 0x20;
+    /// Jump: if greater or equal.
     pub const JGE: u16 = 0x30;
+    /// Jump: if any bit set.
     pub const JSET: u16 = 0x40;
+    /// Source: the constant k.
     pub const K: u16 = 0x00;
+    /// Misc: A to X.
     pub const TAX: u16 = 0x00;
+    /// Misc: X to A.
     pub const TXA: u16 = 0x80;
     /// `SKF_AD_OFF` (-0x1000) as the unsigned `k` of an absolute load.
     pub const AD_OFF: u32 = 0xffff_f000;
+    /// Ancillary data offset: the packet's protocol (SKF_AD_PROTOCOL).
     pub const AD_PROTOCOL: u32 = 0;
+    /// Ancillary data offset: the packet type (SKF_AD_PKTTYPE).
     pub const AD_PKTTYPE: u32 = 4;
+    /// Packet type: sent by this host.
     pub const PACKET_OUTGOING: u32 = 4;
+    /// EtherType IPv4.
     pub const ETH_P_IP: u32 = 0x0800;
+    /// EtherType IPv6.
     pub const ETH_P_IPV6: u32 = 0x86dd;
     /// BPF_MAXINSNS.
     pub const MAX_INSNS: usize = 4096;
@@ -77,6 +110,7 @@ pub struct PortSet {
 }
 
 impl PortSet {
+    /// The set of `ports`.
     pub fn from_ports(ports: impl IntoIterator<Item = u16>) -> PortSet {
         let set: BTreeSet<u16> = ports.into_iter().collect();
         let mut ranges: Vec<(u16, u16)> = Vec::new();
@@ -126,11 +160,13 @@ impl PortSet {
         PortSet { ranges }
     }
 
+    /// Is `port` in the set?
     pub fn contains(&self, port: u16) -> bool {
         let i = self.ranges.partition_point(|&(_, hi)| hi < port);
         self.ranges.get(i).is_some_and(|&(lo, _)| lo <= port)
     }
 
+    /// No port at all.
     pub fn is_empty(&self) -> bool {
         self.ranges.is_empty()
     }
@@ -143,6 +179,7 @@ impl PortSet {
             .sum()
     }
 
+    /// The ranges, inclusive, ascending, disjoint.
     pub fn ranges(&self) -> &[(u16, u16)] {
         &self.ranges
     }
@@ -175,7 +212,9 @@ impl PortSet {
 /// What the capture watches: the ports per protocol (`None`: that protocol is not watched).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FilterSpec {
+    /// TCP ports to pass (None: no TCP mode).
     pub tcp: Option<PortSet>,
+    /// UDP ports to pass (None: no UDP mode).
     pub udp: Option<PortSet>,
 }
 

@@ -97,8 +97,11 @@ pub fn default_keep() -> Vec<u8> {
     v
 }
 
+/// Binding ports below 1024.
 pub const CAP_NET_BIND_SERVICE: u8 = 10;
+/// Firewall and route changes, nftables.
 pub const CAP_NET_ADMIN: u8 = 12;
+/// Raw and packet sockets (the capture).
 pub const CAP_NET_RAW: u8 = 13;
 
 /// A set of capabilities as a bit mask (bit n = capability n), as the kernel reports them.
@@ -115,6 +118,7 @@ impl CapSet {
         })
     }
 
+    /// Does the set hold `cap`?
     pub fn has(self, cap: u8) -> bool {
         cap < 64 && self.0 & (1u64 << cap) != 0
     }
@@ -137,12 +141,23 @@ pub fn name(cap: u8) -> String {
 pub enum Finding {
     /// A configured mode or setting cannot work without it: start-up stops.
     /// `setting` names what needs it (`mode -stcp`, `BLOCK_METHOD="nftables"`).
-    Fatal { cap: u8, setting: String },
+    Fatal {
+        /// The capability.
+        cap: u8,
+        /// What needs it.
+        setting: String,
+    },
     /// Kept in KEEP_CAPABILITIES but not available: `disables` says what will not work.
-    Missing { cap: u8, disables: String },
+    Missing {
+        /// The capability.
+        cap: u8,
+        /// What lacking it disables.
+        disables: String,
+    },
 }
 
 impl Finding {
+    /// The capability the finding is about.
     pub fn cap(&self) -> u8 {
         match self {
             Finding::Fatal { cap, .. } | Finding::Missing { cap, .. } => *cap,

@@ -18,13 +18,21 @@ use tcp_flags::*;
 
 /// TCP header flag bits (RFC 9293 §3.1, RFC 3168 for ECE/CWR).
 pub mod tcp_flags {
+    /// FIN: no more data.
     pub const FIN: u8 = 0x01;
+    /// SYN: synchronise sequence numbers.
     pub const SYN: u8 = 0x02;
+    /// RST: reset.
     pub const RST: u8 = 0x04;
+    /// PSH: push.
     pub const PSH: u8 = 0x08;
+    /// ACK: acknowledgement valid.
     pub const ACK: u8 = 0x10;
+    /// URG: urgent pointer valid.
     pub const URG: u8 = 0x20;
+    /// ECE: ECN echo (RFC 3168).
     pub const ECE: u8 = 0x40;
+    /// CWR: congestion window reduced (RFC 3168).
     pub const CWR: u8 = 0x80;
 }
 
@@ -42,7 +50,10 @@ pub enum TcpScanType {
     /// SYN only (ECE and CWR do not count): `TCP SYN/Normal scan`.
     Syn,
     /// Anything else, described from the raw flag byte as 1.2's `ReportPacketType` does.
-    Unknown { flags: u8 },
+    Unknown {
+        /// The raw flag byte.
+        flags: u8,
+    },
     /// ACK alone outside any known connection (nmap `-sA`): `TCP ACK scan`.
     Ack,
     /// FIN+ACK (nmap `-sM`): `TCP Maimon scan`.
@@ -77,7 +88,9 @@ impl TcpScanType {
 /// What a stealth or advanced mode saw: a typed TCP probe or a UDP datagram.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ScanKind {
+    /// A TCP probe of this type.
     Tcp(TcpScanType),
+    /// A UDP datagram.
     Udp,
 }
 
@@ -106,6 +119,7 @@ pub enum TcpClass {
 /// The six flags 1.2 looks at; ECE and CWR (RFC 3168) never change the class.
 const SIX: u8 = SYN | FIN | ACK | PSH | RST | URG;
 
+/// The class of a TCP packet with these flags (all 8 bits).
 pub fn classify_tcp(flags: u8) -> TcpClass {
     let six = flags & SIX;
     if six & (ACK | RST) == 0 {

@@ -11,7 +11,9 @@ use clap::{ArgGroup, Parser};
 
 use crate::mode::Mode;
 
+/// The configuration file when `-c` is not given.
 pub const DEFAULT_CONFIG: &str = "/etc/portsentry/portsentry.conf";
+/// The pid file when `--pidfile` is not given.
 pub const DEFAULT_PIDFILE: &str = "/run/portsentry.pid";
 
 /// PortSentry - port scan detector and active response daemon.
@@ -93,7 +95,7 @@ impl Cli {
             .collect()
     }
 
-    /// Parse argv (including argv[0]) after normalising 1.2's single-dash modes.
+    /// Parse argv (including `argv[0]`) after normalising 1.2's single-dash modes.
     /// A mode is required, except with `--check` (which then reads the modes file).
     pub fn parse_from_args<I: IntoIterator<Item = OsString>>(args: I) -> Result<Cli, clap::Error> {
         let cli = Cli::try_parse_from(normalise(args))?;

@@ -33,8 +33,11 @@ pub const RECENT_MAX: usize = 64;
 /// What identifies one packet's copies: receive timestamp, captured length, content hash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Key {
+    /// Kernel receive time, ns.
     pub ts_ns: i64,
+    /// Length of the packet.
     pub len: u32,
+    /// Hash of its headers.
     pub hash: u64,
 }
 
@@ -62,6 +65,7 @@ impl Key {
 }
 
 #[derive(Debug, Default)]
+/// Matches the doorbell's and the ring's copies of each packet (see the module docs).
 pub struct Dedup {
     /// Judged from the doorbell; their ring copies are still to come.
     pending: VecDeque<Key>,
@@ -80,6 +84,7 @@ pub struct Dedup {
 }
 
 impl Dedup {
+    /// Nothing seen yet; the ring not attached.
     pub fn new() -> Dedup {
         Dedup::default()
     }

@@ -12,7 +12,9 @@
 /// The two keys that matter, as written (None: not assigned).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Defaults {
+    /// TCP_MODE and its line.
     pub tcp_mode: Option<(String, usize)>,
+    /// UDP_MODE and its line.
     pub udp_mode: Option<(String, usize)>,
 }
 
@@ -114,6 +116,7 @@ pub const DEFAULTS_FILE: &str = "/etc/default/portsentry";
 /// `portsentry modes [--systemd] [--file FILE]`: what the init script and the unit run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModesArgs {
+    /// The file to read.
     pub file: String,
     /// Exit 255 instead of 2 for an invalid file (systemd's ExecCondition= then fails the
     /// unit instead of skipping it).

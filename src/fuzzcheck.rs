@@ -235,7 +235,7 @@ pub fn template(data: &[u8]) {
     );
 }
 
-/// The command line: input = argv after argv[0], arguments separated by NUL bytes (as argv
+/// The command line: input = argv after `argv[0]`, arguments separated by NUL bytes (as argv
 /// strings are; other bytes, non-UTF-8 included, are kept). Parsing never panics; a success has
 /// one or two modes, at most one per protocol (or none with `--check`, which then reads the
 /// modes from /etc/default/portsentry); an error renders.

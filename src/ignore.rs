@@ -23,7 +23,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 /// cover the same network compare equal (`10.0.0.1/8` == `10.0.0.0/8`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Net {
+    /// The network address (host bits cleared).
     pub addr: IpAddr,
+    /// The prefix length.
     pub prefix: u8,
 }
 
@@ -115,6 +117,7 @@ impl fmt::Display for Net {
 pub enum Line {
     /// Blank or a comment.
     Skip,
+    /// An entry.
     Entry(Net),
     /// Not usable; the string says why (it quotes the offending text).
     Invalid(String),
@@ -273,6 +276,7 @@ pub struct IgnoreWarning {
     /// The line as read, without its line end (invalid UTF-8 replaced, control characters
     /// kept: escape them before logging).
     pub text: String,
+    /// Why the line was skipped.
     pub reason: String,
 }
 
@@ -334,10 +338,12 @@ impl IgnoreList {
         self.v4.iter().any(|&(net, mask)| x & mask == net)
     }
 
+    /// How many entries.
     pub fn len(&self) -> usize {
         self.nets.len()
     }
 
+    /// No entries.
     pub fn is_empty(&self) -> bool {
         self.nets.is_empty()
     }

@@ -17,7 +17,9 @@ use std::net::IpAddr;
 
 use crate::ignore::{IgnoreWarning, Line, Net, parse_line, split_lines};
 
+/// The static list of addresses never to block.
 pub const DEFAULT_STATIC: &str = "/etc/portsentry/portsentry.ignore.static";
+/// The ignore file the daemon reads.
 pub const DEFAULT_OUTPUT: &str = "/etc/portsentry/portsentry.ignore";
 
 /// Marks the start of the interface section of the generated file.
@@ -28,6 +30,7 @@ pub const INTERFACE_SECTION: &str = "# interface addresses";
 pub struct BuildInput<'a> {
     /// Paths as they should appear in the generated header.
     pub static_path: &'a str,
+    /// The ignore file, for its header comment.
     pub output_path: &'a str,
     /// The static file's bytes.
     pub static_text: &'a [u8],
@@ -38,7 +41,9 @@ pub struct BuildInput<'a> {
 /// The generated file and the static file's rejected lines.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Built {
+    /// The ignore file's text.
     pub text: String,
+    /// Static lines that were skipped, and why.
     pub warnings: Vec<IgnoreWarning>,
 }
 
@@ -115,7 +120,10 @@ pub enum Add {
     /// Append these bytes (the entry and its LF, after a LF if the file lacks a final one).
     Append(String),
     /// An equal entry is already on this 1-based line.
-    Exists { line: usize },
+    Exists {
+        /// The line (1-based).
+        line: usize,
+    },
 }
 
 /// Plan adding `net` to the static file. Entries are equal when they name the same network

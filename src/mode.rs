@@ -7,7 +7,9 @@ use std::fmt;
 /// Transport protocol a mode watches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Proto {
+    /// TCP.
     Tcp,
+    /// UDP.
     Udp,
 }
 
@@ -30,11 +32,17 @@ impl fmt::Display for Proto {
 /// One of 1.2's six modes (`-tcp -udp -stcp -sudp -atcp -audp`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Mode {
+    /// `-tcp`: bind TCP_PORTS, react to full connects.
     Tcp,
+    /// `-udp`: bind UDP_PORTS, react to datagrams.
     Udp,
+    /// `-stcp`: watch TCP_PORTS without binding.
     Stcp,
+    /// `-sudp`: watch UDP_PORTS without binding.
     Sudp,
+    /// `-atcp`: watch every unused TCP port below ADVANCED_PORTS_TCP.
     Atcp,
+    /// `-audp`: watch every unused UDP port below ADVANCED_PORTS_UDP.
     Audp,
 }
 
@@ -50,6 +58,7 @@ pub enum Kind {
 }
 
 impl Mode {
+    /// Every mode, in 1.2's order.
     pub const ALL: [Mode; 6] = [
         Mode::Tcp,
         Mode::Udp,
@@ -71,10 +80,12 @@ impl Mode {
         }
     }
 
+    /// The mode of a command-line name (`tcp`, `stcp`, ...).
     pub fn from_name(s: &str) -> Option<Mode> {
         Mode::ALL.into_iter().find(|m| m.as_str() == s)
     }
 
+    /// Its protocol.
     pub fn proto(self) -> Proto {
         match self {
             Mode::Tcp | Mode::Stcp | Mode::Atcp => Proto::Tcp,
@@ -82,6 +93,7 @@ impl Mode {
         }
     }
 
+    /// Classic, stealth or advanced.
     pub fn kind(self) -> Kind {
         match self {
             Mode::Tcp | Mode::Udp => Kind::Classic,

@@ -62,6 +62,7 @@ pub const PER_MESSAGE: usize = 1024;
 /// One batch, ready to send in one `sendmsg`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
+    /// The message bytes, ready to send.
     pub bytes: Vec<u8>,
     /// Sequence number of BATCH_BEGIN: the kernel answers a batch refused as a whole
     /// (no permission, commit failed) with an error for this number.
@@ -181,7 +182,9 @@ pub fn add_elements(seq: u32, set: Set, elems: &[(IpAddr, u64)]) -> Request {
 /// errno of the refused message `seq`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ack {
+    /// The sequence number it answers.
     pub seq: u32,
+    /// 0, or the error number.
     pub errno: i32,
 }
 
@@ -234,6 +237,7 @@ pub enum Outcome {
     Incomplete,
 }
 
+/// Whether the acknowledgements answer every message of `req`.
 pub fn outcome(req: &Request, acks: &[Ack]) -> Outcome {
     let ours = |a: &&Ack| a.seq == req.begin_seq || req.acked.contains(&a.seq);
     if let Some(a) = acks.iter().filter(ours).find(|a| a.errno != 0) {

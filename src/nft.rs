@@ -22,8 +22,11 @@ use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::str::FromStr;
 
+/// The table's family.
 pub const FAMILY: &str = "inet";
+/// The daemon's table.
 pub const TABLE: &str = "portsentry";
+/// The daemon's input chain.
 pub const CHAIN: &str = "input";
 /// Elements per `add element` command: nft parses one command with 10,000 elements in a few
 /// ms; larger ones only make an error message (which echoes the command) bigger.
@@ -32,15 +35,21 @@ pub const CHUNK: usize = 10_000;
 /// One of the four sets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Set {
+    /// Single IPv4 hosts (blocked4).
     Hosts4,
+    /// Single IPv6 hosts (blocked6).
     Hosts6,
+    /// IPv4 networks blocked by hand (nets4).
     Nets4,
+    /// IPv6 networks blocked by hand (nets6).
     Nets6,
 }
 
 impl Set {
+    /// Every set of the table.
     pub const ALL: [Set; 4] = [Set::Hosts4, Set::Hosts6, Set::Nets4, Set::Nets6];
 
+    /// The set's name in the table.
     pub fn name(self) -> &'static str {
         match self {
             Set::Hosts4 => "blocked4",
@@ -84,16 +93,26 @@ impl Set {
 /// An address or a network `ADDR/LEN` with no host bits set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Prefix {
+    /// The network address.
     pub addr: IpAddr,
+    /// The prefix length.
     pub len: u8,
 }
 
 /// Why a prefix did not parse.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PrefixError {
+    /// Not an address.
     BadAddress(String),
+    /// Not a valid prefix length.
     BadLength(String),
-    HostBits { given: String, network: String },
+    /// Host bits set below the prefix.
+    HostBits {
+        /// What was given.
+        given: String,
+        /// The network it should be.
+        network: String,
+    },
 }
 
 impl std::fmt::Display for PrefixError {
@@ -134,6 +153,7 @@ fn mask(len: u8, max: u8) -> u128 {
 }
 
 impl Prefix {
+    /// A single address.
     pub fn host(addr: IpAddr) -> Prefix {
         let addr = addr.to_canonical();
         Prefix {
@@ -142,10 +162,12 @@ impl Prefix {
         }
     }
 
+    /// Is it a single address?
     pub fn is_host(&self) -> bool {
         self.len == max_len(self.addr)
     }
 
+    /// Does it contain `ip`?
     pub fn contains(&self, ip: IpAddr) -> bool {
         let ip = ip.to_canonical();
         if ip.is_ipv4() != self.addr.is_ipv4() {
@@ -297,7 +319,9 @@ pub const LIST_ARGS: [&str; 5] = ["-T", "list", "table", FAMILY, TABLE];
 /// One element of a listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Element {
+    /// The set it is in.
     pub set: Set,
+    /// The address or network.
     pub prefix: Prefix,
     /// The element's timeout in ms; None: it never expires.
     pub timeout_ms: Option<u64>,
@@ -308,7 +332,9 @@ pub struct Element {
 /// A listing that did not parse: the line and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListingError {
+    /// The line of the listing.
     pub line: usize,
+    /// What is wrong with it.
     pub reason: String,
 }
 
@@ -479,9 +505,11 @@ pub enum Failure {
     SetFull,
     /// The table or a set is missing (someone deleted the table under us).
     Missing,
+    /// Any other failure.
     Other,
 }
 
+/// The kind of failure nft's error output describes.
 pub fn classify_failure(stderr: &str) -> Failure {
     if stderr.contains("Too many open files in system") {
         Failure::SetFull

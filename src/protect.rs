@@ -11,15 +11,22 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 /// Why an address is protected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reason {
+    /// 0.0.0.0 or ::.
     Unspecified,
+    /// 127.0.0.0/8 or ::1.
     Loopback,
+    /// A multicast group.
     Multicast,
+    /// A broadcast address (255.255.255.255, or an interface's).
     Broadcast,
+    /// An address of this host.
     LocalAddress,
+    /// A default gateway.
     Gateway,
 }
 
 impl Reason {
+    /// The words of the refusal line.
     pub fn text(self) -> &'static str {
         match self {
             Reason::Unspecified => "the unspecified address",
@@ -41,6 +48,7 @@ pub struct Protected {
 }
 
 impl Protected {
+    /// The protected set from this host's addresses, broadcast addresses and gateways.
     pub fn new(
         local: impl IntoIterator<Item = IpAddr>,
         broadcast: impl IntoIterator<Item = IpAddr>,

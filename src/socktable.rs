@@ -24,15 +24,21 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 /// Which `/proc/net` file a text came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProcFile {
+    /// /proc/net/tcp
     Tcp,
+    /// /proc/net/tcp6
     Tcp6,
+    /// /proc/net/udp
     Udp,
+    /// /proc/net/udp6
     Udp6,
 }
 
 impl ProcFile {
+    /// All four files.
     pub const ALL: [ProcFile; 4] = [ProcFile::Tcp, ProcFile::Tcp6, ProcFile::Udp, ProcFile::Udp6];
 
+    /// The file's path.
     pub fn path(self) -> &'static str {
         match self {
             ProcFile::Tcp => "/proc/net/tcp",
@@ -48,22 +54,33 @@ const TCP_LISTEN: u8 = 0x0a;
 
 /// linux/sock_diag.h, linux/netlink.h.
 pub mod diag {
+    /// The sock_diag request type.
     pub const SOCK_DIAG_BY_FAMILY: u16 = 20;
+    /// Netlink flag: a request.
     pub const NLM_F_REQUEST: u16 = 0x1;
+    /// Netlink flags: a dump.
     pub const NLM_F_DUMP: u16 = 0x300;
+    /// Netlink message type: an error.
     pub const NLMSG_ERROR: u16 = 2;
+    /// Netlink message type: end of a dump.
     pub const NLMSG_DONE: u16 = 3;
+    /// Length of a netlink message header.
     pub const NLMSG_HDRLEN: usize = 16;
     /// `struct inet_diag_req_v2`.
     pub const REQ_LEN: usize = 56;
     /// `struct inet_diag_msg` up to the end of `id` (what we read).
     pub const MSG_MIN: usize = 52;
+    /// Address family IPv4.
     pub const AF_INET: u8 = 2;
+    /// Address family IPv6.
     pub const AF_INET6: u8 = 10;
+    /// Protocol TCP.
     pub const IPPROTO_TCP: u8 = 6;
+    /// Protocol UDP.
     pub const IPPROTO_UDP: u8 = 17;
     /// All TCP states but the request minisocks' NEW_SYN_RECV.
     pub const ALL_STATES: u32 = 0xfff;
+    /// State mask: listening sockets only.
     pub const LISTEN_ONLY: u32 = 1 << super::TCP_LISTEN;
 }
 
@@ -94,6 +111,7 @@ pub enum DiagStatus {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// This host's listening TCP sockets, bound UDP sockets and TCP flows, as read.
 pub struct SockTable {
     tcp_listen: HashSet<u16>,
     udp_bound: HashSet<u16>,
@@ -188,10 +206,12 @@ impl SockTable {
         self.tcp_flows.iter().any(|(l, _)| l.port() == port)
     }
 
+    /// Ports with a listening TCP socket.
     pub fn tcp_listen_ports(&self) -> impl Iterator<Item = u16> + '_ {
         self.tcp_listen.iter().copied()
     }
 
+    /// Ports with a bound UDP socket.
     pub fn udp_bound_ports(&self) -> impl Iterator<Item = u16> + '_ {
         self.udp_bound.iter().copied()
     }

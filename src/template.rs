@@ -10,8 +10,11 @@ use std::net::IpAddr;
 
 use crate::mode::Mode;
 
+/// Replaced by the attacking address.
 pub const TARGET: &str = "$TARGET$";
+/// Replaced by the port hit.
 pub const PORT: &str = "$PORT$";
+/// Replaced by the mode name.
 pub const MODE: &str = "$MODE$";
 
 /// Replace every `$TARGET$`, `$PORT$` and `$MODE$` (case-sensitive). The target is written

@@ -31,20 +31,25 @@ pub const PACKET_BROADCAST: u8 = 1;
 /// exclusions"; live listeners are checked per packet, not removed here.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Watch {
+    /// The mode.
     pub mode: Mode,
+    /// The ports it watches.
     pub ports: PortSet,
 }
 
 /// At most one TCP and one UDP capture mode per process.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Watches {
+    /// The TCP capture mode, if any.
     pub tcp: Option<Watch>,
+    /// The UDP capture mode, if any.
     pub udp: Option<Watch>,
     /// Also act on packets from this host's own addresses (off by default).
     pub own_sources: bool,
 }
 
 impl Watches {
+    /// The mode watching `proto`.
     pub fn get(&self, proto: Proto) -> Option<&Watch> {
         match proto {
             Proto::Tcp => self.tcp.as_ref(),
@@ -52,6 +57,7 @@ impl Watches {
         }
     }
 
+    /// Set the mode of `w`'s protocol.
     pub fn set(&mut self, w: Watch) {
         match w.mode.proto() {
             Proto::Tcp => self.tcp = Some(w),
@@ -59,6 +65,7 @@ impl Watches {
         }
     }
 
+    /// An advanced mode is among them.
     pub fn has_advanced(&self) -> bool {
         [&self.tcp, &self.udp]
             .into_iter()
@@ -66,6 +73,7 @@ impl Watches {
             .any(|w| w.mode.kind() == Kind::Advanced)
     }
 
+    /// No capture mode.
     pub fn is_empty(&self) -> bool {
         self.tcp.is_none() && self.udp.is_none()
     }
@@ -106,6 +114,7 @@ pub struct RecentFlows {
 }
 
 impl RecentFlows {
+    /// Remember flows for `ttl_ms`, at most `cap` of them.
     pub fn new(ttl_ms: u64, cap: usize) -> RecentFlows {
         RecentFlows {
             seen: HashMap::new(),
@@ -135,6 +144,7 @@ impl RecentFlows {
         self.seen.insert(key, now);
     }
 
+    /// Did this host open `local` <-> `remote` lately?
     pub fn contains(&self, proto: Proto, local: SocketAddr, remote: SocketAddr, now: u64) -> bool {
         let canon = |a: SocketAddr| SocketAddr::new(a.ip().to_canonical(), a.port());
         self.seen
@@ -142,10 +152,12 @@ impl RecentFlows {
             .is_some_and(|t| now.saturating_sub(*t) < self.ttl_ms)
     }
 
+    /// How many flows are remembered.
     pub fn len(&self) -> usize {
         self.seen.len()
     }
 
+    /// None remembered.
     pub fn is_empty(&self) -> bool {
         self.seen.is_empty()
     }

@@ -24,14 +24,23 @@ use crate::mode::Proto;
 
 /// IP protocol numbers (IANA "Assigned Internet Protocol Numbers").
 pub mod ipproto {
+    /// IPv6 hop-by-hop options.
     pub const HOPOPT: u8 = 0;
+    /// TCP.
     pub const TCP: u8 = 6;
+    /// UDP.
     pub const UDP: u8 = 17;
+    /// IPv6 routing header.
     pub const ROUTING: u8 = 43;
+    /// IPv6 fragment header.
     pub const FRAGMENT: u8 = 44;
+    /// ESP.
     pub const ESP: u8 = 50;
+    /// AH.
     pub const AH: u8 = 51;
+    /// IPv6 no next header.
     pub const NONE: u8 = 59;
+    /// IPv6 destination options.
     pub const DSTOPTS: u8 = 60;
 }
 
@@ -42,10 +51,15 @@ pub const MAX_EXT_HEADERS: usize = 8;
 /// One TCP segment or UDP datagram seen on the wire, parsed once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Probe {
+    /// Source address.
     pub src: IpAddr,
+    /// Destination address.
     pub dst: IpAddr,
+    /// TCP or UDP.
     pub proto: Proto,
+    /// Source port.
     pub src_port: u16,
+    /// Destination port.
     pub dst_port: u16,
     /// The raw TCP flag byte (all 8 bits: CWR ECE URG ACK PSH RST SYN FIN); 0 for UDP.
     pub tcp_flags: u8,
@@ -64,8 +78,11 @@ pub enum WireError {
     /// IPv4 header length below 5 words: 1.2 logs `illegal_header_length` (§3.2). `proto` is
     /// `None` when the protocol field is neither TCP nor UDP.
     IllegalHeaderLength {
+        /// The header length field.
         ihl: u8,
+        /// The source address.
         src: Ipv4Addr,
+        /// The protocol, if TCP or UDP.
         proto: Option<Proto>,
     },
     /// The IPv4 total length or the IHL points past the captured bytes' header.
@@ -86,6 +103,7 @@ impl WireError {
     /// Number of distinct kinds, for a counter array indexed by [`WireError::kind`].
     pub const KINDS: usize = 9;
 
+    /// An index for per-kind counters.
     pub fn kind(self) -> usize {
         match self {
             WireError::NotIp => 0,
@@ -124,12 +142,14 @@ impl WireError {
 pub struct Drops(pub [u64; WireError::KINDS]);
 
 impl Drops {
+    /// Count one malformed packet.
     pub fn count(&mut self, e: WireError) {
         if let Some(c) = self.0.get_mut(e.kind()) {
             *c = c.saturating_add(1);
         }
     }
 
+    /// Malformed packets in all.
     pub fn total(&self) -> u64 {
         self.0.iter().fold(0u64, |a, b| a.saturating_add(*b))
     }

@@ -131,6 +131,8 @@ fn raw6(net: &Net, from: &str, dst: &str, port: u16, flags: u8) {
 }
 
 /// As [`raw6`], optionally behind a destination-options extension header (RFC 8200 §4.6).
+// Test-only raw packet construction (IPV6_CHECKSUM, IPV6_DSTOPTS): nix wraps neither option.
+#[allow(unsafe_code)]
 fn raw6_with(net: &Net, from: &str, dst: &str, port: u16, flags: u8, dstopts: bool) {
     let from: IpAddr = from.parse().unwrap();
     let dst: IpAddr = dst.parse().unwrap();
@@ -638,6 +640,8 @@ fn mac(ns: &str, dev: &str) -> [u8; 6] {
 
 /// An IPv4 packet with header length 4 words (illegal), sent from the scanner on an
 /// AF_PACKET socket (an IP raw socket refuses such a header).
+// Test-only: an AF_PACKET frame with a bad header, built and sent by hand.
+#[allow(unsafe_code)]
 fn bad_ihl(net: &Net, from: &str, port: u16) {
     let from: std::net::Ipv4Addr = from.parse().unwrap();
     let to: std::net::Ipv4Addr = TARGET4.parse().unwrap();

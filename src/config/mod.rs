@@ -26,18 +26,24 @@ pub use keys::{KEYS, KeyDef, key};
 /// How serious a diagnostic is: an Error means the config must not be used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Severity {
+    /// Used, with a warning: 1.2 would have read it the same way, or silently differently.
     Warning,
+    /// Stops start-up (and a reload).
     Error,
 }
 
 /// One problem found in a config file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
+    /// The file.
     pub path: PathBuf,
     /// 1-based physical line.
     pub line: Option<usize>,
+    /// The key, when the problem is with one.
     pub key: Option<String>,
+    /// Warning or error.
     pub severity: Severity,
+    /// What is wrong.
     pub message: String,
 }
 
@@ -95,22 +101,37 @@ pub enum BlockMethod {
 pub struct Config {
     /// `None`: key absent. Ranges expanded, duplicates removed, order kept.
     pub tcp_ports: Option<Vec<u16>>,
+    /// UDP_PORTS: the ports -udp binds and -sudp watches.
     pub udp_ports: Option<Vec<u16>>,
+    /// ADVANCED_PORTS_TCP: -atcp watches the ports below it.
     pub advanced_ports_tcp: u16,
+    /// ADVANCED_PORTS_UDP: -audp watches the ports below it.
     pub advanced_ports_udp: u16,
+    /// ADVANCED_EXCLUDE_TCP: ports -atcp never reacts to.
     pub advanced_exclude_tcp: Vec<u16>,
+    /// ADVANCED_EXCLUDE_UDP: ports -audp never reacts to.
     pub advanced_exclude_udp: Vec<u16>,
+    /// IGNORE_FILE.
     pub ignore_file: Option<PathBuf>,
+    /// HISTORY_FILE.
     pub history_file: Option<PathBuf>,
+    /// BLOCKED_FILE (the mode is appended).
     pub blocked_file: Option<PathBuf>,
+    /// RESOLVE_HOST.
     pub resolve_host: bool,
+    /// BLOCK_TCP.
     pub block_tcp: BlockMode,
+    /// BLOCK_UDP.
     pub block_udp: BlockMode,
     /// `None` when absent or `""`: the action is skipped.
     pub kill_route: Option<String>,
+    /// KILL_HOSTS_DENY.
     pub kill_hosts_deny: Option<String>,
+    /// KILL_RUN_CMD.
     pub kill_run_cmd: Option<String>,
+    /// KILL_RUN_CMD_FIRST.
     pub kill_run_cmd_first: bool,
+    /// SCAN_TRIGGER.
     pub scan_trigger: u32,
     /// Present but empty is `Some("")`: 1.2 still sends an empty reply (§2.4).
     pub port_banner: Option<String>,
@@ -180,7 +201,9 @@ impl Config {
 /// The result of `parse`: the config and every diagnostic, sorted by line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Parsed {
+    /// The configuration (defaults where a key is missing or bad).
     pub config: Config,
+    /// Every problem found, in file order.
     pub diagnostics: Vec<Diagnostic>,
 }
 

@@ -13,6 +13,7 @@ use super::Detail;
 /// A source as the lines name it: the address, and the name RESOLVE_HOST found for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Host {
+    /// The address.
     pub ip: IpAddr,
     /// The resolver's answer, unescaped (`report` escapes it); None: not looked up or no name.
     pub name: Option<String>,
@@ -57,45 +58,102 @@ impl Action {
 pub enum Event {
     /// A hit was reported: a connect (classic modes) or a probe (stealth, advanced).
     Detected {
+        /// The source.
         host: Host,
+        /// The port it touched.
         port: u16,
+        /// The mode that saw it.
         mode: Mode,
+        /// Connect, or the kind of probe.
         detail: Detail,
     },
     /// The probe carried IPv4 options or IPv6 extension headers (stealth modes, §3.2).
-    IpOptions { host: Host, proto: Proto, port: u16 },
+    IpOptions {
+        /// The source.
+        host: Host,
+        /// TCP or UDP.
+        proto: Proto,
+        /// The port it touched.
+        port: u16,
+    },
     /// Hits from `ip` that were not reported one by one since its last report.
     HitsSuppressed {
+        /// The source.
         ip: IpAddr,
+        /// How many hits.
         count: u64,
+        /// The repeat interval they fell in, in seconds.
         seconds: u64,
     },
     /// The host is blocked already (or its block is under way): nothing more is done.
-    AlreadyBlocked { host: Host, mode: Mode },
+    AlreadyBlocked {
+        /// The source.
+        host: Host,
+        /// The mode that saw it (the line differs between classic and stealth modes).
+        mode: Mode,
+    },
     /// A protected address (this host's, a gateway, loopback, ...) is never blocked.
-    Refused { ip: IpAddr, reason: Reason },
+    Refused {
+        /// The source.
+        ip: IpAddr,
+        /// What it is.
+        reason: Reason,
+    },
     /// BLOCK_RATE_LIMIT was reached (announced once per episode).
-    BlockCapReached { per_minute: u32 },
+    BlockCapReached {
+        /// BLOCK_RATE_LIMIT.
+        per_minute: u32,
+    },
     /// This host's block was refused by BLOCK_RATE_LIMIT.
-    BlockCapRefused { host: Host },
+    BlockCapRefused {
+        /// The source.
+        host: Host,
+    },
     /// BLOCK_x="0": reported, not acted on.
-    LogOnly { proto: Proto },
+    LogOnly {
+        /// Whose BLOCK_x it is.
+        proto: Proto,
+    },
     /// KILL_ROUTE or KILL_HOSTS_DENY lacks `$TARGET$`: skipped, and the block fails.
-    NoTarget { action: Action },
+    NoTarget {
+        /// The key.
+        action: Action,
+    },
     /// A block's steps did not all succeed: nothing is remembered, the next hit retries.
-    CouldNotBlock { host: Host, mode: Mode },
+    CouldNotBlock {
+        /// The source.
+        host: Host,
+        /// The mode that saw it (1.2's line differs by mode).
+        mode: Mode,
+    },
     /// The blocked-host memory is full: the block ran but is not remembered.
-    MemoryFull { max: usize },
+    MemoryFull {
+        /// The memory's size, in hosts.
+        max: usize,
+    },
     /// A block reached BLOCK_TIMEOUT and is forgotten.
-    Expired { ip: IpAddr, mode: Mode },
-    /// Reports the limits held back in the last `seconds`, with the prefixes that lost most
-    /// (address, prefix length, count) and the rest.
+    Expired {
+        /// The host.
+        ip: IpAddr,
+        /// The mode that blocked it.
+        mode: Mode,
+    },
+    /// Reports the limits held back in the last `seconds`.
     ReportsSuppressed {
+        /// How many.
         count: u64,
+        /// Over how many seconds.
         seconds: u64,
+        /// The prefixes that lost the most: address, prefix length, count.
         by_prefix: Vec<(IpAddr, u8, u64)>,
+        /// The rest.
         others: u64,
     },
     /// Blocks BLOCK_RATE_LIMIT refused in the last `seconds`.
-    BlocksRefused { count: u64, seconds: u64 },
+    BlocksRefused {
+        /// How many.
+        count: u64,
+        /// Over how many seconds.
+        seconds: u64,
+    },
 }

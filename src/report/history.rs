@@ -11,11 +11,17 @@ use super::host;
 /// reads the clock or the time zone).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LocalTime {
+    /// Year, four digits.
     pub year: i32,
+    /// Month, 1-12.
     pub month: u8,
+    /// Day of the month, 1-31.
     pub day: u8,
+    /// Hour, 0-23.
     pub hour: u8,
+    /// Minute.
     pub minute: u8,
+    /// Second.
     pub second: u8,
 }
 

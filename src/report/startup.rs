@@ -10,11 +10,14 @@ use crate::mode::Proto;
 /// Address family of a listening socket, for the dual-stack bind messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Family {
+    /// IPv4.
     Ipv4,
+    /// IPv6.
     Ipv6,
 }
 
 impl Family {
+    /// `IPv4` or `IPv6`.
     pub fn text(self) -> &'static str {
         match self {
             Family::Ipv4 => "IPv4",
@@ -162,7 +165,7 @@ pub fn reload_rejected(reason: impl Display) -> String {
     format!("adminalert: ERROR: new configuration rejected, keeping the old one: {reason}")
 }
 
-/// A bad ignore-file entry, naming file and line (replaces 1.2's [`invalid_netmask`]):
+/// A bad ignore-file entry, naming file and line (replaces 1.2's `Invalid netmask in config file` line):
 /// `adminalert: Ignore file {path} line {n}: {reason}. Ignoring entry.` The reason should not
 /// end with a period.
 pub fn ignore_file_entry_ignored(path: &Path, line: usize, reason: impl Display) -> String {

@@ -43,7 +43,9 @@ const BELL_BURST: usize = 32;
 /// Ring statistics since the last read (`PACKET_STATISTICS` resets on read).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RingStats {
+    /// Packets the ring took since the last reading.
     pub packets: u32,
+    /// Packets the ring dropped since the last reading.
     pub drops: u32,
 }
 
@@ -61,6 +63,7 @@ pub struct Ring {
 /// A ring still being prepared on its thread.
 pub type PendingRing = std::thread::JoinHandle<io::Result<Ring>>;
 
+/// The capture: the ring (once attached) and its doorbell.
 pub struct Capture {
     /// None until the ring prepared on its thread is attached ([`Capture::attach_ring`]);
     /// meanwhile the doorbell alone captures.
@@ -125,7 +128,7 @@ fn attach(fd: &OwnedFd, prog: &[Insn]) -> io::Result<()> {
 }
 
 impl Ring {
-    /// Open the socket and map its ring; bind nothing yet (see [`Capture::with_ring`]).
+    /// Open the socket and map its ring; bind nothing yet (see [`Capture::open`] and `Capture::attach_ring`).
     pub fn prepare() -> io::Result<Ring> {
         let fd = unbound_packet_socket()?;
         let version = libc::tpacket_versions::TPACKET_V3 as libc::c_int;

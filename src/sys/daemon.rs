@@ -14,17 +14,21 @@ use nix::unistd::{ForkResult, Pid, fork, pipe2, setsid};
 pub struct Ready(File);
 
 impl Ready {
+    /// The daemon is ready: the parent exits 0.
     pub fn ok(mut self) {
         let _ = self.0.write_all(b"OK\n");
     }
+    /// Start-up failed: the parent prints `reason` and exits 1.
     pub fn fail(mut self, reason: &str) {
         let _ = self.0.write_all(format!("ERR {reason}\n").as_bytes());
     }
 }
 
+/// Which side of the fork this is.
 pub enum Forked {
     /// In the parent: exit with this status.
     Parent(i32),
+    /// In the child: report readiness through this.
     Child(Ready),
 }
 

@@ -51,6 +51,7 @@ struct Running {
     child: Option<(Child, u64)>,
 }
 
+/// Runs response jobs: commands, hosts.deny lines, nftables elements.
 pub struct Executor {
     hosts_deny: PathBuf,
     queue: VecDeque<Job>,
@@ -83,11 +84,14 @@ enum Next {
 /// What the executor has to say after a pump: log lines, and finished jobs with their result.
 #[derive(Default)]
 pub struct Progress {
+    /// Lines to log.
     pub log: Vec<String>,
+    /// Jobs that ended, with whether every step succeeded.
     pub done: Vec<(Job, bool)>,
 }
 
 impl Executor {
+    /// No jobs yet; hosts.deny lines go to `hosts_deny`.
     pub fn new(hosts_deny: PathBuf) -> Executor {
         Executor {
             hosts_deny,
@@ -133,10 +137,12 @@ impl Executor {
             .is_some_and(|b| b.iter().any(Batcher::busy))
     }
 
+    /// Where KILL_HOSTS_DENY lines go from now on (a reload).
     pub fn set_hosts_deny(&mut self, p: PathBuf) {
         self.hosts_deny = p;
     }
 
+    /// Queue a job; it starts at the next pump with a free slot.
     pub fn submit(&mut self, job: Job) {
         self.queue.push_back(job);
     }

@@ -56,8 +56,8 @@ pub fn append_lines(path: &Path, text: &str, mode: u32) -> io::Result<()> {
     Err(err)
 }
 
-/// Lines waiting to be appended, by file, in the order they came; written by [`flush`]
-/// (`Appends::flush`) once per event-loop turn.
+/// Lines waiting to be appended, by file, in the order they came; written by [`Appends::flush`]
+/// once per event-loop turn.
 #[derive(Default)]
 pub struct Appends {
     files: Vec<(PathBuf, u32, String)>,
@@ -74,6 +74,7 @@ impl Appends {
         }
     }
 
+    /// Nothing queued.
     pub fn is_empty(&self) -> bool {
         self.files.is_empty()
     }
@@ -106,7 +107,9 @@ pub fn truncate(path: &Path) -> io::Result<()> {
 /// Outcome of a hosts.deny append.
 #[derive(Debug, PartialEq, Eq)]
 pub enum DenyResult {
+    /// The line was added.
     Appended,
+    /// An identical line was there already.
     AlreadyPresent,
 }
 

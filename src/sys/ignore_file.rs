@@ -21,6 +21,7 @@ struct Stamp {
     len: u64,
 }
 
+/// The ignore file, read again when it changes.
 pub struct IgnoreFile {
     path: PathBuf,
     /// None: never read; Some(None): missing; Some(Some(s)): read at stamp s.
@@ -31,6 +32,7 @@ pub struct IgnoreFile {
 }
 
 impl IgnoreFile {
+    /// Not read yet (see `refresh`).
     pub fn new(path: &Path) -> IgnoreFile {
         IgnoreFile {
             path: path.to_path_buf(),
@@ -40,6 +42,7 @@ impl IgnoreFile {
         }
     }
 
+    /// The file's path.
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -16,19 +16,28 @@ use nix::sys::socket::{
 
 use crate::mode::{Mode, Proto};
 
+/// A bound socket of a classic mode.
 pub enum Sock {
+    /// A TCP listener.
     Tcp(TcpListener),
+    /// A UDP socket.
     Udp(UdpSocket),
 }
 
+/// A classic mode's socket on one port and family.
 pub struct Listener {
+    /// The mode it serves.
     pub mode: Mode,
+    /// Its port.
     pub port: u16,
+    /// IPv6 (else IPv4).
     pub v6: bool,
+    /// The socket.
     pub sock: Sock,
 }
 
 impl Listener {
+    /// Its descriptor, for poll.
     pub fn fd(&self) -> BorrowedFd<'_> {
         match &self.sock {
             Sock::Tcp(s) => s.as_fd(),
@@ -85,12 +94,15 @@ fn open(proto: Proto, v6: bool, port: u16) -> io::Result<OwnedFd> {
 pub enum BindError {
     /// A socket on either family holds the port (a real service, or TIME_WAIT on UDP).
     InUse(io::Error),
+    /// Any other error.
     Other(io::Error),
 }
 
 /// The outcome for one port: its sockets, and a note if only IPv4 could be bound.
 pub struct Bound {
+    /// The sockets bound (IPv4 and, if it worked, IPv6).
     pub listeners: Vec<Listener>,
+    /// Why IPv6 could not be bound, if it could not.
     pub v6_error: Option<io::Error>,
 }
 

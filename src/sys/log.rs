@@ -11,8 +11,10 @@ use std::path::PathBuf;
 
 use syslog::{Facility, Formatter3164, Logger as SysLogger, LoggerBackend};
 
+/// The syslog socket when `--syslog-socket` is not given.
 pub const DEFAULT_SOCKET: &str = "/dev/log";
 
+/// Writes log lines to syslog (and stderr with -f).
 pub struct Logger {
     socket: PathBuf,
     stderr: bool,
@@ -20,6 +22,7 @@ pub struct Logger {
 }
 
 impl Logger {
+    /// A logger for `socket`; with `stderr`, lines are also written there (unless stderr is the journal).
     pub fn new(socket: PathBuf, stderr: bool) -> Logger {
         Logger {
             socket,
@@ -28,6 +31,7 @@ impl Logger {
         }
     }
 
+    /// Stop (or start) writing lines to stderr, e.g. once daemonized.
     pub fn set_stderr(&mut self, on: bool) {
         self.stderr = on;
     }

@@ -3,6 +3,7 @@
 
 use crate::protect::{self, Protected};
 
+/// The addresses never to block, as this host has them now.
 pub fn protected() -> Protected {
     let mut local = Vec::new();
     let mut broadcast = Vec::new();

@@ -24,6 +24,7 @@ const RCVBUF: usize = 1 << 20;
 /// whole message (it may be 40 KB of elements).
 const NETLINK_CAP_ACK: libc::c_int = 10;
 
+/// A NETLINK_NETFILTER socket for element batches.
 pub struct Socket {
     fd: OwnedFd,
     seq: u32,
@@ -31,6 +32,7 @@ pub struct Socket {
 }
 
 impl Socket {
+    /// Open and bind the socket.
     pub fn open() -> io::Result<Socket> {
         let fd = socket(
             AddressFamily::Netlink,

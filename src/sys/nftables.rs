@@ -39,6 +39,7 @@ pub const MIN_GAP_MS: u64 = 1;
 /// A failed `nft` run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NftError {
+    /// What kind of failure.
     pub failure: Failure,
     /// What went wrong, for people (nft's first error line, or why it did not start).
     pub message: String,
@@ -187,8 +188,11 @@ pub fn hosts(elems: &[Element]) -> Vec<Kept> {
 /// One add waiting for its batch; `token` lets the executor find the job that waits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Item {
+    /// The job waiting for it.
     pub token: u64,
+    /// The address.
     pub addr: IpAddr,
+    /// Its timeout in seconds (0: none).
     pub timeout_s: u64,
 }
 
@@ -206,6 +210,7 @@ pub struct Batcher {
 }
 
 impl Batcher {
+    /// A batcher for `set`, whose size is `size` (for the "full" warning).
     pub fn new(set: Set, size: u32) -> Batcher {
         Batcher {
             set,
@@ -217,6 +222,7 @@ impl Batcher {
         }
     }
 
+    /// Queue an element for the next batch.
     pub fn push(&mut self, item: Item) {
         self.pending.push(item);
     }

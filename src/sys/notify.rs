@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use sd_notify::NotifyState;
 
+/// systemd's notification state: the watchdog interval and the last STATUS= line.
 pub struct Notifier {
     /// `WatchdogSec=`: ping at half of it.
     watchdog: Option<Duration>,
@@ -52,6 +53,7 @@ impl Notifier {
         self.ready(status);
     }
 
+    /// The daemon is stopping.
     pub fn stopping(&self) {
         Self::send(&[NotifyState::Stopping]);
     }

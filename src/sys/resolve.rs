@@ -19,6 +19,7 @@ pub const BACKOFF_MS: u64 = 30_000;
 /// What a lookup gave.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reverse {
+    /// The name the resolver gave.
     Name(String),
     /// No name (or lookups are resting, or too many are in flight): use the address.
     NoName,
@@ -34,6 +35,7 @@ pub struct Resolver {
 }
 
 impl Resolver {
+    /// The name of `ip` (at most `timeout`), unless lookups are resting.
     pub fn reverse(&mut self, ip: IpAddr, timeout: Duration, now_ms: u64) -> Reverse {
         if now_ms < self.rest_until {
             return Reverse::NoName;

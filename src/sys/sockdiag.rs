@@ -58,6 +58,7 @@ fn diag_listeners() -> nix::Result<SockTable> {
     Ok(t)
 }
 
+/// The socket table from the `/proc/net` files (slow: they walk every connection).
 pub fn read_table() -> SockTable {
     let mut t = SockTable::default();
     for f in ProcFile::ALL {

@@ -144,6 +144,7 @@ pub struct Options {
     pub act_on_own_addresses: bool,
 }
 
+/// The stealth and advanced modes of one daemon: the capture, what it watches, and the facts about this host.
 pub struct Stealth {
     capture: Capture,
     watches: Watches,
