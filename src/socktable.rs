@@ -279,9 +279,62 @@ fn parse_addr(s: &str) -> Option<SocketAddr> {
     Some(SocketAddr::new(ip.to_canonical(), port))
 }
 
-#[cfg(all(test, target_endian = "little"))]
+#[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An address word of `/proc` text as a host of the other byte order prints it.
+    fn swap_words(addr: &str) -> String {
+        addr.as_bytes()
+            .chunks(8)
+            .map(|w| {
+                (0..w.len() / 2)
+                    .rev()
+                    .map(|i| String::from_utf8_lossy(&w[i * 2..i * 2 + 2]).into_owned())
+                    .collect::<String>()
+            })
+            .collect()
+    }
+
+    /// The fixtures below were read on a little-endian host; `/proc` prints each 32-bit word
+    /// of an address in host byte order, so a big-endian host sees the words reversed. This
+    /// gives the text as the host running the tests would print it.
+    fn host_order(text: &str) -> String {
+        if cfg!(target_endian = "little") {
+            return text.to_string();
+        }
+        text.split_inclusive(char::is_whitespace)
+            .map(|tok| match tok.trim_end().split_once(':') {
+                Some((addr, port))
+                    if (addr.len() == 8 || addr.len() == 32)
+                        && port.len() == 4
+                        && addr.bytes().all(|b| b.is_ascii_hexdigit()) =>
+                {
+                    tok.replacen(addr, &swap_words(addr), 1)
+                }
+                _ => tok.to_string(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn fixtures_follow_the_host_byte_order() {
+        assert_eq!(swap_words("0100007F"), "7F000001");
+        assert_eq!(
+            swap_words("B80D0120000000000000000001000000"),
+            "20010DB8000000000000000000000001"
+        );
+        let line = "   1: 0100007F:0277 00000000:0000 0A 00000000:00000000 00:00000000";
+        if cfg!(target_endian = "big") {
+            assert!(host_order(line).contains(" 7F000001:0277 "));
+        } else {
+            assert_eq!(host_order(line), line);
+        }
+        // Whatever the host, the parsed table is the same.
+        let mut t = SockTable::default();
+        t.add(ProcFile::Tcp, &host_order(TCP));
+        assert!(t.owns_flow(sa("192.0.2.1:22"), sa("192.0.2.2:40000")));
+    }
 
     // Real lines from a little-endian host (trimmed after the inode column).
     const TCP: &str = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
@@ -301,9 +354,9 @@ mod tests {
 
     fn table() -> SockTable {
         let mut t = SockTable::default();
-        t.add(ProcFile::Tcp, TCP);
-        t.add(ProcFile::Tcp6, TCP6);
-        t.add(ProcFile::Udp, UDP);
+        t.add(ProcFile::Tcp, &host_order(TCP));
+        t.add(ProcFile::Tcp6, &host_order(TCP6));
+        t.add(ProcFile::Udp, &host_order(UDP));
         t.add(ProcFile::Udp6, "  sl  local_address\n garbage line\n");
         t
     }

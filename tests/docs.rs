@@ -24,11 +24,3 @@ fn readme_documents_every_config_key_exactly() {
         missing.join("\n")
     );
 }
-
-#[test]
-fn print_rows_for_the_readme() {
-    // `cargo test --test docs -- --nocapture print_rows` prints the table body.
-    for k in KEYS {
-        println!("{}", row(k));
-    }
-}

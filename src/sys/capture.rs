@@ -279,7 +279,7 @@ impl Capture {
     fn bind_ring(&mut self, r: Ring) -> io::Result<()> {
         attach(&r.fd, &self.prog)?;
         bind(&r.fd, self.ifindex)?;
-        self.dedup.ring_attached(realtime_ns());
+        self.dedup.ring_attached(super::clock::realtime_ns());
         self.rx = Some(r);
         Ok(())
     }
@@ -426,13 +426,6 @@ fn unbound_packet_socket() -> io::Result<OwnedFd> {
     }
     // SAFETY: `raw` is a fresh, valid descriptor that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(raw) })
-}
-
-/// Now, in ns since the epoch (CLOCK_REALTIME, the clock of packet timestamps).
-fn realtime_ns() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }
 
 /// Bind to all protocols on `ifindex` (0: every interface).

@@ -1,5 +1,6 @@
 //! The only module that reads the clock: monotonic milliseconds for the engine, wall-clock
-//! seconds and local broken-down time for the history and blocked-file lines (§7.3).
+//! seconds and local broken-down time for the history and blocked-file lines (§7.3), and
+//! wall-clock nanoseconds to compare with the kernel's packet timestamps (`capture`).
 
 use std::sync::OnceLock;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -19,6 +20,13 @@ pub fn epoch() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
+}
+
+/// Now, in ns since the epoch (CLOCK_REALTIME, the clock of packet timestamps).
+pub fn realtime_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }
 
 /// Local time for `epoch`, as 1.2's `localtime()` gives it (TZ honoured).
