@@ -12,8 +12,9 @@ SUITE=bookworm
 
 passed=0
 failed=0
-pass() { echo "PASS: $*"; passed=$((passed + 1)); }
-fail() { echo "FAIL: $*"; failed=$((failed + 1)); }
+CHECK_PREFIX=""                    # put before each check's text, e.g. "[cap] "
+pass() { echo "PASS: $CHECK_PREFIX$*"; passed=$((passed + 1)); }
+fail() { echo "FAIL: $CHECK_PREFIX$*"; failed=$((failed + 1)); }
 check() { # check DESCRIPTION COMMAND...: PASS if the command succeeds
     local what=$1
     shift
