@@ -454,6 +454,7 @@ echo "TIME: copies of the container root: $(since "$t") s"
 run_child() { # run_child LABEL: starts it, appends its pid to CHILDREN
     setsid "$BASH" "$SELF" --container "$1" >"$WORK/$1/test.log" 2>&1 &
     CHILDREN+=($!)
+    disown   # polled with kill -0, never waited for: no job messages
 }
 # wait_child PID: waits until it exits or the deadline passes.
 DEADLINE=$((SECONDS + ${SYSTEMD_TEST_TIMEOUT:-420}))
