@@ -219,10 +219,14 @@ lifecycle() {
     check "unit is active" wait_for 10 active
     check "its main process is the daemon, with -tcp -udp from /etc/default/portsentry" \
         eval 'main_args | grep -qE -- "-tcp -udp( |\$)"'
+    # Type=notify: the daemon's STATUS= line is what systemctl status shows.
+    check "systemctl status shows the daemon's status line (modes, ports)" \
+        eval 'inc systemctl status portsentry.service 2>/dev/null | grep -qE "Status: \"Watching tcp: [0-9]+ ports, udp: [0-9]+ ports"'
     if [ "$LABEL" = nocap ]; then
         # The daemon keeps what it has and names what it lacks (issue 10,
         # item 1), in its log and so in the journal.
-        check "journal: the daemon names the missing CAP_NET_ADMIN" journal_more 'CAP_NET_ADMIN' 0
+        check "journal: the daemon names the missing CAP_NET_ADMIN and what it disables" \
+            journal_more 'capability CAP_NET_ADMIN is not available: KILL_ROUTE' 0
     fi
 
     tcp_connect "$TARGET" 1
@@ -268,7 +272,7 @@ lifecycle() {
 # (stealth modes, blocking on), scanned; then upgraded to this package.
 # 1.2 sees scanner 203.0.113.20, ours 198.51.100.20.
 upgrade_from_debian() {
-    local t0=$EPOCHREALTIME old_line new_ver CONF=$CROOT/etc/portsentry/portsentry.conf
+    local t0=$EPOCHREALTIME n old_line new_ver CONF=$CROOT/etc/portsentry/portsentry.conf
     echo "== [$LABEL] apt-get install ./$OLD_DEB_NAME (Debian's 1.2)"
     check "Debian's 1.2 installs from the container's apt cache (no network)" \
         apt_get install-1.2.log install "/root/$OLD_DEB_NAME"
@@ -276,9 +280,14 @@ upgrade_from_debian() {
         eval 'wait_for 10 active && [ "$(unit SourcePath)" = /etc/init.d/portsentry ]'
     sed -i -E 's/^TCP_MODE=.*/TCP_MODE="stcp"/; s/^UDP_MODE=.*/UDP_MODE="sudp"/' "$CROOT/etc/default/portsentry"
     sed -i -E 's/^BLOCK_TCP=.*/BLOCK_TCP="1"/' "$CONF"
+    # Each of 1.2's two daemons says when it listens; the unit is active
+    # before that (its init script does not wait).
+    n=$(journal_count '^adminalert: PortSentry is now active and listening\.$')
     check "1.2 restarted (systemctl restart) in stcp and sudp mode" \
         eval 'inc systemctl restart portsentry.service &&
               wait_for 5 daemon_running -stcp && wait_for 5 daemon_running -sudp'
+    check "... both of its daemons listening" \
+        journal_more '^adminalert: PortSentry is now active and listening\.$' $((n + 1))
     tcp_connect 203.0.113.10 1
     check "1.2 records a scan from 203.0.113.20 in the history" history_has 203.0.113.20 1 TCP
     check "... and blocks it with its KILL_ROUTE (route add ... reject)" wait_for 5 route_blocked 203.0.113.20
@@ -360,6 +369,9 @@ container_main() {
     trap 'fail "interrupted by a signal"; summary; exit 130' INT TERM HUP
 
     make_netns || abort "create the network namespaces $NS and $SCAN_NS"
+    # What apt installs in the container must come from its own cache.
+    check "the container's namespace has no route out (no default route)" \
+        eval '[ -z "$(ip -n "$NS" route show default; ip -n "$NS" -6 route show default)" ]'
 
     boot || abort "boot the container with systemd-nspawn -b (log: $CDIR/boot.log)"
     pass "container booted with systemd as PID 1 ($( [ "$LABEL" = cap ] && echo with || echo without) CAP_NET_ADMIN)"
