@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shell shared by the package tests (tests/package.sh, tests/systemd.sh).
 # Sourced, never run. The sourcing script sets TEST_NAME ("package test")
 # first; this file sets REPO and CACHE_DIR and the counters.

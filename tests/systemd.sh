@@ -20,6 +20,8 @@
 # Prints one PASS:/FAIL: line per check (prefixed [cap] or [nocap]), the
 # timings, and ends with "N passed, M failed".
 
+# Checks are often eval'd strings, expanded when they run:
+# shellcheck disable=SC2016,SC2034
 set -u
 umask 022
 
@@ -174,8 +176,12 @@ apt_get() {
     return $rc
 }
 
+booted() {
+    BOOT_STATE=$(inc systemctl is-system-running 2>/dev/null)
+    [ "$BOOT_STATE" = running ] || [ "$BOOT_STATE" = degraded ]
+}
 boot() {
-    local caps=() i pid t0=$EPOCHREALTIME state
+    local caps=() i pid t0=$EPOCHREALTIME
     [ "$LABEL" = cap ] && caps=(--capability=CAP_NET_ADMIN)
     # setsid: a ^C on the terminal reaches this test, which powers the
     # container off, not nspawn directly.
@@ -197,16 +203,12 @@ boot() {
     echo "$INIT" >"$CDIR/init.pid"
     # Booted: "running", or "degraded" (a unit that does not fit a
     # container failed; listed in the output). At most 60 s.
-    booted() {
-        state=$(inc systemctl is-system-running 2>/dev/null)
-        [ "$state" = running ] || [ "$state" = degraded ]
-    }
     if ! wait_for 60 booted; then
         tail -n 20 "$CDIR/boot.log"
         return 1
     fi
-    [ "$state" = degraded ] && inc systemctl --failed --no-legend | sed 's/^/   degraded: /'
-    echo "TIME: ${CHECK_PREFIX}boot to $state: $(since "$t0") s"
+    [ "$BOOT_STATE" = degraded ] && inc systemctl --failed --no-legend | sed 's/^/   degraded: /'
+    echo "TIME: ${CHECK_PREFIX}boot to $BOOT_STATE: $(since "$t0") s"
 }
 
 # ------------------------------------------------------------------ phases
@@ -428,7 +430,8 @@ build_deb
 
 # Debian's portsentry 1.2-14 (tests/fetch-reference downloads it with apt).
 REF=$("$REPO/tests/fetch-reference") || missing "Debian's portsentry .deb could not be downloaded (tests/fetch-reference)"
-OLD_DEB=$(ls "$(dirname "$REF")"/portsentry_1.2-*.deb 2>/dev/null | head -n 1)
+old_debs=("$(dirname "$REF")"/portsentry_1.2-*.deb)
+OLD_DEB=${old_debs[0]}
 [ -f "$OLD_DEB" ] || missing "no portsentry_1.2-*.deb beside $REF"
 
 # The containers have no network: their root carries what apt will need,
@@ -458,7 +461,9 @@ t=$EPOCHREALTIME
 for label in "${LABELS[@]}"; do
     names "$label"
     mkdir -p "$CDIR"
-    cp -a "$BASE" "$CROOT" && cp "$DEB" "$OLD_DEB" "$CROOT/root/" || abort "copy the container root for $label"
+    if ! { cp -a "$BASE" "$CROOT" && cp "$DEB" "$OLD_DEB" "$CROOT/root/"; }; then
+        abort "copy the container root for $label"
+    fi
 done
 echo "TIME: copies of the container root: $(since "$t") s"
 
