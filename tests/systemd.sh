@@ -254,10 +254,14 @@ lifecycle() {
     check "... active with a new main pid" \
         eval 'active && [ -n "$(main_pid)" ] && [ "$(main_pid)" != "$pid_before" ]'
     check "... one daemon" eval '[ "$(daemons | wc -l)" = 1 ]'
+    # The init script under systemd: init-functions hand it to systemctl.
+    check "/etc/init.d/portsentry status: exit 0 (running)" quiet inc /etc/init.d/portsentry status
 
     check "systemctl stop exits 0" quiet inc systemctl stop portsentry.service
     check "... unit inactive" eval '[ "$(inc systemctl is-active portsentry.service)" = inactive ]'
     check "... no daemon left" wait_for 5 no_daemon
+    check "/etc/init.d/portsentry status: exit 3 (stopped)" \
+        eval 'inc /etc/init.d/portsentry status >/dev/null 2>&1; [ $? -eq 3 ]'
 
     echo "== [$LABEL] apt-get purge portsentry"
     check "apt-get purge exits 0" apt_get purge.log purge portsentry
