@@ -14,47 +14,14 @@
 set -u
 umask 022
 
-REPO=$(cd "$(dirname "$0")/.." && pwd)
-CACHE_DIR=$REPO/.cache
+TEST_NAME="package test"
+# shellcheck source=tests/lib-pkg.sh
+. "$(dirname "$0")/lib-pkg.sh"
 BASE=$CACHE_DIR/chroot-base        # debootstrap result, reused between runs
-SUITE=bookworm
 NS=portsentry-pkgtest-$$           # network namespace the chroot's daemons run in
 WORK=""
 ROOT=""
 MOUNTS=()
-
-passed=0
-failed=0
-pass() { echo "PASS: $*"; passed=$((passed + 1)); }
-fail() { echo "FAIL: $*"; failed=$((failed + 1)); }
-check() { # check DESCRIPTION COMMAND...: PASS if the command succeeds
-    local what=$1
-    shift
-    if "$@"; then pass "$what"; else fail "$what"; fi
-}
-# Runs a command with its output discarded (the PASS/FAIL line must stay).
-quiet() { "$@" >/dev/null 2>&1; }
-summary() {
-    echo "$passed passed, $failed failed"
-    [ "$failed" -eq 0 ]
-}
-
-# A missing prerequisite: loud, and a failure in CI, a skip elsewhere.
-missing() {
-    echo "=================================================================="
-    if [ "${CI:-}" = true ]; then
-        echo "FAIL: package test cannot run: $*"
-        echo "=================================================================="
-        failed=$((failed + 1))
-        summary
-        exit 1
-    fi
-    echo "SKIP: package test not run: $*"
-    echo "      (under CI=true this is a failure)"
-    echo "=================================================================="
-    echo "$passed passed, $failed failed, 1 skipped"
-    exit 0
-}
 
 # ---------------------------------------------------------------- cleanup
 cleanup() {
@@ -90,32 +57,10 @@ trap cleanup EXIT
 trap 'fail "interrupted by a signal"; summary; exit 130' INT TERM HUP
 
 # ---------------------------------------------------------- prerequisites
-[ "$(id -u)" = 0 ] || missing "it must run as root (debootstrap, chroot, mounts)"
-for tool in cargo lintian debootstrap dpkg-deb ip chroot mount systemd-analyze; do
-    command -v "$tool" >/dev/null 2>&1 || missing "'$tool' is not installed"
-done
-if [ -z "${PACKAGE_DEB:-}" ]; then
-    cargo deb --version >/dev/null 2>&1 || missing "cargo-deb is not installed (cargo install cargo-deb)"
-fi
+require_tools cargo lintian debootstrap dpkg-deb ip chroot mount systemd-analyze
 
 # -------------------------------------------------------------- the .deb
-if [ -n "${PACKAGE_DEB:-}" ]; then
-    DEB=$PACKAGE_DEB
-    echo "== using $DEB"
-    [ -f "$DEB" ] || { fail "PACKAGE_DEB=$DEB is not a file"; summary; exit 1; }
-else
-    echo "== building the package with cargo deb"
-    out=$(cd "$REPO" && cargo deb 2>&1)
-    rc=$?
-    DEB=$(printf '%s\n' "$out" | grep '\.deb$' | tail -n 1)
-    if [ $rc -ne 0 ] || [ ! -f "$DEB" ]; then
-        printf '%s\n' "$out" | tail -n 30
-        fail "cargo deb builds the package"
-        summary
-        exit 1
-    fi
-fi
-pass "package built: $(basename "$DEB")"
+build_deb
 
 contents=$(dpkg-deb -c "$DEB")
 for path in ./usr/sbin/portsentry ./usr/lib/portsentry/portsentry-build-ignore-file \
@@ -157,48 +102,9 @@ printf '%s\n' "$verify" | grep -v '^$' | sed 's/^/   /'
 check "systemd-analyze verify portsentry.service: clean" eval '[ $rc -eq 0 ] && [ -z "$verify" ]'
 
 # ------------------------------------------------------- the base chroot
-# The mirror the machine itself uses, from its apt sources (one-line or
-# deb822 format); Debian's redirector if none is found.
-mirror() {
-    local m
-    # One-line format: deb [options] URI SUITE COMPONENTS...
-    m=$(awk -v suite="$SUITE" '
-        $1 == "deb" {
-            i = 2
-            if ($i ~ /^\[/) { while (i <= NF && $i !~ /\]$/) i++; i++ }
-            if ($(i + 1) == suite) { print $i; exit }
-        }' /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null)
-    # deb822 format: a stanza with Types: deb and the suite among its Suites.
-    if [ -z "$m" ]; then
-        m=$(awk -v suite="$SUITE" '
-            function done() { if (uri != "" && ok && deb) { print uri; found = 1; exit } uri = ""; ok = 0; deb = 0 }
-            /^[[:space:]]*$/ { done(); next }
-            tolower($1) == "types:" { for (i = 2; i <= NF; i++) if ($i == "deb") deb = 1 }
-            tolower($1) == "uris:" { uri = $2 }
-            tolower($1) == "suites:" { for (i = 2; i <= NF; i++) if ($i == suite) ok = 1 }
-            END { if (!found) done() }' /etc/apt/sources.list.d/*.sources 2>/dev/null)
-    fi
-    echo "${m:-http://deb.debian.org/debian}"
-}
-
 # iproute2 and nftables are in the base for the shipped KILL_ROUTE and its
 # nft example: installed later, they would have to come from the network.
-if [ ! -x "$BASE/usr/bin/apt-get" ] || [ ! -x "$BASE/bin/ip" ] || [ ! -x "$BASE/usr/sbin/nft" ]; then
-    MIRROR=$(mirror)
-    echo "== debootstrap --variant=minbase --include=iproute2,nftables $SUITE from $MIRROR into $BASE (cached for later runs)"
-    mkdir -p "$CACHE_DIR"
-    rm -rf --one-file-system "$BASE.tmp"
-    if ! debootstrap --variant=minbase --include=iproute2,nftables "$SUITE" "$BASE.tmp" "$MIRROR" >"$CACHE_DIR/debootstrap.log" 2>&1; then
-        tail -n 20 "$CACHE_DIR/debootstrap.log"
-        rm -rf --one-file-system "$BASE.tmp"
-        fail "debootstrap $SUITE (log: $CACHE_DIR/debootstrap.log)"
-        summary
-        exit 1
-    fi
-    # Half-made chroots never become the cache.
-    rm -rf --one-file-system "$BASE"
-    mv "$BASE.tmp" "$BASE"
-fi
+cached_root "$BASE" iproute2,nftables || abort "debootstrap $SUITE base chroot"
 pass "debootstrap base chroot ready"
 
 # A fresh copy per run, so the cache stays clean.
@@ -543,6 +449,18 @@ echo "== apt remove, then purge"
 inroot apt-get remove -y portsentry >"$WORK/remove.log" 2>&1
 check "remove stops the daemon" no_daemon
 check "remove keeps the conffiles" [ -f "$ROOT/etc/portsentry/portsentry.conf" ]
+check "remove makes the init script (a conffile) non-executable" \
+    eval '[ -f "$ROOT/etc/init.d/portsentry" ] && [ ! -x "$ROOT/etc/init.d/portsentry" ]'
+# Installed again after a remove (dpkg state config-files): preinst makes
+# the init script executable again and postinst starts the daemon.
+if inroot apt-get install -y --no-install-recommends "$DEB_IN" >"$WORK/reinstall-removed.log" 2>&1; then
+    pass "install again after remove"
+else
+    sed 's/^/   /' "$WORK/reinstall-removed.log" | tail -n 30
+    fail "install again after remove"
+fi
+check "... init script executable again" [ -x "$ROOT/etc/init.d/portsentry" ]
+check "... daemon runs again" quiet daemon_pid
 inroot apt-get purge -y portsentry >"$WORK/purge.log" 2>&1
 check "purge succeeds" eval '! inroot dpkg -s portsentry >/dev/null 2>&1'
 check "purge removes /var/lib/portsentry" [ ! -e "$ROOT/var/lib/portsentry" ]
@@ -551,5 +469,26 @@ check "purge removes /etc/portsentry" [ ! -e "$ROOT/etc/portsentry" ]
 check "purge removes /etc/default/portsentry" [ ! -e "$ROOT/etc/default/portsentry" ]
 check "purge removes the rc links" eval '! compgen -G "$ROOT/etc/rc?.d/*portsentry" >/dev/null'
 check "purge leaves no process" no_daemon
+
+# ---------------------------------------------- a daemon that cannot start
+# Under sysvinit, debhelper's default would end postinst with "exit 1" and
+# leave the package half-configured. Here an invalid mode makes the init
+# script fail: apt must still succeed, the package be installed, and the
+# output say that the daemon did not start and where to look.
+echo "== apt install with an invalid mode in /etc/default/portsentry"
+printf 'TCP_MODE="bogus"\nUDP_MODE="udp"\n' >"$ROOT/etc/default/portsentry"
+inroot apt-get install -y --no-install-recommends "$DEB_IN" >"$WORK/install-bogus.log" 2>&1
+rc=$?
+check "daemon cannot start: apt install still exits 0" [ $rc -eq 0 ]
+check "... the package is installed and configured" \
+    eval '[ "$(inroot dpkg-query -W -f "\${Status}" portsentry)" = "install ok installed" ]'
+check "... the init script's reason is shown (the bad mode)" \
+    grep -q 'TCP_MODE="bogus".*not a valid mode' "$WORK/install-bogus.log"
+check "... postinst says the daemon did not start and where to look" \
+    grep -q 'portsentry: the daemon did not start .*the package is installed anyway' "$WORK/install-bogus.log"
+check "... no daemon runs" no_daemon
+[ $rc -eq 0 ] || sed 's/^/   /' "$WORK/install-bogus.log" | tail -n 30
+inroot apt-get purge -y portsentry >"$WORK/purge-bogus.log" 2>&1
+check "... and purge succeeds" eval '! inroot dpkg -s portsentry >/dev/null 2>&1'
 
 summary
