@@ -3,6 +3,8 @@
 #
 #   bench/nft-blocks.sh                  # N=100000 (half IPv4, half IPv6), N_IPT=2000
 #   N=20000 N_IPT=500 bench/nft-blocks.sh
+#   STALL=0.5 QUICK=1 bench/nft-blocks.sh   # the daemon stopped (SIGSTOP) for the first 0.5 s
+#                                        # of the flood, as a busy machine may; nft part only
 #
 # In two namespaces made here (a target running `portsentry -udp` and a scanner joined by a
 # veth; 198.18.0.0/15 and 2001:db8:1::/64, benchmark/documentation ranges, on-link on both
@@ -19,6 +21,9 @@ N=${N:-100000}
 N_IPT=${N_IPT:-2000}
 RATE=${RATE:-60000}          # datagrams/s the sender aims at (it may manage less); the
                              # daemon records what it reads, the rest is counted as lost
+STALL=${STALL:-0}            # seconds the daemon is stopped from the first datagram on: what
+                             # the receive buffers must hold (0: not stopped)
+QUICK=${QUICK:-0}            # 1: the nftables flood only (no latency, iptables, connect rate)
 PORT=5555
 LISTEN=8080
 BIN=${BIN:-target/release/portsentry}
@@ -130,7 +135,19 @@ flood 4 198.18.16.0 $((N / 2)) 198.18.0.1 "$t0" &
 f4=$!
 flood 6 2001:db8:1::1:0 $((N - N / 2)) 2001:db8:1::1 "$t0" &
 f6=$!
+if awk -v s="$STALL" 'BEGIN { exit !(s > 0) }'; then
+    # Bounded: one stop, one continue, STALL seconds apart.
+    (
+        sleep "$(awk -v t="$t0" -v n="$(date +%s.%N)" 'BEGIN { d = t - n; printf "%.3f", (d > 0 ? d : 0) }')"
+        kill -STOP "$pid"
+        sleep "$STALL"
+        kill -CONT "$pid"
+    ) &
+    stall=$!
+    KILL_PIDS+=($stall)
+fi
 wait $f4 $f6
+[ -n "${stall:-}" ] && { wait "$stall"; bench_forget "$stall"; kill -CONT "$pid"; }
 read -r hist secs < <(wait_count history_total "$N" "$t0" 0.01)
 got=$(set_total)
 rss=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
@@ -144,6 +161,11 @@ printf 'history %d of %d lines %.2f s after the first datagram: %.0f blocks/s; i
     "$got" "$e4" "$e6" "$(lines "$DIR/blocked.udp")" "$((rss / 1024))" "$cpu" \
     "$(awk -v a="$cpu" -v b="$got" 'BEGIN { print b ? a * 1000 / b : 0 }')" "$runq"
 echo "datagrams lost to a full receive buffer (the daemon was slower than the flood): $lost"
+rcvbuf=$(ip netns exec "$T" ss -uamnH "sport = :$PORT" | grep -o 'rb[0-9]*' | sort -u | tr '\n' ' ')
+echo "the daemon's UDP sockets on port $PORT (ss -m): ${rcvbuf:-none}(stopped for the first ${STALL} s)"
+if [ "$QUICK" = 1 ]; then
+    exit 0
+fi
 
 echo "== idle latency, probe to element in the set (nft monitor), 40 probes"
 ip netns exec "$S" python3 bench/probe.py latency 198.19.200.0 40 198.18.0.1 "$PORT" "$T"
