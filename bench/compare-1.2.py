@@ -15,6 +15,21 @@ Scenarios (every loop is bounded in count and time; all addresses live in our na
   C  idle: 20 probes from distinct sources, probe packet to KILL_ROUTE command start.
   D  -atcp start-up: ours with ADVANCED_PORTS_TCP=65535, 1.2 with 1024; time to "now active"
      and idle RSS.
+  E  -atcp with Debian's defaults (ADVANCED_PORTS_TCP=1024, ADVANCED_EXCLUDE_TCP=113,139),
+     BLOCK_TCP=1 and a KILL_ROUTE script (a file run by /bin/sh: it stamps its start; with
+     --route-script ip it then adds a blackhole route as the shipped KILL_ROUTE does, one
+     more exec): a 10 s SYN sweep of every destination port from the
+     16,384 forged sources of 198.18.64.0/18 at 150,000 packets/s (bench/probe.py sweep;
+     packet i from source i mod 16384 to port i mod 65536, so the ~1,022 sources that hit
+     a watched port are blocked in the first 0.44 s and hit again every 0.44 s), and 10
+     real probes from other addresses (0.25 s to 8 s in). Packets sent and received on
+     the veth, daemon CPU and its commands' CPU, hosts blocked, each real probe's time to
+     its KILL_ROUTE start, CPU per packet, per hit (steady state) and per block.
+
+The KILL_ROUTE stamps are taken by a process of their own (bench/probe.py stamp), and E's
+senders are processes of their own, so neither waits for Python's GIL behind a thread here.
+`--sweep-only N` runs E alone, N times per daemon (alternating); `--attach CMD` runs a
+profiler on the daemon during E; `--bin PATH` runs another build of ours.
 """
 import argparse, ctypes, os, random, socket, statistics, struct, subprocess, sys, tempfile
 import threading, time
@@ -140,24 +155,42 @@ def rss_kb(pid):
     return 0
 
 
+LIVE = []  # daemons started and not stopped yet: stopped on the way out, whatever happens
+
+
 class Daemon:
     """One daemon (ours or 1.2) in the target namespace, with its own state directory."""
 
-    def __init__(self, net, kind, mode, ours_bin, ref_root, extra=""):
+    def __init__(self, net, kind, mode, ours_bin, ref_root, extra="", route_script=None):
         self.net, self.kind = net, kind
         self.dir = tempfile.mkdtemp(prefix=f"bench-{kind}-")
         d = self.dir
         # KILL_ROUTE writes the target into a FIFO with a shell builtin (no fork after the
-        # shell starts); a reader thread here stamps each line when it arrives, so both
+        # shell starts); a process of its own stamps each line when it arrives, so both
         # daemons are measured from probe packet to command start the same way.
         self.actions = f"{d}/actions"
         os.mkfifo(self.actions)
-        self.stamps = {}
-        threading.Thread(target=self.read_actions, daemon=True).start()
+        self.stamp_file = f"{d}/stamps"
+        self.stamper = subprocess.Popen([sys.executable, f"{REPO}/bench/probe.py", "stamp",
+                                         self.actions, self.stamp_file, "600"])
+        # Held open (never read) until this script exits, so a command that opens the FIFO
+        # after the stamper has gone never blocks.
+        self.fifo_keep = os.open(self.actions, os.O_RDWR | os.O_NONBLOCK)
+        self.pid = None
+        LIVE.append(self)
+        kill_route = f"echo $TARGET$ > {self.actions}"
+        if route_script:
+            # A script file run by the shell: it stamps its start; with "ip" it then does
+            # what the shipped KILL_ROUTE does (one more exec).
+            script = f"{d}/kill-route"
+            then = 'exec /sbin/ip route add blackhole "$1"\n' if route_script == "ip" else ""
+            open(script, "w").write(f'#!/bin/sh\necho "$1" > {self.actions}\n{then}')
+            os.chmod(script, 0o755)
+            kill_route = f"{script} $TARGET$"
         conf = (f'TCP_PORTS="{",".join(map(str, PORTS))}"\nUDP_PORTS="1,7,9"\n'
                 f'IGNORE_FILE="{d}/ignore"\nHISTORY_FILE="{d}/history"\nBLOCKED_FILE="{d}/blocked"\n'
                 f'BLOCK_TCP="1"\nBLOCK_UDP="1"\nSCAN_TRIGGER="0"\nRESOLVE_HOST="0"\n'
-                f'KILL_ROUTE="echo $TARGET$ > {self.actions}"\n{extra}\n')
+                f'KILL_ROUTE="{kill_route}"\n{extra}\n')
         open(f"{d}/ignore", "w").write("127.0.0.1/32\n0.0.0.0\n")
         if kind == "ours":
             open(f"{d}/portsentry.conf", "w").write(conf + f'HOSTS_DENY_FILE="{d}/hosts.deny"\n')
@@ -200,6 +233,12 @@ class Daemon:
         self.ready = self.log.wait("PortSentry is now active and listening")
 
     def stop(self):
+        if self in LIVE:
+            LIVE.remove(self)
+        self.stamper.terminate()
+        self.stamper.wait(timeout=5)
+        if self.pid is None:
+            return
         try:
             os.kill(self.pid, 15)
         except ProcessLookupError:
@@ -213,15 +252,16 @@ class Daemon:
                 break
             time.sleep(0.02)
 
-    def read_actions(self):
-        # O_RDWR: the FIFO never reports EOF between writers.
-        f = os.fdopen(os.open(self.actions, os.O_RDWR), "r")
-        for line in f:
-            t = time.time()
-            self.stamps.setdefault(line.strip(), t)
-
     def blocks(self):
-        return dict(self.stamps)
+        """Each KILL_ROUTE target with the time its first command started."""
+        out = {}
+        try:
+            for line in open(self.stamp_file):
+                t, _, who = line.rstrip("\n").partition(" ")
+                out.setdefault(who, float(t))
+        except FileNotFoundError:
+            pass
+        return out
 
 
 def probes_during(net, sources, at, port=1):
@@ -301,6 +341,149 @@ def scenario_idle(net, d, n=20):
             [(logged[s] - sent[s]) * 1000 for s in srcs if s in logged])
 
 
+# Scenario E: -atcp with Debian's defaults under a forged sweep of every port.
+SWEEP_BASE, SWEEP_NET, SWEEP_SRCS = "198.18.64.0", "198.18.64.0/18", 16384
+SWEEP_RATE, SWEEP_SECS = 150_000, 10
+REAL_AT = [0.25, 0.5, 0.75, 1.0, 1.5, 2, 3.5, 5, 6.5, 8]
+ATCP_DEFAULTS = 'ADVANCED_PORTS_TCP="1024"\nADVANCED_EXCLUDE_TCP="113,139"'
+WATCHED = [p for p in range(1024) if p not in (113, 139)]
+PROBE_PY = f"{REPO}/bench/probe.py"
+
+
+def cpu_ns(pid):
+    """CPU time of a process (all its threads), in ns."""
+    total = 0
+    for t in os.listdir(f"/proc/{pid}/task"):
+        try:
+            total += int(open(f"/proc/{pid}/task/{t}/schedstat").read().split()[0])
+        except OSError:
+            pass
+    return total
+
+
+def children_s(pid):
+    """CPU time of a process's reaped children (the commands it ran), in s."""
+    f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(f[13]) + int(f[14])) / CLK_TCK
+
+
+def rx_packets(net):
+    import json
+    j = json.loads(sh(f"ip -n {net.t} -j -s link show dev {net.vt}").stdout)
+    return j[0]["stats64"]["rx"]["packets"]
+
+
+def sweep_hits(n):
+    """Packets among the first n of the sweep that go to a watched port."""
+    full, part = divmod(n, 65536)
+    return sum(full + (1 if p < part else 0) for p in WATCHED)
+
+
+def scenario_sweep(net, d, attach=None):
+    import ipaddress
+    forged_net = ipaddress.ip_network(SWEEP_NET)
+    sh(f"ip -n {net.t} route flush type blackhole", check=False)
+    rx0 = rx_packets(net)
+    samples, stop = [], threading.Event()
+
+    def sample():
+        while not stop.is_set():
+            try:
+                samples.append((time.time(), cpu_ns(d.pid), children_s(d.pid)))
+            except (OSError, IndexError):
+                return
+            time.sleep(0.02)
+    th = threading.Thread(target=sample, daemon=True)
+    th.start()
+    prof = (subprocess.Popen(attach.format(pid=d.pid), shell=True, start_new_session=True)
+            if attach else None)
+    start = time.time() + 1.5  # both senders are started and ready by then
+    real = [f"198.51.100.{20 + i}" for i in range(len(REAL_AT))]
+    ns = ["ip", "netns", "exec", net.s, sys.executable, PROBE_PY]
+    sweep = subprocess.Popen(ns + ["sweep", SWEEP_BASE, str(SWEEP_SRCS), T4, str(SWEEP_RATE),
+                                   str(SWEEP_SECS), f"{start:.6f}"], stdout=subprocess.PIPE, text=True)
+    probes = subprocess.Popen(ns + ["syns", T4, "1", f"{start:.6f}"]
+                              + [f"{a}@{o}" for a, o in zip(real, REAL_AT)],
+                              stdout=subprocess.PIPE, text=True)
+    out_sweep = sweep.communicate(timeout=SWEEP_SECS + 30)[0].split()
+    out_probes = probes.communicate(timeout=30)[0]
+    time.sleep(2)  # the last commands end and are reaped
+    if prof:
+        os.killpg(prof.pid, 2)
+        prof.wait(timeout=60)
+    stop.set()
+    th.join()
+    rx = rx_packets(net) - rx0
+    sent, secs = int(out_sweep[1]), float(out_sweep[3])
+    end = start + secs
+    sent_at = {a: float(t) for a, t in (l.split() for l in out_probes.splitlines())}
+    b = d.blocks()
+    forged = sorted(t for a, t in b.items() if ipaddress.ip_address(a) in forged_net)
+    lat = [(b[a] - sent_at[a]) * 1000 if a in b and a in sent_at else None for a in real]
+    logged = {}
+    for t, line in list(d.log.lines):
+        for a in real:
+            if f"/{a} to TCP port" in line and a not in logged:
+                logged[a] = t
+    seen = [(logged[a] - sent_at[a]) * 1000 if a in logged and a in sent_at else None
+            for a in real]
+
+    def at(t):
+        """The sample nearest to time t."""
+        return min(samples, key=lambda x: abs(x[0] - t))
+    c0, c1 = at(start), at(end)
+    rate = sent / secs if secs else 0
+    hits = sweep_hits(sent)
+    own = (c1[1] - c0[1]) / 1e9
+    r = {"sent": sent, "secs": secs, "rx": rx, "hits": hits, "cpu": own / secs * 100,
+         "cpu_s": own, "children_s": samples[-1][2] - c0[2], "blocks": len(b),
+         "forged_blocks": len(forged), "lat": lat, "seen": seen,
+         "routes": len(sh(f"ip -n {net.t} route show type blackhole").stdout.splitlines()),
+         "per_hit": None, "per_block": None, "blocks_done": None}
+    if forged:
+        # Blocks of the forged sources come in the first sweep (0.44 s at 150,000/s) or as
+        # fast as the daemon runs them; after the last one (and the reaping of its command)
+        # every hit is a repeat from a blocked host: that is the steady state.
+        t_lb = forged[-1] + 0.1
+        r["blocks_done"] = t_lb - 0.1 - start
+        if end - t_lb > 1.0:
+            s0, s1 = at(t_lb + 0.2), at(end - 0.1)
+            steady_hits = rate * (s1[0] - s0[0]) * len(WATCHED) / 65536
+            per_hit = (s1[1] - s0[1]) / 1e3 / steady_hits
+            b1 = at(t_lb)
+            burst_hits = rate * (b1[0] - c0[0]) * len(WATCHED) / 65536
+            r["per_hit"] = per_hit
+            r["per_block"] = ((b1[1] - c0[1]) / 1e3 - per_hit * burst_hits) / len(forged)
+    r["children_per_block"] = r["children_s"] * 1e6 / len(b) if b else None
+    return r
+
+
+def fmt_sweep(r):
+    lat = [x for x in r["lat"] if x is not None]
+    return [
+        ("E: packets sent / received on the veth",
+         f"{r['sent']:,} in {r['secs']:.1f} s / {r['rx']:,}"),
+        ("E: of them to watched ports", f"{r['hits']:,} ({r['hits'] / r['secs']:,.0f}/s)"),
+        ("E: daemon CPU (% of one core)", f"{r['cpu']:.1f}% ({r['cpu_s']:.2f} s)"),
+        ("E: its commands' CPU (reaped children)", f"{r['children_s']:.2f} s"),
+        ("E: hosts blocked (forged)", f"{r['blocks']} ({r['forged_blocks']})"
+         + (f", {r['routes']} routes" if r['routes'] else "")),
+        ("E: forged blocks done after", f"{r['blocks_done']:.2f} s" if r['blocks_done'] is not None else "-"),
+        ("E: real probes -> KILL_ROUTE", f"{len(lat)}/{len(r['lat'])}, {fmt_lat(lat)}"),
+        ("E: each real probe (ms; - = never)",
+         " ".join("-" if x is None else f"{x:.0f}" for x in r["lat"])),
+        ("E: each real probe's detection line (ms)",
+         " ".join("-" if x is None else f"{x:.0f}" for x in r["seen"])),
+        ("E: CPU per watched-port packet (all)", f"{r['cpu_s'] * 1e6 / r['hits']:.1f} us"),
+        ("E: CPU per packet on the veth", f"{r['cpu_s'] * 1e6 / r['rx']:.2f} us"),
+        ("E: per hit, steady state (blocked hosts)",
+         f"{r['per_hit']:.1f} us" if r['per_hit'] is not None else "-"),
+        ("E: per block: daemon / its commands",
+         (f"{r['per_block']:.0f} us" if r['per_block'] is not None else "-") + " / "
+         + (f"{r['children_per_block']:.0f} us" if r['children_per_block'] is not None else "-")),
+    ]
+
+
 def fmt_lat(l):
     if not l:
         return "-"
@@ -311,15 +494,26 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--skip-build", action="store_true")
     ap.add_argument("--only", choices=["1.2", "ours"], help="run one side only")
+    ap.add_argument("--bin", metavar="PATH", help="our daemon (default: target/release/portsentry, "
+                    "built first unless --skip-build)")
     ap.add_argument("--idle-only", action="store_true", help="run scenario C only")
     ap.add_argument("--start-only", type=int, metavar="N",
                     help="run scenario D only, N times per daemon, alternating")
+    ap.add_argument("--sweep-only", type=int, metavar="N",
+                    help="run scenario E only, N times per daemon, alternating")
+    ap.add_argument("--route-script", choices=["inline", "script", "ip"], default="script",
+                    help="scenario E's KILL_ROUTE: a script file that stamps its start (script, "
+                         "the default); the same, then a blackhole route with ip (ip); or the "
+                         "stamp inline in KILL_ROUTE, as in scenarios A-C (inline)")
+    ap.add_argument("--attach", metavar="CMD",
+                    help="scenario E: run CMD ({pid}: the daemon's) from just before the flood "
+                         "until 2 s after it, then send it SIGINT (strace -c, perf record)")
     a = ap.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("run as root")
-    if not a.skip_build:
+    if not a.skip_build and not a.bin:
         sh(f"cd {REPO} && cargo build --release --quiet")
-    ours = f"{REPO}/target/release/portsentry"
+    ours = os.path.abspath(a.bin) if a.bin else f"{REPO}/target/release/portsentry"
     ref = sh(f"{REPO}/tests/fetch-reference").stdout.strip()
     for tool in ["hping3", "ip", "unshare"]:
         if sh(f"command -v {tool}", check=False).returncode != 0:
@@ -342,6 +536,19 @@ def main():
                 if v:
                     print(f"{k:5} -atcp start to 'now active' ({'65535' if k == 'ours' else '1024'} ports), "
                           f"{len(v)} starts: median {statistics.median(v):.1f} / min {min(v):.1f} / max {max(v):.1f} ms")
+            return
+        if a.sweep_only:
+            print(f"\nportsentry benchmark E (KILL_ROUTE script: {a.route_script}), {time.strftime('%Y-%m-%d %H:%M %Z')}, {os.uname().nodename}, "
+                  f"{os.cpu_count()} cores, kernel {os.uname().release}, load {os.getloadavg()[0]:.2f}")
+            for i in range(min(a.sweep_only, 20)):
+                for kind in [a.only] if a.only else ["1.2", "ours"]:
+                    d = Daemon(net, "ref" if kind == "1.2" else "ours", "atcp", ours, ref,
+                               ATCP_DEFAULTS, route_script=None if a.route_script == "inline" else a.route_script)
+                    r = scenario_sweep(net, d, a.attach)
+                    d.stop()
+                    print(f"-- run {i + 1}, {'Debian 1.2' if kind == '1.2' else 'ours'}", flush=True)
+                    for label, v in fmt_sweep(r):
+                        print(f"   {label:44} {v}", flush=True)
             return
         for kind in [a.only] if a.only else ["1.2", "ours"]:
             r = res.setdefault(kind, {})
@@ -368,7 +575,13 @@ def main():
             if kind == "ours":
                 r["drops"] = [l for _, l in d.log.lines if "drop" in l.lower()]
             d.stop()
+            d = Daemon(net, "ref" if kind == "1.2" else "ours", "atcp", ours, ref,
+                       ATCP_DEFAULTS, route_script=None if a.route_script == "inline" else a.route_script)
+            r["E"] = scenario_sweep(net, d)
+            d.stop()
     finally:
+        for d in list(LIVE):
+            d.stop()
         net.close()
     print(f"\nportsentry benchmark, {time.strftime('%Y-%m-%d')}, {os.uname().nodename}, "
           f"{os.cpu_count()} cores, kernel {os.uname().release}")
@@ -395,6 +608,8 @@ def main():
     row("D -atcp start to 'now active' (65535 vs 1024)", lambda r: f"{r['D_start']:.0f} ms" if r['D_start'] is not None else "-")
     row("D -atcp idle RSS", lambda r: f"{r['D_rss'] / 1024:.1f} MB")
     row("-stcp RSS after flood A", lambda r: f"{r['idle_rss'] / 1024:.1f} MB")
+    for i, (label, _) in enumerate(fmt_sweep(res[kinds[0]]["E"])):
+        row(label, lambda r, i=i: fmt_sweep(r["E"])[i][1])
     if "ours" in res:
         print("ring drop reports (ours):", res["ours"].get("drops") or "none")
 

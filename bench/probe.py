@@ -16,6 +16,19 @@
          with `tcp`, SYN segments instead of UDP datagrams.
   real   SRC DST PORT [tcp]                        one UDP datagram (or a TCP connect: a SYN)
          from SRC (an address of this namespace); prints the send time (epoch seconds).
+  sweep  BASE NSRC DST RATE SECS [START]           TCP SYNs from NSRC forged sources BASE,
+         BASE+1, ... (IPv4, one /N: NSRC a power of two) sweeping every destination port:
+         packet i comes from source i mod NSRC to port i mod 65536, at most RATE per second
+         (0: as fast as the socket takes them), for SECS seconds (from START, a time.time()
+         value, if given). A
+         template patched per packet, checksum updated incrementally (RFC 1624). Prints
+         "sent N in S s".
+  syns   DST PORT START SRC@OFFSET...              one SYN (raw, IPv4) from each SRC at START +
+         OFFSET seconds; prints "SRC TIME" per probe (TIME: epoch seconds just before the
+         send).
+  stamp  FIFO OUT MAXSECS                          reads lines from FIFO (opened read-write, so
+         it never sees end of file) and writes "TIME LINE" to OUT (TIME: epoch seconds at
+         receipt): a process of its own, so no other thread delays the stamp.
   sink   PATH OUT MAXSECS                          fake syslog socket: writes "TIME LINE" per
          datagram to OUT (TIME: epoch seconds at receipt).
 """
@@ -249,6 +262,103 @@ def sink(path, out, maxsecs):
             f.flush()
 
 
+def sweep(base, nsrc, dst, rate, secs, start=None):
+    """See the module doc. Sources i mod nsrc: with nsrc dividing 65536 each port is always
+    hit by the same source, so the sources that hit watched ports are a fixed few."""
+    base, dst = ipaddress.ip_address(base), ipaddress.ip_address(dst)
+    if base.version != 4 or nsrc < 1 or nsrc & (nsrc - 1) or int(base) % nsrc:
+        sys.exit("sweep: IPv4 BASE aligned to NSRC, NSRC a power of two")
+    if nsrc > 65536:
+        sys.exit("sweep: at most 65536 sources (the low 16 bits of the address change)")
+    s = raw(4)
+    pkt = bytearray(syn(base, dst, 0))
+    b = int(base)
+    lo0 = b & 0xFFFF
+    # The template's sum without the source's low 16 bits (its port is 0): add the
+    # packet's low bits and port back per packet.
+    c0 = pkt[36] << 8 | pkt[37]
+    rest = fold((~c0 & 0xFFFF) + (~lo0 & 0xFFFF))
+    to = (str(dst), 0)
+    pack = struct.pack_into
+    if start is not None:
+        wait = start - time.time()
+        if wait > 0:
+            time.sleep(min(wait, secs))
+    t0 = time.monotonic()
+    t_end = t0 + secs
+    i = 0
+    mask = nsrc - 1
+    while True:
+        if i & 1023 == 0:
+            now = time.monotonic()
+            if now >= t_end:
+                break
+            ahead = t0 + i / rate - now if rate > 0 else 0
+            if ahead > 0:
+                time.sleep(ahead)
+        lo = lo0 + (i & mask)
+        port = i & 0xFFFF
+        pack("!H", pkt, 14, lo)
+        pack("!H", pkt, 22, port)
+        c = ~fold(rest + lo + port) & 0xFFFF
+        pack("!H", pkt, 36, c)
+        try:
+            s.sendto(pkt, to)
+        except OSError:  # ENOBUFS: the qdisc is full for a moment
+            time.sleep(0.0002)
+            continue
+        i += 1
+    print("sent %d in %.2f s" % (i, time.monotonic() - t0), flush=True)
+
+
+def syns(dst, port, start, probes):
+    dst = ipaddress.ip_address(dst)
+    s = raw(4)
+    import random
+    plan = []
+    for p in probes:
+        src, off = p.split("@")
+        plan.append((start + float(off), ipaddress.ip_address(src)))
+    plan.sort()
+    out = []
+    for at, src in plan:
+        while True:
+            d = at - time.time()
+            if d <= 0:
+                break
+            time.sleep(min(d, 0.05) if d > 0.002 else 0.0002)
+        pkt = bytearray(syn(src, dst, port))
+        struct.pack_into("!H", pkt, 20, random.randint(20000, 60000))
+        # Recompute the TCP checksum for the new source port.
+        struct.pack_into("!H", pkt, 36, 0)
+        pseudo = src.packed + dst.packed + struct.pack("!BBH", 0, 6, 20)
+        struct.pack_into("!H", pkt, 36, csum(pseudo + bytes(pkt[20:])))
+        t = time.time()
+        s.sendto(pkt, (str(dst), 0))
+        out.append("%s %.6f" % (src, t))
+    print("\n".join(out), flush=True)
+
+
+def stamp(fifo, out, maxsecs):
+    import os
+    import select
+    fd = os.open(fifo, os.O_RDWR)
+    t0 = time.monotonic()
+    buf = b""
+    with open(out, "w") as f:
+        while time.monotonic() - t0 < maxsecs:
+            r, _, _ = select.select([fd], [], [], 1.0)
+            if not r:
+                continue
+            data = os.read(fd, 65536)
+            t = time.time()
+            buf += data
+            *lines, buf = buf.split(b"\n")
+            for l in lines:
+                f.write("%.6f %s\n" % (t, l.decode(errors="replace").strip()))
+            f.flush()
+
+
 if __name__ == "__main__":
     a = sys.argv[1:]
     if a[:1] == ["flood"]:
@@ -264,6 +374,12 @@ if __name__ == "__main__":
         burst(a[1], int(a[2]), a[3], int(a[4]), float(a[5]), *a[6:7])
     elif a[:1] == ["real"]:
         real(a[1], a[2], int(a[3]), *a[4:5])
+    elif a[:1] == ["sweep"]:
+        sweep(a[1], int(a[2]), a[3], float(a[4]), float(a[5]), float(a[6]) if len(a) > 6 else None)
+    elif a[:1] == ["syns"]:
+        syns(a[1], int(a[2]), float(a[3]), a[4:])
+    elif a[:1] == ["stamp"]:
+        stamp(a[1], a[2], float(a[3]))
     elif a[:1] == ["sink"]:
         sink(a[1], a[2], float(a[3]))
     else:
