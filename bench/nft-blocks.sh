@@ -144,7 +144,7 @@ if awk -v s="$STALL" 'BEGIN { exit !(s > 0) }'; then
         kill -CONT "$pid"
     ) &
     stall=$!
-    KILL_PIDS+=($stall)
+    KILL_PIDS+=("$stall")
 fi
 wait $f4 $f6
 [ -n "${stall:-}" ] && { wait "$stall"; bench_forget "$stall"; kill -CONT "$pid"; }
