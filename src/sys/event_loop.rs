@@ -142,9 +142,14 @@ impl Daemon {
         for l in &self.listeners {
             fds.push(PollFd::new(l.fd(), PollFlags::POLLIN));
         }
+        // A spare shell on its way: its readiness only ends the wait (the pump that follows
+        // every turn takes it).
+        let spare_at = fds.len();
+        if let Some(fd) = self.exec.spare_fd() {
+            fds.push(PollFd::new(fd, PollFlags::POLLIN));
+        }
         // The capture, if any, comes last: the ring (once attached), then its doorbell when
         // in use.
-        let first_capture = fds.len();
         let (mut ring_at, mut bell_at) = (None, None);
         if let Some(st) = &self.stealth {
             if let Some(r) = st.fd() {
@@ -168,7 +173,7 @@ impl Daemon {
             }
             if i == 0 {
                 ready.signals = true;
-            } else if i < first_capture {
+            } else if i < spare_at {
                 ready.listeners.push(i - 1);
             } else if Some(i) == ring_at {
                 ready.ring = true;

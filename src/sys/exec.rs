@@ -5,44 +5,49 @@
 //! stdin/stdout/stderr on /dev/null, no inherited descriptors (everything we open is
 //! close-on-exec), a default signal mask, and a time limit; their exit status decides success
 //! (1.2 counted every status as success and handed its sockets to the command as stdio,
-//! §6.3, §10.1 item 11). Children are reaped from the event loop.
+//! §6.3, §10.1 item 11). Children are reaped from the event loop. A command that times out is
+//! killed with its whole process group, so nothing it started lingers.
 //!
-//! A spare shell waits ready while commands are configured: starting `/bin/sh` (exec, the
-//! dynamic loader, libc) is most of the time from probe to command start, so the next command
-//! is handed to a shell that already runs (`IFS= read -r c; eval "$c"`: the same parsing as
-//! `sh -c`), and a new spare is started after it; once it has read the line its stdin is
-//! /dev/null again. It exits when the daemon does (its stdin pipe closes). A command that
-//! times out is killed with its whole process group, so nothing it started lingers.
+//! Commands go to a spare shell that is already running (`spares`: started on a thread of
+//! its own, so the loop never waits for a spawn); while the next spare is on its way a job
+//! waits for it, unless starting spares fails, when the job starts a shell of its own.
+//!
+//! A flood of forged sources must not delay the block of a real scan (bench scenario E): jobs
+//! of reports the report limits held back (`Job::quiet`: the forged flood is what fills the
+//! limits) queue apart and run at most [`FLOOD_PARALLEL`] at a time (the number of CPUs),
+//! while the other jobs go first and keep the rest of the [`MAX_PARALLEL`] slots.
 
 use std::collections::{HashMap, VecDeque};
-use std::io::Write;
 use std::net::IpAddr;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::fd::BorrowedFd;
+use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, Stdio};
 
 use crate::engine::{Job, Step};
 use crate::report;
 
 use super::files::{self, DenyResult};
 use super::nftables::{Batcher, Item};
+use super::spares::{self, Spare, Spares};
 use crate::nft::Set;
 
 /// Commands running longer than this are killed and count as failed.
 pub const COMMAND_TIMEOUT_MS: u64 = 30_000;
 /// At most this many jobs run at once; the rest wait in order.
 pub const MAX_PARALLEL: usize = 16;
-/// What the spare shell runs: one line from its stdin, evaluated as `sh -c` would.
-/// After the line, stdin is /dev/null as for any other command.
-const SPARE_SCRIPT: &str = "IFS= read -r c || exit 126; exec </dev/null; eval \"$c\"";
-/// A spare shell that could not be started is tried again after this long.
-const SPARE_RETRY_MS: u64 = 1_000;
-
-/// A `/bin/sh` already started, waiting for its command line on `stdin`.
-struct Spare {
-    child: Child,
-    stdin: ChildStdin,
+/// Jobs of reports over the report limits (a flood) run at most this many at a time (the
+/// CPUs; at least one, at most `MAX_PARALLEL - 4`, so four slots stay for other jobs).
+pub fn flood_parallel() -> usize {
+    static N: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *N.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map_or(2, |n| n.get())
+            .clamp(1, MAX_PARALLEL - 4)
+    })
 }
+/// After starting a spare shell failed, commands start shells of their own for this long.
+const SPARE_RETRY_MS: u64 = 1_000;
 
 struct Running {
     job: Job,
@@ -54,7 +59,10 @@ struct Running {
 /// Runs response jobs: commands, hosts.deny lines, nftables elements.
 pub struct Executor {
     hosts_deny: PathBuf,
+    /// Jobs waiting for a slot, in order: those of reports within the limits, then those of
+    /// reports over them (a flood).
     queue: VecDeque<Job>,
+    flood: VecDeque<Job>,
     running: Vec<Running>,
     /// BLOCK_METHOD="nftables": one batcher per address family.
     nft: Option<[Batcher; 2]>,
@@ -62,8 +70,9 @@ pub struct Executor {
     /// not count against MAX_PARALLEL: under a flood thousands wait for one netlink batch.
     nft_wait: HashMap<u64, Running>,
     next_token: u64,
-    /// Keep a spare shell (commands are configured).
-    want_spare: bool,
+    /// The spare-shell thread, while commands are configured.
+    spares: Option<Spares>,
+    /// The spare taken from it, ready for the next command.
     spare: Option<Spare>,
     /// When starting a spare last failed.
     spare_failed: Option<u64>,
@@ -96,11 +105,12 @@ impl Executor {
         Executor {
             hosts_deny,
             queue: VecDeque::new(),
+            flood: VecDeque::new(),
             running: Vec::new(),
             nft: None,
             nft_wait: HashMap::new(),
             next_token: 0,
-            want_spare: false,
+            spares: None,
             spare: None,
             spare_failed: None,
         }
@@ -109,14 +119,21 @@ impl Executor {
     /// Keep a spare shell ready (when KILL_ROUTE, KILL_RUN_CMD or KILL_ROUTE_UNDO is set), or
     /// let the current one go.
     pub fn set_spare(&mut self, on: bool) {
-        self.want_spare = on;
         if !on {
-            // Closing its stdin ends it; reap it.
-            if let Some(mut s) = self.spare.take() {
-                drop(s.stdin);
-                let _ = s.child.wait();
+            self.spares = None;
+            if let Some(s) = self.spare.take() {
+                s.dismiss();
             }
+        } else if self.spares.is_none() {
+            // Without the thread, commands start shells of their own (as if spares failed).
+            self.spares = Spares::start().ok();
         }
+    }
+
+    /// While a spare shell is on its way: readable when it is ready (the loop polls it and
+    /// pumps then).
+    pub fn spare_fd(&self) -> Option<BorrowedFd<'_>> {
+        self.spares.as_ref().and_then(Spares::fd)
     }
 
     /// Turns the nftables path on (with the sets' size, for the "full" warning) or off.
@@ -144,12 +161,17 @@ impl Executor {
 
     /// Queue a job; it starts at the next pump with a free slot.
     pub fn submit(&mut self, job: Job) {
-        self.queue.push_back(job);
+        if job.quiet {
+            self.flood.push_back(job);
+        } else {
+            self.queue.push_back(job);
+        }
     }
 
     /// True while a command runs or a job waits (the loop then polls with a short timeout).
     pub fn busy(&self) -> bool {
         !self.queue.is_empty()
+            || !self.flood.is_empty()
             || !self.running.is_empty()
             || !self.nft_wait.is_empty()
             || self
@@ -161,25 +183,18 @@ impl Executor {
     /// Reap finished children, enforce time limits, start what can start.
     pub fn pump(&mut self, now: u64) -> Progress {
         let mut p = Progress::default();
+        self.take_spare(now);
         self.pump_nft(now, &mut p.log);
         let hosts_deny = self.hosts_deny.clone();
         loop {
-            while self.running.len() < MAX_PARALLEL {
-                match self.queue.pop_front() {
-                    Some(job) => self.running.push(Running {
-                        ok: job.preflight_ok,
-                        job,
-                        next: 0,
-                        child: None,
-                    }),
-                    None => break,
-                }
-            }
+            let started = self.fill_slots();
+            let before = self.running.len();
             let more = self.pump_running(now, &hosts_deny, &mut p.log);
             p.done.extend(more);
-            // Jobs that moved on to an nft batch made room: start more, so one batch
-            // collects everything that is queued.
-            if self.queue.is_empty() || self.running.len() >= MAX_PARALLEL {
+            // Jobs that ended or moved on to an nft batch made room: start more (so one
+            // batch collects everything that is queued), until nothing changes.
+            let freed = self.running.len() < before;
+            if self.running.len() >= MAX_PARALLEL || (started == 0 && !freed) {
                 break;
             }
         }
@@ -189,31 +204,68 @@ impl Executor {
             let more = self.pump_running(now, &hosts_deny, &mut p.log);
             p.done.extend(more);
         }
-        self.keep_spare(now);
+        self.take_spare(now);
         p
     }
 
-    /// Start a spare shell if one is wanted and none waits (after any command has been
-    /// handed over, so this never delays one).
-    fn keep_spare(&mut self, now: u64) {
-        // No wait on every pump (it runs per block under a flood): a spare that died (killed
-        // by hand?) is found and reaped when the next command wants it (`start`).
-        if self.spare.is_some() {
-            return;
+    /// Move queued jobs into free slots: jobs within the report limits first; flood jobs
+    /// while fewer than [`flood_parallel`] of them run. Returns how many started.
+    fn fill_slots(&mut self) -> usize {
+        let mut started = 0;
+        let mut flood_running = self.running.iter().filter(|r| r.job.quiet).count();
+        while self.running.len() < MAX_PARALLEL {
+            let job = match self.queue.pop_front() {
+                Some(j) => j,
+                None if flood_running < flood_parallel() => match self.flood.pop_front() {
+                    Some(j) => {
+                        flood_running += 1;
+                        j
+                    }
+                    None => break,
+                },
+                None => break,
+            };
+            self.running.push(Running {
+                ok: job.preflight_ok,
+                job,
+                next: 0,
+                child: None,
+            });
+            started += 1;
         }
-        let retry = self
-            .spare_failed
-            .is_none_or(|t| now.saturating_sub(t) >= SPARE_RETRY_MS);
-        if !self.want_spare || !retry {
+        started
+    }
+
+    /// Keep one spare shell at hand: take the one the thread has ready, or ask for one.
+    fn take_spare(&mut self, now: u64) {
+        let Some(sp) = self.spares.as_mut() else {
             return;
-        }
-        match spawn_spare() {
-            Ok(s) => {
-                self.spare = Some(s);
-                self.spare_failed = None;
+        };
+        if self.spare.is_none() {
+            match sp.take() {
+                Some(Ok(s)) => {
+                    self.spare = Some(s);
+                    self.spare_failed = None;
+                }
+                Some(Err(_)) => self.spare_failed = Some(now),
+                None => {}
             }
-            Err(_) => self.spare_failed = Some(now),
         }
+        let resting = self
+            .spare_failed
+            .is_some_and(|t| now.saturating_sub(t) < SPARE_RETRY_MS);
+        if self.spare.is_none() && !resting {
+            sp.ask();
+        }
+    }
+
+    /// Commands wait for the spare on its way (true), or start shells of their own (no spare
+    /// thread, or starting spares failed lately).
+    fn wait_for_spare(&self, now: u64) -> bool {
+        self.spares.is_some()
+            && self
+                .spare_failed
+                .is_none_or(|t| now.saturating_sub(t) >= SPARE_RETRY_MS)
     }
 
     fn pump_running(
@@ -225,11 +277,14 @@ impl Executor {
         let mut done = Vec::new();
         let mut i = 0;
         let mut sink = Vec::new();
+        let wait = self.wait_for_spare(now);
+        // Jobs within the report limits first: they get the spare shell.
+        self.running.sort_by_key(|r| r.job.quiet);
         while i < self.running.len() {
             let r = &mut self.running[i];
             // Jobs over the global report rate run without a word (engine::Respond::quiet).
             let out = if r.job.quiet { &mut sink } else { &mut *log };
-            let next = advance(r, now, hosts_deny, out, &mut self.spare);
+            let next = advance(r, now, hosts_deny, out, &mut self.spare, wait);
             sink.clear();
             match next {
                 Next::Busy => i += 1,
@@ -296,6 +351,7 @@ fn advance(
     hosts_deny: &std::path::Path,
     log: &mut Vec<String>,
     spare: &mut Option<Spare>,
+    wait_for_spare: bool,
 ) -> Next {
     let ip = r.job.target;
     loop {
@@ -336,6 +392,14 @@ fn advance(
         let Some(step) = r.job.steps.get(r.next) else {
             return Next::Done;
         };
+        let command = matches!(
+            step,
+            Step::Route { .. } | Step::RunCmd { .. } | Step::Undo { .. }
+        );
+        if command && spare.is_none() && wait_for_spare {
+            // The next spare shell is on its way (the loop wakes when it is ready).
+            return Next::Busy;
+        }
         r.next += 1;
         match step {
             Step::HostsDeny { line } => match files::hosts_deny_append(hosts_deny, line) {
@@ -386,53 +450,130 @@ fn command_result(step: &Step, ip: IpAddr, st: std::process::ExitStatus) -> Stri
 
 /// Run `command`: through the spare shell if one waits (and takes it), else a new shell.
 fn start(command: &str, spare: &mut Option<Spare>) -> std::io::Result<Child> {
-    // A line break would end the spare's `read` early: such a command gets its own shell.
-    if let Some(mut s) = spare.take().filter(|_| !command.contains('\n')) {
-        let line = format!("{command}\n");
-        if matches!(s.child.try_wait(), Ok(None)) && s.stdin.write_all(line.as_bytes()).is_ok() {
-            drop(s.stdin); // end of file after the line
-            return Ok(s.child);
-        }
-        let _ = s.child.kill();
-        let _ = s.child.wait();
-    }
-    spawn(command)
-}
-
-fn spawn_spare() -> std::io::Result<Spare> {
-    let mut c = shell();
-    c.arg("-c").arg(SPARE_SCRIPT).stdin(Stdio::piped());
-    let mut child = c.spawn()?;
-    match child.stdin.take() {
-        Some(stdin) => Ok(Spare { child, stdin }),
-        None => {
-            let _ = child.kill();
-            let _ = child.wait();
-            Err(std::io::Error::other("spare shell without stdin"))
+    if let Some(s) = spare.take() {
+        match s.run(command) {
+            Ok(child) => return Ok(child),
+            // A line break in the command, or the spare died (killed by hand?).
+            Err(s) => s.dismiss(),
         }
     }
-}
-
-fn spawn(command: &str) -> std::io::Result<Child> {
-    let mut c = shell();
+    let mut c = spares::shell();
     c.arg("-c").arg(command).stdin(Stdio::null());
     c.spawn()
 }
 
-/// `/bin/sh` with stdout and stderr on /dev/null, a PATH, in its own process group.
-fn shell() -> Command {
-    let mut c = Command::new("/bin/sh");
-    c.stdout(Stdio::null()).stderr(Stdio::null());
-    if std::env::var_os("PATH").is_none() {
-        c.env(
-            "PATH",
-            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-        );
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{JobKind, Record};
+    use crate::mode::Mode;
+
+    fn job(n: u8, quiet: bool, command: &str) -> Job {
+        let ip = IpAddr::from([192, 0, 2, n]);
+        Job {
+            target: ip,
+            steps: vec![Step::RunCmd {
+                command: command.to_string(),
+            }],
+            record: Record {
+                name: ip.to_string(),
+                ip,
+                port: 1,
+                mode: Mode::Tcp,
+                blocked_file: true,
+                write: true,
+            },
+            quiet,
+            preflight_ok: true,
+            kind: JobKind::Respond {
+                expire_after_ms: None,
+                undo: None,
+            },
+        }
     }
-    // Its own process group, so a terminal's ^C on a foreground daemon does not reach it.
-    // No pre_exec closure: std then starts the shell with posix_spawn (vfork-like, no copy of
-    // the daemon's page tables), and it gives the child an empty signal mask (the daemon
-    // blocks the signals it reads through signalfd; e2e tests check the child's SigBlk).
-    c.process_group(0);
-    c
+
+    fn running(e: &Executor, quiet: bool) -> usize {
+        e.running.iter().filter(|r| r.job.quiet == quiet).count()
+    }
+
+    /// Jobs of reports over the limits (a flood) run at most `flood_parallel()` at a time and
+    /// after the others, which keep the remaining slots: a real scan's block does not queue
+    /// behind a thousand forged ones.
+    #[test]
+    fn flood_jobs_run_few_at_a_time_and_after_the_others() {
+        let mut e = Executor::new(PathBuf::from("/nonexistent/hosts.deny"));
+        for n in 0..40 {
+            e.submit(job(n, true, "sleep 5"));
+        }
+        let p = e.pump(0);
+        assert!(p.done.is_empty());
+        assert_eq!(running(&e, true), flood_parallel());
+        assert_eq!(e.flood.len(), 40 - flood_parallel());
+        // Real reports come later: they start at once, in the free slots.
+        for n in 100..110 {
+            e.submit(job(n, false, "sleep 5"));
+        }
+        e.pump(1);
+        assert_eq!(running(&e, false), 10);
+        assert_eq!(running(&e, true), flood_parallel());
+        // More than the slots left: the rest waits for a slot, ahead of the flood.
+        for n in 110..120 {
+            e.submit(job(n, false, "sleep 5"));
+        }
+        e.pump(2);
+        assert_eq!(e.running.len(), MAX_PARALLEL);
+        assert_eq!(e.queue.len(), 10 + flood_parallel() - (MAX_PARALLEL - 10));
+        // Time limit: every running command is killed after COMMAND_TIMEOUT_MS; the next
+        // ones start, the queued real reports first.
+        let p = e.pump(COMMAND_TIMEOUT_MS + 3);
+        assert_eq!(p.done.len(), MAX_PARALLEL);
+        assert!(p.done.iter().all(|(_, ok)| !ok));
+        assert!(running(&e, false) > 0);
+        assert!(running(&e, true) <= flood_parallel());
+        e.pump(2 * COMMAND_TIMEOUT_MS + 10);
+        e.pump(3 * COMMAND_TIMEOUT_MS + 20);
+    }
+
+    /// With the spare-shell thread, a command goes to a shell that is already running; the
+    /// next spare follows without the loop starting it.
+    #[test]
+    fn commands_go_to_spares_started_off_the_loop() {
+        let d = tempfile::tempdir().unwrap();
+        let out = d.path().join("out");
+        let mut e = Executor::new(d.path().join("hosts.deny"));
+        e.set_spare(true);
+        let t0 = std::time::Instant::now();
+        let mut spare_pid = None;
+        while spare_pid.is_none() && t0.elapsed() < std::time::Duration::from_secs(5) {
+            e.pump(0);
+            spare_pid = e.spare.as_ref().map(|s| s.pid());
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let spare_pid = spare_pid.expect("a spare shell is ready");
+        e.submit(job(1, false, &format!("echo $$ > {}", out.display())));
+        let mut done = Vec::new();
+        let t0 = std::time::Instant::now();
+        while done.is_empty() && t0.elapsed() < std::time::Duration::from_secs(5) {
+            done = e.pump(1).done;
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert_eq!(done.len(), 1);
+        assert!(done[0].1, "the command ran");
+        // `$$` in the command is the spare shell's pid: the command ran in it.
+        let ran_in: u32 = std::fs::read_to_string(&out)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert_eq!(ran_in, spare_pid);
+        let t0 = std::time::Instant::now();
+        while e.spare.is_none() && t0.elapsed() < std::time::Duration::from_secs(5) {
+            e.pump(2);
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let next = e.spare.as_ref().map(|s| s.pid()).expect("a new spare");
+        assert_ne!(next, spare_pid);
+        e.set_spare(false);
+        assert!(e.spare.is_none());
+    }
 }

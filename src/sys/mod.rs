@@ -24,5 +24,6 @@ pub mod reload;
 pub mod resolve;
 pub mod respond;
 pub mod sockdiag;
+pub mod spares;
 pub mod start;
 pub mod stealth;

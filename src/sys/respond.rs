@@ -21,9 +21,11 @@ impl Daemon {
     /// Stealth and advanced modes: every packet on the doorbell (`bell`) or in the ring, each
     /// hit through [`Daemon::hit`].
     pub(super) fn serve_capture(&mut self, bell: bool) {
+        let engine = &self.engine;
+        let blocked = |ip| engine.is_blocked(ip);
         let hits = match &mut self.stealth {
-            Some(st) if bell => st.ring_bell(&mut self.log),
-            Some(st) => st.drain(&mut self.log),
+            Some(st) if bell => st.ring_bell(&mut self.log, &blocked),
+            Some(st) => st.drain(&mut self.log, &blocked),
             None => return,
         };
         for h in hits {

@@ -440,12 +440,24 @@ impl Rng {
     }
 }
 
-/// The child processes of `pid`.
+/// The child processes of `pid`, whichever of its threads started them (the daemon starts
+/// its spare shells on a thread of their own; `/proc/PID/task/TID/children` is per thread).
 pub fn children(pid: &str) -> Vec<String> {
-    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-        .unwrap_or_default()
-        .split_whitespace()
-        .map(String::from)
+    let tasks: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|d| {
+            d.filter_map(|e| Some(e.ok()?.file_name().to_string_lossy().into_owned()))
+                .collect()
+        })
+        .unwrap_or_default();
+    tasks
+        .iter()
+        .flat_map(|t| {
+            std::fs::read_to_string(format!("/proc/{pid}/task/{t}/children"))
+                .unwrap_or_default()
+                .split_whitespace()
+                .map(String::from)
+                .collect::<Vec<_>>()
+        })
         .collect()
 }
 
