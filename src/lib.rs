@@ -23,9 +23,11 @@ pub mod nft;
 pub mod protect;
 pub mod report;
 pub mod socktable;
+pub mod stats;
 pub mod sys;
 pub mod template;
 #[cfg(test)]
 mod testrng;
+pub mod timefmt;
 pub mod watch;
 pub mod wire;
