@@ -32,7 +32,7 @@ use crate::stats::topk::{self, TopK};
 use crate::stats::{Top, port_text, prefix_of, prefix_text};
 use crate::timefmt;
 
-/// Distinct sources (and prefixes) counted exactly; past that, approximately.
+/// Distinct sources (and prefixes) counted exactly at least; past that, approximately.
 pub const SOURCE_CAPACITY: usize = 4096;
 /// Entries of each top list.
 pub const TOP: usize = 15;
@@ -244,7 +244,7 @@ impl Summary {
             last: self.last.map(t),
             tcp: self.by_proto.get(&Proto::Tcp).copied().unwrap_or(0),
             udp: self.by_proto.get(&Proto::Udp).copied().unwrap_or(0),
-            distinct_sources: (self.sources.evicted() == 0).then_some(self.sources.len() as u64),
+            distinct_sources: (!self.sources.approximate()).then_some(self.sources.len() as u64),
             top_sources: src,
             top_prefixes: pfx,
             top_ports: ports,
