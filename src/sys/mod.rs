@@ -24,6 +24,7 @@ pub mod nfnl;
 pub mod nftables;
 pub mod notify;
 pub mod reload;
+pub mod observe;
 pub mod resolve;
 pub mod respond;
 pub mod sockdiag;
