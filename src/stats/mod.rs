@@ -455,6 +455,16 @@ impl Stats {
 
     /// Everything, at `now` (epoch seconds), with times shown in `tz`.
     pub fn snapshot(&self, now: i64, id: &Identity, tz: &TimeZone) -> Snapshot {
+        self.build(now, id, tz, true)
+    }
+
+    /// The same without the top lists (they are not metrics, and merging the windows' tables
+    /// is most of a snapshot's cost): what METRICS_FILE renders every few seconds.
+    pub fn counters_snapshot(&self, now: i64, id: &Identity, tz: &TimeZone) -> Snapshot {
+        self.build(now, id, tz, false)
+    }
+
+    fn build(&self, now: i64, id: &Identity, tz: &TimeZone, with_tops: bool) -> Snapshot {
         let t = |e: i64| timefmt::rfc3339(e, tz);
         let by_mode = |m: &BTreeMap<Mode, u64>| {
             m.iter()
@@ -519,13 +529,29 @@ impl Stats {
             soonest_expiry: self.soonest_expiry.map(t),
             soonest_expiry_epoch: self.soonest_expiry,
             tops_from: "daemon".to_string(),
-            top_sources: tops(&self.sources.hour, now, src),
-            top_prefixes: tops(&self.prefixes.hour, now, pfx),
-            top_ports: tops(&self.ports.hour, now, port),
-            last_day: TopLists {
-                top_sources: tops(&self.sources.day, now, src),
-                top_prefixes: tops(&self.prefixes.day, now, pfx),
-                top_ports: tops(&self.ports.day, now, port),
+            top_sources: if with_tops {
+                tops(&self.sources.hour, now, src)
+            } else {
+                Vec::new()
+            },
+            top_prefixes: if with_tops {
+                tops(&self.prefixes.hour, now, pfx)
+            } else {
+                Vec::new()
+            },
+            top_ports: if with_tops {
+                tops(&self.ports.hour, now, port)
+            } else {
+                Vec::new()
+            },
+            last_day: if with_tops {
+                TopLists {
+                    top_sources: tops(&self.sources.day, now, src),
+                    top_prefixes: tops(&self.prefixes.day, now, pfx),
+                    top_ports: tops(&self.ports.day, now, port),
+                }
+            } else {
+                TopLists::default()
             },
             history: None,
             note: None,

@@ -291,3 +291,12 @@ fn a_flood_of_forged_sources_keeps_memory_bounded_and_the_real_scanner_on_top() 
         snap.top_sources
     );
 }
+
+#[test]
+fn the_metrics_need_no_top_lists_and_render_the_same() {
+    let (s, id, now) = sample();
+    let full = s.snapshot(now, &id, &tz());
+    let lean = s.counters_snapshot(now, &id, &tz());
+    assert!(lean.top_sources.is_empty() && lean.last_day.top_ports.is_empty());
+    assert_eq!(render::prometheus(&lean), render::prometheus(&full));
+}

@@ -137,7 +137,7 @@ impl Observer {
         if let Some(m) = &mut self.metrics
             && m.due(now_ms)
         {
-            let text = render::prometheus(&self.stats.snapshot(epoch, &self.id, &self.tz));
+            let text = render::prometheus(&self.stats.counters_snapshot(epoch, &self.id, &self.tz));
             log.extend(m.write(now_ms, &text));
         }
         log
@@ -160,7 +160,7 @@ impl Observer {
             log.push(l);
         }
         if let Some(m) = &mut self.metrics {
-            let mut snap = self.stats.snapshot(epoch, &self.id, &self.tz);
+            let mut snap = self.stats.counters_snapshot(epoch, &self.id, &self.tz);
             snap.running = false;
             log.extend(m.write(now_ms, &render::prometheus(&snap)));
         }
