@@ -11,7 +11,7 @@
 //! | `port` | the port probed (the port of the scan that led to a block) |
 //! | `proto` | `tcp` or `udp` |
 //! | `mode` | `tcp`, `udp`, `stcp`, `sudp`, `atcp`, `audp` |
-//! | `kind` | detections: the scan kind (`connect`, `syn`, `fin`, `null`, `xmas`, `ack`, `window`, `maimon`, `synrst`, `all`, `other`, `udp`) |
+//! | `kind` | detections: the scan kind (`connect`, `syn`, `fin`, `null`, `xmas`, `ack`, `maimon`, `synrst`, `all`, `other`, `udp`) |
 //! | `action` | detection: `block`, `log` (BLOCK_x=0) or `none` (already blocked); block: the methods, `+`-joined (`nftables+route`); refusal: `block`; expiry and unblock: `unblock` |
 //! | `result` | `ok`, `failed`, `refused` |
 //! | `reason` | refusal: `rate_limit`, `protected`, `set_full`, `memory_full`; expiry: `timeout`; unblock: `admin`; a failed block: what failed |
@@ -31,14 +31,20 @@ use crate::timefmt;
 /// The five event types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum EventKind {
+    /// A host was reported for a probe.
     Detection,
+    /// A block ran (or failed).
     Block,
+    /// A block was refused.
     Refusal,
+    /// A block reached BLOCK_TIMEOUT.
     Expiry,
+    /// A block was lifted by hand.
     Unblock,
 }
 
 impl EventKind {
+    /// Every type, in the order they are documented.
     pub const ALL: [EventKind; 5] = [
         EventKind::Detection,
         EventKind::Block,
@@ -47,6 +53,7 @@ impl EventKind {
         EventKind::Unblock,
     ];
 
+    /// The `event` value.
     pub fn as_str(self) -> &'static str {
         match self {
             EventKind::Detection => "detection",
@@ -74,13 +81,21 @@ pub enum Response {
 pub struct Event {
     /// Milliseconds since the epoch.
     pub time_ms: i64,
+    /// Which of the five.
     pub event: EventKind,
+    /// The source address.
     pub source: IpAddr,
+    /// The port probed.
     pub port: Option<u16>,
+    /// The mode that saw it.
     pub mode: Option<Mode>,
+    /// Detections: the scan kind.
     pub kind: Option<ProbeKind>,
+    /// What was done (see the module table).
     pub action: Option<String>,
+    /// `ok`, `failed`, `refused`.
     pub result: Option<&'static str>,
+    /// Why (see the module table).
     pub reason: Option<String>,
 }
 
@@ -188,15 +203,25 @@ impl Event {
 /// The JSON object of one line, keys in the documented order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventLine {
+    /// RFC 3339 with the offset and milliseconds.
     pub time: String,
+    /// `detection`, `block`, `refusal`, `expiry`, `unblock`.
     pub event: String,
+    /// The source address.
     pub source: String,
+    /// The port probed.
     pub port: Option<u16>,
+    /// `tcp` or `udp`.
     pub proto: Option<String>,
+    /// The mode that saw it.
     pub mode: Option<String>,
+    /// Detections: the scan kind.
     pub kind: Option<String>,
+    /// What was done.
     pub action: Option<String>,
+    /// `ok`, `failed`, `refused`.
     pub result: Option<String>,
+    /// Why.
     pub reason: Option<String>,
 }
 
@@ -233,6 +258,7 @@ pub fn line(e: &Event, tz: &TimeZone) -> String {
 pub enum Target {
     /// `EVENTS_FILE="-"` with `-f`: standard output.
     Stdout,
+    /// A file, appended to.
     File(PathBuf),
 }
 

@@ -18,8 +18,11 @@ use crate::timefmt;
 /// Exit codes of `status`, as the init script's (LSB): 0 running, 1 dead but the pid file
 /// remains, 3 not running; 4 the status could not be read (permission, no answer).
 pub const STATUS_RUNNING: i32 = 0;
+/// Exit code: the pid file names a process that is gone.
 pub const STATUS_DEAD_PIDFILE: i32 = 1;
+/// Exit code: no daemon runs.
 pub const STATUS_NOT_RUNNING: i32 = 3;
+/// Exit code: the status could not be read.
 pub const STATUS_UNKNOWN: i32 = 4;
 
 /// Default pid file (and so status socket) of the daemon.
@@ -123,6 +126,7 @@ pub struct HistoryStatus {
 }
 
 impl HistoryStatus {
+    /// Summaries of the last hour, the last day and all of it, as of `now`.
     pub fn new(now: i64) -> HistoryStatus {
         HistoryStatus {
             hour: Summary::new(Some(now - 3600), now + 1),
@@ -131,6 +135,7 @@ impl HistoryStatus {
         }
     }
 
+    /// One history line (`n`: its number in `file`).
     pub fn line(&mut self, file: &str, n: u64, line: &str) {
         self.hour.history(file, n, line);
         self.day.history(file, n, line);

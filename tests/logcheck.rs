@@ -148,14 +148,14 @@ fn stock_logwatch_lists_every_scan_kind_v4_and_v6_and_the_blocks() {
     ) {
         return;
     }
-    use portsentry::report::{self as r, ScanKind, TcpScanType as T};
+    use portsentry::classify::{ScanKind, TcpScanType as T};
+    use portsentry::report as r;
     let kinds = [
         ScanKind::Tcp(T::Null),
         ScanKind::Tcp(T::Xmas),
         ScanKind::Tcp(T::Fin),
         ScanKind::Tcp(T::Syn),
         ScanKind::Tcp(T::Ack),
-        ScanKind::Tcp(T::Window),
         ScanKind::Tcp(T::Maimon),
         ScanKind::Tcp(T::SynRst),
         ScanKind::Tcp(T::All),
@@ -177,7 +177,7 @@ fn stock_logwatch_lists_every_scan_kind_v4_and_v6_and_the_blocks() {
         "/sbin/ip route add blackhole 198.51.100.2",
     ));
     msgs.push(r::blocked_via_wrappers(v6, "ALL: [2001:db8::2]"));
-    msgs.push(portsentry::nft::msg_blocked(v6, 3600));
+    msgs.push(r::nft_blocked(v6, 3600));
     msgs.push(r::already_blocked(portsentry::mode::Mode::Stcp, "", v4));
     let log: String = msgs
         .iter()
@@ -218,7 +218,7 @@ fn stock_logwatch_lists_every_scan_kind_v4_and_v6_and_the_blocks() {
         assert!(out.contains("Warning: Portscans detected"), "{out}");
         for k in kinds {
             // The script lists each kind by the text before " scan from host".
-            let name = k.text();
+            let name = r::scan_text(k);
             let name = name.strip_suffix(" scan").unwrap_or(&name).to_string();
             assert!(
                 out.contains(&format!("\n   {name} from:")),

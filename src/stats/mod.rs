@@ -38,6 +38,7 @@ use window::Window;
 pub const TOP_N: usize = 10;
 /// Keys kept per minute of the last hour, and per hour of the last day, per list.
 pub const MINUTE_CAPACITY: usize = 64;
+/// Keys kept per hour of the last day, per list.
 pub const HOUR_CAPACITY: usize = 256;
 
 /// The scan kinds a probe is counted under (Prometheus label `kind`).
@@ -45,14 +46,21 @@ pub const HOUR_CAPACITY: usize = 256;
 pub enum ProbeKind {
     /// A full connect or datagram on a bound port (`-tcp`, `-udp`).
     Connect,
+    /// SYN only.
     Syn,
+    /// No flag.
     Null,
+    /// FIN only.
     Fin,
+    /// FIN, URG and PSH.
     Xmas,
+    /// ACK alone (also nmap's Window scan).
     Ack,
-    Window,
+    /// FIN+ACK.
     Maimon,
+    /// SYN and RST together.
     SynRst,
+    /// All six classic flags.
     AllFlags,
     /// Any other flag combination (1.2's "Unknown Type").
     Other,
@@ -61,19 +69,20 @@ pub enum ProbeKind {
 }
 
 impl ProbeKind {
-    pub const TCP_SCANS: [ProbeKind; 10] = [
+    /// The kinds of the TCP stealth and advanced modes.
+    pub const TCP_SCANS: [ProbeKind; 9] = [
         ProbeKind::Syn,
         ProbeKind::Null,
         ProbeKind::Fin,
         ProbeKind::Xmas,
         ProbeKind::Ack,
-        ProbeKind::Window,
         ProbeKind::Maimon,
         ProbeKind::SynRst,
         ProbeKind::AllFlags,
         ProbeKind::Other,
     ];
 
+    /// The label value.
     pub fn as_str(self) -> &'static str {
         match self {
             ProbeKind::Connect => "connect",
@@ -82,7 +91,6 @@ impl ProbeKind {
             ProbeKind::Fin => "fin",
             ProbeKind::Xmas => "xmas",
             ProbeKind::Ack => "ack",
-            ProbeKind::Window => "window",
             ProbeKind::Maimon => "maimon",
             ProbeKind::SynRst => "synrst",
             ProbeKind::AllFlags => "all",
@@ -102,8 +110,8 @@ impl ProbeKind {
     }
 
     /// The kind of a stealth or advanced mode's typed probe.
-    pub fn from_scan(k: crate::report::ScanKind) -> ProbeKind {
-        use crate::report::{ScanKind, TcpScanType as T};
+    pub fn from_scan(k: crate::classify::ScanKind) -> ProbeKind {
+        use crate::classify::{ScanKind, TcpScanType as T};
         match k {
             ScanKind::Udp => ProbeKind::Udp,
             ScanKind::Tcp(t) => match t {
@@ -112,7 +120,6 @@ impl ProbeKind {
                 T::Fin => ProbeKind::Fin,
                 T::Xmas => ProbeKind::Xmas,
                 T::Ack => ProbeKind::Ack,
-                T::Window => ProbeKind::Window,
                 T::Maimon => ProbeKind::Maimon,
                 T::SynRst => ProbeKind::SynRst,
                 T::All => ProbeKind::AllFlags,
@@ -125,13 +132,18 @@ impl ProbeKind {
 /// How a block was carried out (label `method`). One block may use several.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Method {
+    /// An element of the daemon's nftables set.
     Nftables,
+    /// KILL_ROUTE.
     Route,
+    /// KILL_HOSTS_DENY.
     HostsDeny,
+    /// KILL_RUN_CMD.
     RunCmd,
 }
 
 impl Method {
+    /// The label value.
     pub fn as_str(self) -> &'static str {
         match self {
             Method::Nftables => "nftables",
@@ -156,6 +168,7 @@ pub enum Refusal {
 }
 
 impl Refusal {
+    /// Every reason (listed from zero).
     pub const ALL: [Refusal; 4] = [
         Refusal::RateLimit,
         Refusal::Protected,
@@ -163,6 +176,7 @@ impl Refusal {
         Refusal::MemoryFull,
     ];
 
+    /// The label value.
     pub fn as_str(self) -> &'static str {
         match self {
             Refusal::RateLimit => "rate_limit",
@@ -183,6 +197,7 @@ pub enum Suppression {
 }
 
 impl Suppression {
+    /// The label value.
     pub fn as_str(self) -> &'static str {
         match self {
             Suppression::RateLimit => "rate_limit",
@@ -218,8 +233,11 @@ pub fn port_text(proto: Proto, port: u16) -> String {
 /// Who the daemon is: filled in by the shell for each snapshot.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Identity {
+    /// The daemon's process id.
     pub pid: u32,
+    /// The modes it runs.
     pub modes: Vec<Mode>,
+    /// Its configuration file.
     pub config: String,
     /// Ports watched, by mode.
     pub watched_ports: Vec<(Mode, u64)>,
@@ -417,6 +435,7 @@ impl Stats {
         self.fleet = link;
     }
 
+    /// When counting started (epoch seconds).
     pub fn started(&self) -> i64 {
         self.started
     }

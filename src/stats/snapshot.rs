@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 pub struct Snapshot {
     /// The daemon answered on its status socket.
     pub running: bool,
+    /// The daemon's process id; `None` when it is not running.
     pub pid: Option<u32>,
     /// The program version of the daemon that answered (or of the command).
     pub version: String,
@@ -27,7 +28,9 @@ pub struct Snapshot {
     pub started_epoch: Option<i64>,
     /// The last reload (SIGHUP), if any.
     pub last_reload: Option<String>,
+    /// `last_reload` as seconds since the epoch.
     pub last_reload_epoch: Option<i64>,
+    /// Seconds since `started`.
     pub uptime_seconds: Option<u64>,
     /// When this snapshot was taken (RFC 3339).
     pub generated: String,
@@ -57,13 +60,16 @@ pub struct Snapshot {
     pub blocks_in_force: Option<u64>,
     /// The soonest expiry of a block in force (RFC 3339), if any expires.
     pub soonest_expiry: Option<String>,
+    /// `soonest_expiry` as seconds since the epoch.
     pub soonest_expiry_epoch: Option<i64>,
     /// Where the top lists come from: `daemon` (live counts) or `history` (the history file,
     /// when the daemon is not running).
     pub tops_from: String,
     /// Top sources, /24 and /64 prefixes and ports of the last hour.
     pub top_sources: Vec<Top>,
+    /// Top /24 and /64 prefixes of the last hour.
     pub top_prefixes: Vec<Top>,
+    /// Top ports of the last hour (`22/tcp`).
     pub top_ports: Vec<Top>,
     /// The same lists for the last day.
     pub last_day: TopLists,
@@ -105,10 +111,15 @@ pub struct Counters {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Probes of one mode and kind.
 pub struct ProbeCount {
+    /// The mode.
     pub mode: String,
+    /// `tcp` or `udp`.
     pub proto: String,
+    /// The scan kind.
     pub kind: String,
+    /// How many.
     pub count: u64,
 }
 
@@ -117,6 +128,7 @@ pub struct ProbeCount {
 pub struct Top {
     /// An address, a prefix (`198.51.100.0/24`, `2001:db8::/64`) or a port (`22/tcp`).
     pub value: String,
+    /// How many (at least the true count, see `error`).
     pub count: u64,
     /// How far `count` may be from the true count (0: exact). Non-zero only after more
     /// distinct values arrived than the bounded tables hold (a flood of forged sources).
@@ -124,22 +136,31 @@ pub struct Top {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+/// Top lists of one window.
 pub struct TopLists {
+    /// Top sources.
     pub top_sources: Vec<Top>,
+    /// Top /24 and /64 prefixes.
     pub top_prefixes: Vec<Top>,
+    /// Top ports.
     pub top_ports: Vec<Top>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Fill level of one nftables set.
 pub struct SetFill {
     /// `blocked4`, `blocked6`.
     pub set: String,
+    /// Elements in it now.
     pub elements: u64,
+    /// BLOCK_SET_SIZE.
     pub size: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The fleet link's state.
 pub struct FleetLink {
+    /// The link is up.
     pub up: bool,
     /// Since when it is in that state (RFC 3339).
     pub since: Option<String>,
@@ -150,14 +171,17 @@ pub struct FleetLink {
 /// The history file, summarised when the daemon is not running.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct HistoryBrief {
+    /// The history file's path.
     pub file: String,
     /// Lines read as history records.
     pub records: u64,
     /// Records of the last hour and the last day.
     pub records_last_hour: u64,
+    /// Records of the last day.
     pub records_last_day: u64,
     /// The first and last record (RFC 3339).
     pub first: Option<String>,
+    /// The last record (RFC 3339).
     pub last: Option<String>,
     /// Lines that are not history records.
     pub malformed: u64,

@@ -23,6 +23,7 @@ use datasketches::frequencies::{ErrorType, FrequentItemsSketch};
 /// One counted key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Counted<K> {
+    /// The value counted.
     pub key: K,
     /// Estimated count: at least the true count, at most `error` above it.
     pub count: u64,
@@ -82,6 +83,7 @@ impl<K: Eq + Hash + Clone> TopK<K> {
         self.sketch.num_active_items()
     }
 
+    /// No key held.
     pub fn is_empty(&self) -> bool {
         self.sketch.num_active_items() == 0
     }
@@ -91,6 +93,7 @@ impl<K: Eq + Hash + Clone> TopK<K> {
         self.capacity
     }
 
+    /// Forget everything.
     pub fn clear(&mut self) {
         self.sketch.reset();
     }

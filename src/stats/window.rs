@@ -29,6 +29,7 @@ pub struct Window<K: Eq + Hash + Clone> {
 }
 
 impl<K: Eq + Hash + Clone + Ord> Window<K> {
+    /// `slots` slots of `span_seconds` each, `capacity` keys per slot.
     pub fn new(slots: usize, span_seconds: i64, capacity: usize) -> Window<K> {
         Window {
             span: span_seconds.max(1),

@@ -45,9 +45,8 @@ const QUOTED_PROBLEMS: usize = 5;
 
 /// The scan kinds an event line may name; anything else is counted as `other`, so a damaged
 /// file cannot grow the table.
-const KINDS: [&str; 12] = [
-    "connect", "syn", "null", "fin", "xmas", "ack", "window", "maimon", "synrst", "all", "other",
-    "udp",
+const KINDS: [&str; 11] = [
+    "connect", "syn", "null", "fin", "xmas", "ack", "maimon", "synrst", "all", "other", "udp",
 ];
 
 /// The summary being built.
@@ -274,18 +273,22 @@ impl Summary {
         }
     }
 
+    /// History records in the period so far.
     pub fn records(&self) -> u64 {
         self.records
     }
 
+    /// The first record's time (epoch seconds).
     pub fn first(&self) -> Option<i64> {
         self.first
     }
 
+    /// The last record's time (epoch seconds).
     pub fn last(&self) -> Option<i64> {
         self.last
     }
 
+    /// Unreadable history lines so far.
     pub fn unreadable(&self) -> u64 {
         self.bad_history
     }
@@ -294,33 +297,48 @@ impl Summary {
 /// The files a report read.
 #[derive(Debug, Clone, Default)]
 pub struct Files {
+    /// The history file's path.
     pub history: Option<String>,
+    /// The events file's path, if one was read.
     pub events: Option<String>,
 }
 
 /// What `portsentry report --json` prints; the text and HTML views read the same.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Report {
+    /// Start of the period (RFC 3339); `None`: from the first record.
     pub since: Option<String>,
+    /// End of the period, not included (RFC 3339).
     pub until: String,
+    /// The history file read.
     pub history_file: Option<String>,
+    /// The events file read, if any.
     pub events_file: Option<String>,
     /// History records in the period (hosts reported and recorded).
     pub records: u64,
+    /// The first record in the period (RFC 3339).
     pub first: Option<String>,
+    /// The last record in the period (RFC 3339).
     pub last: Option<String>,
+    /// TCP records.
     pub tcp: u64,
+    /// UDP records.
     pub udp: u64,
     /// Distinct source addresses; `null` when there were more than the exact table holds.
     pub distinct_sources: Option<u64>,
+    /// Top sources.
     pub top_sources: Vec<Top>,
+    /// Top /24 and /64 prefixes.
     pub top_prefixes: Vec<Top>,
+    /// Top ports (`22/tcp`).
     pub top_ports: Vec<Top>,
     /// Event lines in the period, and by type.
     pub event_lines: u64,
+    /// Event lines by type.
     pub events: BTreeMap<String, u64>,
     /// Detections by scan kind (from the events file).
     pub scan_kinds: Vec<Top>,
+    /// Refusal events by reason.
     pub refusals_by_reason: BTreeMap<String, u64>,
     /// Records per hour, hours with records only.
     pub per_hour: Vec<HourCount>,
@@ -330,29 +348,37 @@ pub struct Report {
     pub sparkline: Timeline,
     /// Lines skipped because they lie outside the period.
     pub outside_period: u64,
+    /// History lines that are not records.
     pub unreadable_history_lines: u64,
+    /// Event lines that are not events.
     pub unreadable_event_lines: u64,
     /// The first few unreadable lines, with file and line number.
     pub problems: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Records of one hour.
 pub struct HourCount {
     /// The hour's start (RFC 3339).
     pub hour: String,
+    /// The hour's start (epoch seconds).
     pub epoch: i64,
+    /// Records in it.
     pub count: u64,
 }
 
 /// Counts in equal bins of `bin_hours` hours from `start`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct Timeline {
+    /// Hours per bin.
     pub bin_hours: i64,
     /// Start of the first bin (epoch seconds, on a whole hour) and its local label.
     pub start_epoch: i64,
+    /// The first bin's local label.
     pub start: String,
     /// End of the last bin.
     pub end: String,
+    /// Records per bin.
     pub counts: Vec<u64>,
 }
 

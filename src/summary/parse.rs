@@ -13,9 +13,13 @@ use crate::mode::Proto;
 /// One history record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HistoryRecord {
+    /// Seconds since the epoch (the line's first field).
     pub epoch: i64,
+    /// The address after the host field's last `/`.
     pub ip: IpAddr,
+    /// The port.
     pub port: u16,
+    /// TCP or UDP.
     pub proto: Proto,
 }
 
@@ -58,7 +62,9 @@ pub fn history_line(line: &str) -> Result<HistoryRecord, &'static str> {
 /// One event line, with its time read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventRecord {
+    /// The event's time (epoch seconds).
     pub epoch: i64,
+    /// The event itself.
     pub line: EventLine,
 }
 

@@ -18,6 +18,7 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use crate::events::Target;
 use crate::insight;
 
+/// The events file (or standard output) of a daemon.
 pub struct EventsFile {
     target: Target,
     file: Option<(File, u64, u64)>,
@@ -27,6 +28,7 @@ pub struct EventsFile {
 }
 
 impl EventsFile {
+    /// Writes to `target`; opened at the first write.
     pub fn new(target: Target) -> EventsFile {
         EventsFile {
             target,

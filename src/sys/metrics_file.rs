@@ -17,6 +17,7 @@ use crate::insight;
 /// How often the file is rewritten.
 pub const INTERVAL_MS: u64 = 5_000;
 
+/// METRICS_FILE of a daemon: where, when next, whether failing.
 pub struct MetricsFile {
     path: PathBuf,
     next_ms: u64,
@@ -24,6 +25,7 @@ pub struct MetricsFile {
 }
 
 impl MetricsFile {
+    /// Writes `path`, the first time at the first turn.
     pub fn new(path: &Path) -> MetricsFile {
         MetricsFile {
             path: path.to_path_buf(),
@@ -32,6 +34,7 @@ impl MetricsFile {
         }
     }
 
+    /// Where it writes.
     pub fn path(&self) -> &Path {
         &self.path
     }

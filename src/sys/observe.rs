@@ -27,8 +27,11 @@ use super::events_file::EventsFile;
 use super::metrics_file::{self, MetricsFile};
 use super::status_sock::{CLIENT_DEADLINE_MS, StatusServer};
 
+/// The daemon's counters and the views that show them.
 pub struct Observer {
+    /// The counters (the loop calls `note_*`).
     pub stats: Stats,
+    /// Who the daemon is (pid, modes, config, watched ports), for the snapshots.
     pub id: Identity,
     tz: TimeZone,
     status: Option<StatusServer>,

@@ -79,6 +79,7 @@ impl StatusServer {
         })
     }
 
+    /// Where it listens.
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -3,16 +3,18 @@
 //! read it, and [`unlisted_functions`] fails when a log-line function is added without being
 //! listed here (so a new line cannot go out without a rule).
 //!
-//! Where the functions live is in [`SOURCES`]; the lead's move of `src/report.rs` into
-//! `src/report/` is followed automatically (every `.rs` file of that folder is read).
+//! Where the functions live is in [`SOURCES`] (every `.rs` file of `src/report/`, and the
+//! writers' lines in `src/insight.rs`).
 #![allow(dead_code)]
 
 use std::net::IpAddr;
 use std::path::Path;
 
+use portsentry::classify::{ScanKind, TcpScanType};
+use portsentry::engine::Action;
 use portsentry::mode::{Mode, Proto};
 use portsentry::nft::Set;
-use portsentry::report::{self as r, Action, CommandFailure, Family, Macro, ScanKind, TcpScanType};
+use portsentry::report::{self as r, Family};
 
 /// Which section of a logcheck report a line belongs in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,19 +27,20 @@ pub enum Class {
     System,
 }
 
-/// Files holding log-line functions, and which `pub fn`s there are log lines (a name prefix,
-/// or "" for all). Functions that are not log lines are listed in [`NOT_LOG_LINES`].
-pub const SOURCES: &[(&str, &str)] = &[
-    ("src/report.rs", ""),
-    ("src/report", ""),
-    ("src/nft.rs", "msg_"),
-    ("src/insight.rs", ""),
-];
+/// Files (or folders) holding log-line functions, and which `pub fn`s there are log lines
+/// (a name prefix, or "" for all). Functions that are not log lines are in [`NOT_LOG_LINES`].
+pub const SOURCES: &[(&str, &str)] = &[("src/report", ""), ("src/insight.rs", "")];
 
-/// `pub fn`s in [`SOURCES`] that do not produce a syslog line.
+/// `pub fn`s in [`SOURCES`] that do not produce a syslog line of their own.
 pub const NOT_LOG_LINES: &[&str] = &[
-    "sanitize_name", // a helper of the lines
-    "history_line",  // a file line (tested by the fail2ban tests), not syslog
+    "sanitize_name",     // a helper of the lines
+    "tcp_scan_text",     // part of scan_detected's line
+    "scan_text",         // part of scan_detected's line
+    "history_line",      // a file line (tested by the fail2ban tests), not syslog
+    "blocked_line_host", // reads a file line
+    "event_line",        // words an engine event with one of the functions listed here
+    "nft_table_reason",  // the reason inside nft_table_failed's line
+    "systemd_status",    // systemd's STATUS= text, not a syslog line
     "status_selected",
     "report_selected",
     "socket_path",
@@ -62,18 +65,12 @@ pub fn every_line() -> Vec<(&'static str, Class, String)> {
     let mut v: Vec<(&'static str, Class, String)> = Vec::new();
     let mut add = |f: &'static str, c: Class, s: String| v.push((f, c, s));
 
+    // src/report/startup.rs
     add("starting", Routine, r::starting());
     add("now_active", Routine, r::now_active());
     let [sec, adm] = r::shutting_down();
     add("shutting_down", Security, sec);
     add("shutting_down", Routine, adm);
-    add(
-        "cannot_open_config_exiting",
-        Security,
-        r::cannot_open_config_exiting(cfg),
-    );
-    add("cannot_open_config", Security, r::cannot_open_config(cfg));
-    add("config_files_missing", Security, r::config_files_missing());
     add(
         "config_missing_mandatory_option",
         Security,
@@ -81,26 +78,12 @@ pub fn every_line() -> Vec<(&'static str, Class, String)> {
     );
     add("could_not_daemonize", Security, r::could_not_daemonize());
     add("could_not_enter_mode", Security, r::could_not_enter_mode());
-    add("quotes_missing", System, r::quotes_missing("BLOCK_TCP"));
-    add("scan_trigger_missing", Security, r::scan_trigger_missing());
-    add(
-        "cannot_retrieve_option",
-        Security,
-        r::cannot_retrieve_option("HISTORY_FILE"),
-    );
-    add(
-        "blocked_filename_too_long",
-        Security,
-        r::blocked_filename_too_long(blocked),
-    );
     add(
         "cannot_delete_blocked_file",
         Security,
         r::cannot_delete_blocked_file(blocked),
     );
     for p in [Proto::Tcp, Proto::Udp] {
-        add("could_not_read_ports", Security, r::could_not_read_ports(p));
-        add("no_ports_supplied", Security, r::no_ports_supplied(p));
         add(
             "going_into_listen_mode",
             Routine,
@@ -129,11 +112,6 @@ pub fn every_line() -> Vec<(&'static str, Class, String)> {
             Routine,
             r::advanced_ignored_port(p, 111),
         );
-        add(
-            "could_not_open_smart_verify_socket",
-            Security,
-            r::could_not_open_smart_verify_socket(p),
-        );
         add("ignoring_response", Security, r::ignoring_response(p));
         for f in [Family::Ipv4, Family::Ipv6] {
             add(
@@ -160,21 +138,6 @@ pub fn every_line() -> Vec<(&'static str, Class, String)> {
             r::illegal_header_length(p, 3, v4()),
         );
     }
-    for m in Mode::ALL {
-        add(
-            "could_not_open_socket",
-            Security,
-            r::could_not_open_socket(m),
-        );
-        for ip in [v4(), v6()] {
-            add("already_blocked", Security, r::already_blocked(m, "", ip));
-            add(
-                "could_not_block",
-                Security,
-                r::could_not_block(m, "scanner.example", ip),
-            );
-        }
-    }
     add("socket_in_use", Security, r::socket_in_use(143));
     add(
         "advanced_monitor_first",
@@ -191,12 +154,57 @@ pub fn every_line() -> Vec<(&'static str, Class, String)> {
         Routine,
         r::advanced_manually_exclude_none(),
     );
-    add("select_failed", Security, r::select_failed());
+    add("reloading", Routine, r::reloading());
+    add("reloaded", Routine, r::reloaded());
     add(
-        "could_not_accept_udp",
+        "reload_rejected",
         Security,
-        r::could_not_accept_udp(143),
+        r::reload_rejected(
+            "error: /etc/portsentry/portsentry.conf:12: BLOCK_TCP: must be 0, 1 or 2, got \"3\"",
+        ),
     );
+    add(
+        "ignore_file_entry_ignored",
+        System,
+        r::ignore_file_entry_ignored(
+            Path::new("/etc/portsentry/portsentry.ignore"),
+            7,
+            "not an address: \"gateway\"",
+        ),
+    );
+    add(
+        "cannot_open_ignore_file",
+        Security,
+        r::cannot_open_ignore_file(),
+    );
+    add(
+        "config_problem",
+        System,
+        r::config_problem(format!(
+            "warning: {}:4: TCP_PORTS: a tab follows the key; 1.2 reads the line anyway",
+            cfg.display()
+        )),
+    );
+    add(
+        "config_problem",
+        Security,
+        r::config_problem(format!(
+            "error: {}:12: BLOCK_TCP: must be 0, 1 or 2, got \"3\"",
+            cfg.display()
+        )),
+    );
+    add(
+        "error",
+        Security,
+        r::error("cannot write pid file /run/portsentry.pid: Read-only file system (os error 30)"),
+    );
+    add(
+        "poll_failed",
+        Security,
+        r::poll_failed("Bad file descriptor (os error 9)"),
+    );
+
+    // src/report/detection.rs
     let kinds = [
         ScanKind::Tcp(TcpScanType::Null),
         ScanKind::Tcp(TcpScanType::Xmas),
@@ -204,7 +212,6 @@ pub fn every_line() -> Vec<(&'static str, Class, String)> {
         ScanKind::Tcp(TcpScanType::Syn),
         ScanKind::Tcp(TcpScanType::Unknown { flags: 0x03 }),
         ScanKind::Tcp(TcpScanType::Ack),
-        ScanKind::Tcp(TcpScanType::Window),
         ScanKind::Tcp(TcpScanType::Maimon),
         ScanKind::Tcp(TcpScanType::SynRst),
         ScanKind::Tcp(TcpScanType::All),
@@ -216,6 +223,39 @@ pub fn every_line() -> Vec<(&'static str, Class, String)> {
         }
     }
     add("accept_failed", Security, r::accept_failed(143));
+    add(
+        "could_not_accept_udp",
+        Security,
+        r::could_not_accept_udp(143),
+    );
+    add(
+        "hits_suppressed",
+        Security,
+        r::hits_suppressed(41, v4(), 60),
+    );
+    add(
+        "reports_rate_limited",
+        Security,
+        r::reports_rate_limited(940, 10, &[(v6(), 64, 900), (v4(), 24, 40)], 0),
+    );
+    add(
+        "reports_rate_limited",
+        Security,
+        r::reports_rate_limited(12, 10, &[], 12),
+    );
+    add(
+        "capture_losses",
+        Security,
+        r::capture_losses(12, 3, "short=2 bad_ihl=1"),
+    );
+    add("capture_losses", Security, r::capture_losses(1, 0, ""));
+    add(
+        "capture_error",
+        Security,
+        r::capture_error("Operation not permitted (os error 1)"),
+    );
+
+    // src/report/responses.rs
     for ip in [v4(), v6()] {
         add(
             "blocked_via_wrappers",
@@ -233,44 +273,18 @@ pub fn every_line() -> Vec<(&'static str, Class, String)> {
             r::external_command_run(ip, &format!("/usr/local/bin/notify {ip} 143 stcp")),
         );
     }
-    add(
-        "cannot_open_ignore_file",
-        Security,
-        r::cannot_open_ignore_file(),
-    );
-    add("invalid_netmask", System, r::invalid_netmask("10.0.0.0/33"));
-    add(
-        "cannot_open_blocked_file_for_reading",
-        Security,
-        r::cannot_open_blocked_file_for_reading(blocked),
-    );
-    add(
-        "cannot_open_blocked_file",
-        Security,
-        r::cannot_open_blocked_file(blocked),
-    );
-    add(
-        "cannot_open_history_file",
-        Security,
-        r::cannot_open_history_file(hist),
-    );
-    for a in [Action::Route, Action::HostsDeny, Action::RunCmd] {
-        add("no_target_variable", Security, r::no_target_variable(a));
-        for t in [Macro::Target, Macro::Port, Macro::Mode] {
-            add("token_parse_error", Security, r::token_parse_error(t, a));
+    for m in Mode::ALL {
+        for ip in [v4(), v6()] {
+            add("already_blocked", Security, r::already_blocked(m, "", ip));
+            add(
+                "could_not_block",
+                Security,
+                r::could_not_block(m, "scanner.example", ip),
+            );
         }
     }
-    for f in [CommandFailure::Exec, CommandFailure::System] {
-        add(
-            "block_command_failed",
-            Security,
-            r::block_command_failed(f, v4()),
-        );
-        add(
-            "run_command_failed",
-            Security,
-            r::run_command_failed(f, v6()),
-        );
+    for a in [Action::Route, Action::HostsDeny] {
+        add("no_target_variable", Security, r::no_target_variable(a));
     }
     add(
         "cannot_open_hosts_deny",
@@ -282,9 +296,11 @@ pub fn every_line() -> Vec<(&'static str, Class, String)> {
         Security,
         r::hosts_deny_block_failed(v4()),
     );
-    for l in r::trigger_exceeds_capacity(100_000, 65_536) {
-        add("trigger_exceeds_capacity", Security, l);
-    }
+    add(
+        "already_in_hosts_deny",
+        Security,
+        r::already_in_hosts_deny(v4()),
+    );
     add(
         "command_exited",
         Security,
@@ -309,18 +325,28 @@ pub fn every_line() -> Vec<(&'static str, Class, String)> {
             "/nonexistent",
         ),
     );
-    add("reloading", Routine, r::reloading());
-    add("reloaded", Routine, r::reloaded());
     add(
-        "reports_rate_limited",
+        "refusing_to_block",
         Security,
-        r::reports_rate_limited(940, 10, &[(v6(), 64, 900), (v4(), 24, 40)], 0),
+        r::refusing_to_block(v4(), "an address of this host"),
     );
     add(
-        "reports_rate_limited",
+        "blocked_memory_full",
         Security,
-        r::reports_rate_limited(12, 10, &[], 12),
+        r::blocked_memory_full(1_000_000),
     );
+    add(
+        "cannot_open_blocked_file",
+        Security,
+        r::cannot_open_blocked_file(blocked),
+    );
+    add(
+        "cannot_open_history_file",
+        Security,
+        r::cannot_open_history_file(hist),
+    );
+
+    // src/report/extensions.rs
     add(
         "block_rate_limit_reached",
         Security,
@@ -333,80 +359,44 @@ pub fn every_line() -> Vec<(&'static str, Class, String)> {
     );
     add("blocks_refused", Security, r::blocks_refused(7, 10));
     add(
-        "refusing_to_block",
-        Security,
-        r::refusing_to_block(v4(), "this host's own address"),
-    );
-    add(
-        "already_in_hosts_deny",
-        Security,
-        r::already_in_hosts_deny(v4()),
-    );
-    add(
-        "blocked_memory_full",
-        Security,
-        r::blocked_memory_full(1_000_000),
-    );
-    add(
-        "reload_rejected",
-        Security,
-        r::reload_rejected(
-            "error: /etc/portsentry/portsentry.conf:12: BLOCK_TCP: must be 0, 1 or 2, got \"3\"",
-        ),
-    );
-    add(
-        "hits_suppressed",
-        Security,
-        r::hits_suppressed(41, v4(), 60),
-    );
-    add(
-        "ignore_file_entry_ignored",
-        System,
-        r::ignore_file_entry_ignored(
-            Path::new("/etc/portsentry/portsentry.ignore"),
-            7,
-            "not an address: \"gateway\"",
-        ),
-    );
-    add(
-        "capture_losses",
-        Security,
-        r::capture_losses(12, 3, "short=2 bad_ihl=1"),
-    );
-    add("capture_losses", Security, r::capture_losses(1, 0, ""));
-    add(
-        "capture_error",
-        Security,
-        r::capture_error("Operation not permitted (os error 1)"),
-    );
-    add(
         "resolve_timed_out",
         Security,
         r::resolve_timed_out(v4(), 1000, 30),
     );
-
-    // src/nft.rs
-    use portsentry::nft;
+    add(
+        "capability_missing",
+        Security,
+        r::capability_missing(
+            "CAP_NET_ADMIN",
+            "BLOCK_METHOD=\"nftables\" and KILL_ROUTE cannot block",
+        ),
+    );
     for ip in [v4(), v6()] {
-        add("msg_blocked", Security, nft::msg_blocked(ip, 0));
-        add("msg_blocked", Security, nft::msg_blocked(ip, 3600));
+        add("nft_blocked", Security, r::nft_blocked(ip, 0));
+        add("nft_blocked", Security, r::nft_blocked(ip, 3600));
         add(
-            "msg_add_failed",
+            "nft_add_failed",
             Security,
-            nft::msg_add_failed(ip, "No space left on device"),
+            r::nft_add_failed(ip, "No space left on device"),
         );
         add(
-            "msg_undo_run",
+            "undo_run",
             Security,
-            nft::msg_undo_run(ip, "/sbin/ip route del blackhole 198.51.100.2"),
+            r::undo_run(ip, "/sbin/ip route del blackhole 198.51.100.2"),
         );
-        add("msg_expired", Security, nft::msg_expired(ip, Mode::Stcp));
+        add("block_expired", Security, r::block_expired(ip, Mode::Stcp));
     }
     for s in Set::ALL {
-        add("msg_set_full", Security, nft::msg_set_full(s, 1_048_576));
-        add("msg_set_room", Routine, nft::msg_set_room(s));
+        add("nft_set_full", Security, r::nft_set_full(s, 1_048_576));
+        add("nft_set_room", Routine, r::nft_set_room(s));
     }
-    add("msg_ready", Routine, nft::msg_ready(3));
+    add("nft_ready", Routine, r::nft_ready(3));
+    add("nft_blocks_reread", Routine, r::nft_blocks_reread(3));
+    add(
+        "nft_table_failed",
+        Security,
+        r::nft_table_failed("list", "No such file or directory"),
+    );
 
     // src/insight.rs
     use portsentry::insight as i;
@@ -445,26 +435,6 @@ pub fn every_line() -> Vec<(&'static str, Class, String)> {
             Path::new("/run/portsentry.sock"),
             "Permission denied (os error 13)",
         ),
-    );
-
-    // Lines formatted inline in src/sys/run.rs (no function to call): the same texts.
-    add("run.rs:config diagnostic", System, "adminalert: warning: /etc/portsentry/portsentry.conf:4: TCP_PORTS: a tab follows the key; 1.2 reads the line anyway".into());
-    add("run.rs:config diagnostic", Security, "adminalert: error: /etc/portsentry/portsentry.conf:12: BLOCK_TCP: must be 0, 1 or 2, got \"3\"".into());
-    add(
-        "run.rs:poll",
-        Security,
-        "adminalert: ERROR: poll failed: Bad file descriptor (os error 9). Shutting down.".into(),
-    );
-    add(
-        "run.rs:resync",
-        Routine,
-        "adminalert: blocked hosts re-read from nftables: 3 hosts".into(),
-    );
-    add(
-        "run.rs:nft list",
-        Security,
-        "adminalert: ERROR: cannot list nftables table inet portsentry: No such file or directory"
-            .into(),
     );
     v
 }
