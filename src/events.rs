@@ -14,7 +14,7 @@
 //! | `kind` | detections: the scan kind (`connect`, `syn`, `fin`, `null`, `xmas`, `ack`, `maimon`, `synrst`, `all`, `other`, `udp`) |
 //! | `action` | detection: `block`, `log` (BLOCK_x=0) or `none` (already blocked); block: the methods, `+`-joined (`nftables+route`); refusal: `block`; expiry and unblock: `unblock` |
 //! | `result` | `ok`, `failed`, `refused` |
-//! | `reason` | refusal: `rate_limit`, `protected`, `set_full`, `memory_full`; expiry: `timeout`; unblock: `admin`; a failed block: what failed |
+//! | `reason` | refusal: `rate_limit`, `protected`; expiry: `timeout`; unblock: `admin`; a failed block: what failed |
 //!
 //! Pure: the formatter takes the time and zone as arguments; `sys::events_file` writes.
 

@@ -154,35 +154,26 @@ impl Method {
     }
 }
 
-/// Why a block was refused (label `reason`).
+/// Why a block was refused by policy (label `reason`). A block that was tried and failed (a
+/// command's exit status, a full nftables set) is a failed block and a command failure, not
+/// a refusal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Refusal {
     /// BLOCK_RATE_LIMIT reached.
     RateLimit,
     /// A protected address: this host's own, loopback, multicast, broadcast, a gateway.
     Protected,
-    /// The nftables set is full (BLOCK_SET_SIZE).
-    SetFull,
-    /// The blocked-host memory is full.
-    MemoryFull,
 }
 
 impl Refusal {
     /// Every reason (listed from zero).
-    pub const ALL: [Refusal; 4] = [
-        Refusal::RateLimit,
-        Refusal::Protected,
-        Refusal::SetFull,
-        Refusal::MemoryFull,
-    ];
+    pub const ALL: [Refusal; 2] = [Refusal::RateLimit, Refusal::Protected];
 
     /// The label value.
     pub fn as_str(self) -> &'static str {
         match self {
             Refusal::RateLimit => "rate_limit",
             Refusal::Protected => "protected",
-            Refusal::SetFull => "set_full",
-            Refusal::MemoryFull => "memory_full",
         }
     }
 }
@@ -289,6 +280,7 @@ pub struct Stats {
     started: i64,
     last_reload: Option<i64>,
     packets_judged: u64,
+    capture_packets: u64,
     probes_ignored: u64,
     probes: BTreeMap<(Mode, ProbeKind), u64>,
     reports: BTreeMap<Mode, u64>,
@@ -324,6 +316,7 @@ impl Stats {
             started,
             last_reload: None,
             packets_judged: 0,
+            capture_packets: 0,
             probes_ignored: 0,
             probes,
             reports: modes.iter().map(|&m| (m, 0)).collect(),
@@ -384,7 +377,14 @@ impl Stats {
 
     /// A block was refused.
     pub fn note_refusal(&mut self, why: Refusal) {
-        *self.refused.entry(why).or_insert(0) += 1;
+        self.note_refusals(why, 1);
+    }
+
+    /// `n` blocks were refused (the engine's summary of refusals it did not report one by
+    /// one).
+    pub fn note_refusals(&mut self, why: Refusal, n: u64) {
+        let c = self.refused.entry(why).or_insert(0);
+        *c = c.saturating_add(n);
     }
 
     /// `n` reports were kept out of the log.
@@ -399,9 +399,22 @@ impl Stats {
         self.malformed = self.malformed.saturating_add(malformed);
     }
 
+    /// The capture's own totals since start (packets judged, ring drops, malformed): they
+    /// replace what the capture reported before.
+    pub fn set_capture_totals(&mut self, packets: u64, ring: u64, malformed: u64) {
+        self.capture_packets = packets;
+        self.capture_drops = ring;
+        self.malformed = malformed;
+    }
+
     /// A response command failed.
     pub fn note_command_failure(&mut self) {
-        self.command_failures += 1;
+        self.note_command_failures(1);
+    }
+
+    /// `n` response steps failed (commands, hosts.deny lines, nftables elements).
+    pub fn note_command_failures(&mut self, n: u64) {
+        self.command_failures = self.command_failures.saturating_add(n);
     }
 
     /// A block expired (BLOCK_TIMEOUT).
@@ -448,7 +461,7 @@ impl Stats {
     /// The counter totals.
     pub fn counters(&self) -> Counters {
         Counters {
-            packets_judged: self.packets_judged,
+            packets_judged: self.packets_judged.saturating_add(self.capture_packets),
             probes: self.probes.values().sum(),
             probes_ignored: self.probes_ignored,
             hosts_reported: self.reports.values().sum(),

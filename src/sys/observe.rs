@@ -33,6 +33,9 @@ pub struct Observer {
     pub stats: Stats,
     /// Who the daemon is (pid, modes, config, watched ports), for the snapshots.
     pub id: Identity,
+    /// BLOCK_RATE_LIMIT refusals counted one by one since the engine's last summary of
+    /// refusals (which counts them too): the summary adds only the rest.
+    pub refusals_reported: u64,
     tz: TimeZone,
     status: Option<StatusServer>,
     metrics: Option<MetricsFile>,
@@ -62,6 +65,7 @@ impl Observer {
         let mut o = Observer {
             stats: Stats::new(now, &id.modes),
             id,
+            refusals_reported: 0,
             tz: super::insight::local_zone(),
             status,
             metrics: None,
