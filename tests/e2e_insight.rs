@@ -140,11 +140,17 @@ fn status_metrics_and_events_count_exactly_what_was_sent() {
     assert_eq!(row("hosts reported").as_deref(), Some("2"), "{text}");
     assert_eq!(row("blocks refused").as_deref(), Some("1"), "{text}");
 
-    // The metrics file, as Prometheus reads it.
-    let prom = run.wait_file(
-        "portsentry.prom",
-        "portsentry_blocks_refused_total{reason=\"rate_limit\"} 1",
-    );
+    // The metrics file, as Prometheus reads it: rewritten every 5 s, so wait up to 12.
+    let want = "portsentry_blocks_refused_total{reason=\"rate_limit\"} 1";
+    let t0 = Instant::now();
+    let prom = loop {
+        let p = run.read("portsentry.prom");
+        if p.contains(want) || t0.elapsed() > Duration::from_secs(12) {
+            break p;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(prom.contains(want), "{prom}");
     assert!(prom.contains("portsentry_hosts_reported_total{mode=\"stcp\",proto=\"tcp\"} 1\n"));
     let o = std::process::Command::new("promtool")
         .args(["check", "metrics"])
