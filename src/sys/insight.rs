@@ -20,7 +20,7 @@ use crate::stats::snapshot::Snapshot;
 use crate::summary::{Files, Summary, html, text};
 
 use super::status_sock::{self, FetchError};
-use super::{clock, metrics_file};
+use super::{atomic, clock};
 
 /// How long `status` waits for the daemon's answer.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(3);
@@ -191,7 +191,7 @@ fn report(a: &ReportArgs) -> Result<(), String> {
         .write_all(out.as_bytes())
         .map_err(|e| e.to_string())?;
     if let Some(h) = &a.html {
-        metrics_file::write_atomic(h, html::page(&r, &tz).as_bytes(), 0o644)
+        atomic::write(h, html::page(&r, &tz).as_bytes(), 0o644)
             .map_err(|e| format!("{}: {e}", h.display()))?;
         eprintln!("portsentry report: wrote {}", h.display());
     }

@@ -1,15 +1,13 @@
 //! METRICS_FILE: the Prometheus text file, replaced atomically every [`INTERVAL_MS`] (STYLE
-//! §18): written to a temporary file beside it (a name the node exporter's textfile collector
-//! ignores: it reads only `*.prom`), flushed to disk, renamed over the old one, and the
-//! directory synced. A reader sees the old file or the new one, never half of one.
+//! §18) by `sys::atomic`: written to a temporary `.NAME.PID.N.tmp` beside it (a name the node
+//! exporter's textfile collector ignores: it reads only `*.prom`), flushed to disk, renamed
+//! over the old one, and the directory synced. A reader sees the old file or the new one,
+//! never half of one.
 //!
 //! The loop asks [`MetricsFile::due`] each turn and, when it is, renders and calls
 //! [`MetricsFile::write`], which returns a line to log on the first failure and on recovery
 //! only (a missing directory must not log every five seconds).
 
-use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::insight;
@@ -48,7 +46,7 @@ impl MetricsFile {
     /// first success after failures.
     pub fn write(&mut self, now_ms: u64, text: &str) -> Option<String> {
         self.next_ms = now_ms + INTERVAL_MS;
-        match write_atomic(&self.path, text.as_bytes(), 0o644) {
+        match super::atomic::write(&self.path, text.as_bytes(), 0o644) {
             Ok(()) if self.failing => {
                 self.failing = false;
                 Some(insight::metrics_recovered(&self.path))
@@ -61,40 +59,6 @@ impl MetricsFile {
             Err(_) => None,
         }
     }
-}
-
-/// Writes `bytes` to `path` atomically: `.{name}.{pid}.tmp` beside it (created new, never
-/// through a symlink), fsync, rename, fsync of the directory.
-pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = path
-        .file_name()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?;
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(name);
-    tmp_name.push(format!(".{}.tmp", std::process::id()));
-    let tmp = dir.join(tmp_name);
-    // A temporary file left by a crash of this pid's predecessor is replaced.
-    let _ = std::fs::remove_file(&tmp);
-    let result = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        File::open(&dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
 }
 
 #[cfg(test)]
