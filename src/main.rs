@@ -1,11 +1,11 @@
 //! `portsentry`: thin entry point. Parses the command line and hands over to the shell;
 //! maps the result to the exit status. `portsentry blocked ...` is the admin command for
 //! nftables blocks, with its own parser (`admin`), and `portsentry modes` prints the modes
-//! /etc/default/portsentry selects (`defaults`), so the daemon's 1.2 command line is
-//! untouched.
+//! /etc/default/portsentry selects (`defaults`); `portsentry status` and `portsentry report`
+//! show what the daemon sees and did (`insight`). The daemon's 1.2 command line is untouched.
 
 use portsentry::cli::Cli;
-use portsentry::{admin, defaults, sys};
+use portsentry::{admin, defaults, insight, sys};
 
 fn main() {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
@@ -14,6 +14,12 @@ fn main() {
     }
     if defaults::selected(&args) {
         std::process::exit(modes(&args));
+    }
+    if insight::status_selected(&args) {
+        std::process::exit(sys::insight::status_main(args));
+    }
+    if insight::report_selected(&args) {
+        std::process::exit(sys::insight::report_main(args));
     }
     let cli = match Cli::parse_from_args(args) {
         Ok(c) => c,

@@ -314,6 +314,21 @@ pub const KEYS: &[KeyDef] = &[
             Err(e) => x.error(e),
         },
     },
+    // What the admin sees (issue 13). Absent: nothing is written.
+    KeyDef {
+        name: "METRICS_FILE",
+        doc: "Prometheus text file the daemon rewrites atomically every 5 s (e.g. /var/lib/prometheus/node-exporter/portsentry.prom)",
+        default: "none (no metrics file)",
+        extension: true,
+        apply: |c, v, x| c.metrics_file = path(v, x),
+    },
+    KeyDef {
+        name: "EVENTS_FILE",
+        doc: "file that gets one JSON line per detection, block, refusal, expiry and unblock; `-`: standard output (with -f)",
+        default: "none (no event lines)",
+        extension: true,
+        apply: |c, v, x| c.events_file = path(v, x),
+    },
 ];
 
 /// Upper bound of `BLOCK_TIMEOUT`: one year.
@@ -504,8 +519,8 @@ mod tests {
                 k.name
             );
         }
-        assert_eq!(KEYS.len(), 26);
-        assert_eq!(KEYS.iter().filter(|k| k.extension).count(), 8);
+        assert_eq!(KEYS.len(), 28);
+        assert_eq!(KEYS.iter().filter(|k| k.extension).count(), 10);
         assert!(key("NOPE").is_none());
     }
 
@@ -636,11 +651,25 @@ mod tests {
             ok("HOSTS_DENY_FILE", "/tmp/deny").hosts_deny_file,
             PathBuf::from("/tmp/deny")
         );
+        assert_eq!(
+            ok(
+                "METRICS_FILE",
+                "/var/lib/prometheus/node-exporter/portsentry.prom"
+            )
+            .metrics_file,
+            Some(PathBuf::from(
+                "/var/lib/prometheus/node-exporter/portsentry.prom"
+            ))
+        );
+        assert_eq!(ok("EVENTS_FILE", "-").events_file, Some(PathBuf::from("-")));
+        assert_eq!(run("EVENTS_FILE", "x").0.metrics_file, None);
         for k in [
             "IGNORE_FILE",
             "HISTORY_FILE",
             "BLOCKED_FILE",
             "HOSTS_DENY_FILE",
+            "METRICS_FILE",
+            "EVENTS_FILE",
         ] {
             assert_eq!(err(k, ""), "empty path");
         }

@@ -151,6 +151,10 @@ pub struct Config {
     pub block_flush_on_stop: bool,
     /// Capabilities kept after start-up (KEEP_CAPABILITIES); None keeps them all.
     pub keep_capabilities: Option<Vec<u8>>,
+    /// `METRICS_FILE`: Prometheus text file, rewritten atomically.
+    pub metrics_file: Option<PathBuf>,
+    /// `EVENTS_FILE`: JSON lines, one per event; `-` is standard output.
+    pub events_file: Option<PathBuf>,
     /// The 1-based line each present key was read from (also for a present but invalid value;
     /// not for a key 1.2 treats as absent, e.g. "Quotes missing"). Lets callers tell absent
     /// from empty (`ADVANCED_EXCLUDE_*` log differently, §2.4) and point at lines.
@@ -186,6 +190,8 @@ impl Default for Config {
             kill_route_undo: None,
             block_flush_on_stop: false,
             keep_capabilities: Some(crate::caps::default_keep()),
+            metrics_file: None,
+            events_file: None,
             lines: BTreeMap::new(),
         }
     }

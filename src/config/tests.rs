@@ -150,6 +150,8 @@ fn every_key_end_to_end() {
         "BLOCK_FLUSH_ON_STOP=\"1\"\n",
         "BLOCK_RATE_LIMIT=\"30\"\n",
         "KEEP_CAPABILITIES=\"CAP_NET_RAW\"\n",
+        "METRICS_FILE=\"/var/lib/prometheus/node-exporter/portsentry.prom\"\n",
+        "EVENTS_FILE=\"/var/log/portsentry/events.jsonl\"\n",
     ));
     assert!(p.diagnostics.is_empty(), "{:#?}", p.diagnostics);
     let c = &p.config;
@@ -180,6 +182,16 @@ fn every_key_end_to_end() {
     assert!(c.kill_route_undo.is_none() && c.block_flush_on_stop);
     assert_eq!(c.block_rate_limit, 30);
     assert_eq!(c.keep_capabilities, Some(vec![13]));
+    assert_eq!(
+        c.metrics_file.as_deref(),
+        Some(Path::new(
+            "/var/lib/prometheus/node-exporter/portsentry.prom"
+        ))
+    );
+    assert_eq!(
+        c.events_file.as_deref(),
+        Some(Path::new("/var/log/portsentry/events.jsonl"))
+    );
     assert_eq!(c.lines.len(), KEYS.len());
     assert!(c.validate(&Mode::ALL, Path::new(P)).is_empty());
 }

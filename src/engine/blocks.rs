@@ -56,6 +56,28 @@ impl Blocks {
         self.map.len()
     }
 
+    /// Blocks in force by family: (IPv4, IPv6). O(n).
+    pub(super) fn by_family(&self) -> (usize, usize) {
+        let v4 = self.map.keys().filter(|ip| ip.is_ipv4()).count();
+        (v4, self.map.len() - v4)
+    }
+
+    /// The addresses blocked now, with the mode that blocked them.
+    pub(super) fn hosts(&self) -> Vec<(IpAddr, Mode)> {
+        self.map.iter().map(|(ip, b)| (*ip, b.mode)).collect()
+    }
+
+    /// When the soonest block in force expires (ms, the engine's clock): the heap's top when
+    /// it is current (the usual case, O(1)), else the earliest in the map (a block re-made
+    /// since left a stale entry on top; O(n) until that entry comes up).
+    pub(super) fn soonest(&self) -> Option<u64> {
+        let Reverse((t, ip)) = *self.expiries.peek()?;
+        if self.map.get(&ip).is_some_and(|b| b.until == Some(t)) {
+            return Some(t);
+        }
+        self.map.values().filter_map(|b| b.until).min()
+    }
+
     /// Remember a block made at `now`. Err when the memory is full (the block ran, but is
     /// not remembered).
     pub(super) fn insert(

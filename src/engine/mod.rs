@@ -259,6 +259,24 @@ impl Engine {
         self.blocks.len()
     }
 
+    /// The addresses blocked now, with the mode that blocked them (O(n): for SIGUSR1, to
+    /// tell which blocks were lifted by hand).
+    pub fn blocked_list(&self) -> Vec<(IpAddr, Mode)> {
+        self.blocks.hosts()
+    }
+
+    /// Blocks in force by address family, (IPv4, IPv6): with BLOCK_METHOD="nftables" the
+    /// fill of the sets blocked4 and blocked6. O(n).
+    pub fn blocked_by_family(&self) -> (usize, usize) {
+        self.blocks.by_family()
+    }
+
+    /// When the soonest block in force expires (ms on the engine's clock); None when no block
+    /// expires (BLOCK_TIMEOUT="0", or none in force).
+    pub fn soonest_expiry(&self) -> Option<u64> {
+        self.blocks.soonest()
+    }
+
     /// How many source prefixes are tracked for their report buckets.
     pub fn tracked_prefixes(&self) -> usize {
         self.rates.tracked_prefixes()

@@ -1116,3 +1116,37 @@ fn a_refused_block_over_the_report_rate_logs_only_the_announcement() {
             .any(|l| l.contains("Not blocking host: 10.4.0.1"))
     );
 }
+
+#[test]
+fn the_counters_read_the_blocks_in_force_their_family_and_soonest_expiry() {
+    let mut e = Engine::new(Limits::default());
+    let c = nft_cfg(10);
+    assert_eq!(e.soonest_expiry(), None);
+    let mut t = 1_000;
+    for src in [A, "192.0.2.8", "2001:db8::9"] {
+        let (_, v) = step(&mut e, t, &c, &hit(src, 7, Mode::Udp));
+        e.job_done(t, &v.unwrap().job().unwrap(), true);
+        t += 1_000;
+    }
+    assert_eq!(e.blocked_by_family(), (2, 1));
+    let mut list = e.blocked_list();
+    list.sort();
+    assert_eq!(
+        list,
+        vec![
+            (ip(A), Mode::Udp),
+            (ip("192.0.2.8"), Mode::Udp),
+            (ip("2001:db8::9"), Mode::Udp)
+        ]
+    );
+    // The first block (made at 1 s) is the soonest to expire: at 11 s.
+    assert_eq!(e.soonest_expiry(), Some(11_000));
+    expire_blocks(&mut e, 11_000);
+    assert_eq!(e.soonest_expiry(), Some(12_000));
+    assert_eq!(e.blocked_by_family(), (1, 1));
+    // Without BLOCK_TIMEOUT nothing expires.
+    let mut e = Engine::new(Limits::default());
+    let (_, v) = step(&mut e, 0, &nft_cfg(0), &hit(A, 7, Mode::Udp));
+    e.job_done(0, &v.unwrap().job().unwrap(), true);
+    assert_eq!((e.blocked_hosts(), e.soonest_expiry()), (1, None));
+}

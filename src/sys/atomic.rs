@@ -2,7 +2,7 @@
 //! target, fsync it, rename it over the target, fsync the directory. Readers see the old
 //! file or the new one, never a part; a crash at any point leaves one of the two (and at
 //! worst a stray temp file, named `.NAME.PID.N.tmp`). Used for the pid file, the rewritten
-//! blocked files, the ignore file and its static list.
+//! blocked files, the ignore file and its static list, METRICS_FILE and `report --html`.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};

@@ -10,7 +10,8 @@
 //!
 //! The files beside this one are the loop's other concerns, each an `impl Daemon`:
 //! `start` (start-up), `classic` (the bound sockets), `respond` (hit to engine to jobs and
-//! files), `reload` (SIGHUP, SIGUSR1, shutdown).
+//! files), `reload` (SIGHUP, SIGUSR1, shutdown). `observe` keeps the counters and answers
+//! `portsentry status`, writes METRICS_FILE and EVENTS_FILE (step 3 of each turn).
 
 use std::collections::BTreeSet;
 use std::os::fd::AsFd;
@@ -32,6 +33,7 @@ use super::ignore_file::IgnoreFile;
 use super::listen::Listener;
 use super::log::Logger;
 use super::notify::Notifier;
+use super::observe::Observer;
 use super::start::{EXIT_FAIL, EXIT_OK};
 use super::stealth::{self, Stealth};
 use super::{clock, netinfo, resolve};
@@ -63,6 +65,10 @@ pub struct Daemon {
     /// systemd's readiness protocol (nothing outside systemd).
     pub(super) notify: Notifier,
     pub(super) last_status: u64,
+    /// When the nftables sets' fill was last counted.
+    pub(super) last_nft_fill: u64,
+    /// The counters, the status socket, METRICS_FILE and EVENTS_FILE.
+    pub(super) observer: Observer,
 }
 
 /// What one `poll` found ready.
@@ -74,6 +80,10 @@ struct Ready {
     ring: bool,
     bell: bool,
 }
+
+/// How often, with BLOCK_METHOD="nftables", the sets' fill is counted (a pass over the
+/// blocks).
+const NFT_FILL_MS: u64 = 5_000;
 
 impl Daemon {
     /// Run until SIGTERM/SIGINT (exit status 0) or a fatal error (1).
@@ -119,6 +129,7 @@ impl Daemon {
             self.pump();
             self.flush_files();
             self.periodic(clock::now_ms());
+            self.observe_turn();
         }
     }
 
@@ -137,6 +148,10 @@ impl Daemon {
             .notify
             .max_sleep_ms()
             .map_or(timeout, |w| timeout.min(w as u16));
+        let timeout = self
+            .observer
+            .timeout_ms()
+            .map_or(timeout, |t| timeout.min(t.min(u64::from(u16::MAX)) as u16));
         let mut fds: Vec<PollFd> = Vec::with_capacity(self.listeners.len() + 3);
         fds.push(PollFd::new(self.signals.as_fd(), PollFlags::POLLIN));
         for l in &self.listeners {
@@ -161,6 +176,11 @@ impl Daemon {
                 fds.push(PollFd::new(b, PollFlags::POLLIN));
             }
         }
+        // The status socket and its waiting clients: served every turn (non-blocking), so
+        // their readiness only needs to wake the loop.
+        for (fd, ev) in self.observer.poll_fds() {
+            fds.push(PollFd::new(fd, ev));
+        }
         let mut ready = Ready::default();
         match poll(&mut fds, PollTimeout::from(timeout)) {
             Ok(_) => {}
@@ -180,6 +200,7 @@ impl Daemon {
             } else if Some(i) == bell_at {
                 ready.bell = true;
             }
+            // Anything after: the status socket, served by `observe_turn` anyway.
         }
         Ok(ready)
     }
@@ -201,8 +222,55 @@ impl Daemon {
         }
     }
 
-    /// The `STATUS=` line for systemd: modes, watched ports, blocks in force.
-    pub(super) fn status_line(&self) -> String {
+    /// The end of a turn for `portsentry status`, METRICS_FILE and EVENTS_FILE: the levels
+    /// read elsewhere (capture totals, blocks in force; the nftables sets' fill every few
+    /// seconds), then the observer's
+    /// turn (status clients, the turn's event lines, the metrics file when due).
+    pub(super) fn observe_turn(&mut self) {
+        let now = clock::now_ms();
+        let epoch = clock::epoch();
+        if let Some(st) = &self.stealth {
+            let t = st.totals();
+            self.observer
+                .stats
+                .set_capture_totals(t.packets, t.ring_drops, t.malformed);
+        }
+        // Both O(1) (the soonest expiry is the top of the engine's expiry heap).
+        let soonest = self.engine.soonest_expiry().map(|t| {
+            epoch.saturating_add(i64::try_from(t.saturating_sub(now) / 1000).unwrap_or(0))
+        });
+        self.observer
+            .stats
+            .set_blocks_in_force(self.engine.blocked_hosts() as u64, soonest);
+        if now.saturating_sub(self.last_nft_fill) >= NFT_FILL_MS {
+            self.last_nft_fill = now;
+            let sets = if self.cfg.block_method == crate::config::BlockMethod::Nftables {
+                let (v4, v6) = self.engine.blocked_by_family();
+                let size = u64::from(self.cfg.block_set_size);
+                vec![
+                    crate::stats::SetFill {
+                        set: crate::nft::Set::Hosts4.name().to_string(),
+                        elements: v4 as u64,
+                        size,
+                    },
+                    crate::stats::SetFill {
+                        set: crate::nft::Set::Hosts6.name().to_string(),
+                        elements: v6 as u64,
+                        size,
+                    },
+                ]
+            } else {
+                Vec::new()
+            };
+            self.observer.stats.set_nft_sets(sets);
+        }
+        for l in self.observer.turn(now, epoch) {
+            self.log.log(&l);
+        }
+    }
+
+    /// Ports watched, by mode (classic: bound; stealth and advanced: watched).
+    pub(super) fn watched(&self) -> Vec<(Mode, usize)> {
         let mut watched: Vec<(Mode, usize)> = Vec::new();
         for &m in self.modes.iter().filter(|m| m.kind() == Kind::Classic) {
             let ports: BTreeSet<u16> = self
@@ -216,6 +284,11 @@ impl Daemon {
         if let Some(st) = &self.stealth {
             watched.extend(st.watched());
         }
-        report::systemd_status(&watched, self.engine.blocked_hosts())
+        watched
+    }
+
+    /// The `STATUS=` line for systemd: modes, watched ports, blocks in force.
+    pub(super) fn status_line(&self) -> String {
+        report::systemd_status(&self.watched(), self.engine.blocked_hosts())
     }
 }

@@ -53,6 +53,8 @@ struct Running {
     job: Job,
     next: usize,
     ok: bool,
+    /// Steps that failed so far (commands, the hosts.deny line, the nftables element).
+    failures: u64,
     child: Option<(Child, u64)>,
 }
 
@@ -97,6 +99,8 @@ pub struct Progress {
     pub log: Vec<String>,
     /// Jobs that ended, with whether every step succeeded.
     pub done: Vec<(Job, bool)>,
+    /// Steps of the ended jobs that failed (`portsentry status`: command failures).
+    pub failures: u64,
 }
 
 impl Executor {
@@ -189,7 +193,7 @@ impl Executor {
         loop {
             let started = self.fill_slots();
             let before = self.running.len();
-            let more = self.pump_running(now, &hosts_deny, &mut p.log);
+            let more = self.pump_running(now, &hosts_deny, &mut p.log, &mut p.failures);
             p.done.extend(more);
             // Jobs that ended or moved on to an nft batch made room: start more (so one
             // batch collects everything that is queued), until nothing changes.
@@ -201,7 +205,7 @@ impl Executor {
         self.pump_nft(now, &mut p.log);
         // Jobs whose element was settled at once (nft could not start) go on now.
         if self.running.iter().any(|r| r.child.is_none()) {
-            let more = self.pump_running(now, &hosts_deny, &mut p.log);
+            let more = self.pump_running(now, &hosts_deny, &mut p.log, &mut p.failures);
             p.done.extend(more);
         }
         self.take_spare(now);
@@ -229,6 +233,7 @@ impl Executor {
                 ok: job.preflight_ok,
                 job,
                 next: 0,
+                failures: 0,
                 child: None,
             });
             started += 1;
@@ -273,6 +278,7 @@ impl Executor {
         now: u64,
         hosts_deny: &std::path::Path,
         log: &mut Vec<String>,
+        failures: &mut u64,
     ) -> Vec<(Job, bool)> {
         let mut done = Vec::new();
         let mut i = 0;
@@ -290,6 +296,7 @@ impl Executor {
                 Next::Busy => i += 1,
                 Next::Done => {
                     let r = self.running.swap_remove(i);
+                    *failures += r.failures;
                     done.push((r.job, r.ok));
                 }
                 Next::Nft { addr, timeout_s } => {
@@ -309,6 +316,7 @@ impl Executor {
                 "BLOCK_METHOD is no longer \"nftables\"",
             ));
             r.ok = false;
+            r.failures += 1;
             self.running.push(r);
             return;
         };
@@ -337,6 +345,7 @@ impl Executor {
                         log.push(report::nft_blocked(item.addr, item.timeout_s));
                     }
                     r.ok &= ok;
+                    r.failures += u64::from(!ok);
                     self.running.push(r);
                 }
             }
@@ -376,15 +385,18 @@ fn advance(
                         command_of(step),
                     ));
                     r.ok = false;
+                    r.failures += 1;
                 }
                 Ok(Some(st)) => {
                     let ok = st.success();
                     r.ok &= ok;
+                    r.failures += u64::from(!ok);
                     log.push(command_result(step, ip, st));
                 }
                 Err(e) => {
                     log.push(report::command_not_started(ip, e, command_of(step)));
                     r.ok = false;
+                    r.failures += 1;
                 }
             }
             r.child = None;
@@ -409,6 +421,7 @@ fn advance(
                     log.push(report::cannot_open_hosts_deny(hosts_deny));
                     log.push(report::hosts_deny_block_failed(ip));
                     r.ok = false;
+                    r.failures += 1;
                 }
             },
             Step::NftAdd { addr, timeout_s } => {
@@ -423,6 +436,7 @@ fn advance(
                     Err(e) => {
                         log.push(report::command_not_started(ip, e, command));
                         r.ok = false;
+                        r.failures += 1;
                     }
                 }
             }

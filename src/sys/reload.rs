@@ -98,7 +98,19 @@ impl Daemon {
         self.ignore = IgnoreFile::new(&cfg.ignore_file.clone().unwrap_or_default());
         self.ignore.refresh(clock::now_ms(), &mut self.log);
         self.exec.set_hosts_deny(cfg.hosts_deny_file.clone());
+        // The counters stay; the events and metrics files follow the new configuration.
+        for l in self
+            .observer
+            .reload(&cfg, self.cli.foreground, clock::epoch())
+        {
+            self.log.log(&l);
+        }
         self.cfg = cfg;
+        self.observer.id.watched_ports = self
+            .watched()
+            .into_iter()
+            .map(|(m, n)| (m, n as u64))
+            .collect();
         self.log.log(&report::reloaded());
     }
 
@@ -113,6 +125,17 @@ impl Daemon {
         match nftables::list() {
             Ok(elems) => {
                 let hosts = nftables::hosts(&elems);
+                // Blocks in force that are no longer in the sets were lifted by hand.
+                let kept: std::collections::HashSet<std::net::IpAddr> =
+                    hosts.iter().map(|h| h.0).collect();
+                let ms = clock::epoch_ms();
+                for (ip, mode) in self.engine.blocked_list() {
+                    if !kept.contains(&ip) {
+                        self.observer.stats.note_unblock();
+                        self.observer
+                            .event(&crate::events::Event::unblock(ms, ip, Some(mode)));
+                    }
+                }
                 let n = self
                     .engine
                     .restore_blocked(clock::now_ms(), self.modes[0], hosts);
@@ -132,6 +155,10 @@ impl Daemon {
             && let Err(e) = nftables::run_script(&crate::nft::delete_table_script())
         {
             self.log.log(&report::nft_table_failed("delete", e));
+        }
+        // The last event lines, a metrics file saying portsentry_up 0, the status socket gone.
+        for l in self.observer.shutdown(clock::now_ms(), clock::epoch()) {
+            self.log.log(&l);
         }
         for l in report::shutting_down() {
             self.log.log(&l);

@@ -28,6 +28,7 @@ use super::listen::{self, BindError, Listener};
 use super::log::Logger;
 use super::nftables::{self, NftError};
 use super::notify::Notifier;
+use super::observe::Observer;
 use super::stealth::{self, Stealth};
 use super::{clock, netinfo, resolve};
 
@@ -459,8 +460,21 @@ fn start(
 impl Daemon {
     /// The event loop's state from what start-up made: reads the ignore file, takes over the
     /// blocks still in the nftables sets, and says "now active".
-    fn new(s: Started, log: Logger) -> Daemon {
+    fn new(s: Started, mut log: Logger) -> Daemon {
         let now = clock::now_ms();
+        // The status socket beside the pid file (ours now), METRICS_FILE, EVENTS_FILE; what
+        // cannot be set up is logged and the daemon runs on without it.
+        let id = crate::stats::Identity {
+            pid: std::process::id(),
+            modes: s.modes.clone(),
+            config: s.cli.config.display().to_string(),
+            watched_ports: Vec::new(),
+        };
+        let (observer, problems) =
+            Observer::start(&s.cfg, &s.cli.pidfile, s.cli.foreground, id, clock::epoch());
+        for l in problems {
+            log.log(&l);
+        }
         let mut d = Daemon {
             cli: s.cli,
             modes: s.modes,
@@ -478,7 +492,14 @@ impl Daemon {
             appends: files::Appends::default(),
             notify: s.notify,
             last_status: now,
+            last_nft_fill: 0,
+            observer,
         };
+        d.observer.id.watched_ports = d
+            .watched()
+            .into_iter()
+            .map(|(m, n)| (m, n as u64))
+            .collect();
         d.ignore.refresh(now, &mut d.log);
         if let Some(hosts) = s.restored {
             let n = d.engine.restore_blocked(now, d.modes[0], hosts);

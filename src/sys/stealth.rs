@@ -156,9 +156,23 @@ pub struct Stealth {
     filtered_busy: (Vec<u16>, Vec<u16>),
     drops: Drops,
     ring_drops: u64,
+    /// Since start, for `portsentry status` and the metrics file.
+    totals: CaptureTotals,
     last_loss_report: u64,
     last_ihl_log: Option<u64>,
     last_tick: u64,
+}
+
+/// What the capture counted since start: packets judged, packets the ring lost, malformed
+/// packets (not counting what is simply not TCP or UDP, nor later fragments).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CaptureTotals {
+    /// Incoming packets parsed and judged.
+    pub packets: u64,
+    /// Packets the kernel's ring dropped.
+    pub ring_drops: u64,
+    /// Packets dropped as malformed.
+    pub malformed: u64,
 }
 
 /// The modes this module runs.
@@ -302,6 +316,7 @@ impl Stealth {
             filtered_busy: busy,
             drops: Drops::default(),
             ring_drops: 0,
+            totals: CaptureTotals::default(),
             last_loss_report: now,
             last_ihl_log: None,
             last_tick: now,
@@ -374,10 +389,14 @@ impl Stealth {
         let mut probes = Vec::new();
         let mut bad_ihl = Vec::new();
         let drops = &mut self.drops;
+        let mut malformed = 0u64;
         let mut each = |pkttype, bytes: &[u8]| match wire::parse(bytes) {
             Ok(p) => probes.push((pkttype, p)),
             Err(e) => {
                 drops.count(e);
+                if !matches!(e, WireError::NotTcpUdp | WireError::LaterFragment) {
+                    malformed += 1;
+                }
                 if let WireError::IllegalHeaderLength {
                     ihl,
                     src,
@@ -393,6 +412,11 @@ impl Stealth {
         } else {
             self.capture.drain(&mut each);
         }
+        self.totals.malformed += malformed;
+        self.totals.packets += probes
+            .iter()
+            .filter(|(t, _)| *t != watch::PACKET_OUTGOING)
+            .count() as u64;
         for (proto, ihl, src) in bad_ihl {
             if self.watches.get(proto).is_none() {
                 continue;
@@ -479,6 +503,11 @@ impl Stealth {
             || (proto == Proto::Tcp && self.host.table.owns_flow(c.local, c.remote))
     }
 
+    /// What the capture counted since start.
+    pub fn totals(&self) -> CaptureTotals {
+        self.totals
+    }
+
     /// Periodic work: refresh the host view, update the filter, report losses.
     /// Cheap to call on every loop turn: does nothing until [`REFRESH_MS`] has passed.
     pub fn tick(&mut self, log: &mut Logger) {
@@ -498,7 +527,10 @@ impl Stealth {
             self.host_at = now;
         }
         match self.capture.stats() {
-            Ok(s) => self.ring_drops = self.ring_drops.saturating_add(u64::from(s.drops)),
+            Ok(s) => {
+                self.ring_drops = self.ring_drops.saturating_add(u64::from(s.drops));
+                self.totals.ring_drops = self.totals.ring_drops.saturating_add(u64::from(s.drops));
+            }
             Err(e) => log.log(&report::capture_error(e)),
         }
         if now.saturating_sub(self.last_loss_report) >= LOSS_REPORT_MS {

@@ -1,0 +1,190 @@
+//! The snapshot: everything `portsentry status` shows, as one serde type. The daemon sends it
+//! as JSON over its status socket; `status --json` prints it; the text and Prometheus
+//! renderers (`render`) read the same numbers. Field names are an interface (issue 13):
+//! `running`, `pid`, `modes`, `started`, `counters` (with `probes`, `hosts_reported`, `blocks`,
+//! `capture_drops`), `blocks_in_force`, `top_sources`, `top_ports` (each `value`, `count`).
+//! New fields may be added; none may be renamed.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// What `portsentry status --json` prints.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Snapshot {
+    /// The daemon answered on its status socket.
+    pub running: bool,
+    /// The daemon's process id; `None` when it is not running.
+    pub pid: Option<u32>,
+    /// The program version of the daemon that answered (or of the command).
+    pub version: String,
+    /// The modes it runs, e.g. `["stcp", "udp"]`.
+    pub modes: Vec<String>,
+    /// Its configuration file.
+    pub config: Option<String>,
+    /// When it started (RFC 3339): the counters count from then; a reload keeps them.
+    pub started: Option<String>,
+    /// `started` as seconds since the epoch.
+    pub started_epoch: Option<i64>,
+    /// The last reload (SIGHUP), if any.
+    pub last_reload: Option<String>,
+    /// `last_reload` as seconds since the epoch.
+    pub last_reload_epoch: Option<i64>,
+    /// Seconds since `started`.
+    pub uptime_seconds: Option<u64>,
+    /// When this snapshot was taken (RFC 3339).
+    pub generated: String,
+    /// Ports watched, by mode.
+    pub watched_ports: BTreeMap<String, u64>,
+    /// Totals since `started`; `None` when the daemon is not running.
+    pub counters: Option<Counters>,
+    /// Probes by mode, protocol and scan kind (the Prometheus labels).
+    pub probes_by_kind: Vec<ProbeCount>,
+    /// Hosts reported, by mode.
+    pub reports_by_mode: BTreeMap<String, u64>,
+    /// Hosts blocked, by mode.
+    pub blocks_by_mode: BTreeMap<String, u64>,
+    /// Block actions carried out, by method (`nftables`, `route`, `hosts_deny`, `run_cmd`);
+    /// one block may use several.
+    pub blocks_by_method: BTreeMap<String, u64>,
+    /// Blocks refused, by reason (`rate_limit`, `protected`).
+    pub blocks_refused_by_reason: BTreeMap<String, u64>,
+    /// Reports not logged, by reason (`rate_limit`: the report limits; `repeat`: a host's
+    /// repeats within the repeat interval).
+    pub suppressed_by_reason: BTreeMap<String, u64>,
+    /// Fill level of the nftables sets (BLOCK_METHOD="nftables").
+    pub nft_sets: Vec<SetFill>,
+    /// The fleet link (CrowdSec LAPI), once that exists; `null` without one.
+    pub fleet: Option<FleetLink>,
+    /// Hosts blocked now; `None` when the daemon is not running.
+    pub blocks_in_force: Option<u64>,
+    /// The soonest expiry of a block in force (RFC 3339), if any expires.
+    pub soonest_expiry: Option<String>,
+    /// `soonest_expiry` as seconds since the epoch.
+    pub soonest_expiry_epoch: Option<i64>,
+    /// Where the top lists come from: `daemon` (live counts) or `history` (the history file,
+    /// when the daemon is not running).
+    pub tops_from: String,
+    /// Top sources, /24 and /64 prefixes and ports of the last hour.
+    pub top_sources: Vec<Top>,
+    /// Top /24 and /64 prefixes of the last hour.
+    pub top_prefixes: Vec<Top>,
+    /// Top ports of the last hour (`22/tcp`).
+    pub top_ports: Vec<Top>,
+    /// The same lists for the last day.
+    pub last_day: TopLists,
+    /// The history file, read when the daemon is not running.
+    pub history: Option<HistoryBrief>,
+    /// Why the daemon is taken as not running, or what failed.
+    pub note: Option<String>,
+}
+
+/// Integer counters since start. A reload keeps them; a restart resets them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Counters {
+    /// Connections, datagrams and captured packets looked at.
+    pub packets_judged: u64,
+    /// Probes from sources that are not ignored (every kind, every mode).
+    pub probes: u64,
+    /// Hits from ignored sources (IGNORE_FILE).
+    pub probes_ignored: u64,
+    /// Detection reports (a host reported as scanning).
+    pub hosts_reported: u64,
+    /// Hosts blocked (each once, whatever the number of methods).
+    pub blocks: u64,
+    /// Blocks refused (every reason).
+    pub blocks_refused: u64,
+    /// Reports the report limits kept out of the log.
+    pub reports_suppressed: u64,
+    /// Repeats of an already reported host kept out of the log.
+    pub repeats_suppressed: u64,
+    /// Packets the capture ring lost.
+    pub capture_drops: u64,
+    /// Captured packets dropped as malformed.
+    pub malformed_packets: u64,
+    /// Response commands that failed (exit status, signal, time-out, not started).
+    pub command_failures: u64,
+    /// Blocks that expired (BLOCK_TIMEOUT).
+    pub expiries: u64,
+    /// Blocks lifted by hand (`portsentry blocked del|flush`).
+    pub unblocks: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Probes of one mode and kind.
+pub struct ProbeCount {
+    /// The mode.
+    pub mode: String,
+    /// `tcp` or `udp`.
+    pub proto: String,
+    /// The scan kind.
+    pub kind: String,
+    /// How many.
+    pub count: u64,
+}
+
+/// One entry of a top list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Top {
+    /// An address, a prefix (`198.51.100.0/24`, `2001:db8::/64`) or a port (`22/tcp`).
+    pub value: String,
+    /// How many (at least the true count, see `error`).
+    pub count: u64,
+    /// How far `count` may be from the true count (0: exact). Non-zero only after more
+    /// distinct values arrived than the bounded tables hold (a flood of forged sources).
+    pub error: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+/// Top lists of one window.
+pub struct TopLists {
+    /// Top sources.
+    pub top_sources: Vec<Top>,
+    /// Top /24 and /64 prefixes.
+    pub top_prefixes: Vec<Top>,
+    /// Top ports.
+    pub top_ports: Vec<Top>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Fill level of one nftables set.
+pub struct SetFill {
+    /// `blocked4`, `blocked6`.
+    pub set: String,
+    /// Elements in it now.
+    pub elements: u64,
+    /// BLOCK_SET_SIZE.
+    pub size: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The fleet link's state.
+pub struct FleetLink {
+    /// The link is up.
+    pub up: bool,
+    /// Since when it is in that state (RFC 3339).
+    pub since: Option<String>,
+    /// Alerts waiting to be sent.
+    pub queued: u64,
+}
+
+/// The history file, summarised when the daemon is not running.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct HistoryBrief {
+    /// The history file's path.
+    pub file: String,
+    /// Lines read as history records.
+    pub records: u64,
+    /// Records of the last hour and the last day.
+    pub records_last_hour: u64,
+    /// Records of the last day.
+    pub records_last_day: u64,
+    /// The first and last record (RFC 3339).
+    pub first: Option<String>,
+    /// The last record (RFC 3339).
+    pub last: Option<String>,
+    /// Lines that are not history records.
+    pub malformed: u64,
+    /// Why it could not be read, if it could not.
+    pub error: Option<String>,
+}
