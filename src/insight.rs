@@ -1,7 +1,7 @@
 //! `portsentry status` and `portsentry report`: their command lines (each its own clap
 //! parser, chosen by `main` from argv[1], so the daemon's 1.2 command line is untouched),
-//! the status socket's path, the "not running" status built from the history file, and the
-//! log lines of the metrics and events writers. Pure; the shell side is `sys::insight`.
+//! the status socket's path, and the "not running" status built from the history file. Pure;
+//! the shell side is `sys::insight` (the writers' log lines are `report`'s).
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -183,47 +183,6 @@ impl HistoryStatus {
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Log lines of the writers (adminalert, as every line about the daemon's own files)
-// ---------------------------------------------------------------------------------------------
-
-/// `adminalert: ERROR: cannot write metrics file {path}: {err}` (logged once until it works
-/// again).
-pub fn metrics_failed(path: &Path, err: impl std::fmt::Display) -> String {
-    format!(
-        "adminalert: ERROR: cannot write metrics file {}: {err}",
-        path.display()
-    )
-}
-
-/// `adminalert: metrics file {path} written again`
-pub fn metrics_recovered(path: &Path) -> String {
-    format!("adminalert: metrics file {} written again", path.display())
-}
-
-/// `adminalert: ERROR: cannot write events file {path}: {err}; {n} event lines lost`
-pub fn events_failed(path: &str, err: impl std::fmt::Display, lost: u64) -> String {
-    format!("adminalert: ERROR: cannot write events file {path}: {err}; {lost} event lines lost")
-}
-
-/// `adminalert: events file {path} written again; {n} event lines were lost`
-pub fn events_recovered(path: &str, lost: u64) -> String {
-    format!("adminalert: events file {path} written again; {lost} event lines were lost")
-}
-
-/// `adminalert: WARNING: EVENTS_FILE ...` (a value that cannot be used, e.g. `-` without -f)
-pub fn events_unusable(why: &str) -> String {
-    format!("adminalert: WARNING: {why}")
-}
-
-/// `adminalert: ERROR: cannot open status socket {path}: {err}; portsentry status will not see this daemon`
-pub fn status_socket_failed(path: &Path, err: impl std::fmt::Display) -> String {
-    format!(
-        "adminalert: ERROR: cannot open status socket {}: {err}; portsentry status will not see this daemon",
-        path.display()
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -349,22 +308,5 @@ mod tests {
         assert_eq!(s.top_sources[0].count, 1);
         assert_eq!(s.last_day.top_sources[0].count, 2);
         assert_eq!(s.tops_from, "history");
-    }
-
-    #[test]
-    fn writer_log_lines() {
-        let p = Path::new("/var/lib/prometheus/node-exporter/portsentry.prom");
-        assert_eq!(
-            metrics_failed(p, "No such file or directory (os error 2)"),
-            "adminalert: ERROR: cannot write metrics file /var/lib/prometheus/node-exporter/portsentry.prom: No such file or directory (os error 2)"
-        );
-        assert_eq!(
-            events_failed(
-                "/var/log/portsentry/events.jsonl",
-                "No space left on device (os error 28)",
-                3
-            ),
-            "adminalert: ERROR: cannot write events file /var/log/portsentry/events.jsonl: No space left on device (os error 28); 3 event lines lost"
-        );
     }
 }

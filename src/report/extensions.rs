@@ -4,6 +4,7 @@
 
 use std::fmt::Display;
 use std::net::IpAddr;
+use std::path::Path;
 
 use crate::mode::Mode;
 use crate::nft::{FAMILY, Set, TABLE};
@@ -131,6 +132,46 @@ pub fn block_expired(ip: IpAddr, mode: Mode) -> String {
     format!("attackalert: Block of host {ip} ({mode}) has expired")
 }
 
+// -- status socket, METRICS_FILE and EVENTS_FILE (adminalert, as every line about the
+// daemon's own files) ---------------------------------------------------------------------
+
+/// `adminalert: ERROR: cannot write metrics file {path}: {err}` (logged once until it works
+/// again).
+pub fn metrics_failed(path: &Path, err: impl std::fmt::Display) -> String {
+    format!(
+        "adminalert: ERROR: cannot write metrics file {}: {err}",
+        path.display()
+    )
+}
+
+/// `adminalert: metrics file {path} written again`
+pub fn metrics_recovered(path: &Path) -> String {
+    format!("adminalert: metrics file {} written again", path.display())
+}
+
+/// `adminalert: ERROR: cannot write events file {path}: {err}; {n} event lines lost`
+pub fn events_failed(path: &str, err: impl std::fmt::Display, lost: u64) -> String {
+    format!("adminalert: ERROR: cannot write events file {path}: {err}; {lost} event lines lost")
+}
+
+/// `adminalert: events file {path} written again; {n} event lines were lost`
+pub fn events_recovered(path: &str, lost: u64) -> String {
+    format!("adminalert: events file {path} written again; {lost} event lines were lost")
+}
+
+/// `adminalert: WARNING: EVENTS_FILE ...` (a value that cannot be used, e.g. `-` without -f)
+pub fn events_unusable(why: &str) -> String {
+    format!("adminalert: WARNING: {why}")
+}
+
+/// `adminalert: ERROR: cannot open status socket {path}: {err}; portsentry status will not see this daemon`
+pub fn status_socket_failed(path: &Path, err: impl std::fmt::Display) -> String {
+    format!(
+        "adminalert: ERROR: cannot open status socket {}: {err}; portsentry status will not see this daemon",
+        path.display()
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -221,6 +262,22 @@ mod tests {
         assert_eq!(
             block_expired(ip, Mode::Sudp),
             "attackalert: Block of host 192.0.2.2 (sudp) has expired"
+        );
+    }
+    #[test]
+    fn status_metrics_and_events_writer_lines() {
+        let p = Path::new("/var/lib/prometheus/node-exporter/portsentry.prom");
+        assert_eq!(
+            metrics_failed(p, "No such file or directory (os error 2)"),
+            "adminalert: ERROR: cannot write metrics file /var/lib/prometheus/node-exporter/portsentry.prom: No such file or directory (os error 2)"
+        );
+        assert_eq!(
+            events_failed(
+                "/var/log/portsentry/events.jsonl",
+                "No space left on device (os error 28)",
+                3
+            ),
+            "adminalert: ERROR: cannot write events file /var/log/portsentry/events.jsonl: No space left on device (os error 28); 3 event lines lost"
         );
     }
 }

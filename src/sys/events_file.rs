@@ -16,7 +16,7 @@ use std::io::{self, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 
 use crate::events::Target;
-use crate::insight;
+use crate::report;
 
 /// The events file (or standard output) of a daemon.
 pub struct EventsFile {
@@ -79,7 +79,7 @@ impl EventsFile {
             Ok(()) if self.failing => {
                 self.failing = false;
                 let lost = std::mem::take(&mut self.lost);
-                Some(insight::events_recovered(&self.name(), lost))
+                Some(report::events_recovered(&self.name(), lost))
             }
             Ok(()) => None,
             Err(e) => {
@@ -89,7 +89,7 @@ impl EventsFile {
                     None
                 } else {
                     self.failing = true;
-                    Some(insight::events_failed(&self.name(), e, self.lost))
+                    Some(report::events_failed(&self.name(), e, self.lost))
                 }
             }
         }
@@ -221,7 +221,7 @@ mod tests {
         e.push("d\n");
         assert_eq!(
             e.flush(),
-            Some(insight::events_recovered(&p.display().to_string(), 3))
+            Some(report::events_recovered(&p.display().to_string(), 3))
         );
         assert_eq!(lines(&p), vec!["d"]);
     }

@@ -10,7 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::insight;
+use crate::report;
 
 /// How often the file is rewritten.
 pub const INTERVAL_MS: u64 = 5_000;
@@ -49,12 +49,12 @@ impl MetricsFile {
         match super::atomic::write(&self.path, text.as_bytes(), 0o644) {
             Ok(()) if self.failing => {
                 self.failing = false;
-                Some(insight::metrics_recovered(&self.path))
+                Some(report::metrics_recovered(&self.path))
             }
             Ok(()) => None,
             Err(e) if !self.failing => {
                 self.failing = true;
-                Some(insight::metrics_failed(&self.path, e))
+                Some(report::metrics_failed(&self.path, e))
             }
             Err(_) => None,
         }
@@ -100,7 +100,7 @@ mod tests {
         std::fs::create_dir(&sub).unwrap();
         assert_eq!(
             m.write(10_000, "x 1\n"),
-            Some(insight::metrics_recovered(&p))
+            Some(report::metrics_recovered(&p))
         );
         assert_eq!(m.write(15_000, "x 1\n"), None);
     }

@@ -5,7 +5,10 @@
 //! * at start, [`Observer::start`] (after the pid-file check, before "now active");
 //! * in the poll set, [`Observer::poll_fds`]; as the poll timeout, at most
 //!   [`Observer::timeout_ms`];
-//! * as things happen, `observer.stats.note_*(…)` and [`Observer::event`];
+//! * as things happen: [`Observer::hit`] before the engine decides, [`Observer::verdict`]
+//!   with what it decided, [`Observer::job_ended`] when a block's job ends (they count from
+//!   the engine's typed events and queue the EVENTS_FILE lines), `observer.stats.note_*(…)`
+//!   for the rest;
 //! * once per turn, [`Observer::turn`] (answers status clients, writes the turn's event lines
 //!   in one write, rewrites the metrics file when due);
 //! * on SIGHUP, [`Observer::reload`]; on exit, [`Observer::shutdown`].
@@ -19,9 +22,12 @@ use jiff::tz::TimeZone;
 use nix::poll::PollFlags;
 
 use crate::config::Config;
-use crate::events::{self, Event};
+use crate::engine::{Detail, Event as EngineEvent, Hit, Job, JobKind, Step, Verdict};
+use crate::events::{self, Event, Response};
 use crate::insight;
+use crate::report;
 use crate::stats::{Identity, Stats, render};
+use crate::stats::{Method, ProbeKind, Refusal, Suppression};
 
 use super::events_file::EventsFile;
 use super::metrics_file::{self, MetricsFile};
@@ -58,7 +64,7 @@ impl Observer {
         let status = match StatusServer::bind(&sock) {
             Ok(s) => Some(s),
             Err(e) => {
-                log.push(insight::status_socket_failed(&sock, e));
+                log.push(report::status_socket_failed(&sock, e));
                 None
             }
         };
@@ -73,6 +79,127 @@ impl Observer {
         };
         log.extend(o.configure(cfg, foreground));
         (o, log)
+    }
+
+    /// A hit (before the engine decides): counted, the ignored ones apart (the engine stays
+    /// silent on them). `epoch`: now, in seconds.
+    pub fn hit(&mut self, hit: &Hit, ignored: bool, epoch: i64) {
+        if hit.mode.kind() == crate::mode::Kind::Classic {
+            self.stats.note_packets(1);
+        }
+        if ignored {
+            self.stats.note_ignored();
+        } else {
+            self.stats
+                .note_probe(epoch, hit.src, hit.port, hit.mode, probe_kind(hit.detail));
+        }
+    }
+
+    /// Count what the engine decided and queue its event lines (EVENTS_FILE). `hit` is the hit
+    /// the verdict answers, if it answers one (not for the periodic work or a finished job).
+    pub fn verdict(&mut self, v: &Verdict, hit: Option<&Hit>, ms: i64) {
+        let o = self;
+        let response = if v
+            .log
+            .iter()
+            .any(|e| matches!(e, EngineEvent::AlreadyBlocked { .. }))
+        {
+            Response::None
+        } else if v
+            .log
+            .iter()
+            .any(|e| matches!(e, EngineEvent::LogOnly { .. }))
+        {
+            Response::Log
+        } else {
+            Response::Block
+        };
+        for e in &v.log {
+            match e {
+                EngineEvent::Detected {
+                    host,
+                    port,
+                    mode,
+                    detail,
+                } => {
+                    o.stats.note_report(*mode);
+                    let kind = probe_kind(*detail);
+                    o.event(&events::Event::detection(
+                        ms, host.ip, *port, *mode, kind, response,
+                    ));
+                }
+                EngineEvent::Refused { ip, .. } => {
+                    o.stats.note_refusal(Refusal::Protected);
+                    if let Some(h) = hit {
+                        o.event(&events::Event::refusal(
+                            ms,
+                            *ip,
+                            h.port,
+                            h.mode,
+                            Refusal::Protected,
+                        ));
+                    }
+                }
+                // A refusal the engine reports is counted at once; its summary
+                // (`BlocksRefused`) counts every refusal of the interval, so it adds only
+                // those it did not report (over the report limits).
+                EngineEvent::BlockCapRefused { host } => {
+                    o.stats.note_refusal(Refusal::RateLimit);
+                    o.refusals_reported += 1;
+                    if let Some(h) = hit {
+                        o.event(&events::Event::refusal(
+                            ms,
+                            host.ip,
+                            h.port,
+                            h.mode,
+                            Refusal::RateLimit,
+                        ));
+                    }
+                }
+                EngineEvent::BlocksRefused { count, .. } => {
+                    let rest = count.saturating_sub(std::mem::take(&mut o.refusals_reported));
+                    o.stats.note_refusals(Refusal::RateLimit, rest);
+                }
+                EngineEvent::HitsSuppressed { count, .. } => {
+                    o.stats.note_suppressed(Suppression::Repeat, *count)
+                }
+                EngineEvent::ReportsSuppressed { count, .. } => {
+                    o.stats.note_suppressed(Suppression::RateLimit, *count)
+                }
+                EngineEvent::Expired { ip, mode } => {
+                    o.stats.note_expiry();
+                    o.event(&events::Event::expiry(ms, *ip, Some(*mode), None));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// A block (BLOCK_x 1 or 2) ended: counted by method when it succeeded, and an event line
+    /// either way. Log-only jobs (the history line of BLOCK_x=0) and undo jobs are no blocks.
+    pub fn job_ended(&mut self, job: &Job, ok: bool, ms: i64) {
+        if !matches!(job.kind, JobKind::Respond { .. }) || !job.record.blocked_file {
+            return;
+        }
+        let methods: Vec<Method> = job
+            .steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::NftAdd { .. } => Some(Method::Nftables),
+                Step::Route { .. } => Some(Method::Route),
+                Step::HostsDeny { .. } => Some(Method::HostsDeny),
+                Step::RunCmd { .. } => Some(Method::RunCmd),
+                Step::Undo { .. } => None,
+            })
+            .collect();
+        let r = &job.record;
+        if ok {
+            self.stats.note_block(r.mode, &methods);
+        }
+        let failure = (!ok).then(|| "a step of the block failed (see syslog)".to_string());
+        self.event(&events::Event::block(
+            ms, r.ip, r.port, r.mode, &methods, failure,
+        ));
     }
 
     /// METRICS_FILE and EVENTS_FILE from `cfg` (start and reload).
@@ -91,7 +218,7 @@ impl Observer {
             None => None,
             Some(Ok(t)) => Some(EventsFile::new(t)),
             Some(Err(why)) => {
-                log.push(insight::events_unusable(&why));
+                log.push(report::events_unusable(&why));
                 None
             }
         };
@@ -173,6 +300,15 @@ impl Observer {
         }
         self.status = None; // removes the socket
         log
+    }
+}
+
+/// The counters' name for a hit's kind.
+fn probe_kind(d: Detail) -> ProbeKind {
+    match d {
+        Detail::Connect => ProbeKind::Connect,
+        Detail::TcpScan(t) => ProbeKind::from_scan(crate::classify::ScanKind::Tcp(t)),
+        Detail::UdpScan => ProbeKind::Udp,
     }
 }
 

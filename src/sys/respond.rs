@@ -6,10 +6,8 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use crate::engine::{Context, Detail, Event, Hit, Job, JobKind, Outcome, Record, Step, Verdict};
-use crate::events::{self, Response};
+use crate::engine::{Context, Hit, Job, Outcome, Record, Verdict};
 use crate::report;
-use crate::stats::{Method, ProbeKind, Refusal, Suppression};
 
 use super::event_loop::Daemon;
 use super::log::Logger;
@@ -44,22 +42,8 @@ impl Daemon {
             ignore: self.ignore.refresh(now, &mut self.log),
             protected: &self.protected,
         };
-        // The counters: every hit, the ignored ones apart (the engine stays silent on them).
-        let stats = &mut self.observer.stats;
-        if hit.mode.kind() == crate::mode::Kind::Classic {
-            stats.note_packets(1);
-        }
-        if ctx.ignore.contains(hit.src) {
-            stats.note_ignored();
-        } else {
-            stats.note_probe(
-                clock::epoch(),
-                hit.src,
-                hit.port,
-                hit.mode,
-                probe_kind(hit.detail),
-            );
-        }
+        self.observer
+            .hit(&hit, ctx.ignore.contains(hit.src), clock::epoch());
         let v = match self.engine.observe(now, &hit, &ctx) {
             Outcome::Done(v) => v,
             Outcome::Lookup(p) => {
@@ -67,85 +51,8 @@ impl Daemon {
                 self.engine.named(now, p, name.as_deref(), &ctx)
             }
         };
-        self.observe_verdict(&v, Some(&hit));
+        self.observer.verdict(&v, Some(&hit), clock::epoch_ms());
         self.carry_out_counted(v, true)
-    }
-
-    /// Count what the engine decided and queue its event lines (EVENTS_FILE). `hit` is the hit
-    /// the verdict answers, if it answers one (not for the periodic work or a finished job).
-    fn observe_verdict(&mut self, v: &Verdict, hit: Option<&Hit>) {
-        let ms = clock::epoch_ms();
-        let o = &mut self.observer;
-        let response = if v
-            .log
-            .iter()
-            .any(|e| matches!(e, Event::AlreadyBlocked { .. }))
-        {
-            Response::None
-        } else if v.log.iter().any(|e| matches!(e, Event::LogOnly { .. })) {
-            Response::Log
-        } else {
-            Response::Block
-        };
-        for e in &v.log {
-            match e {
-                Event::Detected {
-                    host,
-                    port,
-                    mode,
-                    detail,
-                } => {
-                    o.stats.note_report(*mode);
-                    let kind = probe_kind(*detail);
-                    o.event(&events::Event::detection(
-                        ms, host.ip, *port, *mode, kind, response,
-                    ));
-                }
-                Event::Refused { ip, .. } => {
-                    o.stats.note_refusal(Refusal::Protected);
-                    if let Some(h) = hit {
-                        o.event(&events::Event::refusal(
-                            ms,
-                            *ip,
-                            h.port,
-                            h.mode,
-                            Refusal::Protected,
-                        ));
-                    }
-                }
-                // A refusal the engine reports is counted at once; its summary
-                // (`BlocksRefused`) counts every refusal of the interval, so it adds only
-                // those it did not report (over the report limits).
-                Event::BlockCapRefused { host } => {
-                    o.stats.note_refusal(Refusal::RateLimit);
-                    o.refusals_reported += 1;
-                    if let Some(h) = hit {
-                        o.event(&events::Event::refusal(
-                            ms,
-                            host.ip,
-                            h.port,
-                            h.mode,
-                            Refusal::RateLimit,
-                        ));
-                    }
-                }
-                Event::BlocksRefused { count, .. } => {
-                    let rest = count.saturating_sub(std::mem::take(&mut o.refusals_reported));
-                    o.stats.note_refusals(Refusal::RateLimit, rest);
-                }
-                Event::HitsSuppressed { count, .. } => {
-                    o.stats.note_suppressed(Suppression::Repeat, *count)
-                }
-                Event::ReportsSuppressed { count, .. } => {
-                    o.stats.note_suppressed(Suppression::RateLimit, *count)
-                }
-                Event::Expired { ip, mode } => {
-                    o.stats.note_expiry();
-                    o.event(&events::Event::expiry(ms, *ip, Some(*mode), None));
-                }
-                _ => {}
-            }
-        }
     }
 
     /// Do what the engine decided: log its events (the detection line before the commands
@@ -160,7 +67,7 @@ impl Daemon {
     /// periodic work and finished jobs; a hit's verdict is counted in [`Daemon::hit`]).
     fn carry_out_counted(&mut self, v: Verdict, counted: bool) -> bool {
         if !counted {
-            self.observe_verdict(&v, None);
+            self.observer.verdict(&v, None, clock::epoch_ms());
         }
         for e in &v.log {
             self.log.log(&report::event_line(e));
@@ -191,41 +98,9 @@ impl Daemon {
 
     /// A job ended: the engine says what follows (a failed block's line, the records).
     fn finish(&mut self, job: Job, ok: bool) {
-        self.observe_job(&job, ok);
+        self.observer.job_ended(&job, ok, clock::epoch_ms());
         let v = self.engine.job_done(clock::now_ms(), &job, ok);
         self.carry_out(v);
-    }
-
-    /// A block (BLOCK_x 1 or 2) ended: counted by method when it succeeded, and an event line
-    /// either way. Log-only jobs (the history line of BLOCK_x=0) and undo jobs are no blocks.
-    fn observe_job(&mut self, job: &Job, ok: bool) {
-        if !matches!(job.kind, JobKind::Respond { .. }) || !job.record.blocked_file {
-            return;
-        }
-        let methods: Vec<Method> = job
-            .steps
-            .iter()
-            .filter_map(|s| match s {
-                Step::NftAdd { .. } => Some(Method::Nftables),
-                Step::Route { .. } => Some(Method::Route),
-                Step::HostsDeny { .. } => Some(Method::HostsDeny),
-                Step::RunCmd { .. } => Some(Method::RunCmd),
-                Step::Undo { .. } => None,
-            })
-            .collect();
-        let r = &job.record;
-        if ok {
-            self.observer.stats.note_block(r.mode, &methods);
-        }
-        let failure = (!ok).then(|| "a step of the block failed (see syslog)".to_string());
-        self.observer.event(&events::Event::block(
-            clock::epoch_ms(),
-            r.ip,
-            r.port,
-            r.mode,
-            &methods,
-            failure,
-        ));
     }
 
     /// Queue a blocked-file and history line (§7), written at the end of the loop turn.
@@ -261,15 +136,6 @@ impl Daemon {
                 self.log.log(&report::cannot_open_blocked_file(&p));
             }
         }
-    }
-}
-
-/// The counters' name for a hit's kind.
-fn probe_kind(d: Detail) -> ProbeKind {
-    match d {
-        Detail::Connect => ProbeKind::Connect,
-        Detail::TcpScan(t) => ProbeKind::from_scan(crate::classify::ScanKind::Tcp(t)),
-        Detail::UdpScan => ProbeKind::Udp,
     }
 }
 

@@ -3,8 +3,7 @@
 //! read it, and [`unlisted_functions`] fails when a log-line function is added without being
 //! listed here (so a new line cannot go out without a rule).
 //!
-//! Where the functions live is in [`SOURCES`] (every `.rs` file of `src/report/`, and the
-//! writers' lines in `src/insight.rs`).
+//! Where the functions live is in [`SOURCES`] (every `.rs` file of `src/report/`).
 #![allow(dead_code)]
 
 use std::net::IpAddr;
@@ -29,7 +28,7 @@ pub enum Class {
 
 /// Files (or folders) holding log-line functions, and which `pub fn`s there are log lines
 /// (a name prefix, or "" for all). Functions that are not log lines are in [`NOT_LOG_LINES`].
-pub const SOURCES: &[(&str, &str)] = &[("src/report", ""), ("src/insight.rs", "")];
+pub const SOURCES: &[(&str, &str)] = &[("src/report", "")];
 
 /// `pub fn`s in [`SOURCES`] that do not produce a syslog line of their own.
 pub const NOT_LOG_LINES: &[&str] = &[
@@ -398,8 +397,8 @@ pub fn every_line() -> Vec<(&'static str, Class, String)> {
         r::nft_table_failed("list", "No such file or directory"),
     );
 
-    // src/insight.rs
-    use portsentry::insight as i;
+    // src/report/extensions.rs: the status socket, METRICS_FILE and EVENTS_FILE
+    use portsentry::report as i;
     let prom = Path::new("/var/lib/prometheus/node-exporter/portsentry.prom");
     add(
         "metrics_failed",
