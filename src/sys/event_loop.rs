@@ -79,6 +79,8 @@ struct Ready {
     listeners: Vec<usize>,
     ring: bool,
     bell: bool,
+    /// The status socket or one of its clients.
+    status: bool,
 }
 
 /// How often, with BLOCK_METHOD="nftables", the sets' fill is counted (a pass over the
@@ -122,14 +124,16 @@ impl Daemon {
                         Ok(Signal::SIGTERM) | Ok(Signal::SIGINT) => return self.shutdown(EXIT_OK),
                         Ok(Signal::SIGHUP) => self.reload(),
                         Ok(Signal::SIGUSR1) => self.resync_blocks(),
-                        _ => {} // SIGCHLD: reaped by the pump below
+                        // A command ended: the pump below reaps it.
+                        Ok(Signal::SIGCHLD) => self.exec.child_exited(),
+                        _ => {}
                     }
                 }
             }
             self.pump();
             self.flush_files();
             self.periodic(clock::now_ms());
-            self.observe_turn();
+            self.observe_turn(ready.status);
         }
     }
 
@@ -176,8 +180,8 @@ impl Daemon {
                 fds.push(PollFd::new(b, PollFlags::POLLIN));
             }
         }
-        // The status socket and its waiting clients: served every turn (non-blocking), so
-        // their readiness only needs to wake the loop.
+        // The status socket and its waiting clients, last.
+        let status_at = fds.len();
         for (fd, ev) in self.observer.poll_fds() {
             fds.push(PollFd::new(fd, ev));
         }
@@ -199,8 +203,9 @@ impl Daemon {
                 ready.ring = true;
             } else if Some(i) == bell_at {
                 ready.bell = true;
+            } else if i >= status_at {
+                ready.status = true;
             }
-            // Anything after: the status socket, served by `observe_turn` anyway.
         }
         Ok(ready)
     }
@@ -226,7 +231,7 @@ impl Daemon {
     /// read elsewhere (capture totals, blocks in force; the nftables sets' fill every few
     /// seconds), then the observer's
     /// turn (status clients, the turn's event lines, the metrics file when due).
-    pub(super) fn observe_turn(&mut self) {
+    pub(super) fn observe_turn(&mut self, status_ready: bool) {
         let now = clock::now_ms();
         let epoch = clock::epoch();
         if let Some(st) = &self.stealth {
@@ -264,7 +269,7 @@ impl Daemon {
             };
             self.observer.stats.set_nft_sets(sets);
         }
-        for l in self.observer.turn(now, epoch) {
+        for l in self.observer.turn(now, epoch, status_ready) {
             self.log.log(&l);
         }
     }

@@ -46,6 +46,8 @@ pub fn flood_parallel() -> usize {
             .clamp(1, MAX_PARALLEL - 4)
     })
 }
+/// Running commands are looked at (wait4) at least this often, SIGCHLD or not.
+const REAP_MS: u64 = 100;
 /// After starting a spare shell failed, commands start shells of their own for this long.
 const SPARE_RETRY_MS: u64 = 1_000;
 
@@ -78,6 +80,10 @@ pub struct Executor {
     spare: Option<Spare>,
     /// When starting a spare last failed.
     spare_failed: Option<u64>,
+    /// A child ended (SIGCHLD) since running commands were last looked at.
+    child_exited: bool,
+    /// When running commands were last looked at (wait4 on each).
+    last_reap: u64,
 }
 
 /// Where a job stands after [`advance`].
@@ -117,7 +123,26 @@ impl Executor {
             spares: None,
             spare: None,
             spare_failed: None,
+            child_exited: false,
+            last_reap: 0,
         }
+    }
+
+    /// The loop read a SIGCHLD: a command (or a spare shell) ended; the next pump reaps it.
+    pub fn child_exited(&mut self) {
+        self.child_exited = true;
+    }
+
+    /// Look at the running commands (wait4 each) in this pump? After a SIGCHLD, and at least
+    /// every [`REAP_MS`] in case one was missed. Under a flood of blocks a wait4 per running
+    /// job on every pump (every hit, every loop turn) was a tenth of the daemon's time.
+    fn reap_due(&mut self, now: u64) -> bool {
+        let due = self.child_exited || now.saturating_sub(self.last_reap) >= REAP_MS;
+        if due {
+            self.child_exited = false;
+            self.last_reap = now;
+        }
+        due
     }
 
     /// Keep a spare shell ready (when KILL_ROUTE, KILL_RUN_CMD or KILL_ROUTE_UNDO is set), or
@@ -284,13 +309,14 @@ impl Executor {
         let mut i = 0;
         let mut sink = Vec::new();
         let wait = self.wait_for_spare(now);
+        let reap = self.reap_due(now);
         // Jobs within the report limits first: they get the spare shell.
         self.running.sort_by_key(|r| r.job.quiet);
         while i < self.running.len() {
             let r = &mut self.running[i];
             // Jobs over the global report rate run without a word (engine::Respond::quiet).
             let out = if r.job.quiet { &mut sink } else { &mut *log };
-            let next = advance(r, now, hosts_deny, out, &mut self.spare, wait);
+            let next = advance(r, now, hosts_deny, out, &mut self.spare, wait, reap);
             sink.clear();
             match next {
                 Next::Busy => i += 1,
@@ -361,10 +387,15 @@ fn advance(
     log: &mut Vec<String>,
     spare: &mut Option<Spare>,
     wait_for_spare: bool,
+    reap: bool,
 ) -> Next {
     let ip = r.job.target;
     loop {
         if let Some((child, started)) = r.child.as_mut() {
+            if !reap && now.saturating_sub(*started) < COMMAND_TIMEOUT_MS {
+                // No child has ended since the last look (no SIGCHLD): no wait4 per job.
+                return Next::Busy;
+            }
             let step = &r.job.steps[r.next - 1];
             match child.try_wait() {
                 Ok(None) if now.saturating_sub(*started) < COMMAND_TIMEOUT_MS => return Next::Busy,
@@ -568,6 +599,8 @@ mod tests {
         let mut done = Vec::new();
         let t0 = std::time::Instant::now();
         while done.is_empty() && t0.elapsed() < std::time::Duration::from_secs(5) {
+            // As the loop does when it reads a SIGCHLD.
+            e.child_exited();
             done = e.pump(1).done;
             std::thread::sleep(std::time::Duration::from_millis(5));
         }

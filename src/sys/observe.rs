@@ -257,9 +257,12 @@ impl Observer {
     }
 
     /// The end of a loop turn at `now_ms` (monotonic) / `epoch` (wall clock, seconds).
-    pub fn turn(&mut self, now_ms: u64, epoch: i64) -> Vec<String> {
+    pub fn turn(&mut self, now_ms: u64, epoch: i64, status_ready: bool) -> Vec<String> {
         let mut log = Vec::new();
-        if let Some(s) = &mut self.status {
+        // The socket is served when poll saw it (or its clients) ready, not every turn: an
+        // accept() per turn was a wasted system call for each of thousands of turns a
+        // second under a flood.
+        if let Some(s) = self.status.as_mut().filter(|s| status_ready || s.busy()) {
             let (stats, id, tz) = (&self.stats, &self.id, &self.tz);
             s.serve(now_ms, || {
                 render::json(&stats.snapshot(epoch, id, tz)).into_bytes()
@@ -369,7 +372,7 @@ mod tests {
         let t0 = std::time::Instant::now();
         while !client.is_finished() && t0.elapsed() < Duration::from_secs(5) {
             assert!(
-                o.turn(t0.elapsed().as_millis() as u64, 1_796_043_602)
+                o.turn(t0.elapsed().as_millis() as u64, 1_796_043_602, true)
                     .is_empty()
             );
             std::thread::sleep(Duration::from_millis(2));
