@@ -82,7 +82,13 @@ pub fn selected(args: &[OsString]) -> bool {
 /// What `del TARGET` removes from a listing: every element TARGET covers. A single address
 /// that is blocked only through a network it lies in cannot be cut out of that network;
 /// the error says which network to delete.
+///
+/// Bans from a CrowdSec fleet (sets `fleet4`/`fleet6`) are the LAPI's: they are never
+/// deleted here (the next pull would not bring them back, and the other hosts would keep
+/// them), and a target blocked only by the fleet says how to remove it there.
 pub fn plan_delete(target: &Prefix, elems: &[Element]) -> Result<Vec<Prefix>, String> {
+    let (fleet, elems): (Vec<&Element>, Vec<&Element>) =
+        elems.iter().partition(|e| e.set.is_fleet());
     let hit: Vec<Prefix> = elems
         .iter()
         .map(|e| e.prefix)
@@ -90,6 +96,15 @@ pub fn plan_delete(target: &Prefix, elems: &[Element]) -> Result<Vec<Prefix>, St
         .collect();
     if !hit.is_empty() {
         return Ok(hit);
+    }
+    if fleet
+        .iter()
+        .any(|e| e.prefix.covers(target) || target.covers(&e.prefix))
+    {
+        let how = if target.is_host() { "--ip" } else { "--range" };
+        return Err(format!(
+            "{target} is blocked by the CrowdSec fleet (origin crowdsec), not by this host: remove the decision on the LAPI with cscli decisions delete {how} {target}"
+        ));
     }
     match elems.iter().find(|e| e.prefix.covers(target)) {
         Some(e) => Err(format!(
@@ -100,14 +115,23 @@ pub fn plan_delete(target: &Prefix, elems: &[Element]) -> Result<Vec<Prefix>, St
     }
 }
 
-/// `list` output: one line per element, address then time left, networks after hosts.
+/// `list` output: one line per element, address then time left, networks after hosts; the
+/// bans pulled from a CrowdSec fleet last, with a third column `crowdsec` (their origin).
 pub fn format_list(elems: &[Element]) -> String {
     let mut v: Vec<&Element> = elems.iter().collect();
     v.sort_by_key(|e| (e.set, e.prefix));
     let mut out = String::new();
     for e in v {
         let left = nft::human_left(e.expires_ms.or(e.timeout_ms));
-        out.push_str(&format!("{:<43} {left}\n", e.prefix.to_string()));
+        let what = match e.end {
+            Some(end) => format!("{}-{end}", e.prefix.addr),
+            None => e.prefix.to_string(),
+        };
+        if e.set.is_fleet() {
+            out.push_str(&format!("{what:<43} {left:<7} {}\n", e.set.origin()));
+        } else {
+            out.push_str(&format!("{what:<43} {left}\n"));
+        }
     }
     out
 }
@@ -136,7 +160,60 @@ mod tests {
             prefix,
             timeout_ms: left,
             expires_ms: left,
+            end: None,
         }
+    }
+
+    fn fleet(s: &str, end: Option<&str>) -> Element {
+        let prefix = p(s);
+        Element {
+            set: if prefix.addr.is_ipv4() {
+                Set::Fleet4
+            } else {
+                Set::Fleet6
+            },
+            prefix,
+            timeout_ms: Some(14_400_000),
+            expires_ms: Some(3_600_000),
+            end: end.map(|e| e.parse().unwrap()),
+        }
+    }
+
+    #[test]
+    fn fleet_bans_are_listed_with_their_origin_and_never_deleted_here() {
+        let elems = [
+            fleet("198.51.100.0", Some("198.51.100.6")),
+            el("192.0.2.2", None),
+            fleet("2001:db8::7", None),
+            fleet("203.0.113.0/24", None),
+        ];
+        let rows: Vec<Vec<String>> = format_list(&elems)
+            .lines()
+            .map(|l| l.split_whitespace().map(String::from).collect())
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                vec!["192.0.2.2", "never"],
+                vec!["198.51.100.0-198.51.100.6", "1h00m", "crowdsec"],
+                vec!["203.0.113.0/24", "1h00m", "crowdsec"],
+                vec!["2001:db8::7", "1h00m", "crowdsec"],
+            ]
+        );
+        assert_eq!(
+            plan_delete(&p("2001:db8::7"), &elems),
+            Err("2001:db8::7 is blocked by the CrowdSec fleet (origin crowdsec), not by this host: remove the decision on the LAPI with cscli decisions delete --ip 2001:db8::7".into())
+        );
+        assert!(
+            plan_delete(&p("203.0.113.0/24"), &elems)
+                .unwrap_err()
+                .contains("--range 203.0.113.0/24")
+        );
+        // A network delete takes the local elements only.
+        assert_eq!(
+            plan_delete(&p("0.0.0.0/0"), &elems),
+            Ok(vec![p("192.0.2.2")])
+        );
     }
 
     #[test]

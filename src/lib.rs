@@ -15,6 +15,7 @@ pub mod dedup;
 pub mod defaults;
 pub mod engine;
 pub mod events;
+pub mod fleet;
 pub mod fuzzcheck;
 pub mod ignore;
 pub mod ignore_builder;

@@ -14,6 +14,10 @@
 //!   iptables rule per host that every packet walks.
 //! - `nets4` / `nets6`: interval sets for prefixes blocked by hand (`blocked add 10.0.0.0/8`);
 //!   the hot path never writes them (interval inserts are slower than hash inserts).
+//! - `fleet4` / `fleet6`: interval sets (`flags interval,timeout`) that only the fleet thread
+//!   writes: the bans pulled from a CrowdSec LAPI (issue 12, `crate::fleet::bans`). Listed
+//!   with the origin `crowdsec`; `blocked del` and `blocked flush` leave them alone (the LAPI
+//!   owns them: `cscli decisions delete`).
 //! - chain `input`, hook input, priority -10 (before the usual filter chains at 0), drop rules
 //!   for the four sets. The chain is flushed and refilled on every start in the same
 //!   transaction, so restarts never pile up rules.
@@ -32,7 +36,7 @@ pub const CHAIN: &str = "input";
 /// ms; larger ones only make an error message (which echoes the command) bigger.
 pub const CHUNK: usize = 10_000;
 
-/// One of the four sets.
+/// One of the sets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Set {
     /// Single IPv4 hosts (blocked4).
@@ -43,11 +47,24 @@ pub enum Set {
     Nets4,
     /// IPv6 networks blocked by hand (nets6).
     Nets6,
+    /// IPv4 bans pulled from a CrowdSec LAPI (fleet4, `crate::fleet`).
+    Fleet4,
+    /// IPv6 bans pulled from a CrowdSec LAPI (fleet6, `crate::fleet`).
+    Fleet6,
 }
 
 impl Set {
     /// Every set of the table.
-    pub const ALL: [Set; 4] = [Set::Hosts4, Set::Hosts6, Set::Nets4, Set::Nets6];
+    pub const ALL: [Set; 6] = [
+        Set::Hosts4,
+        Set::Hosts6,
+        Set::Nets4,
+        Set::Nets6,
+        Set::Fleet4,
+        Set::Fleet6,
+    ];
+    /// The sets of this host's own blocks (the daemon's and `portsentry blocked`'s).
+    pub const LOCAL: [Set; 4] = [Set::Hosts4, Set::Hosts6, Set::Nets4, Set::Nets6];
 
     /// The set's name in the table.
     pub fn name(self) -> &'static str {
@@ -56,7 +73,19 @@ impl Set {
             Set::Hosts6 => "blocked6",
             Set::Nets4 => "nets4",
             Set::Nets6 => "nets6",
+            Set::Fleet4 => "fleet4",
+            Set::Fleet6 => "fleet6",
         }
+    }
+
+    /// A set the fleet thread fills from the LAPI.
+    pub fn is_fleet(self) -> bool {
+        matches!(self, Set::Fleet4 | Set::Fleet6)
+    }
+
+    /// Where its elements come from, as `portsentry blocked list` shows it.
+    pub fn origin(self) -> &'static str {
+        if self.is_fleet() { "crowdsec" } else { "local" }
     }
 
     fn from_name(n: &str) -> Option<Set> {
@@ -84,8 +113,8 @@ impl Set {
         match self {
             Set::Hosts4 => ("ipv4_addr", "timeout", "ip saddr"),
             Set::Hosts6 => ("ipv6_addr", "timeout", "ip6 saddr"),
-            Set::Nets4 => ("ipv4_addr", "interval,timeout", "ip saddr"),
-            Set::Nets6 => ("ipv6_addr", "interval,timeout", "ip6 saddr"),
+            Set::Nets4 | Set::Fleet4 => ("ipv4_addr", "interval,timeout", "ip saddr"),
+            Set::Nets6 | Set::Fleet6 => ("ipv6_addr", "interval,timeout", "ip6 saddr"),
         }
     }
 }
@@ -267,9 +296,9 @@ pub fn delete_table_script() -> String {
     format!("delete table {FAMILY} {TABLE}\n")
 }
 
-/// Empties the four sets; table and rules stay.
+/// Empties the four local sets; table, rules and the fleet's sets stay.
 pub fn flush_script() -> String {
-    Set::ALL
+    Set::LOCAL
         .iter()
         .map(|s| format!("flush set {FAMILY} {TABLE} {}\n", s.name()))
         .collect()
@@ -288,7 +317,7 @@ pub fn delete_script(elems: &[Prefix]) -> String {
 }
 
 fn elements_script(verb: &str, elems: impl Iterator<Item = (Prefix, Option<u64>)>) -> String {
-    let mut by_set: [Vec<String>; 4] = Default::default();
+    let mut by_set: [Vec<String>; 6] = Default::default();
     for (p, t) in elems {
         let i = Set::ALL.iter().position(|&s| s == p.set()).unwrap_or(0);
         let e = match t {
@@ -327,6 +356,8 @@ pub struct Element {
     pub timeout_ms: Option<u64>,
     /// Time left in ms; None: it never expires.
     pub expires_ms: Option<u64>,
+    /// The last address of a range that nft prints as `a-b` (interval sets), else None.
+    pub end: Option<IpAddr>,
 }
 
 /// A listing that did not parse: the line and why.
@@ -413,18 +444,25 @@ fn elements(
         let Some(first) = words.next() else {
             continue;
         };
-        let prefix = match first.split_once('-') {
-            // An interval set prints a range that is no prefix as `a-b`: keep its start as a
-            // host so it can still be listed and deleted by its first address.
-            Some((a, _)) if !a.is_empty() => a.parse::<Prefix>(),
-            _ => first.parse::<Prefix>(),
-        }
-        .map_err(|e| err(format!("element \"{}\": {e}", shorten(first))))?;
+        let (prefix, end) =
+            match first.split_once('-') {
+                // An interval set prints a range that is no prefix as `a-b`: its start as a host
+                // (listed and deleted by its first address) and its end.
+                Some((a, b)) if !a.is_empty() => (
+                    a.parse::<Prefix>(),
+                    Some(b.parse::<IpAddr>().map_err(|_| {
+                        err(format!("element \"{}\": bad range end", shorten(first)))
+                    })?),
+                ),
+                _ => (first.parse::<Prefix>(), None),
+            };
+        let prefix = prefix.map_err(|e| err(format!("element \"{}\": {e}", shorten(first))))?;
         let mut e = Element {
             set,
             prefix,
             timeout_ms: None,
             expires_ms: None,
+            end,
         };
         while let Some(w) = words.next() {
             let slot = match w {

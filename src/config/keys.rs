@@ -329,6 +329,67 @@ pub const KEYS: &[KeyDef] = &[
         extension: true,
         apply: |c, v, x| c.events_file = path(v, x),
     },
+    // Fleets through CrowdSec's Local API (issue 12, `crate::fleet`). Absent: no fleet.
+    KeyDef {
+        name: "CROWDSEC_CREDENTIALS",
+        doc: "CrowdSec LAPI credentials file (local_api_credentials.yaml format: url, login, password, ca_cert_path); set: push every block to the LAPI as an alert with a ban",
+        default: "none (no push)",
+        extension: true,
+        apply: |c, v, x| c.fleet.credentials = path(v, x),
+    },
+    KeyDef {
+        name: "CROWDSEC_BOUNCER_KEY_FILE",
+        doc: "file holding one CrowdSec bouncer API key (cscli bouncers add); set: pull the LAPI's bans into sets fleet4/fleet6 (needs BLOCK_METHOD=\"nftables\")",
+        default: "none (no pull)",
+        extension: true,
+        apply: |c, v, x| c.fleet.bouncer_key_file = path(v, x),
+    },
+    KeyDef {
+        name: "CROWDSEC_LAPI_URL",
+        doc: "LAPI URL for pulling when CROWDSEC_CREDENTIALS is not set (else its url is used)",
+        default: "none",
+        extension: true,
+        apply: |c, v, x| match crate::fleet::creds::LapiUrl::parse(v) {
+            Ok(_) => c.fleet.lapi_url = Some(v.trim().to_string()),
+            Err(e) => x.error(e),
+        },
+    },
+    KeyDef {
+        name: "CROWDSEC_PULL_INTERVAL",
+        doc: "seconds between two pulls of the LAPI's decision stream (1-3600)",
+        default: "1",
+        extension: true,
+        apply: |c, v, x| match integer(v, x).map(u64::try_from) {
+            Some(Ok(n @ 1..=crate::fleet::keys::MAX_PULL_S)) => c.fleet.pull_interval_s = Some(n),
+            Some(_) => x.error(format!("must be 1-3600 seconds, got \"{}\"", shorten(v))),
+            None => {}
+        },
+    },
+    KeyDef {
+        name: "CROWDSEC_BAN_DURATION",
+        doc: "seconds a pushed ban decision lasts (1-31536000; never forever)",
+        default: "BLOCK_TIMEOUT, or 14400 (4 hours) when BLOCK_TIMEOUT is 0",
+        extension: true,
+        apply: |c, v, x| match integer(v, x).map(u64::try_from) {
+            Some(Ok(n @ 1..=crate::fleet::keys::MAX_BAN_S)) => c.fleet.ban_duration_s = Some(n),
+            Some(_) => x.error(format!(
+                "must be 1-31536000 seconds, got \"{}\"",
+                shorten(v)
+            )),
+            None => {}
+        },
+    },
+    KeyDef {
+        name: "CROWDSEC_SEND_LOG_ONLY",
+        doc: "non-zero: also send BLOCK_x=0 reports to the LAPI, as alerts without a decision",
+        default: "0",
+        extension: true,
+        apply: |c, v, x| {
+            if let Some(n) = integer(v, x) {
+                c.fleet.send_log_only = n != 0;
+            }
+        },
+    },
 ];
 
 /// Upper bound of `BLOCK_TIMEOUT`: one year.
@@ -519,8 +580,8 @@ mod tests {
                 k.name
             );
         }
-        assert_eq!(KEYS.len(), 28);
-        assert_eq!(KEYS.iter().filter(|k| k.extension).count(), 10);
+        assert_eq!(KEYS.len(), 34);
+        assert_eq!(KEYS.iter().filter(|k| k.extension).count(), 16);
         assert!(key("NOPE").is_none());
     }
 
@@ -742,6 +803,44 @@ mod tests {
             let (c, d) = run("BLOCK_RATE_LIMIT", bad);
             assert_eq!((d.len(), c.block_rate_limit), (1, 0), "{bad}");
         }
+    }
+
+    #[test]
+    fn fleet_keys() {
+        assert_eq!(
+            ok("CROWDSEC_CREDENTIALS", "/etc/portsentry/crowdsec-lapi.yaml")
+                .fleet
+                .credentials,
+            Some(PathBuf::from("/etc/portsentry/crowdsec-lapi.yaml"))
+        );
+        assert_eq!(err("CROWDSEC_CREDENTIALS", ""), "empty path");
+        assert_eq!(err("CROWDSEC_BOUNCER_KEY_FILE", ""), "empty path");
+        assert_eq!(
+            ok("CROWDSEC_LAPI_URL", "http://192.0.2.1:8080/")
+                .fleet
+                .lapi_url
+                .as_deref(),
+            Some("http://192.0.2.1:8080/")
+        );
+        assert!(err("CROWDSEC_LAPI_URL", "192.0.2.1:8080").contains("http://"));
+        assert_eq!(
+            ok("CROWDSEC_PULL_INTERVAL", "10").fleet.pull_interval_s,
+            Some(10)
+        );
+        for bad in ["0", "3601", "-1", "1s", ""] {
+            let (c, d) = run("CROWDSEC_PULL_INTERVAL", bad);
+            assert_eq!((d.len(), c.fleet.pull_interval_s), (1, None), "{bad}");
+        }
+        assert_eq!(
+            ok("CROWDSEC_BAN_DURATION", "600").fleet.ban_duration_s,
+            Some(600)
+        );
+        for bad in ["0", "31536001", "4h"] {
+            let (c, d) = run("CROWDSEC_BAN_DURATION", bad);
+            assert_eq!((d.len(), c.fleet.ban_duration_s), (1, None), "{bad}");
+        }
+        assert!(ok("CROWDSEC_SEND_LOG_ONLY", "1").fleet.send_log_only);
+        assert!(!ok("CROWDSEC_SEND_LOG_ONLY", "0").fleet.send_log_only);
     }
 
     #[test]

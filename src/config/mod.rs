@@ -155,6 +155,8 @@ pub struct Config {
     pub metrics_file: Option<PathBuf>,
     /// `EVENTS_FILE`: JSON lines, one per event; `-` is standard output.
     pub events_file: Option<PathBuf>,
+    /// The `CROWDSEC_*` keys (issue 12, `crate::fleet`); all absent: no fleet.
+    pub fleet: crate::fleet::Keys,
     /// The 1-based line each present key was read from (also for a present but invalid value;
     /// not for a key 1.2 treats as absent, e.g. "Quotes missing"). Lets callers tell absent
     /// from empty (`ADVANCED_EXCLUDE_*` log differently, §2.4) and point at lines.
@@ -192,6 +194,7 @@ impl Default for Config {
             keep_capabilities: Some(crate::caps::default_keep()),
             metrics_file: None,
             events_file: None,
+            fleet: crate::fleet::Keys::default(),
             lines: BTreeMap::new(),
         }
     }

@@ -152,6 +152,12 @@ fn every_key_end_to_end() {
         "KEEP_CAPABILITIES=\"CAP_NET_RAW\"\n",
         "METRICS_FILE=\"/var/lib/prometheus/node-exporter/portsentry.prom\"\n",
         "EVENTS_FILE=\"/var/log/portsentry/events.jsonl\"\n",
+        "CROWDSEC_CREDENTIALS=\"/etc/portsentry/crowdsec-lapi.yaml\"\n",
+        "CROWDSEC_BOUNCER_KEY_FILE=\"/etc/portsentry/crowdsec-bouncer.key\"\n",
+        "CROWDSEC_LAPI_URL=\"http://192.0.2.1:8080/\"\n",
+        "CROWDSEC_PULL_INTERVAL=\"2\"\n",
+        "CROWDSEC_BAN_DURATION=\"900\"\n",
+        "CROWDSEC_SEND_LOG_ONLY=\"1\"\n",
     ));
     assert!(p.diagnostics.is_empty(), "{:#?}", p.diagnostics);
     let c = &p.config;
@@ -193,7 +199,14 @@ fn every_key_end_to_end() {
         Some(Path::new("/var/log/portsentry/events.jsonl"))
     );
     assert_eq!(c.lines.len(), KEYS.len());
-    assert!(c.validate(&Mode::ALL, Path::new(P)).is_empty());
+    assert!(c.fleet.push() && c.fleet.pull() && c.fleet.send_log_only);
+    assert_eq!(
+        (c.fleet.pull_interval_s(), c.fleet.ban_duration_s(600)),
+        (2, 900)
+    );
+    let v = c.validate(&Mode::ALL, Path::new(P));
+    assert_eq!(v.len(), 1, "{v:?}");
+    assert_eq!(v[0].key.as_deref(), Some("CROWDSEC_LAPI_URL"));
 }
 
 #[test]

@@ -131,6 +131,7 @@ impl Config {
                 "is \"nftables\" but neither BLOCK_TCP nor BLOCK_UDP is 1: nothing is added to the set".to_string(),
             );
         }
+        out.extend(crate::fleet::validate(self, path));
         out
     }
 }

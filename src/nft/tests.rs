@@ -45,12 +45,16 @@ fn setup_script_is_exact() {
          add set inet portsentry blocked6 { type ipv6_addr; flags timeout; size 2; }\n\
          add set inet portsentry nets4 { type ipv4_addr; flags interval,timeout; size 2; }\n\
          add set inet portsentry nets6 { type ipv6_addr; flags interval,timeout; size 2; }\n\
+         add set inet portsentry fleet4 { type ipv4_addr; flags interval,timeout; size 2; }\n\
+         add set inet portsentry fleet6 { type ipv6_addr; flags interval,timeout; size 2; }\n\
          add chain inet portsentry input { type filter hook input priority -10; policy accept; }\n\
          flush chain inet portsentry input\n\
          add rule inet portsentry input ip saddr @blocked4 drop\n\
          add rule inet portsentry input ip6 saddr @blocked6 drop\n\
          add rule inet portsentry input ip saddr @nets4 drop\n\
-         add rule inet portsentry input ip6 saddr @nets6 drop\n"
+         add rule inet portsentry input ip6 saddr @nets6 drop\n\
+         add rule inet portsentry input ip saddr @fleet4 drop\n\
+         add rule inet portsentry input ip6 saddr @fleet6 drop\n"
     );
     assert_eq!(delete_table_script(), "delete table inet portsentry\n");
     assert!(flush_script().lines().count() == 4);

@@ -139,8 +139,11 @@ pub fn setup(size: u32) -> Result<(), NftError> {
 }
 
 fn rebuild(size: u32) -> Result<(), NftError> {
+    // The fleet's elements are not carried over: `add_script` knows the local sets only, and
+    // the fleet thread fills its sets again from the LAPI's stream at its next start.
     let keep: Vec<(Prefix, u64)> = list()?
         .iter()
+        .filter(|e| !e.set.is_fleet())
         .map(|e| {
             (
                 e.prefix,

@@ -1,0 +1,661 @@
+//! The bans pulled from the LAPI, as nftables elements: the decisions in force (by id), and
+//! the disjoint intervals with their end times that sets `fleet4`/`fleet6` of table inet
+//! portsentry must hold for them (`flags interval, timeout`: ranges fit, and each element
+//! expires by itself when its ban ends). Pure.
+//!
+//! Why intervals computed here rather than one element per decision: decisions overlap (two
+//! hosts report the same scanner, an address ban inside a range ban), and an interval set
+//! refuses overlapping elements. So every point covered by some ban gets the latest end of
+//! the bans covering it, cut into disjoint pieces; deleting one decision changes exactly the
+//! pieces it covered. Protected addresses (this host's, gateways, loopback, ...) and
+//! ignore-file networks are holes that no piece covers: such a ban is never applied there,
+//! whatever the LAPI says.
+//!
+//! The shell keeps what it has applied and asks [`diff`] for the changes, which [`script`]
+//! turns into one `nft -f` transaction. Local blocks (`blocked4`, `nets4`, ...) are other
+//! sets: nothing here ever touches them.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use super::stream::{Ban, Changes};
+
+/// A contiguous span of addresses of one family, inclusive (IPv4 in the low 32 bits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Span {
+    pub v6: bool,
+    pub start: u128,
+    pub end: u128,
+}
+
+fn max_of(v6: bool) -> u128 {
+    if v6 { u128::MAX } else { u128::from(u32::MAX) }
+}
+
+impl Span {
+    pub fn host(ip: IpAddr) -> Span {
+        match ip.to_canonical() {
+            IpAddr::V4(a) => {
+                let x = u128::from(u32::from(a));
+                Span {
+                    v6: false,
+                    start: x,
+                    end: x,
+                }
+            }
+            IpAddr::V6(a) => {
+                let x = u128::from(a);
+                Span {
+                    v6: true,
+                    start: x,
+                    end: x,
+                }
+            }
+        }
+    }
+
+    /// `a/len` (host bits cleared) or a bare address.
+    pub fn parse_cidr(s: &str) -> Option<Span> {
+        let (a, len) = match s.split_once('/') {
+            Some((a, l)) => (a, Some(l.parse::<u8>().ok()?)),
+            None => (s, None),
+        };
+        let h = Span::host(a.parse::<IpAddr>().ok()?);
+        let bits: u32 = if h.v6 { 128 } else { 32 };
+        let len = u32::from(len.unwrap_or(bits as u8));
+        if len > bits {
+            return None;
+        }
+        let host_mask = max_of(h.v6).checked_shr(len).unwrap_or(0);
+        Some(Span {
+            v6: h.v6,
+            start: h.start & !host_mask,
+            end: (h.start & !host_mask) | host_mask,
+        })
+    }
+
+    fn addr(v6: bool, x: u128) -> IpAddr {
+        if v6 {
+            IpAddr::V6(Ipv6Addr::from(x))
+        } else {
+            IpAddr::V4(Ipv4Addr::from(x as u32))
+        }
+    }
+
+    pub fn first(&self) -> IpAddr {
+        Span::addr(self.v6, self.start)
+    }
+
+    pub fn last(&self) -> IpAddr {
+        Span::addr(self.v6, self.end)
+    }
+
+    pub fn overlaps(&self, o: &Span) -> bool {
+        self.v6 == o.v6 && self.start <= o.end && o.start <= self.end
+    }
+
+    /// How nft writes it in an interval set: `a`, `a/len` or `a-b`.
+    pub fn nft_text(&self) -> String {
+        if self.start == self.end {
+            return self.first().to_string();
+        }
+        let size = self.end - self.start;
+        if size
+            .checked_add(1)
+            .is_none_or(|n| n.is_power_of_two() && self.start & size == 0)
+        {
+            let bits = if self.v6 { 128 } else { 32 };
+            let host_bits = 128 - size.leading_zeros();
+            return format!("{}/{}", self.first(), bits - host_bits);
+        }
+        format!("{}-{}", self.first(), self.last())
+    }
+}
+
+impl std::fmt::Display for Span {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.nft_text())
+    }
+}
+
+/// An address span no ban may cover, and why (for the log line).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hole {
+    pub span: Span,
+    pub why: String,
+}
+
+/// A decision in force.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Active {
+    pub span: Span,
+    /// Monotonic ms when it ends.
+    pub until: u64,
+    pub value: String,
+    pub scenario: String,
+}
+
+/// The decisions in force, by id.
+#[derive(Debug, Clone, Default)]
+pub struct Model {
+    active: HashMap<i64, Active>,
+}
+
+/// A decision that a hole keeps from being applied (wholly or in part).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub id: i64,
+    pub value: String,
+    pub scenario: String,
+    pub hole: String,
+    /// The whole decision is refused (else it is applied around the hole).
+    pub whole: bool,
+}
+
+impl Model {
+    /// Takes one stream answer. `startup`: it lists every decision in force, so anything not
+    /// in it is gone.
+    pub fn apply(&mut self, now: u64, c: &Changes, startup: bool) {
+        if startup {
+            self.active.clear();
+        }
+        for id in &c.deleted {
+            self.active.remove(id);
+        }
+        for b in &c.new {
+            self.add(now, b);
+        }
+    }
+
+    fn add(&mut self, now: u64, b: &Ban) {
+        if b.left_ms <= 0 {
+            self.active.remove(&b.id);
+            return;
+        }
+        self.active.insert(
+            b.id,
+            Active {
+                span: b.span,
+                until: now.saturating_add(b.left_ms as u64),
+                value: b.value.clone(),
+                scenario: b.scenario.clone(),
+            },
+        );
+    }
+
+    pub fn len(&self) -> usize {
+        self.active.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.active.is_empty()
+    }
+
+    /// The pieces the sets must hold at `now`, and the decisions the holes cut into. Ended
+    /// decisions are forgotten.
+    pub fn desired(&mut self, now: u64, holes: &[Hole]) -> (BTreeMap<Span, u64>, Vec<Refusal>) {
+        self.active.retain(|_, a| a.until > now);
+        let mut refused = Vec::new();
+        let mut ids: Vec<&i64> = self.active.keys().collect();
+        ids.sort_unstable();
+        for id in ids {
+            let a = &self.active[id];
+            for h in holes.iter().filter(|h| h.span.overlaps(&a.span)) {
+                refused.push(Refusal {
+                    id: *id,
+                    value: a.value.clone(),
+                    scenario: a.scenario.clone(),
+                    hole: h.why.clone(),
+                    whole: h.span.start <= a.span.start && a.span.end <= h.span.end,
+                });
+            }
+        }
+        let mut out = BTreeMap::new();
+        for v6 in [false, true] {
+            let spans: Vec<(Span, u64)> = self
+                .active
+                .values()
+                .filter(|a| a.span.v6 == v6)
+                .map(|a| (a.span, a.until))
+                .collect();
+            let hs: Vec<Span> = holes
+                .iter()
+                .filter(|h| h.span.v6 == v6)
+                .map(|h| h.span)
+                .collect();
+            for (s, u) in pieces(v6, &spans, &hs) {
+                out.insert(s, u);
+            }
+        }
+        (out, refused)
+    }
+}
+
+/// Disjoint pieces of one family: every point covered by `spans` and no hole, with the latest
+/// end of the spans covering it; neighbours with the same end are merged.
+fn pieces(v6: bool, spans: &[(Span, u64)], holes: &[Span]) -> Vec<(Span, u64)> {
+    // Boundaries: +until at start, -until after end (None: past the last address).
+    let mut ev: Vec<(u128, bool, u64)> = Vec::with_capacity(spans.len() * 2);
+    for &(s, u) in spans {
+        ev.push((s.start, true, u));
+        if s.end < max_of(v6) {
+            ev.push((s.end + 1, false, u));
+        }
+    }
+    ev.sort_unstable();
+    let mut live: BTreeMap<u64, u32> = BTreeMap::new();
+    let mut raw: Vec<(Span, u64)> = Vec::new();
+    let mut i = 0;
+    while i < ev.len() {
+        let at = ev[i].0;
+        while i < ev.len() && ev[i].0 == at {
+            let (_, start, u) = ev[i];
+            if start {
+                *live.entry(u).or_insert(0) += 1;
+            } else if let Some(c) = live.get_mut(&u) {
+                *c -= 1;
+                if *c == 0 {
+                    live.remove(&u);
+                }
+            }
+            i += 1;
+        }
+        if let Some((&u, _)) = live.last_key_value() {
+            let end = ev.get(i).map_or(max_of(v6), |e| e.0 - 1);
+            raw.push((Span { v6, start: at, end }, u));
+        }
+    }
+    // Cut the holes out.
+    let mut hs: Vec<Span> = holes.to_vec();
+    hs.sort_unstable();
+    let mut cut: Vec<(Span, u64)> = Vec::with_capacity(raw.len());
+    for (mut s, u) in raw {
+        let mut gone = false;
+        let over: Vec<Span> = hs.iter().filter(|h| h.overlaps(&s)).copied().collect();
+        for h in over {
+            if h.start > s.start {
+                cut.push((
+                    Span {
+                        end: h.start - 1,
+                        ..s
+                    },
+                    u,
+                ));
+            }
+            if h.end >= s.end {
+                gone = true;
+                break;
+            }
+            s.start = h.end + 1;
+        }
+        if !gone {
+            cut.push((s, u));
+        }
+    }
+    // Merge touching neighbours with the same end.
+    let mut out: Vec<(Span, u64)> = Vec::with_capacity(cut.len());
+    for (s, u) in cut {
+        match out.last_mut() {
+            Some((p, pu)) if *pu == u && p.end.checked_add(1) == Some(s.start) => p.end = s.end,
+            _ => out.push((s, u)),
+        }
+    }
+    out
+}
+
+/// Ends this close (ms) count as the same: a re-read of the stream or of the set moves them
+/// by a few ms, and the set keeps whole seconds.
+pub const SLACK_MS: u64 = 2000;
+
+/// What to change in the sets.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    pub delete: Vec<Span>,
+    /// Piece and its timeout in whole seconds.
+    pub add: Vec<(Span, u64)>,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.delete.is_empty() && self.add.is_empty()
+    }
+}
+
+/// The changes from `applied` (what the sets hold, with the ends they were given) to
+/// `desired`. A piece that is about to end by itself (within [`SLACK_MS`]) is left to its
+/// timeout rather than deleted: deleting an element the kernel has just dropped would fail
+/// the whole transaction.
+pub fn diff(now: u64, applied: &BTreeMap<Span, u64>, desired: &BTreeMap<Span, u64>) -> Plan {
+    let mut p = Plan::default();
+    for (s, &u) in applied {
+        let keep = desired.get(s).is_some_and(|&d| d.abs_diff(u) <= SLACK_MS);
+        if !keep && u > now + SLACK_MS {
+            p.delete.push(*s);
+        }
+    }
+    for (s, &d) in desired {
+        let same = applied
+            .get(s)
+            .is_some_and(|&u| d.abs_diff(u) <= SLACK_MS && u > now + SLACK_MS);
+        if !same && d > now {
+            p.add
+                .push((*s, (d - now).div_ceil(1000).clamp(1, MAX_TIMEOUT_S)));
+        }
+    }
+    p
+}
+
+/// Element timeouts are capped at one year, as `BLOCK_TIMEOUT` (older kernels keep them in
+/// a 32-bit field of milliseconds... times 1000 jiffies); a longer ban is renewed by the
+/// next start-up.
+pub const MAX_TIMEOUT_S: u64 = 365 * 24 * 3600;
+
+/// The sets for a family.
+pub fn set_name(v6: bool) -> &'static str {
+    if v6 { "fleet6" } else { "fleet4" }
+}
+
+/// One `nft -f` script (one transaction) for `plan`: deletes first, so a piece that changes
+/// its end is deleted and added again.
+pub fn script(plan: &Plan) -> String {
+    let mut s = String::new();
+    for v6 in [false, true] {
+        let del: Vec<String> = plan
+            .delete
+            .iter()
+            .filter(|x| x.v6 == v6)
+            .map(Span::nft_text)
+            .collect();
+        for chunk in del.chunks(crate::nft::CHUNK) {
+            let _ = writeln!(
+                s,
+                "delete element inet portsentry {} {{ {} }}",
+                set_name(v6),
+                chunk.join(", ")
+            );
+        }
+    }
+    for v6 in [false, true] {
+        let add: Vec<String> = plan
+            .add
+            .iter()
+            .filter(|x| x.0.v6 == v6)
+            .map(|(x, t)| format!("{} timeout {t}s", x.nft_text()))
+            .collect();
+        for chunk in add.chunks(crate::nft::CHUNK) {
+            let _ = writeln!(
+                s,
+                "add element inet portsentry {} {{ {} }}",
+                set_name(v6),
+                chunk.join(", ")
+            );
+        }
+    }
+    s
+}
+
+/// What the sets hold according to a listing (`crate::nft::parse_listing`): the fleet
+/// elements with their ends (`now` + time left).
+pub fn from_listing(now: u64, elems: &[crate::nft::Element]) -> BTreeMap<Span, u64> {
+    let mut out = BTreeMap::new();
+    for e in elems.iter().filter(|e| e.set.is_fleet()) {
+        let first = Span::host(e.prefix.addr);
+        let span = match e.end {
+            Some(last) => Span {
+                end: Span::host(last).start,
+                ..first
+            },
+            None => Span::parse_cidr(&e.prefix.to_string()).unwrap_or(first),
+        };
+        let left = e
+            .expires_ms
+            .or(e.timeout_ms)
+            .unwrap_or(MAX_TIMEOUT_S * 1000);
+        out.insert(span, now + left);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sp(s: &str) -> Span {
+        match s.split_once('-') {
+            Some((a, b)) => Span {
+                end: Span::host(b.parse().unwrap()).start,
+                ..Span::host(a.parse().unwrap())
+            },
+            None => Span::parse_cidr(s).unwrap(),
+        }
+    }
+
+    fn ban(id: i64, v: &str, left_ms: i64) -> Ban {
+        Ban {
+            id,
+            span: sp(v),
+            left_ms,
+            value: v.to_string(),
+            scenario: "s".into(),
+            origin: "crowdsec".into(),
+        }
+    }
+
+    fn changes(new: Vec<Ban>, deleted: Vec<i64>) -> Changes {
+        Changes {
+            new,
+            deleted,
+            skipped: 0,
+        }
+    }
+
+    fn texts(m: &BTreeMap<Span, u64>) -> Vec<(String, u64)> {
+        m.iter().map(|(s, u)| (s.nft_text(), *u)).collect()
+    }
+
+    #[test]
+    fn spans_print_as_nft_does() {
+        assert_eq!(sp("192.0.2.7").nft_text(), "192.0.2.7");
+        assert_eq!(sp("198.51.100.0/24").nft_text(), "198.51.100.0/24");
+        assert_eq!(sp("198.51.100.77/24").nft_text(), "198.51.100.0/24");
+        assert_eq!(sp("0.0.0.0/0").nft_text(), "0.0.0.0/0");
+        assert_eq!(sp("::/0").nft_text(), "::/0");
+        assert_eq!(sp("2001:db8::/32").nft_text(), "2001:db8::/32");
+        assert_eq!(sp("192.0.2.0-192.0.2.6").nft_text(), "192.0.2.0-192.0.2.6");
+        assert_eq!(sp("192.0.2.8-192.0.2.15").nft_text(), "192.0.2.8/29");
+        assert_eq!(sp("::ffff:192.0.2.1").nft_text(), "192.0.2.1");
+        assert!(Span::parse_cidr("192.0.2.0/33").is_none());
+        assert!(Span::parse_cidr("x/3").is_none());
+    }
+
+    #[test]
+    fn an_address_inside_a_range_keeps_the_later_end() {
+        let mut m = Model::default();
+        m.apply(
+            0,
+            &changes(
+                vec![ban(1, "192.0.2.0/24", 60_000), ban(2, "192.0.2.7", 120_000)],
+                vec![],
+            ),
+            true,
+        );
+        let (d, r) = m.desired(0, &[]);
+        assert!(r.is_empty());
+        assert_eq!(
+            texts(&d),
+            [
+                ("192.0.2.0-192.0.2.6".to_string(), 60_000),
+                ("192.0.2.7".to_string(), 120_000),
+                ("192.0.2.8-192.0.2.255".to_string(), 60_000)
+            ]
+        );
+        // The range deleted: only the address is left.
+        m.apply(10, &changes(vec![], vec![1]), false);
+        let (d2, _) = m.desired(10, &[]);
+        assert_eq!(texts(&d2), [("192.0.2.7".to_string(), 120_000)]);
+        let p = diff(10, &d, &d2);
+        assert_eq!(p.delete.len(), 2);
+        assert!(p.add.is_empty(), "the address keeps its element");
+        assert_eq!(
+            script(&p),
+            "delete element inet portsentry fleet4 { 192.0.2.0-192.0.2.6, 192.0.2.8-192.0.2.255 }\n"
+        );
+    }
+
+    #[test]
+    fn two_bans_on_one_address_last_as_long_as_the_longer() {
+        let mut m = Model::default();
+        m.apply(
+            0,
+            &changes(
+                vec![ban(1, "2001:db8::7", 10_000), ban(2, "2001:db8::7", 50_000)],
+                vec![],
+            ),
+            false,
+        );
+        let (d, _) = m.desired(0, &[]);
+        assert_eq!(texts(&d), [("2001:db8::7".to_string(), 50_000)]);
+        let p = diff(0, &BTreeMap::new(), &d);
+        assert_eq!(
+            script(&p),
+            "add element inet portsentry fleet6 { 2001:db8::7 timeout 50s }\n"
+        );
+        // Deleting the longer one shortens the element: delete and add in one transaction.
+        m.apply(1000, &changes(vec![], vec![2]), false);
+        let (d2, _) = m.desired(1000, &[]);
+        let p = diff(1000, &d, &d2);
+        assert_eq!(
+            script(&p),
+            "delete element inet portsentry fleet6 { 2001:db8::7 }\nadd element inet portsentry fleet6 { 2001:db8::7 timeout 9s }\n"
+        );
+        // Deleting both removes it.
+        m.apply(2000, &changes(vec![], vec![1]), false);
+        let (d3, _) = m.desired(2000, &[]);
+        assert!(d3.is_empty());
+        assert_eq!(diff(2000, &d2, &d3).delete, vec![sp("2001:db8::7")]);
+    }
+
+    #[test]
+    fn protected_addresses_and_ignored_networks_are_never_covered() {
+        let holes = [
+            Hole {
+                span: sp("192.0.2.1"),
+                why: "192.0.2.1 is an address of this host".into(),
+            },
+            Hole {
+                span: sp("10.0.0.0/8"),
+                why: "10.0.0.0/8 is in the ignore file".into(),
+            },
+        ];
+        let mut m = Model::default();
+        m.apply(
+            0,
+            &changes(
+                vec![
+                    ban(1, "192.0.2.1", 5000),
+                    ban(2, "192.0.2.0/30", 5000),
+                    ban(3, "10.1.2.3", 5000),
+                    ban(4, "192.0.2.9", 5000),
+                ],
+                vec![],
+            ),
+            true,
+        );
+        let (d, r) = m.desired(0, &holes);
+        assert_eq!(
+            texts(&d),
+            [
+                ("192.0.2.0".to_string(), 5000),
+                ("192.0.2.2/31".to_string(), 5000),
+                ("192.0.2.9".to_string(), 5000)
+            ]
+        );
+        let why: Vec<(i64, bool)> = r.iter().map(|x| (x.id, x.whole)).collect();
+        assert_eq!(why, [(1, true), (2, false), (3, true)]);
+        assert_eq!(r[0].hole, "192.0.2.1 is an address of this host");
+    }
+
+    #[test]
+    fn ended_decisions_are_dropped_and_a_startup_answer_replaces_everything() {
+        let mut m = Model::default();
+        m.apply(
+            0,
+            &changes(
+                vec![
+                    ban(1, "192.0.2.1", 1000),
+                    ban(2, "192.0.2.2", 9000),
+                    ban(3, "192.0.2.3", -5),
+                ],
+                vec![],
+            ),
+            false,
+        );
+        assert_eq!(m.len(), 2);
+        let (d, _) = m.desired(1000, &[]);
+        assert_eq!(texts(&d), [("192.0.2.2".to_string(), 9000)]);
+        m.apply(
+            2000,
+            &changes(vec![ban(5, "192.0.2.5", 1000)], vec![]),
+            true,
+        );
+        assert_eq!(m.len(), 1);
+    }
+
+    #[test]
+    fn diff_leaves_what_ends_by_itself_and_tolerates_jitter() {
+        let applied: BTreeMap<Span, u64> =
+            [(sp("192.0.2.1"), 10_000), (sp("192.0.2.2"), 3_000)].into();
+        let desired: BTreeMap<Span, u64> = [(sp("192.0.2.1"), 11_500)].into();
+        let p = diff(2_000, &applied, &desired);
+        // .1 within the slack: unchanged; .2 ends within the slack: left to its timeout.
+        assert!(p.is_empty(), "{p:?}");
+        let p = diff(0, &applied, &desired);
+        assert_eq!(p.delete, vec![sp("192.0.2.2")]);
+    }
+
+    #[test]
+    fn pieces_match_a_brute_force_model() {
+        // Small universe 192.0.2.0/28, random bans and holes, checked point by point.
+        let mut rng = crate::testrng::Rng(11);
+        for round in 0..300 {
+            let mut m = Model::default();
+            let n = rng.below(6) + 1;
+            let mut bans = Vec::new();
+            for id in 0..n {
+                let a = rng.below(16) as u8;
+                let b = (a as usize + rng.below(16 - a as usize)) as u8;
+                let left = (rng.below(5) as i64 + 1) * 1000;
+                bans.push((a, b, left));
+                let v = format!("192.0.2.{a}-192.0.2.{b}");
+                m.apply(0, &changes(vec![ban(id as i64, &v, left)], vec![]), false);
+            }
+            let h = rng.below(16) as u8;
+            let holes = [Hole {
+                span: sp(&format!("192.0.2.{h}")),
+                why: "x".into(),
+            }];
+            let (d, _) = m.desired(0, &holes);
+            for x in 0..16u8 {
+                let want = bans
+                    .iter()
+                    .filter(|(a, b, _)| *a <= x && x <= *b)
+                    .map(|b| b.2 as u64)
+                    .max();
+                let want = if x == h { None } else { want };
+                let p = sp(&format!("192.0.2.{x}"));
+                let got = d
+                    .iter()
+                    .find(|(s, _)| s.start <= p.start && p.start <= s.end)
+                    .map(|(_, u)| *u);
+                assert_eq!(got, want, "round {round} point {x} bans {bans:?} hole {h}");
+            }
+            // Disjoint and merged.
+            let v: Vec<(&Span, &u64)> = d.iter().collect();
+            for w in v.windows(2) {
+                assert!(w[0].0.end < w[1].0.start);
+                assert!(!(w[0].0.end + 1 == w[1].0.start && w[0].1 == w[1].1));
+            }
+        }
+    }
+}

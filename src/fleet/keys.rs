@@ -1,0 +1,217 @@
+//! The fleet's portsentry.conf keys (parsed by `config::keys`, defined there once each) as one
+//! typed value, the checks between them and other keys, and the defaults that depend on other
+//! keys (`CROWDSEC_BAN_DURATION` follows `BLOCK_TIMEOUT`). Pure.
+
+use std::path::{Path, PathBuf};
+
+use crate::config::{BlockMethod, Config, Diagnostic, Severity};
+
+/// Ban length when neither `CROWDSEC_BAN_DURATION` nor `BLOCK_TIMEOUT` gives one: CrowdSec's
+/// own default profile bans for 4 hours. Never "forever": a fleet-wide ban on a forged
+/// address must end by itself.
+pub const DEFAULT_BAN_S: u64 = 4 * 3600;
+/// Longest ban and pull interval accepted (one year, as `BLOCK_TIMEOUT`; one hour).
+pub const MAX_BAN_S: u64 = 365 * 24 * 3600;
+pub const MAX_PULL_S: u64 = 3600;
+
+/// The fleet keys as read from portsentry.conf. All absent: no fleet (nothing changes).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Keys {
+    /// `CROWDSEC_CREDENTIALS`: CrowdSec's `local_api_credentials.yaml` format; set = push on.
+    pub credentials: Option<PathBuf>,
+    /// `CROWDSEC_BOUNCER_KEY_FILE`: one bouncer API key; set = pull on.
+    pub bouncer_key_file: Option<PathBuf>,
+    /// `CROWDSEC_LAPI_URL`: the LAPI when only pulling (else the credentials' url is used).
+    pub lapi_url: Option<String>,
+    /// `CROWDSEC_PULL_INTERVAL` seconds (1 when absent).
+    pub pull_interval_s: Option<u64>,
+    /// `CROWDSEC_BAN_DURATION` seconds (absent: see [`Keys::ban_duration_s`]).
+    pub ban_duration_s: Option<u64>,
+    /// `CROWDSEC_SEND_LOG_ONLY`: also send `BLOCK_x=0` reports, as alerts without a decision.
+    pub send_log_only: bool,
+}
+
+impl Keys {
+    /// Push (alerts) is on.
+    pub fn push(&self) -> bool {
+        self.credentials.is_some()
+    }
+
+    /// Pull (decision stream) is on.
+    pub fn pull(&self) -> bool {
+        self.bouncer_key_file.is_some()
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.push() || self.pull()
+    }
+
+    pub fn pull_interval_s(&self) -> u64 {
+        self.pull_interval_s.unwrap_or(1)
+    }
+
+    /// `CROWDSEC_BAN_DURATION`, else `BLOCK_TIMEOUT`, else 4 hours (`BLOCK_TIMEOUT=0` means a
+    /// local block never expires; a fleet ban always does).
+    pub fn ban_duration_s(&self, block_timeout: u64) -> u64 {
+        match (self.ban_duration_s, block_timeout) {
+            (Some(s), _) => s,
+            (None, 0) => DEFAULT_BAN_S,
+            (None, t) => t.min(MAX_BAN_S),
+        }
+    }
+}
+
+/// Checks between the fleet keys and the rest of the config (the values themselves were
+/// checked by their parsers). Files are not read here: `sys::fleet::load` does that.
+pub fn validate(cfg: &Config, path: &Path) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let k = &cfg.fleet;
+    let mut push = |severity, key: &str, message: String| {
+        out.push(Diagnostic {
+            path: path.to_path_buf(),
+            line: cfg.lines.get(key).copied(),
+            key: Some(key.to_string()),
+            severity,
+            message,
+        })
+    };
+    if k.pull() && cfg.block_method != BlockMethod::Nftables {
+        push(
+            Severity::Error,
+            "CROWDSEC_BOUNCER_KEY_FILE",
+            "needs BLOCK_METHOD=\"nftables\": pulled bans go into the fleet4/fleet6 sets of table inet portsentry".to_string(),
+        );
+    }
+    if k.pull() && !k.push() && k.lapi_url.is_none() {
+        push(
+            Severity::Error,
+            "CROWDSEC_BOUNCER_KEY_FILE",
+            "needs CROWDSEC_LAPI_URL (or CROWDSEC_CREDENTIALS, whose url is then used)".to_string(),
+        );
+    }
+    if k.push() && k.lapi_url.is_some() {
+        push(
+            Severity::Warning,
+            "CROWDSEC_LAPI_URL",
+            "is ignored: the url of CROWDSEC_CREDENTIALS is used for pushing and pulling"
+                .to_string(),
+        );
+    }
+    if !k.pull() && k.pull_interval_s.is_some() {
+        push(
+            Severity::Warning,
+            "CROWDSEC_PULL_INTERVAL",
+            "has no effect without CROWDSEC_BOUNCER_KEY_FILE".to_string(),
+        );
+    }
+    if !k.push() && k.lapi_url.is_some() && !k.pull() {
+        push(
+            Severity::Warning,
+            "CROWDSEC_LAPI_URL",
+            "has no effect without CROWDSEC_BOUNCER_KEY_FILE".to_string(),
+        );
+    }
+    for (key, set) in [
+        ("CROWDSEC_BAN_DURATION", k.ban_duration_s.is_some()),
+        ("CROWDSEC_SEND_LOG_ONLY", k.send_log_only),
+    ] {
+        if set && !k.push() {
+            push(
+                Severity::Warning,
+                key,
+                "has no effect without CROWDSEC_CREDENTIALS".to_string(),
+            );
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{has_errors, parse};
+
+    const FILES: &str = "IGNORE_FILE=\"/i\"\nHISTORY_FILE=\"/h\"\nBLOCKED_FILE=\"/b\"\n";
+
+    fn check(extra: &str) -> (Keys, Vec<String>) {
+        let text = format!("{FILES}{extra}");
+        let p = parse(text.as_bytes(), Path::new("/c"));
+        let mut d: Vec<String> = p.diagnostics.iter().map(ToString::to_string).collect();
+        d.extend(
+            validate(&p.config, Path::new("/c"))
+                .iter()
+                .map(|d| d.to_string()),
+        );
+        (p.config.fleet, d)
+    }
+
+    #[test]
+    fn absent_keys_change_nothing() {
+        let (k, d) = check("");
+        assert_eq!(k, Keys::default());
+        assert!(!k.enabled() && d.is_empty());
+        assert_eq!(k.pull_interval_s(), 1);
+    }
+
+    #[test]
+    fn push_and_pull_are_switched_on_by_their_files() {
+        let (k, d) = check(
+            "BLOCK_METHOD=\"nftables\"\nCROWDSEC_CREDENTIALS=\"/etc/portsentry/crowdsec-lapi.yaml\"\nCROWDSEC_BOUNCER_KEY_FILE=\"/etc/portsentry/crowdsec-bouncer.key\"\nCROWDSEC_PULL_INTERVAL=\"5\"\nCROWDSEC_BAN_DURATION=\"600\"\nCROWDSEC_SEND_LOG_ONLY=\"1\"\n",
+        );
+        assert!(d.is_empty(), "{d:?}");
+        assert!(k.push() && k.pull() && k.send_log_only);
+        assert_eq!(
+            k.credentials.as_deref(),
+            Some(Path::new("/etc/portsentry/crowdsec-lapi.yaml"))
+        );
+        assert_eq!((k.pull_interval_s(), k.ban_duration_s(0)), (5, 600));
+    }
+
+    #[test]
+    fn ban_duration_follows_block_timeout_and_is_never_forever() {
+        let k = Keys::default();
+        assert_eq!(k.ban_duration_s(0), DEFAULT_BAN_S);
+        assert_eq!(k.ban_duration_s(3600), 3600);
+        let k = Keys {
+            ban_duration_s: Some(60),
+            ..Keys::default()
+        };
+        assert_eq!(k.ban_duration_s(3600), 60);
+    }
+
+    #[test]
+    fn pull_needs_nftables_and_a_url() {
+        let (_, d) = check("CROWDSEC_BOUNCER_KEY_FILE=\"/k\"\n");
+        assert_eq!(
+            d,
+            [
+                "error: /c:4: CROWDSEC_BOUNCER_KEY_FILE: needs BLOCK_METHOD=\"nftables\": pulled bans go into the fleet4/fleet6 sets of table inet portsentry",
+                "error: /c:4: CROWDSEC_BOUNCER_KEY_FILE: needs CROWDSEC_LAPI_URL (or CROWDSEC_CREDENTIALS, whose url is then used)",
+            ]
+        );
+        let (k, d) = check(
+            "BLOCK_METHOD=\"nftables\"\nCROWDSEC_BOUNCER_KEY_FILE=\"/k\"\nCROWDSEC_LAPI_URL=\"http://192.0.2.1:8080/\"\n",
+        );
+        assert!(d.is_empty(), "{d:?}");
+        assert!(k.pull() && !k.push());
+    }
+
+    #[test]
+    fn keys_without_their_feature_warn() {
+        let (_, d) = check(
+            "CROWDSEC_PULL_INTERVAL=\"2\"\nCROWDSEC_BAN_DURATION=\"60\"\nCROWDSEC_SEND_LOG_ONLY=\"1\"\nCROWDSEC_LAPI_URL=\"http://192.0.2.1:8080\"\n",
+        );
+        assert_eq!(d.len(), 4, "{d:?}");
+        assert!(d.iter().all(|l| l.starts_with("warning:")));
+        let (_, d) = check(
+            "CROWDSEC_CREDENTIALS=\"/c.yaml\"\nCROWDSEC_LAPI_URL=\"http://192.0.2.1:8080\"\n",
+        );
+        assert_eq!(
+            d,
+            [
+                "warning: /c:5: CROWDSEC_LAPI_URL: is ignored: the url of CROWDSEC_CREDENTIALS is used for pushing and pulling"
+            ]
+        );
+        assert!(!has_errors(&[]));
+    }
+}

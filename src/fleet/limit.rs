@@ -1,0 +1,319 @@
+//! Limits on what goes to the LAPI, "as the logs": the same per-prefix token-bucket scheme as
+//! the engine's report limits (IPv4 /24, IPv6 /64, a burst of 20 then 2 per second per prefix,
+//! a burst of 200 then 20 per second over all prefixes). A record within the limits is its own
+//! alert; the others of one prefix in one request become one `portsentry/flood` alert (see
+//! `alert`), which still carries a `ban` decision per address. So a forged flood costs the
+//! LAPI one alert per prefix per request, and requests are spaced further apart while a
+//! flood lasts ([`FLOOD_GAP_MS`]); every block still reaches the LAPI and every bouncer,
+//! exactly as every block is still made locally while the logs are limited. Pure.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use super::alert::{Numbered, Planned};
+use crate::engine::prefix_of;
+
+/// Requests are at least this far apart (so under a flood a request carries what a few ms
+/// brought).
+pub const MIN_GAP_MS: u64 = 5;
+/// After a request with a flood alert, the next waits this long: at most 4 flood requests a
+/// second.
+pub const FLOOD_GAP_MS: u64 = 250;
+/// At most this many records per request (a 1,000-decision request took the 1.4.6 LAPI with
+/// SQLite about N ms here; see the README).
+pub const MAX_PER_REQUEST: usize = 1000;
+/// A flood alert's record list is cut into several alerts beyond this length (the LAPI keeps a
+/// meta value of at most 4,095 bytes).
+pub const MAX_RANGES_LEN: usize = 2000;
+
+/// Tunables (the defaults are the engine's report limits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub prefix_burst: u32,
+    pub prefix_per_sec: u32,
+    pub burst: u32,
+    pub per_sec: u32,
+    pub max_prefixes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            prefix_burst: 20,
+            prefix_per_sec: 2,
+            burst: 200,
+            per_sec: 20,
+            max_prefixes: 16_384,
+        }
+    }
+}
+
+/// A token bucket in units of 1/1000 token (1 unit per ms per token-per-second).
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    units: u64,
+    cap: u64,
+    rate: u64,
+    last: u64,
+}
+
+impl Bucket {
+    fn new(burst: u32, per_sec: u32, now: u64) -> Bucket {
+        let cap = u64::from(burst.max(1)) * 1000;
+        Bucket {
+            units: cap,
+            cap,
+            rate: u64::from(per_sec),
+            last: now,
+        }
+    }
+    fn refill(&mut self, now: u64) {
+        let dt = now.saturating_sub(self.last);
+        self.last = self.last.max(now);
+        self.units = self
+            .units
+            .saturating_add(dt.saturating_mul(self.rate))
+            .min(self.cap);
+    }
+    fn has(&self) -> bool {
+        self.units >= 1000
+    }
+    fn spend(&mut self) {
+        self.units = self.units.saturating_sub(1000);
+    }
+    fn full(&self) -> bool {
+        self.units >= self.cap
+    }
+}
+
+/// Alert limiter: decides, per request, which records are alerts of their own.
+#[derive(Debug, Clone)]
+pub struct Limiter {
+    limits: Limits,
+    global: Bucket,
+    prefixes: HashMap<IpAddr, Bucket>,
+    /// Records sent in flood alerts since the last summary, per prefix.
+    grouped: HashMap<(IpAddr, u8), u64>,
+    last_summary: u64,
+}
+
+impl Limiter {
+    pub fn new(limits: Limits, now: u64) -> Limiter {
+        Limiter {
+            limits,
+            global: Bucket::new(limits.burst, limits.per_sec, now),
+            prefixes: HashMap::new(),
+            grouped: HashMap::new(),
+            last_summary: now,
+        }
+    }
+
+    /// The alerts for one request, in record order (a flood alert stands where its first
+    /// record was).
+    pub fn plan(&mut self, now: u64, batch: &[Numbered]) -> Vec<Planned> {
+        self.global.refill(now);
+        let mut out: Vec<Planned> = Vec::new();
+        // Index in `out` of the open flood alert of each prefix.
+        let mut open: HashMap<(IpAddr, u8), (usize, u64, usize)> = HashMap::new();
+        for n in batch {
+            let key = prefix_of(n.record.ip.to_canonical());
+            if self.prefixes.len() >= self.limits.max_prefixes
+                && !self.prefixes.contains_key(&key.0)
+            {
+                // Prefixes whose bucket is full again behave as new ones: forget them.
+                self.prefixes.retain(|_, b| {
+                    b.refill(now);
+                    !b.full()
+                });
+                if self.prefixes.len() >= self.limits.max_prefixes {
+                    self.prefixes.clear();
+                }
+            }
+            let limits = self.limits;
+            let b = self
+                .prefixes
+                .entry(key.0)
+                .or_insert_with(|| Bucket::new(limits.prefix_burst, limits.prefix_per_sec, now));
+            b.refill(now);
+            if b.has() && self.global.has() {
+                b.spend();
+                self.global.spend();
+                out.push(Planned::Single(*n));
+                continue;
+            }
+            *self.grouped.entry(key).or_insert(0) += 1;
+            // Records come in number order, so a flood alert's list grows by one run each
+            // time a number does not follow the previous one; each run costs at most
+            // `2 * digits + 2` bytes of the meta value.
+            let digits = n.seq.checked_ilog10().unwrap_or(0) as usize + 1;
+            let fits = |runs: usize| (runs + 1) * (2 * digits + 2) <= MAX_RANGES_LEN;
+            match open.get_mut(&key) {
+                Some((i, last, runs)) if n.seq == *last + 1 || fits(*runs) => {
+                    if n.seq != *last + 1 {
+                        *runs += 1;
+                    }
+                    *last = n.seq;
+                    if let Some(Planned::Flood { records, .. }) = out.get_mut(*i) {
+                        records.push(*n);
+                    }
+                }
+                _ => {
+                    open.insert(key, (out.len(), n.seq, 1));
+                    out.push(Planned::Flood {
+                        prefix: key,
+                        records: vec![*n],
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// Every `interval_ms`: what went into flood alerts since the last summary, the prefixes
+    /// with the most first (at most three named), or None if nothing did.
+    pub fn summary(&mut self, now: u64, interval_ms: u64) -> Option<Summary> {
+        if now.saturating_sub(self.last_summary) < interval_ms {
+            return None;
+        }
+        let secs = now.saturating_sub(self.last_summary).div_ceil(1000);
+        self.last_summary = now;
+        if self.grouped.is_empty() {
+            return None;
+        }
+        let mut v: Vec<((IpAddr, u8), u64)> = self.grouped.drain().collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        let total = v.iter().map(|x| x.1).sum();
+        Some((total, secs, v))
+    }
+}
+
+/// What went into flood alerts: total, over how many seconds, per prefix (most first).
+pub type Summary = (u64, u64, Vec<((IpAddr, u8), u64)>);
+
+/// How long to wait after a request before the next one.
+pub fn gap_after(plan: &[Planned]) -> u64 {
+    if plan.iter().any(|p| matches!(p, Planned::Flood { .. })) {
+        FLOOD_GAP_MS
+    } else {
+        MIN_GAP_MS
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fleet::alert::{Record, Scan, seq_ranges};
+    use crate::mode::Mode;
+
+    fn n(seq: u64, ip: &str) -> Numbered {
+        Numbered {
+            seq,
+            record: Record {
+                epoch_ms: 0,
+                ip: ip.parse().unwrap(),
+                port: 1,
+                mode: Mode::Sudp,
+                scan: Scan::Udp,
+                ban_s: 60,
+            },
+        }
+    }
+
+    fn singles(p: &[Planned]) -> usize {
+        p.iter().filter(|p| matches!(p, Planned::Single(_))).count()
+    }
+
+    #[test]
+    fn a_forged_flood_from_one_prefix_becomes_one_alert_per_request_and_loses_nothing() {
+        let mut l = Limiter::new(Limits::default(), 0);
+        let flood: Vec<Numbered> = (0..10_000u64)
+            .map(|i| n(i, &format!("2001:db8:3::{i:x}")))
+            .collect();
+        let mut real = n(10_000, "198.51.100.9");
+        real.record.scan = Scan::TcpSyn;
+        let mut batch = flood[..999].to_vec();
+        batch.push(real);
+        let p = l.plan(0, &batch);
+        // The prefix's burst, then one flood alert; the real scanner from a quiet prefix is
+        // an alert of its own.
+        assert_eq!(singles(&p), 21);
+        assert_eq!(p.len(), 22);
+        assert!(
+            matches!(&p[20], Planned::Flood { records, prefix } if records.len() == 979 && prefix.1 == 64)
+        );
+        assert_eq!(p[21], Planned::Single(real));
+        let total: usize = p.iter().map(|x| x.records().len()).sum();
+        assert_eq!(total, 1000, "every record is in exactly one alert");
+        // 250 ms later the prefix has earned half a token: still grouped.
+        let p = l.plan(250, &flood[999..1999]);
+        assert_eq!((p.len(), singles(&p)), (1, 0));
+        let (total, _, top) = l.summary(10_000, 10_000).unwrap();
+        assert_eq!(total, 979 + 1000);
+        assert_eq!(top[0].0, ("2001:db8:3::".parse().unwrap(), 64));
+        assert_eq!(l.summary(10_001, 10_000), None);
+    }
+
+    #[test]
+    fn quiet_prefixes_send_alerts_of_their_own_until_the_global_burst_is_spent() {
+        let mut l = Limiter::new(Limits::default(), 0);
+        let batch: Vec<Numbered> = (0..300u64)
+            .map(|i| n(i, &format!("10.{}.{}.1", i / 256, i % 256)))
+            .collect();
+        let p = l.plan(0, &batch);
+        assert_eq!(singles(&p), 200);
+        // The other 100 are one flood alert per /24 (each has one record).
+        assert_eq!(p.len(), 300);
+        // One second later the global bucket has 20 tokens.
+        let more: Vec<Numbered> = (300..340u64)
+            .map(|i| n(i, &format!("10.9.{}.1", i - 300)))
+            .collect();
+        assert_eq!(singles(&l.plan(1000, &more)), 20);
+    }
+
+    #[test]
+    fn long_flood_alerts_are_cut_so_their_record_list_fits_the_lapi() {
+        let mut l = Limiter::new(
+            Limits {
+                prefix_burst: 1,
+                burst: 1,
+                ..Limits::default()
+            },
+            0,
+        );
+        // Every other record number: ranges cannot merge, the list grows quickly.
+        let batch: Vec<Numbered> = (0..1000u64)
+            .map(|i| n(i * 2, &format!("192.0.2.{}", i % 250 + 1)))
+            .collect();
+        let p = l.plan(0, &batch);
+        assert!(p.len() > 2, "{}", p.len());
+        for a in &p {
+            let seqs: Vec<u64> = a.records().iter().map(|r| r.seq).collect();
+            assert!(seq_ranges(&seqs).len() <= MAX_RANGES_LEN);
+        }
+        assert_eq!(p.iter().map(|x| x.records().len()).sum::<usize>(), 1000);
+    }
+
+    #[test]
+    fn gaps() {
+        assert_eq!(gap_after(&[Planned::Single(n(1, "192.0.2.1"))]), MIN_GAP_MS);
+        let f = Planned::Flood {
+            prefix: ("192.0.2.0".parse().unwrap(), 24),
+            records: vec![n(1, "192.0.2.1")],
+        };
+        assert_eq!(gap_after(&[f]), FLOOD_GAP_MS);
+    }
+
+    #[test]
+    fn the_prefix_table_is_bounded() {
+        let mut l = Limiter::new(
+            Limits {
+                max_prefixes: 8,
+                ..Limits::default()
+            },
+            0,
+        );
+        let batch: Vec<Numbered> = (0..100u64).map(|i| n(i, &format!("10.0.{i}.1"))).collect();
+        l.plan(0, &batch);
+        assert!(l.prefixes.len() <= 8);
+    }
+}

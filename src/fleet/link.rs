@@ -1,0 +1,155 @@
+//! The link to the LAPI: retries with exponential back-off and jitter, and the "lost" and
+//! "regained" log lines, rate-limited so a flapping link gives at most one line a minute.
+//! Pure: time and randomness come in as arguments.
+
+/// First retry after 1 s, doubling up to 60 s.
+pub const BACKOFF_FIRST_MS: u64 = 1000;
+pub const BACKOFF_MAX_MS: u64 = 60_000;
+/// At most one lost/regained line per this interval; the next says how many were skipped.
+pub const LINE_INTERVAL_MS: u64 = 60_000;
+
+/// Delay before retry number `attempt` (0-based), with `rand` (any u64) spreading it over
+/// 75%-125% so many hosts that lost the same LAPI do not come back in step.
+pub fn backoff_ms(attempt: u32, rand: u64) -> u64 {
+    let base = BACKOFF_FIRST_MS
+        .saturating_mul(1u64 << attempt.min(16))
+        .min(BACKOFF_MAX_MS);
+    base * 3 / 4 + rand % (base / 2 + 1)
+}
+
+/// Up, down, and what to log about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    /// None: never tried yet.
+    up: Option<bool>,
+    /// When it last changed (ms).
+    since: u64,
+    last_line: Option<u64>,
+    /// Changes not logged because of the rate limit.
+    unlogged: u32,
+    /// Failures in a row (for the back-off).
+    pub failures: u32,
+}
+
+/// What the link state is, for `portsentry status` (issue 13) and tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Unknown,
+    Up,
+    Down { since_ms: u64 },
+}
+
+impl Default for Link {
+    fn default() -> Self {
+        Link::new()
+    }
+}
+
+impl Link {
+    pub fn new() -> Link {
+        Link {
+            up: None,
+            since: 0,
+            last_line: None,
+            unlogged: 0,
+            failures: 0,
+        }
+    }
+
+    pub fn state(&self) -> State {
+        match self.up {
+            None => State::Unknown,
+            Some(true) => State::Up,
+            Some(false) => State::Down {
+                since_ms: self.since,
+            },
+        }
+    }
+
+    fn may_log(&mut self, now: u64) -> Option<u32> {
+        match self.last_line {
+            Some(t) if now.saturating_sub(t) < LINE_INTERVAL_MS => {
+                self.unlogged += 1;
+                None
+            }
+            _ => {
+                self.last_line = Some(now);
+                Some(std::mem::take(&mut self.unlogged))
+            }
+        }
+    }
+
+    /// A request failed: the line to log when the link just went down (and may log).
+    pub fn failed(&mut self, now: u64) -> Option<(u32, Option<u64>)> {
+        self.failures = self.failures.saturating_add(1);
+        if self.up == Some(false) {
+            return None;
+        }
+        let was_up = self.up.map(|_| now.saturating_sub(self.since));
+        self.up = Some(false);
+        self.since = now;
+        self.may_log(now).map(|skipped| (skipped, was_up))
+    }
+
+    /// A request worked: Some(how long it was down, skipped lines) when it just came back.
+    pub fn ok(&mut self, now: u64) -> Option<(u64, u32)> {
+        self.failures = 0;
+        match self.up {
+            Some(true) => None,
+            None => {
+                self.up = Some(true);
+                self.since = now;
+                None
+            }
+            Some(false) => {
+                let down = now.saturating_sub(self.since);
+                self.up = Some(true);
+                self.since = now;
+                self.may_log(now).map(|skipped| (down, skipped))
+            }
+        }
+    }
+
+    /// When to try again after the last failure.
+    pub fn retry_in(&self, rand: u64) -> u64 {
+        backoff_ms(self.failures.saturating_sub(1), rand)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_is_capped() {
+        assert_eq!(backoff_ms(0, 0), 750);
+        assert_eq!(backoff_ms(0, 500), 1250);
+        assert_eq!(backoff_ms(1, 0), 1500);
+        assert_eq!(backoff_ms(10, 0), 45_000);
+        assert_eq!(backoff_ms(40, u64::MAX), 45_000 + u64::MAX % 30_001);
+        for r in 0..1000 {
+            let d = backoff_ms(3, r * 7919);
+            assert!((6000..=10_000).contains(&d));
+        }
+    }
+
+    #[test]
+    fn lost_and_regained_are_logged_once_each_and_flapping_is_rate_limited() {
+        let mut l = Link::new();
+        assert_eq!(l.state(), State::Unknown);
+        assert_eq!(l.ok(0), None, "the first success is no news");
+        assert_eq!(l.failed(1000), Some((0, Some(1000))));
+        assert_eq!(l.failed(2000), None, "still down: no new line");
+        assert_eq!(l.state(), State::Down { since_ms: 1000 });
+        assert_eq!(l.failures, 2);
+        // Back within the minute: not logged, counted.
+        assert_eq!(l.ok(31_000), None);
+        assert_eq!(l.failed(32_000), None);
+        assert_eq!(l.ok(70_000), Some((38_000, 2)));
+        assert_eq!(l.state(), State::Up);
+        assert_eq!(l.failures, 0);
+        // A daemon that starts while the LAPI is down says so at once.
+        let mut l = Link::new();
+        assert_eq!(l.failed(5), Some((0, None)));
+    }
+}

@@ -1,0 +1,26 @@
+//! Fleets through CrowdSec's Local API (issue 12): the pure core. portsentry acts as a LAPI
+//! *machine* (it pushes an alert with a `ban` decision for every block) and, optionally, as a
+//! *bouncer* (it pulls the LAPI's decision stream into nftables sets of its own).
+//!
+//! This module owns the meaning of everything that crosses that link, and nothing else:
+//! the config keys and their cross-checks (`keys`), the credentials file (`creds`), the alert
+//! JSON and the scenario names (`alert`), the per-prefix limits that keep a forged flood from
+//! swamping the LAPI (`limit`), the on-disk spool's record format (`spool`), the decision
+//! stream (`stream`), the pulled bans as disjoint nftables intervals (`bans`), the link state
+//! and its back-off (`link`) and every log line (`msg`).
+//!
+//! Must never: open a socket or a file, read the clock, or log. The shell (`sys::fleet`) does
+//! all I/O on a thread of its own and hands time, bytes and random numbers in.
+
+pub mod alert;
+pub mod bans;
+pub mod creds;
+pub mod keys;
+pub mod limit;
+pub mod link;
+pub mod msg;
+pub mod spool;
+pub mod stream;
+pub mod time;
+
+pub use keys::{Keys, validate};

@@ -1,0 +1,153 @@
+//! The LAPI's decision stream (`GET /v1/decisions/stream`, crowdsec v1.4.6): `{"new": [...],
+//! "deleted": [...]}`, each a `Decision` with `id`, `type`, `scope`, `value`, `duration`
+//! (Go's format, the time left when the LAPI answered), `origin`, `scenario`. Asked with
+//! `dedup=false`: by default the LAPI returns one decision per value, so of two bans on one
+//! address the stream could name one and later delete it while the other still stands.
+//!
+//! Only `ban` decisions on the `Ip` and `Range` scopes are applied (what a firewall can do);
+//! the others are counted and skipped. Pure.
+
+use std::net::IpAddr;
+
+use serde::Deserialize;
+
+use super::bans::Span;
+use super::time::parse_go_duration;
+
+#[derive(Deserialize)]
+struct Raw {
+    new: Option<Vec<RawDecision>>,
+    deleted: Option<Vec<RawDecision>>,
+}
+
+#[derive(Deserialize)]
+struct RawDecision {
+    id: Option<i64>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    scope: Option<String>,
+    value: Option<String>,
+    duration: Option<String>,
+    scenario: Option<String>,
+    origin: Option<String>,
+}
+
+/// One decision to apply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ban {
+    pub id: i64,
+    pub span: Span,
+    /// Time left when the LAPI answered, ms (<= 0: already over).
+    pub left_ms: i64,
+    /// `value` as the LAPI wrote it, and where it came from, for log lines.
+    pub value: String,
+    pub scenario: String,
+    pub origin: String,
+}
+
+/// One answer of the stream.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Changes {
+    pub new: Vec<Ban>,
+    /// Ids of decisions deleted or expired.
+    pub deleted: Vec<i64>,
+    /// Decisions skipped: not a ban, another scope, or a value that is no address.
+    pub skipped: u64,
+}
+
+/// Parses one stream answer. Err: not the stream's JSON (the message says why, briefly).
+pub fn parse(json: &[u8]) -> Result<Changes, String> {
+    let raw: Raw = serde_json::from_slice(json)
+        .map_err(|e| format!("bad JSON in the decision stream: {e}"))?;
+    let mut c = Changes::default();
+    for d in raw.new.unwrap_or_default() {
+        match ban(&d) {
+            Some(b) => c.new.push(b),
+            None => c.skipped += 1,
+        }
+    }
+    for d in raw.deleted.unwrap_or_default() {
+        match d.id {
+            Some(id) => c.deleted.push(id),
+            None => c.skipped += 1,
+        }
+    }
+    Ok(c)
+}
+
+fn ban(d: &RawDecision) -> Option<Ban> {
+    if !d.kind.as_deref()?.eq_ignore_ascii_case("ban") {
+        return None;
+    }
+    let value = d.value.as_deref()?.trim();
+    let span = match d.scope.as_deref()?.to_ascii_lowercase().as_str() {
+        "ip" => Span::host(value.parse::<IpAddr>().ok()?),
+        "range" => Span::parse_cidr(value)?,
+        _ => return None,
+    };
+    Some(Ban {
+        id: d.id?,
+        span,
+        left_ms: parse_go_duration(d.duration.as_deref()?)?,
+        value: value.to_string(),
+        scenario: d.scenario.clone().unwrap_or_default(),
+        origin: d.origin.clone().unwrap_or_default(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An answer of crowdsec 1.4.6 (`startup=true`, after `cscli decisions add` and one of our
+    /// alerts), trimmed to a few decisions.
+    const ANSWER: &str = r#"{"deleted":[{"duration":"-3.5s","id":3,"origin":"cscli","scenario":"manual","scope":"Ip","type":"ban","value":"192.0.2.50"}],
+      "new":[{"duration":"3h59m58.81s","id":7,"origin":"crowdsec","scenario":"portsentry/tcp-syn-scan","scope":"Ip","type":"ban","value":"192.0.2.7"},
+             {"duration":"23h59m0s","id":8,"origin":"cscli","scenario":"manual 'ban' from 'x'","scope":"Range","type":"ban","value":"198.51.100.0/24"},
+             {"duration":"1h","id":9,"origin":"cscli","scenario":"m","scope":"Ip","type":"captcha","value":"192.0.2.9"},
+             {"duration":"1h","id":10,"origin":"cscli","scenario":"m","scope":"Country","type":"ban","value":"FR"},
+             {"duration":"59m","id":11,"origin":"crowdsec","scenario":"portsentry/udp-scan","scope":"Ip","type":"ban","value":"2001:db8::7"},
+             {"duration":"59m","id":12,"origin":"cscli","scenario":"m","scope":"Range","type":"ban","value":"2001:db8:1::5/48"}]}"#;
+
+    #[test]
+    fn bans_on_addresses_and_ranges_are_taken_the_rest_counted() {
+        let c = parse(ANSWER.as_bytes()).unwrap();
+        assert_eq!(c.deleted, vec![3]);
+        assert_eq!(c.skipped, 2);
+        let ids: Vec<i64> = c.new.iter().map(|b| b.id).collect();
+        assert_eq!(ids, [7, 8, 11, 12]);
+        assert_eq!(c.new[0].left_ms, 14_398_810);
+        assert_eq!(c.new[0].span, Span::host("192.0.2.7".parse().unwrap()));
+        assert_eq!(c.new[1].span, Span::parse_cidr("198.51.100.0/24").unwrap());
+        assert_eq!(c.new[0].scenario, "portsentry/tcp-syn-scan");
+        // Host bits in a range are cleared, as the LAPI itself does (Go's ParseCIDR).
+        assert_eq!(c.new[3].span, Span::parse_cidr("2001:db8:1::/48").unwrap());
+    }
+
+    #[test]
+    fn empty_and_null_answers() {
+        assert_eq!(
+            parse(br#"{"new":null,"deleted":null}"#),
+            Ok(Changes::default())
+        );
+        assert_eq!(parse(br#"{"new":[],"deleted":[]}"#), Ok(Changes::default()));
+        assert_eq!(parse(b"{}"), Ok(Changes::default()));
+    }
+
+    #[test]
+    fn garbage_is_an_error_or_skipped_never_a_panic() {
+        assert!(parse(b"").is_err());
+        assert!(parse(b"<html>502 Bad Gateway</html>").is_err());
+        assert!(parse(br#"{"new": 5}"#).is_err());
+        let c = parse(br#"{"new":[{"id":1},{"type":"ban","scope":"Ip","value":"300.1.1.1","duration":"1h","id":2},{"type":"ban","scope":"Ip","value":"192.0.2.1","duration":"soon","id":3}],"deleted":[{}]}"#).unwrap();
+        assert_eq!((c.new.len(), c.skipped), (0, 4));
+        let mut rng = crate::testrng::Rng(3);
+        let base = ANSWER.as_bytes();
+        for _ in 0..2000 {
+            let mut b = base.to_vec();
+            let i = rng.below(b.len());
+            b[i] = rng.next() as u8;
+            let _ = parse(&b);
+        }
+    }
+}

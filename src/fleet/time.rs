@@ -1,0 +1,119 @@
+//! Times as the LAPI writes and reads them: RFC 3339 UTC timestamps (`start_at`, `stop_at`,
+//! what Go's `time.Parse(time.RFC3339, ...)` accepts) and Go durations (`"3h59m58.5s"`, a
+//! decision's time left in the stream, negative once it is over). Pure.
+
+/// `2026-11-30T12:01:02.345Z` for milliseconds since the epoch (UTC).
+pub fn rfc3339(epoch_ms: i64) -> String {
+    let secs = epoch_ms.div_euclid(1000);
+    let ms = epoch_ms.rem_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{ms:03}Z",
+        sod / 3600,
+        sod % 3600 / 60,
+        sod % 60
+    )
+}
+
+/// Howard Hinnant's `civil_from_days`: days since 1970-01-01 to (year, month, day).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// A Go duration string (`time.Duration.String()`: `"1h2m3.5s"`, `"-1.2s"`, `"750ms"`,
+/// `"0s"`) in milliseconds, rounded towards zero. None if it is not one.
+pub fn parse_go_duration(s: &str) -> Option<i64> {
+    let (neg, mut rest) = match s.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, s.strip_prefix('+').unwrap_or(s)),
+    };
+    if rest == "0" {
+        return Some(0);
+    }
+    if rest.is_empty() {
+        return None;
+    }
+    // Nanoseconds, as Go keeps them; i128 so no realistic input overflows.
+    let mut total: i128 = 0;
+    while !rest.is_empty() {
+        let int_len = rest.bytes().take_while(u8::is_ascii_digit).count();
+        let (int, tail) = rest.split_at(int_len);
+        let (frac, tail) = match tail.strip_prefix('.') {
+            Some(t) => {
+                let n = t.bytes().take_while(u8::is_ascii_digit).count();
+                t.split_at(n)
+            }
+            None => ("", tail),
+        };
+        if int.is_empty() && frac.is_empty() {
+            return None;
+        }
+        let unit_len = tail
+            .char_indices()
+            .find(|(_, c)| c.is_ascii_digit() || *c == '.')
+            .map_or(tail.len(), |(i, _)| i);
+        let (unit, tail) = tail.split_at(unit_len);
+        let ns: i128 = match unit {
+            "ns" => 1,
+            "us" | "µs" | "μs" => 1_000,
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
+            _ => return None,
+        };
+        let whole: i128 = if int.is_empty() { 0 } else { int.parse().ok()? };
+        let mut part = whole.checked_mul(ns)?;
+        let mut scale = ns;
+        for b in frac.bytes().take(18) {
+            scale /= 10;
+            part += i128::from(b - b'0') * scale;
+        }
+        total = total.checked_add(part)?;
+        rest = tail;
+    }
+    let ms = i64::try_from(total / 1_000_000).ok()?;
+    Some(if neg { -ms } else { ms })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(1_795_383_542_123), "2026-11-22T21:39:02.123Z");
+        assert_eq!(rfc3339(951_782_400_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(rfc3339(4_107_542_399_999), "2100-02-28T23:59:59.999Z");
+        assert_eq!(rfc3339(-1), "1969-12-31T23:59:59.999Z");
+    }
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(parse_go_duration("3h59m58.973021s"), Some(14_398_973));
+        assert_eq!(parse_go_duration("-1.5s"), Some(-1500));
+        assert_eq!(parse_go_duration("750ms"), Some(750));
+        assert_eq!(parse_go_duration("0s"), Some(0));
+        assert_eq!(parse_go_duration("0"), Some(0));
+        assert_eq!(parse_go_duration("1m0.5s"), Some(60_500));
+        assert_eq!(parse_go_duration("2µs"), Some(0));
+        assert_eq!(parse_go_duration("167h59m"), Some(604_740_000));
+        assert_eq!(parse_go_duration(".5s"), Some(500));
+        for bad in ["", "-", "h", "5", "5x", "1h-2m", "1..2s", "s5", "1e3s"] {
+            assert_eq!(parse_go_duration(bad), None, "{bad}");
+        }
+        assert_eq!(parse_go_duration(&"9".repeat(60)), None);
+    }
+}
