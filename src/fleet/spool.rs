@@ -248,8 +248,9 @@ pub fn scan(bytes: &[u8]) -> Scanned {
 }
 
 /// The records in `bytes` (whole lines from a spool, read from some offset on) that are not
-/// done; also how many bytes were whole lines (the reader continues from there).
-pub fn records_after(bytes: &[u8], done: &Ranges, max: usize) -> (Vec<Numbered>, usize) {
+/// done, each with its offset in `bytes`; also how many bytes were whole lines (the reader
+/// continues from there).
+pub fn records_after(bytes: &[u8], done: &Ranges, max: usize) -> (Vec<(Numbered, usize)>, usize) {
     let mut out = Vec::new();
     let mut off = 0;
     while out.len() < max {
@@ -260,7 +261,7 @@ pub fn records_after(bytes: &[u8], done: &Ranges, max: usize) -> (Vec<Numbered>,
         if let Some(Line::Record(n)) = parse_line(&rest[..nl])
             && !done.contains(n.seq)
         {
-            out.push(n);
+            out.push((n, off));
         }
         off += nl + 1;
     }
@@ -376,7 +377,8 @@ mod tests {
         // What follows the first waiting record is read back exactly once.
         let at = s.first_waiting.unwrap();
         let (recs, used) = records_after(&whole[at..], &s.done, 100);
-        assert_eq!(recs.iter().map(|n| n.seq).collect::<Vec<_>>(), [4, 5]);
+        assert_eq!(recs.iter().map(|n| n.0.seq).collect::<Vec<_>>(), [4, 5]);
+        assert_eq!(recs[0].1, 0);
         assert_eq!(used, whole.len() - at);
     }
 

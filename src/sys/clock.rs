@@ -37,6 +37,14 @@ pub fn realtime_ns() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }
 
+/// Milliseconds since the epoch (the fleet's alert times).
+pub fn epoch_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
 /// Local time for `epoch`, as 1.2's `localtime()` gives it (TZ honoured).
 pub fn local_time(epoch: i64) -> LocalTime {
     let t: libc::time_t = epoch as libc::time_t;

@@ -14,6 +14,7 @@ pub mod event_loop;
 pub mod events_file;
 pub mod exec;
 pub mod files;
+pub mod fleet;
 pub mod ignore_file;
 pub mod insight;
 pub mod listen;

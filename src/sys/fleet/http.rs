@@ -1,0 +1,361 @@
+//! The HTTP side of the LAPI link (ureq; rustls with the CA of `ca_cert_path` when given):
+//! login, alerts, the alert search used after a request whose outcome is unknown, and the
+//! decision stream. Blocking calls with short timeouts, made only on the fleet thread.
+//!
+//! Secrets go into request headers and bodies only; no error message built here contains
+//! one (a LAPI's error text is cut short and stripped of control bytes).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ureq::Agent;
+use ureq::tls::{Certificate, RootCerts, TlsConfig};
+
+use crate::fleet::creds::{LapiUrl, Secret};
+
+/// Connecting may take this long; a whole exchange this long (a 1,000-decision request took
+/// the LAPI well under a second here).
+const CONNECT: Duration = Duration::from_secs(3);
+const EXCHANGE: Duration = Duration::from_secs(20);
+/// Largest answer read (a decision stream at start-up can be large).
+const MAX_BODY: u64 = 256 << 20;
+
+/// How a request went wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// Nothing reached the LAPI (no connection): safe to send again.
+    NotSent(String),
+    /// The request may or may not have been processed (a reset or timeout after sending, a
+    /// 5xx): ask before sending again.
+    Unknown(String),
+    /// An HTTP status other than success, with the LAPI's message.
+    Status(u16, String),
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::NotSent(m) | Failure::Unknown(m) => f.write_str(m),
+            Failure::Status(s, m) => write!(f, "HTTP {s}: {m}"),
+        }
+    }
+}
+
+pub struct Client {
+    agent: Agent,
+    pub url: LapiUrl,
+}
+
+/// A login token and when it stops working (unix seconds; 0: unknown).
+pub struct Token {
+    pub jwt: Secret,
+    pub expires_epoch: i64,
+}
+
+impl Client {
+    /// `ca` is the PEM of `ca_cert_path` (https only with that CA); without it https uses the
+    /// Mozilla roots built in (webpki-roots).
+    pub fn new(url: LapiUrl, ca: Option<&[u8]>) -> Result<Client, String> {
+        let mut cfg = Agent::config_builder()
+            .timeout_connect(Some(CONNECT))
+            .timeout_global(Some(EXCHANGE))
+            .http_status_as_error(false)
+            // Never through a proxy from the environment, never following a redirect with
+            // our credentials.
+            .proxy(None)
+            .max_redirects(0)
+            .user_agent(concat!("portsentry/", env!("CARGO_PKG_VERSION")));
+        if let Some(pem) = ca {
+            let certs: Vec<Certificate<'static>> = ureq::tls::parse_pem(pem)
+                .filter_map(|i| match i {
+                    Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+                    _ => None,
+                })
+                .collect();
+            if certs.is_empty() {
+                return Err("ca_cert_path holds no PEM certificate".to_string());
+            }
+            cfg = cfg.tls_config(
+                TlsConfig::builder()
+                    .root_certs(RootCerts::Specific(Arc::new(certs)))
+                    .build(),
+            );
+        }
+        Ok(Client {
+            agent: cfg.build().into(),
+            url,
+        })
+    }
+
+    /// POST /v1/watchers/login.
+    pub fn login(&self, login: &str, password: &Secret) -> Result<Token, Failure> {
+        #[derive(serde::Serialize)]
+        struct Req<'a> {
+            machine_id: &'a str,
+            password: &'a str,
+            scenarios: Vec<String>,
+        }
+        let scenarios = crate::fleet::alert::Scan::ALL
+            .iter()
+            .map(|s| s.scenario())
+            .collect();
+        let body = serde_json::to_string(&Req {
+            machine_id: login,
+            password: password.expose(),
+            scenarios,
+        })
+        .unwrap_or_default();
+        let (status, bytes) = self.exchange(
+            self.agent
+                .post(&self.url.join("v1/watchers/login"))
+                .header("Content-Type", "application/json")
+                .send(body.as_bytes()),
+            false,
+        )?;
+        if status != 200 {
+            return Err(Failure::Status(status, message(&bytes)));
+        }
+        #[derive(serde::Deserialize)]
+        struct Resp {
+            token: Option<String>,
+            expire: Option<String>,
+        }
+        let r: Resp = serde_json::from_slice(&bytes)
+            .map_err(|_| Failure::Status(status, "login answer is not JSON".to_string()))?;
+        let jwt = r
+            .token
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| Failure::Status(status, "login answer has no token".to_string()))?;
+        let expires_epoch = r
+            .expire
+            .as_deref()
+            .and_then(parse_rfc3339_epoch)
+            .unwrap_or(0);
+        Ok(Token {
+            jwt: Secret::new(jwt),
+            expires_epoch,
+        })
+    }
+
+    /// POST /v1/alerts with a JSON array built by `fleet::alert::body`.
+    pub fn post_alerts(&self, token: &Token, body: &str) -> Result<(), Failure> {
+        let (status, bytes) = self.exchange(
+            self.agent
+                .post(&self.url.join("v1/alerts"))
+                .header("Content-Type", "application/json")
+                .header("Authorization", &format!("Bearer {}", token.jwt.expose()))
+                .send(body.as_bytes()),
+            true,
+        )?;
+        match status {
+            200 | 201 => Ok(()),
+            500..=599 => Err(Failure::Unknown(format!(
+                "HTTP {status}: {}",
+                message(&bytes)
+            ))),
+            _ => Err(Failure::Status(status, message(&bytes))),
+        }
+    }
+
+    /// GET /v1/alerts?since=...: alerts whose start is at most `since_s` old, every one.
+    pub fn search_alerts(&self, token: &Token, since_s: u64) -> Result<Vec<u8>, Failure> {
+        let (status, bytes) = self.exchange(
+            self.agent
+                .get(
+                    &self
+                        .url
+                        .join(&format!("v1/alerts?since={since_s}s&limit=0")),
+                )
+                .header("Authorization", &format!("Bearer {}", token.jwt.expose()))
+                .call(),
+            false,
+        )?;
+        if status == 200 {
+            Ok(bytes)
+        } else {
+            Err(Failure::Status(status, message(&bytes)))
+        }
+    }
+
+    /// GET /v1/decisions/stream (every decision, not one per value: `dedup=false`).
+    pub fn stream(&self, key: &Secret, startup: bool) -> Result<Vec<u8>, Failure> {
+        let q = if startup {
+            "?startup=true&dedup=false"
+        } else {
+            "?dedup=false"
+        };
+        let (status, bytes) = self.exchange(
+            self.agent
+                .get(&self.url.join(&format!("v1/decisions/stream{q}")))
+                .header("X-Api-Key", key.expose())
+                .call(),
+            false,
+        )?;
+        if status == 200 {
+            Ok(bytes)
+        } else {
+            Err(Failure::Status(status, message(&bytes)))
+        }
+    }
+
+    /// GET /v1/decisions?ip=127.0.0.1: checks a bouncer key without changing its stream.
+    pub fn check_key(&self, key: &Secret) -> Result<(), Failure> {
+        let (status, bytes) = self.exchange(
+            self.agent
+                .get(&self.url.join("v1/decisions?ip=127.0.0.1"))
+                .header("X-Api-Key", key.expose())
+                .call(),
+            false,
+        )?;
+        if status == 200 {
+            Ok(())
+        } else {
+            Err(Failure::Status(status, message(&bytes)))
+        }
+    }
+
+    fn exchange(
+        &self,
+        r: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+        sent_matters: bool,
+    ) -> Result<(u16, Vec<u8>), Failure> {
+        let mut resp = r.map_err(|e| classify(&e, sent_matters))?;
+        let status = resp.status().as_u16();
+        let bytes = resp
+            .body_mut()
+            .with_config()
+            .limit(MAX_BODY)
+            .read_to_vec()
+            .map_err(|e| classify(&e, sent_matters && status / 100 == 2))?;
+        Ok((status, bytes))
+    }
+}
+
+/// Connection failures are "not sent"; anything after the request may have gone out is
+/// "unknown" when that matters (alerts), else just a failure to retry.
+fn classify(e: &ureq::Error, sent_matters: bool) -> Failure {
+    use std::io::ErrorKind as K;
+    use ureq::Timeout as T;
+    let text = describe(e);
+    let before_sending = match e {
+        ureq::Error::HostNotFound | ureq::Error::ConnectionFailed | ureq::Error::BadUri(_) => true,
+        ureq::Error::Timeout(T::Connect | T::Resolve) => true,
+        ureq::Error::Io(io) => matches!(
+            io.kind(),
+            K::ConnectionRefused
+                | K::NetworkUnreachable
+                | K::HostUnreachable
+                | K::AddrNotAvailable
+                | K::NotFound
+        ),
+        ureq::Error::Tls(_) => true,
+        _ => false,
+    };
+    if before_sending || !sent_matters {
+        Failure::NotSent(text)
+    } else {
+        Failure::Unknown(text)
+    }
+}
+
+fn describe(e: &ureq::Error) -> String {
+    match e {
+        ureq::Error::Io(io) => io.to_string(),
+        ureq::Error::Timeout(t) => format!("timed out ({t:?})"),
+        other => other.to_string(),
+    }
+}
+
+/// The `message` of a LAPI error answer, or the start of the body; printable ASCII only.
+pub fn message(bytes: &[u8]) -> String {
+    #[derive(serde::Deserialize)]
+    struct E {
+        message: Option<String>,
+    }
+    let text = serde_json::from_slice::<E>(bytes)
+        .ok()
+        .and_then(|e| e.message)
+        .unwrap_or_else(|| String::from_utf8_lossy(bytes).into_owned());
+    let clean: String = text
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
+        .take(200)
+        .collect();
+    if clean.is_empty() {
+        "no message".to_string()
+    } else {
+        clean
+    }
+}
+
+/// `2026-11-30T13:24:02Z` (the login answer's `expire`) as unix seconds.
+fn parse_rfc3339_epoch(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() < 20 {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
+    let (y, mo, d, h, mi, se) = (
+        num(0..4)?,
+        num(5..7)?,
+        num(8..10)?,
+        num(11..13)?,
+        num(14..16)?,
+        num(17..19)?,
+    );
+    // days_from_civil (Hinnant).
+    let y2 = if mo <= 2 { y - 1 } else { y };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let doy = (153 * (if mo > 2 { mo - 3 } else { mo + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let tz = &s[19..];
+    let tz = tz.trim_start_matches(|c: char| c == '.' || c.is_ascii_digit());
+    let off = match tz {
+        "Z" => 0,
+        t if t.len() == 6 => {
+            let sign = if t.starts_with('-') { -1 } else { 1 };
+            sign * (t.get(1..3)?.parse::<i64>().ok()? * 3600
+                + t.get(4..6)?.parse::<i64>().ok()? * 60)
+        }
+        _ => return None,
+    };
+    Some(days * 86_400 + h * 3600 + mi * 60 + se - off)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expiry_times() {
+        assert_eq!(parse_rfc3339_epoch("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(
+            parse_rfc3339_epoch("2026-11-22T21:39:02Z"),
+            Some(1_795_383_542)
+        );
+        assert_eq!(
+            parse_rfc3339_epoch("2026-11-22T22:39:02.5+01:00"),
+            Some(1_795_383_542)
+        );
+        assert_eq!(parse_rfc3339_epoch("soon"), None);
+    }
+
+    #[test]
+    fn error_messages_are_cut_and_clean() {
+        assert_eq!(
+            message(b"{\"code\":401,\"message\":\"incorrect Username or Password\"}"),
+            "incorrect Username or Password"
+        );
+        assert_eq!(message(b"<h1>\x1b[31mbad</h1>"), "<h1>?[31mbad</h1>");
+        assert_eq!(message(b""), "no message");
+        assert_eq!(message(&[b'a'; 500]).len(), 200);
+    }
+}
