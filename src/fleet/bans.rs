@@ -201,7 +201,9 @@ impl Model {
         ids.sort_unstable();
         for id in ids {
             let a = &self.active[id];
-            for h in holes.iter().filter(|h| h.span.overlaps(&a.span)) {
+            // One line per decision: the first hole that cuts into it (an address can be a
+            // hole for two reasons).
+            if let Some(h) = holes.iter().find(|h| h.span.overlaps(&a.span)) {
                 refused.push(Refusal {
                     id: *id,
                     value: a.value.clone(),

@@ -27,6 +27,8 @@ pub struct Link {
     last_line: Option<u64>,
     /// Changes not logged because of the rate limit.
     unlogged: u32,
+    /// The current loss was logged (so its end is too).
+    lost_logged: bool,
     /// Failures in a row (for the back-off).
     pub failures: u32,
 }
@@ -52,6 +54,7 @@ impl Link {
             since: 0,
             last_line: None,
             unlogged: 0,
+            lost_logged: false,
             failures: 0,
         }
     }
@@ -66,20 +69,9 @@ impl Link {
         }
     }
 
-    fn may_log(&mut self, now: u64) -> Option<u32> {
-        match self.last_line {
-            Some(t) if now.saturating_sub(t) < LINE_INTERVAL_MS => {
-                self.unlogged += 1;
-                None
-            }
-            _ => {
-                self.last_line = Some(now);
-                Some(std::mem::take(&mut self.unlogged))
-            }
-        }
-    }
-
-    /// A request failed: the line to log when the link just went down (and may log).
+    /// A failure right after start, or the first loss after a quiet minute, is logged; a
+    /// loss within a minute of the last logged one is counted instead. A return is logged
+    /// when its loss was.
     pub fn failed(&mut self, now: u64) -> Option<(u32, Option<u64>)> {
         self.failures = self.failures.saturating_add(1);
         if self.up == Some(false) {
@@ -88,10 +80,22 @@ impl Link {
         let was_up = self.up.map(|_| now.saturating_sub(self.since));
         self.up = Some(false);
         self.since = now;
-        self.may_log(now).map(|skipped| (skipped, was_up))
+        match self.last_line {
+            Some(t) if now.saturating_sub(t) < LINE_INTERVAL_MS => {
+                self.unlogged += 1;
+                self.lost_logged = false;
+                None
+            }
+            _ => {
+                self.last_line = Some(now);
+                self.lost_logged = true;
+                Some((std::mem::take(&mut self.unlogged), was_up))
+            }
+        }
     }
 
-    /// A request worked: Some(how long it was down, skipped lines) when it just came back.
+    /// A request worked: Some(how long it was down, changes not logged) when it just came
+    /// back from a logged loss.
     pub fn ok(&mut self, now: u64) -> Option<(u64, u32)> {
         self.failures = 0;
         match self.up {
@@ -105,7 +109,12 @@ impl Link {
                 let down = now.saturating_sub(self.since);
                 self.up = Some(true);
                 self.since = now;
-                self.may_log(now).map(|skipped| (down, skipped))
+                if std::mem::take(&mut self.lost_logged) {
+                    Some((down, 0))
+                } else {
+                    self.unlogged += 1;
+                    None
+                }
             }
         }
     }
@@ -142,10 +151,14 @@ mod tests {
         assert_eq!(l.failed(2000), None, "still down: no new line");
         assert_eq!(l.state(), State::Down { since_ms: 1000 });
         assert_eq!(l.failures, 2);
-        // Back within the minute: not logged, counted.
-        assert_eq!(l.ok(31_000), None);
+        // Back: logged (its loss was). Lost again within the minute: counted, and so is
+        // the return from it.
+        assert_eq!(l.ok(31_000), Some((30_000, 0)));
         assert_eq!(l.failed(32_000), None);
-        assert_eq!(l.ok(70_000), Some((38_000, 2)));
+        assert_eq!(l.ok(33_000), None);
+        // The next loss after a quiet minute is logged with the count.
+        assert_eq!(l.failed(70_000), Some((2, Some(37_000))));
+        assert_eq!(l.ok(75_000), Some((5_000, 0)));
         assert_eq!(l.state(), State::Up);
         assert_eq!(l.failures, 0);
         // A daemon that starts while the LAPI is down says so at once.

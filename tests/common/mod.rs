@@ -7,6 +7,8 @@
 //! where that is a failure.
 #![allow(dead_code)]
 
+pub mod crowdsec;
+
 use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};

@@ -1,0 +1,212 @@
+//! A real CrowdSec LAPI for the fleet tests and benchmark: Debian's crowdsec 1.4.6 run as
+//! `crowdsec -c CONFIG -no-cs` (the LAPI alone) inside a test namespace, with a test-made
+//! config dir, its SQLite database in a temp dir, no Central API (no `online_client`), so
+//! nothing tries to reach the internet. Machines and bouncers come from `cscli -c CONFIG`.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Lapi {
+    pub ns: String,
+    pub listen: String,
+    pub dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+/// True when crowdsec and cscli are installed (else the caller fails loudly under CI).
+pub fn installed() -> bool {
+    Command::new("crowdsec").arg("-version").output().is_ok()
+        && Command::new("cscli").arg("version").output().is_ok()
+}
+
+impl Lapi {
+    /// Writes the config and starts the LAPI in `ns`, listening on `listen` (`ADDR:PORT`).
+    pub fn start(ns: &str, listen: &str) -> Lapi {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display().to_string();
+        for sub in ["data", "hub", "log", "notifications"] {
+            std::fs::create_dir_all(dir.path().join(sub)).unwrap();
+        }
+        std::fs::write(
+            dir.path().join("config.yaml"),
+            format!(
+                "common:\n  daemonize: false\n  log_media: file\n  log_level: info\n  log_dir: {d}/log/\n  working_dir: .\n\
+                 config_paths:\n  config_dir: {d}/\n  data_dir: {d}/data/\n  simulation_path: {d}/simulation.yaml\n  hub_dir: {d}/hub/\n  index_path: {d}/hub/.index.json\n  notification_dir: {d}/notifications/\n  plugin_dir: /usr/lib/crowdsec/plugins/\n\
+                 cscli:\n  output: human\n\
+                 db_config:\n  log_level: info\n  type: sqlite\n  db_path: {d}/data/crowdsec.db\n  use_wal: true\n\
+                 api:\n  client:\n    insecure_skip_verify: false\n    credentials_path: {d}/local_api_credentials.yaml\n  server:\n    log_level: info\n    listen_uri: {listen}\n    profiles_path: {d}/profiles.yaml\n    trusted_ips:\n      - 127.0.0.1\n\
+                 prometheus:\n  enabled: false\n"
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("profiles.yaml"),
+            "name: default_ip_remediation\nfilters:\n - Alert.Remediation == true && Alert.GetScope() == \"Ip\"\ndecisions:\n - type: ban\n   duration: 4h\non_success: break\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("simulation.yaml"), "simulation: false\n").unwrap();
+        std::fs::write(dir.path().join("hub/.index.json"), "{}").unwrap();
+        let mut l = Lapi {
+            ns: ns.to_string(),
+            listen: listen.to_string(),
+            dir,
+            child: None,
+        };
+        l.resume();
+        // cscli itself logs in as a machine: its credentials file, as crowdsec's postinst makes it.
+        let cred = format!("{d}/local_api_credentials.yaml");
+        l.cscli(&["machines", "add", "cscli-test", "--auto", "-f", &cred]);
+        l
+    }
+
+    pub fn config(&self) -> PathBuf {
+        self.dir.path().join("config.yaml")
+    }
+
+    /// Starts the LAPI (again) and waits until it answers.
+    pub fn resume(&mut self) {
+        let log = std::fs::File::create(self.dir.path().join("log/stdout.log")).unwrap();
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.ns, "crowdsec", "-c"])
+            .arg(self.config())
+            .arg("-no-cs")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("crowdsec");
+        self.child = Some(child);
+        let t0 = Instant::now();
+        let url = format!("http://{}/v1/decisions", self.listen);
+        while t0.elapsed() < Duration::from_secs(30) {
+            let out = Command::new("ip")
+                .args([
+                    "netns",
+                    "exec",
+                    &self.ns,
+                    "curl",
+                    "-s",
+                    "-o",
+                    "/dev/null",
+                    "-w",
+                    "%{http_code}",
+                    &url,
+                ])
+                .output();
+            if let Ok(o) = out
+                && o.stdout != b"000"
+                && !o.stdout.is_empty()
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "the LAPI did not start: {}",
+            std::fs::read_to_string(self.dir.path().join("log/stdout.log")).unwrap_or_default()
+        );
+    }
+
+    /// Stops the LAPI (SIGTERM to the process we started, by pid), waits for it.
+    pub fn pause(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // `ip netns exec` execs crowdsec: the pid is crowdsec's.
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(c.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            let t0 = Instant::now();
+            while t0.elapsed() < Duration::from_secs(10) {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// `cscli -c CONFIG ARGS...` in the LAPI's namespace; its stdout (panics on failure).
+    pub fn cscli(&self, args: &[&str]) -> String {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.ns, "cscli", "-c"])
+            .arg(self.config())
+            .args(args)
+            .output()
+            .expect("cscli");
+        assert!(
+            out.status.success(),
+            "cscli {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The credentials file `cscli machines add NAME --password P -f FILE` writes, at `path`.
+    pub fn machine(&self, name: &str, password: &str, path: &Path) {
+        self.cscli(&[
+            "machines",
+            "add",
+            name,
+            "--password",
+            password,
+            "-f",
+            &path.display().to_string(),
+            "--url",
+            &format!("http://{}", self.listen),
+        ]);
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+
+    /// `cscli bouncers add NAME -o raw`: the API key, also written (0600) to `path`.
+    pub fn bouncer(&self, name: &str, path: &Path) -> String {
+        let key = self
+            .cscli(&["bouncers", "add", name, "-o", "raw"])
+            .trim()
+            .to_string();
+        std::fs::write(path, format!("{key}\n")).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        key
+    }
+
+    /// Every alert, as `cscli alerts list -a -o json` gives it.
+    pub fn alerts(&self) -> serde_json::Value {
+        serde_json::from_str(&self.cscli(&["alerts", "list", "-a", "-l", "0", "-o", "json"]))
+            .unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Every decision in force (`cscli decisions list -a -o json`), as (value, scenario).
+    pub fn decisions(&self) -> Vec<(String, String)> {
+        let v: serde_json::Value = serde_json::from_str(&self.cscli(&[
+            "decisions",
+            "list",
+            "-a",
+            "-l",
+            "0",
+            "-o",
+            "json",
+        ]))
+        .unwrap_or(serde_json::Value::Null);
+        let mut out = Vec::new();
+        for a in v.as_array().into_iter().flatten() {
+            for d in a["decisions"].as_array().into_iter().flatten() {
+                out.push((
+                    d["value"].as_str().unwrap_or("").to_string(),
+                    d["scenario"].as_str().unwrap_or("").to_string(),
+                ));
+            }
+        }
+        out
+    }
+}
+
+impl Drop for Lapi {
+    fn drop(&mut self) {
+        self.pause();
+    }
+}
