@@ -2,7 +2,8 @@
 //! maps the result to the exit status. `portsentry blocked ...` is the admin command for
 //! nftables blocks, with its own parser (`admin`), and `portsentry modes` prints the modes
 //! /etc/default/portsentry selects (`defaults`); `portsentry status` and `portsentry report`
-//! show what the daemon sees and did (`insight`). The daemon's 1.2 command line is untouched.
+//! show what the daemon sees and did (`insight`), and `portsentry fleet check|test` checks
+//! the CrowdSec settings (`fleet::cli`). The daemon's 1.2 command line is untouched.
 
 use portsentry::cli::Cli;
 use portsentry::{admin, defaults, insight, sys};
@@ -11,6 +12,9 @@ fn main() {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if admin::selected(&args) {
         std::process::exit(sys::admin::main(args));
+    }
+    if portsentry::fleet::cli::selected(&args) {
+        std::process::exit(sys::fleet::main(args));
     }
     if defaults::selected(&args) {
         std::process::exit(modes(&args));

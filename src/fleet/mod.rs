@@ -14,6 +14,7 @@
 
 pub mod alert;
 pub mod bans;
+pub mod cli;
 pub mod creds;
 pub mod keys;
 pub mod limit;

@@ -14,7 +14,8 @@ pub fn now_ms() -> u64 {
     START.get_or_init(Instant::now).elapsed().as_millis() as u64
 }
 
-/// Milliseconds since the epoch (event lines: several per second stay in order).
+/// Milliseconds since the epoch (event lines: several per second stay in order; the fleet's
+/// alert times).
 pub fn epoch_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -35,14 +36,6 @@ pub fn realtime_ns() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
-}
-
-/// Milliseconds since the epoch (the fleet's alert times).
-pub fn epoch_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 /// Local time for `epoch`, as 1.2's `localtime()` gives it (TZ honoured).

@@ -267,6 +267,52 @@ pub fn test_login(s: &Settings) -> (Vec<String>, bool) {
     (out, ok)
 }
 
+/// `portsentry fleet check|test`: prints the settings (and the test's results); the exit code.
+pub fn main(args: Vec<std::ffi::OsString>) -> i32 {
+    use crate::fleet::cli::{FleetCli, FleetCmd};
+    let a = match FleetCli::parse_from_args(args.into_iter().skip(1)) {
+        Ok(a) => a,
+        Err(e) => e.exit(),
+    };
+    let cfg = match std::fs::read(&a.config) {
+        Ok(b) => {
+            let p = crate::config::parse(&b, &a.config);
+            let mut d = p.diagnostics;
+            d.extend(crate::fleet::validate(&p.config, &a.config));
+            for x in &d {
+                eprintln!("{x}");
+            }
+            if crate::config::has_errors(&d) {
+                return 1;
+            }
+            p.config
+        }
+        Err(e) => {
+            eprintln!("portsentry fleet: {}: {e}", a.config.display());
+            return 1;
+        }
+    };
+    let (lines, ok) = describe(&cfg);
+    for l in &lines {
+        println!("{l}");
+    }
+    if !ok {
+        return 1;
+    }
+    if a.cmd == FleetCmd::Test
+        && let Ok(Some(s)) = load(&cfg)
+    {
+        let (lines, ok) = test_login(&s);
+        for l in &lines {
+            println!("{l}");
+        }
+        if !ok {
+            return 1;
+        }
+    }
+    0
+}
+
 /// The link's state as `portsentry status` (issue 13) will show it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Status {
