@@ -497,3 +497,55 @@ fn a_wrong_password_is_a_clear_error_and_alerts_wait() {
     );
     host.stop();
 }
+
+#[test]
+fn a_forged_flood_of_10000_sources_reaches_the_lapi_whole_in_few_alerts() {
+    if !ready("a_forged_flood_of_10000_sources_reaches_the_lapi_whole_in_few_alerts") {
+        return;
+    }
+    let pair = Pair::new("e");
+    let lapi = Lapi::start(&pair.lapi, &format!("{LAPI4}:8080"));
+    let dir = tempfile::tempdir().unwrap();
+    lapi.machine("host-e", "pw-e-123456789", &dir.path().join("lapi.yaml"));
+    let s = settings(
+        dir.path(),
+        &format!(
+            "CROWDSEC_CREDENTIALS=\"{}/lapi.yaml\"\n",
+            dir.path().display()
+        ),
+    );
+    let host = Host::start(&pair, s);
+    host.wait_log("pushing alerts", 5);
+    let t0 = Instant::now();
+    // 10,000 forged sources from one /64, recorded as a flooded loop would (100 per turn).
+    for turn in 0..100u32 {
+        for i in 0..100u32 {
+            host.block(&format!("2001:db8:3::{:x}", turn * 100 + i + 1));
+        }
+        host.flush();
+    }
+    let recorded = t0.elapsed();
+    eventually("10,000 decisions in the LAPI", 120, || {
+        host.fleet.lock().unwrap().as_ref().unwrap().status().sent >= 10_000
+    });
+    let delivered = t0.elapsed();
+    let d = lapi.decisions();
+    let mut v: Vec<&str> = d.iter().map(|x| x.0.as_str()).collect();
+    v.sort_unstable();
+    v.dedup();
+    let alerts = lapi.alerts().as_array().map_or(0, |a| a.len());
+    eprintln!(
+        "BENCH fleet flood: 10000 records in {:.0} ms, all delivered after {:.0} ms, {} decisions ({} distinct) in {alerts} alerts",
+        recorded.as_secs_f64() * 1000.0,
+        delivered.as_secs_f64() * 1000.0,
+        d.len(),
+        v.len()
+    );
+    assert_eq!((d.len(), v.len()), (10_000, 10_000));
+    assert!(
+        alerts <= 200,
+        "the flood must not swamp the alert list: {alerts} alerts"
+    );
+    host.wait_log("Fleet alert limit: ", 15);
+    host.stop();
+}
