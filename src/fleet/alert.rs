@@ -33,14 +33,21 @@ use crate::mode::{Mode, Proto};
 pub enum Scan {
     /// A full TCP connect to a bound port (`-tcp`).
     TcpConnect,
+    /// A TCP SYN probe (nmap `-sS`).
     TcpSyn,
+    /// A bare FIN probe (nmap `-sF`).
     TcpFin,
+    /// No flag set (nmap `-sN`).
     TcpNull,
+    /// FIN, URG and PSH (nmap `-sX`).
     TcpXmas,
     /// Bare ACK (nmap `-sA` and `-sW`).
     TcpAck,
+    /// FIN+ACK (nmap `-sM`).
     TcpMaimon,
+    /// SYN and RST together.
     TcpSynRst,
+    /// All six classic flags.
     TcpAllFlags,
     /// Another flag combination (1.2's "Unknown Type").
     TcpOddFlags,
@@ -54,6 +61,7 @@ pub const FLOOD_SCENARIO: &str = "portsentry/flood";
 pub const RECORDS_META: &str = "portsentry_records";
 
 impl Scan {
+    /// Every scan kind, in the order of the scenario list sent at login.
     pub const ALL: [Scan; 11] = [
         Scan::TcpConnect,
         Scan::TcpSyn,
@@ -85,14 +93,17 @@ impl Scan {
         }
     }
 
+    /// The CrowdSec scenario: `portsentry/<name>`.
     pub fn scenario(self) -> String {
         format!("portsentry/{}", self.name())
     }
 
+    /// The kind a spool word names (`Scan::name`), if any.
     pub fn from_name(s: &str) -> Option<Scan> {
         Scan::ALL.into_iter().find(|k| k.name() == s)
     }
 
+    /// TCP or UDP.
     pub fn proto(self) -> Proto {
         if self == Scan::Udp {
             Proto::Udp
@@ -120,8 +131,8 @@ impl Scan {
 
     /// The scan kind of a hit as the engine describes it.
     pub fn of_hit(mode: Mode, detail: &crate::engine::Detail) -> Scan {
-        use crate::engine::Detail;
         use crate::classify::TcpScanType as T;
+        use crate::engine::Detail;
         match detail {
             Detail::Connect if mode.proto() == Proto::Udp => Scan::Udp,
             Detail::Connect => Scan::TcpConnect,
@@ -146,9 +157,13 @@ impl Scan {
 pub struct Record {
     /// Wall-clock time of the detection, ms since the epoch.
     pub epoch_ms: i64,
+    /// The source: the address blocked (or reported).
     pub ip: IpAddr,
+    /// The port it hit.
     pub port: u16,
+    /// The mode that saw it.
     pub mode: Mode,
+    /// The kind of scan (the scenario).
     pub scan: Scan,
     /// Ban length in seconds; 0: a log-only report (an alert without a decision).
     pub ban_s: u64,
@@ -157,7 +172,9 @@ pub struct Record {
 /// A record with its number in the spool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Numbered {
+    /// Its number in the spool (per spool id, counting up from 1).
     pub seq: u64,
+    /// The record.
     pub record: Record,
 }
 
@@ -219,15 +236,19 @@ pub const FLOOD_EVENTS: usize = 10;
 /// One alert to send: a single record, or a group of one source prefix over the limits.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Planned {
+    /// One record as its own alert.
     Single(Numbered),
+    /// Records of one source prefix over the limits, as one `portsentry/flood` alert.
     Flood {
         /// `2001:db8:3::/64`, `198.51.100.0/24`.
         prefix: (IpAddr, u8),
+        /// The records, in order.
         records: Vec<Numbered>,
     },
 }
 
 impl Planned {
+    /// The records the alert carries.
     pub fn records(&self) -> &[Numbered] {
         match self {
             Planned::Single(n) => std::slice::from_ref(n),
@@ -486,8 +507,8 @@ mod tests {
         names.dedup();
         assert_eq!(names.len(), 11);
         assert_eq!(Scan::from_name("nope"), None);
-        use crate::engine::Detail;
         use crate::classify::TcpScanType as T;
+        use crate::engine::Detail;
         assert_eq!(Scan::of_hit(Mode::Udp, &Detail::Connect), Scan::Udp);
         assert_eq!(Scan::of_hit(Mode::Tcp, &Detail::Connect), Scan::TcpConnect);
         assert_eq!(

@@ -24,8 +24,11 @@ use super::stream::{Ban, Changes};
 /// A contiguous span of addresses of one family, inclusive (IPv4 in the low 32 bits).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Span {
+    /// IPv6 (else IPv4 in the low 32 bits).
     pub v6: bool,
+    /// First address, as a number.
     pub start: u128,
+    /// Last address, as a number (inclusive).
     pub end: u128,
 }
 
@@ -34,6 +37,7 @@ fn max_of(v6: bool) -> u128 {
 }
 
 impl Span {
+    /// The span of one address (IPv4-mapped IPv6 as IPv4).
     pub fn host(ip: IpAddr) -> Span {
         match ip.to_canonical() {
             IpAddr::V4(a) => {
@@ -83,14 +87,17 @@ impl Span {
         }
     }
 
+    /// The first address.
     pub fn first(&self) -> IpAddr {
         Span::addr(self.v6, self.start)
     }
 
+    /// The last address.
     pub fn last(&self) -> IpAddr {
         Span::addr(self.v6, self.end)
     }
 
+    /// Same family and at least one address in common.
     pub fn overlaps(&self, o: &Span) -> bool {
         self.v6 == o.v6 && self.start <= o.end && o.start <= self.end
     }
@@ -122,17 +129,22 @@ impl std::fmt::Display for Span {
 /// An address span no ban may cover, and why (for the log line).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hole {
+    /// The addresses.
     pub span: Span,
+    /// Why (`192.0.2.1 is an address of this host`), for the log line.
     pub why: String,
 }
 
 /// A decision in force.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Active {
+    /// The addresses it bans.
     pub span: Span,
     /// Monotonic ms when it ends.
     pub until: u64,
+    /// The decision's `value` as the LAPI wrote it.
     pub value: String,
+    /// The decision's scenario.
     pub scenario: String,
 }
 
@@ -145,9 +157,13 @@ pub struct Model {
 /// A decision that a hole keeps from being applied (wholly or in part).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
+    /// The decision's id in the LAPI.
     pub id: i64,
+    /// The decision's `value` as the LAPI wrote it.
     pub value: String,
+    /// The decision's scenario.
     pub scenario: String,
+    /// Why it was not (wholly) applied: the hole's reason.
     pub hole: String,
     /// The whole decision is refused (else it is applied around the hole).
     pub whole: bool,
@@ -184,10 +200,12 @@ impl Model {
         );
     }
 
+    /// Decisions in force.
     pub fn len(&self) -> usize {
         self.active.len()
     }
 
+    /// No decision in force.
     pub fn is_empty(&self) -> bool {
         self.active.is_empty()
     }
@@ -313,12 +331,14 @@ pub const SLACK_MS: u64 = 2000;
 /// What to change in the sets.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Plan {
+    /// Pieces to take out of the sets.
     pub delete: Vec<Span>,
     /// Piece and its timeout in whole seconds.
     pub add: Vec<(Span, u64)>,
 }
 
 impl Plan {
+    /// Nothing to change.
     pub fn is_empty(&self) -> bool {
         self.delete.is_empty() && self.add.is_empty()
     }

@@ -18,10 +18,12 @@ pub struct FleetCli {
     #[arg(short = 'c', long = "config", value_name = "FILE", default_value = DEFAULT_CONFIG, global = true)]
     pub config: PathBuf,
     #[command(subcommand)]
+    /// What to do.
     pub cmd: FleetCmd,
 }
 
 #[derive(Debug, Subcommand, Clone, Copy, PartialEq, Eq)]
+/// The `portsentry fleet` commands.
 pub enum FleetCmd {
     /// Read the keys and their files (credentials, bouncer key) and print the settings
     Check,

@@ -24,6 +24,7 @@ use serde::Deserialize;
 pub struct Secret(String);
 
 impl Secret {
+    /// Wraps a secret read from a file or an answer.
     pub fn new(s: String) -> Secret {
         Secret(s)
     }
@@ -48,6 +49,7 @@ pub struct LapiUrl {
 }
 
 impl LapiUrl {
+    /// Checks an `http://` or `https://` URL and keeps it with a trailing `/`.
     pub fn parse(s: &str) -> Result<LapiUrl, String> {
         let s = s.trim();
         let (https, rest) = if let Some(r) = s.strip_prefix("https://") {
@@ -88,6 +90,7 @@ impl LapiUrl {
         format!("{}{}", self.base, path.trim_start_matches('/'))
     }
 
+    /// The URL is `https://`.
     pub fn is_https(&self) -> bool {
         self.https
     }
@@ -101,9 +104,13 @@ impl LapiUrl {
 /// A parsed credentials file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Credentials {
+    /// The LAPI's URL (`url:`).
     pub url: LapiUrl,
+    /// The machine's name (`login:`).
     pub login: String,
+    /// The machine's password (`password:`).
     pub password: Secret,
+    /// A CA file for https (`ca_cert_path:`), if any.
     pub ca_cert_path: Option<PathBuf>,
 }
 
@@ -122,13 +129,16 @@ pub enum FileError {
     Yaml(String),
     /// A required key is missing or empty.
     Missing(&'static str),
+    /// `url:` is no http(s) URL: why.
     BadUrl(String),
     /// Group or others may access it.
     Exposed {
+        /// The file's permission bits.
         mode: u32,
     },
     /// Not owned by root (or by the daemon's user).
     Owner {
+        /// The file's owner.
         uid: u32,
     },
     /// The bouncer key file holds no key, or more than one line, or odd bytes.

@@ -12,6 +12,7 @@ use crate::config::{BlockMethod, Config, Diagnostic, Severity};
 pub const DEFAULT_BAN_S: u64 = 4 * 3600;
 /// Longest ban and pull interval accepted (one year, as `BLOCK_TIMEOUT`; one hour).
 pub const MAX_BAN_S: u64 = 365 * 24 * 3600;
+/// Longest CROWDSEC_PULL_INTERVAL accepted, in seconds (one hour).
 pub const MAX_PULL_S: u64 = 3600;
 
 /// The fleet keys as read from portsentry.conf. All absent: no fleet (nothing changes).
@@ -42,10 +43,12 @@ impl Keys {
         self.bouncer_key_file.is_some()
     }
 
+    /// Any fleet key is set: push or pull.
     pub fn enabled(&self) -> bool {
         self.push() || self.pull()
     }
 
+    /// CROWDSEC_PULL_INTERVAL in seconds (default 1).
     pub fn pull_interval_s(&self) -> u64 {
         self.pull_interval_s.unwrap_or(1)
     }

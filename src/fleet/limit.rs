@@ -29,10 +29,15 @@ pub const MAX_RANGES_LEN: usize = 2000;
 /// Tunables (the defaults are the engine's report limits).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
+    /// Alerts one source prefix may send at once.
     pub prefix_burst: u32,
+    /// Then this many a second per prefix.
     pub prefix_per_sec: u32,
+    /// Alerts all prefixes together may send at once.
     pub burst: u32,
+    /// Then this many a second in all.
     pub per_sec: u32,
+    /// Prefixes tracked at most (the oldest bucket is forgotten first).
     pub max_prefixes: usize,
 }
 
@@ -98,6 +103,7 @@ pub struct Limiter {
 }
 
 impl Limiter {
+    /// A limiter with full buckets at `now` (ms).
     pub fn new(limits: Limits, now: u64) -> Limiter {
         Limiter {
             limits,

@@ -4,6 +4,7 @@
 
 /// First retry after 1 s, doubling up to 60 s.
 pub const BACKOFF_FIRST_MS: u64 = 1000;
+/// Longest retry delay.
 pub const BACKOFF_MAX_MS: u64 = 60_000;
 /// At most one lost/regained line per this interval; the next says how many were skipped.
 pub const LINE_INTERVAL_MS: u64 = 60_000;
@@ -36,9 +37,15 @@ pub struct Link {
 /// What the link state is, for `portsentry status` (issue 13) and tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
+    /// Not tried yet.
     Unknown,
+    /// The last request worked.
     Up,
-    Down { since_ms: u64 },
+    /// The last request failed; down since then.
+    Down {
+        /// When it went down (monotonic ms).
+        since_ms: u64,
+    },
 }
 
 impl Default for Link {
@@ -48,6 +55,7 @@ impl Default for Link {
 }
 
 impl Link {
+    /// A link never tried.
     pub fn new() -> Link {
         Link {
             up: None,
@@ -59,6 +67,7 @@ impl Link {
         }
     }
 
+    /// Up, down or not tried yet.
     pub fn state(&self) -> State {
         match self.up {
             None => State::Unknown,

@@ -23,7 +23,9 @@ use std::net::IpAddr;
 use super::alert::{Numbered, Record, Scan};
 use crate::mode::Mode;
 
+/// First word of a spool file.
 pub const MAGIC: &str = "PSPOOL";
+/// The format's version.
 pub const VERSION: u32 = 1;
 
 fn crc(text: &str) -> String {
@@ -35,10 +37,12 @@ fn sealed(text: String) -> String {
     format!("{text} {c}\n")
 }
 
+/// The first line: magic, version, spool id.
 pub fn header(id: &str) -> String {
     sealed(format!("{MAGIC} {VERSION} {id}"))
 }
 
+/// An `R` line: one record.
 pub fn record_line(n: &Numbered) -> String {
     let r = &n.record;
     sealed(format!(
@@ -53,10 +57,12 @@ pub fn record_line(n: &Numbered) -> String {
     ))
 }
 
+/// An `S` line: a request with these records is about to go out.
 pub fn sent_line(first: u64, last: u64) -> String {
     sealed(format!("S {first} {last}"))
 }
 
+/// An `A` line: these records are done.
 pub fn done_line(first: u64, last: u64) -> String {
     sealed(format!("A {first} {last}"))
 }
@@ -64,9 +70,16 @@ pub fn done_line(first: u64, last: u64) -> String {
 /// One line of the spool.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Line {
-    Header { id: String },
+    /// The first line.
+    Header {
+        /// The spool id.
+        id: String,
+    },
+    /// An `R` line.
     Record(Numbered),
+    /// An `S` line: first and last record number.
     Sent(u64, u64),
+    /// An `A` line: first and last record number.
     Done(u64, u64),
 }
 
@@ -105,6 +118,7 @@ pub fn parse_line(line: &[u8]) -> Option<Line> {
 pub struct Ranges(Vec<(u64, u64)>);
 
 impl Ranges {
+    /// Adds `a..=b`.
     pub fn insert(&mut self, a: u64, b: u64) {
         let (mut a, mut b) = (a.min(b), a.max(b));
         let mut keep = Vec::with_capacity(self.0.len() + 1);
@@ -121,15 +135,18 @@ impl Ranges {
         self.0 = keep;
     }
 
+    /// `n` is in the set.
     pub fn contains(&self, n: u64) -> bool {
         let i = self.0.partition_point(|&(_, y)| y < n);
         self.0.get(i).is_some_and(|&(x, _)| x <= n)
     }
 
+    /// No number in the set.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 
+    /// The ranges, sorted and disjoint.
     pub fn ranges(&self) -> &[(u64, u64)] {
         &self.0
     }
@@ -168,6 +185,7 @@ pub struct Scanned {
     pub torn: bool,
     /// Lines that failed their check before the tail (corruption), skipped.
     pub bad_lines: u64,
+    /// The number the next record gets.
     pub next_seq: u64,
     /// Records delivered or given up.
     pub done: Ranges,

@@ -35,19 +35,24 @@ struct RawDecision {
 /// One decision to apply.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ban {
+    /// The decision's id.
     pub id: i64,
+    /// The addresses it bans.
     pub span: Span,
     /// Time left when the LAPI answered, ms (<= 0: already over).
     pub left_ms: i64,
     /// `value` as the LAPI wrote it, and where it came from, for log lines.
     pub value: String,
+    /// Its scenario (`portsentry/tcp-syn-scan`, `manual`, ...).
     pub scenario: String,
+    /// Its origin (`crowdsec`, `cscli`, ...).
     pub origin: String,
 }
 
 /// One answer of the stream.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Changes {
+    /// Decisions added.
     pub new: Vec<Ban>,
     /// Ids of decisions deleted or expired.
     pub deleted: Vec<i64>,

@@ -21,6 +21,7 @@ pub struct IgnoreCache {
 }
 
 impl IgnoreCache {
+    /// A cache of the ignore file at `path` (None: no ignore file).
     pub fn new(path: Option<PathBuf>) -> IgnoreCache {
         IgnoreCache {
             path,

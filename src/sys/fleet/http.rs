@@ -41,14 +41,18 @@ impl std::fmt::Display for Failure {
     }
 }
 
+/// An HTTP client for one LAPI.
 pub struct Client {
     agent: Agent,
+    /// The LAPI's URL.
     pub url: LapiUrl,
 }
 
 /// A login token and when it stops working (unix seconds; 0: unknown).
 pub struct Token {
+    /// The JWT (`Authorization: Bearer`).
     pub jwt: Secret,
+    /// When it expires, unix seconds (0: unknown).
     pub expires_epoch: i64,
 }
 

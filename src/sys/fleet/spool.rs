@@ -20,6 +20,7 @@ pub const MAX_BYTES: u64 = 32 << 20;
 pub struct Spool {
     path: PathBuf,
     file: File,
+    /// The spool's id (in every alert's `portsentry_records`).
     pub id: String,
     next_seq: u64,
     /// Bytes in the file (as written through this handle; only this process writes it).
@@ -30,7 +31,9 @@ pub struct Spool {
 
 /// What opening found.
 pub struct Opened {
+    /// The spool, ready for appending.
     pub spool: Spool,
+    /// What the file held.
     pub scanned: Scanned,
     /// Bytes of a torn tail cut off.
     pub torn_bytes: u64,
@@ -130,6 +133,7 @@ impl Spool {
         })
     }
 
+    /// The spool file.
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -167,6 +171,7 @@ impl Spool {
         Ok(())
     }
 
+    /// fdatasync: what was written is on disk.
     pub fn sync(&self) -> io::Result<()> {
         self.file.sync_data()
     }
@@ -212,6 +217,7 @@ pub struct Reader {
 }
 
 impl Reader {
+    /// Opens the spool for reading.
     pub fn open(path: &Path) -> io::Result<Reader> {
         Ok(Reader {
             file: File::open(path)?,
