@@ -8,7 +8,7 @@ use std::net::IpAddr;
 
 use crate::mode::Mode;
 
-use super::verdict::{Job, JobKind, Record, Step};
+use super::verdict::{Detail, Job, JobKind, Record, Step};
 
 /// A remembered block.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,6 +131,8 @@ impl Blocks {
                         ip,
                         port: 0,
                         mode: b.mode,
+                        // Not a hit: an undo job writes no record.
+                        detail: Detail::Connect,
                         blocked_file: false,
                         write: false,
                     },

@@ -162,6 +162,7 @@ impl Engine {
                     ip,
                     port: hit.port,
                     mode: hit.mode,
+                    detail: hit.detail,
                     blocked_file: blocking,
                     // A real block is always recorded (fail2ban and admins rely on the files;
                     // their size is bounded by the block caps); over the rate limit only a

@@ -457,6 +457,7 @@ fn a_successful_block_returns_its_record_and_a_lookup_comes_back_with_the_name()
             ip: ip(A),
             port: 11,
             mode: Mode::Tcp,
+            detail: Detail::Connect,
             blocked_file: true,
             write: true,
         }]
@@ -467,11 +468,15 @@ fn a_successful_block_returns_its_record_and_a_lookup_comes_back_with_the_name()
         ..cfg(BlockMode::LogOnly)
     };
     let ctx = Context { cfg: &c0, ..ctx };
-    let Outcome::Done(v) = e.observe(2, &hit(B, 1, Mode::Stcp), &ctx) else {
+    let mut syn = hit(B, 1, Mode::Stcp);
+    syn.detail = Detail::TcpScan(TcpScanType::Syn);
+    let Outcome::Done(v) = e.observe(2, &syn, &ctx) else {
         panic!()
     };
     let r = e.job_done(2, &v.job().unwrap(), true).records;
     assert_eq!((r.len(), r[0].blocked_file, r[0].write), (1, false, true));
+    // The scan kind travels with the record (a fleet alert's scenario comes from it).
+    assert_eq!(r[0].detail, Detail::TcpScan(TcpScanType::Syn));
 }
 
 #[test]

@@ -94,6 +94,8 @@ pub struct Record {
     pub port: u16,
     /// The mode that saw it (`BLOCKED_FILE.<mode>`, and TCP or UDP in the line).
     pub mode: Mode,
+    /// What the hit was (the scan kind a fleet alert names, `crate::fleet::alert::Scan`).
+    pub detail: Detail,
     /// Also write `BLOCKED_FILE.<mode>` (false when BLOCK_x=0: the host is not blocked).
     pub blocked_file: bool,
     /// Write the history (and blocked-file) line at all (false for a log-only report over
