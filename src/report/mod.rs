@@ -27,7 +27,8 @@
 //!
 //! Where a line lives, by what it is about: [`startup`] (start-up, reload, shutdown,
 //! listening), [`detection`] (what was seen), [`responses`] (blocks, commands, refusals),
-//! [`history`] (the file line), [`extensions`] (features 1.2 lacks). Everything is re-exported
+//! [`history`] (the file line), [`extensions`] (features 1.2 lacks), [`fleet`] (the CrowdSec
+//! link, issue 12). Everything is re-exported
 //! here, so callers write `report::connect_from(...)`.
 //!
 //! Pure: no I/O, no clock (the caller passes epoch and local time), no syslog calls.
@@ -37,12 +38,14 @@ use std::net::IpAddr;
 
 pub mod detection;
 pub mod extensions;
+pub mod fleet;
 pub mod history;
 pub mod responses;
 pub mod startup;
 
 pub use detection::*;
 pub use extensions::*;
+pub use fleet::*;
 pub use history::*;
 pub use responses::*;
 pub use startup::*;

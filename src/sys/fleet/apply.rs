@@ -7,10 +7,10 @@ use std::path::PathBuf;
 use std::time::SystemTime;
 
 use crate::fleet::bans::{self, Hole, Span};
-use crate::fleet::msg;
 use crate::protect;
+use crate::report;
 
-use super::{Puller, Shared};
+use super::worker::{Puller, Shared};
 use crate::sys::nftables;
 
 /// The ignore file, re-read when its modification time changes.
@@ -126,7 +126,7 @@ pub(super) fn sync_sets(pl: &mut Puller, sh: &Shared, now: u64) {
             pl.told.clear();
         }
         if pl.told.insert((r.id, r.hole.clone())) {
-            sh.log(msg::not_applied(
+            sh.log(report::fleet_not_applied(
                 r.id,
                 &r.value,
                 &r.scenario,
@@ -166,9 +166,30 @@ pub(super) fn sync_sets(pl: &mut Puller, sh: &Shared, now: u64) {
                 .is_none_or(|t| now.saturating_sub(t) >= 60_000)
             {
                 pl.last_apply_error = Some(now);
-                sh.log(msg::apply_failed(&e.to_string()));
+                sh.log(report::fleet_apply_failed(&e.to_string()));
             }
             read_applied(pl, now);
+        }
+    }
+}
+
+/// Empties the fleet sets of what this puller applied (pulling turned off by a reload).
+/// Returns how many pieces were removed.
+pub(super) fn clear_sets(pl: &mut Puller, sh: &Shared, now: u64) -> usize {
+    read_applied(pl, now);
+    let n = pl.applied.len();
+    let plan = bans::diff(now, &pl.applied, &std::collections::BTreeMap::new());
+    if plan.is_empty() {
+        return 0;
+    }
+    match nftables::run_script(&bans::script(&plan)) {
+        Ok(()) => {
+            pl.applied.clear();
+            n
+        }
+        Err(e) => {
+            sh.log(report::fleet_apply_failed(&e.to_string()));
+            0
         }
     }
 }

@@ -27,6 +27,8 @@ pub struct Spool {
     pub len: u64,
     /// Records dropped because the spool was full, not yet logged.
     pub dropped: u64,
+    /// Records in the file not yet done (the thread lowers it as it marks them).
+    pub waiting: u64,
 }
 
 /// What opening found.
@@ -37,8 +39,8 @@ pub struct Opened {
     pub scanned: Scanned,
     /// Bytes of a torn tail cut off.
     pub torn_bytes: u64,
-    /// The old file had no readable header: it was moved aside to `<path>.bad`.
-    pub set_aside: bool,
+    /// The old file had no readable header: it was moved aside, to this path.
+    pub set_aside: Option<PathBuf>,
 }
 
 fn random_id() -> String {
@@ -94,7 +96,7 @@ impl Spool {
             Err(e) => return Err(e),
         };
         let scanned = fmt::scan(&bytes);
-        let mut set_aside = false;
+        let mut set_aside = None;
         let (file, id, len) = match &scanned.id {
             Some(id) => {
                 let f = OpenOptions::new().write(true).open(path)?;
@@ -107,8 +109,9 @@ impl Spool {
             }
             None => {
                 if !bytes.is_empty() {
-                    std::fs::rename(path, path.with_extension("spool.bad"))?;
-                    set_aside = true;
+                    let bad = path.with_extension("spool.bad");
+                    std::fs::rename(path, &bad)?;
+                    set_aside = Some(bad);
                 }
                 fresh(path)?
             }
@@ -126,6 +129,7 @@ impl Spool {
                 next_seq: scanned.next_seq,
                 len,
                 dropped: 0,
+                waiting: scanned.waiting,
             },
             scanned,
             torn_bytes,
@@ -157,6 +161,7 @@ impl Spool {
             n += 1;
         }
         self.write(&text)?;
+        self.waiting += n as u64;
         Ok(n)
     }
 
@@ -171,6 +176,12 @@ impl Spool {
         Ok(())
     }
 
+    /// The number the next record gets (tests check numbering across compaction).
+    #[cfg(test)]
+    pub fn next_seq_for_tests(&self) -> u64 {
+        self.next_seq
+    }
+
     /// fdatasync: what was written is on disk.
     pub fn sync(&self) -> io::Result<()> {
         self.file.sync_data()
@@ -183,6 +194,7 @@ impl Spool {
         self.id = id;
         self.len = len;
         self.next_seq = 1;
+        self.waiting = 0;
         Ok(())
     }
 
@@ -267,7 +279,7 @@ mod tests {
         let p = dir.path().join("crowdsec.spool");
         let o = Spool::open(&p).unwrap();
         let mut s = o.spool;
-        assert_eq!((o.scanned.waiting, o.set_aside), (0, false));
+        assert_eq!((o.scanned.waiting, o.set_aside.is_some()), (0, false));
         s.append(&[rec(1), rec(2)]).unwrap();
         s.write(&fmt::done_line(1, 1)).unwrap();
         let id = s.id.clone();
@@ -341,6 +353,7 @@ mod tests {
         // A file with no header is set aside, not trusted.
         std::fs::write(&p, b"garbage\n").unwrap();
         let o = Spool::open(&p).unwrap();
-        assert!(o.set_aside && p.with_extension("spool.bad").exists());
+        assert_eq!(o.set_aside, Some(p.with_extension("spool.bad")));
+        assert!(p.with_extension("spool.bad").exists());
     }
 }
