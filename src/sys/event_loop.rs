@@ -4,9 +4,11 @@
 //! 1. wait (the timeout is short while commands or nftables batches run, never longer than
 //!    the systemd watchdog allows);
 //! 2. serve what is ready: connects and datagrams (`classic`), captured packets (`respond`,
-//!    through `stealth`), signals (`reload`: SIGHUP, SIGUSR1, SIGTERM);
-//! 3. carry on the response jobs (`exec`), write the turn's file lines in one write per file,
-//!    let the engine do its periodic work, keep systemd informed.
+//!    through `stealth`), the fleet thread's log lines, signals (`reload`: SIGHUP, SIGUSR1,
+//!    SIGTERM);
+//! 3. carry on the response jobs (`exec`), write the turn's file lines in one write per file
+//!    and its fleet records in one write to the spool, let the engine do its periodic work,
+//!    keep systemd informed.
 //!
 //! The files beside this one are the loop's other concerns, each an `impl Daemon`:
 //! `start` (start-up), `classic` (the bound sockets), `respond` (hit to engine to jobs and
@@ -29,6 +31,7 @@ use crate::report;
 
 use super::exec::Executor;
 use super::files;
+use super::fleet::Fleet;
 use super::ignore_file::IgnoreFile;
 use super::listen::Listener;
 use super::log::Logger;
@@ -69,6 +72,9 @@ pub struct Daemon {
     pub(super) last_nft_fill: u64,
     /// The counters, the status socket, METRICS_FILE and EVENTS_FILE.
     pub(super) observer: Observer,
+    /// The CrowdSec LAPI link (issue 12): its thread does the network I/O; the loop records
+    /// blocks, writes them to the spool once a turn and logs the thread's lines.
+    pub(super) fleet: Option<Fleet>,
 }
 
 /// What one `poll` found ready.
@@ -81,6 +87,8 @@ struct Ready {
     bell: bool,
     /// The status socket or one of its clients.
     status: bool,
+    /// The fleet thread has log lines.
+    fleet: bool,
 }
 
 /// How often, with BLOCK_METHOD="nftables", the sets' fill is counted (a pass over the
@@ -112,6 +120,9 @@ impl Daemon {
             if ready.ring {
                 self.serve_capture(false);
             }
+            if ready.fleet {
+                self.log_fleet();
+            }
             if let Some(st) = &mut self.stealth {
                 if ring_pending && st.attach_ring(&mut self.log).is_err() {
                     return self.shutdown(EXIT_FAIL);
@@ -132,6 +143,7 @@ impl Daemon {
             }
             self.pump();
             self.flush_files();
+            self.flush_fleet();
             self.periodic(clock::now_ms());
             self.observe_turn(ready.status);
         }
@@ -156,7 +168,7 @@ impl Daemon {
             .observer
             .timeout_ms()
             .map_or(timeout, |t| timeout.min(t.min(u64::from(u16::MAX)) as u16));
-        let mut fds: Vec<PollFd> = Vec::with_capacity(self.listeners.len() + 3);
+        let mut fds: Vec<PollFd> = Vec::with_capacity(self.listeners.len() + 6);
         fds.push(PollFd::new(self.signals.as_fd(), PollFlags::POLLIN));
         for l in &self.listeners {
             fds.push(PollFd::new(l.fd(), PollFlags::POLLIN));
@@ -167,8 +179,7 @@ impl Daemon {
         if let Some(fd) = self.exec.spare_fd() {
             fds.push(PollFd::new(fd, PollFlags::POLLIN));
         }
-        // The capture, if any, comes last: the ring (once attached), then its doorbell when
-        // in use.
+        // The capture, if any: the ring (once attached), then its doorbell when in use.
         let (mut ring_at, mut bell_at) = (None, None);
         if let Some(st) = &self.stealth {
             if let Some(r) = st.fd() {
@@ -180,6 +191,11 @@ impl Daemon {
                 fds.push(PollFd::new(b, PollFlags::POLLIN));
             }
         }
+        // The fleet thread's eventfd.
+        let fleet_at = self.fleet.as_ref().map(|f| {
+            fds.push(PollFd::new(f.fd(), PollFlags::POLLIN));
+            fds.len() - 1
+        });
         // The status socket and its waiting clients, last.
         let status_at = fds.len();
         for (fd, ev) in self.observer.poll_fds() {
@@ -203,6 +219,8 @@ impl Daemon {
                 ready.ring = true;
             } else if Some(i) == bell_at {
                 ready.bell = true;
+            } else if Some(i) == fleet_at {
+                ready.fleet = true;
             } else if i >= status_at {
                 ready.status = true;
             }

@@ -525,6 +525,7 @@ mod tests {
                 ip,
                 port: 1,
                 mode: Mode::Tcp,
+                detail: crate::engine::Detail::Connect,
                 blocked_file: true,
                 write: true,
             },

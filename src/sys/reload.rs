@@ -1,8 +1,9 @@
 //! SIGHUP (reload), SIGUSR1 (the nftables sets changed by hand) and shutdown. A reload
 //! re-reads the configuration and the ignore file, clears the blocked files (or keeps the
-//! lines of hosts still in the nftables sets), binds new ports and closes removed ones, and
-//! keeps the pid; a configuration with errors, or one that needs a capability the process
-//! lacks, is refused and the running one stays.
+//! lines of hosts still in the nftables sets), binds new ports and closes removed ones,
+//! hands the fleet thread its new settings (the spool stays), and keeps the pid; a
+//! configuration with errors (the fleet's files included), or one that needs a capability
+//! the process lacks, is refused and the running one stays.
 
 use std::collections::BTreeSet;
 
@@ -11,6 +12,7 @@ use crate::mode::Kind;
 use crate::report;
 
 use super::event_loop::Daemon;
+use super::fleet::{self, Fleet};
 use super::ignore_file::IgnoreFile;
 use super::start::{
     bind_ports, classic_ports, load_config, nft_size, required_capability, start_blocks,
@@ -56,6 +58,18 @@ impl Daemon {
             self.log.log(&report::reload_rejected(&err));
             return;
         }
+        let fleet_settings = match fleet::load(&cfg) {
+            Ok(s) => s,
+            Err(errors) => {
+                for e in &errors {
+                    self.log.log(&report::error(e));
+                }
+                if let Some(first) = errors.first() {
+                    self.log.log(&report::reload_rejected(first));
+                }
+                return;
+            }
+        };
         match start_blocks(&cfg, &self.modes, &mut self.log) {
             Ok(Some(hosts)) => {
                 self.engine
@@ -111,7 +125,21 @@ impl Daemon {
             .into_iter()
             .map(|(m, n)| (m, n as u64))
             .collect();
+        self.reload_fleet(fleet_settings);
         self.log.log(&report::reloaded());
+    }
+
+    /// The fleet's part of a reload: the running thread takes the new settings (all off
+    /// when no fleet key is left: it then idles); a fleet turned on starts its thread.
+    fn reload_fleet(&mut self, settings: Option<fleet::Settings>) {
+        let result = match (&mut self.fleet, settings) {
+            (Some(f), s) => f.reconfigure(s.unwrap_or_default()),
+            (None, Some(s)) => Fleet::start(s).map(|f| self.fleet = Some(f)),
+            (None, None) => Ok(()),
+        };
+        if let Err(e) = result {
+            self.log.log(&report::error(&e));
+        }
     }
 
     /// SIGUSR1 (sent by `portsentry blocked del|add|flush`): the nftables set is the record
@@ -150,6 +178,11 @@ impl Daemon {
     pub(super) fn shutdown(&mut self, code: i32) -> i32 {
         self.notify.stopping();
         self.flush_files();
+        if let Some(f) = self.fleet.take() {
+            for l in f.shutdown() {
+                self.log.log(&l);
+            }
+        }
         if self.cfg.block_method == BlockMethod::Nftables
             && self.cfg.block_flush_on_stop
             && let Err(e) = nftables::run_script(&crate::nft::delete_table_script())

@@ -1,12 +1,14 @@
 //! From a hit to what is done about it: the engine decides (with the name looked up in
 //! between when RESOLVE_HOST asks for it), this module carries the verdict out: log lines to
 //! syslog, response jobs to the executor, and, when a job has ended, the blocked-file and
-//! history lines the engine returns, written once per loop turn.
+//! history lines the engine returns and the fleet's records (a CrowdSec alert each), all
+//! written once per loop turn.
 
 use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::engine::{Context, Hit, Job, Outcome, Record, Verdict};
+use crate::fleet::alert::Scan;
 use crate::report;
 
 use super::event_loop::Daemon;
@@ -122,6 +124,17 @@ impl Daemon {
         if let Some(h) = &self.cfg.history_file {
             self.appends.push(h, &line, 0o600);
         }
+        // The fleet: a block (BLOCK_x=1/2) is an alert with a ban; a log-only report goes
+        // without one when CROWDSEC_SEND_LOG_ONLY asks for it (`record_report` decides).
+        if let Some(f) = &mut self.fleet {
+            let scan = Scan::of_hit(r.mode, &r.detail);
+            let ms = clock::epoch_ms();
+            if r.blocked_file {
+                f.record_block(ms, r.ip, r.port, r.mode, scan);
+            } else {
+                f.record_report(ms, r.ip, r.port, r.mode, scan);
+            }
+        }
     }
 
     /// Write the lines queued in this loop turn: one write per file.
@@ -134,6 +147,24 @@ impl Daemon {
                 self.log.log(&report::cannot_open_history_file(&p));
             } else {
                 self.log.log(&report::cannot_open_blocked_file(&p));
+            }
+        }
+    }
+}
+
+impl Daemon {
+    /// The turn's fleet records: one write to the spool, then the fleet thread is woken.
+    pub(super) fn flush_fleet(&mut self) {
+        if let Some(f) = &mut self.fleet {
+            f.flush();
+        }
+    }
+
+    /// The fleet thread's log lines (its eventfd was readable).
+    pub(super) fn log_fleet(&mut self) {
+        if let Some(f) = &mut self.fleet {
+            for l in f.take_log() {
+                self.log.log(&l);
             }
         }
     }

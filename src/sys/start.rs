@@ -23,6 +23,7 @@ use super::daemon::{self, Forked, Ready};
 use super::event_loop::Daemon;
 use super::exec::Executor;
 use super::files;
+use super::fleet::{self, Fleet};
 use super::ignore_file::IgnoreFile;
 use super::listen::{self, BindError, Listener};
 use super::log::Logger;
@@ -81,6 +82,8 @@ pub enum StartError {
     NoPortBound(Proto),
     /// The stealth or advanced modes could not start.
     Capture(stealth::StartError),
+    /// The fleet (CrowdSec LAPI link) could not start: its spool or its thread.
+    Fleet(fleet::StartError),
 }
 
 impl fmt::Display for StartError {
@@ -108,6 +111,7 @@ impl fmt::Display for StartError {
             }
             StartError::NoPortBound(proto) => f.write_str(&report::could_not_bind_any(*proto)),
             StartError::Capture(e) => write!(f, "{e}"),
+            StartError::Fleet(e) => write!(f, "{e}"),
         }
     }
 }
@@ -210,6 +214,20 @@ pub fn check(cli: &Cli) -> i32 {
             Err(e) => eprintln!("warning: {}", StartError::ReadCapabilities(e)),
         }
     }
+    if let Some(cfg) = &cfg {
+        // The fleet's files (credentials, bouncer key, CA): read and checked, never sent.
+        let (lines, ok) = fleet::describe(cfg);
+        for l in &lines {
+            if ok {
+                println!("{l}");
+            } else {
+                eprintln!("{l}");
+            }
+        }
+        if !ok {
+            status = EXIT_FAIL;
+        }
+    }
     if status == EXIT_OK {
         println!("{}: configuration OK", cli.config.display());
     }
@@ -296,6 +314,17 @@ pub fn main(cli: Cli, syslog_socket: PathBuf) -> i32 {
             return EXIT_FAIL;
         }
     };
+    // The fleet's files are part of the configuration: a bad one stops start-up the same way.
+    let fleet_settings = match fleet::load(&cfg) {
+        Ok(s) => s,
+        Err(errors) => {
+            for e in &errors {
+                log.log(&report::error(e));
+            }
+            fail(&mut log, &report::config_missing_mandatory_option());
+            return EXIT_FAIL;
+        }
+    };
     let keep = match assess_capabilities(&modes, &cfg, &mut log) {
         Ok(k) => k,
         Err(reason) => {
@@ -321,7 +350,7 @@ pub fn main(cli: Cli, syslog_socket: PathBuf) -> i32 {
             }
         }
     };
-    match start(cfg, cli, modes, keep, &mut log) {
+    match start(cfg, cli, modes, keep, fleet_settings, &mut log) {
         Ok(parts) => {
             if let Some(r) = ready {
                 r.ok();
@@ -360,6 +389,8 @@ pub struct Started {
     pub(super) notify: Notifier,
     /// Hosts still in the nftables sets from before (BLOCK_METHOD="nftables").
     pub(super) restored: Option<Vec<nftables::Kept>>,
+    /// The CrowdSec LAPI link, when a fleet key is set.
+    pub(super) fleet: Option<Fleet>,
 }
 
 /// Signals, pid file, blocks, sockets, capture, capabilities, pid file written.
@@ -368,6 +399,7 @@ fn start(
     cli: Cli,
     modes: Vec<Mode>,
     keep: Option<Vec<u8>>,
+    fleet_settings: Option<fleet::Settings>,
     log: &mut Logger,
 ) -> Result<Started, StartError> {
     let mut mask = SigSet::empty();
@@ -430,6 +462,13 @@ fn start(
             err
         })?;
     }
+    // After KEEP_CAPABILITIES: capabilities are per thread, and the fleet thread (with the
+    // `nft` it runs for pulled bans) keeps those the loop has when it is made.
+    let fleet = fleet_settings.map(Fleet::start).transpose().map_err(|e| {
+        let err = StartError::Fleet(e);
+        log.log(&report::error(&err));
+        err
+    })?;
     daemon::write_pidfile(&cli.pidfile).map_err(|err| {
         let err = StartError::WritePidfile {
             path: cli.pidfile.clone(),
@@ -454,6 +493,7 @@ fn start(
         stealth,
         notify: Notifier::from_env(clock::now_ms()),
         restored,
+        fleet,
     })
 }
 
@@ -494,6 +534,7 @@ impl Daemon {
             last_status: now,
             last_nft_fill: 0,
             observer,
+            fleet: s.fleet,
         };
         d.observer.id.watched_ports = d
             .watched()

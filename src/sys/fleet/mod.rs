@@ -46,8 +46,8 @@ use self::http::Client;
 use self::spool::Spool;
 use self::worker::{Reconfig, Shared, Worker};
 
-/// Everything the thread needs, read and checked by [`load`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Everything the thread needs, read and checked by [`load`]. The default is all off.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Settings {
     /// Push alerts (CROWDSEC_CREDENTIALS set).
     pub push: Option<Push>,
@@ -628,8 +628,9 @@ impl Fleet {
 
     /// Stops the thread: the turn's records are written first, then it waits at most ~2 s
     /// (an HTTP exchange in progress is left to end with the process; the spool says what
-    /// was in flight). The spool stays for the next start.
-    pub fn shutdown(mut self) {
+    /// was in flight). The spool stays for the next start. Returns the thread's last log
+    /// lines.
+    pub fn shutdown(mut self) -> Vec<String> {
         self.flush();
         self.shared.stop.store(true, Ordering::SeqCst);
         self.shared.wake();
@@ -637,10 +638,11 @@ impl Fleet {
             for _ in 0..200 {
                 if t.is_finished() {
                     let _ = t.join();
-                    return;
+                    break;
                 }
                 std::thread::sleep(std::time::Duration::from_millis(10));
             }
         }
+        self.shared.take_log()
     }
 }

@@ -329,6 +329,17 @@ impl Worker {
             if let Some(pl) = &mut self.pull {
                 if now >= pl.next_try {
                     pull_once(pl, &self.shared, now);
+                    // The stream answered: a push backing off from the same LAPI tries
+                    // again now rather than after its back-off (up to a minute).
+                    if let Some(p) = &mut self.push
+                        && pl.link.state() == link::State::Up
+                        && matches!(p.link.state(), link::State::Down { .. })
+                        && p.p.creds.url == pl.p.url
+                        && !p.refused
+                    {
+                        p.next_try = p.next_try.min(clock::now_ms());
+                        next = next.min(p.next_try);
+                    }
                 }
                 next = next.min(pl.next_try);
             }
