@@ -61,6 +61,11 @@ impl Lapi {
         l
     }
 
+    /// The LAPI's pid while it runs (`ip netns exec` execs crowdsec).
+    pub fn pid(&self) -> Option<i32> {
+        self.child.as_ref().map(|c| c.id() as i32)
+    }
+
     pub fn config(&self) -> PathBuf {
         self.dir.path().join("config.yaml")
     }

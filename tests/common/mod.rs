@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod crowdsec;
+pub mod fleetnet;
 
 use std::fs::File;
 use std::io::{Read, Write};

@@ -34,6 +34,10 @@ const RESET_MIN_BYTES: u64 = 64 * 1024;
 const CUT_MIN_BYTES: u64 = spool::MAX_BYTES / 2;
 /// After a failed compaction, the next try waits this long.
 const COMPACT_RETRY_MS: u64 = 60_000;
+/// A failing pull retries with back-off, but never waits longer than this many pull
+/// intervals: when the LAPI returns, the hosts have its decisions within seconds (a refused
+/// connection every few seconds costs a LAPI nothing).
+const PULL_BACKOFF_INTERVALS: u64 = 4;
 /// Log lines waiting for the loop, at most (a loop that stopped reading must not make the
 /// thread grow).
 const MAX_LOG_LINES: usize = 10_000;
@@ -782,7 +786,7 @@ fn pull_once(pl: &mut Puller, sh: &Shared, now: u64) {
             pl.next_try = now
                 + pl.link
                     .retry_in(rand64())
-                    .min(pl.p.interval_ms.max(1000) * 8);
+                    .min(pl.p.interval_ms.max(1000) * PULL_BACKOFF_INTERVALS);
         }
     }
 }
