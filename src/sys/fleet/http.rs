@@ -30,6 +30,8 @@ pub enum Failure {
     Unknown(String),
     /// An HTTP status other than success, with the LAPI's message.
     Status(u16, String),
+    /// A success whose body is not what the API documents (not JSON, no token, ...).
+    BadAnswer(String),
 }
 
 impl std::fmt::Display for Failure {
@@ -37,6 +39,7 @@ impl std::fmt::Display for Failure {
         match self {
             Failure::NotSent(m) | Failure::Unknown(m) => f.write_str(m),
             Failure::Status(s, m) => write!(f, "HTTP {s}: {m}"),
+            Failure::BadAnswer(m) => write!(f, "bad answer: {m}"),
         }
     }
 }
@@ -60,9 +63,19 @@ impl Client {
     /// `ca` is the PEM of `ca_cert_path` (https only with that CA); without it https uses the
     /// Mozilla roots built in (webpki-roots).
     pub fn new(url: LapiUrl, ca: Option<&[u8]>) -> Result<Client, String> {
+        Client::with_timeouts(url, ca, CONNECT, EXCHANGE)
+    }
+
+    /// As [`Client::new`], with other limits on connecting and on a whole exchange.
+    pub fn with_timeouts(
+        url: LapiUrl,
+        ca: Option<&[u8]>,
+        connect: Duration,
+        exchange: Duration,
+    ) -> Result<Client, String> {
         let mut cfg = Agent::config_builder()
-            .timeout_connect(Some(CONNECT))
-            .timeout_global(Some(EXCHANGE))
+            .timeout_connect(Some(connect))
+            .timeout_global(Some(exchange))
             .http_status_as_error(false)
             // Never through a proxy from the environment, never following a redirect with
             // our credentials.
@@ -125,11 +138,11 @@ impl Client {
             expire: Option<String>,
         }
         let r: Resp = serde_json::from_slice(&bytes)
-            .map_err(|_| Failure::Status(status, "login answer is not JSON".to_string()))?;
+            .map_err(|_| Failure::BadAnswer("login answer is not JSON".to_string()))?;
         let jwt = r
             .token
             .filter(|t| !t.is_empty())
-            .ok_or_else(|| Failure::Status(status, "login answer has no token".to_string()))?;
+            .ok_or_else(|| Failure::BadAnswer("login answer has no token".to_string()))?;
         let expires_epoch = r
             .expire
             .as_deref()
@@ -336,7 +349,103 @@ fn parse_rfc3339_epoch(s: &str) -> Option<i64> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::fake_lapi::{Answer, FakeLapi};
     use super::*;
+
+    fn client(f: &FakeLapi, exchange_ms: u64) -> Client {
+        Client::with_timeouts(
+            f.url.clone(),
+            None,
+            Duration::from_secs(1),
+            Duration::from_millis(exchange_ms),
+        )
+        .unwrap()
+    }
+
+    fn token() -> Token {
+        Token {
+            jwt: Secret::new("t".into()),
+            expires_epoch: 0,
+        }
+    }
+
+    #[test]
+    fn a_500_after_sending_alerts_is_unknown_and_other_errors_are_not() {
+        let f = FakeLapi::start();
+        f.script_post(&[
+            Answer::Error500 { keep: true },
+            Answer::Status(400),
+            Answer::Status(401),
+        ]);
+        let c = client(&f, 2000);
+        assert_eq!(
+            c.post_alerts(&token(), "[]"),
+            Err(Failure::Unknown("HTTP 500: database is locked".to_string()))
+        );
+        assert_eq!(
+            c.post_alerts(&token(), "[]"),
+            Err(Failure::Status(400, "scripted".to_string()))
+        );
+        assert_eq!(
+            c.post_alerts(&token(), "[]"),
+            Err(Failure::Status(401, "scripted".to_string()))
+        );
+        assert_eq!(c.post_alerts(&token(), "[]"), Ok(()));
+    }
+
+    #[test]
+    fn garbage_json_is_a_bad_answer_never_a_token() {
+        let f = FakeLapi::start();
+        f.script_login(&[Answer::Garbage, Answer::Status(403)]);
+        let c = client(&f, 2000);
+        let pw = Secret::new("pw".into());
+        assert!(matches!(
+            c.login("m", &pw),
+            Err(Failure::BadAnswer(m)) if m == "login answer is not JSON"
+        ));
+        assert!(matches!(c.login("m", &pw), Err(Failure::Status(403, _))));
+        let t = c.login("m", &pw).unwrap();
+        assert_eq!(t.expires_epoch, 4_070_908_800);
+        // A garbage stream body is returned as it came; its parser refuses it.
+        f.script_stream(&[Answer::Garbage]);
+        let body = c.stream(&Secret::new("k".into()), true).unwrap();
+        assert!(crate::fleet::stream::parse(&body).is_err());
+        // And a garbage alert list is an error, not "nothing arrived".
+        f.script_search(&[Answer::Garbage]);
+        let body = c.search_alerts(&t, 600).unwrap();
+        assert!(crate::fleet::alert::delivered_seqs("id", &body).is_err());
+    }
+
+    #[test]
+    fn a_slow_answer_times_out_as_unknown_for_alerts_and_a_refused_connection_is_not_sent() {
+        let f = FakeLapi::start();
+        f.script_post(&[Answer::Slow(Duration::from_millis(1500))]);
+        f.script_login(&[Answer::Slow(Duration::from_millis(1500))]);
+        let c = client(&f, 300);
+        let t0 = std::time::Instant::now();
+        assert!(matches!(
+            c.post_alerts(&token(), "[]"),
+            Err(Failure::Unknown(_))
+        ));
+        assert!(matches!(
+            c.login("m", &Secret::new("pw".into())),
+            Err(Failure::NotSent(_))
+        ));
+        assert!(
+            t0.elapsed() < Duration::from_millis(1400),
+            "{:?}",
+            t0.elapsed()
+        );
+        // Nothing listens: nothing was sent, safe to send again.
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = LapiUrl::parse(&format!("http://{}/", l.local_addr().unwrap())).unwrap();
+        drop(l);
+        let c = Client::new(url, None).unwrap();
+        assert!(matches!(
+            c.post_alerts(&token(), "[]"),
+            Err(Failure::NotSent(_))
+        ));
+    }
 
     #[test]
     fn expiry_times() {

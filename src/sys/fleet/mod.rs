@@ -20,6 +20,8 @@
 //! its database loses what it had.
 
 pub mod apply;
+#[cfg(test)]
+mod fake_lapi;
 pub mod http;
 pub mod spool;
 mod worker;

@@ -632,7 +632,8 @@ fn recover(p: &mut Pusher, sh: &Shared, sent: &mut u64) -> Result<(), Step> {
         }
         Err(e) => return Err(Step::Down(e.to_string())),
     };
-    let found = alert::delivered_seqs(&id, &bytes).map_err(Step::Down)?;
+    let found = alert::delivered_seqs(&id, &bytes)
+        .map_err(|m| Step::Down(Failure::BadAnswer(m).to_string()))?;
     let found: Vec<u64> = found
         .into_iter()
         .filter(|s| p.cur.uncertain.contains(*s))
@@ -714,7 +715,8 @@ fn send_batch(
             Ok(limit::gap_after(&plan))
         }
         Err(Failure::NotSent(m)) => Err(Step::Down(m)),
-        Err(Failure::Unknown(m)) => {
+        // (post_alerts reads no body: a bad answer would be one it cannot vouch for.)
+        Err(Failure::Unknown(m) | Failure::BadAnswer(m)) => {
             for s in &seqs {
                 p.cur.uncertain.insert(*s, *s);
             }
@@ -750,7 +752,7 @@ fn pull_once(pl: &mut Puller, sh: &Shared, now: u64) {
     let startup = !pl.started;
     match c
         .stream(&pl.p.key, startup)
-        .and_then(|b| crate::fleet::stream::parse(&b).map_err(|m| Failure::Status(200, m)))
+        .and_then(|b| crate::fleet::stream::parse(&b).map_err(Failure::BadAnswer))
     {
         Ok(changes) => {
             let now = clock::now_ms();
@@ -943,5 +945,191 @@ mod tests {
         assert_eq!(std::fs::read(&path).unwrap(), before);
         assert_eq!(cur.queue.len(), 4);
         assert_eq!(sh.with_spool(|s| s.waiting).unwrap(), 4);
+    }
+}
+
+/// The thread against a fake LAPI (`fake_lapi`): what the real one cannot be made to do on
+/// cue. Push only: pulling writes nftables sets, which a unit test must not touch.
+#[cfg(test)]
+mod fake_tests {
+    use super::super::fake_lapi::{Answer, FakeLapi};
+    use super::super::{Fleet, Push, Settings};
+    use crate::fleet::alert::Scan;
+    use crate::fleet::creds::{Credentials, Secret};
+    use crate::mode::Mode;
+    use std::time::{Duration, Instant};
+
+    struct Run {
+        fleet: Fleet,
+        lines: Vec<String>,
+        dir: tempfile::TempDir,
+    }
+
+    impl Run {
+        fn start(f: &FakeLapi) -> Run {
+            let dir = tempfile::tempdir().unwrap();
+            let s = Settings {
+                push: Some(Push {
+                    creds: Credentials {
+                        url: f.url.clone(),
+                        login: "web1".into(),
+                        password: Secret::new("pw".into()),
+                        ca_cert_path: None,
+                    },
+                    creds_path: dir.path().join("lapi.yaml"),
+                    ca_pem: None,
+                    ban_s: 600,
+                    send_log_only: false,
+                    spool_path: dir.path().join("crowdsec.spool"),
+                }),
+                pull: None,
+                ignore_file: None,
+            };
+            Run {
+                fleet: Fleet::start(s).unwrap(),
+                lines: Vec::new(),
+                dir,
+            }
+        }
+
+        fn block(&mut self, n: u8) {
+            let ip = std::net::IpAddr::from([192, 0, 2, n]);
+            self.fleet
+                .record_block(1_795_383_542_000, ip, 11, Mode::Stcp, Scan::TcpSyn);
+        }
+
+        /// Waits (10 s) for a line containing `part`.
+        fn wait(&mut self, part: &str) {
+            let t0 = Instant::now();
+            while t0.elapsed() < Duration::from_secs(10) {
+                self.lines.extend(self.fleet.take_log());
+                if self.lines.iter().any(|l| l.contains(part)) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            panic!("no line with {part:?}: {:#?}", self.lines);
+        }
+
+        fn spool_id(&self) -> String {
+            let text = std::fs::read_to_string(self.dir.path().join("crowdsec.spool")).unwrap();
+            text.split(' ').nth(2).unwrap().to_string()
+        }
+    }
+
+    /// The record numbers of every alert the fake kept, each alert counted on its own (a
+    /// record sent twice shows twice).
+    fn kept_records(f: &FakeLapi, id: &str) -> Vec<u64> {
+        let mut all = Vec::new();
+        for a in f.kept() {
+            let one = serde_json::to_vec(&vec![a]).unwrap();
+            all.extend(crate::fleet::alert::delivered_seqs(id, &one).unwrap());
+        }
+        all.sort_unstable();
+        all
+    }
+
+    fn three(f: &FakeLapi) -> Run {
+        let mut r = Run::start(f);
+        r.wait("pushing alerts; 0 alerts waiting in the spool");
+        for n in 1..=3 {
+            r.block(n);
+        }
+        r.fleet.flush();
+        r
+    }
+
+    #[test]
+    fn a_500_after_which_the_lapi_kept_the_alerts_is_asked_about_not_resent() {
+        let f = FakeLapi::start();
+        f.script_post(&[Answer::Error500 { keep: true }]);
+        let mut r = three(&f);
+        r.wait("unreachable: HTTP 500: database is locked; alerts wait in the spool");
+        r.wait("a request's outcome was unknown; the LAPI has 3 of its alerts, 0 are sent again");
+        r.wait("reachable again after");
+        assert_eq!(kept_records(&f, &r.spool_id()), [1, 2, 3]);
+        let st = r.fleet.status();
+        assert_eq!((st.sent, st.waiting, st.dropped), (3, 0, 0));
+        let posts = f.seen().iter().filter(|s| *s == "POST /v1/alerts").count();
+        assert_eq!(posts, 1, "{:?}", f.seen());
+        r.fleet.shutdown();
+    }
+
+    #[test]
+    fn a_500_after_which_the_lapi_kept_nothing_is_sent_again_once() {
+        let f = FakeLapi::start();
+        f.script_post(&[Answer::Error500 { keep: false }]);
+        let mut r = three(&f);
+        r.wait("the LAPI has 0 of its alerts, 3 are sent again");
+        let t0 = Instant::now();
+        while r.fleet.status().sent < 3 && t0.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(kept_records(&f, &r.spool_id()), [1, 2, 3]);
+        r.fleet.shutdown();
+    }
+
+    #[test]
+    fn garbage_from_the_alert_search_delays_the_recovery_but_never_duplicates() {
+        let f = FakeLapi::start();
+        f.script_post(&[Answer::Error500 { keep: true }]);
+        f.script_search(&[Answer::Garbage, Answer::Error500 { keep: false }]);
+        let mut r = three(&f);
+        r.wait("the LAPI has 3 of its alerts, 0 are sent again");
+        let searches = f.seen().iter().filter(|s| *s == "GET /v1/alerts").count();
+        assert_eq!(searches, 3, "{:?}", f.seen());
+        assert_eq!(kept_records(&f, &r.spool_id()), [1, 2, 3]);
+        // One lost line for the whole episode (rate-limited), then one regained line.
+        r.wait("reachable again after");
+        let lost: Vec<&String> = r
+            .lines
+            .iter()
+            .filter(|l| l.contains("unreachable"))
+            .collect();
+        assert_eq!(lost.len(), 1, "{lost:#?}");
+        r.fleet.shutdown();
+    }
+
+    #[test]
+    fn a_request_refused_for_good_is_dropped_and_counted_and_the_next_goes() {
+        let f = FakeLapi::start();
+        f.script_post(&[Answer::Status(422)]);
+        let mut r = three(&f);
+        r.wait("refused 3 alerts for good (HTTP 422: scripted); they are dropped from the spool");
+        r.block(4);
+        r.fleet.flush();
+        let t0 = Instant::now();
+        while r.fleet.status().sent < 1 && t0.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(kept_records(&f, &r.spool_id()), [4]);
+        let st = r.fleet.status();
+        assert_eq!((st.sent, st.dropped, st.waiting), (1, 3, 0));
+        r.fleet.shutdown();
+    }
+
+    #[test]
+    fn an_expired_token_is_renewed_at_once_and_nothing_is_lost() {
+        let f = FakeLapi::start();
+        f.script_post(&[Answer::Status(401)]);
+        let mut r = three(&f);
+        let t0 = Instant::now();
+        while r.fleet.status().sent < 3 && t0.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(kept_records(&f, &r.spool_id()), [1, 2, 3]);
+        let logins = f
+            .seen()
+            .iter()
+            .filter(|s| *s == "POST /v1/watchers/login")
+            .count();
+        assert_eq!(logins, 2, "{:?}", f.seen());
+        r.lines.extend(r.fleet.take_log());
+        assert!(
+            r.lines.iter().all(|l| !l.contains("unreachable")),
+            "{:#?}",
+            r.lines
+        );
+        r.fleet.shutdown();
     }
 }
