@@ -22,7 +22,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::crowdsec::{self, Lapi};
-use common::fleetnet::{self, FirewallBouncer, Host, LAPI, PORT, Topology, eventually, v4, v6};
+use common::fleetnet::{
+    self, FirewallBouncer, Host, LAPI, Monitor, PORT, Topology, cpu_ms, eventually, rss_kib, v4, v6,
+};
 use common::{Net, Run, must, privileged, sh};
 use portsentry::config::{BlockMethod, Config};
 use portsentry::fleet::alert::Scan;
@@ -379,7 +381,7 @@ fn an_outage_of_30_s_loses_and_duplicates_nothing(
         v
     };
     let t2 = Instant::now();
-    while !lacking().is_empty() && t2.elapsed() < Duration::from_secs(30) {
+    while !lacking().is_empty() && t2.elapsed() < Duration::from_secs(60) {
         std::thread::sleep(Duration::from_millis(200));
     }
     let l = lacking();
@@ -796,4 +798,210 @@ fn a_forged_flood_of_10000_sources_reaches_the_lapi_whole_in_few_alerts() {
     );
     host.wait_log("Fleet alert limit: ", 15);
     host.stop();
+}
+
+// -- Benchmark (printed, not timed; `bench/fleet.sh` runs it on a release build) --------------
+
+/// Median and max (0, 0 for none).
+fn median_max(v: &mut [u128]) -> (u128, u128) {
+    v.sort_unstable();
+    (
+        v.get(v.len() / 2).copied().unwrap_or(0),
+        v.last().copied().unwrap_or(0),
+    )
+}
+
+/// Issue 12's benchmark, on the scenario's namespaces: (1) scan to "dropped on the other
+/// hosts": 20 scanners (10 v4, 10 v6) probe A one at a time, each at a random moment of the
+/// pull interval; `nft monitor` on B, C and D timestamps the element's arrival in their sets
+/// (a set element is what drops the packets; the scenario test checks that it does).
+/// (2) a forged flood of 10,000 distinct IPv6 sources (one /64, raw SYNs from the scanner)
+/// at A: time until all are in the LAPI, in B's, C's and D's sets; A's CPU and peak RSS,
+/// the LAPI's CPU, B's CPU.
+#[test]
+#[ignore = "benchmark: bench/fleet.sh"]
+fn bench_fleet() {
+    if !ready("bench_fleet") {
+        return;
+    }
+    let t = Topology::new();
+    let lapi = Lapi::start(&t.lapi, LAPI);
+    let a = Host::start(&t, &lapi, "a", &[]);
+    let b = Host::start(&t, &lapi, "b", &[]);
+    let c = Host::start(&t, &lapi, "c", &[]);
+    let d = FirewallBouncer::start(t.ns("d"), &lapi, "fw-d", "1s");
+    let scanners: Vec<String> = (0..20u32)
+        .map(|i| if i % 2 == 0 { v4(31 + i) } else { v6(0x31 + i) })
+        .collect();
+    t.scanner_addresses(&scanners);
+    let mons: Vec<(&str, Monitor)> = ["b", "c", "d"]
+        .iter()
+        .map(|h| (*h, Monitor::start(t.ns(h))))
+        .collect();
+    let set_of = |h: &str, ip: &str| match (h, ip.contains(':')) {
+        ("d", false) => "crowdsec-blacklists",
+        ("d", true) => "crowdsec6-blacklists",
+        (_, false) => "fleet4",
+        (_, true) => "fleet6",
+    };
+    let mut rng = common::Rng(0x5eed_f1ee7);
+    let (mut both, mut per): (Vec<u128>, [Vec<u128>; 3]) = (Vec::new(), Default::default());
+    let mut local = Vec::new();
+    for s in &scanners {
+        std::thread::sleep(Duration::from_millis(rng.below(1000)));
+        let t0 = Instant::now();
+        t.probe(s, "a");
+        let blocked = format!(
+            "attackalert: Host {s} has been blocked via nftables set inet portsentry {}",
+            if s.contains(':') {
+                "blocked6"
+            } else {
+                "blocked4"
+            }
+        );
+        let arrived = || {
+            mons.iter()
+                .all(|(h, m)| m.added(set_of(h, s), s, t0).is_some())
+        };
+        while !arrived() && t0.elapsed() < Duration::from_secs(30) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(
+            arrived(),
+            "{s} never reached B, C and D; their nft monitor lines: {:#?}\nA's log: {:#?}",
+            mons.iter().map(|(h, m)| (h, m.all())).collect::<Vec<_>>(),
+            a.run.log.lines()
+        );
+        let at: Vec<u128> = mons
+            .iter()
+            .map(|(h, m)| (m.added(set_of(h, s), s, t0).unwrap() - t0).as_millis())
+            .collect();
+        both.push(at[0].max(at[1]));
+        for (i, x) in at.iter().enumerate() {
+            per[i].push(*x);
+        }
+        if let Some(x) = a.run.log.arrival_containing(&blocked) {
+            local.push(x.saturating_duration_since(t0).as_millis());
+        }
+    }
+    let (lm, lx) = median_max(&mut local);
+    let (bm, bx) = median_max(&mut both);
+    let [pb, pc, pd] = &mut per;
+    let ((bbm, bbx), (ccm, ccx), (ddm, ddx)) = (median_max(pb), median_max(pc), median_max(pd));
+    println!(
+        "BENCH fleet latency (20 scanners, pull every 1 s): blocked on A: median {lm} ms, max {lx} ms; \
+         dropped on both B and C: median {bm} ms, max {bx} ms (B {bbm}/{bbx}, C {ccm}/{ccx}); \
+         crowdsec-firewall-bouncer on D (update_frequency 1s): median {ddm} ms, max {ddx} ms"
+    );
+
+    // (2) The forged flood.
+    t.scanner_neighbours("a");
+    let n = 10_000u32;
+    let forged: Vec<String> = (1..=n)
+        .map(|i| format!("2001:db8:3::{:x}:{:x}", i >> 16, i & 0xffff))
+        .collect();
+    let (apid, bpid, lpid) = (a.pid(), b.pid(), lapi.pid().expect("LAPI pid"));
+    let (a0, b0, l0) = (cpu_ms(apid), cpu_ms(bpid), cpu_ms(lpid));
+    let t0 = Instant::now();
+    must(&format!(
+        "ip netns exec {} python3 {}/bench/probe.py burst 2001:db8:3::1 {n} {} {PORT} 30 tcp",
+        t.scanner,
+        env!("CARGO_MANIFEST_DIR"),
+        v6(Topology::num("a"))
+    ));
+    let sent = t0.elapsed();
+    // Counted through the LAPI's own API (cscli on 10,000 decisions takes seconds).
+    let key = std::fs::read_to_string(b.run.p("bouncer.key")).unwrap();
+    let in_lapi = || -> usize {
+        let o = sh(&format!(
+            "ip netns exec {} curl -s -H 'X-Api-Key: {}' 'http://{LAPI}/v1/decisions?range=2001:db8:3::/64&contains=false'",
+            t.lapi,
+            key.trim()
+        ));
+        serde_json::from_slice::<serde_json::Value>(&o.stdout)
+            .ok()
+            .and_then(|v| v.as_array().map(Vec::len))
+            .unwrap_or(0)
+    };
+    let mut t_lapi = None;
+    let mut t_host: [Option<Duration>; 3] = [None; 3];
+    let mut a_cpu_at_lapi = 0;
+    let hosts = [
+        ("b", "inet portsentry", "fleet6"),
+        ("c", "inet portsentry", "fleet6"),
+        ("d", "ip6 crowdsec6", "crowdsec6-blacklists"),
+    ];
+    while t0.elapsed() < Duration::from_secs(180)
+        && (t_lapi.is_none() || t_host.iter().any(Option::is_none))
+    {
+        if t_lapi.is_none() && in_lapi() >= n as usize {
+            t_lapi = Some(t0.elapsed());
+            a_cpu_at_lapi = cpu_ms(apid) - a0;
+        }
+        for (i, (h, table, set)) in hosts.iter().enumerate() {
+            if t_host[i].is_none() && t.missing(h, table, set, &forged).is_empty() {
+                t_host[i] = Some(t0.elapsed());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let (a1, b1, l1) = (cpu_ms(apid) - a0, cpu_ms(bpid) - b0, cpu_ms(lpid) - l0);
+    let (rss, hwm) = rss_kib(apid);
+    let ms = |x: Option<Duration>| {
+        x.map_or("never (180 s)".to_string(), |d| {
+            format!("{} ms", d.as_millis())
+        })
+    };
+    let blocked_on_a = t.missing("a", "inet portsentry", "blocked6", &forged).len();
+    println!(
+        "BENCH fleet flood: {n} forged sources (one /64) sent in {} ms; blocked on A: {} of {n}; \
+         all in the LAPI after {}; in B's set after {}, C's after {}, crowdsec-firewall-bouncer's (D) after {}; \
+         CPU: A {} ms ({} ms until all were in the LAPI), B {} ms, LAPI {} ms; A's RSS {} KiB (peak {} KiB); \
+         {} alerts in the LAPI",
+        sent.as_millis(),
+        n as usize - blocked_on_a,
+        ms(t_lapi),
+        ms(t_host[0]),
+        ms(t_host[1]),
+        ms(t_host[2]),
+        a1,
+        a_cpu_at_lapi,
+        b1,
+        l1,
+        rss,
+        hwm,
+        lapi.alerts().as_array().map_or(0, Vec::len)
+    );
+    for (i, (h, table, set)) in hosts.iter().enumerate() {
+        if t_host[i].is_none() {
+            let m = t.missing(h, table, set, &forged);
+            println!(
+                "{h} lacks {} of the {n}, e.g. {:?}",
+                m.len(),
+                m.iter().take(5).collect::<Vec<_>>()
+            );
+        }
+    }
+    for (h, host) in [("B", &b), ("C", &c)] {
+        for l in host
+            .run
+            .log
+            .lines()
+            .iter()
+            .filter(|l| l.contains("CrowdSec"))
+        {
+            println!("{h}: {l}");
+        }
+    }
+    for l in a
+        .run
+        .log
+        .lines()
+        .iter()
+        .filter(|l| l.contains("Fleet alert limit") || l.contains("CrowdSec"))
+    {
+        println!("A: {l}");
+    }
+    drop(d);
+    no_panic(&[&a, &b, &c]);
 }

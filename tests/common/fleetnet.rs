@@ -199,28 +199,71 @@ impl Topology {
         self.connect(src, &dst, PORT, Duration::from_millis(300));
     }
 
-    /// Does host `h`'s set `table`/`set` (e.g. `inet portsentry fleet4`) hold `addrs`?
-    /// `nft get element` answers for interval sets too. Returns the ones it lacks.
+    /// The address spans host `h`'s set `table`/`set` (e.g. `inet portsentry fleet4`) holds,
+    /// read from `nft -j list set` (single addresses, prefixes and ranges).
+    pub fn spans(&self, h: &str, table: &str, set: &str) -> Vec<(u128, u128)> {
+        let o = sh(&format!(
+            "ip netns exec {} nft -j list set {table} {set}",
+            self.ns(h)
+        ));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
+        let num = |a: &serde_json::Value| -> Option<u128> {
+            match a.as_str()?.parse::<IpAddr>().ok()? {
+                IpAddr::V4(x) => Some(u128::from(u32::from(x))),
+                IpAddr::V6(x) => Some(u128::from(x)),
+            }
+        };
+        let mut out = Vec::new();
+        for item in v["nftables"].as_array().into_iter().flatten() {
+            for e in item["set"]["elem"].as_array().into_iter().flatten() {
+                let val = if e["elem"].is_object() {
+                    &e["elem"]["val"]
+                } else {
+                    e
+                };
+                let span = if let Some(r) = val.get("range") {
+                    num(&r[0]).zip(num(&r[1]))
+                } else if let Some(p) = val.get("prefix") {
+                    let bits: u32 = if p["addr"].as_str().is_some_and(|a| a.contains(':')) {
+                        128
+                    } else {
+                        32
+                    };
+                    let len = p["len"].as_u64().unwrap_or(0) as u32;
+                    num(&p["addr"]).map(|a| {
+                        let host = if bits - len >= 128 {
+                            u128::MAX
+                        } else {
+                            (1u128 << (bits - len)) - 1
+                        };
+                        (a, a | host)
+                    })
+                } else {
+                    num(val).map(|a| (a, a))
+                };
+                out.extend(span);
+            }
+        }
+        out
+    }
+
+    /// The addresses of `addrs` host `h`'s set `table`/`set` does not cover.
     pub fn missing(&self, h: &str, table: &str, set: &str, addrs: &[String]) -> Vec<String> {
         if addrs.is_empty() {
             return Vec::new();
         }
-        let ns = self.ns(h);
-        let all = format!(
-            "ip netns exec {ns} nft get element {table} {set} '{{ {} }}' >/dev/null 2>&1",
-            addrs.join(", ")
-        );
-        if sh(&all).status.success() {
-            return Vec::new();
-        }
+        let mut spans = self.spans(h, table, set);
+        spans.sort_unstable();
         addrs
             .iter()
             .filter(|a| {
-                !sh(&format!(
-                    "ip netns exec {ns} nft get element {table} {set} '{{ {a} }}' >/dev/null 2>&1"
-                ))
-                .status
-                .success()
+                let x = match a.parse::<IpAddr>() {
+                    Ok(IpAddr::V4(x)) => u128::from(u32::from(x)),
+                    Ok(IpAddr::V6(x)) => u128::from(x),
+                    Err(_) => return true,
+                };
+                let i = spans.partition_point(|s| s.0 <= x);
+                i == 0 || spans[i - 1].1 < x
             })
             .cloned()
             .collect()
@@ -442,4 +485,73 @@ pub fn rss_kib(pid: i32) -> (u64, u64) {
             .unwrap_or(0)
     };
     (get("VmRSS:"), get("VmHWM:"))
+}
+
+/// `nft monitor` in a namespace: every line it prints, with when it arrived.
+pub struct Monitor {
+    child: Option<Child>,
+    lines: std::sync::Arc<std::sync::Mutex<Vec<(Instant, String)>>>,
+}
+
+impl Monitor {
+    pub fn start(ns: &str) -> Monitor {
+        use std::io::BufRead;
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", ns, "nft", "monitor"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nft monitor");
+        let out = child.stdout.take().expect("stdout");
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let l2 = lines.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                l2.lock().unwrap().push((Instant::now(), line));
+            }
+        });
+        // Let it subscribe before anything is measured.
+        std::thread::sleep(Duration::from_millis(200));
+        Monitor {
+            child: Some(child),
+            lines,
+        }
+    }
+
+    /// Every line so far (for failure messages).
+    pub fn all(&self) -> Vec<String> {
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|x| x.1.clone())
+            .collect()
+    }
+
+    /// When an `add element` line naming `addr` (as a whole word) in a set whose name
+    /// contains `set` first arrived after `since`.
+    pub fn added(&self, set: &str, addr: &str, since: Instant) -> Option<Instant> {
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(t, l)| {
+                *t >= since
+                    && l.starts_with("add element")
+                    && l.contains(set)
+                    && l.split([' ', ',', '{', '}']).any(|w| w == addr)
+            })
+            .map(|x| x.0)
+    }
+}
+
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
 }

@@ -245,6 +245,13 @@ impl Syslog {
         self.stamps.lock().unwrap().get(i).copied()
     }
 
+    /// When the first line containing `part` arrived, if one has.
+    pub fn arrival_containing(&self, part: &str) -> Option<Instant> {
+        let l = self.lines.lock().unwrap();
+        let i = l.iter().position(|x| x.contains(part))?;
+        self.stamps.lock().unwrap().get(i).copied()
+    }
+
     pub fn lines(&self) -> Vec<String> {
         self.lines.lock().unwrap().clone()
     }

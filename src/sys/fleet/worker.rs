@@ -24,6 +24,7 @@ use crate::fleet::creds::LapiUrl;
 use crate::fleet::limit;
 use crate::fleet::link::{self, Link};
 use crate::fleet::spool::{Ranges, Scanned};
+use crate::fleet::stream::Resync;
 use crate::report::{self, Side};
 use crate::sys::clock;
 
@@ -220,8 +221,8 @@ pub(super) struct Puller {
     pub(super) model: Model,
     /// What the sets hold: piece and its end (monotonic ms).
     pub(super) applied: BTreeMap<Span, u64>,
-    /// The stream was read from its start (`startup=true`) with this key.
-    started: bool,
+    /// When to read the whole stream (`startup=true`) again.
+    resync: Resync,
     link: Link,
     next_try: u64,
     /// Decisions already logged as not applied, with the reason.
@@ -237,7 +238,7 @@ impl Puller {
             p,
             model: Model::default(),
             applied: BTreeMap::new(),
-            started: false,
+            resync: Resync::default(),
             link: Link::new(),
             next_try: now,
             told: HashSet::new(),
@@ -256,7 +257,7 @@ impl Puller {
                 self.link = Link::new();
             }
             self.client = client(&p.url, p.ca_pem.as_deref(), &p.key_path, sh);
-            self.started = false;
+            self.resync.restart();
             self.next_try = now;
         }
         self.p = p;
@@ -749,7 +750,7 @@ fn pull_once(pl: &mut Puller, sh: &Shared, now: u64) {
         pl.next_try = now + link::BACKOFF_MAX_MS;
         return;
     };
-    let startup = !pl.started;
+    let startup = pl.resync.due(now);
     match c
         .stream(&pl.p.key, startup)
         .and_then(|b| crate::fleet::stream::parse(&b).map_err(Failure::BadAnswer))
@@ -757,7 +758,7 @@ fn pull_once(pl: &mut Puller, sh: &Shared, now: u64) {
         Ok(changes) => {
             let now = clock::now_ms();
             pl.model.apply(now, &changes, startup);
-            pl.started = true;
+            pl.resync.pulled(now, startup, changes.new.len());
             if let Some((down, skipped)) = pl.link.ok(now) {
                 sh.log(report::fleet_link_regained(
                     Side::Pull,
