@@ -16,9 +16,10 @@
 #      B's and C's fleet sets (`nft monitor` timestamps), and to crowdsec-firewall-bouncer's
 #      set on D.
 #   2. 10,000 raw SYNs from distinct forged IPv6 sources of one /64 (bench/probe.py burst) at
-#      A. Printed: how many A blocked, when all were in the LAPI and in B's, C's and D's sets,
-#      the CPU time of A's and B's daemons and of the LAPI over that time, A's RSS and peak
-#      RSS, the number of alerts, and A's fleet log lines.
+#      A. Printed: how many A blocked, when all were in the LAPI and in B's, C's and D's sets
+#      (a host still lacking some after 180 s is named with how many), the CPU time of A's and
+#      B's daemons and of the LAPI until then and over 30 s from the flood's start, A's RSS
+#      and peak RSS, the number of alerts, and the fleet log lines.
 #
 # Every wait is bounded (30 s per scanner, 180 s for the flood); namespaces, daemons, the LAPI
 # and the bouncer are stopped and removed by the test when it ends.

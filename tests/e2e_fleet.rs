@@ -12,6 +12,10 @@
 //! where the daemon cannot be made to fail on cue (a request cut off by kill -9) or to
 //! record fast enough (10,000 blocks in 45 ms). `bench_fleet` (ignored; `bench/fleet.sh`)
 //! measures propagation. Privileged: says so loudly when it cannot run, fails under CI=true.
+//!
+//! Waits for a decision to reach a pulling host are 40 s, not the second a pull takes: the
+//! LAPI's incremental stream can miss a decision for good (README "Pulled bans"), and the
+//! host's re-read of the whole stream brings it within 35 s.
 
 mod common;
 
@@ -115,7 +119,7 @@ fn a_fleet_of_three_shares_its_blocks_through_the_real_lapi() {
     let a = Host::start(&t, &lapi, "a", &[]);
     let b = Host::start(&t, &lapi, "b", &[]);
     let c = Host::start(&t, &lapi, "c", &[IGNORED]);
-    let d = FirewallBouncer::start(t.ns("d"), &lapi, "fw-d", "1s");
+    let mut d = FirewallBouncer::start(t.ns("d"), &lapi, "fw-d", "1s");
     // Scanner addresses: the scan (.10, ::10, already there), a control that never scans,
     // 200 scanners for the outage, one for the wrong password.
     let (s4, s6) = (v4(10), v6(10));
@@ -132,7 +136,16 @@ fn a_fleet_of_three_shares_its_blocks_through_the_real_lapi() {
         assert!(t.flows(&s4, h) && t.flows(&s6, h), "{h} reachable before");
     }
 
-    scan_of_a_blocks_the_scanner_everywhere(&t, &lapi, &[&a, &b, &c], &d, &s4, &s6, &ctl4, &ctl6);
+    scan_of_a_blocks_the_scanner_everywhere(
+        &t,
+        &lapi,
+        &[&a, &b, &c],
+        &mut d,
+        &s4,
+        &s6,
+        &ctl4,
+        &ctl6,
+    );
     protected_and_ignored_addresses_are_not_applied(&t, &lapi, &b, &c);
     a_deleted_decision_goes_from_every_set(&t, &lapi, &s4);
     an_outage_of_30_s_loses_and_duplicates_nothing(&t, &mut lapi, &a, &b, &c, &outage);
@@ -158,7 +171,7 @@ fn scan_of_a_blocks_the_scanner_everywhere(
     t: &Topology,
     lapi: &Lapi,
     hosts: &[&Host; 3],
-    d: &FirewallBouncer,
+    d: &mut FirewallBouncer,
     s4: &str,
     s6: &str,
     ctl4: &str,
@@ -196,7 +209,9 @@ fn scan_of_a_blocks_the_scanner_everywhere(
         );
     }
     // B and C drop the scanner's packets (v4 and v6), not the control's.
-    eventually("the scanner in B's and C's fleet sets", 15, || {
+    // 40 s: a decision the LAPI's stream missed is read again within 35 s (README "Pulled
+    // bans").
+    eventually("the scanner in B's and C's fleet sets", 40, || {
         ["b", "c"]
             .iter()
             .all(|h| t.in_fleet_set(h, s4) && t.in_fleet_set(h, s6))
@@ -216,7 +231,7 @@ fn scan_of_a_blocks_the_scanner_everywhere(
         );
     }
     // A pulls its own decision back too (fleet4), beside its local block (blocked4).
-    eventually("A's fleet sets", 10, || {
+    eventually("A's fleet sets", 40, || {
         t.in_fleet_set("a", s4) && t.in_fleet_set("a", s6)
     });
     // `portsentry blocked list` on B: origin crowdsec.
@@ -241,15 +256,26 @@ fn scan_of_a_blocks_the_scanner_everywhere(
             )
             .is_empty()
     };
-    let t2 = Instant::now();
-    while !in_d() && t2.elapsed() < Duration::from_secs(20) {
-        std::thread::sleep(Duration::from_millis(100));
+    let wait_d = || {
+        let t2 = Instant::now();
+        while !in_d() && t2.elapsed() < Duration::from_secs(20) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        in_d()
+    };
+    if !wait_d() {
+        // The LAPI's stream race (README "Pulled bans"): crowdsec-firewall-bouncer never
+        // re-reads the stream, only its start does.
+        eprintln!(
+            "NOTE: crowdsec-firewall-bouncer missed the decision (crowdsec 1.4.6's stream race); restarting it once"
+        );
+        d.restart();
+        assert!(
+            wait_d(),
+            "crowdsec-firewall-bouncer never applied it:\n{}",
+            d.log()
+        );
     }
-    assert!(
-        in_d(),
-        "crowdsec-firewall-bouncer never applied it:\n{}",
-        d.log()
-    );
     eprintln!(
         "fleet: crowdsec-firewall-bouncer on D had both {} ms after B and C",
         t1.elapsed().as_millis()
@@ -284,7 +310,7 @@ fn protected_and_ignored_addresses_are_not_applied(t: &Topology, lapi: &Lapi, b:
         10,
     );
     // Applied where they are neither: B's address on C, C's ignored address on B.
-    eventually("applied on the other host", 10, || {
+    eventually("applied on the other host", 40, || {
         t.in_fleet_set("c", &b4) && t.in_fleet_set("b", IGNORED)
     });
     assert!(!t.in_fleet_set("b", &b4) && !t.in_fleet_set("c", IGNORED));
@@ -467,7 +493,7 @@ fn a_bad_file_refuses_a_reload_and_a_wrong_password_is_a_clear_error(
     eventually("the waiting alert in the LAPI", 15, || {
         decision_counts(lapi).get(late) == Some(&1)
     });
-    eventually("and in B's fleet set", 10, || t.in_fleet_set("b", late));
+    eventually("and in B's fleet set", 40, || t.in_fleet_set("b", late));
     let _ = b;
 }
 
@@ -847,6 +873,7 @@ fn bench_fleet() {
     let mut rng = common::Rng(0x5eed_f1ee7);
     let (mut both, mut per): (Vec<u128>, [Vec<u128>; 3]) = (Vec::new(), Default::default());
     let mut local = Vec::new();
+    let mut d_missed: Vec<String> = Vec::new();
     for s in &scanners {
         std::thread::sleep(Duration::from_millis(rng.below(1000)));
         let t0 = Instant::now();
@@ -859,26 +886,30 @@ fn bench_fleet() {
                 "blocked4"
             }
         );
-        let arrived = || {
-            mons.iter()
-                .all(|(h, m)| m.added(set_of(h, s), s, t0).is_some())
+        // B and C heal a missed decision by re-reading the stream (within 35 s, see
+        // `fleet::stream::Resync`); D, crowdsec-firewall-bouncer, never does: a miss there is
+        // counted, not waited for.
+        let when = |i: usize| {
+            let (h, m) = &mons[i];
+            m.added(set_of(h, s), s, t0)
         };
-        while !arrived() && t0.elapsed() < Duration::from_secs(30) {
+        while (0..3).any(|i| when(i).is_none()) && t0.elapsed() < Duration::from_secs(40) {
             std::thread::sleep(Duration::from_millis(20));
         }
         assert!(
-            arrived(),
-            "{s} never reached B, C and D; their nft monitor lines: {:#?}\nA's log: {:#?}",
+            when(0).is_some() && when(1).is_some(),
+            "{s} never reached B and C; their nft monitor lines: {:#?}\nA's log: {:#?}",
             mons.iter().map(|(h, m)| (h, m.all())).collect::<Vec<_>>(),
             a.run.log.lines()
         );
-        let at: Vec<u128> = mons
-            .iter()
-            .map(|(h, m)| (m.added(set_of(h, s), s, t0).unwrap() - t0).as_millis())
-            .collect();
-        both.push(at[0].max(at[1]));
-        for (i, x) in at.iter().enumerate() {
-            per[i].push(*x);
+        let ms = |i: usize| when(i).map(|x| (x - t0).as_millis());
+        let (tb, tc) = (ms(0).unwrap_or(0), ms(1).unwrap_or(0));
+        both.push(tb.max(tc));
+        per[0].push(tb);
+        per[1].push(tc);
+        match ms(2) {
+            Some(x) => per[2].push(x),
+            None => d_missed.push(s.clone()),
         }
         if let Some(x) = a.run.log.arrival_containing(&blocked) {
             local.push(x.saturating_duration_since(t0).as_millis());
@@ -891,7 +922,8 @@ fn bench_fleet() {
     println!(
         "BENCH fleet latency (20 scanners, pull every 1 s): blocked on A: median {lm} ms, max {lx} ms; \
          dropped on both B and C: median {bm} ms, max {bx} ms (B {bbm}/{bbx}, C {ccm}/{ccx}); \
-         crowdsec-firewall-bouncer on D (update_frequency 1s): median {ddm} ms, max {ddx} ms"
+         crowdsec-firewall-bouncer on D (update_frequency 1s): median {ddm} ms, max {ddx} ms, \
+         never (40 s): {d_missed:?}"
     );
 
     // (2) The forged flood.

@@ -364,6 +364,7 @@ impl Host {
 /// LAPI every `every`.
 pub struct FirewallBouncer {
     child: Option<Child>,
+    ns: String,
     pub dir: tempfile::TempDir,
 }
 
@@ -395,19 +396,36 @@ impl FirewallBouncer {
             ),
         )
         .unwrap();
-        let out = std::fs::File::create(dir.path().join("stdout.log")).unwrap();
+        let mut b = FirewallBouncer {
+            child: None,
+            ns: ns.to_string(),
+            dir,
+        };
+        b.spawn();
+        b
+    }
+
+    fn spawn(&mut self) {
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("stdout.log"))
+            .unwrap();
         let child = Command::new("ip")
-            .args(["netns", "exec", ns, "crowdsec-firewall-bouncer", "-c"])
-            .arg(&cfg)
+            .args(["netns", "exec", &self.ns, "crowdsec-firewall-bouncer", "-c"])
+            .arg(self.dir.path().join("bouncer.yaml"))
             .stdin(Stdio::null())
             .stdout(out.try_clone().unwrap())
             .stderr(out)
             .spawn()
             .expect("crowdsec-firewall-bouncer");
-        FirewallBouncer {
-            child: Some(child),
-            dir,
-        }
+        self.child = Some(child);
+    }
+
+    /// Stops it (by pid) and starts it again: its start reads the whole stream.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
     }
 
     /// Its log (for failure messages).
@@ -426,6 +444,12 @@ impl FirewallBouncer {
 
 impl Drop for FirewallBouncer {
     fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl FirewallBouncer {
+    fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
             // `ip netns exec` execs the bouncer: the pid is the bouncer's.
             let _ = nix::sys::signal::kill(
