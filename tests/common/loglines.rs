@@ -435,6 +435,111 @@ pub fn every_line() -> Vec<(&'static str, Class, String)> {
             "Permission denied (os error 13)",
         ),
     );
+    // src/report/fleet.rs: the CrowdSec LAPI link (issue 12)
+    use portsentry::report::Side;
+    let lapi = "http://192.0.2.10:8080";
+    let creds = Path::new("/etc/portsentry/crowdsec-lapi.yaml");
+    let key = Path::new("/etc/portsentry/crowdsec-bouncer.key");
+    let spool = Path::new("/var/lib/portsentry/crowdsec.spool");
+    add(
+        "fleet_started",
+        Routine,
+        r::fleet_started(lapi, true, true, 3),
+    );
+    add(
+        "fleet_started",
+        Routine,
+        r::fleet_started(lapi, true, false, 0),
+    );
+    add(
+        "fleet_started",
+        Routine,
+        r::fleet_started(lapi, false, true, 0),
+    );
+    for side in [Side::Push, Side::Pull] {
+        add(
+            "fleet_link_lost",
+            System,
+            r::fleet_link_lost(side, lapi, "Connection refused (os error 111)", 0),
+        );
+        add(
+            "fleet_link_lost",
+            System,
+            r::fleet_link_lost(side, lapi, "HTTP 500: database is locked", 2),
+        );
+        add(
+            "fleet_link_regained",
+            System,
+            r::fleet_link_regained(side, lapi, 31_000, 200, 1),
+        );
+    }
+    add(
+        "fleet_login_refused",
+        Security,
+        r::fleet_login_refused(lapi, "web1", creds, 401, "incorrect Username or Password"),
+    );
+    add(
+        "fleet_key_refused",
+        Security,
+        r::fleet_key_refused(lapi, key, 403),
+    );
+    add(
+        "fleet_batch_refused",
+        Security,
+        r::fleet_batch_refused(lapi, 7, 422, "bad request"),
+    );
+    add(
+        "fleet_spool_full",
+        Security,
+        r::fleet_spool_full(5, 32 << 20),
+    );
+    add("fleet_spool_torn", System, r::fleet_spool_torn(25));
+    add("fleet_spool_corrupt", Security, r::fleet_spool_corrupt(2));
+    add(
+        "fleet_spool_set_aside",
+        Security,
+        r::fleet_spool_set_aside(spool, &spool.with_extension("spool.bad")),
+    );
+    add(
+        "fleet_spool_write_failed",
+        Security,
+        r::fleet_spool_write_failed(spool, "No space left on device (os error 28)", 3),
+    );
+    add(
+        "fleet_spool_compact_failed",
+        Security,
+        r::fleet_spool_compact_failed(spool, "Read-only file system (os error 30)"),
+    );
+    add(
+        "fleet_client_failed",
+        Security,
+        r::fleet_client_failed(lapi, creds, "ca_cert_path holds no PEM certificate"),
+    );
+    add("fleet_recovered", System, r::fleet_recovered(3, 2));
+    for whole in [true, false] {
+        add(
+            "fleet_not_applied",
+            Security,
+            r::fleet_not_applied(
+                4,
+                "192.0.2.0/24",
+                "manual 'ban' from 'cscli'",
+                "192.0.2.1 is an address of this host",
+                whole,
+            ),
+        );
+    }
+    add(
+        "fleet_apply_failed",
+        Security,
+        r::fleet_apply_failed("Error: Could not process rule: No such file or directory"),
+    );
+    add(
+        "fleet_grouped",
+        Security,
+        r::fleet_grouped(9990, 10, &[(("2001:db8:3::".parse().unwrap(), 64), 9990)]),
+    );
+    add("fleet_pull_stopped", System, r::fleet_pull_stopped(12));
     v
 }
 
