@@ -234,6 +234,21 @@ fn scan_of_a_blocks_the_scanner_everywhere(
     eventually("A's fleet sets", 40, || {
         t.in_fleet_set("a", s4) && t.in_fleet_set("a", s6)
     });
+    // `portsentry status` on A shows the link (issue 13's "fleet link state").
+    eventually(
+        "A's status shows the fleet link up with its alerts sent",
+        10,
+        || {
+            let out = std::process::Command::new(common::BIN)
+                .args(["status", "--json", "--pidfile"])
+                .arg(hosts[0].run.p("portsentry.pid"))
+                .output()
+                .unwrap();
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+            let f = &v["fleet"];
+            f["up"] == true && f["sent"].as_u64() >= Some(2) && f["decisions"].as_u64() >= Some(2)
+        },
+    );
     // `portsentry blocked list` on B: origin crowdsec.
     let listing = blocked_list(hosts[1]);
     assert!(

@@ -274,6 +274,23 @@ where
         .collect()
 }
 
+/// The fleet link as the daemon last saw it (`sys::fleet::Fleet::status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FleetState {
+    /// Every configured direction (push, pull) answered its last request.
+    pub up: bool,
+    /// When it went down (epoch seconds), while it is down.
+    pub down_since: Option<i64>,
+    /// Alerts waiting in the spool.
+    pub queued: u64,
+    /// Alerts delivered since start.
+    pub sent: u64,
+    /// Alerts dropped (spool full, or refused by the LAPI).
+    pub dropped: u64,
+    /// Bans from the fleet in force on this host.
+    pub decisions: u64,
+}
+
 /// The counters. See the module documentation.
 #[derive(Debug, Clone)]
 pub struct Stats {
@@ -296,7 +313,7 @@ pub struct Stats {
     in_force: u64,
     soonest_expiry: Option<i64>,
     nft_sets: Vec<SetFill>,
-    fleet: Option<(bool, Option<i64>, u64)>,
+    fleet: Option<FleetState>,
     sources: Tops<IpAddr>,
     prefixes: Tops<(IpAddr, u8)>,
     ports: Tops<(Proto, u16)>,
@@ -443,8 +460,8 @@ impl Stats {
         self.nft_sets = sets;
     }
 
-    /// The fleet link: up or down since `since` (epoch seconds), alerts queued. `None`: no link.
-    pub fn set_fleet(&mut self, link: Option<(bool, Option<i64>, u64)>) {
+    /// The fleet link (CrowdSec LAPI). `None`: no fleet configured.
+    pub fn set_fleet(&mut self, link: Option<FleetState>) {
         self.fleet = link;
     }
 
@@ -552,10 +569,13 @@ impl Stats {
                 .map(|(k, v)| (k.as_str().to_string(), *v))
                 .collect(),
             nft_sets: self.nft_sets.clone(),
-            fleet: self.fleet.map(|(up, since, queued)| FleetLink {
-                up,
-                since: since.map(t),
-                queued,
+            fleet: self.fleet.map(|f| FleetLink {
+                up: f.up,
+                since: f.down_since.map(t),
+                queued: f.queued,
+                sent: f.sent,
+                dropped: f.dropped,
+                decisions: f.decisions,
             }),
             blocks_in_force: Some(self.in_force),
             soonest_expiry: self.soonest_expiry.map(t),

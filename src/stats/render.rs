@@ -197,13 +197,16 @@ pub fn text(s: &Snapshot) -> String {
     if let Some(f) = &s.fleet {
         let _ = writeln!(
             out,
-            "Fleet link: {}{}, {} alerts queued",
+            "Fleet link (CrowdSec LAPI): {}{}, {} alerts queued, {} sent, {} dropped, {} fleet bans in force",
             if f.up { "up" } else { "down" },
             f.since
                 .as_deref()
                 .map(|x| format!(" since {x}"))
                 .unwrap_or_default(),
-            f.queued
+            f.queued,
+            f.sent,
+            f.dropped,
+            f.decisions
         );
     }
     if let Some(h) = &s.history {
@@ -518,6 +521,24 @@ pub fn prometheus(s: &Snapshot) -> String {
             "gauge",
             "Alerts waiting to be sent over the fleet link.",
             fl.queued,
+        );
+        f.single(
+            "portsentry_fleet_alerts_sent_total",
+            "counter",
+            "Alerts delivered to the CrowdSec LAPI since start.",
+            fl.sent,
+        );
+        f.single(
+            "portsentry_fleet_alerts_dropped_total",
+            "counter",
+            "Alerts dropped (spool full, or refused by the LAPI) since start.",
+            fl.dropped,
+        );
+        f.single(
+            "portsentry_fleet_bans",
+            "gauge",
+            "Bans from the fleet in force on this host.",
+            fl.decisions,
         );
     }
     out

@@ -166,6 +166,15 @@ pub struct FleetLink {
     pub since: Option<String>,
     /// Alerts waiting to be sent.
     pub queued: u64,
+    /// Alerts delivered since start.
+    #[serde(default)]
+    pub sent: u64,
+    /// Alerts dropped (spool full, or refused by the LAPI).
+    #[serde(default)]
+    pub dropped: u64,
+    /// Bans from the fleet in force on this host.
+    #[serde(default)]
+    pub decisions: u64,
 }
 
 /// The history file, summarised when the daemon is not running.

@@ -287,6 +287,33 @@ impl Daemon {
             };
             self.observer.stats.set_nft_sets(sets);
         }
+        if let Some(f) = &self.fleet {
+            let st = f.status();
+            let links = [st.push, st.pull];
+            let configured = links.iter().flatten();
+            let up = configured
+                .clone()
+                .all(|l| matches!(l, crate::fleet::link::State::Up));
+            let down_since = configured
+                .filter_map(|l| match l {
+                    crate::fleet::link::State::Down { since_ms } => Some(*since_ms),
+                    _ => None,
+                })
+                .min()
+                .map(|ms| {
+                    epoch.saturating_sub(i64::try_from(now.saturating_sub(ms) / 1000).unwrap_or(0))
+                });
+            self.observer
+                .stats
+                .set_fleet(Some(crate::stats::FleetState {
+                    up,
+                    down_since,
+                    queued: st.waiting,
+                    sent: st.sent,
+                    dropped: st.dropped,
+                    decisions: st.decisions as u64,
+                }));
+        }
         for l in self.observer.turn(now, epoch, status_ready) {
             self.log.log(&l);
         }
