@@ -312,8 +312,16 @@ upgrade_from_debian() {
         eval 'grep -qx "BLOCK_TCP=\"1\"" "$CONF" &&
               grep -qxF "KILL_ROUTE=\"/sbin/route add -host \$TARGET\$ reject\"" "$CONF"'
     check "... history keeps 1.2's line" eval '[ -n "$old_line" ] && grep -qxF "$old_line" "$CROOT$V/portsentry.history"'
+    # 30 s: on a loaded machine the restart after the upgrade (1.2's two daemons stopped, the
+    # ignore file rebuilt, the ring set up) has taken longer than 10 s once.
     check "... the unit is the package's own now, and active" \
-        eval 'wait_for 10 active && [ "$(unit FragmentPath)" = /lib/systemd/system/portsentry.service ]'
+        eval 'wait_for 30 active && [ "$(unit FragmentPath)" = /lib/systemd/system/portsentry.service ]'
+    if ! active; then
+        echo "--- systemctl status and journal after the upgrade (for the failure above):"
+        inc systemctl status --no-pager -l portsentry.service 2>&1 | sed 's/^/    /' | tail -n 25
+        inc journalctl --no-pager -n 40 -u portsentry.service 2>&1 | sed 's/^/    /'
+        inc ps -eo pid,ppid,args 2>&1 | grep -i portsentry | sed 's/^/    /'
+    fi
     check "... its main process is the daemon, with -stcp -sudp" eval 'main_args | grep -qE -- "-stcp -sudp( |\$)"'
     check "... one daemon (1.2's are gone)" eval '[ "$(daemons | wc -l)" = 1 ]'
 
