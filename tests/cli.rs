@@ -175,12 +175,17 @@ fn check_without_a_mode_checks_the_modes_of_the_defaults_file() {
     let d = tempfile::tempdir().unwrap();
     let p = good_conf(d.path());
     let modes = d.path().join("default");
-    std::fs::write(&modes, "TCP_MODE=\"tcp\"\nUDP_MODE=\"udp\"\n").unwrap();
-    ps().args(["--check", "-c"])
-        .arg(&p)
-        .arg("--modes-file")
-        .arg(&modes)
-        .assert()
+    // `portsentry --check -c CONF --modes-file MODES` with MODES holding `text`.
+    let check = |text: &str| {
+        std::fs::write(&modes, text).unwrap();
+        let mut c = ps();
+        c.args(["--check", "-c"])
+            .arg(&p)
+            .arg("--modes-file")
+            .arg(&modes);
+        c.assert()
+    };
+    check("TCP_MODE=\"tcp\"\nUDP_MODE=\"udp\"\n")
         .success()
         .stdout(predicate::str::contains("checking modes -tcp -udp"));
     // The modes decide which keys are required: without UDP_PORTS, -udp fails.
@@ -188,38 +193,19 @@ fn check_without_a_mode_checks_the_modes_of_the_defaults_file() {
         .unwrap()
         .replace("UDP_PORTS=\"1,7\"\n", "");
     std::fs::write(&p, text).unwrap();
-    ps().args(["--check", "-c"])
-        .arg(&p)
-        .arg("--modes-file")
-        .arg(&modes)
-        .assert()
+    check("TCP_MODE=\"tcp\"\nUDP_MODE=\"udp\"\n")
         .failure()
         .code(1)
         .stderr(predicate::str::contains("UDP_PORTS"));
-    std::fs::write(&modes, "TCP_MODE=\"stcp\"\nUDP_MODE=\"\"\n").unwrap();
-    ps().args(["--check", "-c"])
-        .arg(&p)
-        .arg("--modes-file")
-        .arg(&modes)
-        .assert()
+    check("TCP_MODE=\"stcp\"\nUDP_MODE=\"\"\n")
         .success()
         .stdout(predicate::str::contains("checking modes -stcp"));
     // No modes: says so, the configuration is still checked.
-    std::fs::write(&modes, "TCP_MODE=\"\"\n").unwrap();
-    ps().args(["--check", "-c"])
-        .arg(&p)
-        .arg("--modes-file")
-        .arg(&modes)
-        .assert()
+    check("TCP_MODE=\"\"\n")
         .success()
         .stdout(predicate::str::contains("no modes selected"));
     // A bad modes file is named with its line.
-    std::fs::write(&modes, "\nTCP_MODE=\"$(id)\"\n").unwrap();
-    ps().args(["--check", "-c"])
-        .arg(&p)
-        .arg("--modes-file")
-        .arg(&modes)
-        .assert()
+    check("\nTCP_MODE=\"$(id)\"\n")
         .failure()
         .code(1)
         .stderr(predicate::str::contains(format!("{}:2:", modes.display())));

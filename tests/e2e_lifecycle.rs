@@ -30,8 +30,8 @@ fn ready(test: &str) -> bool {
     true
 }
 
-/// Start the daemon (forking) in the target namespace without `drop` (e.g. "-net_admin").
-fn start_without(run: &Run, drop: &str, args: &[&str]) -> Output {
+/// `portsentry ARGS -c CONF` in the target namespace without `drop` (e.g. "-net_admin").
+fn without(run: &Run, drop: &str, args: &[&str]) -> Command {
     let mut c = Command::new("ip");
     c.args([
         "netns",
@@ -44,6 +44,12 @@ fn start_without(run: &Run, drop: &str, args: &[&str]) -> Output {
     ]);
     c.args(args);
     c.arg("-c").arg(run.p("portsentry.conf"));
+    c
+}
+
+/// Start the daemon (forking) in the target namespace without `drop`.
+fn start_without(run: &Run, drop: &str, args: &[&str]) -> Output {
+    let mut c = without(run, drop, args);
     c.arg("--pidfile").arg(run.p("portsentry.pid"));
     c.arg("--syslog-socket").arg(&run.log.path);
     c.output().expect("setpriv runs")
@@ -112,18 +118,7 @@ fn without_net_admin_classic_modes_start_detect_and_say_what_is_disabled() {
     );
 
     // --check says the same, as a warning (exit 0).
-    let o = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &run.ns,
-            "setpriv",
-            "--bounding-set",
-            "-net_admin",
-            BIN,
-        ])
-        .args(["--check", "-tcp", "-c"])
-        .arg(run.p("portsentry.conf"))
+    let o = without(&run, "-net_admin", &["--check", "-tcp"])
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", text(&o));
@@ -156,18 +151,7 @@ fn a_mode_or_block_method_that_cannot_work_stops_start_up_naming_capability_and_
     );
     run.log.wait_line(line);
     assert!(run.pid().is_none(), "no pid file after a refused start");
-    let o = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &run.ns,
-            "setpriv",
-            "--bounding-set",
-            "-net_raw",
-            BIN,
-        ])
-        .args(["--check", "-atcp", "-c"])
-        .arg(run.p("portsentry.conf"))
+    let o = without(&run, "-net_raw", &["--check", "-atcp"])
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));

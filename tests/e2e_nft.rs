@@ -8,8 +8,8 @@
 mod common;
 
 use common::*;
-use std::net::{IpAddr, SocketAddr};
-use std::os::fd::AsRawFd;
+use std::net::SocketAddr;
+
 use std::process::Output;
 use std::time::{Duration, Instant};
 
@@ -70,32 +70,8 @@ fn text(o: &Output) -> String {
 /// Does traffic from `src` reach the target? A connect to a closed port: refused means the
 /// SYN arrived; a timeout (1 s) means it was dropped.
 fn flows(net: &Net, src: &str, dst: &str) -> bool {
-    let src: IpAddr = src.parse().unwrap();
     let dst = SocketAddr::new(dst.parse().unwrap(), CLOSED);
-    Net::within(&net.scanner, move || {
-        use nix::sys::socket::*;
-        let fam = if src.is_ipv4() {
-            AddressFamily::Inet
-        } else {
-            AddressFamily::Inet6
-        };
-        let s = socket(fam, SockType::Stream, SockFlag::empty(), None).unwrap();
-        bind(
-            s.as_raw_fd(),
-            &SockaddrStorage::from(SocketAddr::new(src, 0)),
-        )
-        .unwrap();
-        setsockopt(
-            &s,
-            sockopt::SendTimeout,
-            &nix::sys::time::TimeVal::new(1, 0),
-        )
-        .unwrap();
-        match connect(s.as_raw_fd(), &SockaddrStorage::from(dst)) {
-            Ok(()) | Err(nix::errno::Errno::ECONNREFUSED) => true,
-            Err(_) => false,
-        }
-    })
+    common::answered(&net.scanner, src, dst, Duration::from_secs(1))
 }
 
 /// Wait (6 s) until `cond` holds.

@@ -7,6 +7,8 @@
 //! Needs chromium, promtool (prometheus), python3-prometheus-client, logrotate (installed by
 //! .ci/run); a missing tool is reported loudly and fails under CI=true.
 
+mod common;
+
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -19,15 +21,7 @@ use portsentry::report::{LocalTime, history_line};
 const BIN: &str = env!("CARGO_BIN_EXE_portsentry");
 
 fn have(test: &str, tool: &str) -> bool {
-    if Path::new(tool).exists() {
-        return true;
-    }
-    let msg = format!("{test}: {tool} is missing (see .ci/run for the packages)");
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{msg}");
-    }
-    eprintln!("\n*** SKIPPED {msg} ***\n");
-    false
+    common::have_tool(test, tool, "see .ci/run for the packages")
 }
 
 /// xorshift, so the data is the same every run.

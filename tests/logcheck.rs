@@ -5,30 +5,20 @@
 //! Needs Debian's logcheck and logwatch packages (installed by .ci/run). Without them the
 //! tests say so loudly, and fail under CI=true.
 
-#[path = "common/loglines.rs"]
-mod loglines;
+mod common;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use loglines::Class;
+use common::loglines::{self, Class};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// True when `tool` is there; otherwise says so (and panics under CI=true).
 fn have(test: &str, tool: &str) -> bool {
-    if Path::new(tool).exists() {
-        return true;
-    }
-    let msg = format!("{test}: {tool} is missing (apt-get install logcheck logwatch)");
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{msg}");
-    }
-    eprintln!("\n*** SKIPPED {msg} ***\n");
-    false
+    common::have_tool(test, tool, "apt-get install logcheck logwatch")
 }
 
 #[test]

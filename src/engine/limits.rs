@@ -84,9 +84,10 @@ pub fn prefix_of(ip: IpAddr) -> (IpAddr, u8) {
 const SUMMARY_PREFIXES: usize = 3;
 
 /// A token bucket: `burst` tokens, refilled at `rate` tokens per `period_ms`. Kept in
-/// units of 1/`period_ms` token, so a refill is exact integer arithmetic per ms.
+/// units of 1/`period_ms` token, so a refill is exact integer arithmetic per ms. (Also the
+/// fleet's alert limits, `fleet::limit`.)
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Bucket {
+pub struct Bucket {
     units: u64,
     cap: u64,
     rate: u64,
@@ -95,7 +96,8 @@ pub(super) struct Bucket {
 }
 
 impl Bucket {
-    pub(super) fn new(burst: u32, rate: u32, period_ms: u64, now: u64) -> Bucket {
+    /// Full at `now`: `burst` tokens, `rate` more per `period_ms`.
+    pub fn new(burst: u32, rate: u32, period_ms: u64, now: u64) -> Bucket {
         let period_ms = period_ms.max(1);
         let cap = u64::from(burst.max(1)) * period_ms;
         Bucket {
@@ -107,11 +109,13 @@ impl Bucket {
         }
     }
 
-    pub(super) fn per_sec(burst: u32, per_sec: u32, now: u64) -> Bucket {
+    /// Full at `now`: `burst` tokens, `per_sec` more per second.
+    pub fn per_sec(burst: u32, per_sec: u32, now: u64) -> Bucket {
         Bucket::new(burst, per_sec, 1000, now)
     }
 
-    pub(super) fn refill(&mut self, now: u64) {
+    /// Add the tokens earned since the last refill (never past `burst`).
+    pub fn refill(&mut self, now: u64) {
         let dt = now.saturating_sub(self.last);
         self.last = self.last.max(now);
         // `rate` tokens per period = `rate` units per ms.
@@ -121,19 +125,23 @@ impl Bucket {
             .min(self.cap);
     }
 
-    pub(super) fn full(&self) -> bool {
+    /// Holds `burst` tokens.
+    pub fn full(&self) -> bool {
         self.units >= self.cap
     }
 
-    pub(super) fn has(&self) -> bool {
+    /// Holds a token.
+    pub fn has(&self) -> bool {
         self.units >= self.period_ms
     }
 
-    pub(super) fn spend(&mut self) {
+    /// Spend a token (check [`Bucket::has`] first).
+    pub fn spend(&mut self) {
         self.units = self.units.saturating_sub(self.period_ms);
     }
 
-    pub(super) fn take(&mut self, now: u64) -> bool {
+    /// Refill, then spend a token if there is one.
+    pub fn take(&mut self, now: u64) -> bool {
         self.refill(now);
         let ok = self.has();
         if ok {

@@ -43,7 +43,7 @@ pub mod respond;
 pub mod verdict;
 
 pub use event::{Action, Event, Host};
-pub use limits::{Limits, prefix_of};
+pub use limits::{Bucket, Limits, prefix_of};
 pub use verdict::{Detail, Hit, Job, JobKind, Outcome, Pending, Record, Step, Verdict};
 
 use blocks::Blocks;

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use super::alert::{Numbered, Planned};
-use crate::engine::prefix_of;
+use crate::engine::{Bucket, prefix_of};
 
 /// Requests are at least this far apart (so under a flood a request carries what a few ms
 /// brought).
@@ -53,44 +53,6 @@ impl Default for Limits {
     }
 }
 
-/// A token bucket in units of 1/1000 token (1 unit per ms per token-per-second).
-#[derive(Debug, Clone, Copy)]
-struct Bucket {
-    units: u64,
-    cap: u64,
-    rate: u64,
-    last: u64,
-}
-
-impl Bucket {
-    fn new(burst: u32, per_sec: u32, now: u64) -> Bucket {
-        let cap = u64::from(burst.max(1)) * 1000;
-        Bucket {
-            units: cap,
-            cap,
-            rate: u64::from(per_sec),
-            last: now,
-        }
-    }
-    fn refill(&mut self, now: u64) {
-        let dt = now.saturating_sub(self.last);
-        self.last = self.last.max(now);
-        self.units = self
-            .units
-            .saturating_add(dt.saturating_mul(self.rate))
-            .min(self.cap);
-    }
-    fn has(&self) -> bool {
-        self.units >= 1000
-    }
-    fn spend(&mut self) {
-        self.units = self.units.saturating_sub(1000);
-    }
-    fn full(&self) -> bool {
-        self.units >= self.cap
-    }
-}
-
 /// Alert limiter: decides, per request, which records are alerts of their own.
 #[derive(Debug, Clone)]
 pub struct Limiter {
@@ -107,7 +69,7 @@ impl Limiter {
     pub fn new(limits: Limits, now: u64) -> Limiter {
         Limiter {
             limits,
-            global: Bucket::new(limits.burst, limits.per_sec, now),
+            global: Bucket::per_sec(limits.burst, limits.per_sec, now),
             prefixes: HashMap::new(),
             grouped: HashMap::new(),
             last_summary: now,
@@ -136,10 +98,9 @@ impl Limiter {
                 }
             }
             let limits = self.limits;
-            let b = self
-                .prefixes
-                .entry(key.0)
-                .or_insert_with(|| Bucket::new(limits.prefix_burst, limits.prefix_per_sec, now));
+            let b = self.prefixes.entry(key.0).or_insert_with(|| {
+                Bucket::per_sec(limits.prefix_burst, limits.prefix_per_sec, now)
+            });
             b.refill(now);
             if b.has() && self.global.has() {
                 b.spend();

@@ -197,16 +197,9 @@ impl Suppression {
     }
 }
 
-/// The report prefix of an address: IPv4 /24, IPv6 /64 (the network one party controls).
-pub fn prefix_of(ip: IpAddr) -> (IpAddr, u8) {
-    match ip {
-        IpAddr::V4(a) => (IpAddr::V4((u32::from(a) & 0xffff_ff00).into()), 24),
-        IpAddr::V6(a) => (
-            IpAddr::V6((u128::from(a) & !((1u128 << 64) - 1)).into()),
-            64,
-        ),
-    }
-}
+/// The report prefix of an address: IPv4 /24, IPv6 /64 (the engine's, so the counters and
+/// the report limits speak of the same networks).
+pub use crate::engine::prefix_of;
 
 /// `198.51.100.0/24`, `2001:db8::/64`.
 pub fn prefix_text(p: (IpAddr, u8)) -> String {

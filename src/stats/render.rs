@@ -18,8 +18,9 @@ pub fn json(s: &Snapshot) -> String {
     out
 }
 
-/// Lines of cells padded to column widths: columns listed in `right` are right-aligned.
-fn table(rows: &[Vec<String>], right: &[usize], indent: &str) -> String {
+/// Lines of cells padded to column widths: columns listed in `right` are right-aligned
+/// (also `portsentry report`'s tables).
+pub fn table(rows: &[Vec<String>], right: &[usize], indent: &str) -> String {
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
     let width: Vec<usize> = (0..cols)
         .map(|c| {

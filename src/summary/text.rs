@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use super::{Report, Timeline};
 use crate::stats::Top;
-use crate::stats::render::count_text;
+use crate::stats::render::{count_text, table};
 
 const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
 
@@ -35,38 +35,6 @@ fn bin_words(h: i64) -> String {
     }
 }
 
-/// Rows padded to column widths; columns in `right` right-aligned.
-fn table(rows: &[Vec<String>], right: &[usize]) -> String {
-    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let width: Vec<usize> = (0..cols)
-        .map(|c| {
-            rows.iter()
-                .filter_map(|r| r.get(c))
-                .map(|s| s.chars().count())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let mut out = String::new();
-    for r in rows {
-        let mut line = String::from("  ");
-        for (c, cell) in r.iter().enumerate() {
-            let w = width.get(c).copied().unwrap_or(0);
-            if c > 0 {
-                line.push_str("  ");
-            }
-            if right.contains(&c) {
-                let _ = write!(line, "{cell:>w$}");
-            } else {
-                let _ = write!(line, "{cell:<w$}");
-            }
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
-}
-
 fn top_table(out: &mut String, title: &str, what: &str, list: &[Top]) {
     let _ = writeln!(out, "\n{title}");
     if list.is_empty() {
@@ -77,7 +45,7 @@ fn top_table(out: &mut String, title: &str, what: &str, list: &[Top]) {
     for (i, t) in list.iter().enumerate() {
         rows.push(vec![(i + 1).to_string(), t.value.clone(), count_text(t)]);
     }
-    out.push_str(&table(&rows, &[0, 2]));
+    out.push_str(&table(&rows, &[0, 2], "  "));
 }
 
 fn timeline(out: &mut String, t: &Timeline) {
@@ -150,7 +118,7 @@ pub fn render(r: &Report) -> String {
             (r.unreadable_history_lines + r.unreadable_event_lines).to_string(),
         ]);
     }
-    out.push_str(&table(&rows, &[]));
+    out.push_str(&table(&rows, &[], "  "));
     timeline(&mut out, &r.sparkline);
     top_table(&mut out, "Top sources", "source", &r.top_sources);
     top_table(
@@ -169,7 +137,7 @@ pub fn render(r: &Report) -> String {
                 .iter()
                 .map(|(k, v)| vec![k.clone(), v.to_string()])
                 .collect();
-            out.push_str(&table(&rows, &[1]));
+            out.push_str(&table(&rows, &[1], "  "));
         }
     } else {
         out.push_str(

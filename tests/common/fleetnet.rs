@@ -9,14 +9,14 @@
 #![allow(dead_code)]
 
 use std::net::{IpAddr, SocketAddr};
-use std::os::fd::AsRawFd;
+
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use super::crowdsec::Lapi;
-use super::{Net, Run, must, sh};
+use super::{Run, must, sh};
 
 /// The watched port on every host (TCP_PORTS).
 pub const PORT: u16 = 4001;
@@ -158,31 +158,8 @@ impl Topology {
     /// A TCP connect (one SYN) from `src` to `dst:port`, at most `timeout` long. True when
     /// it was answered (connected or refused): the packets flow; false when it timed out.
     pub fn connect(&self, src: &str, dst: &str, port: u16, timeout: Duration) -> bool {
-        let src: IpAddr = src.parse().unwrap();
         let dst = SocketAddr::new(dst.parse().unwrap(), port);
-        Net::within(&self.scanner, move || {
-            use nix::sys::socket::*;
-            let fam = if src.is_ipv4() {
-                AddressFamily::Inet
-            } else {
-                AddressFamily::Inet6
-            };
-            let s = socket(fam, SockType::Stream, SockFlag::empty(), None).unwrap();
-            bind(
-                s.as_raw_fd(),
-                &SockaddrStorage::from(SocketAddr::new(src, 0)),
-            )
-            .unwrap();
-            let tv = nix::sys::time::TimeVal::new(
-                timeout.as_secs() as i64,
-                timeout.subsec_micros() as i64,
-            );
-            setsockopt(&s, sockopt::SendTimeout, &tv).unwrap();
-            match connect(s.as_raw_fd(), &SockaddrStorage::from(dst)) {
-                Ok(()) | Err(nix::errno::Errno::ECONNREFUSED) => true,
-                Err(_) => false,
-            }
-        })
+        super::answered(&self.scanner, src, dst, timeout)
     }
 
     /// Does traffic from `src` reach host `h`? (A connect to its closed port, 1 s.)

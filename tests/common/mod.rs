@@ -9,6 +9,7 @@
 
 pub mod crowdsec;
 pub mod fleetnet;
+pub mod loglines;
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -398,6 +399,49 @@ pub fn alive(pid: i32) -> bool {
             .is_some_and(|(_, rest)| rest.starts_with('Z')),
         Err(_) => false,
     }
+}
+
+/// A TCP connect (one SYN) from `src` to `dst` inside namespace `ns`, at most `timeout` long.
+/// True when it was answered (connected or refused): the packets flow; false when it timed
+/// out (dropped).
+pub fn answered(ns: &str, src: &str, dst: SocketAddr, timeout: Duration) -> bool {
+    let src: IpAddr = src.parse().unwrap();
+    Net::within(ns, move || {
+        use nix::sys::socket::*;
+        use std::os::fd::AsRawFd;
+        let fam = if src.is_ipv4() {
+            AddressFamily::Inet
+        } else {
+            AddressFamily::Inet6
+        };
+        let s = socket(fam, SockType::Stream, SockFlag::empty(), None).unwrap();
+        bind(
+            s.as_raw_fd(),
+            &SockaddrStorage::from(SocketAddr::new(src, 0)),
+        )
+        .unwrap();
+        let tv =
+            nix::sys::time::TimeVal::new(timeout.as_secs() as i64, timeout.subsec_micros() as i64);
+        setsockopt(&s, sockopt::SendTimeout, &tv).unwrap();
+        match connect(s.as_raw_fd(), &SockaddrStorage::from(dst)) {
+            Ok(()) | Err(nix::errno::Errno::ECONNREFUSED) => true,
+            Err(_) => false,
+        }
+    })
+}
+
+/// True when `tool` (a path) is there; otherwise says so loudly, and panics under CI=true
+/// (`hint`: how to install it).
+pub fn have_tool(test: &str, tool: &str, hint: &str) -> bool {
+    if Path::new(tool).exists() {
+        return true;
+    }
+    let msg = format!("{test}: {tool} is missing ({hint})");
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{msg}");
+    }
+    eprintln!("\n*** SKIPPED {msg} ***\n");
+    false
 }
 
 /// Write `text` to a file (helper for commands in configs).
