@@ -20,16 +20,15 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::os::fd::BorrowedFd;
-use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
-use std::process::{Child, Stdio};
 
 use crate::engine::{Job, Step};
 use crate::report;
 
 use super::files::{self, DenyResult};
 use super::nftables::{Batcher, Item};
-use super::spares::{self, Spare, Spares};
+use super::spares::{Spare, Spares};
+use super::spawn::{self, Exit, Proc};
 use crate::nft::Set;
 
 /// Commands running longer than this are killed and count as failed.
@@ -57,7 +56,7 @@ struct Running {
     ok: bool,
     /// Steps that failed so far (commands, the hosts.deny line, the nftables element).
     failures: u64,
-    child: Option<(Child, u64)>,
+    child: Option<(Proc, u64)>,
 }
 
 /// Runs response jobs: commands, hosts.deny lines, nftables elements.
@@ -401,15 +400,8 @@ fn advance(
                 Ok(None) if now.saturating_sub(*started) < COMMAND_TIMEOUT_MS => return Next::Busy,
                 Ok(None) => {
                     // The whole group: the shell and whatever it started (each command
-                    // runs in a process group of its own, see `shell`).
-                    if let Ok(pg) = i32::try_from(child.id()) {
-                        let _ = nix::sys::signal::killpg(
-                            nix::unistd::Pid::from_raw(pg),
-                            nix::sys::signal::Signal::SIGKILL,
-                        );
-                    }
-                    let _ = child.kill();
-                    let _ = child.wait();
+                    // runs in a process group of its own, see `spawn`).
+                    child.kill_and_reap();
                     log.push(report::command_timed_out(
                         ip,
                         COMMAND_TIMEOUT_MS / 1000,
@@ -483,18 +475,18 @@ fn command_of(step: &Step) -> &str {
     }
 }
 
-fn command_result(step: &Step, ip: IpAddr, st: std::process::ExitStatus) -> String {
-    match (step, st.code(), st.signal()) {
-        (Step::Route { command }, Some(0), _) => report::blocked_via_route(ip, command),
-        (Step::RunCmd { command }, Some(0), _) => report::external_command_run(ip, command),
-        (Step::Undo { command }, Some(0), _) => report::undo_run(ip, command),
-        (s, Some(code), _) => report::command_exited(ip, code, command_of(s)),
-        (s, None, sig) => report::command_killed(ip, sig.unwrap_or(0), command_of(s)),
+fn command_result(step: &Step, ip: IpAddr, st: Exit) -> String {
+    match (step, st) {
+        (Step::Route { command }, Exit::Code(0)) => report::blocked_via_route(ip, command),
+        (Step::RunCmd { command }, Exit::Code(0)) => report::external_command_run(ip, command),
+        (Step::Undo { command }, Exit::Code(0)) => report::undo_run(ip, command),
+        (s, Exit::Code(code)) => report::command_exited(ip, code, command_of(s)),
+        (s, Exit::Signal(sig)) => report::command_killed(ip, sig, command_of(s)),
     }
 }
 
 /// Run `command`: through the spare shell if one waits (and takes it), else a new shell.
-fn start(command: &str, spare: &mut Option<Spare>) -> std::io::Result<Child> {
+fn start(command: &str, spare: &mut Option<Spare>) -> std::io::Result<Proc> {
     if let Some(s) = spare.take() {
         match s.run(command) {
             Ok(child) => return Ok(child),
@@ -502,9 +494,7 @@ fn start(command: &str, spare: &mut Option<Spare>) -> std::io::Result<Child> {
             Err(s) => s.dismiss(),
         }
     }
-    let mut c = spares::shell();
-    c.arg("-c").arg(command).stdin(Stdio::null());
-    c.spawn()
+    spawn::shell(command, spawn::Stdin::Null)
 }
 
 #[cfg(test)]

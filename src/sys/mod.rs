@@ -30,6 +30,7 @@ pub mod resolve;
 pub mod respond;
 pub mod sockdiag;
 pub mod spares;
+pub mod spawn;
 pub mod start;
 pub mod status_sock;
 pub mod stealth;

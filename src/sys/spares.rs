@@ -11,11 +11,12 @@
 //! loop never waits for a spawn. A spare exits when the daemon does (its stdin pipe closes),
 //! even after `kill -9`. Dropping [`Spares`] stops the thread; a spare not taken yet is ended.
 
+use std::fs::File;
 use std::io::{self, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::os::unix::process::CommandExt;
-use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
+
+use super::spawn::{self, Proc, Stdin};
 
 /// What a spare shell runs: one line from its stdin, evaluated as `sh -c` would. After the
 /// line, stdin is /dev/null as for any other command.
@@ -23,15 +24,15 @@ const SPARE_SCRIPT: &str = "IFS= read -r c || exit 126; exec </dev/null; eval \"
 
 /// A `/bin/sh` already started, waiting for its command line on stdin.
 pub struct Spare {
-    child: Child,
-    stdin: ChildStdin,
+    child: Proc,
+    stdin: File,
 }
 
 impl Spare {
     /// Hand `command` (one line) to the shell; it runs as `sh -c` would run it. Err when the
     /// shell is gone or the command has a line break (its `read` would end early): the
     /// caller starts a shell of its own then.
-    pub fn run(mut self, command: &str) -> Result<Child, Spare> {
+    pub fn run(mut self, command: &str) -> Result<Proc, Spare> {
         if command.contains('\n') || !matches!(self.child.try_wait(), Ok(None)) {
             return Err(self);
         }
@@ -48,44 +49,20 @@ impl Spare {
         self.child.id()
     }
 
-    /// End the shell (close its stdin) and reap it.
-    pub fn dismiss(mut self) {
+    /// End the shell and reap it.
+    pub fn dismiss(self) {
         drop(self.stdin);
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.child.kill_and_reap();
     }
 
     fn start() -> io::Result<Spare> {
-        let mut c = shell();
-        c.arg("-c").arg(SPARE_SCRIPT).stdin(Stdio::piped());
-        let mut child = c.spawn()?;
-        match child.stdin.take() {
-            Some(stdin) => Ok(Spare { child, stdin }),
-            None => {
-                let _ = child.kill();
-                let _ = child.wait();
-                Err(io::Error::other("spare shell without stdin"))
-            }
-        }
+        let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+        let child = spawn::shell(SPARE_SCRIPT, Stdin::Fd(&read))?;
+        Ok(Spare {
+            child,
+            stdin: File::from(write),
+        })
     }
-}
-
-/// `/bin/sh` with stdout and stderr on /dev/null, a PATH, in its own process group.
-pub fn shell() -> Command {
-    let mut c = Command::new("/bin/sh");
-    c.stdout(Stdio::null()).stderr(Stdio::null());
-    if std::env::var_os("PATH").is_none() {
-        c.env(
-            "PATH",
-            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-        );
-    }
-    // Its own process group, so a terminal's ^C on a foreground daemon does not reach it.
-    // No pre_exec closure: std then starts the shell with posix_spawn (vfork-like, no copy of
-    // the daemon's page tables), and it gives the child an empty signal mask (the daemon
-    // blocks the signals it reads through signalfd; e2e tests check the child's SigBlk).
-    c.process_group(0);
-    c
 }
 
 /// The thread that starts spare shells when asked, and the pipe it wakes the loop through.
