@@ -109,6 +109,13 @@ impl Hosts {
         }
     }
 
+    /// A blocking job for the host is under way.
+    pub(super) fn pending(&self, ip: IpAddr, proto: Proto) -> bool {
+        self.map
+            .get(&(ip, proto))
+            .is_some_and(|h| h.status == Status::Pending)
+    }
+
     /// The host's job ended.
     pub(super) fn job_ended(&mut self, ip: IpAddr, proto: Proto) {
         if let Some(h) = self.map.get_mut(&(ip, proto)) {

@@ -32,7 +32,7 @@ use std::net::IpAddr;
 
 use crate::config::Config;
 use crate::ignore::IgnoreList;
-use crate::mode::{Kind, Mode};
+use crate::mode::{Kind, Mode, Proto};
 use crate::protect::Protected;
 
 pub mod blocks;
@@ -247,6 +247,12 @@ impl Engine {
     /// Is `ip` blocked?
     pub fn is_blocked(&self, ip: IpAddr) -> bool {
         self.blocks.contains(ip)
+    }
+
+    /// Would a hit from `ip` only be "already blocked"? (Blocked, or its block under way.)
+    /// The shell skips the costlier facts of such a hit.
+    pub fn already_blocked(&self, ip: IpAddr, proto: Proto) -> bool {
+        self.blocks.contains(ip) || self.hosts.pending(ip, proto)
     }
 
     /// How many host and protocol pairs the host table tracks.

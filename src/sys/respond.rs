@@ -24,7 +24,7 @@ impl Daemon {
     /// hit through [`Daemon::hit`].
     pub(super) fn serve_capture(&mut self, bell: bool) {
         let engine = &self.engine;
-        let blocked = |ip| engine.is_blocked(ip);
+        let blocked = |ip, proto| engine.already_blocked(ip, proto);
         let hits = match &mut self.stealth {
             Some(st) if bell => st.ring_bell(&mut self.log, &blocked),
             Some(st) => st.drain(&mut self.log, &blocked),

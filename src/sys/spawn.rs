@@ -17,6 +17,7 @@ use std::ffi::{CString, OsStr};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
+use std::sync::OnceLock;
 
 use nix::errno::Errno;
 use nix::fcntl::{OFlag, open};
@@ -82,7 +83,15 @@ pub enum Stdin<'a> {
 
 /// Start `/bin/sh -c SCRIPT` as described in the module docs.
 pub fn shell(script: &str, stdin: Stdin) -> io::Result<Proc> {
-    let null = open("/dev/null", OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty())?;
+    // Opened once for every shell (close-on-exec; the children get dup2'd copies).
+    static NULL: OnceLock<OwnedFd> = OnceLock::new();
+    let null = match NULL.get() {
+        Some(n) => n,
+        None => {
+            let n = open("/dev/null", OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty())?;
+            NULL.get_or_init(|| n)
+        }
+    };
     let mut actions = PosixSpawnFileActions::init()?;
     let input = match stdin {
         Stdin::Null => null.as_raw_fd(),

@@ -374,17 +374,17 @@ impl Stealth {
 
     /// The hits among the packets waiting on the doorbell. `blocked` says which sources the
     /// engine has blocked already (their packets skip the bind test, see `port_in_use`).
-    pub fn ring_bell(&mut self, log: &mut Logger, blocked: &dyn Fn(IpAddr) -> bool) -> Vec<Hit> {
+    pub fn ring_bell(&mut self, log: &mut Logger, blocked: &dyn Fn(IpAddr, Proto) -> bool) -> Vec<Hit> {
         self.take(log, true, blocked)
     }
 
     /// Read every packet the ring holds and return the hits, in arrival order (`blocked` as
     /// for [`Stealth::ring_bell`]).
-    pub fn drain(&mut self, log: &mut Logger, blocked: &dyn Fn(IpAddr) -> bool) -> Vec<Hit> {
+    pub fn drain(&mut self, log: &mut Logger, blocked: &dyn Fn(IpAddr, Proto) -> bool) -> Vec<Hit> {
         self.take(log, false, blocked)
     }
 
-    fn take(&mut self, log: &mut Logger, bell: bool, blocked: &dyn Fn(IpAddr) -> bool) -> Vec<Hit> {
+    fn take(&mut self, log: &mut Logger, bell: bool, blocked: &dyn Fn(IpAddr, Proto) -> bool) -> Vec<Hit> {
         let round = clock::now_ms();
         let mut probes = Vec::new();
         let mut bad_ihl = Vec::new();
@@ -452,7 +452,7 @@ impl Stealth {
                 port_in_use: self.port_in_use(
                     proto,
                     c.hit.port,
-                    blocked(c.hit.src),
+                    blocked(c.hit.src, proto),
                     &mut bind_tests,
                 ),
                 flow_is_ours: c.needs_flow_check && self.flow_is_ours(proto, c, round),
@@ -466,8 +466,9 @@ impl Stealth {
 
     /// Fact: a local socket holds `port` now. The socket table (refreshed every
     /// [`REFRESH_MS`]) or, for a service that appeared since, 1.2's bind test (once per port
-    /// and round, in `tested`). For a source the engine has blocked already the table's answer
-    /// stands: the engine will only say "already blocked" (once a minute), and the bind test
+    /// and round, in `tested`). For a source the engine has blocked already (or is blocking)
+    /// the table's answer stands: the engine will only say "already blocked" (once a minute),
+    /// and the bind test
     /// (seven system calls) was most of the daemon's CPU under a flood of forged sources
     /// sweeping every port (bench scenario E: 7 µs per hit, 1.1-1.4 µs without).
     fn port_in_use(
