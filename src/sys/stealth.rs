@@ -374,7 +374,11 @@ impl Stealth {
 
     /// The hits among the packets waiting on the doorbell. `blocked` says which sources the
     /// engine has blocked already (their packets skip the bind test, see `port_in_use`).
-    pub fn ring_bell(&mut self, log: &mut Logger, blocked: &dyn Fn(IpAddr, Proto) -> bool) -> Vec<Hit> {
+    pub fn ring_bell(
+        &mut self,
+        log: &mut Logger,
+        blocked: &dyn Fn(IpAddr, Proto) -> bool,
+    ) -> Vec<Hit> {
         self.take(log, true, blocked)
     }
 
@@ -384,7 +388,12 @@ impl Stealth {
         self.take(log, false, blocked)
     }
 
-    fn take(&mut self, log: &mut Logger, bell: bool, blocked: &dyn Fn(IpAddr, Proto) -> bool) -> Vec<Hit> {
+    fn take(
+        &mut self,
+        log: &mut Logger,
+        bell: bool,
+        blocked: &dyn Fn(IpAddr, Proto) -> bool,
+    ) -> Vec<Hit> {
         let round = clock::now_ms();
         let mut probes = Vec::new();
         let mut bad_ihl = Vec::new();
