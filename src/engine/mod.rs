@@ -116,7 +116,11 @@ impl Engine {
     pub fn observe(&mut self, now: u64, hit: &Hit, ctx: &Context) -> Outcome {
         let classic = hit.mode.kind() == Kind::Classic;
         match self.gate(now, hit, ctx.cfg.scan_trigger, ctx.ignore) {
-            Gate::Ignored | Gate::BelowTrigger => Outcome::Done(Verdict::default()),
+            Gate::Ignored => Outcome::Done(Verdict {
+                ignored: true,
+                ..Verdict::default()
+            }),
+            Gate::BelowTrigger => Outcome::Done(Verdict::default()),
             // Classic modes send PORT_BANNER to every triggered hit, repeats included
             // (§3.1, §6.5).
             Gate::Suppressed => Outcome::Done(Verdict {

@@ -414,10 +414,15 @@ fn banner_only_for_classic_modes_on_triggered_hits() {
         banner(e.observe(1, &hit(A, 1, Mode::Udp), &ctx)),
         "already blocked"
     );
-    // Ignored: nothing.
+    // Ignored: nothing, and the verdict says why (the counters count it apart).
     for t in 0..3 {
-        assert!(!banner(e.observe(t, &hit(B, 1, Mode::Udp), &ctx)));
+        let o = e.observe(t, &hit(B, 1, Mode::Udp), &ctx);
+        assert!(
+            matches!(&o, Outcome::Done(v) if v.ignored && v.log.is_empty() && v.jobs.is_empty())
+        );
+        assert!(!banner(o));
     }
+    assert!(matches!(e.observe(9, &hit(A, 2, Mode::Udp), &ctx), Outcome::Done(v) if !v.ignored));
     // Stealth and advanced modes never send one.
     let mut e = Engine::new(Limits::default());
     for t in 0..3 {

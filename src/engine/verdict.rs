@@ -125,6 +125,8 @@ pub struct Job {
 /// Everything the shell must do after a call into the engine.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Verdict {
+    /// The hit's source is in the ignore list: nothing else happened (counted apart).
+    pub ignored: bool,
     /// Classic modes: send PORT_BANNER on the socket the hit came in on.
     pub banner: bool,
     /// What to log, in order (`report::event_line` words it).

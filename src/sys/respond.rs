@@ -44,8 +44,6 @@ impl Daemon {
             ignore: self.ignore.refresh(now, &mut self.log),
             protected: &self.protected,
         };
-        self.observer
-            .hit(&hit, ctx.ignore.contains(hit.src), clock::epoch());
         let v = match self.engine.observe(now, &hit, &ctx) {
             Outcome::Done(v) => v,
             Outcome::Lookup(p) => {
@@ -53,6 +51,7 @@ impl Daemon {
                 self.engine.named(now, p, name.as_deref(), &ctx)
             }
         };
+        self.observer.hit(&hit, v.ignored, clock::epoch());
         self.observer.verdict(&v, Some(&hit), clock::epoch_ms());
         self.carry_out_counted(v, true)
     }
