@@ -11,6 +11,16 @@ use std::path::{Path, PathBuf};
 
 /// Replace `path` with `bytes`, mode `mode` (not filtered by the umask).
 pub fn write(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    write_with(path, mode, |f| f.write_all(bytes))
+}
+
+/// Replace `path` with what `fill` writes into the temp file (for contents streamed from
+/// elsewhere, e.g. the fleet spool cut short), mode `mode`.
+pub fn write_with(
+    path: &Path,
+    mode: u32,
+    fill: impl FnOnce(&mut File) -> io::Result<()>,
+) -> io::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -20,8 +30,7 @@ pub fn write(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a file name"))?
         .to_string_lossy();
     let (tmp, mut file) = create_temp(dir, &base)?;
-    let written = file
-        .write_all(bytes)
+    let written = fill(&mut file)
         // Explicit chmod: the create mode is filtered by the umask.
         .and_then(|()| file.set_permissions(fs::Permissions::from_mode(mode)))
         .and_then(|()| file.sync_all())

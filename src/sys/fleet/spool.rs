@@ -65,22 +65,11 @@ fn open_append(path: &Path) -> io::Result<File> {
         .open(path)
 }
 
-/// Writes a new spool (header only, new id) beside `path` and renames it over.
+/// Writes a new spool (header only, new id) over `path`, atomically (`sys::atomic`).
 fn fresh(path: &Path) -> io::Result<(File, String, u64)> {
     let id = random_id();
     let head = fmt::header(&id);
-    let tmp = path.with_extension("spool.new");
-    {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(head.as_bytes())?;
-        f.sync_data()?;
-    }
-    std::fs::rename(&tmp, path)?;
+    crate::sys::atomic::write(path, head.as_bytes(), 0o600)?;
     Ok((open_append(path)?, id, head.len() as u64))
 }
 
@@ -204,19 +193,10 @@ impl Spool {
         let mut src = File::open(&self.path)?;
         src.seek(SeekFrom::Start(from))?;
         let head = fmt::header(&self.id);
-        let tmp = self.path.with_extension("spool.new");
-        {
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)?;
+        crate::sys::atomic::write_with(&self.path, 0o600, |f| {
             f.write_all(head.as_bytes())?;
-            io::copy(&mut src, &mut f)?;
-            f.sync_data()?;
-        }
-        std::fs::rename(&tmp, &self.path)?;
+            io::copy(&mut src, f).map(|_| ())
+        })?;
         self.file = open_append(&self.path)?;
         self.len = std::fs::metadata(&self.path)?.len();
         Ok(head.len() as u64)
