@@ -16,6 +16,10 @@
 #   SYSTEMD_TEST_SERIAL=1   run the two containers one after the other (default: side by side)
 #   SYSTEMD_TEST_TIMEOUT=S  give up on a container after S seconds (default 420)
 #   KEEP_WORK=1             keep the containers' root directories and logs after the run
+#   SYSTEMD_TEST_DEBUG=1    systemd's debug log level during the upgrade from 1.2 (diagnosis only:
+#                           the flood of debug lines can make journal checks miss lines)
+#   SYSTEMD_TEST_INIT_ARGS  extra arguments for the containers' systemd, e.g. "-- systemd.log_level=debug"
+#   SYSTEMD_TEST_JOURNAL_LINES=N  unit journal lines printed at the first failure (default 60)
 #
 # Prints one PASS:/FAIL: line per check (prefixed [cap] or [nocap]), the
 # timings, and ends with "N passed, M failed".
@@ -38,7 +42,11 @@ fail() {
         dumped=1
         echo "--- systemctl status, journal and processes at the first failure:"
         inc systemctl status --no-pager -l portsentry.service 2>&1 | tail -n 25 | sed 's/^/    /'
-        inc journalctl --no-pager -n 60 -u portsentry.service 2>&1 | sed 's/^/    /'
+        # The whole journal's tail, not only the unit's: what systemd itself
+        # said (a failed exec step names its reason there) and what ran beside.
+        inc journalctl --no-pager -o short-precise -n ${SYSTEMD_TEST_JOURNAL_LINES:-60} -u portsentry.service 2>&1 | sed 's/^/    /'
+        echo "--- the whole journal's last lines:"
+        inc journalctl --no-pager -o short-precise -n 40 2>&1 | sed 's/^/    /'
         inc ps -eo pid,ppid,stat,args 2>&1 | grep -i -e portsentry -e ' sh ' | sed 's/^/    /'
     fi
 }
@@ -201,7 +209,7 @@ boot() {
     # container off, not nspawn directly.
     setsid systemd-nspawn -b --register=no --keep-unit --machine="$MACHINE" \
         --network-namespace-path="/run/netns/$NS" "${caps[@]}" --console=read-only \
-        -D "$CROOT" </dev/null >"$CDIR/boot.log" 2>&1 &
+        -D "$CROOT" ${SYSTEMD_TEST_INIT_ARGS:-} </dev/null >"$CDIR/boot.log" 2>&1 &
     echo $! >"$CDIR/nspawn.pid"
     # The container's init: nspawn's child, once it has exec'd systemd (so
     # its mount namespace is the container's). At most 30 s.
@@ -315,6 +323,7 @@ upgrade_from_debian() {
 
     new_ver=$(dpkg-deb -f "$DEB" Version)
     echo "== [$LABEL] upgrade to ./$DEB_NAME (edited conffile kept: --force-confold)"
+    [ -n "${SYSTEMD_TEST_DEBUG:-}" ] && inc systemctl log-level debug
     check "upgrade with apt-get install exits 0" \
         apt_get upgrade.log -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
         install "/root/$DEB_NAME"
@@ -330,6 +339,12 @@ upgrade_from_debian() {
     # ignore file rebuilt, the ring set up) has taken longer than 10 s once.
     check "... the unit is the package's own now, and active" \
         eval 'wait_for 30 active && [ "$(unit FragmentPath)" = /lib/systemd/system/portsentry.service ]'
+    [ -n "${SYSTEMD_TEST_DEBUG:-}" ] && inc systemctl log-level info
+    # The postinst's one retry (debian/postinst: systemd's 219/CGROUP) is
+    # shown, so that a CI log says when it was needed.
+    if grep -q 'starting portsentry.service once more' "$CDIR/upgrade.log"; then
+        echo "NOTE: [$LABEL] the postinst retried the start once: systemd failed to attach the daemon to its cgroup (219/CGROUP)"
+    fi
     check "... its main process is the daemon, with -stcp -sudp" eval 'main_args | grep -qE -- "-stcp -sudp( |\$)"'
     check "... one daemon (1.2's are gone)" eval '[ "$(daemons | wc -l)" = 1 ]'
 

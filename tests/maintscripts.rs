@@ -1,0 +1,183 @@
+//! The systemd part of debian/postinst, run for real with stand-ins for the
+//! systemd tools: what it does when the unit starts, when systemd fails to
+//! put the daemon into its control group (status 219/CGROUP, retried once)
+//! and when the daemon itself refuses to start (not retried). The real
+//! systemd runs in tests/systemd.sh, where the 219 case cannot be provoked
+//! on purpose.
+//!
+//! Each case runs the postinst in a private mount namespace (`unshare -m`)
+//! with tmpfs over /run (so that /run/systemd/system exists), /etc/init.d
+//! (no init script: only the unit's start is under test), /etc/default,
+//! /var/lib and /var/log, so nothing of the machine is read or changed.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+/// A stand-in tool: logs its arguments to `calls`, answers from `answers`.
+const DEB_SYSTEMD_INVOKE: &str = r#"#!/bin/sh
+echo "deb-systemd-invoke $*" >>"$FAKE_DIR/calls"
+n=$(cat "$FAKE_DIR/starts" 2>/dev/null || echo 0)
+n=$((n + 1))
+echo "$n" >"$FAKE_DIR/starts"
+# The n-th start exits with the n-th word of START_RESULTS (default 0).
+rc=$(echo $START_RESULTS | cut -d' ' -f"$n")
+exit "${rc:-0}"
+"#;
+
+const SYSTEMCTL: &str = r#"#!/bin/sh
+echo "systemctl $*" >>"$FAKE_DIR/calls"
+case "$*" in
+    *"show -p ExecMainStatus --value portsentry.service"*) echo "$MAIN_STATUS" ;;
+esac
+exit 0
+"#;
+
+const DEB_SYSTEMD_HELPER: &str = r#"#!/bin/sh
+echo "deb-systemd-helper $*" >>"$FAKE_DIR/calls"
+exit 0
+"#;
+
+struct Outcome {
+    status: i32,
+    stderr: String,
+    calls: Vec<String>,
+}
+
+/// Runs `debian/postinst configure` with the stand-ins: `start_results` are
+/// the exit statuses of successive `deb-systemd-invoke start` calls and
+/// `main_status` what `systemctl show -p ExecMainStatus` says.
+fn postinst(dir: &Path, start_results: &str, main_status: &str) -> Outcome {
+    let fake = dir.join("bin");
+    fs::create_dir_all(&fake).unwrap();
+    for (name, text) in [
+        ("deb-systemd-invoke", DEB_SYSTEMD_INVOKE),
+        ("systemctl", SYSTEMCTL),
+        ("deb-systemd-helper", DEB_SYSTEMD_HELPER),
+    ] {
+        common::write(&fake.join(name), text);
+        common::must(&format!("chmod 755 {}", fake.join(name).display()));
+    }
+    let postinst = Path::new(env!("CARGO_MANIFEST_DIR")).join("debian/postinst");
+    let script = format!(
+        "set -e
+         for d in /run /etc/init.d /etc/default /var/lib /var/log; do mount -t tmpfs none \"$d\"; done
+         mkdir -p /run/systemd/system
+         echo 'TCP_MODE=\"tcp\"' >/etc/default/portsentry
+         exec sh {} configure",
+        postinst.display()
+    );
+    let out = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", &script])
+        .env(
+            "PATH",
+            format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", fake.display()),
+        )
+        .env("FAKE_DIR", dir)
+        .env("START_RESULTS", start_results)
+        .env("MAIN_STATUS", main_status)
+        .output()
+        .expect("unshare runs");
+    let calls = fs::read_to_string(dir.join("calls")).unwrap_or_default();
+    Outcome {
+        status: out.status.code().unwrap_or(-1),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        calls: calls.lines().map(str::to_owned).collect(),
+    }
+}
+
+fn starts(o: &Outcome) -> usize {
+    o.calls
+        .iter()
+        .filter(|c| *c == "deb-systemd-invoke start portsentry.service")
+        .count()
+}
+
+fn tmp(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("maintscripts-{name}-"))
+        .tempdir()
+        .unwrap()
+}
+
+#[test]
+fn postinst_starts_the_unit_once_when_it_starts() {
+    if !common::privileged("postinst_starts_the_unit_once_when_it_starts") {
+        return;
+    }
+    let d = tmp("ok");
+    let o = postinst(d.path(), "0", "0");
+    assert_eq!(o.status, 0, "postinst failed: {}", o.stderr);
+    assert_eq!(starts(&o), 1, "calls: {:?}", o.calls);
+    assert!(
+        o.calls
+            .iter()
+            .any(|c| c == "systemctl --system daemon-reload")
+    );
+    assert!(!o.stderr.contains("did not start"), "{}", o.stderr);
+}
+
+#[test]
+fn postinst_retries_once_when_systemd_cannot_place_the_daemon_in_its_cgroup() {
+    if !common::privileged(
+        "postinst_retries_once_when_systemd_cannot_place_the_daemon_in_its_cgroup",
+    ) {
+        return;
+    }
+    // First start: 219/CGROUP; second start: running.
+    let d = tmp("cgroup");
+    let o = postinst(d.path(), "1 0", "219");
+    assert_eq!(o.status, 0, "postinst failed: {}", o.stderr);
+    assert_eq!(starts(&o), 2, "calls: {:?}", o.calls);
+    assert!(
+        o.calls
+            .iter()
+            .any(|c| c == "systemctl reset-failed portsentry.service"),
+        "calls: {:?}",
+        o.calls
+    );
+    assert!(
+        o.stderr
+            .contains("status 219/CGROUP); starting portsentry.service once more"),
+        "{}",
+        o.stderr
+    );
+    assert!(!o.stderr.contains("did not start"), "{}", o.stderr);
+
+    // Both starts fail: the admin is told where to look, apt still succeeds.
+    let d = tmp("cgroup2");
+    let o = postinst(d.path(), "1 1", "219");
+    assert_eq!(o.status, 0, "postinst failed: {}", o.stderr);
+    assert_eq!(starts(&o), 2, "calls: {:?}", o.calls);
+    assert!(
+        o.stderr
+            .contains("portsentry.service did not start; the package is installed anyway"),
+        "{}",
+        o.stderr
+    );
+}
+
+#[test]
+fn postinst_does_not_retry_a_daemon_that_refuses_to_start() {
+    if !common::privileged("postinst_does_not_retry_a_daemon_that_refuses_to_start") {
+        return;
+    }
+    // The daemon's own failure (exit status 1: a configuration error).
+    let d = tmp("refused");
+    let o = postinst(d.path(), "1 0", "1");
+    assert_eq!(o.status, 0, "postinst failed: {}", o.stderr);
+    assert_eq!(starts(&o), 1, "calls: {:?}", o.calls);
+    assert!(
+        !o.calls.iter().any(|c| c.contains("reset-failed")),
+        "calls: {:?}",
+        o.calls
+    );
+    assert!(
+        o.stderr
+            .contains("portsentry.service did not start; the package is installed anyway"),
+        "{}",
+        o.stderr
+    );
+}
