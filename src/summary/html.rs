@@ -11,6 +11,7 @@ use std::fmt::Write as _;
 
 use jiff::tz::TimeZone;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::{Report, Timeline};
 use crate::stats::Top;
@@ -105,6 +106,28 @@ fn bin_label(t: &Timeline, i: usize, tz: &TimeZone) -> String {
     }
 }
 
+/// How many time labels a timeline gets, at most.
+const TIME_LABELS: usize = 5;
+
+/// Steps between two time labels, in bins: the smallest that gives at most
+/// `TIME_LABELS` labels wins (with one-hour bins: every hour, 2, 3, 4, 6, 12
+/// hours, a day, ...).
+const LABEL_STEPS: [usize; 12] = [1, 2, 3, 4, 6, 12, 24, 48, 72, 168, 336, 720];
+
+/// The bins of a timeline of `n` bins whose start gets a time label: the
+/// first and then every step, over the whole axis. plotters' own choice of
+/// round numbers left a 48-bin axis with one label and a 100-bin axis with
+/// none past its middle, so the labels are drawn here.
+fn label_bins(n: usize) -> Vec<usize> {
+    let want = n.div_ceil(TIME_LABELS).max(1);
+    let step = LABEL_STEPS
+        .iter()
+        .copied()
+        .find(|s| *s >= want)
+        .unwrap_or(want);
+    (0..n).step_by(step).collect()
+}
+
 /// Vertical bars over time, one per bin with records.
 fn timeline_svg(t: &Timeline, tz: &TimeZone) -> Result<String, String> {
     let n = t.counts.len().max(1);
@@ -117,20 +140,15 @@ fn timeline_svg(t: &Timeline, tz: &TimeZone) -> Result<String, String> {
             .margin(10)
             .x_label_area_size(36)
             .y_label_area_size(56)
-            .build_cartesian_2d((0..n).into_segmented(), 0u64..max + max / 10 + 1)
+            .build_cartesian_2d(0.0..n as f64, 0u64..max + max / 10 + 1)
             .map_err(|e| e.to_string())?;
-        let label = |v: &SegmentValue<usize>| match v {
-            SegmentValue::CenterOf(i) | SegmentValue::Exact(i) if *i < t.counts.len() => {
-                bin_label(t, *i, tz)
-            }
-            _ => String::new(),
-        };
+        // Bin i spans i..i+1 on the axis. The time labels (a tick and the
+        // time at the start of a bin) are drawn below, not by plotters.
         chart
             .configure_mesh()
             .disable_x_mesh()
             .light_line_style(TRANSPARENT)
-            .x_labels(3)
-            .x_label_formatter(&label)
+            .x_labels(0)
             .y_labels(5)
             .y_label_formatter(&|v| v.to_string())
             .label_style(("sans-serif", FONT))
@@ -138,18 +156,26 @@ fn timeline_svg(t: &Timeline, tz: &TimeZone) -> Result<String, String> {
             .map_err(|e| e.to_string())?;
         chart
             .draw_series(
-                Histogram::vertical(&chart)
-                    .style(BAR.filled())
-                    .margin(1)
-                    .data(
-                        t.counts
-                            .iter()
-                            .enumerate()
-                            .filter(|(_, c)| **c > 0)
-                            .map(|(i, c)| (i, *c)),
-                    ),
+                t.counts
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, c)| **c > 0)
+                    .map(|(i, c)| {
+                        let x = i as f64;
+                        Rectangle::new([(x + 0.08, 0), (x + 0.92, *c)], BAR.filled())
+                    }),
             )
             .map_err(|e| e.to_string())?;
+        let style = ("sans-serif", FONT)
+            .into_text_style(&root)
+            .pos(Pos::new(HPos::Center, VPos::Top));
+        for i in label_bins(t.counts.len()) {
+            let (x, y) = chart.backend_coord(&(i as f64, 0));
+            root.draw(&PathElement::new(vec![(x, y), (x, y + 5)], BLACK))
+                .map_err(|e| e.to_string())?;
+            root.draw(&Text::new(bin_label(t, i, tz), (x, y + 8), &style))
+                .map_err(|e| e.to_string())?;
+        }
         root.present().map_err(|e| e.to_string())?;
     }
     Ok(svg)
@@ -376,5 +402,56 @@ mod tests {
         let svg = timeline_svg(&t, &TimeZone::UTC).unwrap();
         assert_eq!(svg.matches(&format!("fill=\"{BAR_FILL}\"")).count(), 3);
         assert!(svg.contains("11-30 13:00"), "a time label: {svg}");
+    }
+
+    /// The time labels of a timeline's SVG, in order.
+    fn time_labels(svg: &str) -> Vec<String> {
+        svg.split("<text")
+            .skip(1)
+            .filter_map(|s| s.split('>').nth(1))
+            .filter_map(|s| s.split('<').next())
+            .map(str::trim)
+            .filter(|s| s.contains(':'))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn the_time_axis_is_labelled_across_the_whole_range() {
+        // One-hour bins from 2026-11-30 13:00 UTC. (Before, plotters' key
+        // points for a segmented axis left a 48-bin axis with its first label
+        // only.)
+        for n in [1, 2, 7, 24, 48, 100, 168] {
+            let t = Timeline {
+                bin_hours: 1,
+                start_epoch: 1_796_043_600,
+                start: String::new(),
+                end: String::new(),
+                counts: vec![1; n],
+            };
+            let svg = timeline_svg(&t, &TimeZone::UTC).unwrap();
+            let all: Vec<String> = (0..n).map(|i| bin_label(&t, i, &TimeZone::UTC)).collect();
+            let at: Vec<usize> = time_labels(&svg)
+                .iter()
+                .map(|l| all.iter().position(|a| a == l).expect("a bin's label"))
+                .collect();
+            assert_eq!(
+                at.first(),
+                Some(&0),
+                "{n} bins: the first bin is labelled: {at:?}"
+            );
+            assert!(
+                at.windows(2).all(|w| w[0] < w[1]),
+                "{n} bins: in order: {at:?}"
+            );
+            assert!(at.len() <= TIME_LABELS + 1, "{n} bins: {at:?}");
+            if n >= 4 {
+                assert!(at.len() >= 3, "{n} bins: at least three labels: {at:?}");
+                assert!(
+                    *at.last().unwrap() * 10 >= (n - 1) * 6,
+                    "{n} bins: the labels reach the last part of the axis: {at:?}"
+                );
+            }
+        }
     }
 }
