@@ -61,14 +61,8 @@ fn hbars(items: &[(String, u64)]) -> Result<String, String> {
             .y_label_area_size(label_w)
             .build_cartesian_2d(0u64..max + max / 10 + 1, (0..n.max(1)).into_segmented())
             .map_err(|e| e.to_string())?;
-        let label = |v: &SegmentValue<usize>| match v {
-            SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => n
-                .checked_sub(1 + *i)
-                .and_then(|j| items.get(j))
-                .map(|it| it.0.clone())
-                .unwrap_or_default(),
-            SegmentValue::Last => String::new(),
-        };
+        // The item labels are drawn below, beside their bars: plotters' key
+        // points on a segmented axis add an empty tick above the top bar.
         chart
             .configure_mesh()
             .disable_y_mesh()
@@ -76,7 +70,8 @@ fn hbars(items: &[(String, u64)]) -> Result<String, String> {
             // while placing zero key points (a panic in debug builds).
             .light_line_style(TRANSPARENT)
             .y_labels(n.max(1))
-            .y_label_formatter(&label)
+            .y_label_formatter(&|_| String::new())
+            .set_tick_mark_size(LabelAreaPosition::Left, 0)
             .x_labels(4)
             .x_label_formatter(&|v| v.to_string())
             .label_style(("sans-serif", FONT))
@@ -90,6 +85,16 @@ fn hbars(items: &[(String, u64)]) -> Result<String, String> {
                     .data(items.iter().enumerate().map(|(i, it)| (n - 1 - i, it.1))),
             )
             .map_err(|e| e.to_string())?;
+        let style = ("sans-serif", FONT)
+            .into_text_style(&root)
+            .pos(Pos::new(HPos::Right, VPos::Center));
+        for (i, it) in items.iter().enumerate() {
+            let (x, y) = chart.backend_coord(&(0, SegmentValue::CenterOf(n - 1 - i)));
+            root.draw(&PathElement::new(vec![(x - 5, y), (x, y)], BLACK))
+                .map_err(|e| e.to_string())?;
+            root.draw(&Text::new(it.0.clone(), (x - 8, y), &style))
+                .map_err(|e| e.to_string())?;
+        }
         root.present().map_err(|e| e.to_string())?;
     }
     Ok(svg)
@@ -388,6 +393,42 @@ mod tests {
             "{svg}"
         );
         assert!(svg.starts_with("<svg") && svg.contains("viewBox"));
+    }
+
+    #[test]
+    fn every_bar_has_its_label_and_no_tick_is_left_without_one() {
+        let items = [
+            ("22/tcp".to_string(), 9),
+            ("80/tcp".into(), 5),
+            ("23/tcp".into(), 2),
+        ];
+        let svg = hbars(&items).unwrap();
+        let texts: Vec<&str> = svg
+            .split("<text")
+            .skip(1)
+            .filter_map(|s| s.split('>').nth(1))
+            .filter_map(|s| s.split('<').next())
+            .map(str::trim)
+            .filter(|s| s.contains('/'))
+            .collect();
+        assert_eq!(texts, ["22/tcp", "80/tcp", "23/tcp"], "{svg}");
+        // One tick per bar on the y axis (5 px, horizontal), none more.
+        let ticks = svg
+            .split("points=\"")
+            .skip(1)
+            .filter_map(|s| s.split('"').next())
+            .filter(|p| {
+                let xy: Vec<(i32, i32)> = p
+                    .split_whitespace()
+                    .filter_map(|c| c.split_once(','))
+                    .filter_map(|(x, y)| Some((x.parse().ok()?, y.parse().ok()?)))
+                    .collect();
+                xy.len() == 2 && xy[0].1 == xy[1].1 && xy[1].0 - xy[0].0 == 5
+            })
+            .count();
+        let bars = svg.matches(&format!("fill=\"{BAR_FILL}\"")).count();
+        assert_eq!(bars, 3, "{svg}");
+        assert_eq!(ticks, 3, "{svg}");
     }
 
     #[test]
