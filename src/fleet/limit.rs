@@ -42,13 +42,15 @@ pub struct Limits {
 }
 
 impl Default for Limits {
+    /// The engine's report limits, taken from `engine::Limits` so the two cannot drift apart.
     fn default() -> Self {
+        let e = crate::engine::Limits::default();
         Limits {
-            prefix_burst: 20,
-            prefix_per_sec: 2,
-            burst: 200,
-            per_sec: 20,
-            max_prefixes: 16_384,
+            prefix_burst: e.prefix_burst,
+            prefix_per_sec: e.prefix_per_sec,
+            burst: e.report_burst,
+            per_sec: e.reports_per_sec,
+            max_prefixes: e.max_prefixes,
         }
     }
 }

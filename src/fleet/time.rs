@@ -1,34 +1,15 @@
 //! Times as the LAPI writes and reads them: RFC 3339 UTC timestamps (`start_at`, `stop_at`,
 //! what Go's `time.Parse(time.RFC3339, ...)` accepts) and Go durations (`"3h59m58.5s"`, a
-//! decision's time left in the stream, negative once it is over). Pure.
+//! decision's time left in the stream, negative once it is over). Pure; the calendar is
+//! jiff's.
 
-/// `2026-11-30T12:01:02.345Z` for milliseconds since the epoch (UTC).
+/// `2026-11-30T12:01:02.345Z` for milliseconds since the epoch (UTC), through jiff as
+/// `timefmt` does (the number itself if jiff cannot place it, beyond the year 9999).
 pub fn rfc3339(epoch_ms: i64) -> String {
-    let secs = epoch_ms.div_euclid(1000);
-    let ms = epoch_ms.rem_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let sod = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{ms:03}Z",
-        sod / 3600,
-        sod % 3600 / 60,
-        sod % 60
-    )
-}
-
-/// Howard Hinnant's `civil_from_days`: days since 1970-01-01 to (year, month, day).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
+    match jiff::Timestamp::from_millisecond(epoch_ms) {
+        Ok(ts) => ts.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+        Err(_) => epoch_ms.to_string(),
+    }
 }
 
 /// A Go duration string (`time.Duration.String()`: `"1h2m3.5s"`, `"-1.2s"`, `"750ms"`,

@@ -129,9 +129,7 @@ impl Client {
                 .send(body.as_bytes()),
             false,
         )?;
-        if status != 200 {
-            return Err(Failure::Status(status, message(&bytes)));
-        }
+        let bytes = ok_200(status, bytes)?;
         #[derive(serde::Deserialize)]
         struct Resp {
             token: Option<String>,
@@ -187,11 +185,7 @@ impl Client {
                 .call(),
             false,
         )?;
-        if status == 200 {
-            Ok(bytes)
-        } else {
-            Err(Failure::Status(status, message(&bytes)))
-        }
+        ok_200(status, bytes)
     }
 
     /// GET /v1/decisions/stream (every decision, not one per value: `dedup=false`).
@@ -208,11 +202,7 @@ impl Client {
                 .call(),
             false,
         )?;
-        if status == 200 {
-            Ok(bytes)
-        } else {
-            Err(Failure::Status(status, message(&bytes)))
-        }
+        ok_200(status, bytes)
     }
 
     /// GET /v1/decisions?ip=127.0.0.1: checks a bouncer key without changing its stream.
@@ -224,11 +214,7 @@ impl Client {
                 .call(),
             false,
         )?;
-        if status == 200 {
-            Ok(())
-        } else {
-            Err(Failure::Status(status, message(&bytes)))
-        }
+        ok_200(status, bytes).map(drop)
     }
 
     fn exchange(
@@ -311,40 +297,19 @@ pub fn message(bytes: &[u8]) -> String {
     }
 }
 
-/// `2026-11-30T13:24:02Z` (the login answer's `expire`) as unix seconds.
-fn parse_rfc3339_epoch(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
-    if b.len() < 20 {
-        return None;
+/// The body of a 200 answer; any other status is a `Failure::Status` with the LAPI's message.
+fn ok_200(status: u16, bytes: Vec<u8>) -> Result<Vec<u8>, Failure> {
+    if status == 200 {
+        Ok(bytes)
+    } else {
+        Err(Failure::Status(status, message(&bytes)))
     }
-    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
-    let (y, mo, d, h, mi, se) = (
-        num(0..4)?,
-        num(5..7)?,
-        num(8..10)?,
-        num(11..13)?,
-        num(14..16)?,
-        num(17..19)?,
-    );
-    // days_from_civil (Hinnant).
-    let y2 = if mo <= 2 { y - 1 } else { y };
-    let era = y2.div_euclid(400);
-    let yoe = y2 - era * 400;
-    let doy = (153 * (if mo > 2 { mo - 3 } else { mo + 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let tz = &s[19..];
-    let tz = tz.trim_start_matches(|c: char| c == '.' || c.is_ascii_digit());
-    let off = match tz {
-        "Z" => 0,
-        t if t.len() == 6 => {
-            let sign = if t.starts_with('-') { -1 } else { 1 };
-            sign * (t.get(1..3)?.parse::<i64>().ok()? * 3600
-                + t.get(4..6)?.parse::<i64>().ok()? * 60)
-        }
-        _ => return None,
-    };
-    Some(days * 86_400 + h * 3600 + mi * 60 + se - off)
+}
+
+/// `2026-11-30T13:24:02Z` (the login answer's `expire`; any RFC 3339 offset and fraction) as
+/// unix seconds.
+fn parse_rfc3339_epoch(s: &str) -> Option<i64> {
+    s.parse::<jiff::Timestamp>().ok().map(|t| t.as_second())
 }
 
 #[cfg(test)]
