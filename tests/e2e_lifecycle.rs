@@ -289,3 +289,56 @@ fn under_systemd_the_daemon_notifies_ready_reloading_stopping_status_and_the_wat
         "log lines repeated on a stderr that is the journal: {journal}"
     );
 }
+
+/// The daemon's child processes other than itself, by pid (from /proc).
+fn children(pid: i32) -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|c| {
+            std::fs::read_to_string(format!("/proc/{c}/stat")).is_ok_and(|s| {
+                s.rsplit_once(") ")
+                    .and_then(|(_, rest)| rest.split(' ').nth(1)?.parse::<i32>().ok())
+                    == Some(pid)
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn on_sigterm_the_spare_shell_is_gone_before_the_daemon_exits() {
+    if !ready("on_sigterm_the_spare_shell_is_gone_before_the_daemon_exits") {
+        return;
+    }
+    let net = Net::new();
+    let run = Run::new(&net.target);
+    // A KILL_RUN_CMD keeps a spare shell waiting for its command line.
+    run.write_config("TCP_PORTS=\"1\"\nBLOCK_TCP=\"1\"\nKILL_RUN_CMD=\"/bin/true $TARGET$\"");
+    run.start_ok(&["-tcp"]);
+    let pid = run.pid().expect("pid file");
+    let t0 = Instant::now();
+    let mut spares = children(pid);
+    while spares.is_empty() && t0.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(20));
+        spares = children(pid);
+    }
+    assert!(!spares.is_empty(), "no spare shell under the daemon {pid}");
+    run.signal(nix::sys::signal::Signal::SIGTERM);
+    // The pid file is the daemon's last act before it exits: by then the spare must be gone
+    // (under systemd the unit's control group is empty once the main process is).
+    let t0 = Instant::now();
+    while run.p("portsentry.pid").exists() && t0.elapsed() < Duration::from_secs(5) {
+        std::thread::yield_now();
+    }
+    assert!(!run.p("portsentry.pid").exists(), "daemon did not stop");
+    let left: Vec<i32> = spares.into_iter().filter(|s| alive(*s)).collect();
+    assert!(
+        left.is_empty(),
+        "shells left when the daemon removed its pid file: {left:?}"
+    );
+    let t0 = Instant::now();
+    while alive(pid) && t0.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert!(!alive(pid), "daemon still running");
+}

@@ -173,10 +173,17 @@ impl Daemon {
         }
     }
 
-    /// SIGTERM, SIGINT or a fatal error: the last file lines, the nftables table if
-    /// BLOCK_FLUSH_ON_STOP, 1.2's shutdown lines, the pid file. Returns `code`.
+    /// SIGTERM, SIGINT or a fatal error: the spare shell, the last file lines, the nftables
+    /// table if BLOCK_FLUSH_ON_STOP, 1.2's shutdown lines, the pid file. Returns `code`.
     pub(super) fn shutdown(&mut self, code: i32) -> i32 {
         self.notify.stopping();
+        // The waiting spare shell is ended and reaped now, not left to end on its own when
+        // its stdin closes with our exit: systemd then finds the unit's control group empty
+        // when the main process is gone. (Where systemd cannot kill a control group, as in
+        // systemd-nspawn on a hybrid-cgroup host, "Failed to kill control group ...:
+        // Input/output error", the shell left behind was followed by 219/CGROUP at the
+        // restart's ExecStart.)
+        self.exec.set_spare(false);
         self.flush_files();
         if let Some(f) = self.fleet.take() {
             for l in f.shutdown() {
