@@ -5,7 +5,7 @@
 //! url: http://127.0.0.1:8080/
 //! login: NAME
 //! password: ...
-//! ca_cert_path: /etc/crowdsec/ssl/ca.pem   # optional: https with this CA only
+//! ca_cert_path: /etc/crowdsec/ssl/ca.pem   # optional: https with this CA only (else the system store)
 //! ```
 //!
 //! Parsed with serde-saphyr (pure Rust YAML, see the README's "Dependencies"); keys CrowdSec

@@ -1,6 +1,6 @@
-//! The HTTP side of the LAPI link (ureq; rustls with the CA of `ca_cert_path` when given):
-//! login, alerts, the alert search used after a request whose outcome is unknown, and the
-//! decision stream. Blocking calls with short timeouts, made only on the fleet thread.
+//! The HTTP side of the LAPI link (ureq; rustls with the CA of `ca_cert_path` when given,
+//! else the system's CA store): login, alerts, the alert search used after a request whose
+//! outcome is unknown, and the decision stream. Blocking calls with short timeouts, made only on the fleet thread.
 //!
 //! Secrets go into request headers and bodies only; no error message built here contains
 //! one (a LAPI's error text is cut short and stripped of control bytes).
@@ -60,8 +60,10 @@ pub struct Token {
 }
 
 impl Client {
-    /// `ca` is the PEM of `ca_cert_path` (https only with that CA); without it https uses the
-    /// Mozilla roots built in (webpki-roots).
+    /// `ca` is the PEM of `ca_cert_path` (https only with that CA); without it https trusts
+    /// the system's store, as CrowdSec's own agent does: Debian's `/etc/ssl/certs` (what
+    /// `update-ca-certificates` builds, read by rustls-native-certs through ureq's platform
+    /// verifier; `SSL_CERT_FILE`/`SSL_CERT_DIR` override it as for OpenSSL).
     pub fn new(url: LapiUrl, ca: Option<&[u8]>) -> Result<Client, String> {
         Client::with_timeouts(url, ca, CONNECT, EXCHANGE)
     }
@@ -95,6 +97,12 @@ impl Client {
             cfg = cfg.tls_config(
                 TlsConfig::builder()
                     .root_certs(RootCerts::Specific(Arc::new(certs)))
+                    .build(),
+            );
+        } else {
+            cfg = cfg.tls_config(
+                TlsConfig::builder()
+                    .root_certs(RootCerts::PlatformVerifier)
                     .build(),
             );
         }

@@ -199,16 +199,19 @@ impl Pusher {
         }
     }
 
-    /// New settings: a new login when the credentials changed, the spool state kept.
+    /// New settings: a new login when the credentials changed, the spool state kept. The
+    /// client is made anew and tried at once even when nothing changed, so that a reload
+    /// after `update-ca-certificates` trusts the new system store at once (a client keeps
+    /// the roots it loaded, and its open connections, for its life).
     fn update(&mut self, p: Push, sh: &Shared, now: u64) {
+        self.client = client(&p.creds.url, p.ca_pem.as_deref(), &p.creds_path, sh);
+        self.next_try = now;
         if p.creds != self.p.creds || p.ca_pem != self.p.ca_pem {
             if p.creds.url != self.p.creds.url {
                 self.link = Link::new();
             }
-            self.client = client(&p.creds.url, p.ca_pem.as_deref(), &p.creds_path, sh);
             self.token = None;
             self.refused = false;
-            self.next_try = now;
         }
         self.p = p;
     }
@@ -250,15 +253,16 @@ impl Puller {
     }
 
     /// New settings: another key or LAPI reads the stream from its start again (the answer
-    /// replaces the decisions known); the sets stay as they are until then.
+    /// replaces the decisions known); the sets stay as they are until then. The client is
+    /// made anew and tried at once, as on the push side.
     fn update(&mut self, p: Pull, ignore_file: Option<PathBuf>, sh: &Shared, now: u64) {
+        self.client = client(&p.url, p.ca_pem.as_deref(), &p.key_path, sh);
+        self.next_try = now;
         if p.url != self.p.url || p.key != self.p.key || p.ca_pem != self.p.ca_pem {
             if p.url != self.p.url {
                 self.link = Link::new();
             }
-            self.client = client(&p.url, p.ca_pem.as_deref(), &p.key_path, sh);
             self.resync.restart();
-            self.next_try = now;
         }
         self.p = p;
         self.ignore = apply::IgnoreCache::new(ignore_file);
