@@ -21,7 +21,7 @@ mod common;
 
 use std::fs::File;
 use std::os::fd::AsFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -55,7 +55,7 @@ fn ready(test: &str) -> bool {
     if !fleetnet::firewall_bouncer_installed() {
         missing.push("crowdsec-firewall-bouncer");
     }
-    for tool in ["nft", "nmap", "curl"] {
+    for tool in ["nft", "nmap", "curl", "openssl"] {
         if !sh(&format!("command -v {tool} >/dev/null"))
             .status
             .success()
@@ -583,6 +583,8 @@ fn a_credentials_file_others_can_read_stops_start_up_and_fails_check() {
 struct Pair {
     lapi: String,
     host: String,
+    /// The LAPI side's veth.
+    lapi_dev: String,
 }
 
 impl Pair {
@@ -591,6 +593,7 @@ impl Pair {
         let p = Pair {
             lapi: format!("pfl{id}"),
             host: format!("pfh{id}"),
+            lapi_dev: format!("vl{id}"),
         };
         must(&format!(
             "ip netns add {l} && ip netns add {h} && \
@@ -1064,4 +1067,210 @@ fn bench_fleet() {
     }
     drop(d);
     no_panic(&[&a, &b, &c]);
+}
+
+/// A test PKI made with openssl in `dir`: a CA named `name` and a server certificate it signs
+/// for the IP address `ip`. Returns (CA file, server certificate, server key).
+fn pki(dir: &Path, name: &str, ip: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let d = dir.join(name);
+    std::fs::create_dir_all(&d).unwrap();
+    let p = |f: &str| d.join(f).display().to_string();
+    must(&format!(
+        "cd {d} && \
+         openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+           -keyout ca.key -out ca.pem -days 2 -subj '/CN={name}' 2>/dev/null && \
+         openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+           -keyout srv.key -out srv.csr -subj '/CN=lapi' 2>/dev/null && \
+         printf 'subjectAltName=IP:{ip}\\nbasicConstraints=CA:FALSE\\nextendedKeyUsage=serverAuth\\n' >ext && \
+         openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
+           -out srv.pem -days 2 -extfile ext 2>/dev/null && chmod 644 srv.key",
+        d = d.display()
+    ));
+    (p("ca.pem").into(), p("srv.pem").into(), p("srv.key").into())
+}
+
+#[test]
+fn alerts_go_over_https_trusting_ca_cert_path_or_the_system_store_and_nothing_else() {
+    if !ready("alerts_go_over_https_trusting_ca_cert_path_or_the_system_store_and_nothing_else") {
+        return;
+    }
+    let pair = Pair::new("t");
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = pki(dir.path(), "portsentry-test-ca", LAPI4);
+    let (other_ca, _, _) = pki(dir.path(), "some-other-ca", LAPI4);
+    let lapi = Lapi::start_tls(&pair.lapi, &format!("{LAPI4}:8443"), &cert, &key);
+    assert_eq!(lapi.url(), format!("https://{LAPI4}:8443"));
+
+    // The credentials file as `cscli machines add` writes it, plus the admin's
+    // `ca_cert_path:` line (CrowdSec's own key for it).
+    let creds = |host: &str, ca: &Path| {
+        let hdir = dir.path().join(host);
+        std::fs::create_dir_all(&hdir).unwrap();
+        let f = hdir.join("lapi.yaml");
+        lapi.machine(host, &format!("pw-{host}-123456789"), &f);
+        let mut text = std::fs::read_to_string(&f).unwrap();
+        assert!(
+            text.contains(&format!("url: https://{LAPI4}:8443")),
+            "{text}"
+        );
+        text.push_str(&format!("ca_cert_path: {}\n", ca.display()));
+        std::fs::write(&f, text).unwrap();
+        settings(
+            &hdir,
+            &format!("CROWDSEC_CREDENTIALS=\"{}\"\n", f.display()),
+        )
+    };
+
+    // The CA that signed the LAPI's certificate: the alert arrives.
+    let good = Direct::start(&pair, creds("host-t", &ca));
+    good.block("192.0.2.71");
+    good.flush();
+    eventually("the alert over https in the LAPI", 15, || {
+        alert_sources(&lapi)
+            .iter()
+            .any(|(ip, scen)| ip == "192.0.2.71" && scen == SYN_SCAN)
+    });
+    good.wait_log(&format!("CrowdSec LAPI https://{LAPI4}:8443"), 5);
+    assert!(
+        good.lines().iter().all(|l| !l.contains("unreachable")),
+        "{:#?}",
+        good.lines()
+    );
+    good.stop();
+
+    // Another CA: no exchange at all. The link is reported lost with rustls' reason, the
+    // alert waits in the spool, and the LAPI never sees it.
+    let bad = Direct::start(&pair, creds("host-u", &other_ca));
+    bad.block("192.0.2.72");
+    bad.flush();
+    bad.wait_log("unreachable", 15);
+    let lost = bad
+        .lines()
+        .into_iter()
+        .find(|l| l.contains("unreachable"))
+        .unwrap();
+    assert!(
+        lost.starts_with(&format!("adminalert: CrowdSec LAPI https://{LAPI4}:8443")),
+        "{lost}"
+    );
+    assert!(
+        lost.to_lowercase().contains("certificate"),
+        "the reason names the certificate: {lost}"
+    );
+    assert!(lost.contains("alerts wait in the spool"), "{lost}");
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        alert_sources(&lapi)
+            .iter()
+            .all(|(ip, _)| ip != "192.0.2.72"),
+        "an alert went to a LAPI whose certificate is not trusted"
+    );
+    bad.stop();
+
+    // No ca_cert_path: the system's CA store decides (`portsentry fleet test`, the login an
+    // admin tries first). The machine's store does not hold the test CA: refused, exit 1.
+    // The same store with the test CA in it (SSL_CERT_FILE, which replaces the system's
+    // file as it does for OpenSSL): the login works.
+    let hdir = dir.path().join("host-v");
+    std::fs::create_dir_all(&hdir).unwrap();
+    let f = hdir.join("lapi.yaml");
+    lapi.machine("host-v", "pw-host-v-123456789", &f);
+    let conf = hdir.join("portsentry.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "HISTORY_FILE=\"{d}/portsentry.history\"\nBLOCK_METHOD=\"nftables\"\nBLOCK_TCP=\"1\"\nCROWDSEC_CREDENTIALS=\"{f}\"\n",
+            d = hdir.display(),
+            f = f.display()
+        ),
+    )
+    .unwrap();
+    let fleet_test = |ca_file: Option<&Path>| {
+        let mut c = std::process::Command::new("ip");
+        c.args([
+            "netns",
+            "exec",
+            &pair.host,
+            common::BIN,
+            "fleet",
+            "test",
+            "-c",
+        ])
+        .arg(&conf)
+        .env_remove("SSL_CERT_DIR")
+        .env_remove("SSL_CERT_FILE");
+        if let Some(ca) = ca_file {
+            c.env("SSL_CERT_FILE", ca);
+        }
+        let o = c.output().unwrap();
+        (
+            o.status.code(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            ),
+        )
+    };
+    let (code, out) = fleet_test(None);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains(&format!(
+            "fleet: login to https://{LAPI4}:8443 as \"host-v\" FAILED:"
+        )) && (out.contains("UnknownIssuer") || out.contains("No CA certificates")),
+        "{out}"
+    );
+    let (code, out) = fleet_test(Some(&ca));
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains(&format!(
+            "fleet: login to https://{LAPI4}:8443 as \"host-v\": OK"
+        )),
+        "{out}"
+    );
+
+    // The daemon takes a changed system store at its next reload (`update-ca-certificates`,
+    // then `systemctl reload portsentry`). Its store (SSL_CERT_FILE standing for
+    // /etc/ssl/certs/ca-certificates.crt) first lacks the test CA: a scan's alert waits.
+    // The store gains the CA, SIGHUP: the link is back and the alert reaches the LAPI.
+    let run = common::Run::new(&pair.host);
+    lapi.machine("host-w", "pw-host-w-123456789", &run.p("lapi.yaml"));
+    let store = run.p("ca-certificates.crt");
+    std::fs::copy(&other_ca, &store).unwrap();
+    run.write_config(&format!(
+        "TCP_PORTS=\"4001\"\nBLOCK_TCP=\"1\"\nBLOCK_METHOD=\"nftables\"\nCROWDSEC_CREDENTIALS=\"{}\"\n",
+        run.p("lapi.yaml").display()
+    ));
+    let o = run.start_env(&["-tcp"], &[("SSL_CERT_FILE", &store)]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    run.log
+        .wait_line("adminalert: PortSentry is now active and listening.");
+    const SCANNER: &str = "203.0.113.9";
+    must(&format!(
+        "ip -n {} addr add {SCANNER}/24 dev {}",
+        pair.lapi, pair.lapi_dev
+    ));
+    common::answered(
+        &pair.lapi,
+        SCANNER,
+        format!("{HOST4}:4001").parse().unwrap(),
+        Duration::from_secs(3),
+    );
+    eventually("the daemon's link lost on the unknown CA", 15, || {
+        run.log
+            .count("unreachable: invalid peer certificate: UnknownIssuer")
+            > 0
+    });
+    assert!(alert_sources(&lapi).iter().all(|(ip, _)| ip != SCANNER));
+    std::fs::copy(&ca, &store).unwrap();
+    run.signal(nix::sys::signal::Signal::SIGHUP);
+    eventually("the link back after the reload", 15, || {
+        run.log.count(&format!(
+            "CrowdSec LAPI https://{LAPI4}:8443 reachable again"
+        )) > 0
+    });
+    eventually("the scan's alert in the LAPI", 15, || {
+        alert_sources(&lapi).iter().any(|(ip, _)| ip == SCANNER)
+    });
+    run.stop();
 }

@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 pub struct Lapi {
     pub ns: String,
     pub listen: String,
+    /// `http`, or `https` when started with [`Lapi::start_tls`].
+    pub scheme: &'static str,
     pub dir: tempfile::TempDir,
     child: Option<Child>,
 }
@@ -24,6 +26,29 @@ pub fn installed() -> bool {
 impl Lapi {
     /// Writes the config and starts the LAPI in `ns`, listening on `listen` (`ADDR:PORT`).
     pub fn start(ns: &str, listen: &str) -> Lapi {
+        Lapi::start_with(ns, listen, None)
+    }
+
+    /// As [`Lapi::start`], serving https with this certificate and key (PEM files). cscli
+    /// itself skips the certificate check (`api.client.insecure_skip_verify`); the machines
+    /// under test do not.
+    pub fn start_tls(ns: &str, listen: &str, cert: &Path, key: &Path) -> Lapi {
+        Lapi::start_with(ns, listen, Some((cert, key)))
+    }
+
+    fn start_with(ns: &str, listen: &str, tls: Option<(&Path, &Path)>) -> Lapi {
+        let (scheme, server_tls, skip_verify) = match tls {
+            Some((cert, key)) => (
+                "https",
+                format!(
+                    "    tls:\n      cert_file: {}\n      key_file: {}\n",
+                    cert.display(),
+                    key.display()
+                ),
+                true,
+            ),
+            None => ("http", String::new(), false),
+        };
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().display().to_string();
         for sub in ["data", "hub", "log", "notifications"] {
@@ -36,7 +61,7 @@ impl Lapi {
                  config_paths:\n  config_dir: {d}/\n  data_dir: {d}/data/\n  simulation_path: {d}/simulation.yaml\n  hub_dir: {d}/hub/\n  index_path: {d}/hub/.index.json\n  notification_dir: {d}/notifications/\n  plugin_dir: /usr/lib/crowdsec/plugins/\n\
                  cscli:\n  output: human\n\
                  db_config:\n  log_level: info\n  type: sqlite\n  db_path: {d}/data/crowdsec.db\n  use_wal: true\n\
-                 api:\n  client:\n    insecure_skip_verify: false\n    credentials_path: {d}/local_api_credentials.yaml\n  server:\n    log_level: info\n    listen_uri: {listen}\n    profiles_path: {d}/profiles.yaml\n    trusted_ips:\n      - 127.0.0.1\n\
+                 api:\n  client:\n    insecure_skip_verify: {skip_verify}\n    credentials_path: {d}/local_api_credentials.yaml\n  server:\n    log_level: info\n    listen_uri: {listen}\n    profiles_path: {d}/profiles.yaml\n{server_tls}    trusted_ips:\n      - 127.0.0.1\n\
                  prometheus:\n  enabled: false\n"
             ),
         )
@@ -51,19 +76,35 @@ impl Lapi {
         let mut l = Lapi {
             ns: ns.to_string(),
             listen: listen.to_string(),
+            scheme,
             dir,
             child: None,
         };
         l.resume();
         // cscli itself logs in as a machine: its credentials file, as crowdsec's postinst makes it.
         let cred = format!("{d}/local_api_credentials.yaml");
-        l.cscli(&["machines", "add", "cscli-test", "--auto", "-f", &cred]);
+        let url = l.url();
+        l.cscli(&[
+            "machines",
+            "add",
+            "cscli-test",
+            "--auto",
+            "-f",
+            &cred,
+            "--url",
+            &url,
+        ]);
         l
     }
 
     /// The LAPI's pid while it runs (`ip netns exec` execs crowdsec).
     pub fn pid(&self) -> Option<i32> {
         self.child.as_ref().map(|c| c.id() as i32)
+    }
+
+    /// The URL machines and bouncers use: `SCHEME://LISTEN`.
+    pub fn url(&self) -> String {
+        format!("{}://{}", self.scheme, self.listen)
     }
 
     pub fn config(&self) -> PathBuf {
@@ -84,7 +125,7 @@ impl Lapi {
             .expect("crowdsec");
         self.child = Some(child);
         let t0 = Instant::now();
-        let url = format!("http://{}/v1/decisions", self.listen);
+        let url = format!("{}/v1/decisions", self.url());
         while t0.elapsed() < Duration::from_secs(30) {
             let out = Command::new("ip")
                 .args([
@@ -93,6 +134,7 @@ impl Lapi {
                     &self.ns,
                     "curl",
                     "-s",
+                    "-k",
                     "-o",
                     "/dev/null",
                     "-w",
@@ -161,7 +203,7 @@ impl Lapi {
             "-f",
             &path.display().to_string(),
             "--url",
-            &format!("http://{}", self.listen),
+            &self.url(),
         ]);
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();

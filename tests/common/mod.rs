@@ -327,7 +327,15 @@ impl Run {
 
     /// Start the daemon (forking) in the target namespace; returns the parent's output.
     pub fn start(&self, modes: &[&str]) -> std::process::Output {
+        self.start_env(modes, &[])
+    }
+
+    /// As [`Run::start`], with these environment variables set for the daemon.
+    pub fn start_env(&self, modes: &[&str], env: &[(&str, &Path)]) -> std::process::Output {
         let mut c = Command::new("ip");
+        for (k, v) in env {
+            c.env(k, v);
+        }
         c.args(["netns", "exec", &self.ns, BIN]).args(modes);
         c.arg("-c").arg(self.p("portsentry.conf"));
         c.arg("--pidfile").arg(self.p("portsentry.pid"));
