@@ -10,10 +10,10 @@
 //! one would have. A log-only report has no decision and `remediation: false`, so the LAPI's
 //! default profile (`Alert.Remediation == true`) does not turn it into a ban.
 //!
-//! Over the alert limits (`limit`), the blocks of one source prefix in one request go into one
-//! `portsentry/flood` alert whose source is the prefix (scope `Range`), still with one `ban`
-//! decision per address: the LAPI and every bouncer get every block, but the alert list is
-//! not flooded.
+//! Over the alert limits (`limit`), the blocks of one request go into `portsentry/flood`
+//! alerts whose source is a network (scope `Range`: a source prefix, or the network covering
+//! a family's records), still with one `ban` decision per address: the LAPI and every
+//! bouncer get every block, but the alert list is not flooded.
 //!
 //! Every alert carries meta `portsentry_records` = `<spool id>:<record numbers>`, so after a
 //! request whose outcome is unknown the daemon can ask the LAPI what arrived and never send a
@@ -233,14 +233,15 @@ struct Source {
 /// At most this many events are listed in a flood alert (`events_count` has the total).
 pub const FLOOD_EVENTS: usize = 10;
 
-/// One alert to send: a single record, or a group of one source prefix over the limits.
+/// One alert to send: a single record, or a group of records over the limits.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Planned {
     /// One record as its own alert.
     Single(Numbered),
-    /// Records of one source prefix over the limits, as one `portsentry/flood` alert.
+    /// Records over the limits, as one `portsentry/flood` alert.
     Flood {
-        /// `2001:db8:3::/64`, `198.51.100.0/24`.
+        /// Their network: `2001:db8:3::/64`, `198.51.100.0/24` (one prefix), `198.51.0.0/18`
+        /// (the network covering a family's records).
         prefix: (IpAddr, u8),
         /// The records, in order.
         records: Vec<Numbered>,

@@ -1,11 +1,20 @@
 //! Limits on what goes to the LAPI, "as the logs": the same per-prefix token-bucket scheme as
 //! the engine's report limits (IPv4 /24, IPv6 /64, a burst of 20 then 2 per second per prefix,
 //! a burst of 200 then 20 per second over all prefixes). A record within the limits is its own
-//! alert; the others of one prefix in one request become one `portsentry/flood` alert (see
-//! `alert`), which still carries a `ban` decision per address. So a forged flood costs the
-//! LAPI one alert per prefix per request, and requests are spaced further apart while a
-//! flood lasts ([`FLOOD_GAP_MS`]); every block still reaches the LAPI and every bouncer,
-//! exactly as every block is still made locally while the logs are limited. Pure.
+//! alert; the others become `portsentry/flood` alerts (see `alert`), each still carrying a
+//! `ban` decision per address:
+//!
+//! - records over their own prefix's limit: one alert per prefix per request, at most
+//!   [`MAX_PREFIX_FLOODS`] of them;
+//! - the rest (prefixes within their limit while all prefixes together are over theirs, and
+//!   prefixes beyond that cap): one alert per address family per request, whose source is the
+//!   smallest network covering its records (`198.51.0.0/18` for a flood from one /18).
+//!
+//! So a forged flood costs the LAPI at most `MAX_PREFIX_FLOODS + 2` alerts per request (more
+//! only when a record list must be cut, [`MAX_RANGES_LEN`]), however many prefixes it forges,
+//! and requests are spaced further apart while a flood lasts ([`FLOOD_GAP_MS`]); every block
+//! still reaches the LAPI and every bouncer, exactly as every block is still made locally while
+//! the logs are limited. Pure.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -25,6 +34,9 @@ pub const MAX_PER_REQUEST: usize = 1000;
 /// A flood alert's record list is cut into several alerts beyond this length (the LAPI keeps a
 /// meta value of at most 4,095 bytes).
 pub const MAX_RANGES_LEN: usize = 2000;
+/// At most this many flood alerts of one prefix each per request; the records of further
+/// prefixes go into their family's covering alert.
+pub const MAX_PREFIX_FLOODS: usize = 16;
 
 /// Tunables (the defaults are the engine's report limits).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,9 +73,20 @@ pub struct Limiter {
     limits: Limits,
     global: Bucket,
     prefixes: HashMap<IpAddr, Bucket>,
-    /// Records sent in flood alerts since the last summary, per prefix.
+    /// Records sent in flood alerts since the last summary, per prefix (at most
+    /// `max_prefixes` of them named; the others counted in `grouped_other`).
     grouped: HashMap<(IpAddr, u8), u64>,
+    grouped_other: u64,
     last_summary: u64,
+}
+
+/// Which flood alert of a request a record goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Group {
+    /// Its own prefix's.
+    Prefix((IpAddr, u8)),
+    /// Its family's covering alert (true: IPv6).
+    Wide(bool),
 }
 
 impl Limiter {
@@ -74,6 +97,7 @@ impl Limiter {
             global: Bucket::per_sec(limits.burst, limits.per_sec, now),
             prefixes: HashMap::new(),
             grouped: HashMap::new(),
+            grouped_other: 0,
             last_summary: now,
         }
     }
@@ -83,8 +107,9 @@ impl Limiter {
     pub fn plan(&mut self, now: u64, batch: &[Numbered]) -> Vec<Planned> {
         self.global.refill(now);
         let mut out: Vec<Planned> = Vec::new();
-        // Index in `out` of the open flood alert of each prefix.
-        let mut open: HashMap<(IpAddr, u8), (usize, u64, usize)> = HashMap::new();
+        // The open flood alert of each group: index in `out`, last record number, runs.
+        let mut open: HashMap<Group, (usize, u64, usize)> = HashMap::new();
+        let mut prefix_floods = 0;
         for n in batch {
             let key = prefix_of(n.record.ip.to_canonical());
             if self.prefixes.len() >= self.limits.max_prefixes
@@ -104,32 +129,58 @@ impl Limiter {
                 Bucket::per_sec(limits.prefix_burst, limits.prefix_per_sec, now)
             });
             b.refill(now);
-            if b.has() && self.global.has() {
+            let own_limit = !b.has();
+            if !own_limit && self.global.has() {
                 b.spend();
                 self.global.spend();
                 out.push(Planned::Single(*n));
                 continue;
             }
-            *self.grouped.entry(key).or_insert(0) += 1;
+            if let Some(c) = self.grouped.get_mut(&key) {
+                *c += 1;
+            } else if self.grouped.len() < self.limits.max_prefixes {
+                self.grouped.insert(key, 1);
+            } else {
+                self.grouped_other += 1;
+            }
+            let wide = Group::Wide(key.0.is_ipv6());
+            let mut group = if own_limit { Group::Prefix(key) } else { wide };
             // Records come in number order, so a flood alert's list grows by one run each
             // time a number does not follow the previous one; each run costs at most
             // `2 * digits + 2` bytes of the meta value.
             let digits = n.seq.checked_ilog10().unwrap_or(0) as usize + 1;
             let fits = |runs: usize| (runs + 1) * (2 * digits + 2) <= MAX_RANGES_LEN;
-            match open.get_mut(&key) {
-                Some((i, last, runs)) if n.seq == *last + 1 || fits(*runs) => {
+            let joins = |(_, last, runs): &(usize, u64, usize)| n.seq == *last + 1 || fits(*runs);
+            // A prefix's new flood alert, if this request may still open one.
+            if group != wide && !open.get(&group).is_some_and(joins) {
+                if prefix_floods < MAX_PREFIX_FLOODS {
+                    prefix_floods += 1;
+                } else {
+                    group = wide;
+                }
+            }
+            match open.get_mut(&group) {
+                Some(o) if joins(o) => {
+                    let (i, last, runs) = o;
                     if n.seq != *last + 1 {
                         *runs += 1;
                     }
                     *last = n.seq;
-                    if let Some(Planned::Flood { records, .. }) = out.get_mut(*i) {
+                    if let Some(Planned::Flood { records, prefix }) = out.get_mut(*i) {
                         records.push(*n);
+                        if group == wide {
+                            *prefix = covering(*prefix, n.record.ip.to_canonical());
+                        }
                     }
                 }
                 _ => {
-                    open.insert(key, (out.len(), n.seq, 1));
+                    open.insert(group, (out.len(), n.seq, 1));
+                    let ip = n.record.ip.to_canonical();
                     out.push(Planned::Flood {
-                        prefix: key,
+                        prefix: match group {
+                            Group::Prefix(k) => k,
+                            Group::Wide(_) => (ip, if ip.is_ipv6() { 128 } else { 32 }),
+                        },
                         records: vec![*n],
                     });
                 }
@@ -151,8 +202,27 @@ impl Limiter {
         }
         let mut v: Vec<((IpAddr, u8), u64)> = self.grouped.drain().collect();
         v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-        let total = v.iter().map(|x| x.1).sum();
+        let total = v.iter().map(|x| x.1).sum::<u64>() + std::mem::take(&mut self.grouped_other);
         Some((total, secs, v))
+    }
+}
+
+/// The smallest network holding both `net` and `ip` (of one family).
+fn covering(net: (IpAddr, u8), ip: IpAddr) -> (IpAddr, u8) {
+    match (net.0, ip) {
+        (IpAddr::V4(a), IpAddr::V4(b)) => {
+            let (a, b) = (u32::from(a), u32::from(b));
+            let len = (a ^ b).leading_zeros().min(u32::from(net.1)) as u8;
+            let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
+            (IpAddr::V4((a & mask).into()), len)
+        }
+        (IpAddr::V6(a), IpAddr::V6(b)) => {
+            let (a, b) = (u128::from(a), u128::from(b));
+            let len = (a ^ b).leading_zeros().min(u32::from(net.1)) as u8;
+            let mask = u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
+            (IpAddr::V6((a & mask).into()), len)
+        }
+        _ => net,
     }
 }
 
@@ -230,13 +300,115 @@ mod tests {
             .collect();
         let p = l.plan(0, &batch);
         assert_eq!(singles(&p), 200);
-        // The other 100 are one flood alert per /24 (each has one record).
-        assert_eq!(p.len(), 300);
+        // The other 100 (10.0.200.1 to 10.1.43.1), each within its own /24's limit, are one
+        // flood alert whose source covers them all.
+        assert_eq!(p.len(), 201);
+        assert!(
+            matches!(&p[200], Planned::Flood { records, prefix }
+                if records.len() == 100 && *prefix == ("10.0.0.0".parse().unwrap(), 15)),
+            "{:?}",
+            p[200]
+        );
         // One second later the global bucket has 20 tokens.
         let more: Vec<Numbered> = (300..340u64)
             .map(|i| n(i, &format!("10.9.{}.1", i - 300)))
             .collect();
         assert_eq!(singles(&l.plan(1000, &more)), 20);
+    }
+
+    #[test]
+    fn a_forged_flood_from_many_prefixes_costs_a_few_alerts_whatever_their_number() {
+        let mut l = Limiter::new(Limits::default(), 0);
+        // 1,000 forged sources from 1,000 /64s, then 1,000 from 1,000 /24s: one record each.
+        let mut batch: Vec<Numbered> = (0..1000u64)
+            .map(|i| n(i, &format!("2001:db8:{i:x}::1")))
+            .collect();
+        batch.extend((0..1000u64).map(|i| n(1000 + i, &format!("10.{}.{}.7", i / 256, i % 256))));
+        let p = l.plan(0, &batch);
+        // The global burst, then one alert per family, not one per prefix.
+        assert_eq!(singles(&p), 200);
+        assert_eq!(p.len(), 202, "{}", p.len());
+        let floods: Vec<&Planned> = p
+            .iter()
+            .filter(|x| !matches!(x, Planned::Single(_)))
+            .collect();
+        assert!(matches!(floods[0], Planned::Flood { records, prefix }
+            if records.len() == 800 && *prefix == ("2001:db8::".parse().unwrap(), 38)));
+        assert!(matches!(floods[1], Planned::Flood { records, prefix }
+            if records.len() == 1000 && *prefix == ("10.0.0.0".parse().unwrap(), 14)));
+        assert_eq!(p.iter().map(|x| x.records().len()).sum::<usize>(), 2000);
+        // The summary counts them all and names the prefixes.
+        let (total, _, top) = l.summary(10_000, 10_000).unwrap();
+        assert_eq!((total, top.len()), (1800, 1800));
+    }
+
+    #[test]
+    fn at_most_max_prefix_floods_prefixes_get_a_flood_alert_of_their_own() {
+        let mut l = Limiter::new(
+            Limits {
+                prefix_burst: 1,
+                max_prefixes: 30,
+                ..Limits::default()
+            },
+            0,
+        );
+        // 40 prefixes, 3 records each: one alert each, then 2 over their own limit.
+        let batch: Vec<Numbered> = (0..120u64)
+            .map(|i| n(i, &format!("192.168.{}.{}", i / 3, i % 3 + 1)))
+            .collect();
+        let p = l.plan(0, &batch);
+        assert_eq!(singles(&p), 40);
+        let own = p
+            .iter()
+            .filter(|x| matches!(x, Planned::Flood { prefix, .. } if prefix.1 == 24))
+            .count();
+        assert_eq!(own, MAX_PREFIX_FLOODS);
+        let wide: Vec<&Planned> = p
+            .iter()
+            .filter(|x| matches!(x, Planned::Flood { prefix, .. } if prefix.1 < 24))
+            .collect();
+        assert_eq!(wide.len(), 1);
+        assert!(matches!(wide[0], Planned::Flood { records, prefix }
+            if records.len() == 2 * (40 - MAX_PREFIX_FLOODS)
+                && *prefix == ("192.168.0.0".parse().unwrap(), 18)));
+        assert_eq!(p.len(), 40 + MAX_PREFIX_FLOODS + 1);
+        assert_eq!(p.iter().map(|x| x.records().len()).sum::<usize>(), 120);
+        // The summary names at most max_prefixes prefixes and counts every record.
+        let (total, _, top) = l.summary(10_000, 10_000).unwrap();
+        assert_eq!((total, top.len()), (80, 30));
+    }
+
+    #[test]
+    fn covering_networks() {
+        let c = |net: &str, len: u8, ip: &str| {
+            covering((net.parse().unwrap(), len), ip.parse().unwrap())
+        };
+        assert_eq!(
+            c("10.0.200.1", 32, "10.1.43.1"),
+            ("10.0.0.0".parse().unwrap(), 15)
+        );
+        assert_eq!(
+            c("10.0.200.1", 32, "10.0.200.1"),
+            ("10.0.200.1".parse().unwrap(), 32)
+        );
+        assert_eq!(
+            c("10.0.0.0", 15, "10.0.0.9"),
+            ("10.0.0.0".parse().unwrap(), 15)
+        );
+        assert_eq!(
+            c("10.0.0.0", 8, "192.0.2.1"),
+            ("0.0.0.0".parse().unwrap(), 0)
+        );
+        assert_eq!(
+            c("2001:db8::1", 128, "2001:db8:3::1"),
+            ("2001:db8::".parse().unwrap(), 46)
+        );
+        assert_eq!(c("::", 0, "2001:db8::1"), ("::".parse().unwrap(), 0));
+        // Another family: unchanged (never mixed by `plan`).
+        assert_eq!(
+            c("10.0.0.0", 8, "2001:db8::1"),
+            ("10.0.0.0".parse().unwrap(), 8)
+        );
     }
 
     #[test]
