@@ -122,7 +122,7 @@ for _ in $(seq 150); do grep -q "Rate limit: " "$DIR/syslog" && break; sleep 0.1
 if [ -z "${NO_LOSS_WAIT:-}" ]; then
     until [ $(($(date +%s) - started)) -ge 64 ]; do sleep 1; done
 fi
-lost=$( (grep -o 'lost [0-9]* packets in the ring' "$DIR/syslog" || true) | awk '{ n += $2 } END { print n + 0 }')
+lost=$( (grep -o 'lost [0-9]* packets* in the ring' "$DIR/syslog" || true) | awk '{ n += $2 } END { print n + 0 }')
 echo "lost in the capture ring: $lost (the daemon's count$([ -n "${NO_LOSS_WAIT:-}" ] && echo ', not waited for'))"
 size=$([ -f "$DIR/history" ] && stat -c %s "$DIR/history" || echo 0)
 hl=$([ -f "$DIR/history" ] && wc -l <"$DIR/history" || echo 0)

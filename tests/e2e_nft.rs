@@ -206,7 +206,7 @@ fn a_restart_keeps_blocks_and_does_not_duplicate_them() {
     run.stop();
     run.start_ok(&["-tcp"]);
     run.log.wait_line(
-        "adminalert: nftables table inet portsentry ready; 1 hosts blocked from before are kept",
+        "adminalert: nftables table inet portsentry ready; 1 host blocked from before is kept",
     );
     let table = nft(&net.target, "list table inet portsentry");
     assert_eq!(
@@ -522,7 +522,7 @@ fn a_table_made_from_the_conf_example_is_taken_over_with_its_blocks() {
     nft_config(&run, "");
     run.start_ok(&["-tcp"]);
     run.log.wait_line(
-        "adminalert: nftables table inet portsentry ready; 1 hosts blocked from before are kept",
+        "adminalert: nftables table inet portsentry ready; 1 host blocked from before is kept",
     );
     let table = nft(&net.target, "list table inet portsentry");
     assert!(

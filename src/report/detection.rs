@@ -100,7 +100,8 @@ pub fn could_not_accept_udp(port: u16) -> String {
 /// `attackalert: {n} further hits from host {ip} suppressed in the last {s} seconds`
 pub fn hits_suppressed(count: u64, ip: IpAddr, seconds: u64) -> String {
     format!(
-        "attackalert: {count} further hits from host {ip} suppressed in the last {seconds} seconds"
+        "attackalert: {} from host {ip} suppressed in the last {seconds} seconds",
+        super::count(count, "further hit", "further hits")
     )
 }
 
@@ -115,8 +116,10 @@ pub fn reports_rate_limited(
     by_prefix: &[(IpAddr, u8, u64)],
     others: u64,
 ) -> String {
-    let mut s =
-        format!("attackalert: Rate limit: {n} reports suppressed in the last {seconds} seconds");
+    let mut s = format!(
+        "attackalert: Rate limit: {} suppressed in the last {seconds} seconds",
+        super::count(n, "report", "reports")
+    );
     let mut sep = ": ";
     for (ip, len, k) in by_prefix {
         s.push_str(&format!("{sep}{k} from {ip}/{len}"));
@@ -135,7 +138,9 @@ pub fn reports_rate_limited(
 pub fn capture_losses(ring: u64, bad: u64, kinds: &str) -> String {
     let kinds = if kinds.is_empty() { "none" } else { kinds };
     format!(
-        "adminalert: WARNING: packet capture lost {ring} packets in the ring and dropped {bad} malformed packets ({kinds})"
+        "adminalert: WARNING: packet capture lost {} in the ring and dropped {} ({kinds})",
+        super::count(ring, "packet", "packets"),
+        super::count(bad, "malformed packet", "malformed packets")
     )
 }
 
@@ -174,7 +179,7 @@ mod tests {
         );
         assert_eq!(
             capture_losses(1, 0, ""),
-            "adminalert: WARNING: packet capture lost 1 packets in the ring and dropped 0 malformed packets (none)"
+            "adminalert: WARNING: packet capture lost 1 packet in the ring and dropped 0 malformed packets (none)"
         );
         assert_eq!(
             capture_error("bind: EPERM"),

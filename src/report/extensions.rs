@@ -30,7 +30,10 @@ pub fn block_refused_rate(name: &str, ip: IpAddr) -> String {
 
 /// `adminalert: Block rate limit: {n} blocks refused in the last {s} seconds.`
 pub fn blocks_refused(n: u64, seconds: u64) -> String {
-    format!("adminalert: Block rate limit: {n} blocks refused in the last {seconds} seconds.")
+    format!(
+        "adminalert: Block rate limit: {} refused in the last {seconds} seconds.",
+        super::count(n, "block", "blocks")
+    )
 }
 
 /// RESOLVE_HOST: the resolver did not answer in time; lookups rest for a while.
@@ -101,14 +104,19 @@ pub fn nft_add_failed(ip: IpAddr, why: &str) -> String {
 /// before are kept`
 pub fn nft_ready(hosts: usize) -> String {
     format!(
-        "adminalert: nftables table {FAMILY} {TABLE} ready; {hosts} hosts blocked from before are kept"
+        "adminalert: nftables table {FAMILY} {TABLE} ready; {} blocked from before {} kept",
+        super::count(hosts as u64, "host", "hosts"),
+        if hosts == 1 { "is" } else { "are" }
     )
 }
 
 /// After `portsentry blocked` changed the sets (SIGUSR1):
 /// `adminalert: blocked hosts re-read from nftables: {n} hosts`
 pub fn nft_blocks_reread(hosts: usize) -> String {
-    format!("adminalert: blocked hosts re-read from nftables: {hosts} hosts")
+    format!(
+        "adminalert: blocked hosts re-read from nftables: {}",
+        super::count(hosts as u64, "host", "hosts")
+    )
 }
 
 /// Why the nftables table could not be worked on: `cannot {what} nftables table inet
@@ -250,6 +258,19 @@ mod tests {
         assert_eq!(
             nft_blocks_reread(2),
             "adminalert: blocked hosts re-read from nftables: 2 hosts"
+        );
+        // One: the singular.
+        assert_eq!(
+            nft_ready(1),
+            "adminalert: nftables table inet portsentry ready; 1 host blocked from before is kept"
+        );
+        assert_eq!(
+            nft_blocks_reread(1),
+            "adminalert: blocked hosts re-read from nftables: 1 host"
+        );
+        assert_eq!(
+            blocks_refused(1, 60),
+            "adminalert: Block rate limit: 1 block refused in the last 60 seconds."
         );
         assert_eq!(
             nft_table_failed("list", "no such table"),

@@ -20,7 +20,10 @@ pub enum Side {
 /// ` (N more changes of the link in the last minute not logged)` when N > 0.
 fn skipped_text(skipped: u32) -> String {
     if skipped > 0 {
-        format!(" ({skipped} more changes of the link in the last minute not logged)")
+        format!(
+            " ({} of the link in the last minute not logged)",
+            super::count(skipped.into(), "more change", "more changes")
+        )
     } else {
         String::new()
     }
@@ -36,7 +39,10 @@ pub fn fleet_started(url: &str, push: bool, pull: bool, waiting: u64) -> String 
         _ => "pulling decisions",
     };
     if push {
-        format!("adminalert: CrowdSec LAPI {url}: {what}; {waiting} alerts waiting in the spool")
+        format!(
+            "adminalert: CrowdSec LAPI {url}: {what}; {} waiting in the spool",
+            super::count(waiting, "alert", "alerts")
+        )
     } else {
         format!("adminalert: CrowdSec LAPI {url}: {what}")
     }
@@ -70,6 +76,7 @@ pub fn fleet_link_regained(
     skipped: u32,
 ) -> String {
     let what = match side {
+        Side::Push if waiting == 1 => "1 alert waiting is being sent".to_string(),
         Side::Push => format!("{waiting} alerts waiting are being sent"),
         Side::Pull => "pulling decisions again".to_string(),
     };
@@ -101,7 +108,9 @@ pub fn fleet_key_refused(url: &str, file: &Path, status: u16) -> String {
 /// The LAPI refused a request for good (a 4xx other than 401/403): its alerts are dropped.
 pub fn fleet_batch_refused(url: &str, n: usize, status: u16, why: &str) -> String {
     format!(
-        "adminalert: ERROR: CrowdSec LAPI {url} refused {n} alerts for good (HTTP {status}: {why}); they are dropped from the spool"
+        "adminalert: ERROR: CrowdSec LAPI {url} refused {} for good (HTTP {status}: {why}); {} dropped from the spool",
+        super::count(n as u64, "alert", "alerts"),
+        if n == 1 { "it is" } else { "they are" }
     )
 }
 
@@ -109,8 +118,9 @@ pub fn fleet_batch_refused(url: &str, n: usize, status: u16, why: &str) -> Strin
 /// alerts dropped since the last such line (they were blocked locally but not sent)`.
 pub fn fleet_spool_full(dropped: u64, max_bytes: u64) -> String {
     format!(
-        "adminalert: WARNING: CrowdSec spool full ({} MiB): {dropped} alerts dropped since the last such line (they were blocked locally but not sent)",
-        max_bytes >> 20
+        "adminalert: WARNING: CrowdSec spool full ({} MiB): {} dropped since the last such line (blocked locally but not sent)",
+        max_bytes >> 20,
+        super::count(dropped, "alert", "alerts")
     )
 }
 
@@ -139,8 +149,9 @@ pub fn fleet_spool_set_aside(path: &Path, moved_to: &Path) -> String {
 /// are blocked locally all the same).
 pub fn fleet_spool_write_failed(path: &Path, why: &str, lost: usize) -> String {
     format!(
-        "adminalert: ERROR: CrowdSec spool {}: {why}: {lost} alerts not sent (blocked locally)",
-        path.display()
+        "adminalert: ERROR: CrowdSec spool {}: {why}: {} not sent (blocked locally)",
+        path.display(),
+        super::count(lost as u64, "alert", "alerts")
     )
 }
 
@@ -192,20 +203,22 @@ pub fn fleet_apply_failed(why: &str) -> String {
 }
 
 /// Every 10 s while the alert limits group: `attackalert: Fleet alert limit: {n} detections in
-/// the last {s} seconds went to the LAPI grouped per prefix (portsentry/flood, one ban each):
-/// {n1} from {prefix1}, ... .` (the three largest prefixes, then the rest).
+/// the last {s} seconds went to the LAPI in grouped alerts (portsentry/flood, one ban each):
+/// {n1} from {prefix1}, ... .` (the three largest source prefixes, then the rest of `n`).
 pub fn fleet_grouped(total: u64, secs: u64, top: &[((IpAddr, u8), u64)]) -> String {
     let mut parts: Vec<String> = top
         .iter()
         .take(3)
         .map(|((a, l), n)| format!("{n} from {a}/{l}"))
         .collect();
-    let rest: u64 = top.iter().skip(3).map(|x| x.1).sum();
+    let named: u64 = top.iter().take(3).map(|x| x.1).sum();
+    let rest = total.saturating_sub(named);
     if rest > 0 {
         parts.push(format!("{rest} from other prefixes"));
     }
     format!(
-        "attackalert: Fleet alert limit: {total} detections in the last {secs} seconds went to the LAPI grouped per prefix (portsentry/flood, one ban each): {}.",
+        "attackalert: Fleet alert limit: {} in the last {secs} seconds went to the LAPI in grouped alerts (portsentry/flood, one ban each): {}.",
+        super::count(total, "detection", "detections"),
         parts.join(", ")
     )
 }
@@ -213,7 +226,8 @@ pub fn fleet_grouped(total: u64, secs: u64, top: &[((IpAddr, u8), u64)]) -> Stri
 /// Pulling was turned off by a reload: the bans it had applied are removed.
 pub fn fleet_pull_stopped(removed: usize) -> String {
     format!(
-        "adminalert: CrowdSec decisions no longer pulled (CROWDSEC_BOUNCER_KEY_FILE unset): {removed} pieces removed from sets fleet4/fleet6"
+        "adminalert: CrowdSec decisions no longer pulled (CROWDSEC_BOUNCER_KEY_FILE unset): {} removed from sets fleet4/fleet6",
+        super::count(removed as u64, "piece", "pieces")
     )
 }
 
@@ -246,7 +260,19 @@ mod tests {
         );
         assert_eq!(
             fleet_link_regained(Side::Push, "http://l", 30_200, 200, 1),
-            "adminalert: CrowdSec LAPI http://l reachable again after 31 s; 200 alerts waiting are being sent (1 more changes of the link in the last minute not logged)"
+            "adminalert: CrowdSec LAPI http://l reachable again after 31 s; 200 alerts waiting are being sent (1 more change of the link in the last minute not logged)"
+        );
+        assert_eq!(
+            fleet_link_regained(Side::Push, "http://l", 1_000, 1, 0),
+            "adminalert: CrowdSec LAPI http://l reachable again after 1 s; 1 alert waiting is being sent"
+        );
+        assert_eq!(
+            fleet_started("http://l", true, false, 1),
+            "adminalert: CrowdSec LAPI http://l: pushing alerts; 1 alert waiting in the spool"
+        );
+        assert_eq!(
+            fleet_batch_refused("http://l", 1, 422, "bad"),
+            "adminalert: ERROR: CrowdSec LAPI http://l refused 1 alert for good (HTTP 422: bad); it is dropped from the spool"
         );
         assert_eq!(
             fleet_link_regained(Side::Pull, "http://l", 2_000, 0, 0),
@@ -281,7 +307,7 @@ mod tests {
     fn spool_lines_are_exact() {
         assert_eq!(
             fleet_spool_full(5, 32 << 20),
-            "adminalert: WARNING: CrowdSec spool full (32 MiB): 5 alerts dropped since the last such line (they were blocked locally but not sent)"
+            "adminalert: WARNING: CrowdSec spool full (32 MiB): 5 alerts dropped since the last such line (blocked locally but not sent)"
         );
         assert_eq!(
             fleet_spool_torn(25),
@@ -370,7 +396,7 @@ mod tests {
                     ((v4(198, 51, 100, 0), 24), 10)
                 ]
             ),
-            "attackalert: Fleet alert limit: 9990 detections in the last 10 seconds went to the LAPI grouped per prefix (portsentry/flood, one ban each): 9980 from 2001:db8:3::/64, 10 from 198.51.100.0/24."
+            "attackalert: Fleet alert limit: 9990 detections in the last 10 seconds went to the LAPI in grouped alerts (portsentry/flood, one ban each): 9980 from 2001:db8:3::/64, 10 from 198.51.100.0/24."
         );
         assert_eq!(
             fleet_grouped(
@@ -384,7 +410,12 @@ mod tests {
                     ((v4(10, 0, 1, 0), 24), 1)
                 ]
             ),
-            "attackalert: Fleet alert limit: 10 detections in the last 10 seconds went to the LAPI grouped per prefix (portsentry/flood, one ban each): 4 from 192.0.2.0/24, 3 from 198.51.100.0/24, 1 from 203.0.113.0/24, 2 from other prefixes."
+            "attackalert: Fleet alert limit: 10 detections in the last 10 seconds went to the LAPI in grouped alerts (portsentry/flood, one ban each): 4 from 192.0.2.0/24, 3 from 198.51.100.0/24, 1 from 203.0.113.0/24, 2 from other prefixes."
+        );
+        // More prefixes than the limiter names: the rest of the total still counts.
+        assert_eq!(
+            fleet_grouped(20, 10, &[((v4(192, 0, 2, 0), 24), 4)]),
+            "attackalert: Fleet alert limit: 20 detections in the last 10 seconds went to the LAPI in grouped alerts (portsentry/flood, one ban each): 4 from 192.0.2.0/24, 16 from other prefixes."
         );
     }
 }

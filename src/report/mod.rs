@@ -53,6 +53,16 @@ pub use startup::*;
 use crate::classify::ScanKind;
 use crate::engine::{Detail, Event};
 
+/// A count with its noun, `1 alert` or `3 alerts` (in the lines 1.2 does not have; its own
+/// keep its words).
+fn count(n: u64, one: &str, many: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{n} {many}")
+    }
+}
+
 /// The syslog line of one engine event.
 pub fn event_line(e: &Event) -> String {
     match e {

@@ -357,6 +357,7 @@ pub fn every_line() -> Vec<(&'static str, Class, String)> {
         r::block_refused_rate("", v6()),
     );
     add("blocks_refused", Security, r::blocks_refused(7, 10));
+    add("blocks_refused", Security, r::blocks_refused(1, 10));
     add(
         "resolve_timed_out",
         Security,
@@ -390,7 +391,9 @@ pub fn every_line() -> Vec<(&'static str, Class, String)> {
         add("nft_set_room", Routine, r::nft_set_room(s));
     }
     add("nft_ready", Routine, r::nft_ready(3));
+    add("nft_ready", Routine, r::nft_ready(1));
     add("nft_blocks_reread", Routine, r::nft_blocks_reread(3));
+    add("nft_blocks_reread", Routine, r::nft_blocks_reread(1));
     add(
         "nft_table_failed",
         Security,
@@ -450,6 +453,11 @@ pub fn every_line() -> Vec<(&'static str, Class, String)> {
         "fleet_started",
         Routine,
         r::fleet_started(lapi, true, false, 0),
+    );
+    add(
+        "fleet_started",
+        Routine,
+        r::fleet_started(lapi, true, false, 1),
     );
     add(
         "fleet_started",
