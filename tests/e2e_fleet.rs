@@ -1247,6 +1247,12 @@ fn alerts_go_over_https_trusting_ca_cert_path_or_the_system_store_and_nothing_el
     let (code, out) = fleet_test(None);
     assert_eq!(code, Some(1), "{out}");
     assert!(
+        out.contains(
+            "fleet: https: the LAPI's certificate is checked against the system's CA store"
+        ),
+        "{out}"
+    );
+    assert!(
         out.contains(&format!(
             "fleet: login to https://{LAPI4}:8443 as \"host-v\" FAILED:"
         )) && (out.contains("UnknownIssuer") || out.contains("No CA certificates")),
@@ -1260,6 +1266,28 @@ fn alerts_go_over_https_trusting_ca_cert_path_or_the_system_store_and_nothing_el
         )),
         "{out}"
     );
+    // With `ca_cert_path` the store does not matter: that CA alone (the store given here
+    // trusts the LAPI, the other CA in `ca_cert_path` does not: refused).
+    let mut text = std::fs::read_to_string(&f).unwrap();
+    text.push_str(&format!("ca_cert_path: {}\n", ca.display()));
+    std::fs::write(&f, &text).unwrap();
+    let (code, out) = fleet_test(None);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains(&format!(
+            "fleet: https: the LAPI's certificate must come from the CA of {}",
+            ca.display()
+        )),
+        "{out}"
+    );
+    std::fs::write(
+        &f,
+        text.replace(&ca.display().to_string(), &other_ca.display().to_string()),
+    )
+    .unwrap();
+    let (code, out) = fleet_test(Some(&ca));
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("UnknownIssuer"), "{out}");
 
     // The daemon takes a changed system store at its next reload (`update-ca-certificates`,
     // then `systemctl reload portsentry`). Its store (SSL_CERT_FILE standing for

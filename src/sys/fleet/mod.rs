@@ -311,6 +311,18 @@ pub fn describe(cfg: &Config) -> (Vec<String>, bool) {
                     p.interval_ms / 1000
                 ));
             }
+            let https = s.push.as_ref().is_some_and(|p| p.creds.url.is_https())
+                || s.pull.as_ref().is_some_and(|p| p.url.is_https());
+            if https {
+                let ca = s.push.as_ref().and_then(|p| p.creds.ca_cert_path.as_ref());
+                out.push(match ca {
+                    Some(path) => format!(
+                        "fleet: https: the LAPI's certificate must come from the CA of {}",
+                        path.display()
+                    ),
+                    None => "fleet: https: the LAPI's certificate is checked against the system's CA store (/etc/ssl/certs, or SSL_CERT_FILE / SSL_CERT_DIR)".to_string(),
+                });
+            }
             (out, true)
         }
         Err(e) => (
