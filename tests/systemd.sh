@@ -456,7 +456,7 @@ container_main() {
     boot || abort "boot the container with systemd-nspawn -b (log: $CDIR/boot.log)"
     pass "container booted with systemd as PID 1 ($( [ "$LABEL" = cap ] && echo with || echo without) CAP_NET_ADMIN)"
     check "... in a control group of its own (none shared with the other container)" \
-        eval 'grep -qE "^[0-9]+:name=systemd:.*/$MACHINE/" "/proc/$INIT/cgroup"'
+        eval 'grep -qE "^[0-9]+:(name=systemd)?:.*/$MACHINE/" "/proc/$INIT/cgroup"'
 
     if [ "$LABEL" = cap ]; then
         upgrade_from_debian
