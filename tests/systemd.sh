@@ -354,6 +354,8 @@ upgrade_from_debian() {
         apt_get install-1.2.log install "/root/$OLD_DEB_NAME"
     check "... its unit (made from its init script by the sysv generator) is active" \
         eval 'wait_for 10 active && [ "$(unit SourcePath)" = /etc/init.d/portsentry ]'
+    check "... its debconf answers are in the database (debconf-show portsentry)" \
+        eval 'inc debconf-show portsentry | grep -q "portsentry/warn_no_block"'
     sed -i -E 's/^TCP_MODE=.*/TCP_MODE="stcp"/; s/^UDP_MODE=.*/UDP_MODE="sudp"/' "$CROOT/etc/default/portsentry"
     sed -i -E 's/^BLOCK_TCP=.*/BLOCK_TCP="1"/' "$CONF"
     # Each of 1.2's two daemons says when it listens; the unit is active
@@ -402,6 +404,7 @@ upgrade_from_debian() {
         journal_more 'Host 198.51.100.20 has been blocked via dropped route using command: "/sbin/route add -host 198.51.100.20 reject"' 0
 
     check "apt-get purge after the upgrade exits 0" apt_get purge-upgraded.log purge portsentry
+    check "... and removes 1.2's debconf answers" eval '[ -z "$(inc debconf-show portsentry 2>&1)" ]'
     echo "TIME: ${CHECK_PREFIX}1.2 install, upgrade, purge: $(since "$t0") s"
 }
 
