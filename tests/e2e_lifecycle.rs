@@ -290,21 +290,6 @@ fn under_systemd_the_daemon_notifies_ready_reloading_stopping_status_and_the_wat
     );
 }
 
-/// The daemon's child processes other than itself, by pid (from /proc).
-fn children(pid: i32) -> Vec<i32> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|c| {
-            std::fs::read_to_string(format!("/proc/{c}/stat")).is_ok_and(|s| {
-                s.rsplit_once(") ")
-                    .and_then(|(_, rest)| rest.split(' ').nth(1)?.parse::<i32>().ok())
-                    == Some(pid)
-            })
-        })
-        .collect()
-}
-
 #[test]
 fn on_sigterm_the_spare_shell_is_gone_before_the_daemon_exits() {
     if !ready("on_sigterm_the_spare_shell_is_gone_before_the_daemon_exits") {
@@ -317,10 +302,16 @@ fn on_sigterm_the_spare_shell_is_gone_before_the_daemon_exits() {
     run.start_ok(&["-tcp"]);
     let pid = run.pid().expect("pid file");
     let t0 = Instant::now();
-    let mut spares = children(pid);
+    let spare_pids = || -> Vec<i32> {
+        children(&pid.to_string())
+            .iter()
+            .filter_map(|c| c.parse().ok())
+            .collect()
+    };
+    let mut spares = spare_pids();
     while spares.is_empty() && t0.elapsed() < Duration::from_secs(5) {
         std::thread::sleep(Duration::from_millis(20));
-        spares = children(pid);
+        spares = spare_pids();
     }
     assert!(!spares.is_empty(), "no spare shell under the daemon {pid}");
     run.signal(nix::sys::signal::Signal::SIGTERM);

@@ -15,15 +15,10 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-/// A stand-in tool: logs its arguments to `calls`, answers from `answers`.
+/// Stand-in tools: each logs its arguments to `calls`; a start exits with START_RESULT.
 const DEB_SYSTEMD_INVOKE: &str = r#"#!/bin/sh
 echo "deb-systemd-invoke $*" >>"$FAKE_DIR/calls"
-n=$(cat "$FAKE_DIR/starts" 2>/dev/null || echo 0)
-n=$((n + 1))
-echo "$n" >"$FAKE_DIR/starts"
-# The n-th start exits with the n-th word of START_RESULTS (default 0).
-rc=$(echo $START_RESULTS | cut -d' ' -f"$n")
-exit "${rc:-0}"
+exit "${START_RESULT:-0}"
 "#;
 
 const SYSTEMCTL: &str = r#"#!/bin/sh
@@ -42,9 +37,9 @@ struct Outcome {
     calls: Vec<String>,
 }
 
-/// Runs `debian/postinst configure` with the stand-ins: `start_results` are
-/// the exit statuses of successive `deb-systemd-invoke start` calls.
-fn postinst(dir: &Path, start_results: &str) -> Outcome {
+/// Runs `debian/postinst configure` with the stand-ins: `start_result` is the
+/// exit status of `deb-systemd-invoke start`.
+fn postinst(dir: &Path, start_result: &str) -> Outcome {
     let fake = dir.join("bin");
     fs::create_dir_all(&fake).unwrap();
     for (name, text) in [
@@ -71,7 +66,7 @@ fn postinst(dir: &Path, start_results: &str) -> Outcome {
             format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", fake.display()),
         )
         .env("FAKE_DIR", dir)
-        .env("START_RESULTS", start_results)
+        .env("START_RESULT", start_result)
         .output()
         .expect("unshare runs");
     let calls = fs::read_to_string(dir.join("calls")).unwrap_or_default();
@@ -122,7 +117,7 @@ fn postinst_succeeds_and_says_where_to_look_when_the_unit_does_not_start() {
     // The start fails (a configuration error, a missing capability): one
     // start, no retry, apt succeeds.
     let d = tmp("refused");
-    let o = postinst(d.path(), "1 0");
+    let o = postinst(d.path(), "1");
     assert_eq!(o.status, 0, "postinst failed: {}", o.stderr);
     assert_eq!(starts(&o), 1, "calls: {:?}", o.calls);
     assert!(

@@ -21,6 +21,7 @@ use std::net::IpAddr;
 
 use super::alert::{Numbered, Planned};
 use crate::engine::{Bucket, prefix_of};
+use crate::ignore::Net;
 
 /// Requests are at least this far apart (so under a flood a request carries what a few ms
 /// brought).
@@ -207,23 +208,16 @@ impl Limiter {
     }
 }
 
-/// The smallest network holding both `net` and `ip` (of one family).
+/// The smallest network holding both `net` and `ip` (of one family; the ignore list's
+/// [`Net`] clears the host bits).
 fn covering(net: (IpAddr, u8), ip: IpAddr) -> (IpAddr, u8) {
-    match (net.0, ip) {
-        (IpAddr::V4(a), IpAddr::V4(b)) => {
-            let (a, b) = (u32::from(a), u32::from(b));
-            let len = (a ^ b).leading_zeros().min(u32::from(net.1)) as u8;
-            let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
-            (IpAddr::V4((a & mask).into()), len)
-        }
-        (IpAddr::V6(a), IpAddr::V6(b)) => {
-            let (a, b) = (u128::from(a), u128::from(b));
-            let len = (a ^ b).leading_zeros().min(u32::from(net.1)) as u8;
-            let mask = u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
-            (IpAddr::V6((a & mask).into()), len)
-        }
-        _ => net,
-    }
+    let common = match (net.0, ip) {
+        (IpAddr::V4(a), IpAddr::V4(b)) => (u32::from(a) ^ u32::from(b)).leading_zeros(),
+        (IpAddr::V6(a), IpAddr::V6(b)) => (u128::from(a) ^ u128::from(b)).leading_zeros(),
+        _ => return net,
+    };
+    let len = common.min(u32::from(net.1)) as u8;
+    Net::new(net.0, len).map_or(net, |n| (n.addr, n.prefix))
 }
 
 /// What went into flood alerts: total, over how many seconds, per prefix (most first).

@@ -395,6 +395,16 @@ mod tests {
         assert!(svg.starts_with("<svg") && svg.contains("viewBox"));
     }
 
+    /// The contents of an SVG's `<text>` elements, in order.
+    fn svg_texts(svg: &str) -> Vec<String> {
+        svg.split("<text")
+            .skip(1)
+            .filter_map(|s| s.split('>').nth(1))
+            .filter_map(|s| s.split('<').next())
+            .map(|s| s.trim().to_owned())
+            .collect()
+    }
+
     #[test]
     fn every_bar_has_its_label_and_no_tick_is_left_without_one() {
         let items = [
@@ -403,12 +413,8 @@ mod tests {
             ("23/tcp".into(), 2),
         ];
         let svg = hbars(&items).unwrap();
-        let texts: Vec<&str> = svg
-            .split("<text")
-            .skip(1)
-            .filter_map(|s| s.split('>').nth(1))
-            .filter_map(|s| s.split('<').next())
-            .map(str::trim)
+        let texts: Vec<String> = svg_texts(&svg)
+            .into_iter()
             .filter(|s| s.contains('/'))
             .collect();
         assert_eq!(texts, ["22/tcp", "80/tcp", "23/tcp"], "{svg}");
@@ -447,13 +453,9 @@ mod tests {
 
     /// The time labels of a timeline's SVG, in order.
     fn time_labels(svg: &str) -> Vec<String> {
-        svg.split("<text")
-            .skip(1)
-            .filter_map(|s| s.split('>').nth(1))
-            .filter_map(|s| s.split('<').next())
-            .map(str::trim)
+        svg_texts(svg)
+            .into_iter()
             .filter(|s| s.contains(':'))
-            .map(str::to_owned)
             .collect()
     }
 

@@ -179,10 +179,7 @@ impl Daemon {
         self.notify.stopping();
         // The waiting spare shell is ended and reaped now, not left to end on its own when
         // its stdin closes with our exit: systemd then finds the unit's control group empty
-        // when the main process is gone. (Where systemd cannot kill a control group, as in
-        // systemd-nspawn on a hybrid-cgroup host, "Failed to kill control group ...:
-        // Input/output error", the shell left behind was followed by 219/CGROUP at the
-        // restart's ExecStart.)
+        // when the main process is gone, and has nothing of ours left to kill.
         self.exec.set_spare(false);
         self.flush_files();
         if let Some(f) = self.fleet.take() {

@@ -1,6 +1,7 @@
 //! The HTTP side of the LAPI link (ureq; rustls with the CA of `ca_cert_path` when given,
 //! else the system's CA store): login, alerts, the alert search used after a request whose
-//! outcome is unknown, and the decision stream. Blocking calls with short timeouts, made only on the fleet thread.
+//! outcome is unknown, and the decision stream. Blocking calls with short timeouts, made only
+//! on the fleet thread.
 //!
 //! Secrets go into request headers and bodies only; no error message built here contains
 //! one (a LAPI's error text is cut short and stripped of control bytes).
@@ -75,7 +76,22 @@ impl Client {
         connect: Duration,
         exchange: Duration,
     ) -> Result<Client, String> {
-        let mut cfg = Agent::config_builder()
+        let roots = match ca {
+            Some(pem) => {
+                let certs: Vec<Certificate<'static>> = ureq::tls::parse_pem(pem)
+                    .filter_map(|i| match i {
+                        Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+                        _ => None,
+                    })
+                    .collect();
+                if certs.is_empty() {
+                    return Err("ca_cert_path holds no PEM certificate".to_string());
+                }
+                RootCerts::Specific(Arc::new(certs))
+            }
+            None => RootCerts::PlatformVerifier,
+        };
+        let cfg = Agent::config_builder()
             .timeout_connect(Some(connect))
             .timeout_global(Some(exchange))
             .http_status_as_error(false)
@@ -83,29 +99,8 @@ impl Client {
             // our credentials.
             .proxy(None)
             .max_redirects(0)
-            .user_agent(concat!("portsentry/", env!("CARGO_PKG_VERSION")));
-        if let Some(pem) = ca {
-            let certs: Vec<Certificate<'static>> = ureq::tls::parse_pem(pem)
-                .filter_map(|i| match i {
-                    Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
-                    _ => None,
-                })
-                .collect();
-            if certs.is_empty() {
-                return Err("ca_cert_path holds no PEM certificate".to_string());
-            }
-            cfg = cfg.tls_config(
-                TlsConfig::builder()
-                    .root_certs(RootCerts::Specific(Arc::new(certs)))
-                    .build(),
-            );
-        } else {
-            cfg = cfg.tls_config(
-                TlsConfig::builder()
-                    .root_certs(RootCerts::PlatformVerifier)
-                    .build(),
-            );
-        }
+            .user_agent(concat!("portsentry/", env!("CARGO_PKG_VERSION")))
+            .tls_config(TlsConfig::builder().root_certs(roots).build());
         Ok(Client {
             agent: cfg.build().into(),
             url,
