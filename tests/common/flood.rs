@@ -54,6 +54,8 @@ pub struct Orders {
     pub rate: Option<u64>,
     /// Pseudo-random seed.
     pub seed: u64,
+    /// Stop early once this is set.
+    pub stop: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// What a flood did.
@@ -266,7 +268,8 @@ fn send(o: Orders, progress: &AtomicU64) -> Sent {
     let dport_at = if v4 { 22 } else { 42 };
     // Slots filled with a new source, not sent yet (a refused batch is sent again as is).
     let mut ready = 0usize;
-    while out.packets < o.count && t0.elapsed() < o.max {
+    let stopped = || o.stop.as_ref().is_some_and(|s| s.load(Ordering::Relaxed));
+    while out.packets < o.count && t0.elapsed() < o.max && !stopped() {
         if let Some(rate) = o.rate {
             let due = (t0.elapsed().as_secs_f64() * rate as f64) as u64;
             if out.packets >= due {
