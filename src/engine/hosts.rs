@@ -164,6 +164,14 @@ impl Hosts {
         }
     }
 
+    /// The host's block was refused (BLOCK_PREFIX_BUDGET): its next hit is judged again, not
+    /// counted as a repeat.
+    pub(super) fn judge_again(&mut self, ip: IpAddr, proto: Proto) {
+        if let Some(h) = self.map.get_mut(&(ip, proto)) {
+            h.last_report = None;
+        }
+    }
+
     /// A blocking job for the host is under way.
     pub(super) fn pending(&self, ip: IpAddr, proto: Proto) -> bool {
         self.map

@@ -8,8 +8,8 @@
 //!    the host stays owed a report: its next hit asks again, with more evidence (distinct
 //!    ports, hits), so a flood of one-packet forged sources cannot hide a real scanner;
 //! 4. with RESOLVE_HOST the shell looks the name up and comes back ([`Engine::named`]);
-//! 5. the response ([`respond`]): already blocked, protected, over BLOCK_RATE_LIMIT,
-//!    BLOCK_x="0", or a [`Job`] of ordered steps for the shell to carry out;
+//! 5. the response ([`respond`]): already blocked, protected, over the source prefix's
+//!    BLOCK_PREFIX_BUDGET ([`budget`]), over BLOCK_RATE_LIMIT, BLOCK_x="0", or a [`Job`] of ordered steps for the shell to carry out;
 //! 6. when the job ends the shell calls [`Engine::job_done`]: the block is remembered
 //!    ([`blocks`], with BLOCK_TIMEOUT) and the blocked-file and history [`Record`]s come back
 //!    to be written.
@@ -38,6 +38,7 @@ use crate::mode::{Kind, Mode, Proto};
 use crate::protect::Protected;
 
 pub mod blocks;
+pub mod budget;
 pub mod event;
 pub mod hosts;
 pub mod limits;
@@ -49,6 +50,7 @@ pub use limits::{Admission, Bucket, EVIDENCE_TIERS, Evidence, Limits, prefix_of}
 pub use verdict::{Detail, Hit, Job, JobKind, Outcome, Pending, Record, Step, Verdict};
 
 use blocks::Blocks;
+use budget::Budget;
 use hosts::{Count, Hosts};
 use limits::RateLimits;
 
@@ -92,6 +94,8 @@ pub struct Respond {
     /// Reported now, after a report held back by the limits whose block job is still under
     /// way: that job is to be run first and logged (`Verdict::promote`), not a second one.
     promote: bool,
+    /// The source's evidence score (distinct ports plus hits), for BLOCK_PREFIX_BUDGET.
+    evidence: u32,
 }
 
 /// What the engine did with the hits it judged, since it was made (the packet path's last
@@ -123,6 +127,7 @@ pub struct Engine {
     hosts: Hosts,
     blocks: Blocks,
     rates: RateLimits,
+    budget: Budget,
     last_housekeeping: u64,
     counts: GateCounts,
 }
@@ -135,6 +140,7 @@ impl Engine {
             hosts: Hosts::new(limits),
             blocks: Blocks::new(limits.max_blocked),
             rates: RateLimits::new(limits),
+            budget: Budget::new(limits.max_prefixes),
             last_housekeeping: 0,
             counts: GateCounts::default(),
         }
@@ -185,9 +191,11 @@ impl Engine {
         }
         let rates = &mut self.rates;
         let proto = hit.mode.proto();
+        let mut evidence = 0;
         let count = self
             .hosts
             .count(now, src, proto, hit.port, scan_trigger, |ev| {
+                evidence = ev.score();
                 rates.admit(now, src, ev)
             });
         match count {
@@ -217,6 +225,7 @@ impl Engine {
                     suppressed,
                     quiet,
                     promote: !quiet && owed && pending,
+                    evidence,
                 })
             }
         }
@@ -273,10 +282,13 @@ impl Engine {
         );
         v.jobs = x.jobs;
         v.log.extend(self.rates.summaries(now));
+        v.log
+            .extend(self.budget.summary(now, self.limits.summary_interval_ms));
         if now.saturating_sub(self.last_housekeeping) >= HOUSEKEEPING_MS {
             self.last_housekeeping = now;
             self.hosts.expire(now);
             self.rates.expire(now);
+            self.budget.expire(now);
         }
         v
     }
@@ -347,6 +359,11 @@ impl Engine {
     /// How many source prefixes are tracked for their report buckets.
     pub fn tracked_prefixes(&self) -> usize {
         self.rates.tracked_prefixes()
+    }
+
+    /// How many source prefixes are tracked for their block budgets.
+    pub fn budget_prefixes(&self) -> usize {
+        self.budget.tracked()
     }
 
     /// What became of the hits judged so far.

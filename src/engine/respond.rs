@@ -1,13 +1,16 @@
 //! The response to a reported hit (§5, §6): the log events, and the ordered steps of the job
 //! that blocks the host (KILL_HOSTS_DENY, KILL_ROUTE, KILL_RUN_CMD, the nftables element),
-//! or why nothing is done: already blocked, protected, over BLOCK_RATE_LIMIT, BLOCK_x="0".
+//! or why nothing is done: already blocked, protected, over BLOCK_PREFIX_BUDGET or
+//! BLOCK_RATE_LIMIT, BLOCK_x="0".
 
 use crate::config::{BlockMethod, BlockMode, Config};
 use crate::mode::{Kind, Proto};
 use crate::protect::Protected;
 use crate::template;
 
+use super::budget::Answer;
 use super::event::{Action, Event, Host};
+use super::limits::prefix_of;
 use super::verdict::{Detail, Hit, Job, JobKind, Record, Step, Verdict};
 use super::{Engine, Respond};
 
@@ -84,6 +87,35 @@ impl Engine {
             v.log.push(Event::Refused { ip, reason });
             return quiet(v, r);
         }
+        let budget = if block == BlockMode::LogOnly {
+            Answer::Within
+        } else {
+            self.budget
+                .check(now, ip, r.evidence, cfg.block_prefix_budget)
+        };
+        if budget == Answer::Over {
+            // BLOCK_PREFIX_BUDGET spent: reported, not acted on, not recorded; the host's next
+            // hit is judged again (with more evidence, it may pass the bar).
+            self.hosts.judge_again(ip, proto);
+            if r.quiet {
+                v.log.clear();
+            }
+            let (prefix, len) = prefix_of(ip);
+            if self.budget.announce(ip)
+                && let Some((burst, per_minute)) = cfg.block_prefix_budget
+            {
+                v.log.push(Event::BudgetSpent {
+                    prefix,
+                    len,
+                    burst,
+                    per_minute,
+                });
+            }
+            if !r.quiet {
+                v.log.push(Event::BudgetRefused { host, prefix, len });
+            }
+            return v;
+        }
         if block != BlockMode::LogOnly && !self.rates.block_allowed(now, cfg.block_rate_limit) {
             // BLOCK_RATE_LIMIT reached: reported, not acted on, not recorded; the host's next
             // report (after the repeat interval) tries again.
@@ -144,6 +176,7 @@ impl Engine {
         }
         let blocking = block != BlockMode::LogOnly;
         if blocking {
+            self.budget.spend(ip, r.evidence);
             self.hosts.job_started(ip, proto);
         }
         let timed = blocking && cfg.block_timeout > 0;

@@ -333,7 +333,8 @@ fn block_zero_writes_history_only_and_rate_limits_repeats() {
             already_blocked: false,
             suppressed: 4,
             quiet: false,
-            promote: false
+            promote: false,
+            ..
         })
     ));
     let v = v.unwrap();
@@ -535,7 +536,12 @@ fn a_flood_of_distinct_sources_is_rate_limited_with_a_summary_but_still_blocked(
         ..Limits::default()
     };
     let mut e = Engine::new(l);
-    let c = cfg(BlockMode::Block);
+    // The report limits alone (BLOCK_PREFIX_BUDGET, which would refuse most of these blocks,
+    // has its own tests).
+    let c = Config {
+        block_prefix_budget: None,
+        ..cfg(BlockMode::Block)
+    };
     let (mut logged, mut jobs, mut written) = (0, 0, 0);
     // 1000 forged sources within one second.
     for i in 0..1000u32 {
@@ -1073,7 +1079,10 @@ fn a_sustained_flood_announces_the_block_cap_once() {
 #[test]
 fn block_rate_limit_zero_is_no_cap_and_log_only_reports_do_not_count() {
     let mut e = Engine::new(Limits::default());
-    let c = capped(0);
+    let c = Config {
+        block_prefix_budget: None,
+        ..capped(0)
+    };
     for i in 0..300u32 {
         let src = IpAddr::from((0x0a00_0000 + i).to_be_bytes());
         let h = Hit {
@@ -1308,4 +1317,107 @@ fn a_held_back_report_promotes_its_queued_block_once_its_evidence_tells() {
     let lines = v.lines();
     assert_eq!(lines.len(), 2, "{lines:?}");
     assert!(lines[1].contains("is already blocked"), "{lines:?}");
+}
+
+/// A forged UDP source: one datagram, to one port, from `base` + `n` (one /64).
+fn forged_v6(n: u32) -> Hit {
+    Hit {
+        src: IpAddr::V6((0xfd00_0024_0005_0001_0000_0000_0000_0000u128 + u128::from(n) + 1).into()),
+        port: 1,
+        mode: Mode::Sudp,
+        detail: Detail::UdpScan,
+        ip_options: false,
+    }
+}
+
+#[test]
+fn a_forged_flood_from_one_prefix_gets_its_block_budget_and_a_real_scanner_is_still_blocked() {
+    let mut e = Engine::new(Limits::default());
+    let c = cfg(BlockMode::Block);
+    assert_eq!(c.block_prefix_budget, Some((16, 4)), "on by default");
+    let (mut jobs, mut refused_lines, mut lines) = (0, 0, Vec::new());
+    // 3,000 forged sources from one /64 within 3 s.
+    for n in 0..3000u32 {
+        let v = step(&mut e, u64::from(n), &c, &forged_v6(n)).1.unwrap();
+        jobs += v.jobs.len();
+        for l in v.lines() {
+            refused_lines += usize::from(l.contains("Not blocking host"));
+            lines.push(l);
+        }
+    }
+    assert_eq!(
+        jobs, 16,
+        "the burst, no more: routes, set elements, history lines"
+    );
+    let spent: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.starts_with("adminalert: Block budget of fd00:24:5:1::/64 spent"))
+        .collect();
+    assert_eq!(spent.len(), 1, "announced once: {lines:#?}");
+    // Refusals are reported like any report: within the report limits.
+    assert!((1..=40).contains(&refused_lines), "{refused_lines}");
+    // A real scanner from another prefix: blocked at its first report.
+    let v = step(&mut e, 3000, &c, &hit("fd00:24:5:2::7", 9, Mode::Sudp))
+        .1
+        .unwrap();
+    assert!(v.job().is_some(), "{v:?}");
+    // A real scanner inside the flooded prefix: refused on its first probe, blocked on its
+    // second to another port (evidence 4, twice the forged sources' 2).
+    let s = "fd00:24:5:1::ffff:1";
+    let v = step(&mut e, 3001, &c, &hit(s, 9, Mode::Sudp)).1.unwrap();
+    assert!(v.job().is_none());
+    let v = step(&mut e, 3002, &c, &hit(s, 10, Mode::Sudp)).1;
+    assert!(v.unwrap().job().is_some(), "judged again, blocked");
+    // The summary: every refusal, by prefix.
+    let t = e.tick(10_000).lines();
+    assert!(
+        t.iter().any(|l| l
+            == "adminalert: Block budget: 2985 blocks refused in the last 10 seconds: 2985 in fd00:24:5:1::/64."),
+        "{t:#?}"
+    );
+    // A minute on: 4 more from the flooded prefix.
+    let mut more = 0;
+    for n in 3000..6000u32 {
+        let v = step(&mut e, 60_000 + u64::from(n), &c, &forged_v6(n)).1;
+        more += v.map_or(0, |v| v.jobs.len());
+    }
+    assert_eq!(more, 4);
+}
+
+#[test]
+fn without_the_block_budget_every_forged_source_is_blocked() {
+    let mut e = Engine::new(Limits::default());
+    let c = Config {
+        block_prefix_budget: None,
+        ..cfg(BlockMode::Block)
+    };
+    let jobs: usize = (0..3000u32)
+        .map(|n| {
+            step(&mut e, u64::from(n), &c, &forged_v6(n))
+                .1
+                .unwrap()
+                .jobs
+                .len()
+        })
+        .sum();
+    assert_eq!(jobs, 3000);
+}
+
+#[test]
+fn the_block_budget_leaves_log_only_reports_alone() {
+    let mut e = Engine::new(Limits::default());
+    let c = cfg(BlockMode::LogOnly);
+    let written: usize = (0..100u32)
+        .map(|n| {
+            let v = step(&mut e, u64::from(n) * 1000, &c, &forged_v6(n))
+                .1
+                .unwrap();
+            v.jobs.iter().filter(|j| j.record.write).count()
+        })
+        .sum();
+    assert_eq!(
+        written, 100,
+        "BLOCK_x=0: history lines, no block budget spent"
+    );
+    assert_eq!(e.budget_prefixes(), 0);
 }

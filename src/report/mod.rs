@@ -99,6 +99,21 @@ pub fn event_line(e: &Event) -> String {
             others,
         } => reports_rate_limited(*count, *seconds, by_prefix, *others),
         Event::BlocksRefused { count, seconds } => blocks_refused(*count, *seconds),
+        Event::BudgetSpent {
+            prefix,
+            len,
+            burst,
+            per_minute,
+        } => block_budget_spent(*prefix, *len, *burst, *per_minute),
+        Event::BudgetRefused { host, prefix, len } => {
+            block_refused_budget(&host.name_text(), host.ip, *prefix, *len)
+        }
+        Event::BudgetRefusals {
+            count,
+            seconds,
+            by_prefix,
+            others,
+        } => budget_refusals(*count, *seconds, by_prefix, *others),
     }
 }
 

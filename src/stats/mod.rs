@@ -166,17 +166,24 @@ pub enum Refusal {
     RateLimit,
     /// A protected address: this host's own, loopback, multicast, broadcast, a gateway.
     Protected,
+    /// BLOCK_PREFIX_BUDGET: the source prefix spent its block budget.
+    PrefixBudget,
 }
 
 impl Refusal {
     /// Every reason (listed from zero).
-    pub const ALL: [Refusal; 2] = [Refusal::RateLimit, Refusal::Protected];
+    pub const ALL: [Refusal; 3] = [
+        Refusal::RateLimit,
+        Refusal::Protected,
+        Refusal::PrefixBudget,
+    ];
 
     /// The label value.
     pub fn as_str(self) -> &'static str {
         match self {
             Refusal::RateLimit => "rate_limit",
             Refusal::Protected => "protected",
+            Refusal::PrefixBudget => "prefix_budget",
         }
     }
 }

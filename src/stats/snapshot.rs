@@ -47,7 +47,7 @@ pub struct Snapshot {
     /// Block actions carried out, by method (`nftables`, `route`, `hosts_deny`, `run_cmd`);
     /// one block may use several.
     pub blocks_by_method: BTreeMap<String, u64>,
-    /// Blocks refused, by reason (`rate_limit`, `protected`).
+    /// Blocks refused, by reason (`rate_limit`, `protected`, `prefix_budget`).
     pub blocks_refused_by_reason: BTreeMap<String, u64>,
     /// Reports not logged, by reason (`rate_limit`: the report limits; `repeat`: a host's
     /// repeats within the repeat interval).

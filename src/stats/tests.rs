@@ -66,6 +66,7 @@ fn sample() -> (Stats, Identity, i64) {
     s.note_block(Mode::Stcp, &[Method::Nftables, Method::HostsDeny]);
     s.note_refusal(Refusal::RateLimit);
     s.note_refusal(Refusal::Protected);
+    s.note_refusals(Refusal::PrefixBudget, 2);
     s.note_suppressed(Suppression::Repeat, 3);
     s.note_suppressed(Suppression::RateLimit, 7);
     s.note_capture_losses(2, 1);
@@ -139,7 +140,7 @@ fn counters_equal_what_was_noted() {
     assert_eq!(c.probes_ignored, 1);
     assert_eq!(c.hosts_reported, 2);
     assert_eq!(c.blocks, 1);
-    assert_eq!(c.blocks_refused, 2);
+    assert_eq!(c.blocks_refused, 4);
     assert_eq!(c.reports_suppressed, 7);
     assert_eq!(c.repeats_suppressed, 3);
     assert_eq!(c.capture_drops, 2);
