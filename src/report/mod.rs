@@ -114,6 +114,9 @@ pub fn event_line(e: &Event) -> String {
             by_prefix,
             others,
         } => budget_refusals(*count, *seconds, by_prefix, *others),
+        Event::BlocksShed { count, seconds } => {
+            blocks_shed(*count, *seconds, crate::engine::FLOOD_QUEUE_MAX)
+        }
     }
 }
 

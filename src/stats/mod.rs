@@ -168,14 +168,17 @@ pub enum Refusal {
     Protected,
     /// BLOCK_PREFIX_BUDGET: the source prefix spent its block budget.
     PrefixBudget,
+    /// A flood's block dropped: the queue of blocks over the report limits was full.
+    FloodQueue,
 }
 
 impl Refusal {
     /// Every reason (listed from zero).
-    pub const ALL: [Refusal; 3] = [
+    pub const ALL: [Refusal; 4] = [
         Refusal::RateLimit,
         Refusal::Protected,
         Refusal::PrefixBudget,
+        Refusal::FloodQueue,
     ];
 
     /// The label value.
@@ -184,6 +187,7 @@ impl Refusal {
             Refusal::RateLimit => "rate_limit",
             Refusal::Protected => "protected",
             Refusal::PrefixBudget => "prefix_budget",
+            Refusal::FloodQueue => "flood_queue",
         }
     }
 }

@@ -182,6 +182,9 @@ impl Observer {
                         count.saturating_sub(std::mem::take(&mut o.budget_refusals_reported));
                     o.stats.note_refusals(Refusal::PrefixBudget, rest);
                 }
+                EngineEvent::BlocksShed { count, .. } => {
+                    o.stats.note_refusals(Refusal::FloodQueue, *count)
+                }
                 EngineEvent::HitsSuppressed { count, .. } => {
                     o.stats.note_suppressed(Suppression::Repeat, *count)
                 }
