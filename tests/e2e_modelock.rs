@@ -37,6 +37,26 @@ fn stop_pidfile(run: &Run, pidfile: &str) {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     assert!(!alive(pid), "daemon {pid} did not stop");
+    wait_locks_released(pid);
+}
+
+/// Wait (10 s) until `pid` holds no lock any more: a multi-threaded daemon is a zombie
+/// (`alive` says gone) while its other threads still hold its files, mode locks included.
+fn wait_locks_released(pid: i32) {
+    let t0 = std::time::Instant::now();
+    let holds = || {
+        std::fs::read_to_string("/proc/locks").is_ok_and(|l| {
+            l.lines()
+                .any(|line| line.split_whitespace().nth(4) == Some(&pid.to_string()))
+        })
+    };
+    while holds() && t0.elapsed() < std::time::Duration::from_secs(10) {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(
+        !holds(),
+        "pid {pid} still holds a lock 10 s after it stopped"
+    );
 }
 
 #[test]
@@ -81,6 +101,7 @@ fn a_mode_runs_in_one_daemon_at_a_time() {
     // The first one gone, the mode is free.
     run.stop();
     assert!(!alive(first));
+    wait_locks_released(first);
     let o = start_with_pidfile(&run, &["-stcp"], "portsentry-stcp.pid");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     stop_pidfile(&run, "portsentry-stcp.pid");
