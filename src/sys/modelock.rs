@@ -6,8 +6,10 @@
 //! and truncate each other's `portsentry.blocked.<mode>`; the second one is refused instead,
 //! naming the first one's pid and systemd unit.
 //!
-//! The lock is `flock(2)` on `portsentry-<mode>.<netns>.lock` in the pid file's directory
-//! (`/run` for the package's units and init script), where `<netns>` is the inode of
+//! The lock is `flock(2)` on `portsentry-<mode>.<netns>.lock` in the pid file's directory,
+//! `/run/portsentry` for the system's daemons (the units' pid files are there, and a pid file
+//! in `/run`, the init script's or a daemon's started by hand, locks there too), where
+//! `<netns>` is the inode of
 //! `/proc/self/ns/net`: daemons in two network namespaces watch two different stacks and do
 //! not conflict, and daemons with their pid files elsewhere (the tests' temporary
 //! directories) never meet the system's. The kernel drops the lock when the process ends,
@@ -19,7 +21,7 @@
 use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -103,9 +105,15 @@ impl ModeLocks {
     }
 }
 
-/// The lock file of `mode` for a daemon whose pid file is `pidfile`.
+/// The directory of the system's daemons' locks: the package's units keep their pid files in
+/// it (their RuntimeDirectory=), the init script and a daemon started by hand theirs in /run.
+const SYSTEM_DIR: &str = "/run/portsentry";
+
+/// The lock file of `mode` for a daemon whose pid file is `pidfile`: beside it, except that a
+/// pid file in /run locks in /run/portsentry, with the units'.
 pub fn lock_path(pidfile: &Path, mode: Mode) -> PathBuf {
     let dir = match pidfile.parent() {
+        Some(d) if d == Path::new("/run") => Path::new(SYSTEM_DIR),
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
@@ -118,6 +126,20 @@ pub fn lock_path(pidfile: &Path, mode: Mode) -> PathBuf {
 /// Take the lock of every mode in `modes` (all or none), for a daemon with pid file `pidfile`.
 pub fn take(pidfile: &Path, modes: &[Mode]) -> Result<ModeLocks, LockError> {
     let mut held = Vec::new();
+    if lock_path(pidfile, Mode::Tcp).starts_with(SYSTEM_DIR) {
+        match std::fs::DirBuilder::new()
+            .mode(0o755)
+            .create(Path::new(SYSTEM_DIR))
+        {
+            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
+                return Err(LockError::Io {
+                    path: PathBuf::from(SYSTEM_DIR),
+                    err: e,
+                });
+            }
+            _ => {}
+        }
+    }
     for &mode in modes {
         let path = lock_path(pidfile, mode);
         let io = |err| LockError::Io {
@@ -254,6 +276,16 @@ mod tests {
         );
         assert_eq!(flock_holder(locks, dev, 1235), None);
         assert_eq!(flock_holder("", dev, 1234), None);
+    }
+
+    #[test]
+    fn pid_files_in_run_lock_with_the_units_in_run_portsentry() {
+        let a = lock_path(Path::new("/run/portsentry.pid"), Mode::Stcp);
+        let b = lock_path(Path::new("/run/portsentry/portsentry-stcp.pid"), Mode::Stcp);
+        assert_eq!(a, b);
+        let a = a.display().to_string();
+        assert!(a.starts_with("/run/portsentry/portsentry-stcp."), "{a}");
+        assert!(lock_path(Path::new("/tmp/x/p.pid"), Mode::Tcp).starts_with("/tmp/x/"));
     }
 
     #[test]
