@@ -246,6 +246,9 @@ history_has() { # history_has IP PORT PROTO: its 1.2-format line (wait up to 5 s
         "$CROOT$V/portsentry.history"
 }
 route_blocked() { ip -n "$NS" route show table all | grep -qE "^(unreachable|prohibit|blackhole) $1( |\$)"; }
+# The unit file systemd loaded, links resolved: bookworm's systemd finds
+# /usr/lib/systemd/system/x through the /lib alias and says /lib/systemd/system/x.
+fragment() { inc readlink -f "$(unit_of "${1:-portsentry.service}" FragmentPath)"; }
 installed_version() { inc dpkg-query -W -f '${Version}' portsentry 2>/dev/null; }
 
 # What issue 19 asks of every upgrade, downgrade and purge: no portsentry unit
@@ -340,8 +343,8 @@ lifecycle() {
     local t0=$EPOCHREALTIME pid_before n line TARGET=192.0.2.10 SCAN=192.0.2.20
     echo "== [$LABEL] apt-get install ./$DEB_NAME"
     check "apt-get install ./$DEB_NAME exits 0" apt_get install.log install "/root/$DEB_NAME"
-    check "unit is active, from /usr/lib/systemd/system/portsentry.service (DEP 17: nothing under /lib)" \
-        eval 'wait_for 10 active && [ "$(unit FragmentPath)" = /usr/lib/systemd/system/portsentry.service ]'
+    check "unit is active, its file the package's /usr/lib/systemd/system/portsentry.service (DEP 17)" \
+        eval 'wait_for 10 active && [ "$(fragment)" = /usr/lib/systemd/system/portsentry.service ]'
     check "its main process is the daemon, with -tcp -udp from /etc/default/portsentry" \
         eval 'main_args | grep -qE -- "-tcp -udp( |\$)"'
     # Type=notify: the daemon's STATUS= line is what systemctl status shows.
@@ -443,7 +446,7 @@ upgrade_from_bookworm() {
     # 30 s: on a loaded machine the restart after the upgrade (1.2's two daemons stopped, the
     # ignore file rebuilt, the ring set up) has taken longer than 10 s once.
     check "... the unit is the package's own now (/usr/lib/systemd/system/portsentry.service), and active" \
-        eval 'wait_for 30 active && [ "$(unit FragmentPath)" = /usr/lib/systemd/system/portsentry.service ]'
+        eval 'wait_for 30 active && [ "$(fragment)" = /usr/lib/systemd/system/portsentry.service ]'
     [ -n "${SYSTEMD_TEST_DEBUG:-}" ] && inc systemctl log-level info
     check "... its main process is the daemon, with -stcp -sudp" eval 'main_args | grep -qE -- "-stcp -sudp( |\$)"'
     check "... one daemon (1.2's are gone)" eval '[ "$(daemons | wc -l)" = 1 ]'
@@ -530,7 +533,7 @@ upgrade_from_trixie() {
     check "... the instances' wants links are gone" eval '[ -z "$(instance_links)" ]'
     check_units_clean "after the upgrade from $OLD_VERSION"
     check "... portsentry.service is the package's own, active, one daemon with -stcp -sudp" \
-        eval 'wait_for 30 active && [ "$(unit FragmentPath)" = /usr/lib/systemd/system/portsentry.service ] &&
+        eval 'wait_for 30 active && [ "$(fragment)" = /usr/lib/systemd/system/portsentry.service ] &&
               main_args | grep -qE -- "-stcp -sudp( |\$)" && [ "$(daemons | wc -l)" = 1 ]'
     check "... portsentry.conf keeps the edit (BLOCK_TCP=\"1\") and 1.2's KILL_ROUTE" \
         eval 'grep -qx "BLOCK_TCP=\"1\"" "$CONF" &&
@@ -589,7 +592,7 @@ upgrade_from_trixie_two_tcp_modes() {
     for m in tcp atcp udp; do
         check "... portsentry@$m.service active: this package's template, our daemon with -$m and its own pid file" \
             eval 'wait_for 30 active_unit portsentry@$m.service &&
-                  [ "$(unit_of portsentry@$m.service FragmentPath)" = /usr/lib/systemd/system/portsentry@.service ] &&
+                  [ "$(fragment portsentry@$m.service)" = /usr/lib/systemd/system/portsentry@.service ] &&
                   main_args_of portsentry@$m.service | grep -qF -- "-f --pidfile /run/portsentry/portsentry-$m.pid -$m "'
     done
     check "... portsentry.service runs nothing (no modes: skipped, not failed)" \
@@ -628,9 +631,12 @@ template() {
     check "... systemctl status shows the instance's status line" \
         eval 'inc systemctl status portsentry@stcp.service 2>/dev/null | grep -qE "Status: \"Watching stcp: [0-9]+ ports"'
     check_exposure portsentry@stcp.service
-    tcp_connect 203.0.113.10 1
+    # Port 11: in trixie-nocap the upgrade phase's connect to 203.0.113.10:1 left a TIME_WAIT
+    # socket, and a stealth mode missed the SYN to port 1 within its 60 s (first run,
+    # 2026-12-06): the blind spot of issue 24, item 4, not this test's subject.
+    tcp_connect 203.0.113.10 11
     check "a SYN from 203.0.113.20: portsentry@stcp.service's journal has the stealth attackalert" \
-        journal_more_of portsentry@stcp.service 'attackalert: TCP SYN/Normal scan from host: 203.0.113.20/203.0.113.20 to TCP port: 1$' 0
+        journal_more_of portsentry@stcp.service 'attackalert: TCP SYN/Normal scan from host: 203.0.113.20/203.0.113.20 to TCP port: 11$' 0
     pid_stcp=$(main_pid_of portsentry@stcp.service)
     n=$(journal_count_of portsentry@stcp.service 'PortSentry reloaded its configuration\.')
     check "systemctl reload portsentry@stcp: exit 0, reloaded, same pid" \
@@ -748,16 +754,20 @@ responses() {
 
     sed -i -E 's|^KILL_ROUTE=.*|KILL_ROUTE="/usr/sbin/iptables -I INPUT -s $TARGET$ -j DROP"|' "$CONF"
     check "systemctl reload with KILL_ROUTE=\"iptables -I INPUT -s \$TARGET\$ -j DROP\"" quiet inc systemctl reload portsentry.service
-    # The limit README.Debian states: /etc/hosts.deny replaced by a rename (as an editor or a
-    # configuration manager does) is detached from the running daemon until a restart.
-    echo "ALL: 198.18.9.9 : DENY" >"$CROOT/etc/hosts.deny.new" && mv "$CROOT/etc/hosts.deny.new" "$CROOT/etc/hosts.deny"
     tcp_connect 198.18.2.10 1
     check "connect from 198.18.2.20: history line" history_has 198.18.2.20 1 TCP
     check "... KILL_ROUTE (iptables): its rule in INPUT" \
         wait_for 5 eval 'inc iptables -S INPUT 2>/dev/null | grep -q -- "-s 198.18.2.20/32 -j DROP"'
-    check "... /etc/hosts.deny replaced by a rename since the start: its line fails, and the journal says so" \
+    # The limit README.Debian states: /etc/hosts.deny replaced by a rename (as an editor or a
+    # configuration manager does) is detached from the running daemon until a restart.
+    echo "ALL: 198.18.9.9 : DENY" >"$CROOT/etc/hosts.deny.new" && mv "$CROOT/etc/hosts.deny.new" "$CROOT/etc/hosts.deny"
+    tcp_connect 198.18.7.10 1
+    check "/etc/hosts.deny replaced by a rename since the start: a connect from 198.18.7.20 gets its iptables rule" \
+        wait_for 5 eval 'inc iptables -S INPUT 2>/dev/null | grep -q -- "-s 198.18.7.20/32 -j DROP"'
+    check "... but its hosts.deny line fails, the journal says so, and (1.2's rule for a failed step) no history line" \
         eval 'journal_more "adminalert: cannot open hosts.deny file: /etc/hosts.deny for blocking\\.\$" 0 &&
-              ! grep -q 198.18.2.20 "$CROOT/etc/hosts.deny"'
+              journal_more "securityalert: ERROR: There was an error trying to block host 198.18.7.20\$" 0 &&
+              ! grep -q 198.18.7.20 "$CROOT/etc/hosts.deny" && ! history_has 198.18.7.20 1 TCP'
 
     sed -i -E 's|^KILL_ROUTE=|#&|' "$CONF"
     echo 'BLOCK_METHOD="nftables"' >>"$CONF"
@@ -821,14 +831,14 @@ cannot_start() {
 # The container's namespace and the scanner's, joined by a veth pair;
 # addresses from the documentation and benchmarking ranges, only inside
 # these two: 203.0.113.0/24, 198.51.100.0/24, 192.0.2.0/24, and
-# 198.18.1-6.0/24 for the response methods (container .10, scanner .20).
+# 198.18.1-7.0/24 for the response methods (container .10, scanner .20).
 make_netns() {
     local net
     ip netns add "$NS" && ip netns add "$SCAN_NS" &&
         ip -n "$NS" link set lo up && ip -n "$SCAN_NS" link set lo up &&
         ip -n "$NS" link add ps0 type veth peer name ps1 &&
         ip -n "$NS" link set ps1 netns "$SCAN_NS" || return 1
-    for net in 203.0.113 198.51.100 192.0.2 198.18.1 198.18.2 198.18.3 198.18.4 198.18.5 198.18.6; do
+    for net in 203.0.113 198.51.100 192.0.2 198.18.1 198.18.2 198.18.3 198.18.4 198.18.5 198.18.6 198.18.7; do
         ip -n "$NS" addr add "$net.10/24" dev ps0 &&
             ip -n "$SCAN_NS" addr add "$net.20/24" dev ps1 || return 1
     done
