@@ -258,9 +258,7 @@ fn ignored_source_and_port_of_a_real_service_never_trigger() {
     assert!(accepted.join().unwrap());
     net.udp(None, TARGET4, 5353);
     let mut b = [0u8; 8];
-    svc_u
-        .set_read_timeout(Some(Duration::from_secs(2)))
-        .unwrap();
+    svc_u.set_read_timeout(Some(common::EVENT_WAIT)).unwrap();
     assert!(svc_u.recv(&mut b).is_ok(), "datagram reached the service");
     // Ignored sources (v4 with leading spaces and comment; v6 CIDR with host bits masked).
     net.connect(Some(SCANNER4B), TARGET4, 1).expect("connect");
