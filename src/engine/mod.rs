@@ -26,7 +26,10 @@
 //! - with BLOCK_x=0 the history line is still written (fail2ban reads it) but the host is not
 //!   marked blocked, so a later scan is logged again; repeats from one host are rate-limited,
 //!   and reports per source prefix and overall (see [`Limits`]), so forged sources from one
-//!   network can neither fill the disk nor silence a scan from another.
+//!   network can neither fill the disk nor silence a scan from another;
+//! - SCTP and ICMP probes ([`Detail::Other`], issue 18) are reported only, counted in a host
+//!   table of their own (so a ping never holds back the same host's TCP report), unless
+//!   BLOCK_ICMP_SCTP makes them hits like the others.
 
 use std::net::IpAddr;
 
@@ -87,6 +90,8 @@ pub struct Respond {
     /// Over the report limits (per prefix, global, reserve): act and record a block, but log
     /// nothing (counted for the periodic summary).
     quiet: bool,
+    /// An SCTP or ICMP probe without BLOCK_ICMP_SCTP: the detection line and nothing else.
+    report_only: bool,
 }
 
 /// Per-host state for one daemon (all its modes).
@@ -94,6 +99,8 @@ pub struct Respond {
 pub struct Engine {
     limits: Limits,
     hosts: Hosts,
+    /// The report-only SCTP and ICMP probes, per host.
+    probes: Hosts,
     blocks: Blocks,
     rates: RateLimits,
     last_housekeeping: u64,
@@ -105,6 +112,7 @@ impl Engine {
         Engine {
             limits,
             hosts: Hosts::new(limits),
+            probes: Hosts::new(limits),
             blocks: Blocks::new(limits.max_blocked),
             rates: RateLimits::new(limits),
             last_housekeeping: 0,
@@ -115,7 +123,7 @@ impl Engine {
     /// name to look up first (then [`Engine::named`]).
     pub fn observe(&mut self, now: u64, hit: &Hit, ctx: &Context) -> Outcome {
         let classic = hit.mode.kind() == Kind::Classic;
-        match self.gate(now, hit, ctx.cfg.scan_trigger, ctx.ignore) {
+        match self.gate(now, hit, ctx.cfg, ctx.ignore) {
             Gate::Ignored => Outcome::Done(Verdict {
                 ignored: true,
                 ..Verdict::default()
@@ -145,22 +153,30 @@ impl Engine {
         self.respond(now, ctx.cfg, &p.hit, p.respond, name, ctx.protected)
     }
 
-    /// Ignore list, SCAN_TRIGGER, already-blocked, repeat and report limits.
-    fn gate(&mut self, now: u64, hit: &Hit, scan_trigger: u32, ignore: &IgnoreList) -> Gate {
+    /// Ignore list, SCAN_TRIGGER, already-blocked, repeat and report limits. A report-only
+    /// SCTP or ICMP probe is reported on its first hit, in its own table.
+    fn gate(&mut self, now: u64, hit: &Hit, cfg: &Config, ignore: &IgnoreList) -> Gate {
         let src = hit.src;
         if ignore.contains(src) {
             return Gate::Ignored;
         }
-        match self.hosts.count(now, src, hit.mode.proto(), scan_trigger) {
+        let report_only = matches!(hit.detail, Detail::Other(_)) && !cfg.block_icmp_sctp;
+        let (table, trigger) = if report_only {
+            (&mut self.probes, 1)
+        } else {
+            (&mut self.hosts, cfg.scan_trigger)
+        };
+        match table.count(now, src, hit.mode.proto(), trigger) {
             Count::BelowTrigger => Gate::BelowTrigger,
             Count::Repeat => Gate::Suppressed,
             Count::Report {
                 suppressed,
                 pending,
             } => Gate::Respond(Respond {
-                already_blocked: pending || self.blocks.contains(src),
+                already_blocked: !report_only && (pending || self.blocks.contains(src)),
                 suppressed,
                 quiet: !self.rates.report_allowed(now, src),
+                report_only,
             }),
         }
     }
@@ -219,6 +235,7 @@ impl Engine {
         if now.saturating_sub(self.last_housekeeping) >= HOUSEKEEPING_MS {
             self.last_housekeeping = now;
             self.hosts.expire(now);
+            self.probes.expire(now);
             self.rates.expire(now);
         }
         v
@@ -228,6 +245,7 @@ impl Engine {
     pub fn clear_blocked(&mut self) {
         self.blocks.clear();
         self.hosts.forget_reports();
+        self.probes.forget_reports();
     }
 
     /// Make the remembered blocks exactly `hosts` (address, time left in ms or None for

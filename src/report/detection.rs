@@ -5,7 +5,7 @@
 use std::fmt::Display;
 use std::net::IpAddr;
 
-use crate::classify::{ScanKind, TcpScanType, tcp_flags};
+use crate::classify::{OtherProbe, ScanKind, TcpScanType, tcp_flags};
 use crate::mode::Proto;
 
 use super::host;
@@ -64,6 +64,40 @@ pub fn scan_detected(kind: ScanKind, name: &str, ip: IpAddr, port: u16) -> Strin
         host(name, ip),
         kind.proto()
     )
+}
+
+/// The type text of an SCTP or ICMP probe's detection line (not in 1.2; issue 18).
+pub fn other_probe_text(kind: OtherProbe) -> &'static str {
+    match kind {
+        OtherProbe::SctpInit => "SCTP INIT scan",
+        OtherProbe::SctpCookieEcho => "SCTP COOKIE-ECHO scan",
+        OtherProbe::IcmpEcho => "ICMP echo request",
+        OtherProbe::IcmpTimestamp => "ICMP timestamp request",
+        OtherProbe::IcmpAddressMask => "ICMP address mask request",
+        OtherProbe::Icmp6Echo => "ICMPv6 echo request",
+    }
+}
+
+/// An SCTP or ICMP probe (the TCP stealth and advanced modes; not in 1.2):
+/// `attackalert: SCTP INIT scan from host: {name}/{ip} to SCTP port: {p}` (also `SCTP
+/// COOKIE-ECHO scan`), and, without a port, `attackalert: ICMP echo request from host:
+/// {name}/{ip}` (also `ICMP timestamp request`, `ICMP address mask request`, `ICMPv6 echo
+/// request`). The shape of 1.2's scan lines, so `attackalert: ... from host: NAME/IP`
+/// watchers read them too.
+pub fn other_probe_detected(kind: OtherProbe, name: &str, ip: IpAddr, port: u16) -> String {
+    if kind.is_sctp() {
+        format!(
+            "attackalert: {} from host: {} to SCTP port: {port}",
+            other_probe_text(kind),
+            host(name, ip)
+        )
+    } else {
+        format!(
+            "attackalert: {} from host: {}",
+            other_probe_text(kind),
+            host(name, ip)
+        )
+    }
 }
 
 /// `attackalert: Packet from host: {name}/{ip} to {TCP|UDP} port: {p} has IP options set
@@ -169,6 +203,42 @@ mod tests {
             accept_failed(143),
             "attackalert: Possible stealth scan from unknown host to TCP port: 143 (accept failed)"
         );
+    }
+
+    #[test]
+    fn sctp_and_icmp_probe_lines() {
+        let ip = v4(198, 51, 100, 7);
+        let ip6 = v6("2001:db8::7");
+        assert_eq!(
+            other_probe_detected(OtherProbe::SctpInit, "198.51.100.7", ip, 80),
+            "attackalert: SCTP INIT scan from host: 198.51.100.7/198.51.100.7 to SCTP port: 80"
+        );
+        assert_eq!(
+            other_probe_detected(OtherProbe::SctpCookieEcho, "x.example", ip, 3868),
+            "attackalert: SCTP COOKIE-ECHO scan from host: x.example/198.51.100.7 to SCTP port: 3868"
+        );
+        assert_eq!(
+            other_probe_detected(OtherProbe::IcmpEcho, "198.51.100.7", ip, 0),
+            "attackalert: ICMP echo request from host: 198.51.100.7/198.51.100.7"
+        );
+        assert_eq!(
+            other_probe_detected(OtherProbe::IcmpTimestamp, "198.51.100.7", ip, 0),
+            "attackalert: ICMP timestamp request from host: 198.51.100.7/198.51.100.7"
+        );
+        assert_eq!(
+            other_probe_detected(OtherProbe::IcmpAddressMask, "198.51.100.7", ip, 0),
+            "attackalert: ICMP address mask request from host: 198.51.100.7/198.51.100.7"
+        );
+        assert_eq!(
+            other_probe_detected(OtherProbe::Icmp6Echo, "2001:db8::7", ip6, 0),
+            "attackalert: ICMPv6 echo request from host: 2001:db8::7/2001:db8::7"
+        );
+        // A hostile name cannot forge a line.
+        for n in HOSTILE_NAMES {
+            let l = other_probe_detected(OtherProbe::IcmpEcho, n, ip, 0);
+            assert_eq!(l.matches('/').count(), 1, "{l}");
+            assert!(!l.contains('\n'));
+        }
     }
 
     #[test]

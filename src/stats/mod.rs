@@ -66,6 +66,18 @@ pub enum ProbeKind {
     Other,
     /// A datagram seen by `-sudp`/`-audp`.
     Udp,
+    /// SCTP INIT (`-stcp`/`-atcp`, issue 18).
+    SctpInit,
+    /// SCTP COOKIE ECHO.
+    SctpCookieEcho,
+    /// ICMP echo request.
+    IcmpEcho,
+    /// ICMP timestamp request.
+    IcmpTimestamp,
+    /// ICMP address mask request.
+    IcmpMask,
+    /// ICMPv6 echo request.
+    Icmp6Echo,
 }
 
 impl ProbeKind {
@@ -96,6 +108,57 @@ impl ProbeKind {
             ProbeKind::AllFlags => "all",
             ProbeKind::Other => "other",
             ProbeKind::Udp => "udp",
+            ProbeKind::SctpInit => "sctp_init",
+            ProbeKind::SctpCookieEcho => "sctp_cookie_echo",
+            ProbeKind::IcmpEcho => "icmp_echo",
+            ProbeKind::IcmpTimestamp => "icmp_timestamp",
+            ProbeKind::IcmpMask => "icmp_mask",
+            ProbeKind::Icmp6Echo => "icmp6_echo",
+        }
+    }
+
+    /// The SCTP and ICMP kinds the TCP stealth and advanced modes also see.
+    pub const OTHER: [ProbeKind; 6] = [
+        ProbeKind::SctpInit,
+        ProbeKind::SctpCookieEcho,
+        ProbeKind::IcmpEcho,
+        ProbeKind::IcmpTimestamp,
+        ProbeKind::IcmpMask,
+        ProbeKind::Icmp6Echo,
+    ];
+
+    /// The kind of an SCTP or ICMP probe.
+    pub fn from_other(k: crate::classify::OtherProbe) -> ProbeKind {
+        use crate::classify::OtherProbe as O;
+        match k {
+            O::SctpInit => ProbeKind::SctpInit,
+            O::SctpCookieEcho => ProbeKind::SctpCookieEcho,
+            O::IcmpEcho => ProbeKind::IcmpEcho,
+            O::IcmpTimestamp => ProbeKind::IcmpTimestamp,
+            O::IcmpAddressMask => ProbeKind::IcmpMask,
+            O::Icmp6Echo => ProbeKind::Icmp6Echo,
+        }
+    }
+
+    /// An ICMP kind: no port was probed.
+    pub fn is_icmp(self) -> bool {
+        matches!(
+            self,
+            ProbeKind::IcmpEcho
+                | ProbeKind::IcmpTimestamp
+                | ProbeKind::IcmpMask
+                | ProbeKind::Icmp6Echo
+        )
+    }
+
+    /// The protocol word of an SCTP or ICMP kind (`sctp`, `icmp`, `icmpv6`); None for TCP and
+    /// UDP kinds (their mode says it).
+    pub fn own_proto(self) -> Option<&'static str> {
+        match self {
+            ProbeKind::SctpInit | ProbeKind::SctpCookieEcho => Some("sctp"),
+            ProbeKind::Icmp6Echo => Some("icmpv6"),
+            k if k.is_icmp() => Some("icmp"),
+            _ => None,
         }
     }
 
@@ -104,7 +167,11 @@ impl ProbeKind {
     pub fn of_mode(m: Mode) -> Vec<ProbeKind> {
         match (m.kind(), m.proto()) {
             (Kind::Classic, _) => vec![ProbeKind::Connect],
-            (_, Proto::Tcp) => ProbeKind::TCP_SCANS.to_vec(),
+            (_, Proto::Tcp) => {
+                let mut v = ProbeKind::TCP_SCANS.to_vec();
+                v.extend(ProbeKind::OTHER);
+                v
+            }
             (_, Proto::Udp) => vec![ProbeKind::Udp],
         }
     }
@@ -369,7 +436,10 @@ impl Stats {
         *self.probes.entry((mode, kind)).or_insert(0) += 1;
         self.sources.add(now, &src);
         self.prefixes.add(now, &prefix_of(src));
-        self.ports.add(now, &(mode.proto(), port));
+        // An ICMP probe has no port.
+        if !kind.is_icmp() {
+            self.ports.add(now, &(mode.proto(), port));
+        }
     }
 
     /// A host was reported (its detection line logged).
@@ -539,7 +609,9 @@ impl Stats {
                 .iter()
                 .map(|((m, k), n)| ProbeCount {
                     mode: m.as_str().to_string(),
-                    proto: m.proto().upper().to_ascii_lowercase(),
+                    proto: k
+                        .own_proto()
+                        .map_or_else(|| m.proto().upper().to_ascii_lowercase(), str::to_string),
                     kind: k.as_str().to_string(),
                     count: *n,
                 })
