@@ -1187,7 +1187,7 @@ fn sctp_and_icmp_probes_are_reported_only_by_default() {
     let v = v.unwrap();
     assert_eq!(
         v.lines(),
-        vec!["attackalert: ICMP echo request from host: 192.0.2.7/192.0.2.7"]
+        vec!["attackalert: ICMP echo scan from host: 192.0.2.7/192.0.2.7 to ICMP port: 0"]
     );
     assert!(v.jobs.is_empty() && v.records.is_empty());
     // A repeat within the interval is silent; a ping with IP options gets no options line.

@@ -148,9 +148,9 @@ impl Scan {
             Scan::Udp => "UDP scan",
             Scan::SctpInit => "SCTP INIT scan",
             Scan::SctpCookieEcho => "SCTP COOKIE-ECHO scan",
-            Scan::IcmpEcho => "ICMP echo request",
-            Scan::IcmpTimestamp => "ICMP timestamp request",
-            Scan::IcmpMask => "ICMP address mask request",
+            Scan::IcmpEcho => "ICMP echo scan",
+            Scan::IcmpTimestamp => "ICMP timestamp scan",
+            Scan::IcmpMask => "ICMP address mask scan",
         }
     }
 

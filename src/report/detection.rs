@@ -71,33 +71,30 @@ pub fn other_probe_text(kind: OtherProbe) -> &'static str {
     match kind {
         OtherProbe::SctpInit => "SCTP INIT scan",
         OtherProbe::SctpCookieEcho => "SCTP COOKIE-ECHO scan",
-        OtherProbe::IcmpEcho => "ICMP echo request",
-        OtherProbe::IcmpTimestamp => "ICMP timestamp request",
-        OtherProbe::IcmpAddressMask => "ICMP address mask request",
-        OtherProbe::Icmp6Echo => "ICMPv6 echo request",
+        OtherProbe::IcmpEcho => "ICMP echo scan",
+        OtherProbe::IcmpTimestamp => "ICMP timestamp scan",
+        OtherProbe::IcmpAddressMask => "ICMP address mask scan",
+        OtherProbe::Icmp6Echo => "ICMPv6 echo scan",
     }
 }
 
-/// An SCTP or ICMP probe (the TCP stealth and advanced modes; not in 1.2):
-/// `attackalert: SCTP INIT scan from host: {name}/{ip} to SCTP port: {p}` (also `SCTP
-/// COOKIE-ECHO scan`), and, without a port, `attackalert: ICMP echo request from host:
-/// {name}/{ip}` (also `ICMP timestamp request`, `ICMP address mask request`, `ICMPv6 echo
-/// request`). The shape of 1.2's scan lines, so `attackalert: ... from host: NAME/IP`
-/// watchers read them too.
+/// An SCTP or ICMP probe (the TCP stealth and advanced modes; not in 1.2), in the shape of
+/// 1.2's scan lines, so what reads those (logwatch's `portsentry` service, fail2ban-style
+/// filters on `from host: NAME/IP`) reads these too: `attackalert: SCTP INIT scan from host:
+/// {name}/{ip} to SCTP port: {p}` (also `SCTP COOKIE-ECHO scan`), and `attackalert: ICMP echo
+/// scan from host: {name}/{ip} to ICMP port: 0` (also `ICMP timestamp scan`, `ICMP address
+/// mask scan`, `ICMPv6 echo scan ... to ICMPv6 port: 0`): ICMP has no port, 0 says so.
 pub fn other_probe_detected(kind: OtherProbe, name: &str, ip: IpAddr, port: u16) -> String {
-    if kind.is_sctp() {
-        format!(
-            "attackalert: {} from host: {} to SCTP port: {port}",
-            other_probe_text(kind),
-            host(name, ip)
-        )
-    } else {
-        format!(
-            "attackalert: {} from host: {}",
-            other_probe_text(kind),
-            host(name, ip)
-        )
-    }
+    let (word, port) = match kind {
+        OtherProbe::SctpInit | OtherProbe::SctpCookieEcho => ("SCTP", port),
+        OtherProbe::Icmp6Echo => ("ICMPv6", 0),
+        _ => ("ICMP", 0),
+    };
+    format!(
+        "attackalert: {} from host: {} to {word} port: {port}",
+        other_probe_text(kind),
+        host(name, ip)
+    )
 }
 
 /// `attackalert: Packet from host: {name}/{ip} to {TCP|UDP} port: {p} has IP options set
@@ -219,19 +216,19 @@ mod tests {
         );
         assert_eq!(
             other_probe_detected(OtherProbe::IcmpEcho, "198.51.100.7", ip, 0),
-            "attackalert: ICMP echo request from host: 198.51.100.7/198.51.100.7"
+            "attackalert: ICMP echo scan from host: 198.51.100.7/198.51.100.7 to ICMP port: 0"
         );
         assert_eq!(
             other_probe_detected(OtherProbe::IcmpTimestamp, "198.51.100.7", ip, 0),
-            "attackalert: ICMP timestamp request from host: 198.51.100.7/198.51.100.7"
+            "attackalert: ICMP timestamp scan from host: 198.51.100.7/198.51.100.7 to ICMP port: 0"
         );
         assert_eq!(
-            other_probe_detected(OtherProbe::IcmpAddressMask, "198.51.100.7", ip, 0),
-            "attackalert: ICMP address mask request from host: 198.51.100.7/198.51.100.7"
+            other_probe_detected(OtherProbe::IcmpAddressMask, "198.51.100.7", ip, 9),
+            "attackalert: ICMP address mask scan from host: 198.51.100.7/198.51.100.7 to ICMP port: 0"
         );
         assert_eq!(
             other_probe_detected(OtherProbe::Icmp6Echo, "2001:db8::7", ip6, 0),
-            "attackalert: ICMPv6 echo request from host: 2001:db8::7/2001:db8::7"
+            "attackalert: ICMPv6 echo scan from host: 2001:db8::7/2001:db8::7 to ICMPv6 port: 0"
         );
         // A hostile name cannot forge a line.
         for n in HOSTILE_NAMES {

@@ -377,6 +377,24 @@ pub struct Stats {
     sources: Tops<IpAddr>,
     prefixes: Tops<(IpAddr, u8)>,
     ports: Tops<(Proto, u16)>,
+    evasion: Evasion,
+}
+
+/// What the capture did about evasion (issue 18): bad checksums and fragments, as its own
+/// totals since start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Evasion {
+    /// Packets with a bad IP header or transport checksum (never reported).
+    pub bad_checksum: u64,
+    /// Fragments the reassembly was handed.
+    pub fragments: u64,
+    /// Datagrams it completed.
+    pub reassembled: u64,
+    /// Datagrams the host drops too: overlapping, malformed, too long, never completed
+    /// (timed out), or evicted from the full cache.
+    pub unassembled: u64,
+    /// Bytes the reassembly cache holds now.
+    pub cache_bytes: u64,
 }
 
 impl Stats {
@@ -414,6 +432,7 @@ impl Stats {
             nft_sets: Vec::new(),
             fleet: None,
             sources: Tops::new(),
+            evasion: Evasion::default(),
             prefixes: Tops::new(),
             ports: Tops::new(),
         }
@@ -485,6 +504,11 @@ impl Stats {
         self.capture_packets = packets;
         self.capture_drops = ring;
         self.malformed = malformed;
+    }
+
+    /// The capture's bad-checksum and reassembly totals since start.
+    pub fn set_evasion(&mut self, e: Evasion) {
+        self.evasion = e;
     }
 
     /// A response command failed.
@@ -562,6 +586,11 @@ impl Stats {
             command_failures: self.command_failures,
             expiries: self.expiries,
             unblocks: self.unblocks,
+            bad_checksum_packets: self.evasion.bad_checksum,
+            fragments: self.evasion.fragments,
+            datagrams_reassembled: self.evasion.reassembled,
+            datagrams_unassembled: self.evasion.unassembled,
+            fragment_cache_bytes: self.evasion.cache_bytes,
         }
     }
 

@@ -108,6 +108,23 @@ pub struct Counters {
     pub expiries: u64,
     /// Blocks lifted by hand (`portsentry blocked del|flush`).
     pub unblocks: u64,
+    /// Captured packets dropped for a bad IP header or transport checksum (the host drops
+    /// them too; never reported).
+    #[serde(default)]
+    pub bad_checksum_packets: u64,
+    /// IP fragments handed to the reassembly.
+    #[serde(default)]
+    pub fragments: u64,
+    /// Fragmented datagrams reassembled (then judged as whole packets).
+    #[serde(default)]
+    pub datagrams_reassembled: u64,
+    /// Fragmented datagrams the host drops too: overlapping, malformed, too long, never
+    /// completed, or evicted from the full cache.
+    #[serde(default)]
+    pub datagrams_unassembled: u64,
+    /// Bytes the reassembly cache holds now (at most 4 MiB).
+    #[serde(default)]
+    pub fragment_cache_bytes: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

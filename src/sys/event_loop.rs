@@ -257,6 +257,13 @@ impl Daemon {
             self.observer
                 .stats
                 .set_capture_totals(t.packets, t.ring_drops, t.malformed);
+            self.observer.stats.set_evasion(crate::stats::Evasion {
+                bad_checksum: t.bad_checksum,
+                fragments: t.defrag.fragments,
+                reassembled: t.defrag.reassembled,
+                unassembled: t.defrag.failed(),
+                cache_bytes: t.defrag_bytes as u64,
+            });
         }
         // Both O(1) (the soonest expiry is the top of the engine's expiry heap).
         let soonest = self.engine.soonest_expiry().map(|t| {
