@@ -395,6 +395,8 @@ pub struct Evasion {
     pub unassembled: u64,
     /// Bytes the reassembly cache holds now.
     pub cache_bytes: u64,
+    /// The most it ever held.
+    pub cache_peak_bytes: u64,
 }
 
 impl Stats {
@@ -591,6 +593,7 @@ impl Stats {
             datagrams_reassembled: self.evasion.reassembled,
             datagrams_unassembled: self.evasion.unassembled,
             fragment_cache_bytes: self.evasion.cache_bytes,
+            fragment_cache_peak_bytes: self.evasion.cache_peak_bytes,
         }
     }
 

@@ -142,6 +142,7 @@ pub fn text(s: &Snapshot) -> String {
             ("datagrams reassembled", c.datagrams_reassembled),
             ("datagrams not reassembled", c.datagrams_unassembled),
             ("fragment cache bytes", c.fragment_cache_bytes),
+            ("fragment cache peak bytes", c.fragment_cache_peak_bytes),
             ("command failures", c.command_failures),
             ("block expiries", c.expiries),
             ("unblocks by hand", c.unblocks),
@@ -501,6 +502,12 @@ pub fn prometheus(s: &Snapshot) -> String {
             "gauge",
             "Bytes the reassembly cache holds now (at most 4 MiB).",
             c.fragment_cache_bytes,
+        );
+        f.single(
+            "portsentry_fragment_cache_peak_bytes",
+            "gauge",
+            "The most bytes the reassembly cache held since start.",
+            c.fragment_cache_peak_bytes,
         );
     }
     if let Some(n) = s.blocks_in_force {

@@ -125,6 +125,9 @@ pub struct Counters {
     /// Bytes the reassembly cache holds now (at most 4 MiB).
     #[serde(default)]
     pub fragment_cache_bytes: u64,
+    /// The most bytes the reassembly cache ever held.
+    #[serde(default)]
+    pub fragment_cache_peak_bytes: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -75,6 +75,7 @@ fn sample() -> (Stats, Identity, i64) {
         reassembled: 2,
         unassembled: 4,
         cache_bytes: 1536,
+        cache_peak_bytes: 4096,
     });
     s.note_command_failure();
     s.note_expiry();

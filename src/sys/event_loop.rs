@@ -263,6 +263,7 @@ impl Daemon {
                 reassembled: t.defrag.reassembled,
                 unassembled: t.defrag.failed(),
                 cache_bytes: t.defrag_bytes as u64,
+                cache_peak_bytes: t.defrag.peak_bytes as u64,
             });
         }
         // Both O(1) (the soonest expiry is the top of the engine's expiry heap).
