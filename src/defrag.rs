@@ -100,14 +100,26 @@ impl Default for Limits {
     }
 }
 
-/// One datagram's identity.
+/// One datagram's identity, packed so that it hashes in one call: (source, destination,
+/// identification, protocol, family) as 40 bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-struct Key {
-    src: IpAddr,
-    dst: IpAddr,
-    id: u32,
-    /// IPv4's protocol; 0 for IPv6.
-    proto: u8,
+struct Key([u64; 5]);
+
+impl Key {
+    fn of(f: &Fragment<'_>) -> Key {
+        let words = |ip: IpAddr| -> u128 {
+            match ip {
+                IpAddr::V4(a) => u128::from(u32::from(a)),
+                IpAddr::V6(a) => u128::from(a),
+            }
+        };
+        let (s, d) = (words(f.src), words(f.dst));
+        let v4 = f.src.is_ipv4();
+        // IPv4's protocol is part of its identity; IPv6's is not (RFC 8200 §4.5).
+        let tail =
+            u64::from(f.id) | u64::from(if v4 { f.proto } else { 0 }) << 32 | u64::from(v4) << 40;
+        Key([(s >> 64) as u64, s as u64, (d >> 64) as u64, d as u64, tail])
+    }
 }
 
 /// Whose fair share a datagram counts against: an IPv4 address or an IPv6 /64 (one host
@@ -127,8 +139,9 @@ impl Source {
     }
 }
 
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 struct SourceState {
+    source: Source,
     /// Bytes its datagrams hold.
     bytes: usize,
     /// Its datagrams in progress.
@@ -137,8 +150,86 @@ struct SourceState {
     rid: u32,
 }
 
+/// A vector that keeps its first `N` elements inline: a datagram of a few fragments (nmap's,
+/// a flood's) costs no allocation.
+#[derive(Debug, Clone)]
+enum Small<T: Copy + Default, const N: usize> {
+    Inline(u8, [T; N]),
+    Heap(Vec<T>),
+}
+
+impl<T: Copy + Default, const N: usize> Default for Small<T, N> {
+    fn default() -> Self {
+        Small::Inline(0, [T::default(); N])
+    }
+}
+
+impl<T: Copy + Default, const N: usize> Small<T, N> {
+    fn as_slice(&self) -> &[T] {
+        match self {
+            Small::Inline(n, a) => a.get(..usize::from(*n)).unwrap_or_default(),
+            Small::Heap(v) => v,
+        }
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [T] {
+        match self {
+            Small::Inline(n, a) => a.get_mut(..usize::from(*n)).unwrap_or_default(),
+            Small::Heap(v) => v,
+        }
+    }
+
+    fn spill(&mut self, extra: usize) -> &mut Vec<T> {
+        if let Small::Inline(_, _) = self {
+            let mut v = Vec::with_capacity(self.as_slice().len() + extra);
+            v.extend_from_slice(self.as_slice());
+            *self = Small::Heap(v);
+        }
+        match self {
+            Small::Heap(v) => v,
+            Small::Inline(..) => unreachable!("spilled above"),
+        }
+    }
+
+    fn insert(&mut self, at: usize, x: T) {
+        match self {
+            Small::Inline(n, a) if usize::from(*n) < N => {
+                let n0 = usize::from(*n);
+                a.copy_within(at..n0, at + 1);
+                a[at] = x;
+                *n += 1;
+            }
+            _ => self.spill(1).insert(at, x),
+        }
+    }
+
+    fn push(&mut self, x: T) {
+        let at = self.as_slice().len();
+        self.insert(at, x);
+    }
+
+    fn extend_from_slice(&mut self, xs: &[T]) {
+        match self {
+            Small::Inline(n, a) if usize::from(*n) + xs.len() <= N => {
+                let n0 = usize::from(*n);
+                a[n0..n0 + xs.len()].copy_from_slice(xs);
+                *n += xs.len() as u8;
+            }
+            _ => self.spill(xs.len()).extend_from_slice(xs),
+        }
+    }
+
+    /// Heap bytes held (the inline part is in the queue's fixed cost).
+    fn heap_bytes(&self) -> usize {
+        match self {
+            Small::Inline(..) => 0,
+            Small::Heap(v) => v.capacity() * std::mem::size_of::<T>(),
+        }
+    }
+}
+
 /// One stored fragment: where its bytes go, how many, where they are in `Queue::data`.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 struct Chunk {
     offset: u32,
     len: u32,
@@ -148,6 +239,9 @@ struct Chunk {
 /// A datagram in progress (`struct ipq`, `struct frag_queue`).
 #[derive(Debug, Clone)]
 struct Queue {
+    key: Key,
+    /// Its source's slot.
+    source: u32,
     /// Its place in the creation order (a restart gives a new one).
     seq: u64,
     created_ms: u64,
@@ -161,27 +255,33 @@ struct Queue {
     /// `qp->rid`.
     rid: u32,
     /// Runs of adjacent fragments, [start, end), sorted; the last one ends at the tail.
-    runs: Vec<(u32, u32)>,
-    chunks: Vec<Chunk>,
-    data: Vec<u8>,
+    runs: Small<(u32, u32), 4>,
+    chunks: Small<Chunk, 4>,
+    data: Small<u8, 32>,
     /// The first fragment's header part (see `Fragment::header`) and next header.
-    head: Vec<u8>,
+    head: Small<u8, 40>,
     nh_at: usize,
     first_nh: u8,
     /// What it counts against the cap now.
     cost: usize,
 }
 
-/// What is accounted per datagram besides its bytes: the table entry and its two places in
-/// the creation order (the order is compacted when half its entries are stale).
-pub const QUEUE_COST: usize =
-    std::mem::size_of::<(Key, Queue)>() + 2 * std::mem::size_of::<(u64, Key)>() + 16;
-/// What a source's entry costs.
-const SOURCE_COST: usize = std::mem::size_of::<(Source, SourceState)>() + 16;
+/// What is accounted per datagram besides its heap bytes: its slot, its index entry and its
+/// two places in the creation order (the order is compacted when half its entries are
+/// stale).
+pub const QUEUE_COST: usize = std::mem::size_of::<Option<Queue>>()
+    + std::mem::size_of::<(Key, u32)>()
+    + 8
+    + 2 * std::mem::size_of::<(u64, u32)>();
+/// What a source's slot and index entry cost.
+const SOURCE_COST: usize =
+    std::mem::size_of::<Option<SourceState>>() + std::mem::size_of::<(Source, u32)>() + 8;
 
 impl Queue {
-    fn new(seq: u64, now: u64) -> Queue {
+    fn new(key: Key, source: u32, seq: u64, now: u64) -> Queue {
         Queue {
+            key,
+            source,
             seq,
             created_ms: now,
             flags: 0,
@@ -189,10 +289,10 @@ impl Queue {
             meat: 0,
             ecn: 0,
             rid: 0,
-            runs: Vec::new(),
-            chunks: Vec::new(),
-            data: Vec::new(),
-            head: Vec::new(),
+            runs: Small::default(),
+            chunks: Small::default(),
+            data: Small::default(),
+            head: Small::default(),
             nh_at: 0,
             first_nh: 0,
             cost: QUEUE_COST,
@@ -201,10 +301,10 @@ impl Queue {
 
     fn measure(&self) -> usize {
         QUEUE_COST
-            + self.runs.capacity() * std::mem::size_of::<(u32, u32)>()
-            + self.chunks.capacity() * std::mem::size_of::<Chunk>()
-            + self.data.capacity()
-            + self.head.capacity()
+            + self.runs.heap_bytes()
+            + self.chunks.heap_bytes()
+            + self.data.heap_bytes()
+            + self.head.heap_bytes()
     }
 
     /// `ip_frag_reinit`: forget every fragment, keep the queue.
@@ -213,15 +313,15 @@ impl Queue {
         self.len = 0;
         self.meat = 0;
         self.ecn = 0;
-        self.runs = Vec::new();
-        self.chunks = Vec::new();
-        self.data = Vec::new();
-        self.head = Vec::new();
+        self.runs = Small::default();
+        self.chunks = Small::default();
+        self.data = Small::default();
+        self.head = Small::default();
     }
 
     /// `inet_frag_queue_insert`.
     fn insert(&mut self, offset: u32, end: u32) -> Insert {
-        let Some(&(_, tail)) = self.runs.last() else {
+        let Some(&(_, tail)) = self.runs.as_slice().last() else {
             self.runs.push((offset, end));
             return Insert::Ok;
         };
@@ -231,7 +331,7 @@ impl Queue {
                 return Insert::Overlap;
             }
             if offset == tail {
-                if let Some(last) = self.runs.last_mut() {
+                if let Some(last) = self.runs.as_mut_slice().last_mut() {
                     last.1 = end;
                 }
             } else {
@@ -242,8 +342,9 @@ impl Queue {
         // The tree search: the runs are disjoint, so the first one ending past `offset` is
         // the only candidate that can hold it, and any run it touches is an overlap unless
         // it lies wholly inside that one.
-        let i = self.runs.partition_point(|&(_, e)| e <= offset);
-        match self.runs.get(i) {
+        let runs = self.runs.as_slice();
+        let i = runs.partition_point(|&(_, e)| e <= offset);
+        match runs.get(i) {
             Some(&(s, e)) if s < end => {
                 if offset >= s && end <= e {
                     Insert::Duplicate
@@ -367,15 +468,24 @@ impl Stats {
     }
 }
 
-/// The reassembly cache.
+/// The reassembly cache: datagrams in slots, found by one hash of their identity; the
+/// creation order and the sources refer to slots, so a fragment costs one or two hash
+/// lookups whatever happens to it.
 #[derive(Debug)]
 pub struct Defrag {
     limits: Limits,
-    queues: HashMap<Key, Queue>,
-    /// Creation order, for timeouts and eviction; entries of queues gone or restarted are
-    /// skipped and compacted away.
-    order: VecDeque<(u64, Key)>,
-    sources: HashMap<Source, SourceState>,
+    index: HashMap<Key, u32>,
+    slots: Vec<Option<Queue>>,
+    free: Vec<u32>,
+    /// Creation order (sequence number, slot), for timeouts and eviction; entries of slots
+    /// emptied or restarted since are skipped and compacted away.
+    order: VecDeque<(u64, u32)>,
+    source_index: HashMap<Source, u32>,
+    sources: Vec<Option<SourceState>>,
+    free_sources: Vec<u32>,
+    /// Sources whose last datagram went (an upper bound; see `forget_idle_sources`).
+    idle_sources: usize,
+    live: usize,
     bytes: usize,
     next_seq: u64,
     stats: Stats,
@@ -406,9 +516,15 @@ impl Defrag {
     pub fn new(limits: Limits) -> Defrag {
         Defrag {
             limits,
-            queues: HashMap::new(),
+            index: HashMap::new(),
+            slots: Vec::new(),
+            free: Vec::new(),
             order: VecDeque::new(),
-            sources: HashMap::new(),
+            source_index: HashMap::new(),
+            sources: Vec::new(),
+            free_sources: Vec::new(),
+            idle_sources: 0,
+            live: 0,
             bytes: 0,
             next_seq: 0,
             stats: Stats::default(),
@@ -422,12 +538,12 @@ impl Defrag {
 
     /// Datagrams in progress.
     pub fn len(&self) -> usize {
-        self.queues.len()
+        self.live
     }
 
     /// None in progress.
     pub fn is_empty(&self) -> bool {
-        self.queues.is_empty()
+        self.live == 0
     }
 
     /// The counters.
@@ -440,94 +556,169 @@ impl Defrag {
         self.limits
     }
 
+    fn slot(&self, i: u32) -> Option<&Queue> {
+        self.slots.get(i as usize)?.as_ref()
+    }
+
+    fn slot_mut(&mut self, i: u32) -> Option<&mut Queue> {
+        self.slots.get_mut(i as usize)?.as_mut()
+    }
+
+    fn source_mut(&mut self, i: u32) -> Option<&mut SourceState> {
+        self.sources.get_mut(i as usize)?.as_mut()
+    }
+
     /// One fragment at `now` (ms). `keep`: its datagram can be a probe (an IPv4 protocol
     /// the capture judges; IPv6 fragments are always kept, as only the first one names the
     /// protocol). A fragment not kept still counts towards its source's `ipfrag_max_dist`.
     pub fn push(&mut self, now: u64, f: &Fragment<'_>, keep: bool) -> Outcome {
         self.stats.fragments = self.stats.fragments.saturating_add(1);
         self.expire(now);
-        let v4 = f.src.is_ipv4();
-        let key = Key {
-            src: f.src,
-            dst: f.dst,
-            id: f.id,
-            proto: if v4 { f.proto } else { 0 },
-        };
         let source = Source::of(f.src);
         if !keep {
             // Only a queue of its source can be affected, and then only through the rid.
-            if let Some(s) = self.sources.get_mut(&source) {
+            if let Some(&i) = self.source_index.get(&source)
+                && let Some(s) = self.source_mut(i)
+            {
                 s.rid = s.rid.wrapping_add(1);
             }
             return Outcome::Ignored;
         }
+        let key = Key::of(f);
         let take = f.data_len.min(f.data.len() as u32);
+        let mut at = self.index.get(&key).copied();
         // Expired but not yet swept: the kernel's timer would have killed it.
-        if self
-            .queues
-            .get(&key)
-            .is_some_and(|q| now.saturating_sub(q.created_ms) >= self.limits.timeout_ms)
+        if let Some(i) = at
+            && self
+                .slot(i)
+                .is_some_and(|q| now.saturating_sub(q.created_ms) >= self.limits.timeout_ms)
         {
-            self.remove(&key);
+            self.remove(i);
             self.stats.timed_out += 1;
+            at = None;
         }
-        let held = self.sources.get(&source).map_or(0, |s| s.bytes);
-        let new_queue = !self.queues.contains_key(&key);
-        let adding = take as usize + if new_queue { QUEUE_COST } else { 0 };
-        if held + adding > self.limits.source_share {
-            return self.dropped(Drop::OverShare);
-        }
-        if new_queue {
-            let seq = self.next_seq;
-            self.next_seq += 1;
-            self.queues.insert(key, Queue::new(seq, now));
-            self.order.push_back((seq, key));
-            if !self.sources.contains_key(&source) {
-                self.bytes += SOURCE_COST;
+        let i = match at {
+            Some(i) => {
+                let held = self
+                    .slot(i)
+                    .and_then(|q| self.sources.get(q.source as usize)?.as_ref())
+                    .map_or(0, |s| s.bytes);
+                if held + take as usize > self.limits.source_share {
+                    return self.dropped(Drop::OverShare);
+                }
+                i
             }
-            let s = self.sources.entry(source).or_default();
-            s.queues += 1;
-            s.bytes += QUEUE_COST;
-            self.bytes += QUEUE_COST;
-        }
-        let out = self.queue(now, key, source, f, take);
+            None => {
+                let held = self
+                    .source_index
+                    .get(&source)
+                    .and_then(|&s| self.sources.get(s as usize)?.as_ref())
+                    .map_or(0, |s| s.bytes);
+                if held + QUEUE_COST + take as usize > self.limits.source_share {
+                    return self.dropped(Drop::OverShare);
+                }
+                self.create(now, key, source)
+            }
+        };
+        let out = self.queue(now, i, f, take);
         self.enforce_cap();
         self.stats.peak_bytes = self.stats.peak_bytes.max(self.bytes);
         out
     }
 
-    /// `ip_frag_queue` / `ip6_frag_queue` for a queue that exists.
-    fn queue(
-        &mut self,
-        now: u64,
-        key: Key,
-        source: Source,
-        f: &Fragment<'_>,
-        take: u32,
-    ) -> Outcome {
+    /// A new, empty datagram (`inet_frag_create`): its slot.
+    fn create(&mut self, now: u64, key: Key, source: Source) -> u32 {
+        let s = match self.source_index.get(&source) {
+            Some(&s) => {
+                // A source without a datagram in progress becomes busy again.
+                if self
+                    .sources
+                    .get(s as usize)
+                    .and_then(|x| x.as_ref())
+                    .is_some_and(|x| x.queues == 0)
+                {
+                    self.idle_sources = self.idle_sources.saturating_sub(1);
+                }
+                s
+            }
+            None => {
+                let st = SourceState {
+                    source,
+                    bytes: 0,
+                    queues: 0,
+                    rid: 0,
+                };
+                let s = match self.free_sources.pop() {
+                    Some(s) => {
+                        self.sources[s as usize] = Some(st);
+                        s
+                    }
+                    None => {
+                        self.sources.push(Some(st));
+                        (self.sources.len() - 1) as u32
+                    }
+                };
+                self.source_index.insert(source, s);
+                self.bytes += SOURCE_COST;
+                s
+            }
+        };
+        if let Some(st) = self.source_mut(s) {
+            st.queues += 1;
+            st.bytes += QUEUE_COST;
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let q = Queue::new(key, s, seq, now);
+        let i = match self.free.pop() {
+            Some(i) => {
+                self.slots[i as usize] = Some(q);
+                i
+            }
+            None => {
+                self.slots.push(Some(q));
+                (self.slots.len() - 1) as u32
+            }
+        };
+        self.index.insert(key, i);
+        self.order.push_back((seq, i));
+        self.live += 1;
+        self.bytes += QUEUE_COST;
+        i
+    }
+
+    /// `ip_frag_queue` / `ip6_frag_queue` for the datagram in slot `i`.
+    fn queue(&mut self, now: u64, i: u32, f: &Fragment<'_>, take: u32) -> Outcome {
         let v4 = f.src.is_ipv4();
         let max_dist = self.limits.max_dist;
-        let Some(q) = self.queues.get_mut(&key) else {
+        let next_seq = self.next_seq;
+        let Some(q) = self.slots.get_mut(i as usize).and_then(Option::as_mut) else {
             return Outcome::Ignored;
         };
         // ip_frag_too_far, before anything else looks at the fragment.
         if v4 && max_dist > 0 {
-            let s = self.sources.entry(source).or_default();
+            let Some(s) = self
+                .sources
+                .get_mut(q.source as usize)
+                .and_then(Option::as_mut)
+            else {
+                return Outcome::Ignored;
+            };
             let start = q.rid;
             s.rid = s.rid.wrapping_add(1);
             q.rid = s.rid;
-            if !q.runs.is_empty() && s.rid.wrapping_sub(start) > max_dist {
+            if !q.runs.as_slice().is_empty() && s.rid.wrapping_sub(start) > max_dist {
                 // ip_frag_reinit: emptied, and its timer starts again.
                 q.reinit();
                 q.created_ms = now;
-                q.seq = self.next_seq;
+                q.seq = next_seq;
                 self.next_seq += 1;
-                self.order.push_back((q.seq, key));
+                self.order.push_back((next_seq, i));
                 self.stats.restarted += 1;
-                self.recost(&key, source);
+                self.recost(i);
             }
         }
-        let Some(q) = self.queues.get_mut(&key) else {
+        let Some(q) = self.slot_mut(i) else {
             return Outcome::Ignored;
         };
         let offset = f.offset;
@@ -537,7 +728,7 @@ impl Defrag {
         }
         if !f.more {
             if end < q.len || (q.flags & LAST_IN != 0 && end != q.len) {
-                return self.discard(&key, Drop::BadLength);
+                return self.discard(i, Drop::BadLength);
             }
             q.flags |= LAST_IN;
             q.len = end;
@@ -550,13 +741,13 @@ impl Defrag {
             }
             if end > q.len {
                 if q.flags & LAST_IN != 0 {
-                    return self.discard(&key, Drop::BadLength);
+                    return self.discard(i, Drop::BadLength);
                 }
                 q.len = end;
             }
         }
         if end == offset {
-            return self.discard(&key, Drop::BadLength);
+            return self.discard(i, Drop::BadLength);
         }
         let size = end - offset;
         if take < size {
@@ -565,9 +756,9 @@ impl Defrag {
         match q.insert(offset, end) {
             Insert::Ok => {}
             Insert::Duplicate => return self.dropped(Drop::Duplicate),
-            Insert::Overlap => return self.discard(&key, Drop::Overlap),
+            Insert::Overlap => return self.discard(i, Drop::Overlap),
         }
-        let at = q.data.len() as u32;
+        let at = q.data.as_slice().len() as u32;
         q.data
             .extend_from_slice(f.data.get(..size as usize).unwrap_or_default());
         q.chunks.push(Chunk {
@@ -579,40 +770,44 @@ impl Defrag {
         q.ecn |= 1 << (f.ecn & 3);
         if offset == 0 {
             q.flags |= FIRST_IN;
-            q.head = f.header.to_vec();
+            q.head = Small::default();
+            q.head.extend_from_slice(f.header);
             q.nh_at = f.nh_at;
             q.first_nh = f.proto;
         }
         let complete = q.flags == FIRST_IN | LAST_IN && q.meat == q.len;
-        self.recost(&key, source);
+        self.recost(i);
         if !complete {
             return Outcome::Stored;
         }
-        self.reassemble(&key)
+        self.reassemble(i)
     }
 
     /// `ip_frag_reasm` / `ip6_frag_reasm`: the datagram as one packet, or why not.
-    fn reassemble(&mut self, key: &Key) -> Outcome {
-        let Some(q) = self.remove(key) else {
+    fn reassemble(&mut self, i: u32) -> Outcome {
+        let Some(q) = self.remove(i) else {
             return Outcome::Ignored;
         };
         let Some(ecn) = ecn_result(q.ecn) else {
             return self.dropped(Drop::Ecn);
         };
-        let v4 = key.src.is_ipv4();
-        let total = q.head.len() + q.len as usize;
+        let v4 = q.key.0[4] >> 40 & 1 == 1;
+        let head = q.head.as_slice();
+        let total = head.len() + q.len as usize;
         // IPv4: header and data; IPv6: the payload (the unfragmentable headers and data).
         if (v4 && total > 65_535) || (!v4 && total - 40.min(total) > 65_535) {
             return self.dropped(Drop::Oversize);
         }
-        let mut p = q.head;
+        let mut p = Vec::with_capacity(total);
+        p.extend_from_slice(head);
         let hlen = p.len();
         p.resize(total, 0);
-        for c in &q.chunks {
+        let data = q.data.as_slice();
+        for c in q.chunks.as_slice() {
             let (from, to) = (c.at as usize, c.at as usize + c.len as usize);
             let dst = hlen + c.offset as usize;
             if let (Some(src), Some(out)) =
-                (q.data.get(from..to), p.get_mut(dst..dst + c.len as usize))
+                (data.get(from..to), p.get_mut(dst..dst + c.len as usize))
             {
                 out.copy_from_slice(src);
             }
@@ -654,46 +849,86 @@ impl Defrag {
     }
 
     /// Discard the whole datagram (`inet_frag_kill`).
-    fn discard(&mut self, key: &Key, d: Drop) -> Outcome {
-        self.remove(key);
+    fn discard(&mut self, i: u32, d: Drop) -> Outcome {
+        self.remove(i);
         self.dropped(d)
     }
 
-    /// Bring the queue's cost (and its source's and the total) up to date.
-    fn recost(&mut self, key: &Key, source: Source) {
-        let Some(q) = self.queues.get_mut(key) else {
+    /// Bring slot `i`'s cost (and its source's and the total) up to date.
+    fn recost(&mut self, i: u32) {
+        let Some(q) = self.slots.get_mut(i as usize).and_then(Option::as_mut) else {
             return;
         };
         let now = q.measure();
         let before = std::mem::replace(&mut q.cost, now);
         self.bytes = self.bytes.saturating_sub(before) + now;
-        if let Some(s) = self.sources.get_mut(&source) {
+        if let Some(s) = self
+            .sources
+            .get_mut(q.source as usize)
+            .and_then(Option::as_mut)
+        {
             s.bytes = s.bytes.saturating_sub(before) + now;
         }
     }
 
-    /// Take a datagram out, with its accounting.
-    fn remove(&mut self, key: &Key) -> Option<Queue> {
-        let q = self.queues.remove(key)?;
+    /// Take the datagram in slot `i` out, with its accounting.
+    fn remove(&mut self, i: u32) -> Option<Queue> {
+        let q = self.slots.get_mut(i as usize)?.take()?;
+        self.free.push(i);
+        self.index.remove(&q.key);
+        self.live -= 1;
         self.bytes = self.bytes.saturating_sub(q.cost);
-        let source = Source::of(key.src);
-        if let Some(s) = self.sources.get_mut(&source) {
+        if let Some(s) = self
+            .sources
+            .get_mut(q.source as usize)
+            .and_then(Option::as_mut)
+        {
             s.bytes = s.bytes.saturating_sub(q.cost);
             s.queues = s.queues.saturating_sub(1);
             if s.queues == 0 {
-                // Its rid only matters while a queue of its exists (see `push`).
-                self.sources.remove(&source);
-                self.bytes = self.bytes.saturating_sub(SOURCE_COST);
+                self.idle_sources += 1;
             }
         }
         Some(q)
     }
 
+    /// Forget the sources without a datagram in progress once they are as many as the
+    /// datagrams (their rid only matters while a datagram of theirs is in progress, see
+    /// `push`; keeping them a while saves a table insert and removal per datagram of a
+    /// source that sends one after the other).
+    fn forget_idle_sources(&mut self) {
+        if self.live == 0 {
+            // Nothing in progress: nothing to keep them for, and the cache is empty.
+            let n = self.source_index.len();
+            if n > 0 {
+                self.sources.clear();
+                self.free_sources.clear();
+                self.source_index.clear();
+                self.bytes = self.bytes.saturating_sub(n * SOURCE_COST);
+            }
+            self.idle_sources = 0;
+            return;
+        }
+        if self.idle_sources <= self.live + 256 {
+            return;
+        }
+        for (i, slot) in self.sources.iter_mut().enumerate() {
+            if slot.is_some_and(|s| s.queues == 0)
+                && let Some(s) = slot.take()
+            {
+                self.source_index.remove(&s.source);
+                self.free_sources.push(i as u32);
+                self.bytes = self.bytes.saturating_sub(SOURCE_COST);
+            }
+        }
+        self.idle_sources = 0;
+    }
+
     /// The oldest live entry of the creation order (stale ones are dropped on the way).
-    fn oldest(&mut self) -> Option<(Key, u64)> {
-        while let Some(&(seq, key)) = self.order.front() {
-            match self.queues.get(&key) {
-                Some(q) if q.seq == seq => return Some((key, q.created_ms)),
+    fn oldest(&mut self) -> Option<(u32, u64)> {
+        while let Some(&(seq, i)) = self.order.front() {
+            match self.slot(i) {
+                Some(q) if q.seq == seq => return Some((i, q.created_ms)),
                 _ => {
                     self.order.pop_front();
                 }
@@ -704,12 +939,12 @@ impl Defrag {
 
     /// Forget the datagrams whose time is up (call it now and then: [`Defrag::push`] does).
     pub fn expire(&mut self, now: u64) {
-        while let Some((key, created)) = self.oldest() {
+        while let Some((i, created)) = self.oldest() {
             if now.saturating_sub(created) < self.limits.timeout_ms {
                 break;
             }
             self.order.pop_front();
-            self.remove(&key);
+            self.remove(i);
             self.stats.timed_out += 1;
         }
         self.compact();
@@ -718,22 +953,28 @@ impl Defrag {
     /// Over the cap: evict the datagrams started first.
     fn enforce_cap(&mut self) {
         while self.bytes > self.limits.mem_cap {
-            let Some((key, _)) = self.oldest() else {
+            let Some((i, _)) = self.oldest() else {
                 break;
             };
             self.order.pop_front();
-            self.remove(&key);
+            self.remove(i);
             self.stats.evicted += 1;
         }
         self.compact();
     }
 
-    /// Drop the stale entries of the order once they are half of it.
+    /// Drop the stale entries of the order once they are half of it, and the sources with
+    /// nothing in progress once they are many.
     fn compact(&mut self) {
-        if self.order.len() > 2 * self.queues.len() + 64 {
-            let queues = &self.queues;
-            self.order
-                .retain(|(seq, key)| queues.get(key).is_some_and(|q| q.seq == *seq));
+        self.forget_idle_sources();
+        if self.order.len() > 2 * self.live + 64 {
+            let slots = &self.slots;
+            self.order.retain(|&(seq, i)| {
+                slots
+                    .get(i as usize)
+                    .and_then(Option::as_ref)
+                    .is_some_and(|q| q.seq == seq)
+            });
         }
     }
 }
