@@ -37,6 +37,7 @@ use crate::engine::Hit;
 use crate::mode::{Kind, Mode, Proto};
 use crate::report;
 use crate::socktable::SockTable;
+use crate::stats::CapturePath;
 use crate::watch::{self, Candidate, Facts, RecentFlows, Watch, Watches};
 use crate::wire::{self, Drops, Packet, WireError};
 
@@ -177,30 +178,13 @@ pub struct Stealth {
     ring_drops: u64,
     /// Fragments on their way to a datagram (issue 18).
     defrag: Defrag,
-    /// Since start, for `portsentry status` and the metrics file.
-    totals: CaptureTotals,
+    /// Packets dropped for a bad IP header or transport checksum (the host drops them too).
+    bad_checksum: u64,
+    /// Since start, stage by stage, for `portsentry status` and the metrics file.
+    totals: CapturePath,
     last_loss_report: u64,
     last_ihl_log: Option<u64>,
     last_tick: u64,
-}
-
-/// What the capture counted since start: packets judged, packets the ring lost, malformed
-/// packets (not counting what is simply not a probe kind, nor bad checksums), packets with a
-/// bad checksum, and what the reassembly did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct CaptureTotals {
-    /// Incoming packets parsed and judged.
-    pub packets: u64,
-    /// Packets the kernel's ring dropped.
-    pub ring_drops: u64,
-    /// Packets dropped as malformed.
-    pub malformed: u64,
-    /// Packets dropped for a bad IP header or transport checksum (the host drops them too).
-    pub bad_checksum: u64,
-    /// The reassembly's counters.
-    pub defrag: defrag::Stats,
-    /// Bytes the reassembly cache holds now.
-    pub defrag_bytes: usize,
 }
 
 /// The modes this module runs.
@@ -345,7 +329,8 @@ impl Stealth {
             drops: Drops::default(),
             ring_drops: 0,
             defrag: Defrag::default(),
-            totals: CaptureTotals::default(),
+            bad_checksum: 0,
+            totals: CapturePath::default(),
             last_loss_report: now,
             last_ihl_log: None,
             last_tick: now,
@@ -427,10 +412,11 @@ impl Stealth {
         let mut probes = Vec::new();
         let mut others = Vec::new();
         let mut bad_ihl = Vec::new();
-        let drops = &mut self.drops;
-        let (mut malformed, mut bad_checksum) = (0u64, 0u64);
+        let (drops, totals) = (&mut self.drops, &mut self.totals);
+        let mut bad_checksum = 0u64;
         let (defrag, watches, addrs) = (&mut self.defrag, &self.watches, &self.host.addrs);
         let mut each = |meta: PacketMeta, bytes: &[u8]| {
+            totals.parsed += 1;
             let m = wire::Meta {
                 wire_len: meta.wire_len as usize,
                 csum: csum_state(meta),
@@ -440,8 +426,10 @@ impl Stealth {
                 drops.count(e);
                 if e.is_bad_checksum() {
                     bad_checksum += 1;
-                } else if e != WireError::NotTcpUdp {
-                    malformed += 1;
+                } else if e == WireError::NotTcpUdp {
+                    totals.not_tcp_udp += 1;
+                } else {
+                    totals.malformed += 1;
                 }
                 if let WireError::IllegalHeaderLength {
                     ihl,
@@ -486,15 +474,9 @@ impl Stealth {
         } else {
             self.capture.drain(&mut each);
         }
-        self.totals.malformed += malformed;
-        self.totals.bad_checksum += bad_checksum;
-        self.totals.defrag = self.defrag.stats();
-        self.totals.defrag_bytes = self.defrag.bytes();
-        self.totals.packets += probes
-            .iter()
-            .filter(|(t, _)| *t != watch::PACKET_OUTGOING)
-            .count() as u64
-            + others.len() as u64;
+        self.bad_checksum += bad_checksum;
+        let copies = self.capture.counts();
+        (self.totals.bell_packets, self.totals.copies_skipped) = (copies.bell, copies.skipped);
         for (proto, ihl, src) in bad_ihl {
             if self.watches.get(proto).is_none() {
                 continue;
@@ -513,6 +495,7 @@ impl Stealth {
         let mut addrs_fresh = false;
         for (pkttype, p) in probes {
             if pkttype == watch::PACKET_OUTGOING {
+                self.totals.outgoing += 1;
                 self.recent.note_outgoing(&p, round);
                 continue;
             }
@@ -523,6 +506,7 @@ impl Stealth {
                 addrs_fresh = true;
             }
             let Ok(c) = watch::screen(&self.watches, &p, pkttype, &self.host.addrs) else {
+                self.totals.not_probes += 1;
                 continue;
             };
             let proto = c.hit.mode.proto();
@@ -535,12 +519,14 @@ impl Stealth {
                 ),
                 flow_is_ours: c.needs_flow_check && self.flow_is_ours(proto, c, round),
             };
-            if let Ok(h) = watch::decide(c, facts) {
-                hits.push(h);
+            match watch::decide(c, facts) {
+                Ok(h) => hits.push(h),
+                Err(_) => self.totals.not_probes += 1,
             }
         }
         for (pkttype, o) in others {
             if pkttype == watch::PACKET_OUTGOING {
+                self.totals.outgoing += 1;
                 continue;
             }
             if !addrs_fresh && watch::unknown_destination(o.dst, &self.host.addrs) {
@@ -548,6 +534,7 @@ impl Stealth {
                 addrs_fresh = true;
             }
             let Ok(c) = watch::screen_other(&self.watches, &o, &self.host.addrs) else {
+                self.totals.not_probes += 1;
                 continue;
             };
             // Smart-Verify for SCTP: a local SCTP endpoint on the port (an ICMP probe has
@@ -556,10 +543,12 @@ impl Stealth {
                 port_in_use: o.kind.is_sctp() && self.host.sctp.contains(&o.dst_port),
                 flow_is_ours: false,
             };
-            if let Ok(h) = watch::decide(c, facts) {
-                hits.push(h);
+            match watch::decide(c, facts) {
+                Ok(h) => hits.push(h),
+                Err(_) => self.totals.not_probes += 1,
             }
         }
+        self.totals.hits += hits.len() as u64;
         hits
     }
 
@@ -603,9 +592,23 @@ impl Stealth {
             || (proto == Proto::Tcp && self.host.table.owns_flow(c.local, c.remote))
     }
 
-    /// What the capture counted since start.
-    pub fn totals(&self) -> CaptureTotals {
+    /// What the capture counted since start, stage by stage (the ring's figures as of the
+    /// last [`Stealth::tick`]).
+    pub fn totals(&self) -> CapturePath {
         self.totals
+    }
+
+    /// Bad checksums and the reassembly's counters since start (issue 18).
+    pub fn evasion(&self) -> crate::stats::Evasion {
+        let d = self.defrag.stats();
+        crate::stats::Evasion {
+            bad_checksum: self.bad_checksum,
+            fragments: d.fragments,
+            reassembled: d.reassembled,
+            unassembled: d.failed(),
+            cache_bytes: self.defrag.bytes() as u64,
+            cache_peak_bytes: d.peak_bytes as u64,
+        }
     }
 
     /// Periodic work: refresh the host view, update the filter, report losses.
@@ -617,7 +620,6 @@ impl Stealth {
         }
         self.last_tick = now;
         self.defrag.expire(now);
-        self.totals.defrag_bytes = self.defrag.bytes();
         if now.saturating_sub(self.host_at) >= REFRESH_MS {
             self.host.addrs = read_addrs();
             self.host.sctp = sockdiag::read_sctp_listeners();
@@ -633,6 +635,11 @@ impl Stealth {
             Ok(s) => {
                 self.ring_drops = self.ring_drops.saturating_add(u64::from(s.drops));
                 self.totals.ring_drops = self.totals.ring_drops.saturating_add(u64::from(s.drops));
+                // tp_packets counts the dropped packets too (af_packet's getsockopt adds them).
+                self.totals.ring_packets = self
+                    .totals
+                    .ring_packets
+                    .saturating_add(u64::from(s.packets));
             }
             Err(e) => log.log(&report::capture_error(e)),
         }
