@@ -282,6 +282,7 @@ fn a_flood_from_100000_forged_sources_stays_bounded_and_the_daemon_responsive() 
             max: Duration::from_secs(30),
             rate: None,
             seed: 1,
+            stop: None,
         },
         progress.clone(),
     );

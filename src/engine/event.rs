@@ -156,4 +156,12 @@ pub enum Event {
         /// Over how many seconds.
         seconds: u64,
     },
+    /// Blocks of reports over the report limits (a flood's) dropped in the last `seconds`
+    /// because as many as the flood queue holds were already waiting.
+    BlocksShed {
+        /// How many.
+        count: u64,
+        /// Over how many seconds.
+        seconds: u64,
+    },
 }

@@ -121,6 +121,13 @@ pub struct GateCounts {
     pub over_global: u64,
 }
 
+/// Blocks of reports over the report limits (a flood's, run after the others, a few at a
+/// time) that may wait at once; more are dropped and counted (`Engine::job_shed`). 4,096
+/// is about 4 s of `KILL_ROUTE` commands at the rate this 2-core machine runs them (~1,000
+/// a second) and a few milliseconds of nftables elements; without a bound, a flood of
+/// forged sources grew the queue to 89,000 commands in 5 s, each pinning its host.
+pub const FLOOD_QUEUE_MAX: usize = 4096;
+
 /// Per-host state for one daemon (all its modes).
 #[derive(Debug, Clone)]
 pub struct Engine {
@@ -131,6 +138,8 @@ pub struct Engine {
     blocks: Blocks,
     rates: RateLimits,
     last_housekeeping: u64,
+    /// Flood blocks (`Job::flood`) made and not ended yet: at most [`FLOOD_QUEUE_MAX`].
+    flood_jobs: usize,
     counts: GateCounts,
 }
 
@@ -144,6 +153,7 @@ impl Engine {
             blocks: Blocks::new(limits.max_blocked),
             rates: RateLimits::new(limits),
             last_housekeeping: 0,
+            flood_jobs: 0,
             counts: GateCounts::default(),
         }
     }
@@ -252,6 +262,7 @@ impl Engine {
         };
         let r = &job.record;
         self.hosts.job_ended(ip, r.mode.proto());
+        self.flood_jobs = self.flood_jobs.saturating_sub(usize::from(job.flood));
         if !ok {
             v.log.push(Event::CouldNotBlock {
                 host: Host {
@@ -272,6 +283,17 @@ impl Engine {
             v.records.push(r.clone());
         }
         v
+    }
+
+    /// The executor dropped `job`, a block of a report over the report limits, because its
+    /// flood queue was full: the host has no job under way any more (it can be evicted, and
+    /// its next report, if the limits admit it, blocks it), and the summary counts it.
+    pub fn job_shed(&mut self, job: &Job) {
+        if let JobKind::Respond { .. } = job.kind {
+            self.hosts.job_ended(job.target, job.record.mode.proto());
+            self.rates.note_shed();
+            self.flood_jobs = self.flood_jobs.saturating_sub(usize::from(job.flood));
+        }
     }
 
     /// Periodic work at `now` (cheap when nothing is due; call it on every loop turn): blocks

@@ -110,6 +110,15 @@ impl Engine {
             }
             return v;
         }
+        if r.quiet && block != BlockMode::LogOnly {
+            // A flood's block: at most FLOOD_QUEUE_MAX wait; past that it is not even built
+            // (a forged source each packet would otherwise cost a job built to be dropped).
+            if self.flood_jobs >= super::FLOOD_QUEUE_MAX {
+                self.rates.note_shed();
+                return quiet(v, r);
+            }
+            self.flood_jobs += 1;
+        }
         let subst = |t: &str| template::substitute(t, ip, hit.port, hit.mode);
         let mut steps = Vec::new();
         let mut preflight_ok = true;
@@ -186,6 +195,7 @@ impl Engine {
                     write: blocking || !r.quiet,
                 },
                 quiet: r.quiet,
+                flood: r.quiet && blocking,
                 preflight_ok,
             });
         }

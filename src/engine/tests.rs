@@ -1417,3 +1417,128 @@ fn a_held_back_report_promotes_its_queued_block_once_its_evidence_tells() {
     assert_eq!(lines.len(), 2, "{lines:?}");
     assert!(lines[1].contains("is already blocked"), "{lines:?}");
 }
+
+#[test]
+fn a_shed_flood_block_leaves_the_host_free_to_be_blocked_when_reported() {
+    let mut e = Engine::new(Limits::default());
+    let c = nft_cfg(0);
+    spend_every_bucket(&mut e, 1_000, &c);
+    let real = |port| hit("192.0.2.77", port, Mode::Stcp);
+    // Its first probe's quiet block found the flood queue full: the executor dropped it.
+    let job = step(&mut e, 1_000, &c, &real(21)).1.unwrap().job().unwrap();
+    assert!(job.quiet);
+    e.job_shed(&job);
+    // Its second probe shows more evidence than the forged sources: logged, and a new block
+    // (not "already blocked", not a promotion of a job that no longer exists).
+    let v = step(&mut e, 1_001, &c, &real(22)).1.unwrap();
+    assert!(v.promote.is_empty(), "{:?}", v.promote);
+    let job = v.job().expect("a new block");
+    assert!(!job.quiet);
+    let lines = v.lines();
+    assert!(
+        lines[0].contains("from host: 192.0.2.77/192.0.2.77 to TCP port: 22"),
+        "{lines:?}"
+    );
+    assert!(
+        !lines.iter().any(|l| l.contains("already blocked")),
+        "{lines:?}"
+    );
+    // The summary says how many the queue dropped.
+    let lines: Vec<String> = e
+        .tick(1_000 + 60_000)
+        .log
+        .iter()
+        .map(crate::report::event_line)
+        .collect();
+    assert!(
+        lines.iter().any(|l| l.starts_with(
+            "adminalert: Flood: 1 block of sources over the report limits not carried out in the last"
+        ) && l.contains(&format!("{} were already waiting", super::FLOOD_QUEUE_MAX))),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn a_table_full_of_hosts_with_jobs_under_way_grows_by_a_quarter_instead_of_rescanning() {
+    let l = Limits {
+        max_hosts: 64,
+        ..Limits::default()
+    };
+    let mut e = Engine::new(l);
+    let c = nft_cfg(0);
+    // 64 hosts, each with a block under way (never evicted).
+    for i in 0..64u32 {
+        let h = Hit {
+            src: IpAddr::from((0x0a00_0000 + (i << 8) + 1).to_be_bytes()),
+            ..hit(A, 1, Mode::Stcp)
+        };
+        assert!(step(&mut e, 1_000, &c, &h).1.unwrap().job().is_some());
+    }
+    assert_eq!(e.tracked_hosts(), 64);
+    // New hosts: the eviction that finds nothing to drop lets the table grow by a quarter
+    // before it looks again (it would otherwise scan all 64 on every new host).
+    for i in 0..16u32 {
+        let src = IpAddr::from((0xac10_0000 + (i << 8) + 1).to_be_bytes());
+        gate(&mut e, 1_000, src, Proto::Tcp, 5, &none());
+        assert_eq!(e.tracked_hosts(), 65 + i as usize);
+    }
+    // The next one finds the table at 80: the 16 newer idle hosts are the least recently
+    // seen quarter's candidates and some go; the 64 with jobs stay.
+    gate(&mut e, 2_000, ip("192.0.2.1"), Proto::Tcp, 5, &none());
+    assert!(
+        e.tracked_hosts() < 81 && e.tracked_hosts() >= 64,
+        "{}",
+        e.tracked_hosts()
+    );
+}
+
+#[test]
+fn past_the_flood_queue_bound_a_forged_block_is_not_even_built() {
+    let mut e = Engine::new(Limits::default());
+    let c = nft_cfg(0);
+    spend_every_bucket(&mut e, 1_000, &c);
+    let forged = |i: u32| Hit {
+        src: IpAddr::from((0x6400_0000 + i).to_be_bytes()),
+        ..hit(A, 1, Mode::Stcp)
+    };
+    // Fill the flood queue (the buckets' own quiet jobs count too).
+    let mut held = Vec::new();
+    let mut i = 0;
+    loop {
+        let v = step(&mut e, 1_000, &c, &forged(i)).1;
+        i += 1;
+        match v.and_then(|v| v.job()) {
+            Some(j) if j.flood => held.push(j),
+            Some(_) => {}
+            None => break,
+        }
+        assert!(i < 100_000, "the flood queue never filled");
+    }
+    assert!(held.len() <= super::FLOOD_QUEUE_MAX, "{}", held.len());
+    // One ends: the next forged source's block is built again.
+    e.job_done(1_001, &held.pop().unwrap(), true);
+    assert!(
+        step(&mut e, 1_001, &c, &forged(i))
+            .1
+            .unwrap()
+            .job()
+            .is_some()
+    );
+    assert!(
+        step(&mut e, 1_001, &c, &forged(i + 1))
+            .1
+            .is_none_or(|v| v.job().is_none())
+    );
+    let lines: Vec<String> = e
+        .tick(1_000 + 60_000)
+        .log
+        .iter()
+        .map(crate::report::event_line)
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("adminalert: Flood: 2 blocks of sources")),
+        "{lines:?}"
+    );
+}

@@ -118,6 +118,9 @@ pub struct Job {
     pub record: Record,
     /// Over the report limits: the shell logs nothing about this job.
     pub quiet: bool,
+    /// It was quiet when made (a flood's block; `quiet` changes when the host's report is
+    /// logged later, this does not): the engine counts these until they end.
+    pub flood: bool,
     /// False when a step was skipped for lack of `$TARGET$`: the job then counts as failed
     /// once its other steps have run, as 1.2's dispose does (§6.2).
     pub preflight_ok: bool,

@@ -36,6 +36,14 @@ pub fn blocks_refused(n: u64, seconds: u64) -> String {
     )
 }
 
+/// `adminalert: Flood: {n} blocks not carried out in the last {s} seconds: ...`
+pub fn blocks_shed(n: u64, seconds: u64, queue: usize) -> String {
+    format!(
+        "adminalert: Flood: {} of sources over the report limits not carried out in the last {seconds} seconds: {queue} were already waiting. A source reported later is blocked then.",
+        super::count(n, "block", "blocks")
+    )
+}
+
 /// RESOLVE_HOST: the resolver did not answer in time; lookups rest for a while.
 pub fn resolve_timed_out(ip: IpAddr, timeout_ms: u128, rest_s: u64) -> String {
     format!(

@@ -100,6 +100,9 @@ pub fn event_line(e: &Event) -> String {
             others,
         } => reports_rate_limited(*count, *seconds, by_prefix, *others),
         Event::BlocksRefused { count, seconds } => blocks_refused(*count, *seconds),
+        Event::BlocksShed { count, seconds } => {
+            blocks_shed(*count, *seconds, crate::engine::FLOOD_QUEUE_MAX)
+        }
     }
 }
 

@@ -233,17 +233,20 @@ pub enum Refusal {
     RateLimit,
     /// A protected address: this host's own, loopback, multicast, broadcast, a gateway.
     Protected,
+    /// A flood's block dropped: the queue of blocks over the report limits was full.
+    FloodQueue,
 }
 
 impl Refusal {
     /// Every reason (listed from zero).
-    pub const ALL: [Refusal; 2] = [Refusal::RateLimit, Refusal::Protected];
+    pub const ALL: [Refusal; 3] = [Refusal::RateLimit, Refusal::Protected, Refusal::FloodQueue];
 
     /// The label value.
     pub fn as_str(self) -> &'static str {
         match self {
             Refusal::RateLimit => "rate_limit",
             Refusal::Protected => "protected",
+            Refusal::FloodQueue => "flood_queue",
         }
     }
 }

@@ -162,6 +162,9 @@ impl Observer {
                     let rest = count.saturating_sub(std::mem::take(&mut o.refusals_reported));
                     o.stats.note_refusals(Refusal::RateLimit, rest);
                 }
+                EngineEvent::BlocksShed { count, .. } => {
+                    o.stats.note_refusals(Refusal::FloodQueue, *count)
+                }
                 EngineEvent::HitsSuppressed { count, .. } => {
                     o.stats.note_suppressed(Suppression::Repeat, *count)
                 }

@@ -368,6 +368,8 @@ pub fn every_line() -> Vec<(&'static str, Class, String)> {
     );
     add("blocks_refused", Security, r::blocks_refused(7, 10));
     add("blocks_refused", Security, r::blocks_refused(1, 10));
+    add("blocks_shed", Security, r::blocks_shed(9000, 10, 4096));
+    add("blocks_shed", Security, r::blocks_shed(1, 10, 4096));
     add(
         "resolve_timed_out",
         Security,

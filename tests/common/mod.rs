@@ -15,7 +15,6 @@ pub mod loglines;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
-use std::os::fd::AsFd;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -149,14 +148,7 @@ impl Net {
 
     /// Run `f` on a thread that has entered namespace `ns` (sockets it makes live there).
     pub fn within<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-        let path = format!("/run/netns/{ns}");
-        std::thread::spawn(move || {
-            let f_ns = File::open(&path).expect("netns file");
-            nix::sched::setns(f_ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
-            f()
-        })
-        .join()
-        .expect("namespace thread")
+        flood::in_namespace(ns, f)
     }
 
     /// TCP connect from the scanner (optionally from a given source), then read what the
@@ -551,21 +543,8 @@ impl Net {
 }
 
 /// A small deterministic pseudo-random generator (xorshift), so tests need no extra crate.
-pub struct Rng(pub u64);
-
-impl Rng {
-    pub fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+#[allow(unused_imports)] // not every test crate uses it
+pub use flood::Rng;
 
 /// The child processes of `pid`, whichever of its threads started them (the daemon starts
 /// its spare shells on a thread of their own; `/proc/PID/task/TID/children` is per thread).
