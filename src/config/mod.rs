@@ -145,6 +145,9 @@ pub struct Config {
     pub block_set_size: u32,
     /// `BLOCK_RATE_LIMIT`: blocks per minute, 0 for no cap.
     pub block_rate_limit: u32,
+    /// `BLOCK_ICMP_SCTP`: SCTP and ICMP probes count towards SCAN_TRIGGER and are answered as
+    /// BLOCK_TCP says (false: reported only).
+    pub block_icmp_sctp: bool,
     /// `KILL_ROUTE_UNDO`: run on expiry of a command-method block.
     pub kill_route_undo: Option<String>,
     /// `BLOCK_FLUSH_ON_STOP`: delete the nftables table when the daemon stops.
@@ -189,6 +192,7 @@ impl Default for Config {
             block_timeout: 0,
             block_set_size: DEFAULT_SET_SIZE,
             block_rate_limit: 0,
+            block_icmp_sctp: false,
             kill_route_undo: None,
             block_flush_on_stop: false,
             keep_capabilities: Some(crate::caps::default_keep()),

@@ -149,6 +149,7 @@ fn every_key_end_to_end() {
         "KILL_ROUTE_UNDO=\"\"\n",
         "BLOCK_FLUSH_ON_STOP=\"1\"\n",
         "BLOCK_RATE_LIMIT=\"30\"\n",
+        "BLOCK_ICMP_SCTP=\"1\"\n",
         "KEEP_CAPABILITIES=\"CAP_NET_RAW\"\n",
         "METRICS_FILE=\"/var/lib/prometheus/node-exporter/portsentry.prom\"\n",
         "EVENTS_FILE=\"/var/log/portsentry/events.jsonl\"\n",
@@ -187,6 +188,7 @@ fn every_key_end_to_end() {
     assert_eq!((c.block_timeout, c.block_set_size), (600, 2_000_000));
     assert!(c.kill_route_undo.is_none() && c.block_flush_on_stop);
     assert_eq!(c.block_rate_limit, 30);
+    assert!(c.block_icmp_sctp);
     assert_eq!(c.keep_capabilities, Some(vec![13]));
     assert_eq!(
         c.metrics_file.as_deref(),
