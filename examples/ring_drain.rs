@@ -35,6 +35,8 @@ fn main() {
     let prog = bpf::compile(&FilterSpec {
         tcp: Some(PortSet::from_ports(a.ports)),
         udp: None,
+        // As the daemon's TCP modes: SCTP to those ports and ICMP requests pass too.
+        other: true,
     });
     let mut cap = Capture::open(&prog, None, None).unwrap_or_else(|e| {
         eprintln!("ring_drain: cannot open the capture: {e}");
