@@ -600,7 +600,10 @@ fn a_flood_of_incomplete_fragments_does_not_hide_a_real_fragmented_scan() {
     let c = counters(&run);
     let peak = c["fragment_cache_peak_bytes"].as_u64().unwrap();
     assert!(peak <= 4 << 20, "cache peak {peak} bytes");
-    assert!(c["fragments"].as_u64().unwrap() >= 99_000, "{c}");
+    // The flood reached the daemon: every fragment was handed to the reassembly or, on a
+    // loaded machine, lost in the capture ring (counted, never silently).
+    let seen = c["fragments"].as_u64().unwrap() + c["capture_drops"].as_u64().unwrap();
+    assert!(seen >= 99_000, "{c}");
     let rss = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
         .lines()
@@ -609,11 +612,12 @@ fn a_flood_of_incomplete_fragments_does_not_hide_a_real_fragmented_scan() {
         .to_string();
     eprintln!(
         "flood: {} ; daemon: fragments {}, reassembled {}, not reassembled {}, cache peak {peak} \
-         bytes, {rss}; kernel: IpReasmFails +{}, nmap saw the port {state}",
+         bytes, ring drops {}, {rss}; kernel: IpReasmFails +{}, nmap saw the port {state}",
         sent.trim(),
         c["fragments"],
         c["datagrams_reassembled"],
         c["datagrams_unassembled"],
+        c["capture_drops"],
         nstat(&net.target, "IpReasmFails") - fails0
     );
 }
