@@ -315,6 +315,17 @@ pub const KEYS: &[KeyDef] = &[
         },
     },
     KeyDef {
+        name: "BLOCK_ICMP_SCTP",
+        doc: "non-zero: SCTP INIT/COOKIE-ECHO and ICMP echo/timestamp/mask probes (seen by -stcp and -atcp) count towards SCAN_TRIGGER and are answered as BLOCK_TCP says; 0: reported only",
+        default: "0",
+        extension: true,
+        apply: |c, v, x| {
+            if let Some(n) = integer(v, x) {
+                c.block_icmp_sctp = n != 0;
+            }
+        },
+    },
+    KeyDef {
         name: "KEEP_CAPABILITIES",
         doc: "capabilities kept after start-up, also the most KILL_* commands get; `all` keeps every one",
         default: "CAP_NET_ADMIN,CAP_NET_RAW,CAP_NET_BIND_SERVICE",
@@ -613,8 +624,8 @@ mod tests {
                 k.name
             );
         }
-        assert_eq!(KEYS.len(), 35);
-        assert_eq!(KEYS.iter().filter(|k| k.extension).count(), 17);
+        assert_eq!(KEYS.len(), 36);
+        assert_eq!(KEYS.iter().filter(|k| k.extension).count(), 18);
         assert!(key("NOPE").is_none());
     }
 
@@ -817,6 +828,20 @@ mod tests {
         assert!(ok("BLOCK_FLUSH_ON_STOP", "1").block_flush_on_stop);
         assert!(!ok("BLOCK_FLUSH_ON_STOP", "0").block_flush_on_stop);
         assert!(err("BLOCK_FLUSH_ON_STOP", "yes").contains("not an integer"));
+    }
+
+    #[test]
+    fn block_icmp_sctp() {
+        assert!(
+            !Config::default().block_icmp_sctp,
+            "SCTP and ICMP probes are reported only by default"
+        );
+        assert!(ok("BLOCK_ICMP_SCTP", "1").block_icmp_sctp);
+        assert!(!ok("BLOCK_ICMP_SCTP", "0").block_icmp_sctp);
+        let (c, d) = run("BLOCK_ICMP_SCTP", "yes");
+        assert_eq!(d.len(), 1);
+        assert!(d[0].message.contains("not an integer"), "{d:?}");
+        assert!(!c.block_icmp_sctp);
     }
 
     #[test]

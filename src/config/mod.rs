@@ -151,6 +151,9 @@ pub struct Config {
     /// `BLOCK_PREFIX_BUDGET`: blocks per source prefix (IPv4 /24, IPv6 /64), (burst, per
     /// minute); None: no budget.
     pub block_prefix_budget: Option<(u32, u32)>,
+    /// `BLOCK_ICMP_SCTP`: SCTP and ICMP probes count towards SCAN_TRIGGER and are answered as
+    /// BLOCK_TCP says (false: reported only).
+    pub block_icmp_sctp: bool,
     /// `KILL_ROUTE_UNDO`: run on expiry of a command-method block.
     pub kill_route_undo: Option<String>,
     /// `BLOCK_FLUSH_ON_STOP`: delete the nftables table when the daemon stops.
@@ -196,6 +199,7 @@ impl Default for Config {
             block_set_size: DEFAULT_SET_SIZE,
             block_rate_limit: 0,
             block_prefix_budget: Some(DEFAULT_PREFIX_BUDGET),
+            block_icmp_sctp: false,
             kill_route_undo: None,
             block_flush_on_stop: false,
             keep_capabilities: Some(crate::caps::default_keep()),

@@ -28,7 +28,10 @@
 //! - with BLOCK_x=0 the history line is still written (fail2ban reads it) but the host is not
 //!   marked blocked, so a later scan is logged again; repeats from one host are rate-limited,
 //!   and reports per source prefix and overall (see [`Limits`]), so forged sources from one
-//!   network can neither fill the disk nor silence a scan from another.
+//!   network can neither fill the disk nor silence a scan from another;
+//! - SCTP and ICMP probes ([`Detail::Other`], issue 18) are reported only, counted in a host
+//!   table of their own (so a ping never holds back the same host's TCP report), unless
+//!   BLOCK_ICMP_SCTP makes them hits like the others.
 
 use std::net::IpAddr;
 
@@ -91,6 +94,8 @@ pub struct Respond {
     /// Over the report limits (per prefix, global, reserve): act and record a block, but log
     /// nothing (counted for the periodic summary).
     quiet: bool,
+    /// An SCTP or ICMP probe without BLOCK_ICMP_SCTP: the detection line and nothing else.
+    report_only: bool,
     /// Reported now, after a report held back by the limits whose block job is still under
     /// way: that job is to be run first and logged (`Verdict::promote`), not a second one.
     promote: bool,
@@ -132,6 +137,8 @@ pub const FLOOD_QUEUE_MAX: usize = 4096;
 pub struct Engine {
     limits: Limits,
     hosts: Hosts,
+    /// The report-only SCTP and ICMP probes, per host.
+    probes: Hosts,
     blocks: Blocks,
     rates: RateLimits,
     budget: Budget,
@@ -147,6 +154,7 @@ impl Engine {
         Engine {
             limits,
             hosts: Hosts::new(limits),
+            probes: Hosts::new(limits),
             blocks: Blocks::new(limits.max_blocked),
             rates: RateLimits::new(limits),
             budget: Budget::new(limits.max_prefixes),
@@ -160,7 +168,7 @@ impl Engine {
     /// name to look up first (then [`Engine::named`]).
     pub fn observe(&mut self, now: u64, hit: &Hit, ctx: &Context) -> Outcome {
         let classic = hit.mode.kind() == Kind::Classic;
-        match self.gate(now, hit, ctx.cfg.scan_trigger, ctx.ignore) {
+        match self.gate(now, hit, ctx.cfg, ctx.ignore) {
             Gate::Ignored => Outcome::Done(Verdict {
                 ignored: true,
                 ..Verdict::default()
@@ -190,8 +198,9 @@ impl Engine {
         self.respond(now, ctx.cfg, &p.hit, p.respond, name, ctx.protected)
     }
 
-    /// Ignore list, SCAN_TRIGGER, already-blocked, repeat and report limits.
-    fn gate(&mut self, now: u64, hit: &Hit, scan_trigger: u32, ignore: &IgnoreList) -> Gate {
+    /// Ignore list, SCAN_TRIGGER, already-blocked, repeat and report limits. A report-only
+    /// SCTP or ICMP probe is reported on its first hit, in its own table.
+    fn gate(&mut self, now: u64, hit: &Hit, cfg: &Config, ignore: &IgnoreList) -> Gate {
         let src = hit.src;
         let c = &mut self.counts;
         c.judged += 1;
@@ -199,15 +208,19 @@ impl Engine {
             c.ignored += 1;
             return Gate::Ignored;
         }
+        let report_only = matches!(hit.detail, Detail::Other(_)) && !cfg.block_icmp_sctp;
+        let (table, trigger) = if report_only {
+            (&mut self.probes, 1)
+        } else {
+            (&mut self.hosts, cfg.scan_trigger)
+        };
         let rates = &mut self.rates;
         let proto = hit.mode.proto();
         let mut evidence = 0;
-        let count = self
-            .hosts
-            .count(now, src, proto, hit.port, scan_trigger, |ev| {
-                evidence = ev.score();
-                rates.admit(now, src, ev)
-            });
+        let count = table.count(now, src, proto, hit.port, trigger, |ev| {
+            evidence = ev.score();
+            rates.admit(now, src, ev)
+        });
         match count {
             Count::BelowTrigger => {
                 c.below_trigger += 1;
@@ -231,11 +244,12 @@ impl Engine {
                 }
                 let quiet = !admission.allowed();
                 Gate::Respond(Respond {
-                    already_blocked: pending || self.blocks.contains(src),
+                    already_blocked: !report_only && (pending || self.blocks.contains(src)),
                     suppressed,
                     quiet,
-                    promote: !quiet && owed && pending,
+                    promote: !report_only && !quiet && owed && pending,
                     evidence,
+                    report_only,
                 })
             }
         }
@@ -309,6 +323,7 @@ impl Engine {
         if now.saturating_sub(self.last_housekeeping) >= HOUSEKEEPING_MS {
             self.last_housekeeping = now;
             self.hosts.expire(now);
+            self.probes.expire(now);
             self.rates.expire(now);
             self.budget.expire(now);
         }
@@ -319,6 +334,7 @@ impl Engine {
     pub fn clear_blocked(&mut self) {
         self.blocks.clear();
         self.hosts.forget_reports();
+        self.probes.forget_reports();
     }
 
     /// Make the remembered blocks exactly `hosts` (address, time left in ms or None for

@@ -42,7 +42,10 @@ impl Engine {
         // Over the rate nothing is logged: only a block is still carried out and recorded,
         // so skip building the events (a flood of forged sources comes through here).
         if r.quiet
-            && (r.already_blocked || block == BlockMode::LogOnly || protected.reason(ip).is_some())
+            && (r.report_only
+                || r.already_blocked
+                || block == BlockMode::LogOnly
+                || protected.reason(ip).is_some())
         {
             return v;
         }
@@ -56,7 +59,11 @@ impl Engine {
             mode: hit.mode,
             detail: hit.detail,
         });
-        if hit.ip_options && hit.mode.kind() != Kind::Classic {
+        // 1.2's line names a TCP or UDP port; an SCTP or ICMP probe has none of its own.
+        if hit.ip_options
+            && hit.mode.kind() != Kind::Classic
+            && !matches!(hit.detail, Detail::Other(_))
+        {
             v.log.push(Event::IpOptions {
                 host: host.clone(),
                 proto,
@@ -69,6 +76,9 @@ impl Engine {
                 count: u64::from(r.suppressed),
                 seconds: self.limits.repeat_interval_ms / 1000,
             });
+        }
+        if r.report_only {
+            return v;
         }
         if r.promote {
             // Its block is under way, queued quietly when its first report was held back:
@@ -240,5 +250,6 @@ pub fn scan_kind(detail: Detail) -> Option<crate::classify::ScanKind> {
         Detail::Connect => None,
         Detail::TcpScan(t) => Some(crate::classify::ScanKind::Tcp(t)),
         Detail::UdpScan => Some(crate::classify::ScanKind::Udp),
+        Detail::Other(_) => None,
     }
 }

@@ -40,7 +40,11 @@ fn gate(
         detail: Detail::UdpScan,
         ip_options: false,
     };
-    Engine::gate(e, now, &h, trigger, ignore)
+    let cfg = Config {
+        scan_trigger: trigger,
+        ..Config::default()
+    };
+    Engine::gate(e, now, &h, &cfg, ignore)
 }
 
 /// Blocks that expired at `now`, as the old `expire_blocks` returned them: the lines, the
@@ -102,7 +106,7 @@ fn cfg(block: BlockMode) -> Config {
 
 /// Gate then respond, as the shell does.
 fn step(e: &mut Engine, now: u64, c: &Config, h: &Hit) -> (Gate, Option<Verdict>) {
-    let g = Engine::gate(e, now, h, c.scan_trigger, &none());
+    let g = Engine::gate(e, now, h, c, &none());
     let v = match g {
         Gate::Respond(r) => Some(e.respond(now, c, h, r, None, &Protected::default())),
         _ => None,
@@ -333,6 +337,7 @@ fn block_zero_writes_history_only_and_rate_limits_repeats() {
             already_blocked: false,
             suppressed: 4,
             quiet: false,
+            report_only: false,
             promote: false,
             ..
         })
@@ -1169,6 +1174,109 @@ fn the_counters_read_the_blocks_in_force_their_family_and_soonest_expiry() {
     let (_, v) = step(&mut e, 0, &nft_cfg(0), &hit(A, 7, Mode::Udp));
     e.job_done(0, &v.unwrap().job().unwrap(), true);
     assert_eq!((e.blocked_hosts(), e.soonest_expiry()), (1, None));
+}
+
+/// SCTP and ICMP probes (issue 18) are reported only by default: a detection line, no job,
+/// no record, a table of their own (a ping never holds back the same host's TCP report), and
+/// they never count towards SCAN_TRIGGER.
+#[test]
+fn sctp_and_icmp_probes_are_reported_only_by_default() {
+    use crate::classify::OtherProbe;
+    let mut c = cfg(BlockMode::Block);
+    c.scan_trigger = 2;
+    let mut e = Engine::new(Limits::default());
+    let ping = Hit {
+        detail: Detail::Other(OtherProbe::IcmpEcho),
+        ..hit(A, 0, Mode::Atcp)
+    };
+    let (g, v) = step(&mut e, 0, &c, &ping);
+    assert!(
+        matches!(g, Gate::Respond(r) if r.report_only && !r.already_blocked),
+        "{g:?}"
+    );
+    let v = v.unwrap();
+    assert_eq!(
+        v.lines(),
+        vec!["attackalert: ICMP echo scan from host: 192.0.2.7/192.0.2.7 to ICMP port: 0"]
+    );
+    assert!(v.jobs.is_empty() && v.records.is_empty());
+    // A repeat within the interval is silent; a ping with IP options gets no options line.
+    let (g, _) = step(&mut e, 10, &c, &ping);
+    assert_eq!(g, Gate::Suppressed);
+    // The same host's SYNs: the first is below SCAN_TRIGGER=2 (the ping did not count),
+    // the second is reported and blocked.
+    let syn = Hit {
+        detail: Detail::TcpScan(TcpScanType::Syn),
+        ..hit(A, 11, Mode::Atcp)
+    };
+    assert_eq!(step(&mut e, 20, &c, &syn).0, Gate::BelowTrigger);
+    let (_, v) = step(&mut e, 30, &c, &syn);
+    let job = v.unwrap().job().expect("the TCP scan is blocked");
+    assert_eq!(job.steps.len(), 3);
+    e.job_done(30, &job, true);
+    // Once blocked, after the repeat interval: the report-only probes say nothing about
+    // blocking (and an SCTP probe with IP options gets no TCP/UDP options line).
+    let sctp = Hit {
+        detail: Detail::Other(OtherProbe::SctpInit),
+        ip_options: true,
+        ..hit(A, 80, Mode::Atcp)
+    };
+    let later = 40 + Limits::default().repeat_interval_ms;
+    let (_, v) = step(&mut e, later, &c, &sctp);
+    assert_eq!(
+        v.unwrap().lines(),
+        vec![
+            "attackalert: SCTP INIT scan from host: 192.0.2.7/192.0.2.7 to SCTP port: 80",
+            "attackalert: 1 further hit from host 192.0.2.7 suppressed in the last 60 seconds"
+        ]
+    );
+}
+
+/// With BLOCK_ICMP_SCTP they are hits like any other: they count towards SCAN_TRIGGER with
+/// the host's TCP probes and are answered as BLOCK_TCP says, with the TCP mode's records.
+#[test]
+fn block_icmp_sctp_makes_them_count_and_block() {
+    use crate::classify::OtherProbe;
+    let mut c = cfg(BlockMode::Block);
+    c.scan_trigger = 2;
+    c.block_icmp_sctp = true;
+    let mut e = Engine::new(Limits::default());
+    let ts = Hit {
+        detail: Detail::Other(OtherProbe::IcmpTimestamp),
+        ..hit(A, 0, Mode::Stcp)
+    };
+    assert_eq!(step(&mut e, 0, &c, &ts).0, Gate::BelowTrigger);
+    let init = Hit {
+        detail: Detail::Other(OtherProbe::SctpInit),
+        ..hit(A, 80, Mode::Stcp)
+    };
+    let (_, v) = step(&mut e, 10, &c, &init);
+    let v = v.unwrap();
+    assert_eq!(
+        v.lines()[0],
+        "attackalert: SCTP INIT scan from host: 192.0.2.7/192.0.2.7 to SCTP port: 80"
+    );
+    let job = v.job().unwrap();
+    assert_eq!(job.steps.len(), 3);
+    let done = e.job_done(10, &job, true);
+    // The history and blocked-file line: the TCP mode's, with the SCTP port (1.2's format,
+    // fail2ban reads it as any other block).
+    let r = &done.records[0];
+    assert_eq!((r.port, r.mode, r.blocked_file), (80, Mode::Stcp, true));
+    assert!(e.is_blocked(ip(A)));
+    // BLOCK_TCP=0: reported and written to the history only.
+    let mut c0 = c.clone();
+    c0.block_tcp = BlockMode::LogOnly;
+    c0.scan_trigger = 1;
+    let (_, v) = step(&mut e, 20, &c0, &Hit { src: ip(B), ..ts });
+    let v = v.unwrap();
+    assert!(
+        v.lines()
+            .iter()
+            .any(|l| l.contains("Ignoring TCP response")),
+        "{v:?}"
+    );
+    assert!(v.job().unwrap().steps.is_empty());
 }
 
 /// Spend the global bucket and the reserve with forged one-packet sources, one per /24 of

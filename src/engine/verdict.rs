@@ -4,7 +4,7 @@
 
 use std::net::IpAddr;
 
-use crate::classify::TcpScanType;
+use crate::classify::{OtherProbe, TcpScanType};
 use crate::mode::Mode;
 
 use super::event::Event;
@@ -18,6 +18,9 @@ pub enum Detail {
     TcpScan(TcpScanType),
     /// A UDP datagram seen by a stealth or advanced mode.
     UdpScan,
+    /// An SCTP or ICMP probe seen by a TCP stealth or advanced mode (issue 18): reported
+    /// only, unless BLOCK_ICMP_SCTP lets it count towards SCAN_TRIGGER and blocking.
+    Other(OtherProbe),
 }
 
 /// One hit: a source touched a watched port.

@@ -77,6 +77,7 @@ pub fn event_line(e: &Event) -> String {
                 Detail::Connect => connect_from(&name, host.ip, mode.proto(), *port),
                 Detail::TcpScan(t) => scan_detected(ScanKind::Tcp(*t), &name, host.ip, *port),
                 Detail::UdpScan => scan_detected(ScanKind::Udp, &name, host.ip, *port),
+                Detail::Other(k) => other_probe_detected(*k, &name, host.ip, *port),
             }
         }
         Event::IpOptions { host, proto, port } => {

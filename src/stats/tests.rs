@@ -70,6 +70,14 @@ fn sample() -> (Stats, Identity, i64) {
     s.note_suppressed(Suppression::Repeat, 3);
     s.note_suppressed(Suppression::RateLimit, 7);
     s.note_capture_losses(2, 1);
+    s.set_evasion(crate::stats::Evasion {
+        bad_checksum: 3,
+        fragments: 11,
+        reassembled: 2,
+        unassembled: 4,
+        cache_bytes: 1536,
+        cache_peak_bytes: 4096,
+    });
     s.set_capture(CapturePath {
         ring_packets: 66,
         ring_drops: 2,

@@ -113,6 +113,8 @@ impl Observer {
             .log
             .iter()
             .any(|e| matches!(e, EngineEvent::LogOnly { .. }))
+            // A report-only SCTP or ICMP probe (no BLOCK_ICMP_SCTP): no job at all.
+            || (v.jobs.is_empty() && hit.is_some_and(|h| matches!(h.detail, Detail::Other(_))))
         {
             Response::Log
         } else {
@@ -337,6 +339,7 @@ fn probe_kind(d: Detail) -> ProbeKind {
         Detail::Connect => ProbeKind::Connect,
         Detail::TcpScan(t) => ProbeKind::from_scan(crate::classify::ScanKind::Tcp(t)),
         Detail::UdpScan => ProbeKind::Udp,
+        Detail::Other(k) => ProbeKind::from_other(k),
     }
 }
 

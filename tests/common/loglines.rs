@@ -35,6 +35,7 @@ pub const NOT_LOG_LINES: &[&str] = &[
     "sanitize_name",     // a helper of the lines
     "tcp_scan_text",     // part of scan_detected's line
     "scan_text",         // part of scan_detected's line
+    "other_probe_text",  // part of other_probe_detected's line
     "history_line",      // a file line (tested by the fail2ban tests), not syslog
     "blocked_line_host", // reads a file line
     "event_line",        // words an engine event with one of the functions listed here
@@ -219,6 +220,15 @@ pub fn every_line() -> Vec<(&'static str, Class, String)> {
     for k in kinds {
         for ip in [v4(), v6()] {
             add("scan_detected", Security, r::scan_detected(k, "", ip, 143));
+        }
+    }
+    for k in portsentry::classify::OtherProbe::ALL {
+        for ip in [v4(), v6()] {
+            add(
+                "other_probe_detected",
+                Security,
+                r::other_probe_detected(k, "", ip, if k.is_sctp() { 80 } else { 0 }),
+            );
         }
     }
     add("accept_failed", Security, r::accept_failed(143));
