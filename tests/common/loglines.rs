@@ -371,6 +371,31 @@ pub fn every_line() -> Vec<(&'static str, Class, String)> {
     add("blocks_shed", Security, r::blocks_shed(9000, 10, 4096));
     add("blocks_shed", Security, r::blocks_shed(1, 10, 4096));
     add(
+        "block_budget_spent",
+        Security,
+        r::block_budget_spent("2001:db8:f::".parse().unwrap(), 64, 16, 4),
+    );
+    add(
+        "block_refused_budget",
+        Security,
+        r::block_refused_budget(
+            "scanner.example",
+            "2001:db8:f::7".parse().unwrap(),
+            "2001:db8:f::".parse().unwrap(),
+            64,
+        ),
+    );
+    add(
+        "budget_refusals",
+        Security,
+        r::budget_refusals(5, 10, &[("198.51.100.0".parse().unwrap(), 24, 5)], 0),
+    );
+    add(
+        "budget_refusals",
+        Security,
+        r::budget_refusals(9, 10, &[("198.51.100.0".parse().unwrap(), 24, 5)], 4),
+    );
+    add(
         "resolve_timed_out",
         Security,
         r::resolve_timed_out(v4(), 1000, 30),
