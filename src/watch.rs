@@ -98,13 +98,9 @@ impl Watches {
     /// their ports: a service there is rare and Smart-Verify handles it.
     pub fn filter(&self, busy_tcp: &[u16], busy_udp: &[u16]) -> FilterSpec {
         let spec = |w: &Option<Watch>, busy: &[u16]| {
-            w.as_ref().map(|w| {
-                if w.mode.kind() == Kind::Advanced {
-                    w.ports.minus(busy.iter().copied())
-                } else {
-                    w.ports.clone()
-                }
-            })
+            // Ports a local socket would answer are no trap (§3.2, §3.3): their traffic
+            // stays in the kernel.
+            w.as_ref().map(|w| w.ports.minus(busy.iter().copied()))
         };
         FilterSpec {
             tcp: spec(&self.tcp, busy_tcp),
@@ -623,12 +619,14 @@ mod tests {
     }
 
     #[test]
-    fn filter_leaves_out_advanced_listeners_only() {
+    fn filter_leaves_out_ports_in_use_in_every_mode() {
         let w = watches();
         assert!(w.has_advanced());
         assert!(!Watches::default().has_advanced());
         let spec = w.filter(&[1], &[53, 2000]);
-        assert_eq!(spec.tcp.unwrap().ranges(), &[(1, 1), (11, 11)]);
+        // A stealth mode's port with a listener stays in the kernel too (issue 24: it is
+        // watched again once the listener is gone).
+        assert_eq!(spec.tcp.unwrap().ranges(), &[(11, 11)]);
         let udp = spec.udp.unwrap();
         assert!(!udp.contains(53) && !udp.contains(137) && udp.contains(52) && udp.contains(54));
     }

@@ -12,6 +12,8 @@
 mod common;
 
 use common::*;
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
 use std::process::Command;
 
 /// `tcpdmatch -d sshd ADDR` in `dir` (reads `dir`/hosts.allow and `dir`/hosts.deny): the
@@ -75,4 +77,225 @@ fn hosts_deny_lines_deny_ipv4_and_ipv6_scanners_through_tcpdmatch() {
     assert_eq!(tcpd_access(dir, SCANNER4), "denied");
     assert_eq!(tcpd_access(dir, "2001:db8::99"), "granted");
     assert_eq!(tcpd_access(dir, SCANNER4B), "granted");
+}
+
+/// Root, iproute2, nmap and ss.
+fn ready(test: &str) -> bool {
+    privileged(test)
+        && have_tool(test, "/usr/bin/nmap", "apt-get install nmap")
+        && have_tool(test, "/usr/bin/ss", "apt-get install iproute2")
+}
+
+/// The scanner's veth name (Net does not expose it).
+fn scanner_if(net: &Net) -> String {
+    let o = sh(&format!("ip -n {} -o link show type veth", net.scanner));
+    let text = String::from_utf8_lossy(&o.stdout);
+    text.split(": ")
+        .nth(1)
+        .and_then(|s| s.split('@').next())
+        .expect("scanner veth")
+        .to_string()
+}
+
+/// A fresh scanner source address 198.51.100.(100+i) (the engine reports a host once).
+fn src(net: &Net, i: u8) -> String {
+    let a = format!("198.51.100.{}", 100 + u32::from(i));
+    let dev = scanner_if(net);
+    must(&format!("ip -n {} addr add {a}/24 dev {dev}", net.scanner));
+    a
+}
+
+/// One nmap SYN scan of one port from `from`.
+fn syn_scan(net: &Net, from: &str, port: u16) {
+    let dev = scanner_if(net);
+    must(&format!(
+        "ip netns exec {} timeout 30 nmap -Pn -n -sS -S {from} -e {dev} -p {port} --max-retries 0 {TARGET4} >/dev/null",
+        net.scanner
+    ));
+}
+
+/// A TCP connection from `from` (bound first, so its local port is chosen) to `to`, made in
+/// namespace `ns`.
+fn connect_from(ns: &str, from: SocketAddr, to: SocketAddr) -> TcpStream {
+    Net::within(ns, move || {
+        use nix::sys::socket::*;
+        let s = socket(
+            AddressFamily::Inet,
+            SockType::Stream,
+            SockFlag::empty(),
+            None,
+        )
+        .unwrap();
+        bind(s.as_raw_fd(), &SockaddrStorage::from(from)).unwrap();
+        connect(s.as_raw_fd(), &SockaddrStorage::from(to)).unwrap();
+        TcpStream::from(s)
+    })
+}
+
+/// `ss` in the target namespace lists a TCP socket in `state` on local port `port`.
+fn has_socket(net: &Net, state: &str, port: u16) -> bool {
+    let o = sh(&format!(
+        "ip netns exec {} ss -Htan state {state} '( sport = :{port} )'",
+        net.target
+    ));
+    !String::from_utf8_lossy(&o.stdout).trim().is_empty()
+}
+
+/// Stale sockets on the watched ports of the target, as a service and a client leave them:
+/// - `tw`: TIME_WAIT (a service that closed a connection first, then stopped);
+/// - `est`: an established connection whose service has stopped listening;
+/// - `out`: the local port of an outgoing connection (to the scanner's port 9000).
+struct Stale {
+    _keep: Vec<TcpStream>,
+    _server: TcpListener,
+}
+
+fn stale_sockets(net: &Net, tw: u16, est: u16, out: u16) -> Stale {
+    let t4: IpAddr = TARGET4.parse().unwrap();
+    // TIME_WAIT: the service closes first; the client reads EOF and closes.
+    let l = Net::within(&net.target, move || {
+        TcpListener::bind(("0.0.0.0", tw)).unwrap()
+    });
+    let closer = std::thread::spawn(move || drop(l.accept().unwrap()));
+    net.connect(None, TARGET4, tw)
+        .expect("connect for TIME_WAIT");
+    closer.join().unwrap();
+    // Established, then the listener goes.
+    let l = Net::within(&net.target, move || {
+        TcpListener::bind(("0.0.0.0", est)).unwrap()
+    });
+    let client = connect_from(
+        &net.scanner,
+        "198.51.100.2:0".parse().unwrap(),
+        SocketAddr::new(t4, est),
+    );
+    let (served, _) = l.accept().unwrap();
+    drop(l);
+    // Outgoing, from the watched port.
+    let server = Net::within(&net.scanner, || {
+        TcpListener::bind(("0.0.0.0", 9000)).unwrap()
+    });
+    let outgoing = connect_from(
+        &net.target,
+        SocketAddr::new(t4, out),
+        "198.51.100.2:9000".parse().unwrap(),
+    );
+    let (peer, _) = server.accept().unwrap();
+    wait_until("the TIME_WAIT socket is there", || {
+        has_socket(net, "time-wait", tw)
+    });
+    assert!(has_socket(net, "established", est));
+    assert!(has_socket(net, "established", out));
+    for p in [tw, est, out] {
+        assert!(!has_socket(net, "listening", p), "{p}");
+    }
+    Stale {
+        _keep: vec![client, served, outgoing, peer],
+        _server: server,
+    }
+}
+
+/// The unwatched ports `portsentry status --json` lists for `mode`.
+fn unwatched(run: &Run, mode: &str) -> Vec<u64> {
+    run.status_json()["unwatched_ports"][mode]
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_u64()).collect())
+        .unwrap_or_default()
+}
+
+/// One run of `mode` (`stcp` or `atcp`) against the stale sockets: SYN scans of their ports
+/// are reported; a listener there from the start, and one started later, are not watched,
+/// each said once in syslog and listed by `portsentry status`.
+fn blind_spots(mode: &str, first_src: u8) {
+    let net = Net::new();
+    let (tw, est, out, busy, later, control) = (1101, 1102, 1103, 1104, 1105, 1106);
+    let _stale = stale_sockets(&net, tw, est, out);
+    let _svc = Net::within(&net.target, move || {
+        TcpListener::bind(("0.0.0.0", busy)).unwrap()
+    });
+    let run = Run::new(&net.target);
+    let a = run.p("actions").display().to_string();
+    run.write_config(&format!(
+        "TCP_PORTS=\"{tw},{est},{out},{busy},{later},{control}\"\n\
+         ADVANCED_PORTS_TCP=\"2048\"\n\
+         BLOCK_TCP=\"1\"\n\
+         KILL_RUN_CMD=\"echo cmd $TARGET$ $PORT$ >> {a}\"\n"
+    ));
+    run.start_ok(&[&format!("-{mode}")]);
+    run.log
+        .wait_line("adminalert: PortSentry is now active and listening.");
+    // 1.2's start-up line for the port with a listener, and only for it.
+    let said_at_start = if mode == "stcp" {
+        format!(
+            "adminalert: ERROR: Socket {busy} is in use and will not be monitored. Attempting to continue"
+        )
+    } else {
+        format!(
+            "adminalert: Advanced Stealth scan detection mode activated. Ignored TCP port: {busy}"
+        )
+    };
+    run.log.wait_line(&said_at_start);
+    for p in [tw, est, out] {
+        assert_eq!(run.log.count(&format!("Socket {p} is in use")), 0, "{p}");
+        assert_eq!(run.log.count(&format!("Ignored TCP port: {p}")), 0, "{p}");
+    }
+    assert_eq!(unwatched(&run, mode), vec![u64::from(busy)]);
+
+    // A listener started now: said once, listed, not watched.
+    let _later = Net::within(&net.target, move || {
+        TcpListener::bind(("0.0.0.0", later)).unwrap()
+    });
+    let line = format!(
+        "adminalert: WARNING: TCP port {later} is in use by a local socket and will not be monitored by -{mode} while it is."
+    );
+    run.log.wait_line(&line);
+    wait_until("status lists the later listener", || {
+        unwatched(&run, mode) == vec![u64::from(busy), u64::from(later)]
+    });
+
+    // SYN scans of the stale sockets' ports are reported.
+    for (i, p) in [tw, est, out].into_iter().enumerate() {
+        let from = src(&net, first_src + i as u8);
+        syn_scan(&net, &from, p);
+        run.log.wait_line(&format!(
+            "attackalert: TCP SYN/Normal scan from host: {from}/{from} to TCP port: {p}"
+        ));
+        run.wait_file("actions", &format!("cmd {from} {p}\n"));
+    }
+    // The listeners' ports are not (a later scan, reported, proves they were judged).
+    let quiet: Vec<String> = [busy, later]
+        .into_iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let from = src(&net, first_src + 3 + i as u8);
+            syn_scan(&net, &from, p);
+            from
+        })
+        .collect();
+    let from = src(&net, first_src + 5);
+    syn_scan(&net, &from, control);
+    run.log.wait_contains(&format!("host: {from}/{from}"));
+    for q in &quiet {
+        assert_eq!(run.log.count(&format!("host: {q}/")), 0, "{q}");
+    }
+    // Said once, however many refreshes went by.
+    assert_eq!(run.log.count(&line), 1);
+    assert_eq!(run.log.count(&said_at_start), 1);
+    run.stop();
+}
+
+#[test]
+fn stale_sockets_never_blind_stcp() {
+    if !ready("stale_sockets_never_blind_stcp") {
+        return;
+    }
+    blind_spots("stcp", 1);
+}
+
+#[test]
+fn stale_sockets_never_blind_atcp() {
+    if !ready("stale_sockets_never_blind_atcp") {
+        return;
+    }
+    blind_spots("atcp", 11);
 }
