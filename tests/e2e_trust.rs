@@ -13,7 +13,7 @@ mod common;
 
 use common::*;
 use std::io::{Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::process::Command;
 
@@ -319,4 +319,88 @@ fn stale_sockets_never_blind_atcp() {
         return;
     }
     blind_spots("atcp", 11);
+}
+
+/// UDP: a connected socket (an outgoing query from a watched port) receives only from its
+/// peer, so a datagram from anyone else to that port is a probe; an unconnected socket is a
+/// service: not watched, said once, listed.
+fn udp_blind_spots(mode: &str, first_src: u8) {
+    let net = Net::new();
+    let (out, busy, control) = (1201u16, 1202u16, 1203u16);
+    let peer = Net::within(&net.scanner, || {
+        UdpSocket::bind("198.51.100.2:9001").unwrap()
+    });
+    let query = Net::within(&net.target, move || {
+        let s = UdpSocket::bind(("198.51.100.1", out)).unwrap();
+        s.connect("198.51.100.2:9001").unwrap();
+        s
+    });
+    let _svc = Net::within(&net.target, move || {
+        UdpSocket::bind(("0.0.0.0", busy)).unwrap()
+    });
+    let run = Run::new(&net.target);
+    let a = run.p("actions").display().to_string();
+    run.write_config(&format!(
+        "UDP_PORTS=\"{out},{busy},{control}\"\n\
+         ADVANCED_PORTS_UDP=\"2048\"\n\
+         BLOCK_UDP=\"1\"\n\
+         KILL_RUN_CMD=\"echo cmd $TARGET$ $PORT$ >> {a}\"\n"
+    ));
+    run.start_ok(&[&format!("-{mode}")]);
+    run.log
+        .wait_line("adminalert: PortSentry is now active and listening.");
+    let said_at_start = if mode == "sudp" {
+        format!(
+            "adminalert: ERROR: Socket {busy} is in use and will not be monitored. Attempting to continue"
+        )
+    } else {
+        format!(
+            "adminalert: Advanced Stealth scan detection mode activated. Ignored UDP port: {busy}"
+        )
+    };
+    run.log.wait_line(&said_at_start);
+    assert_eq!(run.log.count(&format!("Socket {out} is in use")), 0);
+    assert_eq!(unwatched(&run, mode), vec![u64::from(busy)]);
+
+    // The query's answer reaches its socket, unreported.
+    query.send(b"q").unwrap();
+    let mut buf = [0u8; 8];
+    let (_, from) = peer.recv_from(&mut buf).unwrap();
+    peer.send_to(b"answer", from).unwrap();
+    query
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    assert_eq!(query.recv(&mut buf).unwrap(), 6);
+    // A datagram from another host to the query's port, and to the service's port.
+    let probe = src(&net, first_src);
+    net.udp(Some(&probe), TARGET4, out);
+    run.log.wait_line(&format!(
+        "attackalert: UDP scan from host: {probe}/{probe} to UDP port: {out}"
+    ));
+    let quiet = src(&net, first_src + 1);
+    net.udp(Some(&quiet), TARGET4, busy);
+    let last = src(&net, first_src + 2);
+    net.udp(Some(&last), TARGET4, control);
+    run.log.wait_contains(&format!("host: {last}/{last}"));
+    for q in [quiet.as_str(), SCANNER4] {
+        assert_eq!(run.log.count(&format!("host: {q}/")), 0, "{q}");
+    }
+    assert_eq!(run.log.count(&said_at_start), 1);
+    run.stop();
+}
+
+#[test]
+fn outgoing_udp_never_blinds_sudp() {
+    if !ready("outgoing_udp_never_blinds_sudp") {
+        return;
+    }
+    udp_blind_spots("sudp", 21);
+}
+
+#[test]
+fn outgoing_udp_never_blinds_audp() {
+    if !ready("outgoing_udp_never_blinds_audp") {
+        return;
+    }
+    udp_blind_spots("audp", 31);
 }
