@@ -210,8 +210,9 @@ pub struct Candidate {
 /// What the shell found out about a candidate's port and flow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Facts {
-    /// TCP: a socket listens on the port; UDP: a socket is bound to it (or a bind test on it
-    /// failed with EADDRINUSE).
+    /// A socket would accept the probe: TCP, a listener on the port; UDP, an unconnected
+    /// socket on it or one connected to the sender (never TIME_WAIT, a connection or an
+    /// outgoing connection's local port).
     pub port_in_use: bool,
     /// A local socket owns the flow, or this host opened it recently (only asked when
     /// [`Candidate::needs_flow_check`]).

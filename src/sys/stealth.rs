@@ -385,7 +385,7 @@ impl Stealth {
     }
 
     /// The hits among the packets waiting on the doorbell. `blocked` says which sources the
-    /// engine has blocked already (their packets skip the bind test, see `port_in_use`).
+    /// engine has blocked already (their packets skip the fresh socket reads, see `port_in_use`).
     pub fn ring_bell(
         &mut self,
         log: &mut Logger,
