@@ -170,7 +170,7 @@ fn disables(cap: u8) -> String {
     match cap {
         CAP_NET_ADMIN => "KILL_ROUTE with ip, iptables or nft will fail, and BLOCK_METHOD=\"nftables\" cannot be used".into(),
         CAP_NET_RAW => "the stealth and advanced modes (-stcp, -sudp, -atcp, -audp) cannot start".into(),
-        CAP_NET_BIND_SERVICE => "the classic modes cannot bind ports below 1024, and the stealth modes check those ports in the socket table instead of a bind test".into(),
+        CAP_NET_BIND_SERVICE => "the classic modes cannot bind ports below 1024".into(),
         _ => "commands run by the daemon (KILL_ROUTE, KILL_RUN_CMD) will not have it".into(),
     }
 }

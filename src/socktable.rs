@@ -2,10 +2,13 @@
 //! TCP ports have a listener, which UDP ports are bound, and which TCP flows exist.
 //!
 //! It gives the stealth and advanced modes (`sys::stealth`) their facts about this host:
-//! - Smart-Verify (§3.2, §3.3): a port some local socket listens on (TCP) or is bound to
-//!   (UDP) is never a trap. The table, read every 2 s, answers for the services it lists and
-//!   builds the advanced modes' kernel filter; a service started since is caught by 1.2's
-//!   bind test, which `sys::stealth` runs once per port and drain round.
+//! - Smart-Verify (§3.2, §3.3): a port is in use, and no trap, only where the host would
+//!   accept the probe: a TCP listener, or a UDP socket that would receive the datagram
+//!   (unconnected, or connected to its sender). TIME_WAIT, established connections and the
+//!   local ports of outgoing connections (TCP or connected UDP) never make a port unwatched:
+//!   the kernel answers a SYN there with a RST, so it is a probe (issue 24; 1.2's bind test
+//!   counted them, and missed the scan). The table, read every 2 s, builds the kernel
+//!   filter; a service started since is seen by a fresh read, once per drain round.
 //! - ACK/RST-bearing packets (see `classify`) alert only if no local TCP socket owns their
 //!   4-tuple, so packets of real connections never count.
 //!
@@ -125,7 +128,10 @@ pub enum DiagStatus {
 /// This host's listening TCP sockets, bound UDP sockets and TCP flows, as read.
 pub struct SockTable {
     tcp_listen: HashSet<u16>,
+    /// Ports of unconnected UDP sockets (they receive from anyone).
     udp_bound: HashSet<u16>,
+    /// (local port, remote) of connected UDP sockets (they receive from that remote only).
+    udp_connected: HashSet<(u16, SocketAddr)>,
     /// (local, remote) of every TCP socket that is not listening, any state.
     tcp_flows: HashSet<(SocketAddr, SocketAddr)>,
     /// Lines that did not parse.
@@ -148,9 +154,7 @@ impl SockTable {
                             self.tcp_flows.insert((local, remote));
                         }
                     }
-                    ProcFile::Udp | ProcFile::Udp6 => {
-                        self.udp_bound.insert(local.port());
-                    }
+                    ProcFile::Udp | ProcFile::Udp6 => self.add_udp(local, remote),
                 },
                 None => self.bad_lines += 1,
             }
@@ -179,7 +183,7 @@ impl SockTable {
                 diag::SOCK_DIAG_BY_FAMILY => match parse_diag_msg(body) {
                     Some((local, remote, state)) => {
                         if udp {
-                            self.udp_bound.insert(local.port());
+                            self.add_udp(local, remote);
                         } else if state == TCP_LISTEN {
                             self.tcp_listen.insert(local.port());
                         } else {
@@ -196,14 +200,31 @@ impl SockTable {
         DiagStatus::More
     }
 
+    fn add_udp(&mut self, local: SocketAddr, remote: SocketAddr) {
+        if remote.port() == 0 {
+            self.udp_bound.insert(local.port());
+        } else {
+            let remote = SocketAddr::new(remote.ip().to_canonical(), remote.port());
+            self.udp_connected.insert((local.port(), remote));
+        }
+    }
+
     /// A TCP listener exists on `port` (any local address).
     pub fn tcp_listening(&self, port: u16) -> bool {
         self.tcp_listen.contains(&port)
     }
 
-    /// A UDP socket is bound to `port` (any local address).
+    /// An unconnected UDP socket is bound to `port` (any local address): it receives
+    /// datagrams from anyone.
     pub fn udp_bound(&self, port: u16) -> bool {
         self.udp_bound.contains(&port)
+    }
+
+    /// A UDP socket would receive a datagram from `remote` to local `port`: an unconnected
+    /// one on the port, or one connected from the port to `remote`.
+    pub fn udp_receives(&self, port: u16, remote: SocketAddr) -> bool {
+        let remote = SocketAddr::new(remote.ip().to_canonical(), remote.port());
+        self.udp_bound(port) || self.udp_connected.contains(&(port, remote))
     }
 
     /// A TCP socket owns the flow `local` <-> `remote` (any state but LISTEN).
@@ -212,17 +233,12 @@ impl SockTable {
         self.tcp_flows.contains(&(canon(local), canon(remote)))
     }
 
-    /// Some non-listening TCP socket uses local port `port`.
-    pub fn has_flow_on(&self, port: u16) -> bool {
-        self.tcp_flows.iter().any(|(l, _)| l.port() == port)
-    }
-
     /// Ports with a listening TCP socket.
     pub fn tcp_listen_ports(&self) -> impl Iterator<Item = u16> + '_ {
         self.tcp_listen.iter().copied()
     }
 
-    /// Ports with a bound UDP socket.
+    /// Ports with an unconnected UDP socket.
     pub fn udp_bound_ports(&self) -> impl Iterator<Item = u16> + '_ {
         self.udp_bound.iter().copied()
     }
@@ -361,6 +377,7 @@ mod tests {
 ";
     const UDP: &str = "   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops
   100: 3500007F:0035 00000000:0000 07 00000000:00000000 00:00000000 00000000   101        0 3001 2 0000000000000000 0
+  101: 010200C0:9C41 350200C0:0035 01 00000000:00000000 00:00000000 00000000     0        0 3002 2 0000000000000000 0
 ";
 
     fn table() -> SockTable {
@@ -385,6 +402,12 @@ mod tests {
         assert!(!t.tcp_listening(80));
         assert!(t.udp_bound(53));
         assert!(!t.udp_bound(22));
+        // A connected UDP socket (an outgoing query from 40001 to 192.0.2.53:53) receives
+        // only its peer's datagrams.
+        assert!(!t.udp_bound(40001));
+        assert!(t.udp_receives(40001, sa("192.0.2.53:53")));
+        assert!(!t.udp_receives(40001, sa("192.0.2.2:53")));
+        assert_eq!(t.udp_bound_ports().collect::<Vec<_>>(), vec![53]);
         assert_eq!(t.bad_lines, 1);
     }
 
@@ -400,7 +423,8 @@ mod tests {
         // Another remote port, or another remote host: not ours.
         assert!(!t.owns_flow(sa("192.0.2.1:22"), sa("192.0.2.2:40001")));
         assert!(!t.owns_flow(sa("192.0.2.1:22"), sa("192.0.2.3:40000")));
-        assert!(t.has_flow_on(35554) && t.has_flow_on(22) && !t.has_flow_on(631));
+        // A flow (TIME_WAIT, established, outgoing) is no listener: the port stays a trap.
+        assert!(!t.tcp_listening(35554) && !t.tcp_listening(25));
     }
 
     /// One `SOCK_DIAG_BY_FAMILY` message as the kernel sends it.
@@ -445,13 +469,26 @@ mod tests {
         assert_eq!(t.add_diag(false, &dgram), DiagStatus::More);
         assert!(t.tcp_listening(22) && t.tcp_listening(8080));
         assert!(t.owns_flow(sa("[2001:db8::1]:22"), sa("[2001:db8::2]:40000")));
-        assert!(t.has_flow_on(22));
-        // UDP: every socket counts as bound.
+        // UDP: an unconnected socket receives from anyone; a connected one (state
+        // ESTABLISHED, a remote port) only from its peer.
         assert_eq!(
             t.add_diag(true, &diag_msg(2, 0x07, 53, &[127, 0, 0, 53], 0, &[0; 4])),
             DiagStatus::More
         );
         assert!(t.udp_bound(53));
+        assert!(t.udp_receives(53, sa("192.0.2.9:1")));
+        assert_eq!(
+            t.add_diag(
+                true,
+                &diag_msg(2, 0x01, 40001, &[192, 0, 2, 1], 53, &[192, 0, 2, 53])
+            ),
+            DiagStatus::More
+        );
+        assert!(!t.udp_bound(40001));
+        assert!(t.udp_receives(40001, sa("192.0.2.53:53")));
+        assert!(t.udp_receives(40001, sa("[::ffff:192.0.2.53]:53")));
+        assert!(!t.udp_receives(40001, sa("192.0.2.54:53")));
+        assert!(!t.udp_receives(40001, sa("192.0.2.53:54")));
         // DONE and ERROR.
         let mut done = 20u32.to_ne_bytes().to_vec();
         done.extend_from_slice(&3u16.to_ne_bytes());

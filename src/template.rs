@@ -37,6 +37,31 @@ pub fn substitute(template: &str, target: IpAddr, port: u16, mode: Mode) -> Stri
     out
 }
 
+/// [`substitute`] for a KILL_HOSTS_DENY line: an IPv6 target is written in brackets
+/// (`ALL: [2001:db8::2]`), as hosts_access(5) requires; libwrap reads a bare IPv6 address as
+/// no match, so the line would deny nothing (Debian's `tcpdmatch` says "access: granted").
+/// A `$TARGET$` the template already brackets (`[$TARGET$]`) is not bracketed twice. IPv4
+/// targets, and every other template (KILL_ROUTE, KILL_RUN_CMD, KILL_ROUTE_UNDO), stay bare.
+pub fn substitute_hosts_deny(template: &str, target: IpAddr, port: u16, mode: Mode) -> String {
+    if target.is_ipv4() {
+        return substitute(template, target, port, mode);
+    }
+    let bare = target.to_string();
+    let bracketed = format!("[{bare}]");
+    let port = port.to_string();
+    let rest = [(PORT, port.as_str()), (MODE, mode.as_str())];
+    let pieces: Vec<&str> = template.split(TARGET).collect();
+    let mut out = String::with_capacity(template.len() + 64);
+    for (i, piece) in pieces.iter().enumerate() {
+        if let Some(before) = i.checked_sub(1).and_then(|j| pieces.get(j)) {
+            let already = before.ends_with('[') && piece.starts_with(']');
+            out.push_str(if already { &bare } else { &bracketed });
+        }
+        substitute_into(&mut out, piece, &rest);
+    }
+    out
+}
+
 /// Split `text` on the first macro, recurse into the literal pieces with the remaining macros.
 fn substitute_into(out: &mut String, text: &str, macros: &[(&str, &str)]) {
     let Some(((name, value), rest)) = macros.split_first() else {
@@ -133,6 +158,78 @@ mod tests {
             substitute("$PO$PORT$RT$", ip("10.0.0.1"), 80, Mode::Tcp),
             "$PO80RT$"
         );
+    }
+
+    #[test]
+    fn hosts_deny_brackets_ipv6_only() {
+        let t = "ALL: $TARGET$ : DENY";
+        assert_eq!(
+            substitute_hosts_deny(t, ip("fd00:232::2"), 22, Mode::Stcp),
+            "ALL: [fd00:232::2] : DENY"
+        );
+        assert_eq!(
+            substitute_hosts_deny(t, ip("192.0.2.7"), 22, Mode::Stcp),
+            "ALL: 192.0.2.7 : DENY"
+        );
+        // Compressed RFC 5952 form inside the brackets; every occurrence; other macros too.
+        assert_eq!(
+            substitute_hosts_deny(
+                "sshd: $TARGET$, $TARGET$ # $PORT$ $MODE$",
+                ip("2001:0db8:0:0:0:0:0:0002"),
+                443,
+                Mode::Atcp
+            ),
+            "sshd: [2001:db8::2], [2001:db8::2] # 443 atcp"
+        );
+        // A template that brackets the macro itself is not bracketed twice.
+        assert_eq!(
+            substitute_hosts_deny("ALL: [$TARGET$]", ip("2001:db8::2"), 1, Mode::Tcp),
+            "ALL: [2001:db8::2]"
+        );
+        assert_eq!(
+            substitute_hosts_deny("ALL: [$TARGET$]", ip("10.0.0.1"), 1, Mode::Tcp),
+            "ALL: [10.0.0.1]"
+        );
+        // The other templates keep the bare address (ip, iptables, shell commands want it).
+        assert_eq!(
+            substitute(
+                "ip -6 route add blackhole $TARGET$",
+                ip("2001:db8::2"),
+                1,
+                Mode::Tcp
+            ),
+            "ip -6 route add blackhole 2001:db8::2"
+        );
+    }
+
+    /// The hosts.deny variant agrees with `substitute` except for the brackets.
+    #[test]
+    fn hosts_deny_matches_substitute_but_for_brackets() {
+        const PIECES: &[&str] = &["$", "[", "]", "$TARGET$", "$PORT$", "$MODE$", " ", "x"];
+        let mut state: u64 = 0x0bad_5eed_1234_5678;
+        let mut next = || {
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            state.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        };
+        for _ in 0..5_000 {
+            let n = (next() % 10) as usize;
+            let t: String = (0..n)
+                .map(|_| PIECES[(next() >> 8) as usize % PIECES.len()])
+                .collect();
+            let got = substitute_hosts_deny(&t, ip("2001:db8::a"), 7, Mode::Sudp);
+            let want = substitute(&t, ip("2001:db8::a"), 7, Mode::Sudp);
+            assert_eq!(
+                got.replace(['[', ']'], ""),
+                want.replace(['[', ']'], ""),
+                "{t:?}"
+            );
+            assert_eq!(
+                substitute_hosts_deny(&t, ip("192.0.2.1"), 7, Mode::Sudp),
+                substitute(&t, ip("192.0.2.1"), 7, Mode::Sudp)
+            );
+        }
     }
 
     #[test]

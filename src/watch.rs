@@ -98,13 +98,9 @@ impl Watches {
     /// their ports: a service there is rare and Smart-Verify handles it.
     pub fn filter(&self, busy_tcp: &[u16], busy_udp: &[u16]) -> FilterSpec {
         let spec = |w: &Option<Watch>, busy: &[u16]| {
-            w.as_ref().map(|w| {
-                if w.mode.kind() == Kind::Advanced {
-                    w.ports.minus(busy.iter().copied())
-                } else {
-                    w.ports.clone()
-                }
-            })
+            // Ports a local socket would answer are no trap (§3.2, §3.3): their traffic
+            // stays in the kernel.
+            w.as_ref().map(|w| w.ports.minus(busy.iter().copied()))
         };
         FilterSpec {
             tcp: spec(&self.tcp, busy_tcp),
@@ -214,8 +210,9 @@ pub struct Candidate {
 /// What the shell found out about a candidate's port and flow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Facts {
-    /// TCP: a socket listens on the port; UDP: a socket is bound to it (or a bind test on it
-    /// failed with EADDRINUSE).
+    /// A socket would accept the probe: TCP, a listener on the port; UDP, an unconnected
+    /// socket on it or one connected to the sender (never TIME_WAIT, a connection or an
+    /// outgoing connection's local port).
     pub port_in_use: bool,
     /// A local socket owns the flow, or this host opened it recently (only asked when
     /// [`Candidate::needs_flow_check`]).
@@ -623,12 +620,14 @@ mod tests {
     }
 
     #[test]
-    fn filter_leaves_out_advanced_listeners_only() {
+    fn filter_leaves_out_ports_in_use_in_every_mode() {
         let w = watches();
         assert!(w.has_advanced());
         assert!(!Watches::default().has_advanced());
         let spec = w.filter(&[1], &[53, 2000]);
-        assert_eq!(spec.tcp.unwrap().ranges(), &[(1, 1), (11, 11)]);
+        // A stealth mode's port with a listener stays in the kernel too (issue 24: it is
+        // watched again once the listener is gone).
+        assert_eq!(spec.tcp.unwrap().ranges(), &[(11, 11)]);
         let udp = spec.udp.unwrap();
         assert!(!udp.contains(53) && !udp.contains(137) && udp.contains(52) && udp.contains(54));
     }

@@ -78,7 +78,7 @@ fn tcp_connect_v4_and_v6_is_logged_blocked_and_recorded() {
     assert_eq!(fail2ban_host(v6).as_deref(), Some(SCANNER6), "{v6}");
     assert!(
         run.read("hosts.deny")
-            .contains(&format!("ALL: {SCANNER6} : DENY\n"))
+            .contains(&format!("ALL: [{SCANNER6}] : DENY\n"))
     );
 
     // A second hit from a blocked host: "already blocked", no new action.

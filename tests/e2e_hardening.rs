@@ -31,7 +31,12 @@ fn assert_files_well_formed(run: &Run) {
             .strip_prefix("ALL: ")
             .and_then(|r| r.strip_suffix(" : DENY"))
             .unwrap_or_else(|| panic!("hosts.deny: malformed line {l:?}"));
-        assert!(ip.parse::<std::net::IpAddr>().is_ok(), "{l:?}");
+        // IPv6 in brackets, as hosts_access(5) reads it; IPv4 bare.
+        let ok = match ip.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
+            Some(v6) => v6.parse::<std::net::Ipv6Addr>().is_ok(),
+            None => ip.parse::<std::net::Ipv4Addr>().is_ok(),
+        };
+        assert!(ok, "{l:?}");
     }
     let mut seen = std::collections::HashSet::new();
     for l in deny.lines() {

@@ -183,7 +183,9 @@ impl Engine {
                         v.log.push(Event::NoTarget { action });
                         preflight_ok = false;
                     } else if action == Action::HostsDeny {
-                        steps.push(Step::HostsDeny { line: subst(t) });
+                        // IPv6 in brackets, as hosts_access(5) reads it (issue 24).
+                        let line = template::substitute_hosts_deny(t, ip, hit.port, hit.mode);
+                        steps.push(Step::HostsDeny { line });
                     } else {
                         steps.push(Step::Route { command: subst(t) });
                     }

@@ -98,6 +98,18 @@ pub fn capability_missing(cap: &str, disables: &str) -> String {
     format!("adminalert: WARNING: capability {cap} is not available: {disables}.")
 }
 
+/// A watched port of a stealth or advanced mode that a local socket (a TCP listener, an
+/// unconnected UDP socket) has taken since start: not watched while it is, said once per run
+/// (the ports busy at start get 1.2's start-up lines instead; issue 24):
+/// `adminalert: WARNING: TCP port {p} is in use by a local socket and will not be monitored by -{mode} while it is.`
+pub fn port_now_in_use(mode: Mode, port: u16) -> String {
+    format!(
+        "adminalert: WARNING: {} port {port} is in use by a local socket and will not be monitored by -{} while it is.",
+        mode.proto(),
+        mode.as_str()
+    )
+}
+
 /// The `STATUS=` line systemd shows (`systemctl status`): the modes with their watched port
 /// counts and the blocks in force, e.g. `Watching tcp: 8 ports, udp: 9 ports; 2 blocks in force`.
 pub fn systemd_status(watched: &[(Mode, usize)], blocks: usize) -> String {
@@ -232,6 +244,18 @@ pub fn status_socket_failed(path: &Path, err: impl std::fmt::Display) -> String 
 mod tests {
     use super::*;
     use crate::report::fixtures::*;
+
+    #[test]
+    fn port_now_in_use_line() {
+        assert_eq!(
+            port_now_in_use(Mode::Stcp, 8080),
+            "adminalert: WARNING: TCP port 8080 is in use by a local socket and will not be monitored by -stcp while it is."
+        );
+        assert_eq!(
+            port_now_in_use(Mode::Audp, 53),
+            "adminalert: WARNING: UDP port 53 is in use by a local socket and will not be monitored by -audp while it is."
+        );
+    }
 
     #[test]
     fn capability_and_systemd_status_lines() {

@@ -394,6 +394,7 @@ pub struct Stats {
     prefixes: Tops<(IpAddr, u8)>,
     ports: Tops<(Proto, u16)>,
     evasion: Evasion,
+    unwatched: Vec<(Mode, Vec<u16>)>,
 }
 
 /// What the capture did about evasion (issue 18): bad checksums and fragments, as its own
@@ -455,6 +456,7 @@ impl Stats {
             evasion: Evasion::default(),
             prefixes: Tops::new(),
             ports: Tops::new(),
+            unwatched: Vec::new(),
         }
     }
 
@@ -535,6 +537,11 @@ impl Stats {
     /// The capture's bad-checksum and reassembly totals since start.
     pub fn set_evasion(&mut self, e: Evasion) {
         self.evasion = e;
+    }
+
+    /// The watched ports not watched now (a local socket would answer them), by mode.
+    pub fn set_unwatched(&mut self, u: Vec<(Mode, Vec<u16>)>) {
+        self.unwatched = u;
     }
 
     /// A response command failed.
@@ -658,6 +665,11 @@ impl Stats {
                 .watched_ports
                 .iter()
                 .map(|(m, n)| (m.as_str().to_string(), *n))
+                .collect(),
+            unwatched_ports: self
+                .unwatched
+                .iter()
+                .map(|(m, p)| (m.as_str().to_string(), p.clone()))
                 .collect(),
             counters: Some(self.counters()),
             probes_by_kind: self

@@ -113,6 +113,23 @@ pub fn text(s: &Snapshot) -> String {
                 .collect();
             about.push(vec!["watching".into(), w.join(", ")]);
         }
+        if !s.unwatched_ports.is_empty() {
+            let w: Vec<String> = s
+                .unwatched_ports
+                .iter()
+                .map(|(m, ports)| {
+                    let p: Vec<String> = ports.iter().map(u16::to_string).collect();
+                    format!("{m} {}", p.join(" "))
+                })
+                .collect();
+            about.push(vec![
+                "in use".into(),
+                format!(
+                    "{} (not watched: a local socket answers them)",
+                    w.join(", ")
+                ),
+            ]);
+        }
         out.push_str(&table(&about, &[], "  "));
     } else {
         let _ = writeln!(

@@ -36,6 +36,10 @@ pub struct Snapshot {
     pub generated: String,
     /// Ports watched, by mode.
     pub watched_ports: BTreeMap<String, u64>,
+    /// Watched ports of the stealth and advanced modes not watched now, by mode: a local
+    /// socket would answer them (a TCP listener, an unconnected UDP socket).
+    #[serde(default)]
+    pub unwatched_ports: BTreeMap<String, Vec<u16>>,
     /// Totals since `started`; `None` when the daemon is not running.
     pub counters: Option<Counters>,
     /// Probes by mode, protocol and scan kind (the Prometheus labels).

@@ -105,6 +105,7 @@ fn sample() -> (Stats, Identity, i64) {
     s.note_unblock();
     s.note_reload(now - 60);
     s.set_blocks_in_force(1, Some(now + 3000));
+    s.set_unwatched(vec![(Mode::Stcp, vec![22, 8080])]);
     s.set_nft_sets(vec![
         SetFill {
             set: "blocked4".into(),

@@ -255,6 +255,7 @@ impl Daemon {
         if let Some(st) = &self.stealth {
             self.observer.stats.set_capture(st.totals());
             self.observer.stats.set_evasion(st.evasion());
+            self.observer.stats.set_unwatched(st.unwatched());
         }
         let g = self.engine.gate_counts();
         self.observer

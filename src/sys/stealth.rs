@@ -12,12 +12,16 @@
 //! finds the facts a candidate needs (is its port in use now, is its flow ours);
 //! `watch::decide` makes it a `Hit`, which goes back to the event loop and the engine.
 //!
-//! Freshness without cost: a candidate's port gets 1.2's Smart-Verify bind test (a kernel hash
-//! lookup; cached for the drain round), so a service or connection that appeared a moment ago
-//! is seen. The listeners are read with sock_diag (`sockdiag`) every [`REFRESH_MS`] for the
-//! advanced modes' start-up lines and filter: ports with a listener are taken out of the
-//! kernel filter, so a busy service's traffic never reaches us. A packet to an address not yet
-//! known makes the address list be read again first (once per round).
+//! In use means: the host would accept the probe (a TCP listener; a UDP socket that would
+//! receive the datagram). TIME_WAIT, established connections and the local ports of outgoing
+//! connections never hide a port (issue 24; 1.2's bind test counted them, so a stale socket
+//! blinded a watched port). The listening sockets are read with sock_diag (`sockdiag`) every
+//! [`REFRESH_MS`]: ports in use are taken out of the kernel filter, so a busy service's
+//! traffic never reaches us, and a watched port that becomes unwatched is said once in
+//! syslog and listed by `portsentry status`. A candidate whose port the table does not list
+//! gets a fresh read (once per protocol and drain round), so a service started a moment ago
+//! is seen. A packet to an address not yet known makes the address list be read again first
+//! (once per round).
 //!
 //! This host's own outgoing SYN and SYN+ACK segments and UDP datagrams from watched ports
 //! also come through the ring (see `bpf`) and feed [`RecentFlows`], so replies on a flow
@@ -28,7 +32,6 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
-use std::os::fd::AsRawFd;
 
 use crate::bpf::{self, PortSet};
 use crate::config::Config;
@@ -43,7 +46,6 @@ use crate::wire::{self, Drops, Packet, WireError};
 
 use super::capture::{Capture, PacketMeta, PendingRing};
 use super::clock;
-use super::listen::{self, BindError};
 use super::log::Logger;
 use super::sockdiag;
 
@@ -67,44 +69,13 @@ struct HostState {
     sctp: HashSet<u16>,
 }
 
-/// 1.2's Smart-Verify (§3.2): bind the port on the wildcard address, IPv4 and IPv6, without
-/// SO_REUSEADDR, and close at once. EADDRINUSE means some local socket holds the port: a
-/// listener on any address, a connected socket (so this also covers the flows of this
-/// host's own connections), or TIME_WAIT. A hash lookup in the kernel, unlike reading
-/// `/proc/net/tcp`, which walks the whole connection table (measured ~4-15 ms here).
-/// `None`: the test could not run (EACCES, no CAP_NET_BIND_SERVICE for a port below 1024).
-fn port_in_use(proto: Proto, port: u16) -> Option<bool> {
-    use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrStorage, socket};
-    for v6 in [false, true] {
-        let (family, addr): (AddressFamily, SocketAddr) = if v6 {
-            (
-                AddressFamily::Inet6,
-                (std::net::Ipv6Addr::UNSPECIFIED, port).into(),
-            )
-        } else {
-            (
-                AddressFamily::Inet,
-                (std::net::Ipv4Addr::UNSPECIFIED, port).into(),
-            )
-        };
-        let ty = match proto {
-            Proto::Tcp => SockType::Stream,
-            Proto::Udp => SockType::Datagram,
-        };
-        let Ok(fd) = socket(family, ty, SockFlag::SOCK_CLOEXEC, None) else {
-            continue; // e.g. IPv6 disabled
-        };
-        if v6 {
-            // A v4-only socket is the IPv4 test's business.
-            let _ = nix::sys::socket::setsockopt(&fd, nix::sys::socket::sockopt::Ipv6V6Only, &true);
-        }
-        match nix::sys::socket::bind(fd.as_raw_fd(), &SockaddrStorage::from(addr)) {
-            Err(nix::errno::Errno::EADDRINUSE) => return Some(true),
-            Err(nix::errno::Errno::EACCES) => return None,
-            _ => {}
-        }
+/// Smart-Verify (§3.2, §3.3): a socket in `t` would accept a probe of `proto` from `remote`
+/// to local `port` (a TCP listener; an unconnected UDP socket, or one connected to `remote`).
+fn receives(t: &SockTable, proto: Proto, port: u16, remote: SocketAddr) -> bool {
+    match proto {
+        Proto::Tcp => t.tcp_listening(port),
+        Proto::Udp => t.udp_receives(port, remote),
     }
-    Some(false)
 }
 
 fn read_addrs() -> HashSet<IpAddr> {
@@ -172,8 +143,12 @@ pub struct Stealth {
     recent: RecentFlows,
     /// When `host` was read (ms, monotonic).
     host_at: u64,
-    /// The busy ports taken out of the current filter (advanced modes).
+    /// The busy ports taken out of the current filter.
     filtered_busy: (Vec<u16>, Vec<u16>),
+    /// Watched ports not watched now (a local socket would answer them), and the ones said
+    /// in syslog already (each once per run; the start-up lines count).
+    unwatched: BTreeSet<(Mode, u16)>,
+    said_unwatched: HashSet<(Mode, u16)>,
     drops: Drops,
     ring_drops: u64,
     /// Fragments on their way to a datagram (issue 18).
@@ -222,31 +197,34 @@ fn advanced_keys(cfg: &Config, proto: Proto) -> (u16, &[u16], bool, bool) {
     }
 }
 
-/// §3.2 start-up for one stealth mode: a bind test per port; busy ports are dropped.
-fn stealth_watch(m: Mode, cfg: &Config, log: &mut Logger) -> Result<Watch, StartError> {
+/// §3.2 start-up for one stealth mode: a port some local socket would answer (a TCP
+/// listener, an unconnected UDP socket) gets 1.2's "in use" line; when every port is, the
+/// mode stops as in 1.2. Unlike 1.2 (a bind test, which TIME_WAIT and connections fail too),
+/// only listeners count, and a busy port stays in the watched set: it is watched again once
+/// its service stops (the filter and the per-packet check leave it out meanwhile).
+fn stealth_watch(
+    m: Mode,
+    cfg: &Config,
+    host: &HostState,
+    log: &mut Logger,
+) -> Result<Watch, StartError> {
     let proto = m.proto();
-    let mut ok = Vec::new();
-    for p in list_ports(cfg, proto) {
+    let ports = list_ports(cfg, proto);
+    let busy: BTreeSet<u16> = busy_ports(&host.table, proto).into_iter().collect();
+    for &p in &ports {
         log.log(&report::going_into_stealth_listen_mode(proto, p));
-        // The same sockets a classic mode would bind (both families), closed at once.
-        match listen::bind_port(m, p) {
-            Ok(bound) => {
-                drop(bound);
-                ok.push(p);
-            }
-            Err(BindError::InUse(_)) | Err(BindError::Other(_)) => {
-                log.log(&report::socket_in_use(p));
-            }
+        if busy.contains(&p) {
+            log.log(&report::socket_in_use(p));
         }
     }
-    if ok.is_empty() {
+    if ports.iter().all(|p| busy.contains(p)) {
         let err = StartError::AllInUse(proto);
         log.log(&err.to_string());
         return Err(err);
     }
     Ok(Watch {
         mode: m,
-        ports: PortSet::from_ports(ok),
+        ports: PortSet::from_ports(ports),
     })
 }
 
@@ -302,6 +280,7 @@ impl Stealth {
     ) -> Result<Stealth, StartError> {
         let host = read_host();
         let mut watches = build_watches(cfg, modes, &host, log)?;
+        let unwatched = unwatched_ports(&watches, &host.table);
         watches.own_sources = opts.act_on_own_addresses;
         let busy = (
             busy_ports(&host.table, Proto::Tcp),
@@ -326,6 +305,9 @@ impl Stealth {
             recent: RecentFlows::new(RECENT_FLOW_MS, RECENT_FLOW_CAP),
             host_at: now,
             filtered_busy: busy,
+            // The start-up lines said these.
+            said_unwatched: unwatched.iter().copied().collect(),
+            unwatched,
             drops: Drops::default(),
             ring_drops: 0,
             defrag: Defrag::default(),
@@ -337,8 +319,8 @@ impl Stealth {
         })
     }
 
-    /// Each capture mode with the number of ports it watches now (an advanced mode's
-    /// ports with a live listener not counted).
+    /// Each capture mode with the number of ports it watches now (ports with a live
+    /// listener not counted).
     pub fn watched(&self) -> Vec<(Mode, usize)> {
         let spec = self
             .watches
@@ -347,6 +329,19 @@ impl Stealth {
             .into_iter()
             .filter_map(|(w, ports)| Some((w.as_ref()?.mode, ports.map_or(0, |p| p.len()))))
             .collect()
+    }
+
+    /// The watched ports not watched now, by mode: a local socket would answer them (a
+    /// TCP listener, an unconnected UDP socket), as of the last read of the socket table.
+    pub fn unwatched(&self) -> Vec<(Mode, Vec<u16>)> {
+        let mut out: Vec<(Mode, Vec<u16>)> = Vec::new();
+        for &(m, p) in &self.unwatched {
+            match out.last_mut() {
+                Some((last, ports)) if *last == m => ports.push(p),
+                _ => out.push((m, vec![p])),
+            }
+        }
+        out
     }
 
     /// The ring's socket, once attached (see [`Stealth::attach_ring`]).
@@ -377,6 +372,9 @@ impl Stealth {
             self.watches = w;
             self.filtered_busy = (Vec::new(), Vec::new());
             self.update_filter(log, true);
+            // The start-up lines have just said these again.
+            self.unwatched = unwatched_ports(&self.watches, &self.host.table);
+            self.said_unwatched.extend(self.unwatched.iter().copied());
         }
     }
 
@@ -387,7 +385,7 @@ impl Stealth {
     }
 
     /// The hits among the packets waiting on the doorbell. `blocked` says which sources the
-    /// engine has blocked already (their packets skip the bind test, see `port_in_use`).
+    /// engine has blocked already (their packets skip the fresh socket reads, see `port_in_use`).
     pub fn ring_bell(
         &mut self,
         log: &mut Logger,
@@ -490,8 +488,11 @@ impl Stealth {
             }
         }
         let mut hits = Vec::new();
-        // Smart-Verify answers for this round, one bind test per (protocol, port).
-        let mut bind_tests = HashMap::new();
+        // Smart-Verify: a fresh read of the sockets, at most once per protocol and round.
+        let mut fresh = HashMap::new();
+        // The TCP connections, read at most once per round, for an ACK-bearing packet on no
+        // flow known yet (a connection older than the daemon whose listener has closed).
+        let mut fresh_flows = None;
         let mut addrs_fresh = false;
         for (pkttype, p) in probes {
             if pkttype == watch::PACKET_OUTGOING {
@@ -510,14 +511,17 @@ impl Stealth {
                 continue;
             };
             let proto = c.hit.mode.proto();
+            let source_blocked = blocked(c.hit.src, proto);
             let facts = Facts {
                 port_in_use: self.port_in_use(
                     proto,
                     c.hit.port,
-                    blocked(c.hit.src, proto),
-                    &mut bind_tests,
+                    c.remote,
+                    source_blocked,
+                    &mut fresh,
                 ),
-                flow_is_ours: c.needs_flow_check && self.flow_is_ours(proto, c, round),
+                flow_is_ours: c.needs_flow_check
+                    && self.flow_is_ours(proto, c, round, source_blocked, &mut fresh_flows),
             };
             match watch::decide(c, facts) {
                 Ok(h) => hits.push(h),
@@ -552,44 +556,53 @@ impl Stealth {
         hits
     }
 
-    /// Fact: a local socket holds `port` now. The socket table (refreshed every
-    /// [`REFRESH_MS`]) or, for a service that appeared since, 1.2's bind test (once per port
-    /// and round, in `tested`). For a source the engine has blocked already (or is blocking)
-    /// the table's answer stands: the engine will only say "already blocked" (once a minute),
-    /// and the bind test
-    /// (seven system calls) was most of the daemon's CPU under a flood of forged sources
-    /// sweeping every port (bench scenario E: 7 µs per hit, 1.1-1.4 µs without).
+    /// Fact: a local socket would accept this probe now (see [`receives`]): the socket
+    /// table (refreshed every [`REFRESH_MS`]) or, for a socket opened since, a fresh read
+    /// (once per protocol and round, in `fresh`). For a source the engine has blocked already
+    /// (or is blocking) the table's answer stands: the engine will only say "already
+    /// blocked" (once a minute), and a check per packet was most of the daemon's CPU under a
+    /// flood of forged sources sweeping every port (bench scenario E: 7 µs per hit with 1.2's
+    /// bind test, 1.1-1.4 µs without).
     fn port_in_use(
         &self,
         proto: Proto,
         port: u16,
+        remote: SocketAddr,
         source_blocked: bool,
-        tested: &mut HashMap<(Proto, u16), bool>,
+        fresh: &mut HashMap<Proto, SockTable>,
     ) -> bool {
-        let listed = match proto {
-            Proto::Tcp => self.host.table.tcp_listening(port),
-            Proto::Udp => self.host.table.udp_bound(port),
-        };
-        listed
+        receives(&self.host.table, proto, port, remote)
             || !source_blocked
-                && *tested.entry((proto, port)).or_insert_with(|| {
-                    // Without CAP_NET_BIND_SERVICE (KEEP_CAPABILITIES) a port below 1024 cannot
-                    // be bind-tested: ask the socket table instead (slow, but only in that setup).
-                    port_in_use(proto, port).unwrap_or_else(|| {
-                        let t = sockdiag::read_table();
-                        match proto {
-                            Proto::Tcp => t.tcp_listening(port) || t.has_flow_on(port),
-                            Proto::Udp => t.udp_bound(port),
-                        }
-                    })
-                })
+                && receives(
+                    fresh
+                        .entry(proto)
+                        .or_insert_with(|| sockdiag::read_receivers(proto)),
+                    proto,
+                    port,
+                    remote,
+                )
     }
 
     /// Fact: the candidate's flow is this host's: opened by it lately (its outgoing SYN or
-    /// datagram), or a TCP connection in the socket table.
-    fn flow_is_ours(&self, proto: Proto, c: Candidate, now: u64) -> bool {
+    /// datagram), or a TCP connection in the socket table or, unless the source is blocked
+    /// already, in a fresh read of every TCP socket (once per round, in `fresh`): the
+    /// connections of a service whose listener has gone (its port is watched again) are
+    /// not its clients' scans.
+    fn flow_is_ours(
+        &self,
+        proto: Proto,
+        c: Candidate,
+        now: u64,
+        source_blocked: bool,
+        fresh: &mut Option<SockTable>,
+    ) -> bool {
         self.recent.contains(proto, c.local, c.remote, now)
-            || (proto == Proto::Tcp && self.host.table.owns_flow(c.local, c.remote))
+            || proto == Proto::Tcp
+                && (self.host.table.owns_flow(c.local, c.remote)
+                    || !source_blocked
+                        && fresh
+                            .get_or_insert_with(sockdiag::read_tcp_flows)
+                            .owns_flow(c.local, c.remote))
     }
 
     /// What the capture counted since start, stage by stage (the ring's figures as of the
@@ -623,12 +636,10 @@ impl Stealth {
         if now.saturating_sub(self.host_at) >= REFRESH_MS {
             self.host.addrs = read_addrs();
             self.host.sctp = sockdiag::read_sctp_listeners();
-            // The table only serves the advanced modes' filter (and flows of connections
-            // older than the daemon); stealth modes have the bind test and skip the cost.
-            if self.watches.has_advanced() {
-                self.host.table = sockdiag::read_listeners();
-                self.update_filter(log, false);
-            }
+            // Listeners only (the kernel walks its listening hash) and UDP sockets.
+            self.host.table = sockdiag::read_listeners();
+            self.update_filter(log, false);
+            self.note_unwatched(log);
             self.host_at = now;
         }
         match self.capture.stats() {
@@ -660,7 +671,18 @@ impl Stealth {
         }
     }
 
-    /// Advanced modes: keep ports with a live listener out of the kernel filter.
+    /// Say once (per port and run) each watched port that a local socket has taken since the
+    /// last read, and keep the list `portsentry status` shows.
+    fn note_unwatched(&mut self, log: &mut Logger) {
+        self.unwatched = unwatched_ports(&self.watches, &self.host.table);
+        for &(m, p) in &self.unwatched {
+            if self.said_unwatched.insert((m, p)) {
+                log.log(&report::port_now_in_use(m, p));
+            }
+        }
+    }
+
+    /// Keep ports with a live listener out of the kernel filter.
     fn update_filter(&mut self, log: &mut Logger, force: bool) {
         let busy = (
             busy_ports(&self.host.table, Proto::Tcp),
@@ -677,6 +699,20 @@ impl Stealth {
     }
 }
 
+/// The watched ports a local socket would answer now, by mode.
+fn unwatched_ports(w: &Watches, t: &SockTable) -> BTreeSet<(Mode, u16)> {
+    [&w.tcp, &w.udp]
+        .into_iter()
+        .flatten()
+        .flat_map(|w| {
+            busy_ports(t, w.mode.proto())
+                .into_iter()
+                .filter(|&p| w.ports.contains(p))
+                .map(move |p| (w.mode, p))
+        })
+        .collect()
+}
+
 fn build_watches(
     cfg: &Config,
     modes: &[Mode],
@@ -686,7 +722,7 @@ fn build_watches(
     let mut w = Watches::default();
     for &m in modes {
         match m.kind() {
-            Kind::Stealth => w.set(stealth_watch(m, cfg, log)?),
+            Kind::Stealth => w.set(stealth_watch(m, cfg, host, log)?),
             Kind::Advanced => w.set(advanced_watch(m, cfg, host, log)),
             Kind::Classic => {}
         }
@@ -699,25 +735,40 @@ mod tests {
     use super::*;
 
     #[test]
-    fn smart_verify_bind_test() {
-        let l6 = std::net::TcpListener::bind("[::1]:0").unwrap();
-        assert_eq!(
-            port_in_use(Proto::Tcp, l6.local_addr().unwrap().port()),
-            Some(true)
-        );
-        let l4 = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let p4 = l4.local_addr().unwrap().port();
-        assert_eq!(port_in_use(Proto::Tcp, p4), Some(true));
-        // The client end of a connection holds its ephemeral port too.
-        let c = std::net::TcpStream::connect(("127.0.0.1", p4)).unwrap();
-        assert_eq!(
-            port_in_use(Proto::Tcp, c.local_addr().unwrap().port()),
-            Some(true)
-        );
+    fn in_use_means_a_socket_would_accept_the_probe() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let remote: SocketAddr = "192.0.2.9:40000".parse().unwrap();
+        let c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let (served, _) = l.accept().unwrap();
+        let t = sockdiag::read_listeners();
+        assert!(receives(&t, Proto::Tcp, port, remote));
+        // The client end of a connection holds its ephemeral port, but nothing listens
+        // there: a SYN to it gets a RST, so it is a probe (1.2's bind test said "in use").
+        let cport = c.local_addr().unwrap().port();
+        assert!(!receives(&t, Proto::Tcp, cport, remote));
+        // The listener gone, the established connection left on its port hides nothing.
+        drop(l);
+        let t = sockdiag::read_receivers(Proto::Tcp);
+        assert!(!receives(&t, Proto::Tcp, port, remote));
+        drop((c, served));
+
         let u = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let pu = u.local_addr().unwrap().port();
-        assert_eq!(port_in_use(Proto::Udp, pu), Some(true));
+        let t = sockdiag::read_receivers(Proto::Udp);
+        assert!(receives(&t, Proto::Udp, pu, remote));
+        // Connected: only its peer's datagrams reach it.
+        u.connect("127.0.0.1:9").unwrap();
+        let t = sockdiag::read_receivers(Proto::Udp);
+        assert!(!receives(&t, Proto::Udp, pu, remote));
+        assert!(receives(&t, Proto::Udp, pu, "127.0.0.1:9".parse().unwrap()));
         drop(u);
-        assert_eq!(port_in_use(Proto::Udp, pu), Some(false));
+        let t = sockdiag::read_receivers(Proto::Udp);
+        assert!(!receives(
+            &t,
+            Proto::Udp,
+            pu,
+            "127.0.0.1:9".parse().unwrap()
+        ));
     }
 }

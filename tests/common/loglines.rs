@@ -139,6 +139,9 @@ pub fn every_line() -> Vec<(&'static str, Class, String)> {
         );
     }
     add("socket_in_use", Security, r::socket_in_use(143));
+    for m in [Mode::Stcp, Mode::Atcp, Mode::Sudp, Mode::Audp] {
+        add("port_now_in_use", Security, r::port_now_in_use(m, 8080));
+    }
     add(
         "advanced_monitor_first",
         Routine,
