@@ -151,29 +151,16 @@ impl Budget {
     /// Make room: drop prefixes whose bucket is full again (they behave as new ones); if none,
     /// the least recently seen eighth.
     fn evict(&mut self, now: u64) {
-        let mut lost = 0;
-        self.prefixes.retain(|_, p| {
-            p.bucket.refill(now);
-            let keep = !p.bucket.full();
-            if !keep {
-                lost += p.refused;
-            }
-            keep
-        });
-        if self.prefixes.len() >= self.max_prefixes {
-            let mut seen: Vec<u64> = self.prefixes.values().map(|p| p.last_seen).collect();
-            let k = (seen.len() / 8).max(1);
-            let (_, cut, _) = seen.select_nth_unstable(k - 1);
-            let cut = *cut;
-            self.prefixes.retain(|_, p| {
-                let keep = p.last_seen > cut;
-                if !keep {
-                    lost += p.refused;
-                }
-                keep
-            });
-        }
-        self.refused_evicted += lost;
+        self.refused_evicted += super::limits::evict_prefix_table(
+            &mut self.prefixes,
+            self.max_prefixes,
+            |p| {
+                p.bucket.refill(now);
+                p.bucket.full()
+            },
+            |p| p.last_seen,
+            |p| p.refused,
+        );
     }
 
     /// How many prefixes are tracked.

@@ -326,29 +326,16 @@ impl RateLimits {
     /// as new ones); if none, the least recently seen eighth. Their suppressed counts go to
     /// "other prefixes" in the next summary.
     fn evict_prefixes(&mut self, now: u64) {
-        let mut lost = 0;
-        self.prefixes.retain(|_, p| {
-            p.bucket.refill(now);
-            let keep = !p.bucket.full();
-            if !keep {
-                lost += p.quiet;
-            }
-            keep
-        });
-        if self.prefixes.len() >= self.limits.max_prefixes {
-            let mut seen: Vec<u64> = self.prefixes.values().map(|p| p.last_seen).collect();
-            let k = (seen.len() / 8).max(1);
-            let (_, cut, _) = seen.select_nth_unstable(k - 1);
-            let cut = *cut;
-            self.prefixes.retain(|_, p| {
-                let keep = p.last_seen > cut;
-                if !keep {
-                    lost += p.quiet;
-                }
-                keep
-            });
-        }
-        self.quiet_evicted += lost;
+        self.quiet_evicted += evict_prefix_table(
+            &mut self.prefixes,
+            self.limits.max_prefixes,
+            |p| {
+                p.bucket.refill(now);
+                p.bucket.full()
+            },
+            |p| p.last_seen,
+            |p| p.quiet,
+        );
     }
 
     /// BLOCK_RATE_LIMIT (blocks per minute, 0: no cap): may one more block start at `now`?
@@ -455,4 +442,38 @@ impl RateLimits {
             p.quiet > 0 || !p.bucket.full()
         });
     }
+}
+
+/// The eviction of a table of source prefixes, shared by the report limits and the block
+/// budget: drop the prefixes `idle` says behave as new ones; if the table is still at `max`,
+/// the least recently seen eighth. Returns the sum of `lost` over the dropped ones.
+pub(super) fn evict_prefix_table<P>(
+    table: &mut HashMap<IpAddr, P>,
+    max: usize,
+    mut idle: impl FnMut(&mut P) -> bool,
+    last_seen: impl Fn(&P) -> u64,
+    lost: impl Fn(&P) -> u64,
+) -> u64 {
+    let mut gone = 0;
+    table.retain(|_, p| {
+        let keep = !idle(p);
+        if !keep {
+            gone += lost(p);
+        }
+        keep
+    });
+    if table.len() >= max {
+        let mut seen: Vec<u64> = table.values().map(&last_seen).collect();
+        let k = (seen.len() / 8).max(1);
+        let (_, cut, _) = seen.select_nth_unstable(k - 1);
+        let cut = *cut;
+        table.retain(|_, p| {
+            let keep = last_seen(p) > cut;
+            if !keep {
+                gone += lost(p);
+            }
+            keep
+        });
+    }
+    gone
 }

@@ -147,20 +147,11 @@ pub fn reports_rate_limited(
     by_prefix: &[(IpAddr, u8, u64)],
     others: u64,
 ) -> String {
-    let mut s = format!(
+    let head = format!(
         "attackalert: Rate limit: {} suppressed in the last {seconds} seconds",
         super::count(n, "report", "reports")
     );
-    let mut sep = ": ";
-    for (ip, len, k) in by_prefix {
-        s.push_str(&format!("{sep}{k} from {ip}/{len}"));
-        sep = ", ";
-    }
-    if others > 0 {
-        s.push_str(&format!("{sep}{others} from other prefixes"));
-    }
-    s.push('.');
-    s
+    super::by_prefix_line(head, "from", by_prefix, others)
 }
 
 /// Capture losses since the last report (stealth and advanced modes; not in 1.2):

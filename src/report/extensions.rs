@@ -60,20 +60,11 @@ pub fn budget_refusals(
     by_prefix: &[(IpAddr, u8, u64)],
     others: u64,
 ) -> String {
-    let mut s = format!(
+    let head = format!(
         "adminalert: Block budget: {} refused in the last {seconds} seconds",
         super::count(n, "block", "blocks")
     );
-    let mut sep = ": ";
-    for (ip, len, k) in by_prefix {
-        s.push_str(&format!("{sep}{k} in {ip}/{len}"));
-        sep = ", ";
-    }
-    if others > 0 {
-        s.push_str(&format!("{sep}{others} in other prefixes"));
-    }
-    s.push('.');
-    s
+    super::by_prefix_line(head, "in", by_prefix, others)
 }
 
 /// `adminalert: Flood: {n} blocks not carried out in the last {s} seconds: ...`

@@ -270,3 +270,23 @@ mod tests {
         }
     }
 }
+
+/// `{head}: {k} {word} {prefix}/{len}, ..., {others} {word} other prefixes.`: the summary
+/// lines that name the prefixes that lost the most.
+fn by_prefix_line(
+    mut s: String,
+    word: &str,
+    by_prefix: &[(std::net::IpAddr, u8, u64)],
+    others: u64,
+) -> String {
+    let mut sep = ": ";
+    for (ip, len, k) in by_prefix {
+        s.push_str(&format!("{sep}{k} {word} {ip}/{len}"));
+        sep = ", ";
+    }
+    if others > 0 {
+        s.push_str(&format!("{sep}{others} {word} other prefixes"));
+    }
+    s.push('.');
+    s
+}
