@@ -206,18 +206,10 @@ mod tests {
     #[test]
     fn hosts_deny_matches_substitute_but_for_brackets() {
         const PIECES: &[&str] = &["$", "[", "]", "$TARGET$", "$PORT$", "$MODE$", " ", "x"];
-        let mut state: u64 = 0x0bad_5eed_1234_5678;
-        let mut next = || {
-            state ^= state >> 12;
-            state ^= state << 25;
-            state ^= state >> 27;
-            state.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        };
+        let mut rng = crate::testrng::Rng(0x0bad_5eed_1234_5678);
         for _ in 0..5_000 {
-            let n = (next() % 10) as usize;
-            let t: String = (0..n)
-                .map(|_| PIECES[(next() >> 8) as usize % PIECES.len()])
-                .collect();
+            let n = rng.below(10);
+            let t: String = (0..n).map(|_| PIECES[rng.below(PIECES.len())]).collect();
             let got = substitute_hosts_deny(&t, ip("2001:db8::a"), 7, Mode::Sudp);
             let want = substitute(&t, ip("2001:db8::a"), 7, Mode::Sudp);
             assert_eq!(
