@@ -102,12 +102,11 @@ fn every_relative_link_reaches_a_file_and_heading() {
                 broken.push(format!("{name}: ({link}): no file {}", target.display()));
                 continue;
             }
-            if let Some(a) = anchor {
-                if target.extension().is_none_or(|x| x != "md")
-                    || !anchors(&read(&target)).contains(a)
-                {
-                    broken.push(format!("{name}: ({link}): no heading with anchor #{a}"));
-                }
+            if let Some(a) = anchor
+                && (target.extension().is_none_or(|x| x != "md")
+                    || !anchors(&read(&target)).contains(a))
+            {
+                broken.push(format!("{name}: ({link}): no heading with anchor #{a}"));
             }
         }
     }
