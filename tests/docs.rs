@@ -113,6 +113,57 @@ fn every_relative_link_reaches_a_file_and_heading() {
     assert!(broken.is_empty(), "broken links:\n{}", broken.join("\n"));
 }
 
+#[test]
+fn every_repository_path_named_in_the_docs_exists() {
+    let mut missing = Vec::new();
+    for doc in documents() {
+        let name = doc.strip_prefix(ROOT).unwrap().display().to_string();
+        for p in repo_paths(&read(&doc)) {
+            if !Path::new(ROOT).join(&p).exists() {
+                missing.push(format!("{name}: {p}"));
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "the docs name files that do not exist (moved or renamed? update the text):\n{}",
+        missing.join("\n")
+    );
+}
+
+/// The paths under the repository's source folders that `text` names (`src/sys/exec.rs`,
+/// `tests/docs.rs`, `src/engine/`): from the folder name to the last character that can be
+/// part of a path, without a trailing `.` or `-` (the end of a sentence).
+fn repo_paths(text: &str) -> BTreeSet<String> {
+    const ROOTS: [&str; 7] = [
+        "src/",
+        "tests/",
+        "bench/",
+        "debian/",
+        "man/",
+        "fuzz/",
+        "examples/",
+    ];
+    let mut out = BTreeSet::new();
+    let b = text.as_bytes();
+    let part = |c: u8| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'/' | b'-');
+    for (i, _) in text.char_indices() {
+        if i > 0 && (part(b[i - 1])) {
+            continue;
+        }
+        if !ROOTS.iter().any(|r| text[i..].starts_with(r)) {
+            continue;
+        }
+        let mut end = i;
+        while end < b.len() && part(b[end]) {
+            end += 1;
+        }
+        let p = text[i..end].trim_end_matches(['.', '-']);
+        out.insert(p.to_string());
+    }
+    out
+}
+
 /// The targets of the inline links `[text](target)` outside fenced blocks and `code spans`.
 fn links(text: &str) -> Vec<String> {
     let mut out = Vec::new();
@@ -193,6 +244,12 @@ fn the_anchor_rule_matches_githubs_for_this_projects_headings() {
     .map(|s| s.to_string())
     .collect();
     assert_eq!(a, want);
+    assert_eq!(
+        repo_paths("see `src/sys/exec.rs`, src/engine/ and (tests/docs.rs). Not xsrc/a.rs.")
+            .into_iter()
+            .collect::<Vec<_>>(),
+        ["src/engine/", "src/sys/exec.rs", "tests/docs.rs"]
+    );
     assert_eq!(
         links("see [a](x.md#b), `[not](code)`, and [c](y.md)\n```\n[fenced](z)\n```\n"),
         ["x.md#b", "y.md"]
