@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Where the daemon's CPU goes, by activity: reads `perf script -F comm,tid,ip,sym` output of
-a `perf record --call-graph dwarf` of the daemon (see README "Where the time goes") and
+a `perf record --call-graph dwarf` of the daemon (see doc/benchmarks.md, "Where the time goes") and
 attributes each sample of the daemon's own threads to the innermost frame that names an
 activity. Prints the share of samples per activity.
 

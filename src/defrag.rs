@@ -6,7 +6,7 @@
 //!
 //! # Why in userspace, here, and not the kernel's reassembly
 //!
-//! Measured (README "Evasion"): a socket that receives after the kernel's reassembly (a raw
+//! Measured (doc/threat-model.md, "Evasion"): a socket that receives after the kernel's reassembly (a raw
 //! socket, as 1.2 uses, or AF_PACKET's `PACKET_FANOUT_FLAG_DEFRAG`, IPv4 only) shares the
 //! network namespace's fragment memory with the host (`ipfrag_high_thresh`, 4 MiB). Under a
 //! flood of incomplete fragments from forged sources that memory fills within a few thousand

@@ -551,7 +551,7 @@ fn sctp_and_icmp_probes_are_reported_and_block_only_when_asked() {
 /// later fragments of up to 1,480 bytes), and a real nmap -f scan in the middle of them: the
 /// real scan is detected and blocked, the reassembly cache stays within its 4 MiB. The
 /// kernel's own cache (4 MiB, shared by the namespace) is full within a few thousand of
-/// them: what it did with the real scan is printed (README "Evasion").
+/// them: what it did with the real scan is printed (doc/threat-model.md, "Evasion").
 #[test]
 fn a_flood_of_incomplete_fragments_does_not_hide_a_real_fragmented_scan() {
     if !ready("a_flood_of_incomplete_fragments_does_not_hide_a_real_fragmented_scan") {

@@ -14,7 +14,7 @@
 //! measures propagation. Privileged: says so loudly when it cannot run, fails under CI=true.
 //!
 //! Waits for a decision to reach a pulling host are 40 s, not the second a pull takes: the
-//! LAPI's incremental stream can miss a decision for good (README "Pulled bans"), and the
+//! LAPI's incremental stream can miss a decision for good (doc/fleets.md, "Pulled bans"), and the
 //! host's re-read of the whole stream brings it within 35 s.
 
 mod common;
@@ -209,7 +209,7 @@ fn scan_of_a_blocks_the_scanner_everywhere(
         );
     }
     // B and C drop the scanner's packets (v4 and v6), not the control's.
-    // 40 s: a decision the LAPI's stream missed is read again within 35 s (README "Pulled
+    // 40 s: a decision the LAPI's stream missed is read again within 35 s (doc/fleets.md, "Pulled
     // bans").
     eventually("the scanner in B's and C's fleet sets", 40, || {
         ["b", "c"]
@@ -279,7 +279,7 @@ fn scan_of_a_blocks_the_scanner_everywhere(
         in_d()
     };
     if !wait_d() {
-        // The LAPI's stream race (README "Pulled bans"): crowdsec-firewall-bouncer never
+        // The LAPI's stream race (doc/fleets.md, "Pulled bans"): crowdsec-firewall-bouncer never
         // re-reads the stream, only its start does.
         eprintln!(
             "NOTE: crowdsec-firewall-bouncer missed the decision (crowdsec 1.4.6's stream race); restarting it once"

@@ -1,6 +1,6 @@
 //! The key table: every portsentry.conf key defined once, with its name, a one-line doc, its
 //! default and the parser that turns its extracted value into a `Config` field (reference
-//! §2.2–§2.4). README and man-page tables are checked against `KEYS`.
+//! §2.2–§2.4). The tables of doc/admin-guide.md and the man page are checked against `KEYS`.
 //!
 //! Value parsers only see the string 1.2 would extract (printable ASCII, no `"`); they report
 //! problems through `Ctx`, which already knows the file, line and key. Pure: no I/O.
@@ -36,7 +36,7 @@ impl Ctx<'_> {
 pub struct KeyDef {
     /// The name as written in the file (case-sensitive, as in 1.2).
     pub name: &'static str,
-    /// One line for README and man-page tables.
+    /// One line for the tables of doc/admin-guide.md and the man page.
     pub doc: &'static str,
     /// The value used when the key is absent, in words.
     pub default: &'static str,

@@ -69,7 +69,7 @@ impl fmt::Display for Diagnostic {
 /// without a size (nf_tables), so a flood does not hit the cap unnoticed.
 pub const DEFAULT_SET_SIZE: u32 = 1 << 20;
 /// BLOCK_PREFIX_BUDGET's default: 16 blocks per source prefix, then 4 per minute (see
-/// `engine::budget` and README "Blocking under a flood of forged sources").
+/// `engine::budget` and doc/threat-model.md, `BLOCK_PREFIX_BUDGET`).
 pub const DEFAULT_PREFIX_BUDGET: (u32, u32) = (16, 4);
 
 /// True if any diagnostic is an Error.

@@ -8,7 +8,7 @@
 //! ca_cert_path: /etc/crowdsec/ssl/ca.pem   # optional: https with this CA only (else the system store)
 //! ```
 //!
-//! Parsed with serde-saphyr (pure Rust YAML, see the README's "Dependencies"); keys CrowdSec
+//! Parsed with serde-saphyr (pure Rust YAML, see doc/dependencies.md); keys CrowdSec
 //! may add (`cert_path`, `key_path`, ...) are ignored. Also: the LAPI URL, the bouncer key
 //! file, and the rule that these files must not be readable by other users. Pure: the shell
 //! reads the files and their metadata. Secrets never appear in `Debug` output or messages.

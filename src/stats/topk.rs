@@ -5,7 +5,7 @@
 //!
 //! It holds at most about `capacity` keys whatever the number of distinct keys (a flood of
 //! forged sources costs no more memory), in amortised constant time per update (measured:
-//! README, "What portsentry saw"). While no more distinct keys arrived than it holds, every count
+//! doc/admin-guide.md, "What portsentry saw"). While no more distinct keys arrived than it holds, every count
 //! is exact ([`TopK::approximate`] is false). After that each listed count is an upper bound
 //! and `error` says how far above the true count it may be; a key that is not listed was
 //! seen at most [`TopK::max_error`] times.
