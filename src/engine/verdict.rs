@@ -4,8 +4,8 @@
 
 use std::net::IpAddr;
 
-use crate::classify::{OtherProbe, TcpScanType};
-use crate::mode::Mode;
+use crate::capture::classify::{OtherProbe, TcpScanType};
+use crate::config::mode::Mode;
 
 use super::event::Event;
 
