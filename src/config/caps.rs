@@ -308,6 +308,7 @@ mod tests {
         assert_eq!(number("CAP_CHECKPOINT_RESTORE"), Some(40));
         assert_eq!(number("CAP_NOPE"), None);
         assert_eq!(default_keep(), vec![10, 12, 13]);
+        assert_eq!(Config::default().keep_capabilities, Some(default_keep()));
         assert_eq!(parse_keep("all"), Ok(None));
         assert_eq!(parse_keep(" ALL "), Ok(None));
         assert_eq!(

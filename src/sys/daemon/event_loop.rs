@@ -35,7 +35,7 @@ use crate::sys::capture::listen::Listener;
 use crate::sys::capture::stealth::{self, Stealth};
 use crate::sys::config::ignore_file::IgnoreFile;
 use crate::sys::daemon::notify::Notifier;
-use crate::sys::daemon::start::{EXIT_FAIL, EXIT_OK};
+use crate::sys::daemon::{EXIT_FAIL, EXIT_OK};
 use crate::sys::fleet::Fleet;
 use crate::sys::observe::Observer;
 use crate::sys::observe::log::Logger;

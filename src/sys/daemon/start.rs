@@ -34,10 +34,7 @@ use crate::sys::observe::Observer;
 use crate::sys::observe::log::Logger;
 use crate::sys::{clock, config::netinfo, daemon::modelock, engine::resolve};
 
-/// Exit status: success.
-pub const EXIT_OK: i32 = 0;
-/// Exit status: configuration error, nothing bound, not root, another instance.
-pub const EXIT_FAIL: i32 = 1;
+use crate::sys::daemon::{EXIT_FAIL, EXIT_OK};
 
 /// Why the daemon could not start. Its text is the reason printed on stderr (through the
 /// readiness pipe when the daemon forked); the daemon has logged it already.
