@@ -2,7 +2,7 @@
 //! (issue 4). Its own clap parser, chosen by `main` when `argv[1]` is `blocked`, so the daemon's
 //! command line (1.2's single-dash modes, a required mode) stays as it is. Pure: arguments
 //! in, a typed [`Admin`] out; plus the planning of a delete and the list formatting. The
-//! shell side is `sys::admin`.
+//! shell side is `sys::block::admin`.
 //!
 //! Exit codes: 0 done, 1 failed (nft error, nothing to delete), 2 usage.
 

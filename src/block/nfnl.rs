@@ -3,7 +3,7 @@
 //! kernel's answers to it. Table, sets and chain are still made by `nft -f` once at start-up
 //! (`crate::block::nft`); only element adds, many per second under a flood, skip nft's parser.
 //!
-//! Pure: bytes out, bytes in; it never opens a socket (`sys::nfnl` does) and never reads the
+//! Pure: bytes out, bytes in; it never opens a socket (`sys::block::nfnl` does) and never reads the
 //! clock. The layout is the one nft 1.0.6 sends for `add element inet portsentry blocked4
 //! { 198.51.100.7 timeout 60s, 198.51.100.8 }` (seen with `strace -xx nft ...`; the tests
 //! below hold those bytes), minus nft's optional NFTA_SET_ELEM_LIST_SET_ID, plus NLM_F_ACK:

@@ -2,7 +2,7 @@
 //! table, batches that add, delete and flush elements, and the parser of `nft -T list table`
 //! output used to rebuild the blocked state after a restart and by `portsentry blocked list`.
 //!
-//! Pure: it never runs `nft`, never reads the clock. The shell (`sys::nftables`) feeds these
+//! Pure: it never runs `nft`, never reads the clock. The shell (`sys::block::nftables`) feeds these
 //! scripts to `nft -f -` and hands the listing text back here. The daemon's own adds under
 //! load skip the text and go over netlink (`crate::block::nfnl`).
 //!

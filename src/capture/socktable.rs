@@ -1,11 +1,11 @@
 //! The local socket table, as the kernel shows it in `/proc/net/{tcp,tcp6,udp,udp6}`: which
 //! TCP ports have a listener, which UDP ports are bound, and which TCP flows exist.
 //!
-//! It gives the stealth and advanced modes (`sys::stealth`) their facts about this host:
+//! It gives the stealth and advanced modes (`sys::capture::stealth`) their facts about this host:
 //! - Smart-Verify (§3.2, §3.3): a port some local socket listens on (TCP) or is bound to
 //!   (UDP) is never a trap. The table, read every 2 s, answers for the services it lists and
 //!   builds the advanced modes' kernel filter; a service started since is caught by 1.2's
-//!   bind test, which `sys::stealth` runs once per port and drain round.
+//!   bind test, which `sys::capture::stealth` runs once per port and drain round.
 //! - ACK/RST-bearing packets (see `classify`) alert only if no local TCP socket owns their
 //!   4-tuple, so packets of real connections never count.
 //!

@@ -1,6 +1,6 @@
 //! Linux capability names, the set the daemon keeps after start-up (KEEP_CAPABILITIES), and
 //! what a missing capability means for the configured modes and responses.
-//! Pure: names in, numbers out, a set in, findings out. The shell (`sys::caps`) reads the
+//! Pure: names in, numbers out, a set in, findings out. The shell (`sys::config::caps`) reads the
 //! process's sets and applies the kept set.
 //!
 //! Containers (Docker, systemd-nspawn) and units with `CapabilityBoundingSet=` start the daemon

@@ -16,7 +16,7 @@
 //! | `result` | `ok`, `failed`, `refused` |
 //! | `reason` | refusal: `rate_limit`, `protected`; expiry: `timeout`; unblock: `admin`; a failed block: what failed |
 //!
-//! Pure: the formatter takes the time and zone as arguments; `sys::events_file` writes.
+//! Pure: the formatter takes the time and zone as arguments; `sys::observe::events_file` writes.
 
 use std::net::IpAddr;
 use std::path::PathBuf;

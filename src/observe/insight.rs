@@ -1,7 +1,7 @@
 //! `portsentry status` and `portsentry report`: their command lines (each its own clap
 //! parser, chosen by `main` from argv[1], so the daemon's 1.2 command line is untouched),
 //! the status socket's path, and the "not running" status built from the history file. Pure;
-//! the shell side is `sys::insight` (the writers' log lines are `report`'s).
+//! the shell side is `sys::observe::insight` (the writers' log lines are `report`'s).
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};

@@ -15,7 +15,7 @@
 //! history; the event file adds what the history cannot say: scan kinds, and the events by
 //! type (detections, blocks, refusals and why, expiries, unblocks).
 //!
-//! Pure: lines and times in, numbers out; `sys::insight` reads the files.
+//! Pure: lines and times in, numbers out; `sys::observe::insight` reads the files.
 
 pub mod html;
 pub mod parse;

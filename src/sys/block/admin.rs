@@ -1,5 +1,5 @@
 //! Carries out `portsentry blocked ...` (parsed by `crate::block::admin`): talks to nftables through
-//! `sys::nftables`, then tells running daemons with SIGUSR1 so they re-read the set (a host
+//! `sys::block::nftables`, then tells running daemons with SIGUSR1 so they re-read the set (a host
 //! unblocked here is forgotten there too, and blocked again on its next scan).
 
 use std::ffi::OsString;

@@ -1,7 +1,7 @@
 //! nftables for the daemon and for `portsentry blocked`: the idempotent table set-up and the
 //! listing run `nft` (once at start-up, or per admin command); the batched element adds of
 //! the hot path go straight to the kernel over nfnetlink (`crate::block::nfnl` builds the bytes,
-//! `sys::nfnl` owns the socket). The script text and the listing parser are pure
+//! `sys::block::nfnl` owns the socket). The script text and the listing parser are pure
 //! (`crate::block::nft`).
 //!
 //! Why not `nft -f -` on the hot path any more: one `nft` run costs about 4.5 ms of process
@@ -200,7 +200,7 @@ pub struct Item {
 }
 
 /// Batches the adds of one address family (each family has its own set and its own "full")
-/// and sends them over its own nfnetlink socket (`sys::nfnl`).
+/// and sends them over its own nfnetlink socket (`sys::block::nfnl`).
 pub struct Batcher {
     set: Set,
     size: u32,
