@@ -4,8 +4,8 @@
 //! each from its own forged source (scenario G); a sweep of SYNs in nmap -f's three
 //! fragments (scenario F); and the same sweep with its first fragments filtered out (as
 //! the kernel filter drops first fragments to unwatched ports).
-use portsentry::defrag::{Defrag, Outcome};
-use portsentry::wire::{Meta, Packet, parse};
+use portsentry::capture::defrag::{Defrag, Outcome};
+use portsentry::capture::wire::{Meta, Packet, parse};
 
 fn csum(b: &[u8]) -> u16 {
     let mut s: u32 = 0;

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use portsentry::bpf::{self, FilterSpec, PortSet};
-use portsentry::sys::capture::Capture;
+use portsentry::capture::bpf::{self, FilterSpec, PortSet};
+use portsentry::sys::capture::ring::Capture;
 
 /// Read the capture ring, counting only.
 #[derive(Parser)]

@@ -6,8 +6,8 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::time::Instant;
 
-use portsentry::mode::Proto;
-use portsentry::sys::sockdiag;
+use portsentry::config::mode::Proto;
+use portsentry::sys::capture::sockdiag;
 
 /// 1.2's Smart-Verify as the daemon ran it before issue 24: bind the wildcard address, IPv4
 /// and IPv6, without SO_REUSEADDR.

@@ -1,8 +1,8 @@
 //! Measures `Stats::note_probe` under a flood of distinct forged sources (the daemon's worst
 //! case for the top lists; N sources spread over a day, so every window slot is full), and
 //! the cost of a snapshot after it: `cargo run --release --example stats_flood [N]`.
-use portsentry::mode::Mode;
-use portsentry::stats::{ProbeKind, Stats};
+use portsentry::config::mode::Mode;
+use portsentry::observe::stats::{ProbeKind, Stats};
 use std::net::{IpAddr, Ipv6Addr};
 fn main() {
     let n: u32 = std::env::args()
@@ -29,7 +29,7 @@ fn main() {
         el.as_nanos() as f64 / f64::from(n),
         s.top_keys_held()
     );
-    let id = portsentry::stats::Identity::default();
+    let id = portsentry::observe::stats::Identity::default();
     let tz = jiff::tz::TimeZone::UTC;
     let t0 = std::time::Instant::now();
     let snap = s.snapshot(1_796_043_600 + 86_399, &id, &tz);

@@ -16,12 +16,12 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::unix::ffi::OsStringExt;
 use std::path::Path;
 
-use crate::cli::Cli;
+use crate::block::template;
+use crate::config::cli::Cli;
+use crate::config::ignore::{self, Line, Net};
+use crate::config::ignore_builder::{self, Add, BuildInput};
+use crate::config::mode::{Mode, Proto};
 use crate::config::{self, Diagnostic};
-use crate::ignore::{self, Line, Net};
-use crate::ignore_builder::{self, Add, BuildInput};
-use crate::mode::{Mode, Proto};
-use crate::template;
 
 /// A check: returns for an input the parser handles correctly, panics otherwise.
 pub type Check = fn(&[u8]);
@@ -249,7 +249,7 @@ pub fn cli(data: &[u8]) {
         )
         .collect();
     assert_eq!(
-        crate::cli::normalise(args.clone()).len(),
+        crate::config::cli::normalise(args.clone()).len(),
         args.len(),
         "normalise changed the number of arguments"
     );
@@ -377,7 +377,7 @@ fn check_add_remove(static_text: &[u8], net: &Net) {
 /// without a checksum status is also accepted when the kernel says it verified it (nothing
 /// but the checksum depends on the status). The flag byte classifies without panicking.
 pub fn wire(data: &[u8]) {
-    use crate::wire::{Csum, Meta, Packet, parse};
+    use crate::capture::wire::{Csum, Meta, Packet, parse};
     let first = data.first().copied().unwrap_or(0);
     let whole = parse(data, Meta::whole(data.len()));
     for csum in [Csum::Unknown, Csum::Partial, Csum::Valid] {
@@ -391,7 +391,7 @@ pub fn wire(data: &[u8]) {
                 if p.proto == Proto::Udp {
                     assert_eq!(p.tcp_flags, 0, "UDP probe with flags: {p:?}");
                 } else {
-                    let _ = crate::classify::classify_tcp(p.tcp_flags);
+                    let _ = crate::capture::classify::classify_tcp(p.tcp_flags);
                 }
                 if p.ip_options && first >> 4 == 4 {
                     assert!(first & 0x0f > 5, "options without a longer header: {p:?}");
@@ -411,7 +411,9 @@ pub fn wire(data: &[u8]) {
             Err(e) => {
                 let _ = e.kind();
                 if csum != Csum::Unknown {
-                    assert!(!e.is_bad_checksum() || e == crate::wire::WireError::BadIpChecksum);
+                    assert!(
+                        !e.is_bad_checksum() || e == crate::capture::wire::WireError::BadIpChecksum
+                    );
                 }
             }
         }
@@ -430,8 +432,8 @@ pub fn wire(data: &[u8]) {
 /// a completed datagram is at least its header long, parses without panicking (as a whole
 /// packet), keeps the fragments' addresses and is never fragmented itself; counters add up.
 pub fn defrag(data: &[u8]) {
-    use crate::defrag::{Defrag, Limits, Outcome};
-    use crate::wire::{Fragment, Meta, Packet, parse};
+    use crate::capture::defrag::{Defrag, Limits, Outcome};
+    use crate::capture::wire::{Fragment, Meta, Packet, parse};
     let limits = Limits {
         mem_cap: 64 * 1024,
         source_share: 16 * 1024,
@@ -524,8 +526,8 @@ pub fn admin(data: &[u8]) {
                 .map(|a| OsString::from_vec(a.to_vec())),
         )
         .collect();
-    assert!(crate::admin::selected(&args));
-    match crate::admin::Admin::parse_from_args(args.into_iter().skip(1)) {
+    assert!(crate::block::admin::selected(&args));
+    match crate::block::admin::Admin::parse_from_args(args.into_iter().skip(1)) {
         Ok(a) => {
             let _ = format!("{a:?}");
         }
@@ -540,7 +542,7 @@ pub fn admin(data: &[u8]) {
 /// most one valid mode per protocol; an invalid mode names its key, value and line; the exit
 /// status is 0 with options printed, 1 or 2/255 with a message and nothing printed.
 pub fn defaults(data: &[u8]) {
-    use crate::defaults::{self, DEFAULTS_FILE, ModesArgs};
+    use crate::config::defaults::{self, DEFAULTS_FILE, ModesArgs};
     let (systemd, text) = match data.split_first() {
         Some((&b, rest)) => (b & 1 == 1, rest),
         None => (false, data),

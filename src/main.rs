@@ -5,13 +5,13 @@
 //! show what the daemon sees and did (`insight`), and `portsentry fleet check|test` checks
 //! the CrowdSec settings (`fleet::cli`). The daemon's 1.2 command line is untouched.
 
-use portsentry::cli::Cli;
-use portsentry::{admin, defaults, insight, sys};
+use portsentry::config::cli::Cli;
+use portsentry::{block::admin, config::defaults, observe::insight, sys};
 
 fn main() {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if admin::selected(&args) {
-        std::process::exit(sys::admin::main(args));
+        std::process::exit(sys::block::admin::main(args));
     }
     if portsentry::fleet::cli::selected(&args) {
         std::process::exit(sys::fleet::main(args));
@@ -20,10 +20,10 @@ fn main() {
         std::process::exit(modes(&args));
     }
     if insight::status_selected(&args) {
-        std::process::exit(sys::insight::status_main(args));
+        std::process::exit(sys::observe::insight::status_main(args));
     }
     if insight::report_selected(&args) {
-        std::process::exit(sys::insight::report_main(args));
+        std::process::exit(sys::observe::insight::report_main(args));
     }
     let cli = match Cli::parse_from_args(args) {
         Ok(c) => c,
@@ -31,7 +31,7 @@ fn main() {
         Err(e) => e.exit(),
     };
     let socket = cli.syslog_socket.clone();
-    std::process::exit(sys::start::main(cli, socket));
+    std::process::exit(sys::daemon::start::main(cli, socket));
 }
 
 /// `portsentry modes`: the mode options from /etc/default/portsentry (see `defaults`).

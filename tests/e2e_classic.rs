@@ -774,7 +774,7 @@ fn the_daemon_and_its_commands_keep_only_the_configured_capabilities() {
     assert_eq!(cap_mask(&pid, "CapBnd:"), cap_mask("self", "CapBnd:"));
 }
 
-/// The spare shell that the next command is handed to (src/sys/exec.rs): one waits while
+/// The spare shell that the next command is handed to (src/sys/block/exec.rs): one waits while
 /// commands are configured, none without; each command uses it and a new one waits after;
 /// a command line with quotes, `;` and a redirection behaves as under `sh -c`; and the spare
 /// ends with the daemon, even after kill -9 (its stdin pipe closes).

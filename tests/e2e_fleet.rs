@@ -30,9 +30,9 @@ use common::fleetnet::{
     self, FirewallBouncer, Host, LAPI, Monitor, PORT, Topology, cpu_ms, eventually, rss_kib, v4, v6,
 };
 use common::{Net, Run, must, privileged, sh};
+use portsentry::config::mode::Mode;
 use portsentry::config::{BlockMethod, Config};
 use portsentry::fleet::alert::Scan;
-use portsentry::mode::Mode;
 use portsentry::sys::fleet::{self, Fleet, Settings};
 
 const LAPI4: &str = "203.0.113.1";
@@ -659,7 +659,7 @@ struct Direct {
 impl Direct {
     fn start(pair: &Pair, s: Settings) -> Direct {
         let f = pair.in_host(move || {
-            portsentry::sys::nftables::setup(1 << 20).expect("nft table");
+            portsentry::sys::block::nftables::setup(1 << 20).expect("nft table");
             Fleet::start(s).expect("fleet start")
         });
         Direct {

@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use portsentry::mode::{Mode, Proto};
-use portsentry::report::{LocalTime, history_line};
+use portsentry::config::mode::{Mode, Proto};
+use portsentry::observe::report::{LocalTime, history_line};
 
 const BIN: &str = env!("CARGO_BIN_EXE_portsentry");
 
@@ -276,8 +276,8 @@ fn report_rejects_bad_times_and_a_missing_history_clearly() {
 
 /// Detection events (with scan kinds) for some records.
 fn write_events(path: &Path, recs: &[Rec]) -> BTreeMap<&'static str, u64> {
-    use portsentry::events::{Event, Response, line};
-    use portsentry::stats::ProbeKind;
+    use portsentry::observe::events::{Event, Response, line};
+    use portsentry::observe::stats::ProbeKind;
     let kinds = [
         ProbeKind::Syn,
         ProbeKind::Syn,
@@ -466,8 +466,8 @@ fn report_html_renders_in_headless_chromium_with_the_right_bars() {
 }
 
 /// A known counter state for the status and metrics tests.
-fn known_stats(now: i64) -> portsentry::stats::Stats {
-    use portsentry::stats::{Method, ProbeKind, Refusal, Stats, Suppression};
+fn known_stats(now: i64) -> portsentry::observe::stats::Stats {
+    use portsentry::observe::stats::{Method, ProbeKind, Refusal, Stats, Suppression};
     let mut s = Stats::new(now - 600, &[Mode::Stcp, Mode::Udp]);
     s.note_packets(77);
     let ip = |x: &str| x.parse::<IpAddr>().unwrap();
@@ -504,8 +504,8 @@ fn known_stats(now: i64) -> portsentry::stats::Stats {
 
 #[test]
 fn status_reads_the_snapshot_from_the_socket_beside_the_pid_file() {
-    use portsentry::stats::{Identity, render};
-    use portsentry::sys::status_sock::StatusServer;
+    use portsentry::observe::stats::{Identity, render};
+    use portsentry::sys::observe::status_sock::StatusServer;
     let dir = tempfile::tempdir().unwrap();
     let now = portsentry::sys::clock::epoch();
     let stats = known_stats(now);
@@ -637,8 +637,8 @@ fn the_metrics_file_parses_with_promtool_and_prometheus_client_and_its_counters_
     {
         return;
     }
-    use portsentry::stats::{Identity, render};
-    use portsentry::sys::metrics_file::MetricsFile;
+    use portsentry::observe::stats::{Identity, render};
+    use portsentry::sys::observe::metrics_file::MetricsFile;
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("portsentry.prom");
     let now = portsentry::sys::clock::epoch();
@@ -788,9 +788,9 @@ fn event_lines_are_json_with_the_documented_fields_and_survive_logrotate() {
     if !have(t, "/usr/sbin/logrotate") {
         return;
     }
-    use portsentry::events::{Event, Response, Target, line};
-    use portsentry::stats::{Method, ProbeKind, Refusal};
-    use portsentry::sys::events_file::EventsFile;
+    use portsentry::observe::events::{Event, Response, Target, line};
+    use portsentry::observe::stats::{Method, ProbeKind, Refusal};
+    use portsentry::sys::observe::events_file::EventsFile;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("events.jsonl");
     // The shipped logrotate stanza for the events file, pointed at the test directory.

@@ -138,8 +138,8 @@ fn stock_logwatch_lists_every_scan_kind_v4_and_v6_and_the_blocks() {
     ) {
         return;
     }
-    use portsentry::classify::{ScanKind, TcpScanType as T};
-    use portsentry::report as r;
+    use portsentry::capture::classify::{ScanKind, TcpScanType as T};
+    use portsentry::observe::report as r;
     let kinds = [
         ScanKind::Tcp(T::Null),
         ScanKind::Tcp(T::Xmas),
@@ -155,13 +155,13 @@ fn stock_logwatch_lists_every_scan_kind_v4_and_v6_and_the_blocks() {
     let v6: std::net::IpAddr = "2001:db8::2".parse().unwrap();
     let mut msgs = vec![
         r::starting(),
-        r::going_into_stealth_listen_mode(portsentry::mode::Proto::Tcp, 22),
+        r::going_into_stealth_listen_mode(portsentry::config::mode::Proto::Tcp, 22),
     ];
     for (i, k) in kinds.iter().enumerate() {
         msgs.push(r::scan_detected(*k, "", v4, 100 + i as u16));
         msgs.push(r::scan_detected(*k, "", v6, 200 + i as u16));
     }
-    for k in portsentry::classify::OtherProbe::ALL {
+    for k in portsentry::capture::classify::OtherProbe::ALL {
         msgs.push(r::other_probe_detected(k, "", v4, 80));
     }
     msgs.push(r::now_active());
@@ -171,7 +171,11 @@ fn stock_logwatch_lists_every_scan_kind_v4_and_v6_and_the_blocks() {
     ));
     msgs.push(r::blocked_via_wrappers(v6, "ALL: [2001:db8::2]"));
     msgs.push(r::nft_blocked(v6, 3600));
-    msgs.push(r::already_blocked(portsentry::mode::Mode::Stcp, "", v4));
+    msgs.push(r::already_blocked(
+        portsentry::config::mode::Mode::Stcp,
+        "",
+        v4,
+    ));
     let log: String = msgs
         .iter()
         .map(|m| loglines::syslog_line(m, false) + "\n")
@@ -219,7 +223,7 @@ fn stock_logwatch_lists_every_scan_kind_v4_and_v6_and_the_blocks() {
             );
         }
         // SCTP and ICMP probes (issue 18) are listed by the same script.
-        for k in portsentry::classify::OtherProbe::ALL {
+        for k in portsentry::capture::classify::OtherProbe::ALL {
             let name = r::other_probe_text(k);
             let name = name.strip_suffix(" scan").unwrap_or(name);
             assert!(

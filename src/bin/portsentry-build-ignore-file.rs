@@ -4,7 +4,7 @@
 //!
 //! Thin shell: file reads, interface listing and writes happen here (replacements through
 //! `portsentry::sys::atomic`, the daemon's writer); the text logic is
-//! `portsentry::ignore_builder`. Exit codes: 0 success, 1 failure (missing static file, I/O
+//! `portsentry::config::ignore_builder`. Exit codes: 0 success, 1 failure (missing static file, I/O
 //! error, `rm-ip` found nothing), 2 bad usage or invalid address.
 
 use std::fs::{self, OpenOptions};
@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use portsentry::ignore::{Net, parse_net};
-use portsentry::ignore_builder::{
+use portsentry::config::ignore::{Net, parse_net};
+use portsentry::config::ignore_builder::{
     Add, BuildInput, DEFAULT_OUTPUT, DEFAULT_STATIC, add_entry, build, remove_entry,
 };
 use portsentry::sys::atomic;

@@ -330,7 +330,7 @@ pub const KEYS: &[KeyDef] = &[
         doc: "capabilities kept after start-up, also the most KILL_* commands get; `all` keeps every one",
         default: "CAP_NET_ADMIN,CAP_NET_RAW,CAP_NET_BIND_SERVICE",
         extension: true,
-        apply: |c, v, x| match crate::caps::parse_keep(v) {
+        apply: |c, v, x| match crate::config::caps::parse_keep(v) {
             Ok(k) => c.keep_capabilities = k,
             Err(e) => x.error(e),
         },

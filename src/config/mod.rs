@@ -1,3 +1,9 @@
+//! Configuration: what the daemon is told to do, read from its inputs. This file owns
+//! portsentry.conf; beside it are the command line (`cli`), the modes it selects (`mode`),
+//! /etc/default/portsentry (`defaults`), the ignore list and its builder (`ignore`,
+//! `ignore_builder`), the addresses never blocked (`protect`) and the capabilities kept
+//! (`caps`). Reading the files and the system's addresses is the shell's `sys::config`.
+//!
 //! portsentry.conf: bytes in, a typed `Config` plus every diagnostic out (reference §2.1–§2.4,
 //! §10.1 item 16).
 //!
@@ -13,7 +19,14 @@
 //! Must never: touch the file system (the caller reads the file), panic on any input, or stop
 //! at the first problem.
 
+pub mod caps;
+pub mod cli;
+pub mod defaults;
+pub mod ignore;
+pub mod ignore_builder;
 mod keys;
+pub mod mode;
+pub mod protect;
 mod scan;
 mod validate;
 
@@ -95,7 +108,7 @@ pub enum BlockMethod {
     /// "command": only the KILL_ROUTE / KILL_HOSTS_DENY / KILL_RUN_CMD path of 1.2.
     #[default]
     Command,
-    /// "nftables": the address also goes into the daemon's own nftables set (see `crate::nft`).
+    /// "nftables": the address also goes into the daemon's own nftables set (see `crate::block::nft`).
     Nftables,
 }
 
@@ -202,7 +215,10 @@ impl Default for Config {
             block_icmp_sctp: false,
             kill_route_undo: None,
             block_flush_on_stop: false,
-            keep_capabilities: Some(crate::caps::default_keep()),
+            // caps::DEFAULT_KEEP as numbers, sorted (CAP_NET_BIND_SERVICE, CAP_NET_ADMIN,
+            // CAP_NET_RAW), written out so this file does not import `caps`, which imports
+            // `Config`; `caps`'s test `names_and_numbers` checks the two agree.
+            keep_capabilities: Some(vec![10, 12, 13]),
             metrics_file: None,
             events_file: None,
             fleet: crate::fleet::Keys::default(),

@@ -2,7 +2,7 @@
 //! environment), every 1.2 quirk with its warning, errors with line and key, hostile input.
 
 use super::*;
-use crate::mode::Mode;
+use crate::config::mode::Mode;
 
 const P: &str = "/etc/portsentry/portsentry.conf";
 

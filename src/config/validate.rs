@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use super::{BlockMethod, BlockMode, Config, Diagnostic, Severity};
-use crate::mode::{Kind, Mode, Proto};
+use crate::config::mode::{Kind, Mode, Proto};
 
 impl Config {
     /// Diagnostics for running `modes` with this config. A key that is present but invalid was

@@ -6,7 +6,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::net::IpAddr;
 
-use crate::mode::Mode;
+use crate::config::mode::Mode;
 
 use super::verdict::{Detail, Job, JobKind, Record, Step};
 

@@ -5,8 +5,8 @@
 use std::borrow::Cow;
 use std::net::IpAddr;
 
-use crate::mode::{Mode, Proto};
-use crate::protect::Reason;
+use crate::config::mode::{Mode, Proto};
+use crate::config::protect::Reason;
 
 use super::Detail;
 

@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use crate::mode::Proto;
+use crate::config::mode::Proto;
 
 use super::limits::{Admission, Evidence, Limits};
 

@@ -36,9 +36,9 @@
 use std::net::IpAddr;
 
 use crate::config::Config;
-use crate::ignore::IgnoreList;
-use crate::mode::{Kind, Mode, Proto};
-use crate::protect::Protected;
+use crate::config::ignore::IgnoreList;
+use crate::config::mode::{Kind, Mode, Proto};
+use crate::config::protect::Protected;
 
 pub mod blocks;
 pub mod budget;

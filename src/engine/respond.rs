@@ -3,10 +3,10 @@
 //! or why nothing is done: already blocked, protected, over BLOCK_PREFIX_BUDGET or
 //! BLOCK_RATE_LIMIT, BLOCK_x="0".
 
+use crate::block::template;
+use crate::config::mode::{Kind, Proto};
+use crate::config::protect::Protected;
 use crate::config::{BlockMethod, BlockMode, Config};
-use crate::mode::{Kind, Proto};
-use crate::protect::Protected;
-use crate::template;
 
 use super::budget::Answer;
 use super::event::{Action, Event, Host};
@@ -247,11 +247,11 @@ fn quiet(mut v: Verdict, r: Respond) -> Verdict {
 }
 
 /// The kind of a detection, for lines and counters.
-pub fn scan_kind(detail: Detail) -> Option<crate::classify::ScanKind> {
+pub fn scan_kind(detail: Detail) -> Option<crate::capture::classify::ScanKind> {
     match detail {
         Detail::Connect => None,
-        Detail::TcpScan(t) => Some(crate::classify::ScanKind::Tcp(t)),
-        Detail::UdpScan => Some(crate::classify::ScanKind::Udp),
+        Detail::TcpScan(t) => Some(crate::capture::classify::ScanKind::Tcp(t)),
+        Detail::UdpScan => Some(crate::capture::classify::ScanKind::Udp),
         Detail::Other(_) => None,
     }
 }

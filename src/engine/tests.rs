@@ -1,11 +1,11 @@
 //! The engine on a fake clock: `now` is just a number the tests advance.
 
 use super::*;
-use crate::classify::TcpScanType;
+use crate::capture::classify::TcpScanType;
+use crate::config::ignore;
+use crate::config::mode::Proto;
+use crate::config::protect::Protected;
 use crate::config::{BlockMode, Config};
-use crate::ignore;
-use crate::mode::Proto;
-use crate::protect::Protected;
 
 impl Verdict {
     /// The one job of a response, if any.
@@ -16,7 +16,10 @@ impl Verdict {
 
     /// The log events as the syslog lines they become.
     fn lines(&self) -> Vec<String> {
-        self.log.iter().map(crate::report::event_line).collect()
+        self.log
+            .iter()
+            .map(crate::observe::report::event_line)
+            .collect()
     }
 }
 
@@ -1187,7 +1190,7 @@ fn the_counters_read_the_blocks_in_force_their_family_and_soonest_expiry() {
 /// they never count towards SCAN_TRIGGER.
 #[test]
 fn sctp_and_icmp_probes_are_reported_only_by_default() {
-    use crate::classify::OtherProbe;
+    use crate::capture::classify::OtherProbe;
     let mut c = cfg(BlockMode::Block);
     c.scan_trigger = 2;
     let mut e = Engine::new(Limits::default());
@@ -1242,7 +1245,7 @@ fn sctp_and_icmp_probes_are_reported_only_by_default() {
 /// the host's TCP probes and are answered as BLOCK_TCP says, with the TCP mode's records.
 #[test]
 fn block_icmp_sctp_makes_them_count_and_block() {
-    use crate::classify::OtherProbe;
+    use crate::capture::classify::OtherProbe;
     let mut c = cfg(BlockMode::Block);
     c.scan_trigger = 2;
     c.block_icmp_sctp = true;
@@ -1566,7 +1569,7 @@ fn a_shed_flood_block_leaves_the_host_free_to_be_blocked_when_reported() {
         .tick(1_000 + 60_000)
         .log
         .iter()
-        .map(crate::report::event_line)
+        .map(crate::observe::report::event_line)
         .collect();
     assert!(
         lines.iter().any(|l| l.starts_with(
@@ -1656,7 +1659,7 @@ fn past_the_flood_queue_bound_a_forged_block_is_not_even_built() {
         .tick(1_000 + 60_000)
         .log
         .iter()
-        .map(crate::report::event_line)
+        .map(crate::observe::report::event_line)
         .collect();
     assert!(
         lines

@@ -4,8 +4,8 @@
 
 use std::net::IpAddr;
 
-use crate::classify::{OtherProbe, TcpScanType};
-use crate::mode::Mode;
+use crate::capture::classify::{OtherProbe, TcpScanType};
+use crate::config::mode::Mode;
 
 use super::event::Event;
 
@@ -57,7 +57,7 @@ pub enum Step {
         command: String,
     },
     /// BLOCK_METHOD="nftables": add the address to the daemon's set, with a timeout of
-    /// BLOCK_TIMEOUT seconds (0: no timeout). The shell batches these (see `sys::nftables`).
+    /// BLOCK_TIMEOUT seconds (0: no timeout). The shell batches these (see `sys::block::nftables`).
     NftAdd {
         /// The address to add.
         addr: IpAddr,

@@ -25,7 +25,7 @@ use std::net::IpAddr;
 use serde::Serialize;
 
 use super::time::rfc3339;
-use crate::mode::{Mode, Proto};
+use crate::config::mode::{Mode, Proto};
 
 /// The scan kinds, one CrowdSec scenario each (`portsentry/<name>`), so an admin can filter:
 /// `cscli alerts list -s portsentry/tcp-syn-scan`, `cscli decisions list --scenario ...`.
@@ -156,7 +156,7 @@ impl Scan {
 
     /// The scan kind of a hit as the engine describes it.
     pub fn of_hit(mode: Mode, detail: &crate::engine::Detail) -> Scan {
-        use crate::classify::TcpScanType as T;
+        use crate::capture::classify::TcpScanType as T;
         use crate::engine::Detail;
         match detail {
             Detail::Connect if mode.proto() == Proto::Udp => Scan::Udp,
@@ -174,7 +174,7 @@ impl Scan {
                 T::Unknown { .. } => Scan::TcpOddFlags,
             },
             Detail::Other(o) => {
-                use crate::classify::OtherProbe as O;
+                use crate::capture::classify::OtherProbe as O;
                 match o {
                     O::SctpInit => Scan::SctpInit,
                     O::SctpCookieEcho => Scan::SctpCookieEcho,
@@ -544,8 +544,8 @@ mod tests {
         names.dedup();
         assert_eq!(names.len(), 16);
         assert_eq!(Scan::from_name("nope"), None);
-        use crate::classify::OtherProbe as O;
-        use crate::classify::TcpScanType as T;
+        use crate::capture::classify::OtherProbe as O;
+        use crate::capture::classify::TcpScanType as T;
         use crate::engine::Detail;
         for (o, want) in [
             (O::SctpInit, Scan::SctpInit),
@@ -556,7 +556,7 @@ mod tests {
             (O::IcmpAddressMask, Scan::IcmpMask),
         ] {
             assert_eq!(Scan::of_hit(Mode::Atcp, &Detail::Other(o)), want);
-            assert_eq!(want.proto(), crate::mode::Proto::Tcp);
+            assert_eq!(want.proto(), crate::config::mode::Proto::Tcp);
         }
         assert_eq!(Scan::of_hit(Mode::Udp, &Detail::Connect), Scan::Udp);
         assert_eq!(Scan::of_hit(Mode::Tcp, &Detail::Connect), Scan::TcpConnect);

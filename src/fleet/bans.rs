@@ -389,7 +389,7 @@ pub fn script(plan: &Plan) -> String {
             .filter(|x| x.v6 == v6)
             .map(Span::nft_text)
             .collect();
-        for chunk in del.chunks(crate::nft::CHUNK) {
+        for chunk in del.chunks(crate::block::nft::CHUNK) {
             let _ = writeln!(
                 s,
                 "delete element inet portsentry {} {{ {} }}",
@@ -405,7 +405,7 @@ pub fn script(plan: &Plan) -> String {
             .filter(|x| x.0.v6 == v6)
             .map(|(x, t)| format!("{} timeout {t}s", x.nft_text()))
             .collect();
-        for chunk in add.chunks(crate::nft::CHUNK) {
+        for chunk in add.chunks(crate::block::nft::CHUNK) {
             let _ = writeln!(
                 s,
                 "add element inet portsentry {} {{ {} }}",
@@ -417,9 +417,9 @@ pub fn script(plan: &Plan) -> String {
     s
 }
 
-/// What the sets hold according to a listing (`crate::nft::parse_listing`): the fleet
+/// What the sets hold according to a listing (`crate::block::nft::parse_listing`): the fleet
 /// elements with their ends (`now` + time left).
-pub fn from_listing(now: u64, elems: &[crate::nft::Element]) -> BTreeMap<Span, u64> {
+pub fn from_listing(now: u64, elems: &[crate::block::nft::Element]) -> BTreeMap<Span, u64> {
     let mut out = BTreeMap::new();
     for e in elems.iter().filter(|e| e.set.is_fleet()) {
         let first = Span::host(e.prefix.addr);

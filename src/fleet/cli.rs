@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::cli::DEFAULT_CONFIG;
+use crate::config::cli::DEFAULT_CONFIG;
 
 /// Check the CrowdSec fleet settings (CROWDSEC_* keys) and the link to the LAPI.
 #[derive(Debug, Parser, Clone, PartialEq, Eq)]

@@ -20,8 +20,8 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use super::alert::{Numbered, Planned};
+use crate::config::ignore::Net;
 use crate::engine::{Bucket, prefix_of};
-use crate::ignore::Net;
 
 /// Requests are at least this far apart (so under a flood a request carries what a few ms
 /// brought).
@@ -235,8 +235,8 @@ pub fn gap_after(plan: &[Planned]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::mode::Mode;
     use crate::fleet::alert::{Record, Scan, seq_ranges};
-    use crate::mode::Mode;
 
     fn n(seq: u64, ip: &str) -> Numbered {
         Numbered {

@@ -21,7 +21,7 @@
 use std::net::IpAddr;
 
 use super::alert::{Numbered, Record, Scan};
-use crate::mode::Mode;
+use crate::config::mode::Mode;
 
 /// First word of a spool file.
 pub const MAGIC: &str = "PSPOOL";

@@ -5,7 +5,7 @@
 use std::sync::OnceLock;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use crate::report::LocalTime;
+use crate::observe::report::LocalTime;
 
 static START: OnceLock<Instant> = OnceLock::new();
 

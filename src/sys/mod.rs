@@ -1,37 +1,19 @@
 //! The I/O shell: sockets, files, processes, syslog, signals, the clock and the event loop.
 //! It carries out what the pure core decides and never decides itself. All `unsafe` of the
 //! crate lives here, each block with a `// SAFETY:` line.
+//!
+//! Its folders have the names of the core's (`capture`, `engine`, `block`, `observe`,
+//! `config`, `fleet`), so the core and the shell of one concern are found at the same path;
+//! `daemon` (start-up, the event loop, signals, reload) ties them together, and `clock` and
+//! `atomic` are shared by all.
 #![allow(unsafe_code)]
 
-pub mod admin;
 pub mod atomic;
-pub mod caps;
+pub mod block;
 pub mod capture;
-pub mod classic;
 pub mod clock;
+pub mod config;
 pub mod daemon;
-pub mod event_loop;
-pub mod events_file;
-pub mod exec;
-pub mod files;
+pub mod engine;
 pub mod fleet;
-pub mod ignore_file;
-pub mod insight;
-pub mod listen;
-pub mod log;
-pub mod metrics_file;
-pub mod modelock;
-pub mod netinfo;
-pub mod nfnl;
-pub mod nftables;
-pub mod notify;
 pub mod observe;
-pub mod reload;
-pub mod resolve;
-pub mod respond;
-pub mod sockdiag;
-pub mod spares;
-pub mod spawn;
-pub mod start;
-pub mod status_sock;
-pub mod stealth;

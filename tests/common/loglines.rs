@@ -3,17 +3,17 @@
 //! read it, and [`unlisted_functions`] fails when a log-line function is added without being
 //! listed here (so a new line cannot go out without a rule).
 //!
-//! Where the functions live is in [`SOURCES`] (every `.rs` file of `src/report/`).
+//! Where the functions live is in [`SOURCES`] (every `.rs` file of `src/observe/report/`).
 #![allow(dead_code)]
 
 use std::net::IpAddr;
 use std::path::Path;
 
-use portsentry::classify::{ScanKind, TcpScanType};
+use portsentry::block::nft::Set;
+use portsentry::capture::classify::{ScanKind, TcpScanType};
+use portsentry::config::mode::{Mode, Proto};
 use portsentry::engine::Action;
-use portsentry::mode::{Mode, Proto};
-use portsentry::nft::Set;
-use portsentry::report::{self as r, Family};
+use portsentry::observe::report::{self as r, Family};
 
 /// Which section of a logcheck report a line belongs in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,7 +28,7 @@ pub enum Class {
 
 /// Files (or folders) holding log-line functions, and which `pub fn`s there are log lines
 /// (a name prefix, or "" for all). Functions that are not log lines are in [`NOT_LOG_LINES`].
-pub const SOURCES: &[(&str, &str)] = &[("src/report", "")];
+pub const SOURCES: &[(&str, &str)] = &[("src/observe/report", "")];
 
 /// `pub fn`s in [`SOURCES`] that do not produce a syslog line of their own.
 pub const NOT_LOG_LINES: &[&str] = &[
@@ -65,7 +65,7 @@ pub fn every_line() -> Vec<(&'static str, Class, String)> {
     let mut v: Vec<(&'static str, Class, String)> = Vec::new();
     let mut add = |f: &'static str, c: Class, s: String| v.push((f, c, s));
 
-    // src/report/startup.rs
+    // src/observe/report/startup.rs
     add("starting", Routine, r::starting());
     add("now_active", Routine, r::now_active());
     let [sec, adm] = r::shutting_down();
@@ -207,7 +207,7 @@ pub fn every_line() -> Vec<(&'static str, Class, String)> {
         r::poll_failed("Bad file descriptor (os error 9)"),
     );
 
-    // src/report/detection.rs
+    // src/observe/report/detection.rs
     let kinds = [
         ScanKind::Tcp(TcpScanType::Null),
         ScanKind::Tcp(TcpScanType::Xmas),
@@ -225,7 +225,7 @@ pub fn every_line() -> Vec<(&'static str, Class, String)> {
             add("scan_detected", Security, r::scan_detected(k, "", ip, 143));
         }
     }
-    for k in portsentry::classify::OtherProbe::ALL {
+    for k in portsentry::capture::classify::OtherProbe::ALL {
         for ip in [v4(), v6()] {
             add(
                 "other_probe_detected",
@@ -267,7 +267,7 @@ pub fn every_line() -> Vec<(&'static str, Class, String)> {
         r::capture_error("Operation not permitted (os error 1)"),
     );
 
-    // src/report/responses.rs
+    // src/observe/report/responses.rs
     for ip in [v4(), v6()] {
         add(
             "blocked_via_wrappers",
@@ -358,7 +358,7 @@ pub fn every_line() -> Vec<(&'static str, Class, String)> {
         r::cannot_open_history_file(hist),
     );
 
-    // src/report/extensions.rs
+    // src/observe/report/extensions.rs
     add(
         "block_rate_limit_reached",
         Security,
@@ -440,8 +440,8 @@ pub fn every_line() -> Vec<(&'static str, Class, String)> {
         r::nft_table_failed("list", "No such file or directory"),
     );
 
-    // src/report/extensions.rs: the status socket, METRICS_FILE and EVENTS_FILE
-    use portsentry::report as i;
+    // src/observe/report/extensions.rs: the status socket, METRICS_FILE and EVENTS_FILE
+    use portsentry::observe::report as i;
     let prom = Path::new("/var/lib/prometheus/node-exporter/portsentry.prom");
     add(
         "metrics_failed",
@@ -478,8 +478,8 @@ pub fn every_line() -> Vec<(&'static str, Class, String)> {
             "Permission denied (os error 13)",
         ),
     );
-    // src/report/fleet.rs: the CrowdSec LAPI link (issue 12)
-    use portsentry::report::Side;
+    // src/observe/report/fleet.rs: the CrowdSec LAPI link (issue 12)
+    use portsentry::observe::report::Side;
     let lapi = "http://192.0.2.10:8080";
     let creds = Path::new("/etc/portsentry/crowdsec-lapi.yaml");
     let key = Path::new("/etc/portsentry/crowdsec-bouncer.key");

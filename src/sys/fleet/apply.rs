@@ -6,18 +6,18 @@
 use std::path::PathBuf;
 use std::time::SystemTime;
 
+use crate::config::protect;
 use crate::fleet::bans::{self, Hole, Span};
-use crate::protect;
-use crate::report;
+use crate::observe::report;
 
 use super::worker::{Puller, Shared};
-use crate::sys::nftables;
+use crate::sys::block::nftables;
 
 /// The ignore file, re-read when its modification time changes.
 pub struct IgnoreCache {
     path: Option<PathBuf>,
     stamp: Option<SystemTime>,
-    nets: Vec<crate::ignore::Net>,
+    nets: Vec<crate::config::ignore::Net>,
 }
 
 impl IgnoreCache {
@@ -30,13 +30,13 @@ impl IgnoreCache {
         }
     }
 
-    fn nets(&mut self) -> &[crate::ignore::Net] {
+    fn nets(&mut self) -> &[crate::config::ignore::Net] {
         if let Some(p) = &self.path {
             let stamp = std::fs::metadata(p).and_then(|m| m.modified()).ok();
             if stamp != self.stamp || stamp.is_none() {
                 self.stamp = stamp;
                 self.nets = std::fs::read(p)
-                    .map(|b| crate::ignore::parse(&b).0.nets().to_vec())
+                    .map(|b| crate::config::ignore::parse(&b).0.nets().to_vec())
                     .unwrap_or_default();
             }
         }
@@ -44,7 +44,7 @@ impl IgnoreCache {
     }
 }
 
-fn span_of(net: &crate::ignore::Net) -> Option<Span> {
+fn span_of(net: &crate::config::ignore::Net) -> Option<Span> {
     Span::parse_cidr(&format!("{}/{}", net.addr, net.prefix))
 }
 

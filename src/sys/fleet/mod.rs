@@ -38,11 +38,11 @@ use std::thread::JoinHandle;
 use nix::sys::eventfd::{EfdFlags, EventFd};
 
 use crate::config::Config;
+use crate::config::mode::Mode;
 use crate::fleet::alert::{Record, Scan};
 use crate::fleet::creds::{self, Credentials, FileError, LapiUrl, Secret};
 use crate::fleet::link;
-use crate::mode::Mode;
-use crate::report;
+use crate::observe::report;
 
 use self::http::Client;
 use self::spool::Spool;

@@ -239,8 +239,8 @@ impl Reader {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::mode::Mode;
     use crate::fleet::alert::Scan;
-    use crate::mode::Mode;
 
     fn rec(i: u32) -> Record {
         Record {

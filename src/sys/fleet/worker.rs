@@ -25,7 +25,7 @@ use crate::fleet::limit;
 use crate::fleet::link::{self, Link};
 use crate::fleet::spool::{Ranges, Scanned};
 use crate::fleet::stream::Resync;
-use crate::report::{self, Side};
+use crate::observe::report::{self, Side};
 use crate::sys::clock;
 
 /// A spool that took more than 64 KiB starts over once everything in it is delivered.
@@ -801,9 +801,9 @@ fn pull_once(pl: &mut Puller, sh: &Shared, now: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::mode::Mode;
     use crate::fleet::alert::Scan;
     use crate::fleet::spool::{Line, parse_line};
-    use crate::mode::Mode;
     use nix::sys::eventfd::EfdFlags;
 
     fn shared() -> Shared {
@@ -959,9 +959,9 @@ mod tests {
 mod fake_tests {
     use super::super::fake_lapi::{Answer, FakeLapi};
     use super::super::{Fleet, Push, Settings};
+    use crate::config::mode::Mode;
     use crate::fleet::alert::Scan;
     use crate::fleet::creds::{Credentials, Secret};
-    use crate::mode::Mode;
     use std::time::{Duration, Instant};
 
     struct Run {

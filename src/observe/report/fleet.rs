@@ -1,0 +1,421 @@
+//! Lines of the fleet (issue 12: CrowdSec's Local API; 1.2 has no equivalents). They keep the
+//! `adminalert:` / `attackalert:` / `securityalert:` prefixes that watchers match, and no line
+//! ever holds a password, token or API key: none of these functions takes one. The fleet
+//! thread formats them; the event loop logs them (`sys::fleet::Fleet::take_log`).
+
+use std::net::IpAddr;
+use std::path::Path;
+
+/// Which side of the link a line is about: pushing alerts (the machine's login) or pulling
+/// decisions (the bouncer key). They fail apart (a refused key, a LAPI that answers alerts
+/// but not the stream), so each says what it stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// Alerts to the LAPI.
+    Push,
+    /// The decision stream from it.
+    Pull,
+}
+
+/// ` (N more changes of the link in the last minute not logged)` when N > 0.
+fn skipped_text(skipped: u32) -> String {
+    if skipped > 0 {
+        format!(
+            " ({} of the link in the last minute not logged)",
+            super::count(skipped.into(), "more change", "more changes")
+        )
+    } else {
+        String::new()
+    }
+}
+
+/// At start and reload: `adminalert: CrowdSec LAPI {url}: pushing alerts and pulling
+/// decisions; {n} alerts waiting in the spool` (`pushing alerts; ...`, or `pulling decisions`
+/// alone without the spool part).
+pub fn fleet_started(url: &str, push: bool, pull: bool, waiting: u64) -> String {
+    let what = match (push, pull) {
+        (true, true) => "pushing alerts and pulling decisions",
+        (true, false) => "pushing alerts",
+        _ => "pulling decisions",
+    };
+    if push {
+        format!(
+            "adminalert: CrowdSec LAPI {url}: {what}; {} waiting in the spool",
+            super::count(waiting, "alert", "alerts")
+        )
+    } else {
+        format!("adminalert: CrowdSec LAPI {url}: {what}")
+    }
+}
+
+/// The link was lost (at most one such line a minute, see `fleet::link`):
+/// `adminalert: CrowdSec LAPI {url} unreachable: {why}; alerts wait in the spool and are sent
+/// when it is back` (pushing), or `...; no decisions are pulled until it is back (those
+/// applied stay until they end)` (pulling).
+pub fn fleet_link_lost(side: Side, url: &str, why: &str, skipped: u32) -> String {
+    let what = match side {
+        Side::Push => "alerts wait in the spool and are sent when it is back",
+        Side::Pull => {
+            "no decisions are pulled until it is back (those applied stay until they end)"
+        }
+    };
+    format!(
+        "adminalert: CrowdSec LAPI {url} unreachable: {why}; {what}{}",
+        skipped_text(skipped)
+    )
+}
+
+/// The link is back after a logged loss: `adminalert: CrowdSec LAPI {url} reachable again
+/// after {s} s; {n} alerts waiting are being sent` (pushing) or `...; pulling decisions
+/// again` (pulling).
+pub fn fleet_link_regained(
+    side: Side,
+    url: &str,
+    down_ms: u64,
+    waiting: u64,
+    skipped: u32,
+) -> String {
+    let what = match side {
+        Side::Push if waiting == 1 => "1 alert waiting is being sent".to_string(),
+        Side::Push => format!("{waiting} alerts waiting are being sent"),
+        Side::Pull => "pulling decisions again".to_string(),
+    };
+    format!(
+        "adminalert: CrowdSec LAPI {url} reachable again after {} s; {what}{}",
+        down_ms.div_ceil(1000),
+        skipped_text(skipped)
+    )
+}
+
+/// The LAPI refused the machine's login (logged once until it works):
+/// `adminalert: ERROR: CrowdSec LAPI {url} refused the login of machine "{login}" (HTTP
+/// {status}: {why}): check login and password in {file} (...); alerts wait in the spool`.
+pub fn fleet_login_refused(url: &str, login: &str, file: &Path, status: u16, why: &str) -> String {
+    let file = file.display();
+    format!(
+        "adminalert: ERROR: CrowdSec LAPI {url} refused the login of machine \"{login}\" (HTTP {status}: {why}): check login and password in {file} (cscli machines list; cscli machines add {login} --auto -f {file}); alerts wait in the spool"
+    )
+}
+
+/// The LAPI refused the bouncer key (logged once until it works).
+pub fn fleet_key_refused(url: &str, file: &Path, status: u16) -> String {
+    format!(
+        "adminalert: ERROR: CrowdSec LAPI {url} refused the bouncer key of {} (HTTP {status}): check it with cscli bouncers list; no decisions are pulled until it is fixed",
+        file.display()
+    )
+}
+
+/// The LAPI refused a request for good (a 4xx other than 401/403): its alerts are dropped.
+pub fn fleet_batch_refused(url: &str, n: usize, status: u16, why: &str) -> String {
+    format!(
+        "adminalert: ERROR: CrowdSec LAPI {url} refused {} for good (HTTP {status}: {why}); {} dropped from the spool",
+        super::count(n as u64, "alert", "alerts"),
+        if n == 1 { "it is" } else { "they are" }
+    )
+}
+
+/// The spool reached its bound: `adminalert: WARNING: CrowdSec spool full ({m} MiB): {n}
+/// alerts dropped since the last such line (they were blocked locally but not sent)`.
+pub fn fleet_spool_full(dropped: u64, max_bytes: u64) -> String {
+    format!(
+        "adminalert: WARNING: CrowdSec spool full ({} MiB): {} dropped since the last such line (blocked locally but not sent)",
+        max_bytes >> 20,
+        super::count(dropped, "alert", "alerts")
+    )
+}
+
+/// At start: a line torn by an interrupted write was cut off the spool's end.
+pub fn fleet_spool_torn(bytes: u64) -> String {
+    format!(
+        "adminalert: CrowdSec spool: a torn record at its end ({bytes} bytes, from an interrupted write) was dropped"
+    )
+}
+
+/// At start: lines that failed their CRC before the end (corruption) were skipped.
+pub fn fleet_spool_corrupt(lines: u64) -> String {
+    format!("adminalert: WARNING: CrowdSec spool: {lines} damaged lines skipped")
+}
+
+/// At start: the spool had no readable first line; it was renamed, not trusted.
+pub fn fleet_spool_set_aside(path: &Path, moved_to: &Path) -> String {
+    format!(
+        "adminalert: WARNING: CrowdSec spool {} had no readable header; moved aside to {}",
+        path.display(),
+        moved_to.display()
+    )
+}
+
+/// The loop could not append to the spool: those records are lost for the fleet (the hosts
+/// are blocked locally all the same).
+pub fn fleet_spool_write_failed(path: &Path, why: &str, lost: usize) -> String {
+    format!(
+        "adminalert: ERROR: CrowdSec spool {}: {why}: {} not sent (blocked locally)",
+        path.display(),
+        super::count(lost as u64, "alert", "alerts")
+    )
+}
+
+/// Compacting the spool failed (retried a minute later); nothing is lost, the file only
+/// stays larger.
+pub fn fleet_spool_compact_failed(path: &Path, why: &str) -> String {
+    format!(
+        "adminalert: WARNING: CrowdSec spool {}: cannot compact it: {why}; retried in a minute",
+        path.display()
+    )
+}
+
+/// The HTTP client for the LAPI cannot be made (the CA file changed under a running daemon
+/// and holds no certificate now): nothing goes to or comes from it until a reload fixes it.
+pub fn fleet_client_failed(url: &str, file: &Path, why: &str) -> String {
+    format!(
+        "adminalert: ERROR: CrowdSec LAPI {url}: {why} ({}); nothing is exchanged with it until this is fixed and portsentry reloaded",
+        file.display()
+    )
+}
+
+/// After a request whose outcome was unknown, the LAPI was asked what it has.
+pub fn fleet_recovered(found: usize, resend: usize) -> String {
+    format!(
+        "adminalert: CrowdSec LAPI: a request's outcome was unknown; the LAPI has {found} of its alerts, {resend} are sent again"
+    )
+}
+
+/// A pulled decision that covers a protected or ignored address (once per decision):
+/// `securityalert: CrowdSec decision {id} (ban {value}, {scenario}) not applied: {why}`, or
+/// `... applied except where {why}` when only part of a range is refused.
+pub fn fleet_not_applied(id: i64, value: &str, scenario: &str, why: &str, whole: bool) -> String {
+    if whole {
+        format!(
+            "securityalert: CrowdSec decision {id} (ban {value}, {scenario}) not applied: {why}"
+        )
+    } else {
+        format!(
+            "securityalert: CrowdSec decision {id} (ban {value}, {scenario}) applied except where {why}"
+        )
+    }
+}
+
+/// nft refused the change of the fleet sets (at most one line a minute).
+pub fn fleet_apply_failed(why: &str) -> String {
+    format!(
+        "adminalert: ERROR: cannot apply CrowdSec decisions to nftables sets fleet4/fleet6: {why}"
+    )
+}
+
+/// Every 10 s while the alert limits group: `attackalert: Fleet alert limit: {n} detections in
+/// the last {s} seconds went to the LAPI in grouped alerts (portsentry/flood, one ban each):
+/// {n1} from {prefix1}, ... .` (the three largest source prefixes, then the rest of `n`).
+pub fn fleet_grouped(total: u64, secs: u64, top: &[((IpAddr, u8), u64)]) -> String {
+    let mut parts: Vec<String> = top
+        .iter()
+        .take(3)
+        .map(|((a, l), n)| format!("{n} from {a}/{l}"))
+        .collect();
+    let named: u64 = top.iter().take(3).map(|x| x.1).sum();
+    let rest = total.saturating_sub(named);
+    if rest > 0 {
+        parts.push(format!("{rest} from other prefixes"));
+    }
+    format!(
+        "attackalert: Fleet alert limit: {} in the last {secs} seconds went to the LAPI in grouped alerts (portsentry/flood, one ban each): {}.",
+        super::count(total, "detection", "detections"),
+        parts.join(", ")
+    )
+}
+
+/// Pulling was turned off by a reload: the bans it had applied are removed.
+pub fn fleet_pull_stopped(removed: usize) -> String {
+    format!(
+        "adminalert: CrowdSec decisions no longer pulled (CROWDSEC_BOUNCER_KEY_FILE unset): {} removed from sets fleet4/fleet6",
+        super::count(removed as u64, "piece", "pieces")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observe::report::fixtures::*;
+
+    #[test]
+    fn start_and_link_lines_are_exact() {
+        assert_eq!(
+            fleet_started("http://192.0.2.1:8080/", true, true, 3),
+            "adminalert: CrowdSec LAPI http://192.0.2.1:8080/: pushing alerts and pulling decisions; 3 alerts waiting in the spool"
+        );
+        assert_eq!(
+            fleet_started("http://l/", true, false, 0),
+            "adminalert: CrowdSec LAPI http://l/: pushing alerts; 0 alerts waiting in the spool"
+        );
+        assert_eq!(
+            fleet_started("http://l/", false, true, 9),
+            "adminalert: CrowdSec LAPI http://l/: pulling decisions"
+        );
+        assert_eq!(
+            fleet_link_lost(Side::Push, "http://192.0.2.1:8080", "connection refused", 0),
+            "adminalert: CrowdSec LAPI http://192.0.2.1:8080 unreachable: connection refused; alerts wait in the spool and are sent when it is back"
+        );
+        assert_eq!(
+            fleet_link_lost(Side::Pull, "http://l", "timed out", 2),
+            "adminalert: CrowdSec LAPI http://l unreachable: timed out; no decisions are pulled until it is back (those applied stay until they end) (2 more changes of the link in the last minute not logged)"
+        );
+        assert_eq!(
+            fleet_link_regained(Side::Push, "http://l", 30_200, 200, 1),
+            "adminalert: CrowdSec LAPI http://l reachable again after 31 s; 200 alerts waiting are being sent (1 more change of the link in the last minute not logged)"
+        );
+        assert_eq!(
+            fleet_link_regained(Side::Push, "http://l", 1_000, 1, 0),
+            "adminalert: CrowdSec LAPI http://l reachable again after 1 s; 1 alert waiting is being sent"
+        );
+        assert_eq!(
+            fleet_started("http://l", true, false, 1),
+            "adminalert: CrowdSec LAPI http://l: pushing alerts; 1 alert waiting in the spool"
+        );
+        assert_eq!(
+            fleet_batch_refused("http://l", 1, 422, "bad"),
+            "adminalert: ERROR: CrowdSec LAPI http://l refused 1 alert for good (HTTP 422: bad); it is dropped from the spool"
+        );
+        assert_eq!(
+            fleet_link_regained(Side::Pull, "http://l", 2_000, 0, 0),
+            "adminalert: CrowdSec LAPI http://l reachable again after 2 s; pulling decisions again"
+        );
+    }
+
+    #[test]
+    fn refusal_lines_are_exact_and_name_the_file() {
+        let file = Path::new("/etc/portsentry/crowdsec-lapi.yaml");
+        assert_eq!(
+            fleet_login_refused(
+                "http://l/",
+                "web1",
+                file,
+                401,
+                "incorrect Username or Password"
+            ),
+            "adminalert: ERROR: CrowdSec LAPI http://l/ refused the login of machine \"web1\" (HTTP 401: incorrect Username or Password): check login and password in /etc/portsentry/crowdsec-lapi.yaml (cscli machines list; cscli machines add web1 --auto -f /etc/portsentry/crowdsec-lapi.yaml); alerts wait in the spool"
+        );
+        assert_eq!(
+            fleet_key_refused("http://l/", Path::new("/k"), 403),
+            "adminalert: ERROR: CrowdSec LAPI http://l/ refused the bouncer key of /k (HTTP 403): check it with cscli bouncers list; no decisions are pulled until it is fixed"
+        );
+        assert_eq!(
+            fleet_batch_refused("http://l/", 7, 400, "bad request"),
+            "adminalert: ERROR: CrowdSec LAPI http://l/ refused 7 alerts for good (HTTP 400: bad request); they are dropped from the spool"
+        );
+    }
+
+    #[test]
+    fn spool_lines_are_exact() {
+        assert_eq!(
+            fleet_spool_full(5, 32 << 20),
+            "adminalert: WARNING: CrowdSec spool full (32 MiB): 5 alerts dropped since the last such line (blocked locally but not sent)"
+        );
+        assert_eq!(
+            fleet_spool_torn(25),
+            "adminalert: CrowdSec spool: a torn record at its end (25 bytes, from an interrupted write) was dropped"
+        );
+        assert_eq!(
+            fleet_spool_corrupt(2),
+            "adminalert: WARNING: CrowdSec spool: 2 damaged lines skipped"
+        );
+        assert_eq!(
+            fleet_spool_set_aside(
+                Path::new("/s/crowdsec.spool"),
+                Path::new("/s/crowdsec.spool.bad")
+            ),
+            "adminalert: WARNING: CrowdSec spool /s/crowdsec.spool had no readable header; moved aside to /s/crowdsec.spool.bad"
+        );
+        assert_eq!(
+            fleet_spool_write_failed(
+                Path::new("/s/crowdsec.spool"),
+                "No space left on device (os error 28)",
+                3
+            ),
+            "adminalert: ERROR: CrowdSec spool /s/crowdsec.spool: No space left on device (os error 28): 3 alerts not sent (blocked locally)"
+        );
+        assert_eq!(
+            fleet_spool_compact_failed(
+                Path::new("/s/crowdsec.spool"),
+                "Read-only file system (os error 30)"
+            ),
+            "adminalert: WARNING: CrowdSec spool /s/crowdsec.spool: cannot compact it: Read-only file system (os error 30); retried in a minute"
+        );
+        assert_eq!(
+            fleet_client_failed(
+                "https://l",
+                Path::new("/etc/portsentry/crowdsec-lapi.yaml"),
+                "ca_cert_path holds no PEM certificate"
+            ),
+            "adminalert: ERROR: CrowdSec LAPI https://l: ca_cert_path holds no PEM certificate (/etc/portsentry/crowdsec-lapi.yaml); nothing is exchanged with it until this is fixed and portsentry reloaded"
+        );
+        assert_eq!(
+            fleet_recovered(3, 2),
+            "adminalert: CrowdSec LAPI: a request's outcome was unknown; the LAPI has 3 of its alerts, 2 are sent again"
+        );
+    }
+
+    #[test]
+    fn decision_lines_are_exact() {
+        assert_eq!(
+            fleet_not_applied(
+                4,
+                "192.0.2.1",
+                "manual",
+                "192.0.2.1 is an address of this host",
+                true
+            ),
+            "securityalert: CrowdSec decision 4 (ban 192.0.2.1, manual) not applied: 192.0.2.1 is an address of this host"
+        );
+        assert_eq!(
+            fleet_not_applied(
+                5,
+                "192.0.2.0/24",
+                "manual",
+                "192.0.2.1 is an address of this host",
+                false
+            ),
+            "securityalert: CrowdSec decision 5 (ban 192.0.2.0/24, manual) applied except where 192.0.2.1 is an address of this host"
+        );
+        assert_eq!(
+            fleet_apply_failed("Error: No such file or directory"),
+            "adminalert: ERROR: cannot apply CrowdSec decisions to nftables sets fleet4/fleet6: Error: No such file or directory"
+        );
+        assert_eq!(
+            fleet_pull_stopped(12),
+            "adminalert: CrowdSec decisions no longer pulled (CROWDSEC_BOUNCER_KEY_FILE unset): 12 pieces removed from sets fleet4/fleet6"
+        );
+    }
+
+    #[test]
+    fn grouped_line_names_the_three_largest_prefixes_then_the_rest() {
+        assert_eq!(
+            fleet_grouped(
+                9990,
+                10,
+                &[
+                    ((v6("2001:db8:3::"), 64), 9980),
+                    ((v4(198, 51, 100, 0), 24), 10)
+                ]
+            ),
+            "attackalert: Fleet alert limit: 9990 detections in the last 10 seconds went to the LAPI in grouped alerts (portsentry/flood, one ban each): 9980 from 2001:db8:3::/64, 10 from 198.51.100.0/24."
+        );
+        assert_eq!(
+            fleet_grouped(
+                10,
+                10,
+                &[
+                    ((v4(192, 0, 2, 0), 24), 4),
+                    ((v4(198, 51, 100, 0), 24), 3),
+                    ((v4(203, 0, 113, 0), 24), 1),
+                    ((v4(10, 0, 0, 0), 24), 1),
+                    ((v4(10, 0, 1, 0), 24), 1)
+                ]
+            ),
+            "attackalert: Fleet alert limit: 10 detections in the last 10 seconds went to the LAPI in grouped alerts (portsentry/flood, one ban each): 4 from 192.0.2.0/24, 3 from 198.51.100.0/24, 1 from 203.0.113.0/24, 2 from other prefixes."
+        );
+        // More prefixes than the limiter names: the rest of the total still counts.
+        assert_eq!(
+            fleet_grouped(20, 10, &[((v4(192, 0, 2, 0), 24), 4)]),
+            "attackalert: Fleet alert limit: 20 detections in the last 10 seconds went to the LAPI in grouped alerts (portsentry/flood, one ban each): 4 from 192.0.2.0/24, 16 from other prefixes."
+        );
+    }
+}

@@ -1,0 +1,385 @@
+//! nftables for the daemon and for `portsentry blocked`: the idempotent table set-up and the
+//! listing run `nft` (once at start-up, or per admin command); the batched element adds of
+//! the hot path go straight to the kernel over nfnetlink (`crate::block::nfnl` builds the bytes,
+//! `sys::block::nfnl` owns the socket). The script text and the listing parser are pure
+//! (`crate::block::nft`).
+//!
+//! Why not `nft -f -` on the hot path any more: one `nft` run costs about 4.5 ms of process
+//! start and parsing whatever it does, and under a flood the nft processes took about as much
+//! CPU as the daemon itself (perf, bench/nft-blocks.sh: 46 % of the samples). A netlink batch
+//! is one `send` that the kernel processes before it returns.
+//!
+//! Adds are batched: an idle daemon sends at once (the first add after a quiet spell); under
+//! load at most one batch per address family every [`MIN_GAP_MS`], so the batch grows with
+//! the load and its fixed cost (one transaction) is shared.
+//!
+//! A batch is one transaction: one bad element fails all of it. A failed batch is split in
+//! halves and retried, so the elements that fit still get in; once a single element fails
+//! because the set is full (ENFILE), the set is marked full, the warning is logged once, and
+//! later batches are tried once each (no splitting) until one succeeds again.
+
+use std::collections::VecDeque;
+use std::io::{ErrorKind, Write};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+use crate::block::nfnl::{self, Outcome};
+use crate::block::nft::{self, Element, Failure, Prefix, Set};
+use crate::observe::report;
+use crate::sys::block::nfnl::Socket;
+
+/// At most this many elements per transaction (about 165 KB for IPv6, within the socket's
+/// send buffer).
+pub const MAX_BATCH: usize = 4096;
+/// Under load, send a batch at most this often unless MAX_BATCH adds wait.
+pub const MIN_GAP_MS: u64 = 1;
+
+/// A failed `nft` run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NftError {
+    /// What kind of failure.
+    pub failure: Failure,
+    /// What went wrong, for people (nft's first error line, or why it did not start).
+    pub message: String,
+}
+
+impl std::fmt::Display for NftError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for NftError {}
+
+/// The nft binary, looked up in PATH once: a spawn blocks the loop until the child has
+/// exec'd, and every PATH entry tried before the right one is one more failed execve.
+fn nft_path() -> &'static Path {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| {
+        let path = std::env::var_os("PATH").unwrap_or_else(|| {
+            "/usr/local/sbin:/usr/sbin:/sbin:/usr/local/bin:/usr/bin:/bin".into()
+        });
+        std::env::split_paths(&path)
+            .map(|d| d.join("nft"))
+            .find(|p| {
+                use std::os::unix::fs::PermissionsExt;
+                p.metadata()
+                    .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            })
+            .unwrap_or_else(|| PathBuf::from("nft"))
+    })
+}
+
+fn nft() -> Command {
+    Command::new(nft_path())
+}
+
+fn not_started(e: &std::io::Error) -> NftError {
+    let message = if e.kind() == ErrorKind::NotFound {
+        "cannot run nft: not found in PATH (install the nftables package)".to_string()
+    } else {
+        format!("cannot run nft: {e}")
+    };
+    NftError {
+        failure: Failure::Other,
+        message,
+    }
+}
+
+fn failed(stderr: &[u8]) -> NftError {
+    let s = String::from_utf8_lossy(stderr);
+    NftError {
+        failure: nft::classify_failure(&s),
+        message: nft::first_error_line(&s),
+    }
+}
+
+/// Runs `script` through `nft -f -` and waits for it (start-up and the admin command).
+pub fn run_script(script: &str) -> Result<(), NftError> {
+    let mut child = nft()
+        .args(["-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| not_started(&e))?;
+    if let Some(mut i) = child.stdin.take() {
+        // nft reads all of stdin before it writes errors, so a blocking write cannot deadlock;
+        // a write error (nft died early) shows in its exit status.
+        let _ = i.write_all(script.as_bytes());
+    }
+    let out = child.wait_with_output().map_err(|e| not_started(&e))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(failed(&out.stderr))
+    }
+}
+
+/// Creates the table, sets and chain, or re-uses them (never touches other tables).
+///
+/// A table `inet portsentry` made another way — for example from the KILL_ROUTE example in
+/// the shipped portsentry.conf, whose sets have no `flags timeout` — makes `add set` fail with
+/// "File exists". Then the table is rebuilt with its host and network elements carried over
+/// (time left as the new timeout), all in one transaction: if anything fails, the old table
+/// stays as it was and the error is reported.
+pub fn setup(size: u32) -> Result<(), NftError> {
+    match run_script(&nft::setup_script(size)) {
+        Err(e) if e.message.contains("File exists") => rebuild(size).map_err(|e2| NftError {
+            failure: e2.failure,
+            message: format!(
+                "{} (table inet portsentry exists with other sets; rebuilding it failed: {e2})",
+                e.message
+            ),
+        }),
+        r => r,
+    }
+}
+
+fn rebuild(size: u32) -> Result<(), NftError> {
+    // The fleet's elements are not carried over: `add_script` knows the local sets only, and
+    // the fleet thread fills its sets again from the LAPI's stream at its next start.
+    let keep: Vec<(Prefix, u64)> = list()?
+        .iter()
+        .filter(|e| !e.set.is_fleet())
+        .map(|e| {
+            (
+                e.prefix,
+                e.expires_ms.map_or(0, |ms| ms.div_ceil(1000).max(1)),
+            )
+        })
+        .collect();
+    run_script(&format!(
+        "{}{}{}",
+        nft::delete_table_script(),
+        nft::setup_script(size),
+        nft::add_script(&keep)
+    ))
+}
+
+/// Every element of our sets. A missing table is `Failure::Missing`.
+pub fn list() -> Result<Vec<Element>, NftError> {
+    let out = nft()
+        .args(nft::LIST_ARGS)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| not_started(&e))?;
+    if !out.status.success() {
+        return Err(failed(&out.stderr));
+    }
+    nft::parse_listing(&String::from_utf8_lossy(&out.stdout)).map_err(|e| NftError {
+        failure: Failure::Other,
+        message: e.to_string(),
+    })
+}
+
+/// A host in the set and its time left in ms (None: never expires).
+pub type Kept = (IpAddr, Option<u64>);
+
+/// The single addresses in the host sets with their time left, for
+/// `Engine::restore_blocked`.
+pub fn hosts(elems: &[Element]) -> Vec<Kept> {
+    elems
+        .iter()
+        .filter(|e| matches!(e.set, Set::Hosts4 | Set::Hosts6))
+        .map(|e| (e.prefix.addr, e.expires_ms))
+        .collect()
+}
+
+/// One add waiting for its batch; `token` lets the executor find the job that waits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Item {
+    /// The job waiting for it.
+    pub token: u64,
+    /// The address.
+    pub addr: IpAddr,
+    /// Its timeout in seconds (0: none).
+    pub timeout_s: u64,
+}
+
+/// Batches the adds of one address family (each family has its own set and its own "full")
+/// and sends them over its own nfnetlink socket (`sys::block::nfnl`).
+pub struct Batcher {
+    set: Set,
+    size: u32,
+    pending: Vec<Item>,
+    full: bool,
+    /// When the last batch was sent (None: never).
+    last_start: Option<u64>,
+    /// Opened at the first batch; dropped after a socket error and opened again at the next.
+    sock: Option<Socket>,
+}
+
+impl Batcher {
+    /// A batcher for `set`, whose size is `size` (for the "full" warning).
+    pub fn new(set: Set, size: u32) -> Batcher {
+        Batcher {
+            set,
+            size,
+            pending: Vec::new(),
+            full: false,
+            last_start: None,
+            sock: None,
+        }
+    }
+
+    /// Queue an element for the next batch.
+    pub fn push(&mut self, item: Item) {
+        self.pending.push(item);
+    }
+
+    /// Adds wait for the next batch (the loop then polls every millisecond).
+    pub fn busy(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// Sends what waits, if a batch is due. Returns the items that are done, with their
+    /// result; appends log lines.
+    pub fn pump(&mut self, now: u64, log: &mut Vec<String>) -> Vec<(Item, bool)> {
+        let mut done = Vec::new();
+        let due = self.pending.len() >= MAX_BATCH
+            || self
+                .last_start
+                .is_none_or(|t| now.saturating_sub(t) >= MIN_GAP_MS);
+        if self.pending.is_empty() || !due {
+            return done;
+        }
+        self.last_start = Some(now);
+        let mut queue: VecDeque<Vec<Item>> = VecDeque::new();
+        let mut rest = std::mem::take(&mut self.pending);
+        while !rest.is_empty() {
+            let tail = rest.split_off(rest.len().min(MAX_BATCH));
+            queue.push_back(rest);
+            rest = tail;
+        }
+        while let Some(batch) = queue.pop_front() {
+            let status = self.send(&batch);
+            self.settle(batch, status, log, &mut done, &mut queue);
+        }
+        done
+    }
+
+    /// One transaction for `batch`.
+    fn send(&mut self, batch: &[Item]) -> Result<(), NftError> {
+        if self.sock.is_none() {
+            self.sock = Some(Socket::open().map_err(|e| NftError {
+                failure: Failure::Other,
+                message: format!("cannot open a netlink socket to nftables: {e}"),
+            })?);
+        }
+        let Some(sock) = self.sock.as_mut() else {
+            return Err(NftError {
+                failure: Failure::Other,
+                message: "no netlink socket".to_string(),
+            });
+        };
+        let elems: Vec<(IpAddr, u64)> = batch
+            .iter()
+            .map(|i| (i.addr, i.timeout_s.saturating_mul(1000)))
+            .collect();
+        let req = nfnl::add_elements(sock.seq(), self.set, &elems);
+        match sock.transact(&req) {
+            Ok(Outcome::Done) => Ok(()),
+            Ok(Outcome::Failed(errno)) => {
+                let failure = nfnl::failure_of(errno);
+                let why = std::io::Error::from_raw_os_error(errno);
+                let message = if failure == Failure::Missing {
+                    format!(
+                        "table {} {} or its set {} is gone ({why}); a restart or reload makes it again",
+                        nft::FAMILY,
+                        nft::TABLE,
+                        self.set.name()
+                    )
+                } else {
+                    format!("netlink: {why}")
+                };
+                Err(NftError { failure, message })
+            }
+            Ok(Outcome::Incomplete) => Err(NftError {
+                failure: Failure::Other,
+                message: "netlink: the kernel's answer to a batch was lost".to_string(),
+            }),
+            Err(e) => {
+                self.sock = None;
+                Err(NftError {
+                    failure: Failure::Other,
+                    message: format!("netlink: {e}"),
+                })
+            }
+        }
+    }
+
+    fn settle(
+        &mut self,
+        items: Vec<Item>,
+        status: Result<(), NftError>,
+        log: &mut Vec<String>,
+        done: &mut Vec<(Item, bool)>,
+        queue: &mut VecDeque<Vec<Item>>,
+    ) {
+        match status {
+            Ok(()) => {
+                if self.full {
+                    self.full = false;
+                    log.push(report::nft_set_room(self.set));
+                }
+                done.extend(items.into_iter().map(|i| (i, true)));
+            }
+            Err(e)
+                if items.len() > 1
+                    && e.failure != Failure::Missing
+                    && !(self.full && e.failure == Failure::SetFull) =>
+            {
+                // Find the elements that fit: retry each half, before the rest. (A missing
+                // table or set fails every element alike: no split.)
+                let mut a = items;
+                let b = a.split_off(a.len() / 2);
+                queue.push_front(b);
+                queue.push_front(a);
+            }
+            Err(e) => {
+                if e.failure == Failure::SetFull {
+                    if !self.full {
+                        self.full = true;
+                        log.push(report::nft_set_full(self.set, self.size));
+                    }
+                } else {
+                    for i in &items {
+                        log.push(report::nft_add_failed(i.addr, &e.message));
+                    }
+                }
+                done.extend(items.into_iter().map(|i| (i, false)));
+            }
+        }
+    }
+}
+
+/// Keeps the lines of a `BLOCKED_FILE.<mode>` whose host is still in the set and drops the
+/// rest: with nftables the blocks outlive the daemon, so the file that lists them must too
+/// (1.2 clears it on start because its blocks were forgotten, §7.1). A missing file is
+/// created empty, as a truncation would.
+pub fn keep_blocked_lines(
+    path: &std::path::Path,
+    keep: &std::collections::HashSet<IpAddr>,
+) -> std::io::Result<usize> {
+    let old = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(e),
+    };
+    let text = String::from_utf8_lossy(&old);
+    let mut kept = String::new();
+    let mut n = 0;
+    for line in text.lines() {
+        if report::blocked_line_host(line).is_some_and(|ip| keep.contains(&ip.to_canonical())) {
+            kept.push_str(line);
+            kept.push('\n');
+            n += 1;
+        }
+    }
+    // Replaced as a whole: a crash never leaves the file empty or half-written.
+    crate::sys::atomic::write(path, kept.as_bytes(), 0o644)?;
+    Ok(n)
+}
