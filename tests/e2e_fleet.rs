@@ -569,6 +569,15 @@ fn a_credentials_file_others_can_read_stops_start_up_and_fails_check() {
         out.contains("fleet: push to http://192.0.2.1:8080 as machine \"web1\""),
         "{out}"
     );
+    // Plain http to another host: a warning (issue 24), not an error.
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(
+        err.contains(&format!(
+            "warning: CrowdSec LAPI http://192.0.2.1:8080 (the url of {}) is plain http to another host: the bouncer key, the machine's password and its login token cross the network unencrypted",
+            creds.display()
+        )),
+        "{err}"
+    );
     for text in [out, err, stderr.into_owned(), run.log.lines().join("\n")] {
         assert!(
             !text.contains("secret-pw"),
@@ -1334,3 +1343,443 @@ fn alerts_go_over_https_trusting_ca_cert_path_or_the_system_store_and_nothing_el
     });
     run.stop();
 }
+
+// -- Issue 24: what the host depends on, and what a LAPI may do ------------------------------
+
+/// Files of `/etc/netns/NS/` (which `ip netns exec NS` binds over those of /etc for the
+/// daemon: resolv.conf, hosts), removed on drop.
+struct NetnsEtc(PathBuf);
+
+impl NetnsEtc {
+    fn new(ns: &str, files: &[(&str, &str)]) -> NetnsEtc {
+        let dir = PathBuf::from(format!("/etc/netns/{ns}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, text) in files {
+            std::fs::write(dir.join(name), text).unwrap();
+        }
+        NetnsEtc(dir)
+    }
+
+    /// Rewrites a file in place (the same inode, so the daemon's bind mount sees it).
+    fn rewrite(&self, name: &str, text: &str) {
+        std::fs::write(self.0.join(name), text).unwrap();
+    }
+}
+
+impl Drop for NetnsEtc {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// One UDP datagram to `dst:port` whose source is `src`, sent over a raw socket from
+/// namespace `ns` (`src` need not be an address of it: forged).
+fn forge_udp(ns: &str, src: &str, dst: &str, port: u16) {
+    must(&format!(
+        "ip netns exec {ns} python3 {}/bench/probe.py burst {src} 1 {dst} {port} 5 >/dev/null",
+        env!("CARGO_MANIFEST_DIR")
+    ));
+}
+
+/// Does set `set` of table inet portsentry in namespace `ns` cover `addr`?
+fn set_covers(ns: &str, set: &str, addr: &str) -> bool {
+    let o = sh(&format!(
+        "ip netns exec {ns} nft -j list set inet portsentry {set}"
+    ));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
+    let x: std::net::IpAddr = addr.parse().unwrap();
+    let num = |a: &str| -> Option<u128> {
+        match a.parse::<std::net::IpAddr>().ok()? {
+            std::net::IpAddr::V4(a) => Some(u128::from(u32::from(a))),
+            std::net::IpAddr::V6(a) => Some(u128::from(a)),
+        }
+    };
+    let want = num(&x.to_string()).unwrap();
+    let bits = if x.is_ipv4() { 32 } else { 128 };
+    for item in v["nftables"].as_array().into_iter().flatten() {
+        for e in item["set"]["elem"].as_array().into_iter().flatten() {
+            let val = if e["elem"].is_object() {
+                &e["elem"]["val"]
+            } else {
+                e
+            };
+            let span = if let Some(r) = val.get("range") {
+                num(r[0].as_str().unwrap_or("")).zip(num(r[1].as_str().unwrap_or("")))
+            } else if let Some(p) = val.get("prefix") {
+                let len = p["len"].as_u64().unwrap_or(0) as u32;
+                num(p["addr"].as_str().unwrap_or("")).map(|a| {
+                    let host = u128::MAX.checked_shr(128 - (bits - len)).unwrap_or(0);
+                    (a, a | if bits - len == 0 { 0 } else { host })
+                })
+            } else {
+                num(val.as_str().unwrap_or("")).map(|a| (a, a))
+            };
+            if span.is_some_and(|(a, b)| a <= want && want <= b) {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+/// The ids of the LAPI's decisions in force, by value.
+fn decision_ids(lapi: &Lapi) -> std::collections::HashMap<String, i64> {
+    let v: serde_json::Value =
+        serde_json::from_str(&lapi.cscli(&["decisions", "list", "-a", "-l", "0", "-o", "json"]))
+            .unwrap_or_default();
+    let mut m = std::collections::HashMap::new();
+    for a in v.as_array().into_iter().flatten() {
+        for d in a["decisions"].as_array().into_iter().flatten() {
+            if let (Some(val), Some(id)) = (d["value"].as_str(), d["id"].as_i64()) {
+                m.insert(val.to_string(), id);
+            }
+        }
+    }
+    m
+}
+
+/// `portsentry status --json` of `run`: its `fleet` object.
+fn fleet_status(run: &Run) -> serde_json::Value {
+    let out = std::process::Command::new(common::BIN)
+        .args(["status", "--json", "--pidfile"])
+        .arg(run.p("portsentry.pid"))
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    v["fleet"].clone()
+}
+
+/// Issue 24, items 1 and 2 against the real LAPI: forged UDP datagrams "from" the LAPI, a
+/// resolver of the host's resolv.conf (v4 and v6) and a NEVER_BLOCK host, with
+/// BLOCK_UDP="1", are refused (one line each, however many come) and never pushed; a
+/// datagram from another address is blocked. Then `cscli decisions add --range 0.0.0.0/0`
+/// and `::/0` are refused (logged once with their ids) while a /24 holding the LAPI is
+/// applied around it, and the LAPI is still heard: deleting the decisions empties the set.
+/// Without issue 24 the datagram blocks the LAPI, and the /0 cuts it off for good.
+#[test]
+fn forged_datagrams_from_what_the_host_depends_on_and_wide_bans_never_cut_it_off() {
+    let test = "forged_datagrams_from_what_the_host_depends_on_and_wide_bans_never_cut_it_off";
+    if !ready(test) {
+        return;
+    }
+    const PORT_U: u16 = 4002;
+    const NS4: &str = "203.0.113.53";
+    const NS6: &str = "2001:db8:113::53";
+    const NEVER: &str = "203.0.113.123";
+    const OTHER: &str = "203.0.113.77";
+    let pair = Pair::new("g");
+    must(&format!(
+        "ip -n {} addr add 2001:db8:113::1/64 dev {} nodad",
+        pair.lapi, pair.lapi_dev
+    ));
+    // The LAPI by name (its A and AAAA in the host's /etc/hosts), the resolvers in its
+    // resolv.conf.
+    const LAPI6: &str = "2001:db8:113::1";
+    const HOSTS: &str = "127.0.0.1 localhost\n203.0.113.1 lapi.test\n2001:db8:113::1 lapi.test\n";
+    let etc = NetnsEtc::new(
+        &pair.host,
+        &[
+            (
+                "resolv.conf",
+                &format!("search example.org\nnameserver {NS4}\nnameserver {NS6}\n"),
+            ),
+            ("hosts", HOSTS),
+        ],
+    );
+    let lapi = Lapi::start(&pair.lapi, &format!("{LAPI4}:8080"));
+    let run = Run::new(&pair.host);
+    lapi.machine("host-g", "pw-g-123456789", &run.p("lapi.yaml"));
+    let creds = std::fs::read_to_string(run.p("lapi.yaml")).unwrap();
+    std::fs::write(
+        run.p("lapi.yaml"),
+        creds.replace(&format!("http://{LAPI4}:8080"), "http://lapi.test:8080"),
+    )
+    .unwrap();
+    lapi.bouncer("host-g", &run.p("bouncer.key"));
+    let d = run.dir.path().display().to_string();
+    run.write_config(&format!(
+        "UDP_PORTS=\"{PORT_U}\"\nBLOCK_UDP=\"1\"\nBLOCK_TCP=\"0\"\nBLOCK_METHOD=\"nftables\"\n\
+         BLOCK_TIMEOUT=\"3600\"\nNEVER_BLOCK=\"{NEVER}, 2001:db8:113::123\"\n\
+         CROWDSEC_CREDENTIALS=\"{d}/lapi.yaml\"\nCROWDSEC_BOUNCER_KEY_FILE=\"{d}/bouncer.key\"\n\
+         CROWDSEC_PULL_INTERVAL=\"1\"\n"
+    ));
+    run.start_ok(&["-sudp"]);
+    run.log
+        .wait_line("adminalert: PortSentry is now active and listening.");
+    let wait = |part: &str| {
+        eventually(&format!("a log line with {part:?}"), 20, || {
+            run.log.count(part) > 0
+        })
+    };
+    wait("pushing alerts and pulling decisions");
+    wait(&format!(
+        "adminalert: CrowdSec LAPI host lapi.test is {LAPI4}, {LAPI6}: never blocked"
+    ));
+    wait(&format!(
+        "adminalert: WARNING: CrowdSec LAPI http://lapi.test:8080 (the url of {d}/lapi.yaml) is plain http to another host"
+    ));
+
+    // Item 1: the forged datagrams (the LAPI's twice), then one from another address.
+    for (src, dst) in [
+        (LAPI4, HOST4),
+        (LAPI6, HOST6),
+        (NS4, HOST4),
+        (NS6, HOST6),
+        (NEVER, HOST4),
+        (LAPI4, HOST4),
+        (OTHER, HOST4),
+    ] {
+        forge_udp(&pair.lapi, src, dst, PORT_U);
+    }
+    wait(&format!(
+        "attackalert: Host {OTHER} has been blocked via nftables set inet portsentry blocked4"
+    ));
+    for (src, what) in [
+        (LAPI4, "the CrowdSec LAPI"),
+        (LAPI6, "the CrowdSec LAPI"),
+        (NS4, "a nameserver of /etc/resolv.conf"),
+        (NS6, "a nameserver of /etc/resolv.conf"),
+        (NEVER, "in NEVER_BLOCK"),
+    ] {
+        wait(&format!(
+            "securityalert: Refusing to block host {src}: it is {what}."
+        ));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        run.log
+            .count(&format!("Refusing to block host {LAPI4}: it is")),
+        1,
+        "one line for two datagrams within the repeat interval"
+    );
+    for (set, a) in [
+        ("blocked4", LAPI4),
+        ("blocked6", LAPI6),
+        ("blocked4", NS4),
+        ("blocked6", NS6),
+        ("blocked4", NEVER),
+    ] {
+        assert!(!set_covers(&pair.host, set, a), "{a} blocked");
+    }
+    assert!(set_covers(&pair.host, "blocked4", OTHER));
+    // Pushed: the other address, never a protected one.
+    eventually("the other address's alert in the LAPI", 20, || {
+        alert_sources(&lapi).iter().any(|(ip, _)| ip == OTHER)
+    });
+    let sources = alert_sources(&lapi);
+    for a in [LAPI4, LAPI6, NS4, NS6, NEVER] {
+        assert!(
+            sources.iter().all(|(ip, _)| ip != a),
+            "{a} pushed: {sources:?}"
+        );
+    }
+    // The LAPI's name is resolved again at a reload: an address it gained is protected.
+    const LAPI_NEW: &str = "203.0.113.201";
+    etc.rewrite("hosts", &format!("{HOSTS}{LAPI_NEW} lapi.test\n"));
+    run.signal(nix::sys::signal::Signal::SIGHUP);
+    wait("adminalert: PortSentry reloaded its configuration.");
+    wait(&format!(
+        "adminalert: CrowdSec LAPI host lapi.test is {LAPI4}, {LAPI_NEW}, {LAPI6}: never blocked"
+    ));
+    forge_udp(&pair.lapi, LAPI_NEW, HOST4, PORT_U);
+    wait(&format!(
+        "securityalert: Refusing to block host {LAPI_NEW}: it is the CrowdSec LAPI."
+    ));
+    assert!(!set_covers(&pair.host, "blocked4", LAPI_NEW));
+
+    // Item 2: a LAPI cannot ban everything.
+    for (what, reason) in [
+        (["--range", "0.0.0.0/0"], "everything"),
+        (["--range", "::/0"], "everything6"),
+        (["--range", "203.0.113.0/24"], "lapi-net"),
+        (["--ip", "192.0.2.99"], "control"),
+    ] {
+        lapi.cscli(&[
+            "decisions",
+            "add",
+            what[0],
+            what[1],
+            "--duration",
+            "1h",
+            "--reason",
+            reason,
+        ]);
+    }
+    let ids = decision_ids(&lapi);
+    let (id4, id6) = (ids["0.0.0.0/0"], ids["::/0"]);
+    wait(&format!(
+        "securityalert: CrowdSec decision {id4} (ban 0.0.0.0/0, everything) refused: wider than /8 (CROWDSEC_WIDEST_BAN)"
+    ));
+    wait(&format!(
+        "securityalert: CrowdSec decision {id6} (ban ::/0, everything6) refused: wider than /32 (CROWDSEC_WIDEST_BAN)"
+    ));
+    eventually("the control and the /24 applied", 40, || {
+        set_covers(&pair.host, "fleet4", "192.0.2.99")
+            && set_covers(&pair.host, "fleet4", "203.0.113.5")
+    });
+    // The /24 around what the host depends on: the LAPI, the resolver, NEVER_BLOCK, itself.
+    for a in [LAPI4, NS4, NEVER, HOST4] {
+        assert!(!set_covers(&pair.host, "fleet4", a), "{a} banned");
+    }
+    assert!(!set_covers(&pair.host, "fleet4", "198.51.100.1"));
+    assert!(!set_covers(&pair.host, "fleet6", "2001:db8:99::1"));
+    // Still heard: the link is up, and deleting the decisions takes them out again.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(fleet_status(&run)["up"], true, "{}", fleet_status(&run));
+    assert_eq!(
+        run.log.count(&format!("CrowdSec decision {id4} ")),
+        1,
+        "logged once though pulled every second"
+    );
+    for (_, id) in ids {
+        lapi.cscli(&["decisions", "delete", "--id", &id.to_string()]);
+    }
+    eventually("the deleted decisions gone from fleet4", 20, || {
+        !set_covers(&pair.host, "fleet4", "192.0.2.99")
+            && !set_covers(&pair.host, "fleet4", "203.0.113.5")
+    });
+    let lines = run.log.lines();
+    assert!(
+        lines.iter().all(|l| !l.contains("unreachable")),
+        "{lines:#?}"
+    );
+    run.stop();
+}
+
+/// Issue 24, item 2 against a stand-in hostile LAPI (`common::hostile_lapi`): a 42 MB answer
+/// of 300,001 objects (1,000 malformed, a 0.0.0.0/0 whose scenario holds a forged syslog
+/// line and a terminal escape, then valid bans), a 256 MiB answer, one 16 MiB string. The
+/// daemon keeps the first 100,000 objects of the first answer and refuses the two others
+/// while reading them; its peak RSS stays under [`HOSTILE_RSS_BOUND_KIB`]; no log line
+/// carries a control byte; real probes before and after are detected and blocked.
+#[test]
+fn a_hostile_lapi_cannot_exhaust_memory_forge_log_lines_or_stop_detection() {
+    use common::hostile_lapi::{Answer, Hostile};
+    let test = "a_hostile_lapi_cannot_exhaust_memory_forge_log_lines_or_stop_detection";
+    if !ready(test) {
+        return;
+    }
+    let pair = Pair::new("h");
+    let hostile = Hostile::start(
+        &pair.lapi,
+        format!("{LAPI4}:8080").parse().unwrap(),
+        vec![
+            Answer::Huge {
+                malformed: 1000,
+                valid: 299_000,
+            },
+            Answer::Bytes(256 << 20),
+            Answer::LongString(16 << 20),
+        ],
+    );
+    let run = Run::new(&pair.host);
+    std::fs::write(run.p("bouncer.key"), "hostile-test-key\n").unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(run.p("bouncer.key"), std::fs::Permissions::from_mode(0o600))
+            .unwrap();
+    }
+    let d = run.dir.path().display().to_string();
+    run.write_config(&format!(
+        "TCP_PORTS=\"{PORT}\"\nBLOCK_TCP=\"1\"\nBLOCK_UDP=\"0\"\nBLOCK_METHOD=\"nftables\"\n\
+         BLOCK_TIMEOUT=\"3600\"\nCROWDSEC_LAPI_URL=\"http://{LAPI4}:8080/\"\n\
+         CROWDSEC_BOUNCER_KEY_FILE=\"{d}/bouncer.key\"\nCROWDSEC_PULL_INTERVAL=\"1\"\n"
+    ));
+    const SCAN1: &str = "203.0.113.9";
+    const SCAN2: &str = "203.0.113.10";
+    must(&format!(
+        "ip -n {l} addr add {SCAN1}/24 dev {d} && ip -n {l} addr add {SCAN2}/24 dev {d}",
+        l = pair.lapi,
+        d = pair.lapi_dev
+    ));
+    run.start_ok(&["-stcp"]);
+    run.log
+        .wait_line("adminalert: PortSentry is now active and listening.");
+    let pid = run.pid().expect("pid");
+    let probe = |src: &str| {
+        common::answered(
+            &pair.lapi,
+            src,
+            format!("{HOST4}:{PORT}").parse().unwrap(),
+            Duration::from_millis(500),
+        );
+        eventually(&format!("{src} detected and blocked"), 20, || {
+            run.log.count(&format!(
+                "attackalert: Host {src} has been blocked via nftables set inet portsentry blocked4"
+            )) > 0
+        });
+    };
+    probe(SCAN1);
+    eventually("the three hostile answers served", 120, || {
+        hostile.left() == 0 && hostile.streams() >= 4
+    });
+    eventually("the link back after them", 30, || {
+        run.log.count("reachable again") > 0
+    });
+    let (rss, hwm) = rss_kib(pid);
+    let served: Vec<(String, u64)> = hostile.seen.lock().unwrap().clone();
+    eprintln!(
+        "hostile LAPI: daemon RSS {rss} KiB, peak {hwm} KiB; answers written (request, bytes): {:?}",
+        &served[..served.len().min(4)]
+    );
+    assert!(
+        hwm < HOSTILE_RSS_BOUND_KIB,
+        "peak RSS {hwm} KiB over the bound of {HOSTILE_RSS_BOUND_KIB} KiB"
+    );
+    assert!(common::alive(pid), "the daemon died");
+    // Detection goes on.
+    probe(SCAN2);
+    // What the first answer gave: the first 100,000 objects, the rest counted.
+    let url = format!("http://{LAPI4}:8080");
+    assert_eq!(
+        run.log.count(&format!(
+            "adminalert: WARNING: CrowdSec LAPI {url}: 1000 malformed decisions skipped (no id, type, scope, value or duration, or one of another type), 200001 decisions beyond the cap of 100000 per answer skipped"
+        )),
+        1,
+        "{:#?}",
+        run.log.lines()
+    );
+    assert!(set_covers(&pair.host, "fleet4", "10.0.1.0"));
+    assert!(
+        set_covers(&pair.host, "fleet4", "10.1.131.182"),
+        "the last kept"
+    );
+    assert!(
+        !set_covers(&pair.host, "fleet4", "10.1.131.183"),
+        "beyond the cap"
+    );
+    assert!(!set_covers(&pair.host, "fleet4", "192.0.2.1"), "0.0.0.0/0");
+    // The wide decision: refused, its scenario escaped.
+    assert_eq!(
+        run.log.count(
+            "securityalert: CrowdSec decision 999999 (ban 0.0.0.0/0, evil\\x0aattackalert: forged line\\x1b[2J\\x07) refused: wider than /8 (CROWDSEC_WIDEST_BAN)"
+        ),
+        1,
+        "{:#?}",
+        run.log.lines()
+    );
+    assert_eq!(
+        run.log.count(&format!(
+            "adminalert: CrowdSec LAPI {url} unreachable: bad answer: the decision stream answer is larger than 64 MiB: refused"
+        )),
+        1
+    );
+    let lines = run.log.lines();
+    for l in &lines {
+        assert!(
+            !l.chars().any(|c| c.is_control()),
+            "a control character reached syslog: {l:?}"
+        );
+        assert!(!l.starts_with("attackalert: forged"), "{l}");
+    }
+    // The over-cap answer was cut off while it was read, not read whole.
+    let big = served.get(1).map_or(0, |s| s.1);
+    assert!(
+        big < 80 << 20,
+        "the 80 MiB answer was read whole ({big} bytes)"
+    );
+    run.stop();
+}
+
+/// The daemon's peak RSS while a hostile LAPI sends its answers (README "Pulled bans").
+const HOSTILE_RSS_BOUND_KIB: u64 = 128 * 1024;

@@ -149,6 +149,8 @@ pub struct Config {
     pub kill_route_undo: Option<String>,
     /// `BLOCK_FLUSH_ON_STOP`: delete the nftables table when the daemon stops.
     pub block_flush_on_stop: bool,
+    /// `NEVER_BLOCK`: networks never blocked (issue 24), besides the built-in protected ones.
+    pub never_block: Vec<crate::ignore::Net>,
     /// Capabilities kept after start-up (KEEP_CAPABILITIES); None keeps them all.
     pub keep_capabilities: Option<Vec<u8>>,
     /// `METRICS_FILE`: Prometheus text file, rewritten atomically.
@@ -191,6 +193,7 @@ impl Default for Config {
             block_rate_limit: 0,
             kill_route_undo: None,
             block_flush_on_stop: false,
+            never_block: Vec::new(),
             keep_capabilities: Some(crate::caps::default_keep()),
             metrics_file: None,
             events_file: None,

@@ -31,7 +31,7 @@ use super::nftables::{self, NftError};
 use super::notify::Notifier;
 use super::observe::Observer;
 use super::stealth::{self, Stealth};
-use super::{clock, netinfo, resolve};
+use super::{clock, resolve};
 
 /// Exit status: success.
 pub const EXIT_OK: i32 = 0;
@@ -218,7 +218,7 @@ pub fn check(cli: &Cli) -> i32 {
         // The fleet's files (credentials, bouncer key, CA): read and checked, never sent.
         let (lines, ok) = fleet::describe(cfg);
         for l in &lines {
-            if ok {
+            if ok && !l.starts_with("warning: ") {
                 println!("{l}");
             } else {
                 eprintln!("{l}");
@@ -325,6 +325,9 @@ pub fn main(cli: Cli, syslog_socket: PathBuf) -> i32 {
             return EXIT_FAIL;
         }
     };
+    for (url, from) in fleet_settings.iter().flat_map(fleet::Settings::plain_http) {
+        log.log(&report::fleet_plain_http(&url, &from));
+    }
     let keep = match assess_capabilities(&modes, &cfg, &mut log) {
         Ok(k) => k,
         Err(reason) => {
@@ -527,7 +530,7 @@ impl Daemon {
             signals: s.signals,
             last_protected: now,
             stealth: s.stealth,
-            protected: netinfo::protected(),
+            protected: crate::protect::Protected::default(),
             resolver: resolve::Resolver::default(),
             appends: files::Appends::default(),
             notify: s.notify,
@@ -536,6 +539,7 @@ impl Daemon {
             observer,
             fleet: s.fleet,
         };
+        d.refresh_protected();
         d.observer.id.watched_ports = d
             .watched()
             .into_iter()

@@ -9,6 +9,7 @@
 
 pub mod crowdsec;
 pub mod fleetnet;
+pub mod hostile_lapi;
 pub mod loglines;
 
 use std::fs::File;

@@ -39,8 +39,9 @@ use nix::sys::eventfd::{EfdFlags, EventFd};
 
 use crate::config::Config;
 use crate::fleet::alert::{Record, Scan};
-use crate::fleet::creds::{self, Credentials, FileError, LapiUrl, Secret};
+use crate::fleet::creds::{self, Credentials, FileError, LapiHost, LapiUrl, Secret};
 use crate::fleet::link;
+use crate::ignore::Net;
 use crate::mode::Mode;
 use crate::report;
 
@@ -57,6 +58,50 @@ pub struct Settings {
     pub pull: Option<Pull>,
     /// The ignore file: its networks are never banned from the fleet either.
     pub ignore_file: Option<PathBuf>,
+    /// Every LAPI URL of the configuration (the credentials' url, CROWDSEC_LAPI_URL): their
+    /// addresses are never blocked (issue 24).
+    pub lapi_urls: Vec<LapiUrl>,
+    /// NEVER_BLOCK: never banned from the fleet either.
+    pub never_block: Vec<Net>,
+}
+
+impl Settings {
+    /// The addresses written in the LAPI URLs (no lookup: names are resolved by the thread).
+    pub fn literal_addrs(&self) -> Vec<IpAddr> {
+        let mut v: Vec<IpAddr> = self
+            .lapi_urls
+            .iter()
+            .filter_map(|u| match u.host().0 {
+                LapiHost::Ip(ip) => Some(ip),
+                LapiHost::Name(_) => None,
+            })
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+
+    /// The LAPI URLs that are plain `http://` to another host, with the key or file that
+    /// names each (issue 24: the bouncer key and the machine's password cross the network
+    /// in clear).
+    pub fn plain_http(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        if let Some(p) = &self.push
+            && p.creds.url.plain_remote()
+        {
+            out.push((
+                p.creds.url.as_str().to_string(),
+                format!("the url of {}", p.creds_path.display()),
+            ));
+        }
+        if let Some(p) = &self.pull
+            && p.url.plain_remote()
+            && self.push.as_ref().is_none_or(|q| q.creds.url != p.url)
+        {
+            out.push((p.url.as_str().to_string(), "CROWDSEC_LAPI_URL".to_string()));
+        }
+        out
+    }
 }
 
 /// The push side's settings.
@@ -89,6 +134,8 @@ pub struct Pull {
     pub ca_pem: Option<Vec<u8>>,
     /// CROWDSEC_PULL_INTERVAL in ms.
     pub interval_ms: u64,
+    /// CROWDSEC_WIDEST_BAN: IPv4 and IPv6 prefix lengths.
+    pub widest: (u8, u8),
 }
 
 /// The spool beside `HISTORY_FILE` (Debian: /var/lib/portsentry/crowdsec.spool).
@@ -262,17 +309,26 @@ pub fn load(cfg: &Config) -> Result<Option<Settings>, Vec<LoadError>> {
                     key_path: p.clone(),
                     ca_pem,
                     interval_ms: k.pull_interval_s() * 1000,
+                    widest: k.widest_ban(),
                 });
             }
             (Err(e), _) => errors.push(e),
             (Ok(_), None) => {}
         }
     }
+    // Both URLs are protected: the one used, and CROWDSEC_LAPI_URL even when the
+    // credentials' url is used instead (it names a LAPI the admin depends on all the same).
+    let mut lapi_urls: Vec<LapiUrl> = push.iter().map(|p| p.creds.url.clone()).collect();
+    lapi_urls.extend(pull.iter().map(|p| p.url.clone()));
+    lapi_urls.extend(k.lapi_url.as_deref().and_then(|u| LapiUrl::parse(u).ok()));
+    lapi_urls.dedup();
     if errors.is_empty() {
         Ok(Some(Settings {
             push,
             pull,
             ignore_file: cfg.ignore_file.clone(),
+            lapi_urls,
+            never_block: cfg.never_block.clone(),
         }))
     } else {
         Err(errors)
@@ -313,6 +369,12 @@ pub fn describe(cfg: &Config) -> (Vec<String>, bool) {
             }
             let https = s.push.as_ref().is_some_and(|p| p.creds.url.is_https())
                 || s.pull.as_ref().is_some_and(|p| p.url.is_https());
+            for (url, from) in s.plain_http() {
+                out.push(format!(
+                    "warning: {}",
+                    report::fleet_plain_http_text(&url, &from)
+                ));
+            }
             if https {
                 let ca = s.push.as_ref().and_then(|p| p.creds.ca_cert_path.as_ref());
                 out.push(match ca {
@@ -409,7 +471,11 @@ pub fn main(args: Vec<std::ffi::OsString>) -> i32 {
     };
     let (lines, ok) = describe(&cfg);
     for l in &lines {
-        println!("{l}");
+        if l.starts_with("warning: ") {
+            eprintln!("{l}");
+        } else {
+            println!("{l}");
+        }
     }
     if !ok {
         return 1;
@@ -493,6 +559,8 @@ pub struct Fleet {
     pending: Vec<Record>,
     push: Option<PushOpts>,
     thread: Option<JoinHandle<()>>,
+    /// The generation of the LAPI's addresses last taken by the loop.
+    lapi_seen: u64,
 }
 
 /// Opens the spool of `p`; its start-up lines (a torn tail cut, damaged lines, a file set
@@ -527,6 +595,9 @@ impl Fleet {
                 .map_err(StartError::EventFd)
         };
         let shared = Arc::new(Shared::new(efd()?, efd()?));
+        // Addresses written in the URLs are protected before the loop's first turn; names
+        // follow when the thread has resolved them.
+        shared.set_lapi_addrs(settings.literal_addrs());
         let mut scanned = None;
         if let Some(p) = &settings.push {
             let (s, sc) = open_spool(p, &shared)?;
@@ -547,7 +618,20 @@ impl Fleet {
             pending: Vec::new(),
             push,
             thread: Some(thread),
+            lapi_seen: 0,
         })
+    }
+
+    /// The LAPI's addresses (literal, and as the thread last resolved its name).
+    pub fn lapi_addrs(&self) -> Vec<IpAddr> {
+        self.shared.lapi_addrs().1
+    }
+
+    /// True once after the thread published other LAPI addresses (the loop then reads the
+    /// protected addresses again).
+    pub fn take_lapi_moved(&mut self) -> bool {
+        let g = self.shared.lapi_addrs().0;
+        std::mem::replace(&mut self.lapi_seen, g) != g
     }
 
     /// SIGHUP with fleet settings (`load` of the new config): the thread takes them between
@@ -568,6 +652,11 @@ impl Fleet {
             }
         }
         self.flush();
+        // The new URLs' literal addresses at once, the old ones kept until the thread has
+        // resolved the new names (protecting an address a moment too long harms nothing).
+        let mut addrs = settings.literal_addrs();
+        addrs.extend(self.lapi_addrs());
+        self.shared.set_lapi_addrs(addrs);
         self.push = settings.push.as_ref().map(|p| PushOpts {
             ban_s: p.ban_s,
             send_log_only: p.send_log_only,
