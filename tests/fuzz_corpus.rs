@@ -82,6 +82,7 @@ const REPLAYED: &[&str] = &[
     "wire",
     "admin",
     "defaults",
+    "stream",
 ];
 
 /// Every target has a replay test, a fuzz target source and a corpus, and every corpus has a
@@ -130,4 +131,9 @@ fn corpus_admin() {
 #[test]
 fn corpus_defaults() {
     replay("defaults");
+}
+
+#[test]
+fn corpus_stream() {
+    replay("stream");
 }
