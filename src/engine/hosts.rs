@@ -1,6 +1,8 @@
-//! The host table: per source and protocol, hits within the trigger window (SCAN_TRIGGER),
-//! when the host was last reported (repeats are counted, not logged), and whether a response
-//! job for it is under way. Bounded: the least recently seen are evicted a quarter at a time.
+//! The host table: per source and protocol, hits and distinct ports within the trigger
+//! window (SCAN_TRIGGER, and the [`Evidence`] the report limits weigh), when the host was last
+//! reported (repeats are counted, not logged), whether a report about it was held back by the
+//! limits (it is then owed one, and its next hit asks again), and whether a response job for
+//! it is under way. Bounded: the least recently seen are evicted a quarter at a time.
 //!
 //! Per source and protocol, as 1.2's separate tcp and udp daemons kept them: a UDP probe that
 //! is only logged must not hold back the same host's TCP block. Blocks are per host
@@ -11,7 +13,7 @@ use std::net::IpAddr;
 
 use crate::mode::Proto;
 
-use super::limits::Limits;
+use super::limits::{Admission, Evidence, Limits};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Status {
@@ -20,14 +22,34 @@ enum Status {
     Pending,
 }
 
+/// The distinct ports a host hit in the window, exactly, up to [`Evidence::PORTS_CAP`].
+#[derive(Debug, Clone, Copy, Default)]
+struct Ports {
+    seen: [u16; Evidence::PORTS_CAP as usize],
+    n: u8,
+}
+
+impl Ports {
+    fn note(&mut self, port: u16) {
+        let n = usize::from(self.n);
+        if n < self.seen.len() && !self.seen[..n].contains(&port) {
+            self.seen[n] = port;
+            self.n += 1;
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 struct HostState {
     hits: u32,
+    ports: Ports,
     window_start: u64,
     last_seen: u64,
     status: Status,
     /// When this host was last reported (logged); None if never.
     last_report: Option<u64>,
+    /// A report about it was held back by the report limits since it was last reported.
+    owed: bool,
     suppressed: u32,
 }
 
@@ -39,8 +61,14 @@ pub(super) enum Count {
     /// Reported within the repeat interval: counted, silent.
     Repeat,
     /// Report it. `suppressed`: repeats since its last report; `pending`: a job for this
-    /// host and protocol is under way.
-    Report { suppressed: u32, pending: bool },
+    /// host and protocol is under way; `admission`: what the report limits said (over them
+    /// the host stays owed a report); `owed`: a report about it was held back before.
+    Report {
+        suppressed: u32,
+        pending: bool,
+        admission: Admission,
+        owed: bool,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -61,9 +89,20 @@ impl Hosts {
         self.map.len()
     }
 
-    /// Count a hit from `src` at `now`; `trigger` is SCAN_TRIGGER (0 and 1 both mean the
-    /// first hit, §4).
-    pub(super) fn count(&mut self, now: u64, src: IpAddr, proto: Proto, trigger: u32) -> Count {
+    /// Count a hit from `src` on `port` at `now`; `trigger` is SCAN_TRIGGER (0 and 1 both
+    /// mean the first hit, §4). When it is to be reported, `admit` answers with the host's
+    /// evidence whether the report limits let it go to the log; the host counts as reported
+    /// (repeats are then suppressed for the repeat interval) only when they did, and is owed
+    /// a report otherwise.
+    pub(super) fn count(
+        &mut self,
+        now: u64,
+        src: IpAddr,
+        proto: Proto,
+        port: u16,
+        trigger: u32,
+        admit: impl FnOnce(Evidence) -> Admission,
+    ) -> Count {
         let limits = self.limits;
         // Full: make room before the lookup (one hash lookup per hit, not two; a flood of
         // forged sources makes every hit a new host).
@@ -72,17 +111,21 @@ impl Hosts {
         }
         let host = self.map.entry((src, proto)).or_insert(HostState {
             hits: 0,
+            ports: Ports::default(),
             window_start: now,
             last_seen: now,
             status: Status::Idle,
             last_report: None,
+            owed: false,
             suppressed: 0,
         });
         if now.saturating_sub(host.window_start) > limits.trigger_window_ms {
             host.hits = 0;
+            host.ports = Ports::default();
             host.window_start = now;
         }
         host.hits = host.hits.saturating_add(1);
+        host.ports.note(port);
         host.last_seen = now;
         if host.hits < trigger.max(1) {
             return Count::BelowTrigger;
@@ -93,10 +136,22 @@ impl Hosts {
             host.suppressed = host.suppressed.saturating_add(1);
             return Count::Repeat;
         }
-        host.last_report = Some(now);
+        let admission = admit(Evidence {
+            ports: u32::from(host.ports.n),
+            hits: host.hits,
+        });
+        let owed = host.owed;
+        if admission.allowed() {
+            host.last_report = Some(now);
+            host.owed = false;
+        } else {
+            host.owed = true;
+        }
         Count::Report {
             suppressed: std::mem::take(&mut host.suppressed),
             pending: host.status == Status::Pending,
+            admission,
+            owed,
         }
     }
 
@@ -130,6 +185,7 @@ impl Hosts {
         for ((ip, _), h) in self.map.iter_mut() {
             if h.status == Status::Idle && unblocked(*ip) {
                 h.last_report = None;
+                h.owed = false;
                 h.suppressed = 0;
             }
         }
@@ -139,6 +195,7 @@ impl Hosts {
     pub(super) fn forget_reports(&mut self) {
         for h in self.map.values_mut() {
             h.last_report = None;
+            h.owed = false;
             h.suppressed = 0;
         }
     }

@@ -1,7 +1,19 @@
 //! The limits that keep a flood of forged sources from filling the disk, silencing a real scan
 //! or making the host block without end: token buckets for reports (per source prefix, global,
-//! and a reserve for quiet prefixes), BLOCK_RATE_LIMIT, and the periodic summaries of what
-//! they held back.
+//! and a reserve for quiet prefixes), the evidence lane that lets a source with more evidence
+//! through when those are spent (issue 23), BLOCK_RATE_LIMIT, and the periodic summaries of
+//! what they held back.
+//!
+//! The evidence lane. A forged source sends one packet to one port; a real scanner sends many,
+//! to many ports. Over the buckets above, a report still goes out when its source has shown
+//! more [`Evidence`] (distinct ports plus packets in the trigger window) than the sources that
+//! spent the lane: the lane is a ladder of small buckets, one per evidence tier
+//! ([`EVIDENCE_TIERS`]); a report of score `s` needs a token in the highest tier at or below
+//! `s` and spends one in that tier and in every tier below it. So forged one-packet sources
+//! (score 2) never reach the lane at all, and to keep a source of score `s` out of the log a
+//! forger must itself send, in every refill period, `TIER_BURST` reports from sources of at
+//! least that tier's score. A report held back is not lost: its host stays owed a report and
+//! is judged again, with its evidence grown, on its next hit.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -82,6 +94,60 @@ pub fn prefix_of(ip: IpAddr) -> (IpAddr, u8) {
 
 /// Prefixes named in the rate-limit summary (the rest are counted together).
 const SUMMARY_PREFIXES: usize = 3;
+
+/// What a source has shown in the trigger window: the distinct ports it hit (counted exactly
+/// up to [`Evidence::PORTS_CAP`]) and its hits (packets, connects).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Evidence {
+    /// Distinct ports hit (at most [`Evidence::PORTS_CAP`]).
+    pub ports: u32,
+    /// Hits.
+    pub hits: u32,
+}
+
+impl Evidence {
+    /// Distinct ports are counted up to this many (beyond it, hits still count).
+    pub const PORTS_CAP: u32 = 16;
+
+    /// The score the lane compares: distinct ports plus hits (so a new port counts twice a
+    /// repeat). One forged packet: 2.
+    pub fn score(self) -> u32 {
+        self.ports.saturating_add(self.hits)
+    }
+}
+
+/// The evidence lane's tiers: the lowest score of each. A score of 2 (one packet to one port,
+/// which is all a forged source usually sends) is below every tier.
+pub const EVIDENCE_TIERS: [u32; 12] = [3, 4, 6, 8, 12, 16, 24, 32, 64, 128, 256, 1024];
+/// Each tier's bucket: a burst of this many reports...
+pub const TIER_BURST: u32 = 10;
+/// ...then one per this many ms.
+pub const TIER_REFILL_MS: u64 = 1_000;
+
+/// The tier of a score (an index into [`EVIDENCE_TIERS`]); None below the first.
+fn tier_of(score: u32) -> Option<usize> {
+    EVIDENCE_TIERS.iter().rposition(|&t| t <= score)
+}
+
+/// How the report limits answered, for the counters (`portsentry status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// Within the buckets.
+    Allowed,
+    /// Over the buckets, through the evidence lane.
+    Evidence,
+    /// Held back: its prefix's bucket was empty.
+    OverPrefix,
+    /// Held back: the global bucket and the reserve were empty.
+    OverGlobal,
+}
+
+impl Admission {
+    /// The report goes to the log.
+    pub fn allowed(self) -> bool {
+        matches!(self, Admission::Allowed | Admission::Evidence)
+    }
+}
 
 /// A token bucket: `burst` tokens, refilled at `rate` tokens per `period_ms`. Kept in
 /// units of 1/`period_ms` token, so a refill is exact integer arithmetic per ms. (Also the
@@ -167,6 +233,8 @@ pub(super) struct RateLimits {
     /// Report buckets per source prefix (bounded by `max_prefixes`).
     prefixes: HashMap<IpAddr, PrefixState>,
     reserve: Bucket,
+    /// The evidence lane, one bucket per tier of [`EVIDENCE_TIERS`].
+    tiers: [Bucket; EVIDENCE_TIERS.len()],
     /// Reports suppressed since the last summary: in all, and those of prefixes dropped
     /// from the table since (no longer attributable).
     quiet: u64,
@@ -187,6 +255,7 @@ impl RateLimits {
             reports: Bucket::per_sec(limits.report_burst, limits.reports_per_sec, 0),
             prefixes: HashMap::new(),
             reserve: Bucket::per_sec(limits.reserve_burst, limits.reserve_per_sec, 0),
+            tiers: [Bucket::new(TIER_BURST, 1, TIER_REFILL_MS, 0); EVIDENCE_TIERS.len()],
             quiet: 0,
             quiet_evicted: 0,
             last_summary: 0,
@@ -201,10 +270,11 @@ impl RateLimits {
         self.prefixes.len()
     }
 
-    /// May a report about `src` be logged at `now`? Its prefix must have a token, and the
-    /// global bucket too, or, when that is empty, the reserve if the prefix has not reported
-    /// recently. A suppressed report is counted against its prefix for the summary.
-    pub(super) fn report_allowed(&mut self, now: u64, src: IpAddr) -> bool {
+    /// May a report about `src`, whose source has shown `evidence`, be logged at `now`? Its
+    /// prefix must have a token, and the global bucket too, or, when that is empty, the
+    /// reserve if the prefix has not reported recently; over those, the evidence lane (see the
+    /// module docs). A suppressed report is counted against its prefix for the summary.
+    pub(super) fn admit(&mut self, now: u64, src: IpAddr, evidence: Evidence) -> Admission {
         let limits = self.limits;
         let (key, _) = prefix_of(src);
         if self.prefixes.len() >= limits.max_prefixes {
@@ -218,14 +288,34 @@ impl RateLimits {
         p.bucket.refill(now);
         p.last_seen = now;
         let fresh = p.bucket.full();
-        let ok = p.bucket.has() && (self.reports.take(now) || (fresh && self.reserve.take(now)));
-        if ok {
+        let answer = if !p.bucket.has() {
+            Admission::OverPrefix
+        } else if self.reports.take(now) || (fresh && self.reserve.take(now)) {
             p.bucket.spend();
+            Admission::Allowed
         } else {
-            p.quiet += 1;
-            self.quiet += 1;
+            Admission::OverGlobal
+        };
+        if answer.allowed() {
+            return answer;
         }
-        ok
+        // The evidence lane: a token in the report's own tier, then one spent in each tier
+        // at or below it (so the lane as a whole is bounded by its tiers' buckets).
+        if let Some(t) = tier_of(evidence.score()) {
+            self.tiers[t].refill(now);
+            if self.tiers[t].has() {
+                for b in &mut self.tiers[..=t] {
+                    b.refill(now);
+                    if b.has() {
+                        b.spend();
+                    }
+                }
+                return Admission::Evidence;
+            }
+        }
+        p.quiet += 1;
+        self.quiet += 1;
+        answer
     }
 
     /// Make room in the prefix table: drop prefixes whose bucket has refilled (they behave

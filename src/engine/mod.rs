@@ -4,7 +4,9 @@
 //! 1. ignore list: an ignored source is completely silent (§5.1);
 //! 2. host table ([`hosts`]): below SCAN_TRIGGER, or a repeat within the repeat interval:
 //!    counted, silent (a classic mode still sends its banner to a repeat);
-//! 3. report limits ([`limits`]): over them the hit is still acted on, but not logged;
+//! 3. report limits ([`limits`]): over them the hit is still acted on, but not logged, and
+//!    the host stays owed a report: its next hit asks again, with more evidence (distinct
+//!    ports, hits), so a flood of one-packet forged sources cannot hide a real scanner;
 //! 4. with RESOLVE_HOST the shell looks the name up and comes back ([`Engine::named`]);
 //! 5. the response ([`respond`]): already blocked, protected, over BLOCK_RATE_LIMIT,
 //!    BLOCK_x="0", or a [`Job`] of ordered steps for the shell to carry out;
@@ -43,7 +45,7 @@ pub mod respond;
 pub mod verdict;
 
 pub use event::{Action, Event, Host};
-pub use limits::{Bucket, Limits, prefix_of};
+pub use limits::{Admission, Bucket, EVIDENCE_TIERS, Evidence, Limits, prefix_of};
 pub use verdict::{Detail, Hit, Job, JobKind, Outcome, Pending, Record, Step, Verdict};
 
 use blocks::Blocks;
@@ -87,6 +89,31 @@ pub struct Respond {
     /// Over the report limits (per prefix, global, reserve): act and record a block, but log
     /// nothing (counted for the periodic summary).
     quiet: bool,
+    /// Reported now, after a report held back by the limits whose block job is still under
+    /// way: that job is to be run first and logged (`Verdict::promote`), not a second one.
+    promote: bool,
+}
+
+/// What the engine did with the hits it judged, since it was made (the packet path's last
+/// stages in `portsentry status` and the metrics).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GateCounts {
+    /// Hits judged.
+    pub judged: u64,
+    /// From a source in the ignore file.
+    pub ignored: u64,
+    /// Counted towards SCAN_TRIGGER, not reached yet.
+    pub below_trigger: u64,
+    /// Repeats from a host reported within the repeat interval.
+    pub repeats: u64,
+    /// Reported within the report limits.
+    pub reported: u64,
+    /// Reported over the buckets, through the evidence lane.
+    pub on_evidence: u64,
+    /// Held back by the source prefix's bucket.
+    pub over_prefix: u64,
+    /// Held back by the global bucket and the reserve.
+    pub over_global: u64,
 }
 
 /// Per-host state for one daemon (all its modes).
@@ -97,6 +124,7 @@ pub struct Engine {
     blocks: Blocks,
     rates: RateLimits,
     last_housekeeping: u64,
+    counts: GateCounts,
 }
 
 impl Engine {
@@ -108,6 +136,7 @@ impl Engine {
             blocks: Blocks::new(limits.max_blocked),
             rates: RateLimits::new(limits),
             last_housekeeping: 0,
+            counts: GateCounts::default(),
         }
     }
 
@@ -148,20 +177,46 @@ impl Engine {
     /// Ignore list, SCAN_TRIGGER, already-blocked, repeat and report limits.
     fn gate(&mut self, now: u64, hit: &Hit, scan_trigger: u32, ignore: &IgnoreList) -> Gate {
         let src = hit.src;
+        let c = &mut self.counts;
+        c.judged += 1;
         if ignore.contains(src) {
+            c.ignored += 1;
             return Gate::Ignored;
         }
-        match self.hosts.count(now, src, hit.mode.proto(), scan_trigger) {
-            Count::BelowTrigger => Gate::BelowTrigger,
-            Count::Repeat => Gate::Suppressed,
+        let rates = &mut self.rates;
+        let proto = hit.mode.proto();
+        let count = self.hosts.count(now, src, proto, hit.port, scan_trigger, |ev| {
+            rates.admit(now, src, ev)
+        });
+        match count {
+            Count::BelowTrigger => {
+                c.below_trigger += 1;
+                Gate::BelowTrigger
+            }
+            Count::Repeat => {
+                c.repeats += 1;
+                Gate::Suppressed
+            }
             Count::Report {
                 suppressed,
                 pending,
-            } => Gate::Respond(Respond {
-                already_blocked: pending || self.blocks.contains(src),
-                suppressed,
-                quiet: !self.rates.report_allowed(now, src),
-            }),
+                admission,
+                owed,
+            } => {
+                match admission {
+                    Admission::Allowed => c.reported += 1,
+                    Admission::Evidence => c.on_evidence += 1,
+                    Admission::OverPrefix => c.over_prefix += 1,
+                    Admission::OverGlobal => c.over_global += 1,
+                }
+                let quiet = !admission.allowed();
+                Gate::Respond(Respond {
+                    already_blocked: pending || self.blocks.contains(src),
+                    suppressed,
+                    quiet,
+                    promote: !quiet && owed && pending,
+                })
+            }
         }
     }
 
@@ -290,6 +345,11 @@ impl Engine {
     /// How many source prefixes are tracked for their report buckets.
     pub fn tracked_prefixes(&self) -> usize {
         self.rates.tracked_prefixes()
+    }
+
+    /// What became of the hits judged so far.
+    pub fn gate_counts(&self) -> GateCounts {
+        self.counts
     }
 }
 

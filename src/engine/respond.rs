@@ -67,6 +67,12 @@ impl Engine {
                 seconds: self.limits.repeat_interval_ms / 1000,
             });
         }
+        if r.promote {
+            // Its block is under way, queued quietly when its first report was held back:
+            // the detection line now, the block's own lines when it is done.
+            v.promote.push(ip);
+            return v;
+        }
         if r.already_blocked {
             v.log.push(Event::AlreadyBlocked {
                 host,

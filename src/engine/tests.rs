@@ -332,7 +332,8 @@ fn block_zero_writes_history_only_and_rate_limits_repeats() {
         Gate::Respond(Respond {
             already_blocked: false,
             suppressed: 4,
-            quiet: false
+            quiet: false,
+            promote: false
         })
     ));
     let v = v.unwrap();
@@ -1216,4 +1217,131 @@ fn the_counters_read_the_blocks_in_force_their_family_and_soonest_expiry() {
     let (_, v) = step(&mut e, 0, &nft_cfg(0), &hit(A, 7, Mode::Udp));
     e.job_done(0, &v.unwrap().job().unwrap(), true);
     assert_eq!((e.blocked_hosts(), e.soonest_expiry()), (1, None));
+}
+
+/// Spend the global bucket and the reserve with forged one-packet sources, one per /24 of
+/// 10.0.0.0/8 (as `hping3 --rand-source` does), at `now`.
+fn spend_every_bucket(e: &mut Engine, now: u64, c: &Config) {
+    let l = Limits::default();
+    let n = (l.report_burst + l.reserve_burst) * 4;
+    for i in 0..n {
+        let src = IpAddr::from(((10 << 24) + (i << 8) + 1).to_be_bytes());
+        step(e, now, c, &Hit { src, ..hit(A, 1, Mode::Stcp) });
+    }
+    let h = Hit {
+        src: ip("10.255.255.1"),
+        ..hit(A, 1, Mode::Stcp)
+    };
+    assert!(matches!(
+        step(e, now, c, &h).0,
+        Gate::Respond(Respond { quiet: true, .. })
+    ));
+}
+
+#[test]
+fn a_flood_over_every_prefix_cannot_hide_a_source_with_more_evidence() {
+    let mut e = Engine::new(Limits::default());
+    let c = cfg(BlockMode::LogOnly);
+    spend_every_bucket(&mut e, 1_000, &c);
+    // A real scanner's first probe looks like any forged one (one packet, one port): held
+    // back. Its second, on another port, shows more evidence than any forged source: logged.
+    let real = |port| hit("192.0.2.77", port, Mode::Stcp);
+    let (g, v) = step(&mut e, 1_000, &c, &real(21));
+    assert!(matches!(g, Gate::Respond(Respond { quiet: true, .. })));
+    assert!(v.unwrap().lines().is_empty());
+    let (g, v) = step(&mut e, 1_001, &c, &real(22));
+    assert!(matches!(g, Gate::Respond(Respond { quiet: false, .. })), "{g:?}");
+    let lines = v.unwrap().lines();
+    assert!(
+        lines[0].starts_with("attackalert: Connect from host: 192.0.2.77/192.0.2.77 to TCP port: 22"),
+        "{lines:?}"
+    );
+    // Reported now: its next hits are repeats, as for any reported host.
+    assert_eq!(step(&mut e, 1_002, &c, &real(23)).0, Gate::Suppressed);
+    // A UDP prober that repeats one port: its second datagram (score 3) is logged too.
+    let udp = hit("192.0.2.78", 7, Mode::Sudp);
+    assert!(step(&mut e, 1_003, &c, &udp).1.unwrap().lines().is_empty());
+    assert!(!step(&mut e, 1_004, &c, &udp).1.unwrap().lines().is_empty());
+    let g = e.gate_counts();
+    assert_eq!(g.on_evidence, 2, "{g:?}");
+    assert_eq!(g.repeats, 1);
+    assert_eq!(
+        g.judged,
+        g.ignored + g.below_trigger + g.repeats + g.reported + g.on_evidence + g.over_prefix + g.over_global
+    );
+    assert!(g.over_global > 0 && g.reported > 0, "{g:?}");
+}
+
+#[test]
+fn forgers_hold_back_only_what_they_match_and_pay_per_tier() {
+    let mut e = Engine::new(Limits::default());
+    let c = cfg(BlockMode::LogOnly);
+    spend_every_bucket(&mut e, 1_000, &c);
+    // Forged sources that each show two ports (score 4: the tier of 4) spend that tier and
+    // the ones below it: TIER_BURST of them are logged through the lane, then no more.
+    let mut through = 0;
+    for i in 0..100u32 {
+        let src = IpAddr::from(((172 << 24) + (16 << 16) + (i << 8) + 1).to_be_bytes());
+        for port in [1, 2] {
+            let h = Hit { src, ..hit(A, port, Mode::Stcp) };
+            if let (Gate::Respond(r), _) = step(&mut e, 1_000, &c, &h) {
+                through += usize::from(!r.quiet);
+            }
+        }
+    }
+    assert_eq!(through, limits::TIER_BURST as usize);
+    // A real scanner with no more evidence than they had is held back...
+    let real = |port| hit("192.0.2.90", port, Mode::Stcp);
+    for port in [21, 22] {
+        assert!(matches!(
+            step(&mut e, 1_000, &c, &real(port)).0,
+            Gate::Respond(Respond { quiet: true, .. })
+        ));
+    }
+    // ...and logged as soon as it has shown more (three ports: score 6).
+    assert!(matches!(
+        step(&mut e, 1_000, &c, &real(23)).0,
+        Gate::Respond(Respond { quiet: false, .. })
+    ));
+    // The lane refills: one token per tier and second (the buckets of the normal path are
+    // spent again first).
+    spend_every_bucket(&mut e, 2_000, &c);
+    let other = hit("192.0.2.91", 1, Mode::Stcp);
+    assert!(matches!(
+        step(&mut e, 2_000, &c, &other).0,
+        Gate::Respond(Respond { quiet: true, .. })
+    ));
+    assert!(matches!(
+        step(&mut e, 2_000, &c, &Hit { port: 2, ..other }).0,
+        Gate::Respond(Respond { quiet: false, .. })
+    ));
+}
+
+#[test]
+fn a_held_back_report_promotes_its_queued_block_once_its_evidence_tells() {
+    let mut e = Engine::new(Limits::default());
+    let c = nft_cfg(0);
+    spend_every_bucket(&mut e, 1_000, &c);
+    let real = |port| hit("192.0.2.77", port, Mode::Stcp);
+    // First probe: blocked quietly (the forged ones are too), nothing logged.
+    let v = step(&mut e, 1_000, &c, &real(21)).1.unwrap();
+    let job = v.job().unwrap();
+    assert!(job.quiet && v.lines().is_empty());
+    // Second probe while that job waits: the detection line, and the job is promoted (not a
+    // second job, and not "already blocked").
+    let v = step(&mut e, 1_001, &c, &real(22)).1.unwrap();
+    assert_eq!(v.promote, vec![ip("192.0.2.77")]);
+    assert!(v.jobs.is_empty());
+    let lines = v.lines();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(lines[0].contains("from host: 192.0.2.77/192.0.2.77 to TCP port: 22"));
+    // A scanner whose quiet block is done by then is logged as already blocked.
+    let late = |port| hit("192.0.2.78", port, Mode::Stcp);
+    let job = step(&mut e, 1_002, &c, &late(21)).1.unwrap().job().unwrap();
+    e.job_done(1_003, &job, true);
+    let v = step(&mut e, 1_004, &c, &late(22)).1.unwrap();
+    assert!(v.promote.is_empty() && v.jobs.is_empty());
+    let lines = v.lines();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(lines[1].contains("is already blocked"), "{lines:?}");
 }

@@ -135,6 +135,10 @@ pub struct Verdict {
     pub jobs: Vec<Job>,
     /// Blocked-file and history lines to write (after a job succeeded).
     pub records: Vec<Record>,
+    /// Hosts now reported whose block job was queued quietly (its report had been held back
+    /// by the report limits): the shell runs that job before the other quiet ones, and logs
+    /// it as any other.
+    pub promote: Vec<IpAddr>,
 }
 
 /// A hit that is to be reported, waiting for its reverse lookup (RESOLVE_HOST): the shell

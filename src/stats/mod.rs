@@ -31,7 +31,10 @@ use jiff::tz::TimeZone;
 use crate::mode::{Kind, Mode, Proto};
 use crate::timefmt;
 
-pub use snapshot::{Counters, FleetLink, ProbeCount, SetFill, Snapshot, Top, TopLists};
+pub use snapshot::{
+    CapturePath, Counters, FleetLink, HitOutcomes, PacketPath, ProbeCount, SetFill, Snapshot, Top,
+    TopLists,
+};
 use window::Window;
 
 /// How many entries each top list shows.
@@ -307,6 +310,8 @@ pub struct Stats {
     soonest_expiry: Option<i64>,
     nft_sets: Vec<SetFill>,
     fleet: Option<FleetState>,
+    capture: Option<CapturePath>,
+    hits: HitOutcomes,
     sources: Tops<IpAddr>,
     prefixes: Tops<(IpAddr, u8)>,
     ports: Tops<(Proto, u16)>,
@@ -346,6 +351,8 @@ impl Stats {
             soonest_expiry: None,
             nft_sets: Vec::new(),
             fleet: None,
+            capture: None,
+            hits: HitOutcomes::default(),
             sources: Tops::new(),
             prefixes: Tops::new(),
             ports: Tops::new(),
@@ -409,12 +416,18 @@ impl Stats {
         self.malformed = self.malformed.saturating_add(malformed);
     }
 
-    /// The capture's own totals since start (packets judged, ring drops, malformed): they
-    /// replace what the capture reported before.
-    pub fn set_capture_totals(&mut self, packets: u64, ring: u64, malformed: u64) {
-        self.capture_packets = packets;
-        self.capture_drops = ring;
-        self.malformed = malformed;
+    /// The capture's own totals since start, stage by stage: they replace what the capture
+    /// reported before (and give the packets judged, ring drops and malformed packets).
+    pub fn set_capture(&mut self, c: CapturePath) {
+        self.capture_packets = c.not_probes.saturating_add(c.hits);
+        self.capture_drops = c.ring_drops;
+        self.malformed = c.malformed;
+        self.capture = Some(c);
+    }
+
+    /// What became of the hits judged since start (the engine's own count).
+    pub fn set_hit_outcomes(&mut self, h: HitOutcomes) {
+        self.hits = h;
     }
 
     /// A response command failed.
@@ -561,6 +574,10 @@ impl Stats {
                 .iter()
                 .map(|(k, v)| (k.as_str().to_string(), *v))
                 .collect(),
+            path: Some(PacketPath {
+                capture: self.capture,
+                hits: self.hits,
+            }),
             nft_sets: self.nft_sets.clone(),
             fleet: self.fleet.map(|f| FleetLink {
                 up: f.up,

@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use super::snapshot::{Snapshot, Top};
+use super::snapshot::{PacketPath, Snapshot, Top};
 use crate::mode::Mode;
 use crate::timefmt::human_duration;
 
@@ -179,6 +179,9 @@ pub fn text(s: &Snapshot) -> String {
             }
         }
     }
+    if let Some(p) = &s.path {
+        path_block(&mut out, p);
+    }
     if let Some(n) = s.blocks_in_force {
         let _ = write!(out, "\nBlocks in force: {n}");
         match &s.soonest_expiry {
@@ -261,6 +264,47 @@ pub fn text(s: &Snapshot) -> String {
         top_block(&mut out, &format!("Top ports, {when}{from}"), lists[2]);
     }
     out
+}
+
+/// The rows of the packet path: the capture's stages (when there is a capture), then what
+/// became of the hits. Sub-rows (indented) add up to the row above them.
+pub fn path_rows(p: &PacketPath) -> Vec<(&'static str, u64)> {
+    let mut rows = Vec::new();
+    if let Some(c) = &p.capture {
+        rows.extend([
+            ("capture ring: packets", c.ring_packets),
+            ("  lost (ring full)", c.ring_drops),
+            ("doorbell: packets read", c.bell_packets),
+            ("second copies skipped", c.copies_skipped),
+            ("packets parsed", c.parsed),
+            ("  malformed", c.malformed),
+            ("  not TCP or UDP", c.not_tcp_udp),
+            ("  this host's own", c.outgoing),
+            ("  no probe", c.not_probes),
+            ("  probes", c.hits),
+        ]);
+    }
+    let h = &p.hits;
+    rows.extend([
+        ("hits judged", h.judged),
+        ("  ignored", h.ignored),
+        ("  below SCAN_TRIGGER", h.below_trigger),
+        ("  repeats", h.repeats),
+        ("  reported", h.reported),
+        ("  reported on evidence", h.reported_on_evidence),
+        ("  over the prefix limit", h.over_prefix_limit),
+        ("  over the global limit", h.over_global_limit),
+    ]);
+    rows
+}
+
+fn path_block(out: &mut String, p: &PacketPath) {
+    out.push_str("\nPacket path since start\n");
+    let rows: Vec<Vec<String>> = path_rows(p)
+        .into_iter()
+        .map(|(k, v)| vec![k.to_string(), v.to_string()])
+        .collect();
+    out.push_str(&table(&rows, &[1], "  "));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -470,6 +514,62 @@ pub fn prometheus(s: &Snapshot) -> String {
             ),
         ] {
             f.single(name, "counter", help, v);
+        }
+    }
+    if let Some(p) = &s.path {
+        if let Some(c) = &p.capture {
+            for (name, help, v) in [
+                (
+                    "portsentry_capture_ring_packets_total",
+                    "Packets the kernel's filter passed to the capture ring, lost ones included.",
+                    c.ring_packets,
+                ),
+                (
+                    "portsentry_capture_doorbell_packets_total",
+                    "Packets read from the capture's doorbell socket.",
+                    c.bell_packets,
+                ),
+                (
+                    "portsentry_capture_copies_skipped_total",
+                    "Captured packets skipped as the second copy of one judged.",
+                    c.copies_skipped,
+                ),
+            ] {
+                f.single(name, "counter", help, v);
+            }
+            let name = "portsentry_capture_parsed_packets_total";
+            f.head(
+                name,
+                "counter",
+                "Captured packets parsed, by result (hit: a probe handed to the decision).",
+            );
+            for (result, n) in [
+                ("malformed", c.malformed),
+                ("not_tcp_udp", c.not_tcp_udp),
+                ("outgoing", c.outgoing),
+                ("not_probe", c.not_probes),
+                ("hit", c.hits),
+            ] {
+                f.sample(name, &[("result", result)], n);
+            }
+        }
+        let h = &p.hits;
+        let name = "portsentry_hits_total";
+        f.head(
+            name,
+            "counter",
+            "Hits judged (every mode), by outcome; over_*_limit: held back by the report limits.",
+        );
+        for (outcome, n) in [
+            ("ignored", h.ignored),
+            ("below_trigger", h.below_trigger),
+            ("repeat", h.repeats),
+            ("reported", h.reported),
+            ("reported_on_evidence", h.reported_on_evidence),
+            ("over_prefix_limit", h.over_prefix_limit),
+            ("over_global_limit", h.over_global_limit),
+        ] {
+            f.sample(name, &[("outcome", outcome)], n);
         }
     }
     if let Some(n) = s.blocks_in_force {

@@ -52,6 +52,9 @@ pub struct Snapshot {
     /// Reports not logged, by reason (`rate_limit`: the report limits; `repeat`: a host's
     /// repeats within the repeat interval).
     pub suppressed_by_reason: BTreeMap<String, u64>,
+    /// Where packets and hits went, stage by stage, since start (`null` when not running).
+    #[serde(default)]
+    pub path: Option<PacketPath>,
     /// Fill level of the nftables sets (BLOCK_METHOD="nftables").
     pub nft_sets: Vec<SetFill>,
     /// The fleet link (CrowdSec LAPI), once that exists; `null` without one.
@@ -108,6 +111,64 @@ pub struct Counters {
     pub expiries: u64,
     /// Blocks lifted by hand (`portsentry blocked del|flush`).
     pub unblocks: u64,
+}
+
+/// The packet path since start, stage by stage (issue 23): what the kernel's capture ring took
+/// and lost, what the loop read and judged, and what became of each hit. Each stage's counts
+/// account for what the stage before it passed on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct PacketPath {
+    /// The capture (stealth and advanced modes); `null` without one.
+    pub capture: Option<CapturePath>,
+    /// The hits of every mode (captured probes, connects and datagrams on bound ports).
+    pub hits: HitOutcomes,
+}
+
+/// The capture's stages (stealth and advanced modes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct CapturePath {
+    /// Packets the kernel's filter passed to the capture ring (dropped ones included).
+    pub ring_packets: u64,
+    /// Of those, lost because the ring was full (the daemon did not read fast enough).
+    pub ring_drops: u64,
+    /// Packets read from the doorbell socket (while traffic is light).
+    pub bell_packets: u64,
+    /// Packets read from the ring or the doorbell whose other copy had been judged.
+    pub copies_skipped: u64,
+    /// Packets parsed (one copy of each packet read).
+    pub parsed: u64,
+    /// Of those, malformed (counted, never judged).
+    pub malformed: u64,
+    /// Neither TCP nor UDP, or a later fragment.
+    pub not_tcp_udp: u64,
+    /// This host's own outgoing packets (they explain the replies).
+    pub outgoing: u64,
+    /// Incoming packets that are no probe (a port in use, a reply on this host's own flow,
+    /// this host's own source, ...).
+    pub not_probes: u64,
+    /// Probes handed to the decision.
+    pub hits: u64,
+}
+
+/// What became of the hits judged (every mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct HitOutcomes {
+    /// Hits judged.
+    pub judged: u64,
+    /// From a source in the ignore file.
+    pub ignored: u64,
+    /// Counted towards SCAN_TRIGGER, not reached yet.
+    pub below_trigger: u64,
+    /// Repeats from a host reported within the repeat interval.
+    pub repeats: u64,
+    /// Reported within the report limits.
+    pub reported: u64,
+    /// Reported over the report buckets, through the evidence lane.
+    pub reported_on_evidence: u64,
+    /// Held back by the source prefix's report bucket (the host stays owed a report).
+    pub over_prefix_limit: u64,
+    /// Held back by the global report bucket and its reserve (likewise).
+    pub over_global_limit: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -69,6 +69,28 @@ fn sample() -> (Stats, Identity, i64) {
     s.note_suppressed(Suppression::Repeat, 3);
     s.note_suppressed(Suppression::RateLimit, 7);
     s.note_capture_losses(2, 1);
+    s.set_capture(CapturePath {
+        ring_packets: 66,
+        ring_drops: 2,
+        bell_packets: 9,
+        copies_skipped: 9,
+        parsed: 64,
+        malformed: 1,
+        not_tcp_udp: 3,
+        outgoing: 4,
+        not_probes: 50,
+        hits: 6,
+    });
+    s.set_hit_outcomes(HitOutcomes {
+        judged: 46,
+        ignored: 1,
+        below_trigger: 0,
+        repeats: 3,
+        reported: 2,
+        reported_on_evidence: 1,
+        over_prefix_limit: 35,
+        over_global_limit: 4,
+    });
     s.note_command_failure();
     s.note_expiry();
     s.note_unblock();
@@ -111,7 +133,8 @@ fn golden(name: &str, got: &str) {
 fn counters_equal_what_was_noted() {
     let (s, _, _) = sample();
     let c = s.counters();
-    assert_eq!(c.packets_judged, 40);
+    // 40 connects and datagrams, and the capture's incoming packets (50 no probe, 6 probes).
+    assert_eq!(c.packets_judged, 96);
     assert_eq!(c.probes, 7);
     assert_eq!(c.probes_ignored, 1);
     assert_eq!(c.hosts_reported, 2);

@@ -76,6 +76,18 @@ pub struct Capture {
     bell: OwnedFd,
     bell_on: bool,
     dedup: Dedup,
+    /// Packets read from the doorbell, and copies (from either socket) not handed on
+    /// because the other copy had been: the capture's share of the packet-path counters.
+    counts: CopyCounts,
+}
+
+/// What the capture read beside the ring (see [`Capture::counts`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CopyCounts {
+    /// Packets read from the doorbell.
+    pub bell: u64,
+    /// Packets (from the ring or the doorbell) skipped as the second copy of one judged.
+    pub skipped: u64,
 }
 
 fn last_err<T>(what: &str) -> io::Result<T> {
@@ -267,6 +279,7 @@ impl Capture {
             bell,
             bell_on: true,
             dedup: Dedup::new(),
+            counts: CopyCounts::default(),
         };
         if let Some(r) = rx {
             cap.bind_ring(r)?;
@@ -317,12 +330,20 @@ impl Capture {
                 break;
             };
             let bytes = &buf[..len];
+            self.counts.bell += 1;
             if self.bell_on && self.dedup.bell_copy(Key::of(ts, bytes), drops) {
                 f(pkttype, bytes);
                 n += 1;
+            } else {
+                self.counts.skipped += 1;
             }
         }
         n
+    }
+
+    /// Doorbell packets read and copies skipped since start.
+    pub fn counts(&self) -> CopyCounts {
+        self.counts
     }
 
     /// The ring's socket, once attached.
@@ -386,10 +407,12 @@ impl Capture {
             // SAFETY: the kernel set TP_STATUS_USER, so it no longer writes this block until
             // we hand it back; the block is BLOCK_SIZE bytes of our mapping.
             let bytes = unsafe { std::slice::from_raw_parts(block, BLOCK_SIZE as usize) };
-            let dedup = &mut self.dedup;
+            let (dedup, skipped) = (&mut self.dedup, &mut self.counts.skipped);
             n += walk_block(bytes, &mut |pkttype, ts, pkt| {
                 if dedup.ring_copy(Key::of(ts, pkt)) {
                     f(pkttype, pkt);
+                } else {
+                    *skipped += 1;
                 }
             });
             status.store(libc::TP_STATUS_KERNEL, Ordering::Release);

@@ -196,6 +196,27 @@ impl Executor {
         }
     }
 
+    /// The host's report, first held back by the report limits, has now been logged: its
+    /// quiet job moves ahead of the other quiet ones (from the flood queue to the head of the
+    /// main queue) and is logged from now on, wherever it stands.
+    pub fn promote(&mut self, ip: IpAddr) {
+        if let Some(i) = self.flood.iter().position(|j| j.target == ip) {
+            if let Some(mut job) = self.flood.remove(i) {
+                job.quiet = false;
+                self.queue.push_front(job);
+            }
+            return;
+        }
+        for r in self
+            .running
+            .iter_mut()
+            .chain(self.nft_wait.values_mut())
+            .filter(|r| r.job.target == ip)
+        {
+            r.job.quiet = false;
+        }
+    }
+
     /// True while a command runs or a job waits (the loop then polls with a short timeout).
     pub fn busy(&self) -> bool {
         !self.queue.is_empty()
@@ -566,6 +587,50 @@ mod tests {
         assert!(p.done.iter().all(|(_, ok)| !ok));
         assert!(running(&e, false) > 0);
         assert!(running(&e, true) <= flood_parallel());
+        e.pump(2 * COMMAND_TIMEOUT_MS + 10);
+        e.pump(3 * COMMAND_TIMEOUT_MS + 20);
+    }
+
+    /// A quiet job whose host is then reported (engine `Verdict::promote`) leaves the flood
+    /// queue for the head of the main queue, and is logged; a running one is logged from then
+    /// on.
+    #[test]
+    fn a_promoted_flood_job_runs_next_and_is_logged() {
+        let mut e = Executor::new(PathBuf::from("/nonexistent/hosts.deny"));
+        for n in 0..40 {
+            e.submit(job(n, true, "sleep 5"));
+        }
+        e.pump(0);
+        for n in 100..120 {
+            e.submit(job(n, false, "sleep 5"));
+        }
+        e.pump(1);
+        assert_eq!(e.running.len(), MAX_PARALLEL);
+        // Job 39 waits at the end of the flood queue; promoted, it is next of all.
+        e.promote(IpAddr::from([192, 0, 2, 39]));
+        assert_eq!(e.queue.front().map(|j| j.target), Some(IpAddr::from([192, 0, 2, 39])));
+        assert!(!e.queue[0].quiet);
+        assert!(e.flood.iter().all(|j| j.target != IpAddr::from([192, 0, 2, 39])));
+        // Job 0 runs quietly; promoted, it stays where it is and is logged.
+        e.promote(IpAddr::from([192, 0, 2, 0]));
+        assert!(
+            e.running
+                .iter()
+                .any(|r| r.job.target == IpAddr::from([192, 0, 2, 0]) && !r.job.quiet)
+        );
+        let p = e.pump(COMMAND_TIMEOUT_MS + 3);
+        assert!(
+            p.log.iter().any(|l| l.contains("192.0.2.0")),
+            "the promoted job's timeout is logged: {:?}",
+            p.log
+        );
+        assert!(!p.log.iter().any(|l| l.contains("192.0.2.1 ")), "{:?}", p.log);
+        // The promoted waiting job started before any other quiet one.
+        assert!(
+            e.running
+                .iter()
+                .any(|r| r.job.target == IpAddr::from([192, 0, 2, 39]))
+        );
         e.pump(2 * COMMAND_TIMEOUT_MS + 10);
         e.pump(3 * COMMAND_TIMEOUT_MS + 20);
     }

@@ -76,7 +76,10 @@ impl Daemon {
         for r in &v.records {
             self.record(r);
         }
-        if !v.jobs.is_empty() {
+        for ip in &v.promote {
+            self.exec.promote(*ip);
+        }
+        if !v.jobs.is_empty() || !v.promote.is_empty() {
             for j in v.jobs {
                 self.exec.submit(j);
             }

@@ -34,6 +34,7 @@ use crate::engine::Hit;
 use crate::mode::{Kind, Mode, Proto};
 use crate::report;
 use crate::socktable::SockTable;
+use crate::stats::CapturePath;
 use crate::watch::{self, Candidate, Facts, RecentFlows, Watch, Watches};
 use crate::wire::{self, Drops, WireError};
 
@@ -156,23 +157,11 @@ pub struct Stealth {
     filtered_busy: (Vec<u16>, Vec<u16>),
     drops: Drops,
     ring_drops: u64,
-    /// Since start, for `portsentry status` and the metrics file.
-    totals: CaptureTotals,
+    /// Since start, stage by stage, for `portsentry status` and the metrics file.
+    totals: CapturePath,
     last_loss_report: u64,
     last_ihl_log: Option<u64>,
     last_tick: u64,
-}
-
-/// What the capture counted since start: packets judged, packets the ring lost, malformed
-/// packets (not counting what is simply not TCP or UDP, nor later fragments).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct CaptureTotals {
-    /// Incoming packets parsed and judged.
-    pub packets: u64,
-    /// Packets the kernel's ring dropped.
-    pub ring_drops: u64,
-    /// Packets dropped as malformed.
-    pub malformed: u64,
 }
 
 /// The modes this module runs.
@@ -316,7 +305,7 @@ impl Stealth {
             filtered_busy: busy,
             drops: Drops::default(),
             ring_drops: 0,
-            totals: CaptureTotals::default(),
+            totals: CapturePath::default(),
             last_loss_report: now,
             last_ihl_log: None,
             last_tick: now,
@@ -397,14 +386,19 @@ impl Stealth {
         let round = clock::now_ms();
         let mut probes = Vec::new();
         let mut bad_ihl = Vec::new();
-        let drops = &mut self.drops;
-        let mut malformed = 0u64;
+        let (drops, totals) = (&mut self.drops, &mut self.totals);
         let mut each = |pkttype, bytes: &[u8]| match wire::parse(bytes) {
-            Ok(p) => probes.push((pkttype, p)),
+            Ok(p) => {
+                totals.parsed += 1;
+                probes.push((pkttype, p))
+            }
             Err(e) => {
+                totals.parsed += 1;
                 drops.count(e);
-                if !matches!(e, WireError::NotTcpUdp | WireError::LaterFragment) {
-                    malformed += 1;
+                if matches!(e, WireError::NotTcpUdp | WireError::LaterFragment) {
+                    totals.not_tcp_udp += 1;
+                } else {
+                    totals.malformed += 1;
                 }
                 if let WireError::IllegalHeaderLength {
                     ihl,
@@ -421,11 +415,8 @@ impl Stealth {
         } else {
             self.capture.drain(&mut each);
         }
-        self.totals.malformed += malformed;
-        self.totals.packets += probes
-            .iter()
-            .filter(|(t, _)| *t != watch::PACKET_OUTGOING)
-            .count() as u64;
+        let copies = self.capture.counts();
+        (self.totals.bell_packets, self.totals.copies_skipped) = (copies.bell, copies.skipped);
         for (proto, ihl, src) in bad_ihl {
             if self.watches.get(proto).is_none() {
                 continue;
@@ -444,6 +435,7 @@ impl Stealth {
         let mut addrs_fresh = false;
         for (pkttype, p) in probes {
             if pkttype == watch::PACKET_OUTGOING {
+                self.totals.outgoing += 1;
                 self.recent.note_outgoing(&p, round);
                 continue;
             }
@@ -454,6 +446,7 @@ impl Stealth {
                 addrs_fresh = true;
             }
             let Ok(c) = watch::screen(&self.watches, &p, pkttype, &self.host.addrs) else {
+                self.totals.not_probes += 1;
                 continue;
             };
             let proto = c.hit.mode.proto();
@@ -466,10 +459,12 @@ impl Stealth {
                 ),
                 flow_is_ours: c.needs_flow_check && self.flow_is_ours(proto, c, round),
             };
-            if let Ok(h) = watch::decide(c, facts) {
-                hits.push(h);
+            match watch::decide(c, facts) {
+                Ok(h) => hits.push(h),
+                Err(_) => self.totals.not_probes += 1,
             }
         }
+        self.totals.hits += hits.len() as u64;
         hits
     }
 
@@ -513,8 +508,9 @@ impl Stealth {
             || (proto == Proto::Tcp && self.host.table.owns_flow(c.local, c.remote))
     }
 
-    /// What the capture counted since start.
-    pub fn totals(&self) -> CaptureTotals {
+    /// What the capture counted since start, stage by stage (the ring's figures as of the
+    /// last [`Stealth::tick`]).
+    pub fn totals(&self) -> CapturePath {
         self.totals
     }
 
@@ -540,6 +536,9 @@ impl Stealth {
             Ok(s) => {
                 self.ring_drops = self.ring_drops.saturating_add(u64::from(s.drops));
                 self.totals.ring_drops = self.totals.ring_drops.saturating_add(u64::from(s.drops));
+                // tp_packets counts the dropped packets too (af_packet's getsockopt adds them).
+                self.totals.ring_packets =
+                    self.totals.ring_packets.saturating_add(u64::from(s.packets));
             }
             Err(e) => log.log(&report::capture_error(e)),
         }
