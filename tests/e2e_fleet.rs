@@ -29,6 +29,7 @@ use common::crowdsec::{self, Lapi};
 use common::fleetnet::{
     self, FirewallBouncer, Host, LAPI, Monitor, PORT, Topology, cpu_ms, eventually, rss_kib, v4, v6,
 };
+use common::postgres::{self, Postgres};
 use common::{Net, Run, must, privileged, sh};
 use portsentry::config::{BlockMethod, Config};
 use portsentry::fleet::alert::Scan;
@@ -54,6 +55,9 @@ fn ready(test: &str) -> bool {
     }
     if !fleetnet::firewall_bouncer_installed() {
         missing.push("crowdsec-firewall-bouncer");
+    }
+    if !postgres::installed() {
+        missing.push("postgresql");
     }
     for tool in ["nft", "nmap", "curl", "openssl"] {
         if !sh(&format!("command -v {tool} >/dev/null"))
@@ -108,14 +112,71 @@ fn no_panic(hosts: &[&Host]) {
     }
 }
 
+/// The LAPI's database: SQLite (crowdsec's default) or PostgreSQL (what CrowdSec documents
+/// for a fleet; issue 20), started by the test in the LAPI's namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Db {
+    Sqlite,
+    Postgres,
+}
+
+/// The scenario runs on SQLite and on PostgreSQL at once (two LAPIs, two fleets in
+/// namespaces of their own), so its slow phases (the 30 s outage) cost the suite once.
 #[test]
 fn a_fleet_of_three_shares_its_blocks_through_the_real_lapi() {
     let test = "a_fleet_of_three_shares_its_blocks_through_the_real_lapi";
     if !ready(test) {
         return;
     }
+    let runs: Vec<_> = [Db::Sqlite, Db::Postgres]
+        .into_iter()
+        .map(|db| {
+            std::thread::Builder::new()
+                .name(format!("{db:?}"))
+                .spawn(move || fleet_scenario(db))
+                .unwrap()
+        })
+        .collect();
+    let results: Vec<_> = runs.into_iter().map(|r| r.join()).collect();
+    for r in results {
+        if let Err(e) = r {
+            std::panic::resume_unwind(e);
+        }
+    }
+}
+
+/// The LAPI of `db` in namespace `ns`, listening on `listen` (the PostgreSQL server with it).
+fn lapi_on(db: Db, ns: &str, listen: &str, metrics: bool) -> (Lapi, Option<Postgres>) {
+    match db {
+        Db::Sqlite => (
+            Lapi::start_opts(
+                ns,
+                listen,
+                &crowdsec::Options {
+                    db_config: None,
+                    metrics: metrics.then(|| "127.0.0.1:6060".parse().unwrap()),
+                },
+            ),
+            None,
+        ),
+        Db::Postgres => {
+            let pg = Postgres::start(ns, postgres::Durability::Fast);
+            let lapi = Lapi::start_opts(
+                ns,
+                listen,
+                &crowdsec::Options {
+                    db_config: Some(pg.db_config()),
+                    metrics: metrics.then(|| "127.0.0.1:6060".parse().unwrap()),
+                },
+            );
+            (lapi, Some(pg))
+        }
+    }
+}
+
+fn fleet_scenario(db: Db) {
     let t = Topology::new();
-    let mut lapi = Lapi::start(&t.lapi, LAPI);
+    let (mut lapi, pg) = lapi_on(db, &t.lapi, LAPI, false);
     let a = Host::start(&t, &lapi, "a", &[]);
     let b = Host::start(&t, &lapi, "b", &[]);
     let c = Host::start(&t, &lapi, "c", &[IGNORED]);
@@ -146,12 +207,28 @@ fn a_fleet_of_three_shares_its_blocks_through_the_real_lapi() {
         &ctl4,
         &ctl6,
     );
+    if let Some(pg) = &pg {
+        // The LAPI keeps its decisions in PostgreSQL, not in a file of its own.
+        let n: u64 = pg
+            .psql_in(postgres::DATABASE, "SELECT count(*) FROM decisions")
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(n >= 2, "{n} decisions in PostgreSQL");
+        assert!(!lapi.dir.path().join("data/crowdsec.db").exists());
+    }
     protected_and_ignored_addresses_are_not_applied(&t, &lapi, &b, &c);
     a_deleted_decision_goes_from_every_set(&t, &lapi, &s4);
     an_outage_of_30_s_loses_and_duplicates_nothing(&t, &mut lapi, &a, &b, &c, &outage);
     a_bad_file_refuses_a_reload_and_a_wrong_password_is_a_clear_error(&t, &lapi, &b, &c, &late);
     no_panic(&[&a, &b, &c]);
     drop(d);
+    eprintln!("fleet: the scenario passed on {db:?}");
+}
+
+/// The running scenario's database, for what it prints.
+fn who() -> String {
+    std::thread::current().name().unwrap_or("?").to_string()
 }
 
 /// `portsentry blocked list` on host `h`.
@@ -217,7 +294,8 @@ fn scan_of_a_blocks_the_scanner_everywhere(
             .all(|h| t.in_fleet_set(h, s4) && t.in_fleet_set(h, s6))
     });
     eprintln!(
-        "fleet: scan of A to both addresses in B's and C's sets: {} ms",
+        "fleet ({}): scan of A to both addresses in B's and C's sets: {} ms",
+        who(),
         t0.elapsed().as_millis()
     );
     for h in ["b", "c"] {
@@ -292,7 +370,8 @@ fn scan_of_a_blocks_the_scanner_everywhere(
         );
     }
     eprintln!(
-        "fleet: crowdsec-firewall-bouncer on D had both {} ms after B and C",
+        "fleet ({}): crowdsec-firewall-bouncer on D had both {} ms after B and C",
+        who(),
         t1.elapsed().as_millis()
     );
     assert!(
@@ -433,7 +512,8 @@ fn an_outage_of_30_s_loses_and_duplicates_nothing(
         t.list_set("c", "fleet6")
     );
     eprintln!(
-        "fleet: LAPI down {} ms; all 200 in the LAPI {} ms after it came back, in B's and C's sets {} ms after",
+        "fleet ({}): LAPI down {} ms; all 200 in the LAPI {} ms after it came back, in B's and C's sets {} ms after",
+        who(),
         down.as_millis(),
         in_lapi.as_millis(),
         t1.elapsed().as_millis()
@@ -1783,3 +1863,338 @@ fn a_hostile_lapi_cannot_exhaust_memory_forge_log_lines_or_stop_detection() {
 
 /// The daemon's peak RSS while a hostile LAPI sends its answers (README "Pulled bans").
 const HOSTILE_RSS_BOUND_KIB: u64 = 128 * 1024;
+
+// -- Scale benchmark (issue 20; printed, not timed: `bench/fleet-scale.sh`) -------------------
+
+/// CPU (user + system) of `pid` and of the children it has reaped, and of its live children
+/// (PostgreSQL's backends), in ms.
+fn tree_cpu_ms(pid: i32) -> u64 {
+    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .map_or(100, |h| h.max(1) as u64);
+    let fields = |p: i32| -> Vec<u64> {
+        let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
+        stat.rsplit_once(") ")
+            .map_or("", |x| x.1)
+            .split_whitespace()
+            .map(|x| x.parse().unwrap_or(0))
+            .collect()
+    };
+    // After the state: ppid is 1, utime 11, stime 12, cutime 13, cstime 14.
+    let me = fields(pid);
+    let mut ticks = me.get(11..15).map_or(0, |x| x.iter().sum::<u64>());
+    for p in children_of(pid) {
+        let f = fields(p);
+        ticks += f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0);
+    }
+    ticks * 1000 / hz
+}
+
+fn children_of(pid: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(p) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
+        let ppid = stat
+            .rsplit_once(") ")
+            .and_then(|x| x.1.split_whitespace().nth(1))
+            .and_then(|x| x.parse::<i32>().ok());
+        if ppid == Some(pid) {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// Proportional set size of `pid` and its live children, KiB (shared memory counted once).
+fn tree_pss_kib(pid: i32) -> u64 {
+    let pss = |p: i32| -> u64 {
+        std::fs::read_to_string(format!("/proc/{p}/smaps_rollup"))
+            .unwrap_or_default()
+            .lines()
+            .find(|l| l.starts_with("Pss:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    pss(pid) + children_of(pid).into_iter().map(pss).sum::<u64>()
+}
+
+/// The LAPI's requests served so far (`cs_lapi_route_requests_total`, all routes), read from
+/// its Prometheus endpoint inside its namespace.
+fn lapi_requests(ns: &str) -> u64 {
+    let o = sh(&format!(
+        "ip netns exec {ns} curl -s --max-time 5 http://127.0.0.1:6060/metrics"
+    ));
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter(|l| l.starts_with("cs_lapi_route_requests_total"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+/// TCP connections accepted so far in namespace `ns` (`Tcp: PassiveOpens` of /proc/net/snmp).
+fn passive_opens(ns: &str) -> u64 {
+    let o = sh(&format!("ip netns exec {ns} cat /proc/net/snmp"));
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    let mut tcp = text.lines().filter(|l| l.starts_with("Tcp:"));
+    let (Some(names), Some(values)) = (tcp.next(), tcp.next()) else {
+        return 0;
+    };
+    names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .find(|(n, _)| *n == "PassiveOpens")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn percentile(v: &mut [u128], p: f64) -> u128 {
+    if v.is_empty() {
+        return 0;
+    }
+    v.sort_unstable();
+    let i = ((v.len() as f64 - 1.0) * p).round() as usize;
+    v[i.min(v.len() - 1)]
+}
+
+fn env_list(key: &str, default: &str) -> Vec<String> {
+    std::env::var(key)
+        .unwrap_or_else(|_| default.to_string())
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// Issue 20's benchmark: for each N of FLEET_N (default 10,50,100,200) and each database of
+/// FLEET_DB (sqlite,postgresql), N real daemons (`-stcp`, nftables, each its own machine and
+/// bouncer key, pulling every FLEET_INTERVAL seconds; FLEET_CLIENT=curl: N keep-alive curl
+/// loops on the stream instead, the reference), one LAPI, the scanner. Printed per run: the
+/// LAPI's and the database's CPU per second and per host and their memory while the fleet
+/// idles (FLEET_IDLE_S seconds), the requests per second the LAPI served, the CPU each
+/// request cost, the interval at which LAPI and database would fill this machine's cores,
+/// the daemons' CPU and RSS; then five scanners probe host 1 one at a time (each at a
+/// random moment of the interval) and `nft monitor` on every other host times the scanner's
+/// arrival in its fleet4 set: median, p99, max, never (10 s).
+#[test]
+#[ignore = "benchmark: bench/fleet-scale.sh"]
+fn bench_fleet_scale() {
+    if !ready("bench_fleet_scale") {
+        return;
+    }
+    let ns: Vec<u32> = env_list("FLEET_N", "10,50,100,200")
+        .iter()
+        .map(|n| n.parse().expect("FLEET_N"))
+        .collect();
+    let interval: u64 = std::env::var("FLEET_INTERVAL")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    let idle_s: u64 = std::env::var("FLEET_IDLE_S")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let curl = std::env::var("FLEET_CLIENT").is_ok_and(|v| v == "curl");
+    for db in env_list("FLEET_DB", "sqlite,postgresql") {
+        let db = match db.as_str() {
+            "sqlite" => Db::Sqlite,
+            "postgresql" => Db::Postgres,
+            other => panic!("FLEET_DB: {other}"),
+        };
+        for &n in &ns {
+            scale_run(db, n, interval, idle_s, curl);
+        }
+    }
+}
+
+fn scale_run(db: Db, n: u32, interval: u64, idle_s: u64, curl: bool) {
+    use common::scale::{self, Scale};
+    const SCANNERS: u32 = 5;
+    let label = format!(
+        "{db:?} N={n} interval={interval}s client={}",
+        if curl { "curl" } else { "portsentry" }
+    );
+    let t_setup = Instant::now();
+    let s = Scale::new(n, SCANNERS);
+    let pg = (db == Db::Postgres).then(|| Postgres::start(&s.lapi, postgres::Durability::Default));
+    let lapi = Lapi::start_opts(
+        &s.lapi,
+        scale::LAPI,
+        &crowdsec::Options {
+            db_config: pg.as_ref().map(Postgres::db_config),
+            metrics: Some("127.0.0.1:6060".parse().unwrap()),
+        },
+    );
+    let lpid = lapi.pid().expect("LAPI pid");
+    let mut runs = Vec::new();
+    let mut curls = Vec::new();
+    for (i, hns) in s.hosts.iter().enumerate() {
+        let run = Run::new(hns);
+        let key = lapi.bouncer(&format!("b{i}"), &run.p("bouncer.key"));
+        if curl {
+            let url = format!(
+                "http://{}/v1/decisions/stream?dedup=false&n=[1-1000000]",
+                scale::LAPI
+            );
+            let child = std::process::Command::new("ip")
+                .args(["netns", "exec", hns, "curl", "-s", "-o", "/dev/null"])
+                // curl 7.88 takes N/s, N/m, N/h only.
+                .args([
+                    "--rate",
+                    &if interval == 1 {
+                        "1/s".to_string()
+                    } else {
+                        format!("{}/h", 3600 / interval)
+                    },
+                ])
+                .args(["-H", &format!("X-Api-Key: {key}"), &url])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("curl");
+            curls.push(child);
+            runs.push(run);
+            continue;
+        }
+        lapi.machine(
+            &format!("m{i}"),
+            &format!("pw-{i}-0123456789"),
+            &run.p("lapi.yaml"),
+        );
+        let d = run.dir.path().display().to_string();
+        run.write_config(&format!(
+            "TCP_PORTS=\"{PORT}\"\nBLOCK_TCP=\"1\"\nBLOCK_UDP=\"0\"\nBLOCK_METHOD=\"nftables\"\n\
+             BLOCK_TIMEOUT=\"3600\"\nCROWDSEC_CREDENTIALS=\"{d}/lapi.yaml\"\n\
+             CROWDSEC_BOUNCER_KEY_FILE=\"{d}/bouncer.key\"\nCROWDSEC_PULL_INTERVAL=\"{interval}\"\n"
+        ));
+        run.start_ok(&["-stcp"]);
+        runs.push(run);
+    }
+    if !curl {
+        for r in &runs {
+            eventually("every daemon pulls", 120, || {
+                r.log.count("pushing alerts and pulling decisions") > 0
+            });
+        }
+    }
+    let setup = t_setup.elapsed();
+    // Let the first (startup) reads and the LAPI's caches settle.
+    std::thread::sleep(Duration::from_secs(10));
+    let pids: Vec<i32> = runs.iter().filter_map(Run::pid).collect();
+    let pgpid = pg.as_ref().and_then(Postgres::pid);
+    let (l0, p0, r0, c0) = (
+        cpu_ms(lpid),
+        pgpid.map_or(0, tree_cpu_ms),
+        lapi_requests(&s.lapi),
+        passive_opens(&s.lapi),
+    );
+    let d0: Vec<u64> = pids.iter().map(|p| cpu_ms(*p)).collect();
+    let t0 = Instant::now();
+    std::thread::sleep(Duration::from_secs(idle_s));
+    let secs = t0.elapsed().as_secs_f64();
+    let (l1, p1, r1, c1) = (
+        cpu_ms(lpid),
+        pgpid.map_or(0, tree_cpu_ms),
+        lapi_requests(&s.lapi),
+        passive_opens(&s.lapi),
+    );
+    let d1: Vec<u64> = pids.iter().map(|p| cpu_ms(*p)).collect();
+    let conns = c1 - c0;
+    let lapi_pct = (l1 - l0) as f64 / secs / 10.0;
+    let db_pct = (p1 - p0) as f64 / secs / 10.0;
+    let req_s = (r1 - r0) as f64 / secs;
+    let per_req_ms = (l1 - l0 + p1 - p0) as f64 / (r1 - r0).max(1) as f64;
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get()) as f64;
+    let saturating_s = n as f64 * per_req_ms / (1000.0 * cores);
+    let mut dcpu: Vec<u128> = d0
+        .iter()
+        .zip(&d1)
+        .map(|(a, b)| u128::from(b - a) * 1000 / (secs * 1000.0) as u128)
+        .collect();
+    let mut drss: Vec<u128> = pids.iter().map(|p| u128::from(rss_kib(*p).0)).collect();
+    let (lrss, _) = rss_kib(lpid);
+    let pgpss = pgpid.map_or(0, tree_pss_kib);
+    println!(
+        "BENCH fleet-scale {label}: set-up {:.0} s; idle {secs:.0} s: LAPI CPU {lapi_pct:.1}% of a core ({:.3}% per host), \
+         DB CPU {db_pct:.1}% ({:.3}% per host), LAPI RSS {} MiB, DB PSS {} MiB, {req_s:.1} requests/s, \
+         {per_req_ms:.2} ms CPU (LAPI+DB) per request, {conns} new connections, LAPI+DB would fill the {cores:.0} cores at an interval of {saturating_s:.2} s; \
+         daemons: CPU median {} ms/s max {} ms/s, RSS median {} MiB max {} MiB",
+        setup.as_secs_f64(),
+        lapi_pct / f64::from(n),
+        db_pct / f64::from(n),
+        lrss / 1024,
+        pgpss / 1024,
+        percentile(&mut dcpu, 0.5),
+        percentile(&mut dcpu, 1.0),
+        percentile(&mut drss, 0.5) / 1024,
+        percentile(&mut drss, 1.0) / 1024,
+    );
+    if curl {
+        for mut c in curls {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        return;
+    }
+    // Propagation: every other host's fleet4, timed by `nft monitor` there.
+    let mons: Vec<Monitor> = s.hosts[1..].iter().map(|h| Monitor::spawn(h)).collect();
+    std::thread::sleep(Duration::from_secs(2));
+    let mut rng = common::Rng(0x5ca1e + u64::from(n));
+    let mut times: Vec<u128> = Vec::new();
+    let mut never = 0usize;
+    let mut blocked_on_1 = Vec::new();
+    for k in 0..SCANNERS {
+        let src = scale::scanner4(k);
+        std::thread::sleep(Duration::from_millis(rng.below(interval * 1000)));
+        let t0 = Instant::now();
+        common::answered(
+            &s.scanner,
+            &src,
+            format!("{}:{PORT}", scale::addr4(1)).parse().unwrap(),
+            Duration::from_millis(300),
+        );
+        let mut got: Vec<Option<Instant>> = vec![None; mons.len()];
+        while t0.elapsed() < Duration::from_secs(10) && got.iter().any(Option::is_none) {
+            for (i, m) in mons.iter().enumerate() {
+                if got[i].is_none() {
+                    got[i] = m.added("fleet4", &src, t0);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        for g in got {
+            match g {
+                Some(t) => times.push((t - t0).as_millis()),
+                None => never += 1,
+            }
+        }
+        if let Some(x) = runs[0]
+            .log
+            .arrival_containing(&format!("Host {src} has been blocked"))
+        {
+            blocked_on_1.push(x.saturating_duration_since(t0).as_millis());
+        }
+        // The hosts re-read the whole stream 5 s after new decisions: let that pass, as a
+        // fleet between two scans would.
+        std::thread::sleep(Duration::from_secs(6));
+    }
+    let total = SCANNERS as usize * mons.len();
+    println!(
+        "BENCH fleet-scale {label}: propagation to the {} other hosts ({total} arrivals): median {} ms, p99 {} ms, max {} ms, \
+         never (10 s): {never}; blocked on host 1 after median {} ms",
+        mons.len(),
+        percentile(&mut times, 0.5),
+        percentile(&mut times, 0.99),
+        percentile(&mut times, 1.0),
+        percentile(&mut blocked_on_1, 0.5),
+    );
+    drop(mons);
+    for r in &runs {
+        let lines = r.log.lines();
+        assert!(lines.iter().all(|l| !l.contains("panicked")), "{lines:#?}");
+    }
+}
