@@ -185,9 +185,11 @@ impl Engine {
         }
         let rates = &mut self.rates;
         let proto = hit.mode.proto();
-        let count = self.hosts.count(now, src, proto, hit.port, scan_trigger, |ev| {
-            rates.admit(now, src, ev)
-        });
+        let count = self
+            .hosts
+            .count(now, src, proto, hit.port, scan_trigger, |ev| {
+                rates.admit(now, src, ev)
+            });
         match count {
             Count::BelowTrigger => {
                 c.below_trigger += 1;

@@ -1226,7 +1226,15 @@ fn spend_every_bucket(e: &mut Engine, now: u64, c: &Config) {
     let n = (l.report_burst + l.reserve_burst) * 4;
     for i in 0..n {
         let src = IpAddr::from(((10 << 24) + (i << 8) + 1).to_be_bytes());
-        step(e, now, c, &Hit { src, ..hit(A, 1, Mode::Stcp) });
+        step(
+            e,
+            now,
+            c,
+            &Hit {
+                src,
+                ..hit(A, 1, Mode::Stcp)
+            },
+        );
     }
     let h = Hit {
         src: ip("10.255.255.1"),
@@ -1250,10 +1258,14 @@ fn a_flood_over_every_prefix_cannot_hide_a_source_with_more_evidence() {
     assert!(matches!(g, Gate::Respond(Respond { quiet: true, .. })));
     assert!(v.unwrap().lines().is_empty());
     let (g, v) = step(&mut e, 1_001, &c, &real(22));
-    assert!(matches!(g, Gate::Respond(Respond { quiet: false, .. })), "{g:?}");
+    assert!(
+        matches!(g, Gate::Respond(Respond { quiet: false, .. })),
+        "{g:?}"
+    );
     let lines = v.unwrap().lines();
     assert!(
-        lines[0].starts_with("attackalert: Connect from host: 192.0.2.77/192.0.2.77 to TCP port: 22"),
+        lines[0]
+            .starts_with("attackalert: Connect from host: 192.0.2.77/192.0.2.77 to TCP port: 22"),
         "{lines:?}"
     );
     // Reported now: its next hits are repeats, as for any reported host.
@@ -1267,7 +1279,13 @@ fn a_flood_over_every_prefix_cannot_hide_a_source_with_more_evidence() {
     assert_eq!(g.repeats, 1);
     assert_eq!(
         g.judged,
-        g.ignored + g.below_trigger + g.repeats + g.reported + g.on_evidence + g.over_prefix + g.over_global
+        g.ignored
+            + g.below_trigger
+            + g.repeats
+            + g.reported
+            + g.on_evidence
+            + g.over_prefix
+            + g.over_global
     );
     assert!(g.over_global > 0 && g.reported > 0, "{g:?}");
 }
@@ -1283,7 +1301,10 @@ fn forgers_hold_back_only_what_they_match_and_pay_per_tier() {
     for i in 0..100u32 {
         let src = IpAddr::from(((172 << 24) + (16 << 16) + (i << 8) + 1).to_be_bytes());
         for port in [1, 2] {
-            let h = Hit { src, ..hit(A, port, Mode::Stcp) };
+            let h = Hit {
+                src,
+                ..hit(A, port, Mode::Stcp)
+            };
             if let (Gate::Respond(r), _) = step(&mut e, 1_000, &c, &h) {
                 through += usize::from(!r.quiet);
             }

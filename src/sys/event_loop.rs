@@ -267,16 +267,18 @@ impl Daemon {
             self.observer.stats.set_capture(st.totals());
         }
         let g = self.engine.gate_counts();
-        self.observer.stats.set_hit_outcomes(crate::stats::HitOutcomes {
-            judged: g.judged,
-            ignored: g.ignored,
-            below_trigger: g.below_trigger,
-            repeats: g.repeats,
-            reported: g.reported,
-            reported_on_evidence: g.on_evidence,
-            over_prefix_limit: g.over_prefix,
-            over_global_limit: g.over_global,
-        });
+        self.observer
+            .stats
+            .set_hit_outcomes(crate::stats::HitOutcomes {
+                judged: g.judged,
+                ignored: g.ignored,
+                below_trigger: g.below_trigger,
+                repeats: g.repeats,
+                reported: g.reported,
+                reported_on_evidence: g.on_evidence,
+                over_prefix_limit: g.over_prefix,
+                over_global_limit: g.over_global,
+            });
         // Both O(1) (the soonest expiry is the top of the engine's expiry heap).
         let soonest = self.engine.soonest_expiry().map(|t| {
             epoch.saturating_add(i64::try_from(t.saturating_sub(now) / 1000).unwrap_or(0))

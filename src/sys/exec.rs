@@ -608,9 +608,16 @@ mod tests {
         assert_eq!(e.running.len(), MAX_PARALLEL);
         // Job 39 waits at the end of the flood queue; promoted, it is next of all.
         e.promote(IpAddr::from([192, 0, 2, 39]));
-        assert_eq!(e.queue.front().map(|j| j.target), Some(IpAddr::from([192, 0, 2, 39])));
+        assert_eq!(
+            e.queue.front().map(|j| j.target),
+            Some(IpAddr::from([192, 0, 2, 39]))
+        );
         assert!(!e.queue[0].quiet);
-        assert!(e.flood.iter().all(|j| j.target != IpAddr::from([192, 0, 2, 39])));
+        assert!(
+            e.flood
+                .iter()
+                .all(|j| j.target != IpAddr::from([192, 0, 2, 39]))
+        );
         // Job 0 runs quietly; promoted, it stays where it is and is logged.
         e.promote(IpAddr::from([192, 0, 2, 0]));
         assert!(
@@ -624,7 +631,11 @@ mod tests {
             "the promoted job's timeout is logged: {:?}",
             p.log
         );
-        assert!(!p.log.iter().any(|l| l.contains("192.0.2.1 ")), "{:?}", p.log);
+        assert!(
+            !p.log.iter().any(|l| l.contains("192.0.2.1 ")),
+            "{:?}",
+            p.log
+        );
         // The promoted waiting job started before any other quiet one.
         assert!(
             e.running

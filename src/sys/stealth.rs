@@ -537,8 +537,10 @@ impl Stealth {
                 self.ring_drops = self.ring_drops.saturating_add(u64::from(s.drops));
                 self.totals.ring_drops = self.totals.ring_drops.saturating_add(u64::from(s.drops));
                 // tp_packets counts the dropped packets too (af_packet's getsockopt adds them).
-                self.totals.ring_packets =
-                    self.totals.ring_packets.saturating_add(u64::from(s.packets));
+                self.totals.ring_packets = self
+                    .totals
+                    .ring_packets
+                    .saturating_add(u64::from(s.packets));
             }
             Err(e) => log.log(&report::capture_error(e)),
         }
