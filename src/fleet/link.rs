@@ -18,6 +18,23 @@ pub fn backoff_ms(attempt: u32, rand: u64) -> u64 {
     base * 3 / 4 + rand % (base / 2 + 1)
 }
 
+/// The wait after a pull that worked: the interval spread over 90%-110% by `rand` (any u64),
+/// so that hosts started together (a fleet rebooted, a configuration rolled out) drift apart
+/// instead of pulling the LAPI in lock-step; on average it is the interval.
+pub fn pull_gap_ms(interval_ms: u64, rand: u64) -> u64 {
+    let spread = interval_ms / 10;
+    interval_ms - spread + rand % (2 * spread + 1)
+}
+
+/// The wait before the first pull after start-up: a random moment of the interval, at most
+/// [`FIRST_PULL_SPREAD_MS`] (the sets are restored from disk before it).
+pub fn first_pull_ms(interval_ms: u64, rand: u64) -> u64 {
+    rand % interval_ms.clamp(1, FIRST_PULL_SPREAD_MS)
+}
+
+/// The first pulls of hosts started together are spread over this much at most.
+pub const FIRST_PULL_SPREAD_MS: u64 = 1000;
+
 /// Up, down, and what to log about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Link {
@@ -137,6 +154,27 @@ impl Link {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pulls_are_spread_around_the_interval_and_average_it() {
+        assert_eq!(pull_gap_ms(1000, 0), 900);
+        assert_eq!(pull_gap_ms(1000, 200), 1100);
+        assert_eq!(pull_gap_ms(10_000, 1000), 10_000);
+        let gaps: Vec<u64> = (0..10_000u64)
+            .map(|r| pull_gap_ms(1000, r.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 7))
+            .collect();
+        assert!(gaps.iter().all(|g| (900..=1100).contains(g)));
+        let mean = gaps.iter().sum::<u64>() / gaps.len() as u64;
+        assert!((990..=1010).contains(&mean), "{mean}");
+        // Ten hosts started in the same ms: their next pulls are not all in one 10 ms.
+        let next: Vec<u64> = (0..10u64).map(|r| pull_gap_ms(1000, r * 37)).collect();
+        assert!(next.iter().max().unwrap() - next.iter().min().unwrap() > 10);
+        // One second is the floor of the interval: the gap is never 0.
+        assert_eq!(pull_gap_ms(1, 5), 1);
+        assert!((0..1000).all(|r| first_pull_ms(1000, r) < 1000));
+        assert!((0..1000).all(|r| first_pull_ms(60_000, r * 977) < FIRST_PULL_SPREAD_MS));
+        assert_eq!(first_pull_ms(0, 5), 0);
+    }
 
     #[test]
     fn backoff_doubles_with_jitter_and_is_capped() {

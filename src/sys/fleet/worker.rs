@@ -293,6 +293,7 @@ impl Puller {
         sh: &Shared,
         now: u64,
     ) -> Puller {
+        let first_gap = p.interval_ms;
         let mut pl = Puller {
             never_block,
             client: client(&p.url, p.ca_pem.as_deref(), &p.key_path, sh),
@@ -301,7 +302,7 @@ impl Puller {
             applied: BTreeMap::new(),
             resync: Resync::default(),
             link: Link::new(),
-            next_try: now,
+            next_try: now + link::first_pull_ms(first_gap, rand64()),
             tell: Tell::default(),
             skipped: (0, 0),
             last_skipped_line: None,
@@ -1003,7 +1004,8 @@ fn pull_once(pl: &mut Puller, sh: &Shared, now: u64) {
             }
             apply::sync_sets(pl, sh, now);
             pl.tell.finish(sh);
-            pl.next_try = now + pl.p.interval_ms;
+            // Spread around the interval: a fleet started together does not pull in step.
+            pl.next_try = now + link::pull_gap_ms(pl.p.interval_ms, rand64());
         }
         Err(Failure::Status(s @ (401 | 403), _)) => {
             if pl.link.failed(now).is_some() {
