@@ -26,10 +26,24 @@ Scenarios (every loop is bounded in count and time; all addresses live in our na
      the veth, daemon CPU and its commands' CPU, hosts blocked, each real probe's time to
      its KILL_ROUTE start, CPU per packet, per hit (steady state) and per block.
 
+  F  E's sweep sent as fragments, as nmap -f sends a SYN (bench/frags.py fragsweep: three
+     fragments of 8, 8 and 4 bytes of TCP per SYN, 150,000 fragments/s, 10 s, from the same
+     16,384 forged sources), with 10 real probes sent the same way: 1.2 sees the SYNs after
+     the kernel reassembled them, ours reassembles them itself (issue 18). Same figures as
+     E, plus the daemon's peak RSS and, for ours, its reassembly counters.
+  G  Lone fragments that never complete (bench/frags.py fragflood: 100,000/s for 10 s, a
+     first fragment or a later one, each datagram from its own forged source of
+     198.18.0.0/15), with 10 real probes sent as fragmented SYNs: the kernel's own
+     reassembly memory (4 MiB per namespace) is full within milliseconds and then refuses
+     every fragment, the real ones too; 1.2 only sees what the kernel reassembles.
+     Printed: the real probes caught, daemon CPU and peak RSS, the kernel's fragment memory
+     (/proc/net/sockstat) and, for ours, its reassembly cache's peak (at most 4 MiB).
+
 The KILL_ROUTE stamps are taken by a process of their own (bench/probe.py stamp), and E's
 senders are processes of their own, so neither waits for Python's GIL behind a thread here.
-`--sweep-only N` runs E alone, N times per daemon (alternating); `--attach CMD` runs a
-profiler on the daemon during E; `--bin PATH` runs another build of ours.
+`--sweep-only N` runs E alone, N times per daemon (alternating); `--frag-only N` runs F and G
+alone, N times per daemon (alternating); `--attach CMD` runs a profiler on the daemon during
+E; `--bin PATH` runs another build of ours.
 """
 import argparse, ctypes, os, random, socket, statistics, struct, subprocess, sys, tempfile
 import threading, time
@@ -162,7 +176,7 @@ class Daemon:
     """One daemon (ours or 1.2) in the target namespace, with its own state directory."""
 
     def __init__(self, net, kind, mode, ours_bin, ref_root, extra="", route_script=None):
-        self.net, self.kind = net, kind
+        self.net, self.kind, self.bin = net, kind, ours_bin
         self.dir = tempfile.mkdtemp(prefix=f"bench-{kind}-")
         d = self.dir
         # KILL_ROUTE writes the target into a FIFO with a shell builtin (no fork after the
@@ -484,6 +498,119 @@ def fmt_sweep(r):
     ]
 
 
+FRAGS_PY = f"{REPO}/bench/frags.py"
+
+
+def vm_hwm_kb(pid):
+    for l in open(f"/proc/{pid}/status"):
+        if l.startswith("VmHWM:"):
+            return int(l.split()[1])
+    return 0
+
+
+def kernel_frag_mem(net):
+    """The kernel's IPv4 reassembly memory in the target namespace, bytes (sockstat FRAG)."""
+    out = sh(f"ip netns exec {net.t} cat /proc/net/sockstat", check=False).stdout
+    for l in out.splitlines():
+        if l.startswith("FRAG:"):
+            f = l.split()
+            return int(f[f.index("memory") + 1])
+    return 0
+
+
+def ours_counters(d):
+    import json
+    r = sh(f"{d.bin} status --json -c {d.dir}/portsentry.conf --pidfile {d.dir}/pid",
+           check=False)
+    try:
+        return json.loads(r.stdout).get("counters") or {}
+    except ValueError:
+        return {}
+
+
+def scenario_frag(net, d, kind):
+    """F (fragmented sweep) or G (a flood of fragments that never complete)."""
+    import ipaddress
+    sh(f"ip -n {net.t} route flush type blackhole", check=False)
+    # A previous G leaves the kernel's reassembly memory full for its 30 s timeout: wait
+    # until it is free, so that every run starts from the same kernel (bounded: 40 s).
+    t0 = time.time()
+    while kernel_frag_mem(net) > 0 and time.time() - t0 < 40:
+        time.sleep(0.5)
+    rx0 = rx_packets(net)
+    samples, stop = [], threading.Event()
+    kmem = [0]
+
+    def sample():
+        while not stop.is_set():
+            try:
+                samples.append((time.time(), cpu_ns(d.pid), children_s(d.pid)))
+                kmem[0] = max(kmem[0], kernel_frag_mem(net))
+            except (OSError, IndexError, ValueError):
+                return
+            time.sleep(0.05)
+    th = threading.Thread(target=sample, daemon=True)
+    th.start()
+    start = time.time() + 1.5
+    real = [f"198.51.100.{20 + i}" for i in range(len(REAL_AT))]
+    ns = ["ip", "netns", "exec", net.s, sys.executable, FRAGS_PY]
+    if kind == "F":
+        cmd = ["fragsweep", SWEEP_BASE, str(SWEEP_SRCS), T4, "150000", str(SWEEP_SECS)]
+    else:
+        cmd = ["fragflood", "198.18.0.0", "2000000", T4, "100000", str(SWEEP_SECS)]
+    flood = subprocess.Popen(ns + cmd + [f"{start:.6f}"], stdout=subprocess.PIPE, text=True)
+    probes = subprocess.Popen(ns + ["fragsyns", T4, "1", f"{start:.6f}"]
+                              + [f"{a}@{o}" for a, o in zip(real, REAL_AT)],
+                              stdout=subprocess.PIPE, text=True)
+    out_flood = flood.communicate(timeout=SWEEP_SECS + 60)[0].split()
+    out_probes = probes.communicate(timeout=60)[0]
+    time.sleep(2)
+    stop.set()
+    th.join()
+    rx = rx_packets(net) - rx0
+    sent = int(out_flood[1])
+    secs = float(out_flood[-2])
+    end = start + secs
+    sent_at = {a: float(t) for a, t in (l.split() for l in out_probes.splitlines())}
+    b = d.blocks()
+    forged = [a for a in b if ipaddress.ip_address(a) in ipaddress.ip_network("198.18.0.0/15")]
+    lat = [(b[a] - sent_at[a]) * 1000 if a in b and a in sent_at else None for a in real]
+
+    def at(t):
+        return min(samples, key=lambda x: abs(x[0] - t))
+    c0, c1 = at(start), at(end)
+    own = (c1[1] - c0[1]) / 1e9
+    r = {"sent": sent, "secs": secs, "rx": rx, "cpu": own / secs * 100 if secs else 0,
+         "cpu_s": own, "blocks": len(b), "forged_blocks": len(forged), "lat": lat,
+         "hwm": vm_hwm_kb(d.pid), "kmem": kmem[0], "ours": None,
+         "datagrams": int(out_flood[3].lstrip("(")) if kind == "F" else None}
+    if d.kind == "ours":
+        r["ours"] = ours_counters(d)
+    return r
+
+
+def fmt_frag(kind, r):
+    lat = [x for x in r["lat"] if x is not None]
+    unit = "fragments" if kind == "G" else f"fragments ({r['datagrams']:,} SYNs)"
+    rows = [
+        (f"{kind}: sent / received on the veth", f"{r['sent']:,} {unit} in {r['secs']:.1f} s / {r['rx']:,}"),
+        (f"{kind}: daemon CPU (% of one core)", f"{r['cpu']:.1f}% ({r['cpu_s']:.2f} s)"),
+        (f"{kind}: daemon CPU per fragment received", f"{r['cpu_s'] * 1e9 / r['rx']:.0f} ns" if r['rx'] else "-"),
+        (f"{kind}: daemon peak RSS", f"{r['hwm'] / 1024:.1f} MB"),
+        (f"{kind}: hosts blocked (forged)", f"{r['blocks']} ({r['forged_blocks']})"),
+        (f"{kind}: real probes -> KILL_ROUTE", f"{len(lat)}/{len(r['lat'])}, {fmt_lat(lat)}"),
+        (f"{kind}: kernel reassembly memory, peak", f"{r['kmem'] / 1048576:.2f} MiB"),
+    ]
+    o = r["ours"]
+    if o is not None:
+        rows.append((f"{kind}: our cache peak / fragments / datagrams",
+                     f"{o.get('fragment_cache_peak_bytes', 0) / 1048576:.2f} MiB / "
+                     f"{o.get('fragments', 0):,} / {o.get('datagrams_reassembled', 0):,}"))
+    else:
+        rows.append((f"{kind}: our cache peak / fragments / datagrams", "-"))
+    return rows
+
+
 def fmt_lat(l):
     if not l:
         return "-"
@@ -501,6 +628,8 @@ def main():
                     help="run scenario D only, N times per daemon, alternating")
     ap.add_argument("--sweep-only", type=int, metavar="N",
                     help="run scenario E only, N times per daemon, alternating")
+    ap.add_argument("--frag-only", type=int, metavar="N",
+                    help="run scenarios F and G only, N times per daemon, alternating")
     ap.add_argument("--route-script", choices=["inline", "script", "ip"], default="script",
                     help="scenario E's KILL_ROUTE: a script file that stamps its start (script, "
                          "the default); the same, then a blackhole route with ip (ip); or the "
@@ -536,6 +665,20 @@ def main():
                 if v:
                     print(f"{k:5} -atcp start to 'now active' ({'65535' if k == 'ours' else '1024'} ports), "
                           f"{len(v)} starts: median {statistics.median(v):.1f} / min {min(v):.1f} / max {max(v):.1f} ms")
+            return
+        if a.frag_only:
+            print(f"\nportsentry benchmark F and G, {time.strftime('%Y-%m-%d %H:%M %Z')}, {os.uname().nodename}, "
+                  f"{os.cpu_count()} cores, kernel {os.uname().release}, load {os.getloadavg()[0]:.2f}")
+            for i in range(min(a.frag_only, 20)):
+                for kind in [a.only] if a.only else ["1.2", "ours"]:
+                    for scen in ["F", "G"]:
+                        d = Daemon(net, "ref" if kind == "1.2" else "ours", "atcp", ours, ref,
+                                   ATCP_DEFAULTS, route_script=None if a.route_script == "inline" else a.route_script)
+                        r = scenario_frag(net, d, scen)
+                        d.stop()
+                        print(f"-- run {i + 1}, {'Debian 1.2' if kind == '1.2' else 'ours'}", flush=True)
+                        for label, v in fmt_frag(scen, r):
+                            print(f"   {label:44} {v}", flush=True)
             return
         if a.sweep_only:
             print(f"\nportsentry benchmark E (KILL_ROUTE script: {a.route_script}), {time.strftime('%Y-%m-%d %H:%M %Z')}, {os.uname().nodename}, "
@@ -579,6 +722,11 @@ def main():
                        ATCP_DEFAULTS, route_script=None if a.route_script == "inline" else a.route_script)
             r["E"] = scenario_sweep(net, d)
             d.stop()
+            for scen in ["F", "G"]:
+                d = Daemon(net, "ref" if kind == "1.2" else "ours", "atcp", ours, ref,
+                           ATCP_DEFAULTS, route_script=None if a.route_script == "inline" else a.route_script)
+                r[scen] = scenario_frag(net, d, scen)
+                d.stop()
     finally:
         for d in list(LIVE):
             d.stop()
@@ -610,6 +758,9 @@ def main():
     row("-stcp RSS after flood A", lambda r: f"{r['idle_rss'] / 1024:.1f} MB")
     for i, (label, _) in enumerate(fmt_sweep(res[kinds[0]]["E"])):
         row(label, lambda r, i=i: fmt_sweep(r["E"])[i][1])
+    for scen in ["F", "G"]:
+        for i, (label, _) in enumerate(fmt_frag(scen, res[kinds[0]][scen])):
+            row(label, lambda r, i=i, scen=scen: fmt_frag(scen, r[scen])[i][1])
     if "ours" in res:
         print("ring drop reports (ours):", res["ours"].get("drops") or "none")
 

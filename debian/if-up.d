@@ -14,6 +14,11 @@ esac
 [ -x /usr/sbin/portsentry ] || exit 0
 [ -x /etc/init.d/portsentry ] || exit 0
 # At boot interfaces come up before portsentry starts; start builds the file.
+# Instances of portsentry@.service (one daemon per mode) reload too: each
+# rebuilds the ignore file. systemctl matches the pattern against running units.
+if [ -d /run/systemd/system ]; then
+    systemctl --no-block reload 'portsentry@*.service' >/dev/null 2>&1 || true
+fi
 start-stop-daemon --status --pidfile /run/portsentry.pid --name portsentry || exit 0
 
 if command -v invoke-rc.d >/dev/null 2>&1; then

@@ -7,10 +7,17 @@
 //! - of what the host sends (`PACKET_OUTGOING`), only TCP segments with SYN and UDP
 //!   datagrams from a watched port: they tell userspace about this host's own flows before
 //!   any reply;
-//! - IPv4 TCP/UDP, first fragments only, to a watched port of that protocol;
+//! - IPv4 TCP/UDP, unfragmented, to a watched port of that protocol;
+//! - every IPv4 fragment, whatever its protocol: a later fragment has no ports to test, and
+//!   userspace reassembles them as the host will (`defrag`, issue 18; the protocols nobody
+//!   watches only count towards `ipfrag_max_dist` there);
 //! - IPv4 with a header length below 5 words, so the shell can log 1.2's line (§3.2);
 //! - IPv6 TCP/UDP without extension headers to a watched port; IPv6 whose first next
-//!   header is an extension header goes to userspace, which walks the chain (`wire`).
+//!   header is an extension header (a fragment header among them) goes to userspace, which
+//!   walks the chain (`wire`);
+//! - with [`FilterSpec::other`] (the TCP stealth and advanced modes): SCTP to a watched TCP
+//!   port (SCTP shares TCP's port numbers, RFC 9260 §3.1), ICMP echo, timestamp and
+//!   address-mask requests, ICMPv6 echo requests.
 //!
 //! The accepted set may be a superset of what alerts (the shell checks ports exactly); when
 //! a port set has too many ranges for the kernel's 4096-instruction limit, the closest
@@ -99,9 +106,12 @@ pub mod op {
     pub const MAX_INSNS: usize = 4096;
 }
 
-/// Bytes of an accepted packet copied to the ring: IPv4 (60) + TCP (14) fit easily, and so
-/// do a few IPv6 extension headers; a longer chain arrives truncated and is counted.
-pub const SNAPLEN: u32 = 512;
+/// Bytes of an accepted packet copied to the ring: all of it, so its checksum can be verified
+/// and a fragment stored (issue 18), up to a jumbo frame's 9000 bytes and more. Only local
+/// GRO and GSO traffic is longer (checksummed by the kernel already, `Csum::Valid`, or not
+/// verifiable, see `wire`); the bound stays below the ring's largest frame (a block less its
+/// header), past which the kernel clamps with a log line.
+pub const SNAPLEN: u32 = 16 * 1024;
 
 /// A set of ports as sorted, disjoint, non-adjacent inclusive ranges.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -216,6 +226,8 @@ pub struct FilterSpec {
     pub tcp: Option<PortSet>,
     /// UDP ports to pass (None: no UDP mode).
     pub udp: Option<PortSet>,
+    /// Also SCTP to the TCP ports, and ICMP/ICMPv6 requests (see the module doc).
+    pub other: bool,
 }
 
 fn stmt(code: u16, k: u32) -> Insn {
@@ -296,7 +308,7 @@ fn ranges(a: &mut Asm, set: &PortSet) {
 }
 
 /// Fixed instructions outside the two port tests (an upper bound).
-const FIXED: usize = 64;
+const FIXED: usize = 128;
 
 /// Build the filter program.
 pub fn compile(spec: &FilterSpec) -> Vec<Insn> {
@@ -339,6 +351,10 @@ pub fn compile(spec: &FilterSpec) -> Vec<Insn> {
     a.ja(out6);
     a.emit(jump(op::JMP | op::JEQ | op::K, op::ETH_P_IP, 1, 0));
     a.ret(0);
+    // A later fragment of ours has no transport header to read.
+    a.emit(ld_abs(op::H, 6));
+    a.emit(jump(op::JMP | op::JSET | op::K, 0x1fff, 0, 1));
+    a.ret(0);
     a.emit(ld_abs(op::B, 9));
     a.emit(stmt(op::ST, 0));
     a.emit(stmt(op::LDX | op::B | op::MSH, 0));
@@ -371,32 +387,78 @@ pub fn compile(spec: &FilterSpec) -> Vec<Insn> {
     a.ja(ports);
 
     // IPv4.
+    let (sctp4, icmp4) = (a.label(), a.label());
     a.here(v4);
     a.emit(ld_abs(op::B, 0));
     a.emit(stmt(op::ALU | op::AND | op::K, 0x0f));
     a.emit(jump(op::JMP | op::JGE | op::K, 5, 1, 0));
     a.ret(SNAPLEN); // IHL < 5: userspace logs it (§3.2)
     a.emit(ld_abs(op::H, 6));
-    a.emit(jump(op::JMP | op::JSET | op::K, 0x1fff, 0, 1));
-    a.ret(0); // a later fragment has no ports
+    a.emit(jump(op::JMP | op::JSET | op::K, 0x3fff, 0, 1));
+    a.ret(SNAPLEN); // MF or an offset: a fragment, for `defrag`
     a.emit(ld_abs(op::B, 9));
     a.emit(stmt(op::ST, 0));
     a.emit(stmt(op::LDX | op::B | op::MSH, 0));
+    if spec.other {
+        a.emit(jump(op::JMP | op::JEQ | op::K, 132, 0, 1));
+        a.ja(sctp4);
+        a.emit(jump(op::JMP | op::JEQ | op::K, 1, 0, 1));
+        a.ja(icmp4);
+    }
     a.emit(stmt(op::LD | op::H | op::IND, 2));
     a.ja(ports);
+    if spec.other {
+        // SCTP: the destination port, tested against the TCP ports.
+        a.here(sctp4);
+        a.emit(stmt(op::LD | op::IMM, 6));
+        a.emit(stmt(op::ST, 0));
+        a.emit(stmt(op::LD | op::H | op::IND, 2));
+        a.ja(ports);
+        // ICMP: echo (8), timestamp (13) and address-mask (17) requests.
+        a.here(icmp4);
+        a.emit(stmt(op::LD | op::B | op::IND, 0));
+        for ty in [8u32, 13, 17] {
+            a.emit(jump(op::JMP | op::JEQ | op::K, ty, 0, 1));
+            a.ja(snap);
+        }
+        a.ret(0);
+    }
 
     // IPv6.
+    let (v6ports, sctp6, icmp6) = (a.label(), a.label(), a.label());
     a.here(v6);
     a.emit(ld_abs(op::B, 6));
     a.emit(stmt(op::ST, 0));
-    a.emit(jump(op::JMP | op::JEQ | op::K, 6, 8, 0));
-    a.emit(jump(op::JMP | op::JEQ | op::K, 17, 7, 0));
+    for nh in [6u32, 17] {
+        a.emit(jump(op::JMP | op::JEQ | op::K, nh, 0, 1));
+        a.ja(v6ports);
+    }
     // Hop-by-hop, routing, fragment, destination options, AH: userspace walks them.
-    for (i, nh) in [0u32, 43, 44, 60, 51].into_iter().enumerate() {
-        a.emit(jump(op::JMP | op::JEQ | op::K, nh, (5 - i) as u8, 0));
+    for nh in [0u32, 43, 44, 60, 51] {
+        a.emit(jump(op::JMP | op::JEQ | op::K, nh, 0, 1));
+        a.ja(snap);
+    }
+    if spec.other {
+        a.emit(jump(op::JMP | op::JEQ | op::K, 132, 0, 1));
+        a.ja(sctp6);
+        a.emit(jump(op::JMP | op::JEQ | op::K, 58, 0, 1));
+        a.ja(icmp6);
     }
     a.ret(0);
-    a.ja(snap);
+    if spec.other {
+        a.here(sctp6);
+        a.emit(stmt(op::LD | op::IMM, 6));
+        a.emit(stmt(op::ST, 0));
+        a.emit(ld_abs(op::H, 42));
+        a.ja(ports);
+        // ICMPv6 echo request (128).
+        a.here(icmp6);
+        a.emit(ld_abs(op::B, 40));
+        a.emit(jump(op::JMP | op::JEQ | op::K, 128, 0, 1));
+        a.ja(snap);
+        a.ret(0);
+    }
+    a.here(v6ports);
     a.emit(ld_abs(op::H, 42));
 
     // Port in A, protocol in M[0].
@@ -544,6 +606,7 @@ mod tests {
         let p = compile(&FilterSpec {
             tcp: Some(PortSet::from_ports([1, 11, 31337, 31338, 31339])),
             udp: Some(PortSet::from_ports([7, 513])),
+            other: false,
         });
         check(&p);
         p
@@ -655,16 +718,76 @@ mod tests {
     }
 
     #[test]
-    fn ipv4_illegal_ihl_goes_to_userspace_and_later_fragments_do_not() {
+    fn ipv4_illegal_ihl_and_every_fragment_go_to_userspace() {
         let p = stealth();
         let mut pkt = v4(6, &[], &tcp(2, SYN));
         pkt[0] = 0x43;
         assert_eq!(v4_run(&p, &pkt), SNAPLEN);
-        let mut pkt = v4(6, &[], &tcp(11, SYN));
-        pkt[7] = 0x10;
+        // Later fragments (no ports) and first fragments (MF), of any protocol and to any
+        // port: `defrag` needs them all.
+        for (hi, lo) in [(0x00, 0x10), (0x20, 0x00), (0x3f, 0xff), (0x60, 0x01)] {
+            for (proto, l4) in [(6, tcp(2, SYN)), (17, udp(9)), (47, vec![0; 8])] {
+                let mut pkt = v4(proto, &[], &l4);
+                pkt[6] = hi;
+                pkt[7] = lo;
+                assert_eq!(v4_run(&p, &pkt), SNAPLEN, "{proto} {hi:#x}{lo:02x}");
+            }
+        }
+        // DF alone is no fragment.
+        let mut pkt = v4(6, &[], &tcp(2, SYN));
+        pkt[6] = 0x40;
         assert_eq!(v4_run(&p, &pkt), 0);
+        // Our own later fragments are never wanted.
+        let mut out = v4(17, &[], &udp(7));
+        out[0..2].copy_from_slice(&[0x45, 0]);
+        out[7] = 0x10;
+        assert_eq!(run(&p, op::PACKET_OUTGOING, op::ETH_P_IP, &out), 0);
         // Truncated before the ports: the kernel's load fails, the packet is dropped.
         assert_eq!(v4_run(&p, &v4(6, &[], &[0x9c])), 0);
+    }
+
+    #[test]
+    fn sctp_and_icmp_requests_pass_only_with_other() {
+        use crate::wire::fixtures::{icmp, sctp};
+        let plain = stealth();
+        let p = compile(&FilterSpec {
+            tcp: Some(PortSet::from_ports([1, 11, 31337])),
+            udp: Some(PortSet::from_ports([7])),
+            other: true,
+        });
+        check(&p);
+        for (port, want) in [(11, SNAPLEN), (31337, SNAPLEN), (7, 0), (80, 0)] {
+            let s4 = v4(ipproto::SCTP, &[], &sctp(port, 1));
+            let s6 = v6(ipproto::SCTP, &sctp(port, 10));
+            assert_eq!(v4_run(&p, &s4), want, "sctp {port}");
+            assert_eq!(v6_run(&p, &s6), want, "sctp6 {port}");
+            assert_eq!(v4_run(&plain, &s4), 0);
+            assert_eq!(v6_run(&plain, &s6), 0);
+        }
+        for (ty, want) in [
+            (8, SNAPLEN),
+            (13, SNAPLEN),
+            (17, SNAPLEN),
+            (0, 0),
+            (3, 0),
+            (11, 0),
+        ] {
+            let i4 = v4(ipproto::ICMP, &[], &icmp(ty));
+            assert_eq!(v4_run(&p, &i4), want, "icmp {ty}");
+            assert_eq!(v4_run(&plain, &i4), 0);
+            let opts = [7, 7, 4, 0, 0, 0, 0, 0];
+            assert_eq!(v4_run(&p, &v4(ipproto::ICMP, &opts, &icmp(ty))), want);
+        }
+        for (ty, want) in [(128, SNAPLEN), (129, 0), (135, 0), (136, 0), (1, 0)] {
+            let i6 = v6(ipproto::ICMPV6, &icmp(ty));
+            assert_eq!(v6_run(&p, &i6), want, "icmp6 {ty}");
+            assert_eq!(v6_run(&plain, &i6), 0);
+        }
+        // TCP and UDP are unchanged.
+        assert_eq!(v4_run(&p, &v4(6, &[], &tcp(11, SYN))), SNAPLEN);
+        assert_eq!(v4_run(&p, &v4(6, &[], &tcp(12, SYN))), 0);
+        assert_eq!(v6_run(&p, &v6(17, &udp(7))), SNAPLEN);
+        assert_eq!(v6_run(&p, &v6(17, &udp(8))), 0);
     }
 
     #[test]
@@ -702,6 +825,7 @@ mod tests {
         let p = compile(&FilterSpec {
             tcp: Some(PortSet::below_except(1024, [22, 113, 139, 2000])),
             udp: None,
+            other: false,
         });
         check(&p);
         for (port, want) in [
@@ -722,6 +846,7 @@ mod tests {
         let all = compile(&FilterSpec {
             tcp: Some(PortSet::below_except(65536, [])),
             udp: Some(PortSet::default()),
+            other: false,
         });
         check(&all);
         assert_eq!(v4_run(&all, &v4(6, &[], &tcp(65535, SYN))), SNAPLEN);
@@ -730,6 +855,7 @@ mod tests {
         let u = compile(&FilterSpec {
             tcp: None,
             udp: Some(PortSet::from_ports([7])),
+            other: false,
         });
         check(&u);
         let out = v4(6, &[], &tcp(1, SYN));
@@ -744,6 +870,7 @@ mod tests {
         let p = compile(&FilterSpec {
             tcp: Some(set.clone()),
             udp: Some(set.clone()),
+            other: false,
         });
         check(&p);
         // Never a false drop: every watched port still passes.
@@ -774,6 +901,7 @@ mod tests {
             let p = compile(&FilterSpec {
                 tcp: Some(tcp.clone()),
                 udp: Some(udp_set.clone()),
+                other: false,
             });
             check(&p);
             let fits = tcp.ranges().len() <= (op::MAX_INSNS - FIXED) / 2 / 3;

@@ -104,6 +104,67 @@ impl ScanKind {
     }
 }
 
+/// The probes beyond TCP and UDP that the TCP stealth and advanced modes report (issue 18):
+/// what nmap's SCTP scans (`-sY`, `-sZ`) and its ICMP host discovery (`-PE`, `-PP`, `-PM`)
+/// send, and what psad and Snort's `port_scan` report. Every other ICMP type (replies,
+/// errors, neighbour discovery) and every other SCTP chunk is no probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum OtherProbe {
+    /// An SCTP packet whose first chunk is INIT (type 1, RFC 9260 §3.3.2): `nmap -sY`.
+    SctpInit,
+    /// An SCTP packet whose first chunk is COOKIE ECHO (type 10, RFC 9260 §3.3.11): `nmap -sZ`.
+    SctpCookieEcho,
+    /// ICMP echo request (type 8, RFC 792): `ping`, `nmap -PE`.
+    IcmpEcho,
+    /// ICMP timestamp request (type 13, RFC 792): `nmap -PP`.
+    IcmpTimestamp,
+    /// ICMP address mask request (type 17, RFC 950): `nmap -PM`.
+    IcmpAddressMask,
+    /// ICMPv6 echo request (type 128, RFC 4443 §4.1): `ping -6`, `nmap -6 -PE`.
+    Icmp6Echo,
+}
+
+impl OtherProbe {
+    /// Every kind, in the order the documentation lists them.
+    pub const ALL: [OtherProbe; 6] = [
+        OtherProbe::SctpInit,
+        OtherProbe::SctpCookieEcho,
+        OtherProbe::IcmpEcho,
+        OtherProbe::IcmpTimestamp,
+        OtherProbe::IcmpAddressMask,
+        OtherProbe::Icmp6Echo,
+    ];
+
+    /// The probe an ICMP message of this type is (IPv4), if any.
+    pub fn from_icmp(ty: u8) -> Option<OtherProbe> {
+        match ty {
+            8 => Some(OtherProbe::IcmpEcho),
+            13 => Some(OtherProbe::IcmpTimestamp),
+            17 => Some(OtherProbe::IcmpAddressMask),
+            _ => None,
+        }
+    }
+
+    /// The probe an ICMPv6 message of this type is, if any.
+    pub fn from_icmp6(ty: u8) -> Option<OtherProbe> {
+        (ty == 128).then_some(OtherProbe::Icmp6Echo)
+    }
+
+    /// The probe an SCTP packet whose first chunk has this type is, if any.
+    pub fn from_sctp_chunk(ty: u8) -> Option<OtherProbe> {
+        match ty {
+            1 => Some(OtherProbe::SctpInit),
+            10 => Some(OtherProbe::SctpCookieEcho),
+            _ => None,
+        }
+    }
+
+    /// SCTP (a port is probed) rather than ICMP (no port).
+    pub fn is_sctp(self) -> bool {
+        matches!(self, OtherProbe::SctpInit | OtherProbe::SctpCookieEcho)
+    }
+}
+
 /// What a TCP packet to a watched port is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TcpClass {

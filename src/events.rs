@@ -8,10 +8,10 @@
 //! | `time` | RFC 3339 with the local offset and milliseconds, `2026-11-30T14:03:12.345+01:00` |
 //! | `event` | `detection`, `block`, `refusal`, `expiry`, `unblock` |
 //! | `source` | the address, IPv4 dotted or IPv6 RFC 5952 |
-//! | `port` | the port probed (the port of the scan that led to a block) |
-//! | `proto` | `tcp` or `udp` |
+//! | `port` | the port probed (the port of the scan that led to a block); `null` for an ICMP probe |
+//! | `proto` | `tcp` or `udp`; for SCTP and ICMP detections `sctp`, `icmp` or `icmpv6` |
 //! | `mode` | `tcp`, `udp`, `stcp`, `sudp`, `atcp`, `audp` |
-//! | `kind` | detections: the scan kind (`connect`, `syn`, `fin`, `null`, `xmas`, `ack`, `maimon`, `synrst`, `all`, `other`, `udp`) |
+//! | `kind` | detections: the scan kind (`connect`, `syn`, `fin`, `null`, `xmas`, `ack`, `maimon`, `synrst`, `all`, `other`, `udp`, `sctp_init`, `sctp_cookie_echo`, `icmp_echo`, `icmp_timestamp`, `icmp_mask`, `icmp6_echo`) |
 //! | `action` | detection: `block`, `log` (BLOCK_x=0) or `none` (already blocked); block: the methods, `+`-joined (`nftables+route`); refusal: `block`; expiry and unblock: `unblock` |
 //! | `result` | `ok`, `failed`, `refused` |
 //! | `reason` | refusal: `rate_limit`, `protected`; expiry: `timeout`; unblock: `admin`; a failed block: what failed |
@@ -124,7 +124,7 @@ impl Event {
         response: Response,
     ) -> Event {
         Event {
-            port: Some(port),
+            port: (!kind.is_icmp()).then_some(port),
             mode: Some(mode),
             kind: Some(kind),
             action: Some(
@@ -239,7 +239,11 @@ pub fn line(e: &Event, tz: &TimeZone) -> String {
         event: e.event.as_str().to_string(),
         source: e.source.to_string(),
         port: e.port,
-        proto: e.mode.map(|m| proto_word(m.proto()).to_string()),
+        proto: e
+            .kind
+            .and_then(ProbeKind::own_proto)
+            .or(e.mode.map(|m| proto_word(m.proto())))
+            .map(str::to_string),
         mode: e.mode.map(|m| m.as_str().to_string()),
         kind: e.kind.map(|k| k.as_str().to_string()),
         action: e.action.clone(),
@@ -317,6 +321,28 @@ mod tests {
                     Response::None,
                 ),
                 r#"{"time":"2026-11-30T14:00:00.123+01:00","event":"detection","source":"2001:db8::2","port":137,"proto":"udp","mode":"sudp","kind":"udp","action":"none","result":null,"reason":"already_blocked"}"#,
+            ),
+            (
+                Event::detection(
+                    T,
+                    ip("198.51.100.2"),
+                    0,
+                    Mode::Atcp,
+                    ProbeKind::IcmpTimestamp,
+                    Response::Log,
+                ),
+                r#"{"time":"2026-11-30T14:00:00.123+01:00","event":"detection","source":"198.51.100.2","port":null,"proto":"icmp","mode":"atcp","kind":"icmp_timestamp","action":"log","result":null,"reason":null}"#,
+            ),
+            (
+                Event::detection(
+                    T,
+                    ip("2001:db8::2"),
+                    3868,
+                    Mode::Stcp,
+                    ProbeKind::SctpInit,
+                    Response::Block,
+                ),
+                r#"{"time":"2026-11-30T14:00:00.123+01:00","event":"detection","source":"2001:db8::2","port":3868,"proto":"sctp","mode":"stcp","kind":"sctp_init","action":"block","result":null,"reason":null}"#,
             ),
             (
                 Event::block(

@@ -35,6 +35,7 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("cli", cli),
     ("ignore_builder", ignore_builder),
     ("wire", wire),
+    ("defrag", defrag),
     ("admin", admin),
     ("defaults", defaults),
     ("stream", stream),
@@ -369,28 +370,147 @@ fn check_add_remove(static_text: &[u8], net: &Net) {
     );
 }
 
-/// Packets (`wire::parse`), as the capture hands them over (IP header first). A parsed probe
-/// is internally consistent: a UDP probe carries no flags, the address families of source and
-/// destination agree, and `ip_options` is only possible with a longer IPv4 header or IPv6
-/// extension headers. The flag byte classifies without panicking.
+/// Packets (`wire::parse`), as the capture hands them over (IP header first), with each
+/// checksum status the capture can report. A parsed probe is internally consistent: a UDP
+/// probe carries no flags, the address families of source and destination agree, and
+/// `ip_options` is only possible with a longer IPv4 header or IPv6 extension headers; a
+/// fragment's offset is a multiple of 8 and its data fits its length; a packet accepted
+/// without a checksum status is also accepted when the kernel says it verified it (nothing
+/// but the checksum depends on the status). The flag byte classifies without panicking.
 pub fn wire(data: &[u8]) {
-    match crate::wire::parse(data) {
-        Ok(p) => {
-            assert_eq!(p.src.is_ipv4(), p.dst.is_ipv4(), "mixed families: {p:?}");
-            if p.proto == Proto::Udp {
-                assert_eq!(p.tcp_flags, 0, "UDP probe with flags: {p:?}");
-            } else {
-                let _ = crate::classify::classify_tcp(p.tcp_flags);
+    use crate::wire::{Csum, Meta, Packet, parse};
+    let first = data.first().copied().unwrap_or(0);
+    let whole = parse(data, Meta::whole(data.len()));
+    for csum in [Csum::Unknown, Csum::Partial, Csum::Valid] {
+        let m = Meta {
+            csum,
+            ..Meta::whole(data.len())
+        };
+        match parse(data, m) {
+            Ok(Packet::Probe(p)) => {
+                assert_eq!(p.src.is_ipv4(), p.dst.is_ipv4(), "mixed families: {p:?}");
+                if p.proto == Proto::Udp {
+                    assert_eq!(p.tcp_flags, 0, "UDP probe with flags: {p:?}");
+                } else {
+                    let _ = crate::classify::classify_tcp(p.tcp_flags);
+                }
+                if p.ip_options && first >> 4 == 4 {
+                    assert!(first & 0x0f > 5, "options without a longer header: {p:?}");
+                }
             }
-            let first = data.first().copied().unwrap_or(0);
-            if p.ip_options && first >> 4 == 4 {
-                assert!(first & 0x0f > 5, "options without a longer header: {p:?}");
+            Ok(Packet::Other(o)) => {
+                assert_eq!(o.src.is_ipv4(), o.dst.is_ipv4(), "mixed families: {o:?}");
+                if !o.kind.is_sctp() {
+                    assert_eq!((o.src_port, o.dst_port), (0, 0), "ICMP with ports: {o:?}");
+                }
+            }
+            Ok(Packet::Fragment(f)) => {
+                assert_eq!(f.offset % 8, 0, "fragment offset {f:?}");
+                assert!(f.data.len() <= f.data_len as usize, "data past its length");
+                assert!(!f.header.is_empty() && f.nh_at < f.header.len(), "{f:?}");
+            }
+            Err(e) => {
+                let _ = e.kind();
+                if csum != Csum::Unknown {
+                    assert!(!e.is_bad_checksum() || e == crate::wire::WireError::BadIpChecksum);
+                }
             }
         }
-        Err(e) => {
-            let _ = e.kind();
+        if whole.is_ok() {
+            assert!(
+                parse(data, m).is_ok(),
+                "accepted unverified, refused with {csum:?}"
+            );
         }
     }
+}
+
+/// Reassembly (`defrag`): fragments built from the input (each record: family, source,
+/// identification, offset in 8-byte units, flags, ECN, length, then its data), pushed at
+/// rising times into a small cache. The cache never holds more than its cap after a push;
+/// a completed datagram is at least its header long, parses without panicking (as a whole
+/// packet), keeps the fragments' addresses and is never fragmented itself; counters add up.
+pub fn defrag(data: &[u8]) {
+    use crate::defrag::{Defrag, Limits, Outcome};
+    use crate::wire::{Fragment, Meta, Packet, parse};
+    let limits = Limits {
+        mem_cap: 64 * 1024,
+        source_share: 16 * 1024,
+        timeout_ms: 1_000,
+        max_dist: 4,
+    };
+    let mut d = Defrag::new(limits);
+    let mut b = Bytes(data);
+    let mut now = 0u64;
+    let mut pushed = 0u64;
+    while !b.0.is_empty() {
+        let kind = b.u8();
+        let v6 = kind & 1 == 1;
+        let src_byte = b.u8() & 3;
+        let id = u32::from(b.u8() & 3);
+        let off = u32::from(u16::from_be_bytes(b.array::<2>()) & 0x1fff) * 8;
+        let flags = b.u8();
+        let len = usize::from(b.u8());
+        now += u64::from(b.u8()) * 8;
+        let body: Vec<u8> = b.0.iter().take(len).copied().collect();
+        b.0 = b.0.get(len..).unwrap_or_default();
+        let (src, dst, header): (IpAddr, IpAddr, Vec<u8>) = if v6 {
+            let s = Ipv6Addr::new(0x2001, 0xdb8, u16::from(src_byte), 0, 0, 0, 0, 2);
+            let t = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
+            let mut h = vec![0x60 | ((flags >> 4) & 3), 0, 0, 0, 0, 0, 44, 64];
+            h.extend_from_slice(&s.octets());
+            h.extend_from_slice(&t.octets());
+            (s.into(), t.into(), h)
+        } else {
+            let s = Ipv4Addr::new(198, 51, 100, 2 + src_byte);
+            let t = Ipv4Addr::new(198, 51, 100, 1);
+            let mut h = vec![0x45, (flags >> 4) & 3, 0, 0, 0, id as u8, 0, 0, 64, 6, 0, 0];
+            h.extend_from_slice(&s.octets());
+            h.extend_from_slice(&t.octets());
+            (s.into(), t.into(), h)
+        };
+        let f = Fragment {
+            src,
+            dst,
+            id,
+            proto: [6u8, 17, 58, 132][usize::from(kind >> 1) & 3],
+            offset: off,
+            more: flags & 1 == 1,
+            ecn: (flags >> 4) & 3,
+            header: &header,
+            nh_at: if v6 { 6 } else { 9 },
+            data: &body,
+            data_len: body.len() as u32,
+        };
+        pushed += 1;
+        match d.push(now, &f, kind & 0x80 == 0) {
+            Outcome::Complete(p) => {
+                assert!(p.len() >= header.len(), "datagram shorter than its header");
+                let m = Meta {
+                    reassembled: true,
+                    ..Meta::whole(p.len())
+                };
+                match parse(&p, m) {
+                    Ok(Packet::Probe(x)) => assert_eq!((x.src, x.dst), (src, dst)),
+                    Ok(Packet::Other(x)) => assert_eq!((x.src, x.dst), (src, dst)),
+                    Ok(Packet::Fragment(x)) => panic!("reassembled into a fragment: {x:?}"),
+                    Err(_) => {}
+                }
+            }
+            Outcome::Stored | Outcome::Dropped(_) | Outcome::Ignored => {}
+        }
+        assert!(
+            d.bytes() <= limits.mem_cap,
+            "{} bytes over the cap",
+            d.bytes()
+        );
+        let st = d.stats();
+        assert_eq!(st.fragments, pushed);
+        assert!(st.peak_bytes >= d.bytes());
+    }
+    d.expire(now + limits.timeout_ms);
+    assert!(d.is_empty(), "datagrams left after the timeout");
+    assert_eq!(d.bytes(), 0, "bytes left with nothing in progress");
 }
 
 /// The admin command line (`portsentry blocked ...`): argv after `blocked`, arguments

@@ -50,6 +50,16 @@ impl ProcFile {
     }
 }
 
+/// The ports of the listening SCTP endpoints in `/proc/net/sctp/eps` (the file exists only
+/// while the kernel's SCTP module is loaded; its sixth column is LPORT, in decimal). A line
+/// that does not parse is skipped.
+pub fn sctp_eps_ports(text: &str) -> HashSet<u16> {
+    text.lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().nth(5)?.parse().ok())
+        .collect()
+}
+
 /// TCP_LISTEN in include/net/tcp_states.h.
 const TCP_LISTEN: u8 = 0x0a;
 
@@ -509,5 +519,18 @@ mod tests {
         );
         assert_eq!(t.bad_lines, 4);
         assert!(!t.tcp_listening(22));
+    }
+
+    #[test]
+    fn sctp_endpoints() {
+        // net/sctp/proc.c sctp_eps_seq_show: ENDPT SOCK STY SST HBKT LPORT UID INODE LADDRS.
+        let text = " ENDPT     SOCK   STY SST HBKT LPORT   UID INODE LADDRS\n\
+                    ffff8881 ffff8882 2   10  29   3868      0 12345 10.0.0.1 \n\
+                    ffff8883 ffff8884 1   10  2    36412     0 12346 *\n\
+                    garbage\n";
+        let p = sctp_eps_ports(text);
+        assert_eq!(p.len(), 2);
+        assert!(p.contains(&3868) && p.contains(&36412));
+        assert!(sctp_eps_ports("").is_empty());
     }
 }

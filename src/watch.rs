@@ -13,6 +13,12 @@
 //! addresses, and packets not addressed to this host (forwarded traffic a router's capture
 //! also sees), are never hits.
 //!
+//! The TCP mode also watches SCTP and ICMP probes (issue 18, [`screen_other`]): SCTP INIT and
+//! COOKIE ECHO to the ports it watches for TCP (SCTP shares TCP's port numbers, and nmap's
+//! `-sY`/`-sZ` take the same port lists), and ICMP echo, timestamp and address-mask requests
+//! (ICMPv6 echo requests) to any of this host's addresses: host discovery before a TCP scan.
+//! One process per protocol (Debian's default) thus reports each of them once.
+//!
 //! Pure: facts come in as data.
 
 use std::collections::{HashMap, HashSet};
@@ -22,7 +28,7 @@ use crate::bpf::{FilterSpec, PortSet};
 use crate::classify::{TcpClass, classify_tcp};
 use crate::engine::{Detail, Hit};
 use crate::mode::{Kind, Mode, Proto};
-use crate::wire::Probe;
+use crate::wire::{Other, Probe, ipproto};
 
 /// `sll_pkttype` of a link-layer broadcast (linux/if_packet.h).
 pub const PACKET_BROADCAST: u8 = 1;
@@ -78,6 +84,15 @@ impl Watches {
         self.tcp.is_none() && self.udp.is_none()
     }
 
+    /// Can an IPv4 datagram of this protocol be a hit? (`defrag` keeps only their fragments.)
+    pub fn judges_v4(&self, proto: u8) -> bool {
+        match proto {
+            ipproto::TCP | ipproto::SCTP | ipproto::ICMP => self.tcp.is_some(),
+            ipproto::UDP => self.udp.is_some(),
+            _ => false,
+        }
+    }
+
     /// The kernel filter: watched ports, minus ports an advanced mode sees a listener on
     /// (`busy`), so a busy service's traffic never reaches userspace. Stealth modes keep
     /// their ports: a service there is rare and Smart-Verify handles it.
@@ -94,6 +109,7 @@ impl Watches {
         FilterSpec {
             tcp: spec(&self.tcp, busy_tcp),
             udp: spec(&self.udp, busy_udp),
+            other: self.tcp.is_some(),
         }
     }
 }
@@ -250,6 +266,35 @@ pub fn screen(
         local: SocketAddr::new(p.dst, p.dst_port),
         remote: SocketAddr::new(p.src, p.src_port),
         needs_flow_check: candidate || p.proto == Proto::Udp,
+    })
+}
+
+/// Step 1 for an SCTP or ICMP probe: the TCP mode watches them (see the module doc), from
+/// sources other than this host, to one of its own addresses (not broadcast or multicast,
+/// which the kernel answers for ICMP only when told to).
+pub fn screen_other(w: &Watches, o: &Other, own: &HashSet<IpAddr>) -> Result<Candidate, Skip> {
+    let watch = w.tcp.as_ref().ok_or(Skip::Unwatched)?;
+    if o.kind.is_sctp() && !watch.ports.contains(o.dst_port) {
+        return Err(Skip::Unwatched);
+    }
+    let src = o.src.to_canonical();
+    if !w.own_sources && own.contains(&src) {
+        return Err(Skip::OwnSource);
+    }
+    if !own.contains(&o.dst.to_canonical()) {
+        return Err(Skip::NotForUs);
+    }
+    Ok(Candidate {
+        hit: Hit {
+            src,
+            port: o.dst_port,
+            mode: watch.mode,
+            detail: Detail::Other(o.kind),
+            ip_options: o.ip_options,
+        },
+        local: SocketAddr::new(o.dst, o.dst_port),
+        remote: SocketAddr::new(o.src, o.src_port),
+        needs_flow_check: false,
     })
 }
 
@@ -477,6 +522,74 @@ mod tests {
         assert!(j(&f, p, 0).is_ok());
         // A SYN (no ACK) is never matched against flows.
         assert!(j(&f, probe(THEM, ME, Proto::Tcp, 1, SYN), 0).is_ok());
+    }
+
+    #[test]
+    fn sctp_and_icmp_probes_are_the_tcp_modes() {
+        use crate::classify::OtherProbe;
+        let (w, f) = (watches(), fake());
+        let other = |src: &str, dst: &str, kind, port| Other {
+            src: ip(src),
+            dst: ip(dst),
+            kind,
+            src_port: 40000,
+            dst_port: port,
+            ip_options: false,
+        };
+        // SCTP to a watched TCP port, ICMP to us: hits of the TCP mode.
+        let c = screen_other(&w, &other(THEM, ME, OtherProbe::SctpInit, 11), &f.own).unwrap();
+        assert_eq!(
+            (c.hit.mode, c.hit.port, c.hit.detail),
+            (Mode::Stcp, 11, Detail::Other(OtherProbe::SctpInit))
+        );
+        assert!(!c.needs_flow_check);
+        let c = screen_other(&w, &other(THEM, ME, OtherProbe::IcmpEcho, 0), &f.own).unwrap();
+        assert_eq!((c.hit.port, c.hit.src), (0, ip(THEM)));
+        let c = screen_other(
+            &w,
+            &other("2001:db8::2", "2001:db8::1", OtherProbe::Icmp6Echo, 0),
+            &f.own,
+        )
+        .unwrap();
+        assert_eq!(c.hit.detail, Detail::Other(OtherProbe::Icmp6Echo));
+        // Not a watched port, from ourselves, not for us (broadcast, multicast, elsewhere).
+        let skip = |o: Other| screen_other(&w, &o, &f.own).unwrap_err();
+        assert_eq!(
+            skip(other(THEM, ME, OtherProbe::SctpCookieEcho, 12)),
+            Skip::Unwatched
+        );
+        assert_eq!(
+            skip(other(ME, ME, OtherProbe::IcmpEcho, 0)),
+            Skip::OwnSource
+        );
+        for dst in [
+            "192.0.2.255",
+            "255.255.255.255",
+            "224.0.0.1",
+            "198.51.100.9",
+        ] {
+            assert_eq!(
+                skip(other(THEM, dst, OtherProbe::IcmpEcho, 0)),
+                Skip::NotForUs
+            );
+        }
+        assert_eq!(
+            skip(other("2001:db8::2", "ff02::1", OtherProbe::Icmp6Echo, 0)),
+            Skip::NotForUs
+        );
+        // No TCP mode: nobody watches them.
+        let mut u = Watches::default();
+        u.set(Watch {
+            mode: Mode::Sudp,
+            ports: PortSet::from_ports([7]),
+        });
+        assert_eq!(
+            screen_other(&u, &other(THEM, ME, OtherProbe::IcmpEcho, 0), &f.own),
+            Err(Skip::Unwatched)
+        );
+        assert!(!u.filter(&[], &[]).other && w.filter(&[], &[]).other);
+        assert!(w.judges_v4(6) && w.judges_v4(17) && w.judges_v4(132) && w.judges_v4(1));
+        assert!(!w.judges_v4(47) && !u.judges_v4(6) && u.judges_v4(17));
     }
 
     #[test]

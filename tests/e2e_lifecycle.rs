@@ -196,11 +196,11 @@ impl Notify {
         }
     }
 
-    /// Read until a message containing `part` arrives (5 s), and return it.
+    /// Read until a message containing `part` arrives ([`common::EVENT_WAIT`]), and return it.
     fn wait(&mut self, part: &str) -> String {
         let t0 = Instant::now();
         let mut buf = [0u8; 4096];
-        while t0.elapsed() < Duration::from_secs(5) {
+        while t0.elapsed() < common::EVENT_WAIT {
             if let Ok(n) = self.sock.recv(&mut buf) {
                 let m = String::from_utf8_lossy(&buf[..n]).into_owned();
                 self.got.push(m.clone());
@@ -279,7 +279,7 @@ fn under_systemd_the_daemon_notifies_ready_reloading_stopping_status_and_the_wat
     run.signal(nix::sys::signal::Signal::SIGTERM);
     notify.wait("STOPPING=1");
     let t0 = Instant::now();
-    while child.try_wait().unwrap().is_none() && t0.elapsed() < Duration::from_secs(5) {
+    while child.try_wait().unwrap().is_none() && t0.elapsed() < common::EVENT_WAIT {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(child.try_wait().unwrap().map(|s| s.success()), Some(true));
@@ -309,7 +309,7 @@ fn on_sigterm_the_spare_shell_is_gone_before_the_daemon_exits() {
             .collect()
     };
     let mut spares = spare_pids();
-    while spares.is_empty() && t0.elapsed() < Duration::from_secs(5) {
+    while spares.is_empty() && t0.elapsed() < common::EVENT_WAIT {
         std::thread::sleep(Duration::from_millis(20));
         spares = spare_pids();
     }
@@ -318,7 +318,7 @@ fn on_sigterm_the_spare_shell_is_gone_before_the_daemon_exits() {
     // The pid file is the daemon's last act before it exits: by then the spare must be gone
     // (under systemd the unit's control group is empty once the main process is).
     let t0 = Instant::now();
-    while run.p("portsentry.pid").exists() && t0.elapsed() < Duration::from_secs(5) {
+    while run.p("portsentry.pid").exists() && t0.elapsed() < common::EVENT_WAIT {
         std::thread::yield_now();
     }
     assert!(!run.p("portsentry.pid").exists(), "daemon did not stop");
@@ -328,7 +328,7 @@ fn on_sigterm_the_spare_shell_is_gone_before_the_daemon_exits() {
         "shells left when the daemon removed its pid file: {left:?}"
     );
     let t0 = Instant::now();
-    while alive(pid) && t0.elapsed() < Duration::from_secs(5) {
+    while alive(pid) && t0.elapsed() < common::EVENT_WAIT {
         std::thread::sleep(Duration::from_millis(1));
     }
     assert!(!alive(pid), "daemon still running");

@@ -74,10 +74,10 @@ fn flows(net: &Net, src: &str, dst: &str) -> bool {
     common::answered(&net.scanner, src, dst, Duration::from_secs(1))
 }
 
-/// Wait (6 s) until `cond` holds.
+/// Wait ([`common::EVENT_WAIT`]) until `cond` holds.
 fn eventually(what: &str, cond: impl Fn() -> bool) {
     let t0 = Instant::now();
-    while t0.elapsed() < Duration::from_secs(6) {
+    while t0.elapsed() < common::EVENT_WAIT {
         if cond() {
             return;
         }

@@ -71,6 +71,11 @@ fn corpus_ignore_builder() {
     replay("ignore_builder");
 }
 
+#[test]
+fn corpus_defrag() {
+    replay("defrag");
+}
+
 /// The targets replayed by the tests above. A new target (e.g. `wire`) added to
 /// `fuzzcheck::TARGETS` fails here until it gets its own `corpus_<name>` test.
 const REPLAYED: &[&str] = &[
@@ -80,6 +85,7 @@ const REPLAYED: &[&str] = &[
     "cli",
     "ignore_builder",
     "wire",
+    "defrag",
     "admin",
     "defaults",
     "stream",

@@ -161,6 +161,9 @@ fn stock_logwatch_lists_every_scan_kind_v4_and_v6_and_the_blocks() {
         msgs.push(r::scan_detected(*k, "", v4, 100 + i as u16));
         msgs.push(r::scan_detected(*k, "", v6, 200 + i as u16));
     }
+    for k in portsentry::classify::OtherProbe::ALL {
+        msgs.push(r::other_probe_detected(k, "", v4, 80));
+    }
     msgs.push(r::now_active());
     msgs.push(r::blocked_via_route(
         v4,
@@ -210,6 +213,15 @@ fn stock_logwatch_lists_every_scan_kind_v4_and_v6_and_the_blocks() {
             // The script lists each kind by the text before " scan from host".
             let name = r::scan_text(k);
             let name = name.strip_suffix(" scan").unwrap_or(&name).to_string();
+            assert!(
+                out.contains(&format!("\n   {name} from:")),
+                "{name} missing:\n{out}"
+            );
+        }
+        // SCTP and ICMP probes (issue 18) are listed by the same script.
+        for k in portsentry::classify::OtherProbe::ALL {
+            let name = r::other_probe_text(k);
+            let name = name.strip_suffix(" scan").unwrap_or(name);
             assert!(
                 out.contains(&format!("\n   {name} from:")),
                 "{name} missing:\n{out}"

@@ -65,11 +65,15 @@ build_deb
 contents=$(dpkg-deb -c "$DEB")
 for path in ./usr/sbin/portsentry ./usr/lib/portsentry/portsentry-build-ignore-file \
     ./etc/init.d/portsentry ./etc/portsentry/portsentry.conf \
-    ./etc/portsentry/portsentry.ignore.static ./lib/systemd/system/portsentry.service \
+    ./etc/portsentry/portsentry.ignore.static ./usr/lib/systemd/system/portsentry.service \
+    ./usr/lib/systemd/system/portsentry@.service \
     ./usr/share/man/man8/portsentry.8.gz ./usr/share/man/man5/portsentry.conf.5.gz \
     ./usr/share/man/man8/portsentry-build-ignore-file.8.gz; do
     check "package contains $path" grep -q " $path\$" <<<"$contents"
 done
+# DEP 17 (merged /usr): nothing under the aliased /lib, /bin, /sbin (issue 19).
+aliased=$(awk '{ print $6 }' <<<"$contents" | grep -E '^\./(lib|lib32|lib64|libx32|bin|sbin)(/|$)')
+check "package ships nothing under /lib, /bin or /sbin (DEP 17)${aliased:+: $aliased}" [ -z "$aliased" ]
 conffiles=$(dpkg-deb -I "$DEB" conffiles 2>/dev/null)
 for path in /etc/portsentry/portsentry.conf /etc/portsentry/portsentry.ignore.static \
     /etc/init.d/portsentry; do
@@ -86,20 +90,21 @@ rc=$?
 printf '%s\n' "$lint" | grep -v '^running with root privileges' | sed 's/^/   /'
 check "lintian reports no errors and no warnings" [ $rc -eq 0 ]
 
-# The systemd unit (not run here: the chroot has no systemd) must at least
-# parse and name executables the package ships. verify reads it from the
-# unpacked package, beside the host's targets and a /bin/sh and /bin/kill.
+# The systemd units (not run here: the chroot has no systemd; tests/systemd.sh
+# runs them) must at least parse and name executables the package ships.
+# verify reads them from the unpacked package, beside the host's targets and
+# a /bin/sh and /bin/kill; the template through an instance of it.
 unit_root=$(mktemp -d)
 dpkg-deb -x "$DEB" "$unit_root"
 mkdir -p "$unit_root/bin"
 cp /bin/sh /bin/kill "$unit_root/bin/" 2>/dev/null
-cp -n /lib/systemd/system/*.target "$unit_root/lib/systemd/system/" 2>/dev/null
+cp -n /lib/systemd/system/*.target "$unit_root/usr/lib/systemd/system/" 2>/dev/null
 # It exits 0 even on parse errors, so any output counts as a failure.
-verify=$(systemd-analyze verify --man=no --root="$unit_root" portsentry.service 2>&1)
+verify=$(systemd-analyze verify --man=no --root="$unit_root" portsentry.service portsentry@stcp.service 2>&1)
 rc=$?
 rm -rf "$unit_root"
 printf '%s\n' "$verify" | grep -v '^$' | sed 's/^/   /'
-check "systemd-analyze verify portsentry.service: clean" eval '[ $rc -eq 0 ] && [ -z "$verify" ]'
+check "systemd-analyze verify portsentry.service portsentry@stcp.service: clean" eval '[ $rc -eq 0 ] && [ -z "$verify" ]'
 
 # ------------------------------------------------------- the base chroot
 # iproute2 and nftables are in the base for the shipped KILL_ROUTE and its
@@ -443,6 +448,34 @@ check "upgrade keeps the edited conffile" \
 check "upgrade restarts the daemon (new pid, edited modes)" \
     eval '[ "$(daemon_pid)" != "$pid_before" ] && has_mode tcp && ! has_mode udp'
 check "upgrade leaves one daemon" [ "$(count_daemons)" = 1 ]
+
+# DEP 17: an upgrade from a build that shipped the unit under /lib (1.3.0-1)
+# to this one (/usr/lib) must not lose the unit. On a merged-/usr system the
+# two paths are one file, and dpkg removes the old package's paths after
+# unpacking the new one's: it must see that /lib/systemd/system/x is the
+# file it has just written (same inode) and keep it. The old build is this
+# package repacked with the unit moved back to lib/ and a lower version.
+rm -rf "$WORK/oldlayout"
+dpkg-deb -R "$DEB" "$WORK/oldlayout" &&
+    mkdir -p "$WORK/oldlayout/lib/systemd" &&
+    mv "$WORK/oldlayout/usr/lib/systemd/system" "$WORK/oldlayout/lib/systemd/system" &&
+    rmdir "$WORK/oldlayout/usr/lib/systemd" &&
+    sed -i "s/^Version: .*/Version: ${ver%-*}-1~oldlayout/" "$WORK/oldlayout/DEBIAN/control" &&
+    dpkg-deb -b --root-owner-group "$WORK/oldlayout" "$ROOT/tmp/portsentry-oldlayout.deb" >/dev/null
+echo "== apt install the /lib layout, then upgrade to /usr/lib"
+check "the chroot is merged-/usr (/lib is a link to usr/lib)" [ "$(readlink "$ROOT/lib")" = usr/lib ]
+if inroot apt-get install -y --allow-downgrades --no-install-recommends /tmp/portsentry-oldlayout.deb >"$WORK/oldlayout.log" 2>&1 &&
+    inroot apt-get install -y --no-install-recommends "$DEB_IN" >"$WORK/newlayout.log" 2>&1; then
+    pass "install with the unit in /lib/systemd/system, then upgrade to $ver"
+else
+    sed 's/^/   /' "$WORK/oldlayout.log" "$WORK/newlayout.log" | tail -n 30
+    fail "install with the unit in /lib/systemd/system, then upgrade to $ver"
+fi
+check "... the units are still there after the upgrade (/usr/lib/systemd/system)" \
+    eval '[ -s "$ROOT/usr/lib/systemd/system/portsentry.service" ] && [ -s "$ROOT/usr/lib/systemd/system/portsentry@.service" ]'
+check "... and dpkg lists them at /usr/lib only" \
+    eval 'inroot dpkg -L portsentry | grep -qx /usr/lib/systemd/system/portsentry.service &&
+          ! inroot dpkg -L portsentry | grep -q "^/lib/"'
 
 # ------------------------------------------------------------ remove, purge
 echo "== apt remove, then purge"

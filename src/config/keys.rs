@@ -321,6 +321,27 @@ pub const KEYS: &[KeyDef] = &[
         },
     },
     KeyDef {
+        name: "BLOCK_PREFIX_BUDGET",
+        doc: "blocks per source prefix (IPv4 /24, IPv6 /64): `burst,per-minute`; over it a scan is logged, not blocked, unless its evidence is twice that of those blocked; 0: no budget",
+        default: "16,4",
+        extension: true,
+        apply: |c, v, x| match parse_budget(v) {
+            Ok(b) => c.block_prefix_budget = b,
+            Err(e) => x.error(format!("{e}, got \"{}\"", shorten(v))),
+        },
+    },
+    KeyDef {
+        name: "BLOCK_ICMP_SCTP",
+        doc: "non-zero: SCTP INIT/COOKIE-ECHO and ICMP echo/timestamp/mask probes (seen by -stcp and -atcp) count towards SCAN_TRIGGER and are answered as BLOCK_TCP says; 0: reported only",
+        default: "0",
+        extension: true,
+        apply: |c, v, x| {
+            if let Some(n) = integer(v, x) {
+                c.block_icmp_sctp = n != 0;
+            }
+        },
+    },
+    KeyDef {
         name: "KEEP_CAPABILITIES",
         doc: "capabilities kept after start-up, also the most KILL_* commands get; `all` keeps every one",
         default: "CAP_NET_ADMIN,CAP_NET_RAW,CAP_NET_BIND_SERVICE",
@@ -443,6 +464,29 @@ fn path(v: &str, x: &mut Ctx<'_>) -> Option<PathBuf> {
         None
     } else {
         Some(PathBuf::from(v))
+    }
+}
+
+/// BLOCK_PREFIX_BUDGET: `0` (off) or `burst,per-minute`, both 1-1000000.
+fn parse_budget(v: &str) -> Result<Option<(u32, u32)>, &'static str> {
+    let t = v.trim_matches(' ');
+    if t == "0" {
+        return Ok(None);
+    }
+    const WANT: &str = "must be 0 or burst,per-minute (each 1-1000000, e.g. 16,4)";
+    let (a, b) = t.split_once(',').ok_or(WANT)?;
+    let n = |s: &str| {
+        let s = s.trim_matches(' ');
+        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        s.parse::<u32>()
+            .ok()
+            .filter(|n| (1..=1_000_000).contains(n))
+    };
+    match (n(a), n(b)) {
+        (Some(a), Some(b)) => Ok(Some((a, b))),
+        _ => Err(WANT),
     }
 }
 
@@ -611,8 +655,8 @@ mod tests {
                 k.name
             );
         }
-        assert_eq!(KEYS.len(), 36);
-        assert_eq!(KEYS.iter().filter(|k| k.extension).count(), 18);
+        assert_eq!(KEYS.len(), 38);
+        assert_eq!(KEYS.iter().filter(|k| k.extension).count(), 20);
         assert!(key("NOPE").is_none());
     }
 
@@ -818,6 +862,20 @@ mod tests {
     }
 
     #[test]
+    fn block_icmp_sctp() {
+        assert!(
+            !Config::default().block_icmp_sctp,
+            "SCTP and ICMP probes are reported only by default"
+        );
+        assert!(ok("BLOCK_ICMP_SCTP", "1").block_icmp_sctp);
+        assert!(!ok("BLOCK_ICMP_SCTP", "0").block_icmp_sctp);
+        let (c, d) = run("BLOCK_ICMP_SCTP", "yes");
+        assert_eq!(d.len(), 1);
+        assert!(d[0].message.contains("not an integer"), "{d:?}");
+        assert!(!c.block_icmp_sctp);
+    }
+
+    #[test]
     fn block_rate_limit() {
         assert_eq!(
             Config::default().block_rate_limit,
@@ -855,6 +913,42 @@ mod tests {
         assert!(ok("NEVER_BLOCK", "").never_block.is_empty());
         assert!(err("NEVER_BLOCK", "192.0.2.1, ntp.example").contains("ntp.example"));
         assert!(err("NEVER_BLOCK", "192.0.2.0/33").contains("/33"));
+    }
+
+    #[test]
+    fn block_prefix_budget() {
+        assert_eq!(
+            Config::default().block_prefix_budget,
+            Some(super::super::DEFAULT_PREFIX_BUDGET)
+        );
+        assert_eq!(Config::default().block_prefix_budget, Some((16, 4)));
+        assert_eq!(ok("BLOCK_PREFIX_BUDGET", "0").block_prefix_budget, None);
+        assert_eq!(
+            ok("BLOCK_PREFIX_BUDGET", "32,8").block_prefix_budget,
+            Some((32, 8))
+        );
+        assert_eq!(
+            ok("BLOCK_PREFIX_BUDGET", " 1, 1000000 ").block_prefix_budget,
+            Some((1, 1_000_000))
+        );
+        for bad in [
+            "",
+            "16",
+            "16,",
+            ",4",
+            "0,4",
+            "16,0",
+            "-1,4",
+            "a,b",
+            "16,4,2",
+            "1000001,1",
+        ] {
+            let (c, d) = run("BLOCK_PREFIX_BUDGET", bad);
+            assert_eq!(d.len(), 1, "{bad}");
+            assert!(d[0].message.contains("burst,per-minute"), "{bad}: {d:?}");
+            assert_eq!(d[0].key.as_deref(), Some("BLOCK_PREFIX_BUDGET"));
+            assert_eq!(c.block_prefix_budget, Some((16, 4)), "{bad}: default kept");
+        }
     }
 
     #[test]

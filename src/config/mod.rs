@@ -68,6 +68,9 @@ impl fmt::Display for Diagnostic {
 /// Default `BLOCK_SET_SIZE`: sixteen times the kernel's silent 65,535 cap for sets declared
 /// without a size (nf_tables), so a flood does not hit the cap unnoticed.
 pub const DEFAULT_SET_SIZE: u32 = 1 << 20;
+/// BLOCK_PREFIX_BUDGET's default: 16 blocks per source prefix, then 4 per minute (see
+/// `engine::budget` and README "Blocking under a flood of forged sources").
+pub const DEFAULT_PREFIX_BUDGET: (u32, u32) = (16, 4);
 
 /// True if any diagnostic is an Error.
 pub fn has_errors(d: &[Diagnostic]) -> bool {
@@ -145,6 +148,12 @@ pub struct Config {
     pub block_set_size: u32,
     /// `BLOCK_RATE_LIMIT`: blocks per minute, 0 for no cap.
     pub block_rate_limit: u32,
+    /// `BLOCK_PREFIX_BUDGET`: blocks per source prefix (IPv4 /24, IPv6 /64), (burst, per
+    /// minute); None: no budget.
+    pub block_prefix_budget: Option<(u32, u32)>,
+    /// `BLOCK_ICMP_SCTP`: SCTP and ICMP probes count towards SCAN_TRIGGER and are answered as
+    /// BLOCK_TCP says (false: reported only).
+    pub block_icmp_sctp: bool,
     /// `KILL_ROUTE_UNDO`: run on expiry of a command-method block.
     pub kill_route_undo: Option<String>,
     /// `BLOCK_FLUSH_ON_STOP`: delete the nftables table when the daemon stops.
@@ -191,6 +200,8 @@ impl Default for Config {
             block_timeout: 0,
             block_set_size: DEFAULT_SET_SIZE,
             block_rate_limit: 0,
+            block_prefix_budget: Some(DEFAULT_PREFIX_BUDGET),
+            block_icmp_sctp: false,
             kill_route_undo: None,
             block_flush_on_stop: false,
             never_block: Vec::new(),

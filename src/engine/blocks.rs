@@ -138,6 +138,7 @@ impl Blocks {
                     },
                     quiet: false,
                     preflight_ok: true,
+                    flood: false,
                     kind: JobKind::Unblock,
                 });
             }

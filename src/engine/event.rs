@@ -109,6 +109,26 @@ pub enum Event {
         /// The source.
         host: Host,
     },
+    /// BLOCK_PREFIX_BUDGET: a prefix spent its block budget (announced once per episode).
+    BudgetSpent {
+        /// The prefix and its length (/24, /64).
+        prefix: IpAddr,
+        /// Its length.
+        len: u8,
+        /// The key: burst, per minute.
+        burst: u32,
+        /// Blocks per minute after the burst.
+        per_minute: u32,
+    },
+    /// This host's block was refused: its prefix's budget is spent.
+    BudgetRefused {
+        /// The source.
+        host: Host,
+        /// Its prefix.
+        prefix: IpAddr,
+        /// The prefix's length.
+        len: u8,
+    },
     /// BLOCK_x="0": reported, not acted on.
     LogOnly {
         /// Whose BLOCK_x it is.
@@ -151,6 +171,25 @@ pub enum Event {
     },
     /// Blocks BLOCK_RATE_LIMIT refused in the last `seconds`.
     BlocksRefused {
+        /// How many.
+        count: u64,
+        /// Over how many seconds.
+        seconds: u64,
+    },
+    /// Blocks BLOCK_PREFIX_BUDGET refused in the last `seconds`.
+    BudgetRefusals {
+        /// How many.
+        count: u64,
+        /// Over how many seconds.
+        seconds: u64,
+        /// The prefixes refused the most: address, prefix length, count.
+        by_prefix: Vec<(IpAddr, u8, u64)>,
+        /// The rest.
+        others: u64,
+    },
+    /// Blocks of reports over the report limits (a flood's) dropped in the last `seconds`
+    /// because as many as the flood queue holds were already waiting.
+    BlocksShed {
         /// How many.
         count: u64,
         /// Over how many seconds.

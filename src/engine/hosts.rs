@@ -75,6 +75,12 @@ pub(super) enum Count {
 pub(super) struct Hosts {
     limits: Limits,
     map: HashMap<(IpAddr, Proto), HostState>,
+    /// The size at which the next eviction runs: `max_hosts`, or more while hosts with a job
+    /// under way (which are never evicted) fill the table, so that a table of them is not
+    /// scanned again on every new host (measured: a flood queue of 89,000 forged blocks
+    /// made every hit scan 65,536 hosts, 97% of the daemon's time). Memory stays bounded by
+    /// `max_hosts` plus the jobs under way (the flood queue is bounded: `exec`).
+    evict_at: usize,
 }
 
 impl Hosts {
@@ -82,6 +88,7 @@ impl Hosts {
         Hosts {
             limits,
             map: HashMap::new(),
+            evict_at: limits.max_hosts,
         }
     }
 
@@ -106,7 +113,7 @@ impl Hosts {
         let limits = self.limits;
         // Full: make room before the lookup (one hash lookup per hit, not two; a flood of
         // forged sources makes every hit a new host).
-        if self.map.len() >= limits.max_hosts {
+        if self.map.len() >= self.evict_at {
             self.evict(now);
         }
         let host = self.map.entry((src, proto)).or_insert(HostState {
@@ -164,6 +171,14 @@ impl Hosts {
         }
     }
 
+    /// The host's block was refused (BLOCK_PREFIX_BUDGET): its next hit is judged again, not
+    /// counted as a repeat.
+    pub(super) fn judge_again(&mut self, ip: IpAddr, proto: Proto) {
+        if let Some(h) = self.map.get_mut(&(ip, proto)) {
+            h.last_report = None;
+        }
+    }
+
     /// A blocking job for the host is under way.
     pub(super) fn pending(&self, ip: IpAddr, proto: Proto) -> bool {
         self.map
@@ -213,6 +228,8 @@ impl Hosts {
             h.status == Status::Pending
                 || (h.last_seen > cut && now.saturating_sub(h.last_seen) <= ttl)
         });
+        let max = self.limits.max_hosts;
+        self.evict_at = max.max(self.map.len() + max / 4);
     }
 
     /// Housekeeping: forget hosts idle past their TTL.

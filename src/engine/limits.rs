@@ -246,6 +246,9 @@ pub(super) struct RateLimits {
     block_cap: Option<(u32, Bucket)>,
     cap_announced: bool,
     refused: u64,
+    /// Blocks of reports over the limits that the executor's full flood queue dropped since
+    /// the last summary.
+    shed: u64,
 }
 
 impl RateLimits {
@@ -262,6 +265,7 @@ impl RateLimits {
             block_cap: None,
             cap_announced: false,
             refused: 0,
+            shed: 0,
         }
     }
 
@@ -377,6 +381,11 @@ impl RateLimits {
         }
     }
 
+    /// The executor dropped a quiet block: its flood queue was full.
+    pub(super) fn note_shed(&mut self) {
+        self.shed += 1;
+    }
+
     /// True the first time the cap is reached in an episode (it is announced then).
     pub(super) fn announce_cap(&mut self) -> bool {
         !std::mem::replace(&mut self.cap_announced, true)
@@ -386,7 +395,7 @@ impl RateLimits {
     /// most) and of the blocks BLOCK_RATE_LIMIT refused, at most once per interval.
     pub(super) fn summaries(&mut self, now: u64) -> Vec<Event> {
         let mut out = Vec::new();
-        if (self.quiet == 0 && self.refused == 0)
+        if (self.quiet == 0 && self.refused == 0 && self.shed == 0)
             || now.saturating_sub(self.last_summary) < self.limits.summary_interval_ms
         {
             return out;
@@ -419,6 +428,12 @@ impl RateLimits {
         if self.refused > 0 {
             out.push(Event::BlocksRefused {
                 count: std::mem::take(&mut self.refused),
+                seconds,
+            });
+        }
+        if self.shed > 0 {
+            out.push(Event::BlocksShed {
+                count: std::mem::take(&mut self.shed),
                 seconds,
             });
         }

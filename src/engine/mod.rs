@@ -8,8 +8,8 @@
 //!    the host stays owed a report: its next hit asks again, with more evidence (distinct
 //!    ports, hits), so a flood of one-packet forged sources cannot hide a real scanner;
 //! 4. with RESOLVE_HOST the shell looks the name up and comes back ([`Engine::named`]);
-//! 5. the response ([`respond`]): already blocked, protected, over BLOCK_RATE_LIMIT,
-//!    BLOCK_x="0", or a [`Job`] of ordered steps for the shell to carry out;
+//! 5. the response ([`respond`]): already blocked, protected, over the source prefix's
+//!    BLOCK_PREFIX_BUDGET ([`budget`]), over BLOCK_RATE_LIMIT, BLOCK_x="0", or a [`Job`] of ordered steps for the shell to carry out;
 //! 6. when the job ends the shell calls [`Engine::job_done`]: the block is remembered
 //!    ([`blocks`], with BLOCK_TIMEOUT) and the blocked-file and history [`Record`]s come back
 //!    to be written.
@@ -28,7 +28,10 @@
 //! - with BLOCK_x=0 the history line is still written (fail2ban reads it) but the host is not
 //!   marked blocked, so a later scan is logged again; repeats from one host are rate-limited,
 //!   and reports per source prefix and overall (see [`Limits`]), so forged sources from one
-//!   network can neither fill the disk nor silence a scan from another.
+//!   network can neither fill the disk nor silence a scan from another;
+//! - SCTP and ICMP probes ([`Detail::Other`], issue 18) are reported only, counted in a host
+//!   table of their own (so a ping never holds back the same host's TCP report), unless
+//!   BLOCK_ICMP_SCTP makes them hits like the others.
 
 use std::net::IpAddr;
 
@@ -38,6 +41,7 @@ use crate::mode::{Kind, Mode, Proto};
 use crate::protect::Protected;
 
 pub mod blocks;
+pub mod budget;
 pub mod event;
 pub mod hosts;
 pub mod limits;
@@ -49,6 +53,7 @@ pub use limits::{Admission, Bucket, EVIDENCE_TIERS, Evidence, Limits, prefix_of}
 pub use verdict::{Detail, Hit, Job, JobKind, Outcome, Pending, Record, Step, Verdict};
 
 use blocks::Blocks;
+use budget::Budget;
 use hosts::{Count, Hosts};
 use limits::RateLimits;
 
@@ -89,9 +94,13 @@ pub struct Respond {
     /// Over the report limits (per prefix, global, reserve): act and record a block, but log
     /// nothing (counted for the periodic summary).
     quiet: bool,
+    /// An SCTP or ICMP probe without BLOCK_ICMP_SCTP: the detection line and nothing else.
+    report_only: bool,
     /// Reported now, after a report held back by the limits whose block job is still under
     /// way: that job is to be run first and logged (`Verdict::promote`), not a second one.
     promote: bool,
+    /// The source's evidence score (distinct ports plus hits), for BLOCK_PREFIX_BUDGET.
+    evidence: u32,
 }
 
 /// What the engine did with the hits it judged, since it was made (the packet path's last
@@ -116,14 +125,26 @@ pub struct GateCounts {
     pub over_global: u64,
 }
 
+/// Blocks of reports over the report limits (a flood's, run after the others, a few at a
+/// time) that may wait at once; more are dropped and counted (`Engine::job_shed`). 4,096
+/// is about 4 s of `KILL_ROUTE` commands at the rate this 2-core machine runs them (~1,000
+/// a second) and a few milliseconds of nftables elements; without a bound, a flood of
+/// forged sources grew the queue to 89,000 commands in 5 s, each pinning its host.
+pub const FLOOD_QUEUE_MAX: usize = 4096;
+
 /// Per-host state for one daemon (all its modes).
 #[derive(Debug, Clone)]
 pub struct Engine {
     limits: Limits,
     hosts: Hosts,
+    /// The report-only SCTP and ICMP probes, per host.
+    probes: Hosts,
     blocks: Blocks,
     rates: RateLimits,
+    budget: Budget,
     last_housekeeping: u64,
+    /// Flood blocks (`Job::flood`) made and not ended yet: at most [`FLOOD_QUEUE_MAX`].
+    flood_jobs: usize,
     counts: GateCounts,
 }
 
@@ -133,9 +154,12 @@ impl Engine {
         Engine {
             limits,
             hosts: Hosts::new(limits),
+            probes: Hosts::new(limits),
             blocks: Blocks::new(limits.max_blocked),
             rates: RateLimits::new(limits),
+            budget: Budget::new(limits.max_prefixes),
             last_housekeeping: 0,
+            flood_jobs: 0,
             counts: GateCounts::default(),
         }
     }
@@ -144,7 +168,7 @@ impl Engine {
     /// name to look up first (then [`Engine::named`]).
     pub fn observe(&mut self, now: u64, hit: &Hit, ctx: &Context) -> Outcome {
         let classic = hit.mode.kind() == Kind::Classic;
-        match self.gate(now, hit, ctx.cfg.scan_trigger, ctx.ignore) {
+        match self.gate(now, hit, ctx.cfg, ctx.ignore) {
             Gate::Ignored => Outcome::Done(Verdict {
                 ignored: true,
                 ..Verdict::default()
@@ -174,8 +198,9 @@ impl Engine {
         self.respond(now, ctx.cfg, &p.hit, p.respond, name, ctx.protected)
     }
 
-    /// Ignore list, SCAN_TRIGGER, already-blocked, repeat and report limits.
-    fn gate(&mut self, now: u64, hit: &Hit, scan_trigger: u32, ignore: &IgnoreList) -> Gate {
+    /// Ignore list, SCAN_TRIGGER, already-blocked, repeat and report limits. A report-only
+    /// SCTP or ICMP probe is reported on its first hit, in its own table.
+    fn gate(&mut self, now: u64, hit: &Hit, cfg: &Config, ignore: &IgnoreList) -> Gate {
         let src = hit.src;
         let c = &mut self.counts;
         c.judged += 1;
@@ -183,13 +208,19 @@ impl Engine {
             c.ignored += 1;
             return Gate::Ignored;
         }
+        let report_only = matches!(hit.detail, Detail::Other(_)) && !cfg.block_icmp_sctp;
+        let (table, trigger) = if report_only {
+            (&mut self.probes, 1)
+        } else {
+            (&mut self.hosts, cfg.scan_trigger)
+        };
         let rates = &mut self.rates;
         let proto = hit.mode.proto();
-        let count = self
-            .hosts
-            .count(now, src, proto, hit.port, scan_trigger, |ev| {
-                rates.admit(now, src, ev)
-            });
+        let mut evidence = 0;
+        let count = table.count(now, src, proto, hit.port, trigger, |ev| {
+            evidence = ev.score();
+            rates.admit(now, src, ev)
+        });
         match count {
             Count::BelowTrigger => {
                 c.below_trigger += 1;
@@ -213,10 +244,12 @@ impl Engine {
                 }
                 let quiet = !admission.allowed();
                 Gate::Respond(Respond {
-                    already_blocked: pending || self.blocks.contains(src),
+                    already_blocked: !report_only && (pending || self.blocks.contains(src)),
                     suppressed,
                     quiet,
-                    promote: !quiet && owed && pending,
+                    promote: !report_only && !quiet && owed && pending,
+                    evidence,
+                    report_only,
                 })
             }
         }
@@ -238,6 +271,7 @@ impl Engine {
         };
         let r = &job.record;
         self.hosts.job_ended(ip, r.mode.proto());
+        self.flood_jobs = self.flood_jobs.saturating_sub(usize::from(job.flood));
         if !ok {
             v.log.push(Event::CouldNotBlock {
                 host: Host {
@@ -260,6 +294,17 @@ impl Engine {
         v
     }
 
+    /// The executor dropped `job`, a block of a report over the report limits, because its
+    /// flood queue was full: the host has no job under way any more (it can be evicted, and
+    /// its next report, if the limits admit it, blocks it), and the summary counts it.
+    pub fn job_shed(&mut self, job: &Job) {
+        if let JobKind::Respond { .. } = job.kind {
+            self.hosts.job_ended(job.target, job.record.mode.proto());
+            self.rates.note_shed();
+            self.flood_jobs = self.flood_jobs.saturating_sub(usize::from(job.flood));
+        }
+    }
+
     /// Periodic work at `now` (cheap when nothing is due; call it on every loop turn): blocks
     /// whose BLOCK_TIMEOUT ran out (logged, with their KILL_ROUTE_UNDO jobs), the summaries of
     /// what the limits held back, and once a minute the housekeeping of idle hosts.
@@ -273,10 +318,14 @@ impl Engine {
         );
         v.jobs = x.jobs;
         v.log.extend(self.rates.summaries(now));
+        v.log
+            .extend(self.budget.summary(now, self.limits.summary_interval_ms));
         if now.saturating_sub(self.last_housekeeping) >= HOUSEKEEPING_MS {
             self.last_housekeeping = now;
             self.hosts.expire(now);
+            self.probes.expire(now);
             self.rates.expire(now);
+            self.budget.expire(now);
         }
         v
     }
@@ -285,6 +334,7 @@ impl Engine {
     pub fn clear_blocked(&mut self) {
         self.blocks.clear();
         self.hosts.forget_reports();
+        self.probes.forget_reports();
     }
 
     /// Make the remembered blocks exactly `hosts` (address, time left in ms or None for
@@ -347,6 +397,11 @@ impl Engine {
     /// How many source prefixes are tracked for their report buckets.
     pub fn tracked_prefixes(&self) -> usize {
         self.rates.tracked_prefixes()
+    }
+
+    /// How many source prefixes are tracked for their block budgets.
+    pub fn budget_prefixes(&self) -> usize {
+        self.budget.tracked()
     }
 
     /// What became of the hits judged so far.

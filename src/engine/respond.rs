@@ -1,13 +1,16 @@
 //! The response to a reported hit (§5, §6): the log events, and the ordered steps of the job
 //! that blocks the host (KILL_HOSTS_DENY, KILL_ROUTE, KILL_RUN_CMD, the nftables element),
-//! or why nothing is done: already blocked, protected, over BLOCK_RATE_LIMIT, BLOCK_x="0".
+//! or why nothing is done: already blocked, protected, over BLOCK_PREFIX_BUDGET or
+//! BLOCK_RATE_LIMIT, BLOCK_x="0".
 
 use crate::config::{BlockMethod, BlockMode, Config};
 use crate::mode::{Kind, Proto};
 use crate::protect::Protected;
 use crate::template;
 
+use super::budget::Answer;
 use super::event::{Action, Event, Host};
+use super::limits::prefix_of;
 use super::verdict::{Detail, Hit, Job, JobKind, Record, Step, Verdict};
 use super::{Engine, Respond};
 
@@ -39,7 +42,10 @@ impl Engine {
         // Over the rate nothing is logged: only a block is still carried out and recorded,
         // so skip building the events (a flood of forged sources comes through here).
         if r.quiet
-            && (r.already_blocked || block == BlockMode::LogOnly || protected.reason(ip).is_some())
+            && (r.report_only
+                || r.already_blocked
+                || block == BlockMode::LogOnly
+                || protected.reason(ip).is_some())
         {
             return v;
         }
@@ -53,7 +59,11 @@ impl Engine {
             mode: hit.mode,
             detail: hit.detail,
         });
-        if hit.ip_options && hit.mode.kind() != Kind::Classic {
+        // 1.2's line names a TCP or UDP port; an SCTP or ICMP probe has none of its own.
+        if hit.ip_options
+            && hit.mode.kind() != Kind::Classic
+            && !matches!(hit.detail, Detail::Other(_))
+        {
             v.log.push(Event::IpOptions {
                 host: host.clone(),
                 proto,
@@ -66,6 +76,9 @@ impl Engine {
                 count: u64::from(r.suppressed),
                 seconds: self.limits.repeat_interval_ms / 1000,
             });
+        }
+        if r.report_only {
+            return v;
         }
         if r.promote {
             // Its block is under way, queued quietly when its first report was held back:
@@ -84,6 +97,35 @@ impl Engine {
             v.log.push(Event::Refused { ip, reason });
             return quiet(v, r);
         }
+        let budget = if block == BlockMode::LogOnly {
+            Answer::Within
+        } else {
+            self.budget
+                .check(now, ip, r.evidence, cfg.block_prefix_budget)
+        };
+        if budget == Answer::Over {
+            // BLOCK_PREFIX_BUDGET spent: reported, not acted on, not recorded; the host's next
+            // hit is judged again (with more evidence, it may pass the bar).
+            self.hosts.judge_again(ip, proto);
+            if r.quiet {
+                v.log.clear();
+            }
+            let (prefix, len) = prefix_of(ip);
+            if self.budget.announce(ip)
+                && let Some((burst, per_minute)) = cfg.block_prefix_budget
+            {
+                v.log.push(Event::BudgetSpent {
+                    prefix,
+                    len,
+                    burst,
+                    per_minute,
+                });
+            }
+            if !r.quiet {
+                v.log.push(Event::BudgetRefused { host, prefix, len });
+            }
+            return v;
+        }
         if block != BlockMode::LogOnly && !self.rates.block_allowed(now, cfg.block_rate_limit) {
             // BLOCK_RATE_LIMIT reached: reported, not acted on, not recorded; the host's next
             // report (after the repeat interval) tries again.
@@ -99,6 +141,15 @@ impl Engine {
                 v.log.push(Event::BlockCapRefused { host });
             }
             return v;
+        }
+        if r.quiet && block != BlockMode::LogOnly {
+            // A flood's block: at most FLOOD_QUEUE_MAX wait; past that it is not even built
+            // (a forged source each packet would otherwise cost a job built to be dropped).
+            if self.flood_jobs >= super::FLOOD_QUEUE_MAX {
+                self.rates.note_shed();
+                return quiet(v, r);
+            }
+            self.flood_jobs += 1;
         }
         let subst = |t: &str| template::substitute(t, ip, hit.port, hit.mode);
         let mut steps = Vec::new();
@@ -144,6 +195,7 @@ impl Engine {
         }
         let blocking = block != BlockMode::LogOnly;
         if blocking {
+            self.budget.spend(ip, r.evidence);
             self.hosts.job_started(ip, proto);
         }
         let timed = blocking && cfg.block_timeout > 0;
@@ -176,6 +228,7 @@ impl Engine {
                     write: blocking || !r.quiet,
                 },
                 quiet: r.quiet,
+                flood: r.quiet && blocking,
                 preflight_ok,
             });
         }
@@ -197,5 +250,6 @@ pub fn scan_kind(detail: Detail) -> Option<crate::classify::ScanKind> {
         Detail::Connect => None,
         Detail::TcpScan(t) => Some(crate::classify::ScanKind::Tcp(t)),
         Detail::UdpScan => Some(crate::classify::ScanKind::Udp),
+        Detail::Other(_) => None,
     }
 }

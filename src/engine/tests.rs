@@ -40,7 +40,11 @@ fn gate(
         detail: Detail::UdpScan,
         ip_options: false,
     };
-    Engine::gate(e, now, &h, trigger, ignore)
+    let cfg = Config {
+        scan_trigger: trigger,
+        ..Config::default()
+    };
+    Engine::gate(e, now, &h, &cfg, ignore)
 }
 
 /// Blocks that expired at `now`, as the old `expire_blocks` returned them: the lines, the
@@ -102,7 +106,7 @@ fn cfg(block: BlockMode) -> Config {
 
 /// Gate then respond, as the shell does.
 fn step(e: &mut Engine, now: u64, c: &Config, h: &Hit) -> (Gate, Option<Verdict>) {
-    let g = Engine::gate(e, now, h, c.scan_trigger, &none());
+    let g = Engine::gate(e, now, h, c, &none());
     let v = match g {
         Gate::Respond(r) => Some(e.respond(now, c, h, r, None, &Protected::default())),
         _ => None,
@@ -333,7 +337,9 @@ fn block_zero_writes_history_only_and_rate_limits_repeats() {
             already_blocked: false,
             suppressed: 4,
             quiet: false,
-            promote: false
+            report_only: false,
+            promote: false,
+            ..
         })
     ));
     let v = v.unwrap();
@@ -592,7 +598,12 @@ fn a_flood_of_distinct_sources_is_rate_limited_with_a_summary_but_still_blocked(
         ..Limits::default()
     };
     let mut e = Engine::new(l);
-    let c = cfg(BlockMode::Block);
+    // The report limits alone (BLOCK_PREFIX_BUDGET, which would refuse most of these blocks,
+    // has its own tests).
+    let c = Config {
+        block_prefix_budget: None,
+        ..cfg(BlockMode::Block)
+    };
     let (mut logged, mut jobs, mut written) = (0, 0, 0);
     // 1000 forged sources within one second.
     for i in 0..1000u32 {
@@ -1130,7 +1141,10 @@ fn a_sustained_flood_announces_the_block_cap_once() {
 #[test]
 fn block_rate_limit_zero_is_no_cap_and_log_only_reports_do_not_count() {
     let mut e = Engine::new(Limits::default());
-    let c = capped(0);
+    let c = Config {
+        block_prefix_budget: None,
+        ..capped(0)
+    };
     for i in 0..300u32 {
         let src = IpAddr::from((0x0a00_0000 + i).to_be_bytes());
         let h = Hit {
@@ -1217,6 +1231,109 @@ fn the_counters_read_the_blocks_in_force_their_family_and_soonest_expiry() {
     let (_, v) = step(&mut e, 0, &nft_cfg(0), &hit(A, 7, Mode::Udp));
     e.job_done(0, &v.unwrap().job().unwrap(), true);
     assert_eq!((e.blocked_hosts(), e.soonest_expiry()), (1, None));
+}
+
+/// SCTP and ICMP probes (issue 18) are reported only by default: a detection line, no job,
+/// no record, a table of their own (a ping never holds back the same host's TCP report), and
+/// they never count towards SCAN_TRIGGER.
+#[test]
+fn sctp_and_icmp_probes_are_reported_only_by_default() {
+    use crate::classify::OtherProbe;
+    let mut c = cfg(BlockMode::Block);
+    c.scan_trigger = 2;
+    let mut e = Engine::new(Limits::default());
+    let ping = Hit {
+        detail: Detail::Other(OtherProbe::IcmpEcho),
+        ..hit(A, 0, Mode::Atcp)
+    };
+    let (g, v) = step(&mut e, 0, &c, &ping);
+    assert!(
+        matches!(g, Gate::Respond(r) if r.report_only && !r.already_blocked),
+        "{g:?}"
+    );
+    let v = v.unwrap();
+    assert_eq!(
+        v.lines(),
+        vec!["attackalert: ICMP echo scan from host: 192.0.2.7/192.0.2.7 to ICMP port: 0"]
+    );
+    assert!(v.jobs.is_empty() && v.records.is_empty());
+    // A repeat within the interval is silent; a ping with IP options gets no options line.
+    let (g, _) = step(&mut e, 10, &c, &ping);
+    assert_eq!(g, Gate::Suppressed);
+    // The same host's SYNs: the first is below SCAN_TRIGGER=2 (the ping did not count),
+    // the second is reported and blocked.
+    let syn = Hit {
+        detail: Detail::TcpScan(TcpScanType::Syn),
+        ..hit(A, 11, Mode::Atcp)
+    };
+    assert_eq!(step(&mut e, 20, &c, &syn).0, Gate::BelowTrigger);
+    let (_, v) = step(&mut e, 30, &c, &syn);
+    let job = v.unwrap().job().expect("the TCP scan is blocked");
+    assert_eq!(job.steps.len(), 3);
+    e.job_done(30, &job, true);
+    // Once blocked, after the repeat interval: the report-only probes say nothing about
+    // blocking (and an SCTP probe with IP options gets no TCP/UDP options line).
+    let sctp = Hit {
+        detail: Detail::Other(OtherProbe::SctpInit),
+        ip_options: true,
+        ..hit(A, 80, Mode::Atcp)
+    };
+    let later = 40 + Limits::default().repeat_interval_ms;
+    let (_, v) = step(&mut e, later, &c, &sctp);
+    assert_eq!(
+        v.unwrap().lines(),
+        vec![
+            "attackalert: SCTP INIT scan from host: 192.0.2.7/192.0.2.7 to SCTP port: 80",
+            "attackalert: 1 further hit from host 192.0.2.7 suppressed in the last 60 seconds"
+        ]
+    );
+}
+
+/// With BLOCK_ICMP_SCTP they are hits like any other: they count towards SCAN_TRIGGER with
+/// the host's TCP probes and are answered as BLOCK_TCP says, with the TCP mode's records.
+#[test]
+fn block_icmp_sctp_makes_them_count_and_block() {
+    use crate::classify::OtherProbe;
+    let mut c = cfg(BlockMode::Block);
+    c.scan_trigger = 2;
+    c.block_icmp_sctp = true;
+    let mut e = Engine::new(Limits::default());
+    let ts = Hit {
+        detail: Detail::Other(OtherProbe::IcmpTimestamp),
+        ..hit(A, 0, Mode::Stcp)
+    };
+    assert_eq!(step(&mut e, 0, &c, &ts).0, Gate::BelowTrigger);
+    let init = Hit {
+        detail: Detail::Other(OtherProbe::SctpInit),
+        ..hit(A, 80, Mode::Stcp)
+    };
+    let (_, v) = step(&mut e, 10, &c, &init);
+    let v = v.unwrap();
+    assert_eq!(
+        v.lines()[0],
+        "attackalert: SCTP INIT scan from host: 192.0.2.7/192.0.2.7 to SCTP port: 80"
+    );
+    let job = v.job().unwrap();
+    assert_eq!(job.steps.len(), 3);
+    let done = e.job_done(10, &job, true);
+    // The history and blocked-file line: the TCP mode's, with the SCTP port (1.2's format,
+    // fail2ban reads it as any other block).
+    let r = &done.records[0];
+    assert_eq!((r.port, r.mode, r.blocked_file), (80, Mode::Stcp, true));
+    assert!(e.is_blocked(ip(A)));
+    // BLOCK_TCP=0: reported and written to the history only.
+    let mut c0 = c.clone();
+    c0.block_tcp = BlockMode::LogOnly;
+    c0.scan_trigger = 1;
+    let (_, v) = step(&mut e, 20, &c0, &Hit { src: ip(B), ..ts });
+    let v = v.unwrap();
+    assert!(
+        v.lines()
+            .iter()
+            .any(|l| l.contains("Ignoring TCP response")),
+        "{v:?}"
+    );
+    assert!(v.job().unwrap().steps.is_empty());
 }
 
 /// Spend the global bucket and the reserve with forged one-packet sources, one per /24 of
@@ -1365,4 +1482,237 @@ fn a_held_back_report_promotes_its_queued_block_once_its_evidence_tells() {
     let lines = v.lines();
     assert_eq!(lines.len(), 2, "{lines:?}");
     assert!(lines[1].contains("is already blocked"), "{lines:?}");
+}
+
+/// A forged UDP source: one datagram, to one port, from `base` + `n` (one /64).
+fn forged_v6(n: u32) -> Hit {
+    Hit {
+        src: IpAddr::V6((0xfd00_0024_0005_0001_0000_0000_0000_0000u128 + u128::from(n) + 1).into()),
+        port: 1,
+        mode: Mode::Sudp,
+        detail: Detail::UdpScan,
+        ip_options: false,
+    }
+}
+
+#[test]
+fn a_forged_flood_from_one_prefix_gets_its_block_budget_and_a_real_scanner_is_still_blocked() {
+    let mut e = Engine::new(Limits::default());
+    let c = cfg(BlockMode::Block);
+    assert_eq!(c.block_prefix_budget, Some((16, 4)), "on by default");
+    let (mut jobs, mut refused_lines, mut lines) = (0, 0, Vec::new());
+    // 3,000 forged sources from one /64 within 3 s.
+    for n in 0..3000u32 {
+        let v = step(&mut e, u64::from(n), &c, &forged_v6(n)).1.unwrap();
+        jobs += v.jobs.len();
+        for l in v.lines() {
+            refused_lines += usize::from(l.contains("Not blocking host"));
+            lines.push(l);
+        }
+    }
+    assert_eq!(
+        jobs, 16,
+        "the burst, no more: routes, set elements, history lines"
+    );
+    let spent: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.starts_with("adminalert: Block budget of fd00:24:5:1::/64 spent"))
+        .collect();
+    assert_eq!(spent.len(), 1, "announced once: {lines:#?}");
+    // Refusals are reported like any report: within the report limits.
+    assert!((1..=40).contains(&refused_lines), "{refused_lines}");
+    // A real scanner from another prefix: blocked at its first report.
+    let v = step(&mut e, 3000, &c, &hit("fd00:24:5:2::7", 9, Mode::Sudp))
+        .1
+        .unwrap();
+    assert!(v.job().is_some(), "{v:?}");
+    // A real scanner inside the flooded prefix: refused on its first probe, blocked on its
+    // second to another port (evidence 4, twice the forged sources' 2).
+    let s = "fd00:24:5:1::ffff:1";
+    let v = step(&mut e, 3001, &c, &hit(s, 9, Mode::Sudp)).1.unwrap();
+    assert!(v.job().is_none());
+    let v = step(&mut e, 3002, &c, &hit(s, 10, Mode::Sudp)).1;
+    assert!(v.unwrap().job().is_some(), "judged again, blocked");
+    // The summary: every refusal, by prefix.
+    let t = e.tick(10_000).lines();
+    assert!(
+        t.iter().any(|l| l
+            == "adminalert: Block budget: 2985 blocks refused in the last 10 seconds: 2985 in fd00:24:5:1::/64."),
+        "{t:#?}"
+    );
+    // A minute on: 4 more from the flooded prefix.
+    let mut more = 0;
+    for n in 3000..6000u32 {
+        let v = step(&mut e, 60_000 + u64::from(n), &c, &forged_v6(n)).1;
+        more += v.map_or(0, |v| v.jobs.len());
+    }
+    assert_eq!(more, 4);
+}
+
+#[test]
+fn without_the_block_budget_every_forged_source_is_blocked() {
+    let mut e = Engine::new(Limits::default());
+    let c = Config {
+        block_prefix_budget: None,
+        ..cfg(BlockMode::Block)
+    };
+    let jobs: usize = (0..3000u32)
+        .map(|n| {
+            step(&mut e, u64::from(n), &c, &forged_v6(n))
+                .1
+                .unwrap()
+                .jobs
+                .len()
+        })
+        .sum();
+    assert_eq!(jobs, 3000);
+}
+
+#[test]
+fn the_block_budget_leaves_log_only_reports_alone() {
+    let mut e = Engine::new(Limits::default());
+    let c = cfg(BlockMode::LogOnly);
+    let written: usize = (0..100u32)
+        .map(|n| {
+            let v = step(&mut e, u64::from(n) * 1000, &c, &forged_v6(n))
+                .1
+                .unwrap();
+            v.jobs.iter().filter(|j| j.record.write).count()
+        })
+        .sum();
+    assert_eq!(
+        written, 100,
+        "BLOCK_x=0: history lines, no block budget spent"
+    );
+    assert_eq!(e.budget_prefixes(), 0);
+}
+
+#[test]
+fn a_shed_flood_block_leaves_the_host_free_to_be_blocked_when_reported() {
+    let mut e = Engine::new(Limits::default());
+    let c = nft_cfg(0);
+    spend_every_bucket(&mut e, 1_000, &c);
+    let real = |port| hit("192.0.2.77", port, Mode::Stcp);
+    // Its first probe's quiet block found the flood queue full: the executor dropped it.
+    let job = step(&mut e, 1_000, &c, &real(21)).1.unwrap().job().unwrap();
+    assert!(job.quiet);
+    e.job_shed(&job);
+    // Its second probe shows more evidence than the forged sources: logged, and a new block
+    // (not "already blocked", not a promotion of a job that no longer exists).
+    let v = step(&mut e, 1_001, &c, &real(22)).1.unwrap();
+    assert!(v.promote.is_empty(), "{:?}", v.promote);
+    let job = v.job().expect("a new block");
+    assert!(!job.quiet);
+    let lines = v.lines();
+    assert!(
+        lines[0].contains("from host: 192.0.2.77/192.0.2.77 to TCP port: 22"),
+        "{lines:?}"
+    );
+    assert!(
+        !lines.iter().any(|l| l.contains("already blocked")),
+        "{lines:?}"
+    );
+    // The summary says how many the queue dropped.
+    let lines: Vec<String> = e
+        .tick(1_000 + 60_000)
+        .log
+        .iter()
+        .map(crate::report::event_line)
+        .collect();
+    assert!(
+        lines.iter().any(|l| l.starts_with(
+            "adminalert: Flood: 1 block of sources over the report limits not carried out in the last"
+        ) && l.contains(&format!("{} were already waiting", super::FLOOD_QUEUE_MAX))),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn a_table_full_of_hosts_with_jobs_under_way_grows_by_a_quarter_instead_of_rescanning() {
+    let l = Limits {
+        max_hosts: 64,
+        ..Limits::default()
+    };
+    let mut e = Engine::new(l);
+    let c = nft_cfg(0);
+    // 64 hosts, each with a block under way (never evicted).
+    for i in 0..64u32 {
+        let h = Hit {
+            src: IpAddr::from((0x0a00_0000 + (i << 8) + 1).to_be_bytes()),
+            ..hit(A, 1, Mode::Stcp)
+        };
+        assert!(step(&mut e, 1_000, &c, &h).1.unwrap().job().is_some());
+    }
+    assert_eq!(e.tracked_hosts(), 64);
+    // New hosts: the eviction that finds nothing to drop lets the table grow by a quarter
+    // before it looks again (it would otherwise scan all 64 on every new host).
+    for i in 0..16u32 {
+        let src = IpAddr::from((0xac10_0000 + (i << 8) + 1).to_be_bytes());
+        gate(&mut e, 1_000, src, Proto::Tcp, 5, &none());
+        assert_eq!(e.tracked_hosts(), 65 + i as usize);
+    }
+    // The next one finds the table at 80: the 16 newer idle hosts are the least recently
+    // seen quarter's candidates and some go; the 64 with jobs stay.
+    gate(&mut e, 2_000, ip("192.0.2.1"), Proto::Tcp, 5, &none());
+    assert!(
+        e.tracked_hosts() < 81 && e.tracked_hosts() >= 64,
+        "{}",
+        e.tracked_hosts()
+    );
+}
+
+#[test]
+fn past_the_flood_queue_bound_a_forged_block_is_not_even_built() {
+    let mut e = Engine::new(Limits::default());
+    // The flood queue alone (consecutive forged sources would spend BLOCK_PREFIX_BUDGET
+    // first, 16 per /24).
+    let c = Config {
+        block_prefix_budget: None,
+        ..nft_cfg(0)
+    };
+    spend_every_bucket(&mut e, 1_000, &c);
+    let forged = |i: u32| Hit {
+        src: IpAddr::from((0x6400_0000 + i).to_be_bytes()),
+        ..hit(A, 1, Mode::Stcp)
+    };
+    // Fill the flood queue (the buckets' own quiet jobs count too).
+    let mut held = Vec::new();
+    let mut i = 0;
+    loop {
+        let v = step(&mut e, 1_000, &c, &forged(i)).1;
+        i += 1;
+        match v.and_then(|v| v.job()) {
+            Some(j) if j.flood => held.push(j),
+            Some(_) => {}
+            None => break,
+        }
+        assert!(i < 100_000, "the flood queue never filled");
+    }
+    assert!(held.len() <= super::FLOOD_QUEUE_MAX, "{}", held.len());
+    // One ends: the next forged source's block is built again.
+    e.job_done(1_001, &held.pop().unwrap(), true);
+    assert!(
+        step(&mut e, 1_001, &c, &forged(i))
+            .1
+            .unwrap()
+            .job()
+            .is_some()
+    );
+    assert!(
+        step(&mut e, 1_001, &c, &forged(i + 1))
+            .1
+            .is_none_or(|v| v.job().is_none())
+    );
+    let lines: Vec<String> = e
+        .tick(1_000 + 60_000)
+        .log
+        .iter()
+        .map(crate::report::event_line)
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("adminalert: Flood: 2 blocks of sources")),
+        "{lines:?}"
+    );
 }

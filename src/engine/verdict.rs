@@ -4,7 +4,7 @@
 
 use std::net::IpAddr;
 
-use crate::classify::TcpScanType;
+use crate::classify::{OtherProbe, TcpScanType};
 use crate::mode::Mode;
 
 use super::event::Event;
@@ -18,6 +18,9 @@ pub enum Detail {
     TcpScan(TcpScanType),
     /// A UDP datagram seen by a stealth or advanced mode.
     UdpScan,
+    /// An SCTP or ICMP probe seen by a TCP stealth or advanced mode (issue 18): reported
+    /// only, unless BLOCK_ICMP_SCTP lets it count towards SCAN_TRIGGER and blocking.
+    Other(OtherProbe),
 }
 
 /// One hit: a source touched a watched port.
@@ -115,6 +118,9 @@ pub struct Job {
     pub record: Record,
     /// Over the report limits: the shell logs nothing about this job.
     pub quiet: bool,
+    /// It was quiet when made (a flood's block; `quiet` changes when the host's report is
+    /// logged later, this does not): the engine counts these until they end.
+    pub flood: bool,
     /// False when a step was skipped for lack of `$TARGET$`: the job then counts as failed
     /// once its other steps have run, as 1.2's dispose does (§6.2).
     pub preflight_ok: bool,

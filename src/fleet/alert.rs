@@ -53,6 +53,16 @@ pub enum Scan {
     TcpOddFlags,
     /// A datagram to a watched UDP port (any UDP mode).
     Udp,
+    /// SCTP INIT (nmap `-sY`), with BLOCK_ICMP_SCTP.
+    SctpInit,
+    /// SCTP COOKIE ECHO (nmap `-sZ`), with BLOCK_ICMP_SCTP.
+    SctpCookieEcho,
+    /// ICMP or ICMPv6 echo request (nmap `-PE`), with BLOCK_ICMP_SCTP.
+    IcmpEcho,
+    /// ICMP timestamp request (nmap `-PP`), with BLOCK_ICMP_SCTP.
+    IcmpTimestamp,
+    /// ICMP address mask request (nmap `-PM`), with BLOCK_ICMP_SCTP.
+    IcmpMask,
 }
 
 /// Scenario of the grouped alerts over the limits.
@@ -62,7 +72,7 @@ pub const RECORDS_META: &str = "portsentry_records";
 
 impl Scan {
     /// Every scan kind, in the order of the scenario list sent at login.
-    pub const ALL: [Scan; 11] = [
+    pub const ALL: [Scan; 16] = [
         Scan::TcpConnect,
         Scan::TcpSyn,
         Scan::TcpFin,
@@ -74,6 +84,11 @@ impl Scan {
         Scan::TcpAllFlags,
         Scan::TcpOddFlags,
         Scan::Udp,
+        Scan::SctpInit,
+        Scan::SctpCookieEcho,
+        Scan::IcmpEcho,
+        Scan::IcmpTimestamp,
+        Scan::IcmpMask,
     ];
 
     /// The scenario without `portsentry/`; also the spool's word for it.
@@ -90,6 +105,11 @@ impl Scan {
             Scan::TcpAllFlags => "tcp-allflags-scan",
             Scan::TcpOddFlags => "tcp-oddflags-scan",
             Scan::Udp => "udp-scan",
+            Scan::SctpInit => "sctp-init-scan",
+            Scan::SctpCookieEcho => "sctp-cookie-echo-scan",
+            Scan::IcmpEcho => "icmp-echo-probe",
+            Scan::IcmpTimestamp => "icmp-timestamp-probe",
+            Scan::IcmpMask => "icmp-mask-probe",
         }
     }
 
@@ -103,7 +123,7 @@ impl Scan {
         Scan::ALL.into_iter().find(|k| k.name() == s)
     }
 
-    /// TCP or UDP.
+    /// TCP or UDP (the SCTP and ICMP kinds are seen by the TCP modes).
     pub fn proto(self) -> Proto {
         if self == Scan::Udp {
             Proto::Udp
@@ -126,6 +146,11 @@ impl Scan {
             Scan::TcpAllFlags => "TCP ALL flags scan",
             Scan::TcpOddFlags => "TCP scan with odd flags",
             Scan::Udp => "UDP scan",
+            Scan::SctpInit => "SCTP INIT scan",
+            Scan::SctpCookieEcho => "SCTP COOKIE-ECHO scan",
+            Scan::IcmpEcho => "ICMP echo scan",
+            Scan::IcmpTimestamp => "ICMP timestamp scan",
+            Scan::IcmpMask => "ICMP address mask scan",
         }
     }
 
@@ -148,6 +173,16 @@ impl Scan {
                 T::All => Scan::TcpAllFlags,
                 T::Unknown { .. } => Scan::TcpOddFlags,
             },
+            Detail::Other(o) => {
+                use crate::classify::OtherProbe as O;
+                match o {
+                    O::SctpInit => Scan::SctpInit,
+                    O::SctpCookieEcho => Scan::SctpCookieEcho,
+                    O::IcmpEcho | O::Icmp6Echo => Scan::IcmpEcho,
+                    O::IcmpTimestamp => Scan::IcmpTimestamp,
+                    O::IcmpAddressMask => Scan::IcmpMask,
+                }
+            }
         }
     }
 }
@@ -505,11 +540,24 @@ mod tests {
             );
         }
         let mut names: Vec<_> = Scan::ALL.iter().map(|s| s.name()).collect();
+        names.sort_unstable();
         names.dedup();
-        assert_eq!(names.len(), 11);
+        assert_eq!(names.len(), 16);
         assert_eq!(Scan::from_name("nope"), None);
+        use crate::classify::OtherProbe as O;
         use crate::classify::TcpScanType as T;
         use crate::engine::Detail;
+        for (o, want) in [
+            (O::SctpInit, Scan::SctpInit),
+            (O::SctpCookieEcho, Scan::SctpCookieEcho),
+            (O::IcmpEcho, Scan::IcmpEcho),
+            (O::Icmp6Echo, Scan::IcmpEcho),
+            (O::IcmpTimestamp, Scan::IcmpTimestamp),
+            (O::IcmpAddressMask, Scan::IcmpMask),
+        ] {
+            assert_eq!(Scan::of_hit(Mode::Atcp, &Detail::Other(o)), want);
+            assert_eq!(want.proto(), crate::mode::Proto::Tcp);
+        }
         assert_eq!(Scan::of_hit(Mode::Udp, &Detail::Connect), Scan::Udp);
         assert_eq!(Scan::of_hit(Mode::Tcp, &Detail::Connect), Scan::TcpConnect);
         assert_eq!(

@@ -5,7 +5,7 @@
 use std::fmt::Display;
 use std::net::IpAddr;
 
-use crate::classify::{ScanKind, TcpScanType, tcp_flags};
+use crate::classify::{OtherProbe, ScanKind, TcpScanType, tcp_flags};
 use crate::mode::Proto;
 
 use super::host;
@@ -63,6 +63,37 @@ pub fn scan_detected(kind: ScanKind, name: &str, ip: IpAddr, port: u16) -> Strin
         scan_text(kind),
         host(name, ip),
         kind.proto()
+    )
+}
+
+/// The type text of an SCTP or ICMP probe's detection line (not in 1.2; issue 18).
+pub fn other_probe_text(kind: OtherProbe) -> &'static str {
+    match kind {
+        OtherProbe::SctpInit => "SCTP INIT scan",
+        OtherProbe::SctpCookieEcho => "SCTP COOKIE-ECHO scan",
+        OtherProbe::IcmpEcho => "ICMP echo scan",
+        OtherProbe::IcmpTimestamp => "ICMP timestamp scan",
+        OtherProbe::IcmpAddressMask => "ICMP address mask scan",
+        OtherProbe::Icmp6Echo => "ICMPv6 echo scan",
+    }
+}
+
+/// An SCTP or ICMP probe (the TCP stealth and advanced modes; not in 1.2), in the shape of
+/// 1.2's scan lines, so what reads those (logwatch's `portsentry` service, fail2ban-style
+/// filters on `from host: NAME/IP`) reads these too: `attackalert: SCTP INIT scan from host:
+/// {name}/{ip} to SCTP port: {p}` (also `SCTP COOKIE-ECHO scan`), and `attackalert: ICMP echo
+/// scan from host: {name}/{ip} to ICMP port: 0` (also `ICMP timestamp scan`, `ICMP address
+/// mask scan`, `ICMPv6 echo scan ... to ICMPv6 port: 0`): ICMP has no port, 0 says so.
+pub fn other_probe_detected(kind: OtherProbe, name: &str, ip: IpAddr, port: u16) -> String {
+    let (word, port) = match kind {
+        OtherProbe::SctpInit | OtherProbe::SctpCookieEcho => ("SCTP", port),
+        OtherProbe::Icmp6Echo => ("ICMPv6", 0),
+        _ => ("ICMP", 0),
+    };
+    format!(
+        "attackalert: {} from host: {} to {word} port: {port}",
+        other_probe_text(kind),
+        host(name, ip)
     )
 }
 
@@ -169,6 +200,42 @@ mod tests {
             accept_failed(143),
             "attackalert: Possible stealth scan from unknown host to TCP port: 143 (accept failed)"
         );
+    }
+
+    #[test]
+    fn sctp_and_icmp_probe_lines() {
+        let ip = v4(198, 51, 100, 7);
+        let ip6 = v6("2001:db8::7");
+        assert_eq!(
+            other_probe_detected(OtherProbe::SctpInit, "198.51.100.7", ip, 80),
+            "attackalert: SCTP INIT scan from host: 198.51.100.7/198.51.100.7 to SCTP port: 80"
+        );
+        assert_eq!(
+            other_probe_detected(OtherProbe::SctpCookieEcho, "x.example", ip, 3868),
+            "attackalert: SCTP COOKIE-ECHO scan from host: x.example/198.51.100.7 to SCTP port: 3868"
+        );
+        assert_eq!(
+            other_probe_detected(OtherProbe::IcmpEcho, "198.51.100.7", ip, 0),
+            "attackalert: ICMP echo scan from host: 198.51.100.7/198.51.100.7 to ICMP port: 0"
+        );
+        assert_eq!(
+            other_probe_detected(OtherProbe::IcmpTimestamp, "198.51.100.7", ip, 0),
+            "attackalert: ICMP timestamp scan from host: 198.51.100.7/198.51.100.7 to ICMP port: 0"
+        );
+        assert_eq!(
+            other_probe_detected(OtherProbe::IcmpAddressMask, "198.51.100.7", ip, 9),
+            "attackalert: ICMP address mask scan from host: 198.51.100.7/198.51.100.7 to ICMP port: 0"
+        );
+        assert_eq!(
+            other_probe_detected(OtherProbe::Icmp6Echo, "2001:db8::7", ip6, 0),
+            "attackalert: ICMPv6 echo scan from host: 2001:db8::7/2001:db8::7 to ICMPv6 port: 0"
+        );
+        // A hostile name cannot forge a line.
+        for n in HOSTILE_NAMES {
+            let l = other_probe_detected(OtherProbe::IcmpEcho, n, ip, 0);
+            assert_eq!(l.matches('/').count(), 1, "{l}");
+            assert!(!l.contains('\n'));
+        }
     }
 
     #[test]

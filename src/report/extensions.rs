@@ -36,6 +36,54 @@ pub fn blocks_refused(n: u64, seconds: u64) -> String {
     )
 }
 
+/// BLOCK_PREFIX_BUDGET spent by a prefix, once per episode: what a forger there can and
+/// cannot do.
+pub fn block_budget_spent(prefix: IpAddr, len: u8, burst: u32, per_minute: u32) -> String {
+    format!(
+        "adminalert: Block budget of {prefix}/{len} spent (BLOCK_PREFIX_BUDGET=\"{burst},{per_minute}\": {burst} blocks, then {per_minute} per minute): its further scanners are reported but not blocked, unless one shows twice the evidence (ports and hits) of those blocked; other prefixes are blocked as before."
+    )
+}
+
+/// `attackalert: Not blocking host: {name}/{ip}: block budget of {prefix}/{len} spent.` The
+/// report line of a scan whose block the prefix budget refused.
+pub fn block_refused_budget(name: &str, ip: IpAddr, prefix: IpAddr, len: u8) -> String {
+    format!(
+        "attackalert: Not blocking host: {}: block budget of {prefix}/{len} spent.",
+        host(name, ip)
+    )
+}
+
+/// `adminalert: Block budget: {n} blocks refused in the last {s} seconds: {k} in {prefix}/{len}, ...`
+pub fn budget_refusals(
+    n: u64,
+    seconds: u64,
+    by_prefix: &[(IpAddr, u8, u64)],
+    others: u64,
+) -> String {
+    let mut s = format!(
+        "adminalert: Block budget: {} refused in the last {seconds} seconds",
+        super::count(n, "block", "blocks")
+    );
+    let mut sep = ": ";
+    for (ip, len, k) in by_prefix {
+        s.push_str(&format!("{sep}{k} in {ip}/{len}"));
+        sep = ", ";
+    }
+    if others > 0 {
+        s.push_str(&format!("{sep}{others} in other prefixes"));
+    }
+    s.push('.');
+    s
+}
+
+/// `adminalert: Flood: {n} blocks not carried out in the last {s} seconds: ...`
+pub fn blocks_shed(n: u64, seconds: u64, queue: usize) -> String {
+    format!(
+        "adminalert: Flood: {} of sources over the report limits not carried out in the last {seconds} seconds: {queue} were already waiting. A source reported later is blocked then.",
+        super::count(n, "block", "blocks")
+    )
+}
+
 /// RESOLVE_HOST: the resolver did not answer in time; lookups rest for a while.
 pub fn resolve_timed_out(ip: IpAddr, timeout_ms: u128, rest_s: u64) -> String {
     format!(
@@ -217,6 +265,23 @@ mod tests {
         assert_eq!(
             blocks_refused(12, 10),
             "adminalert: Block rate limit: 12 blocks refused in the last 10 seconds."
+        );
+    }
+
+    #[test]
+    fn block_budget_lines() {
+        let p: IpAddr = "2001:db8:1:2::".parse().unwrap();
+        assert_eq!(
+            block_budget_spent(p, 64, 16, 4),
+            "adminalert: Block budget of 2001:db8:1:2::/64 spent (BLOCK_PREFIX_BUDGET=\"16,4\": 16 blocks, then 4 per minute): its further scanners are reported but not blocked, unless one shows twice the evidence (ports and hits) of those blocked; other prefixes are blocked as before."
+        );
+        assert_eq!(
+            block_refused_budget("2001:db8:1:2::9", "2001:db8:1:2::9".parse().unwrap(), p, 64),
+            "attackalert: Not blocking host: 2001:db8:1:2::9/2001:db8:1:2::9: block budget of 2001:db8:1:2::/64 spent."
+        );
+        assert_eq!(
+            budget_refusals(2984, 10, &[(p, 64, 2980)], 4),
+            "adminalert: Block budget: 2984 blocks refused in the last 10 seconds: 2980 in 2001:db8:1:2::/64, 4 in other prefixes."
         );
     }
 

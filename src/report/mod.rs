@@ -77,6 +77,7 @@ pub fn event_line(e: &Event) -> String {
                 Detail::Connect => connect_from(&name, host.ip, mode.proto(), *port),
                 Detail::TcpScan(t) => scan_detected(ScanKind::Tcp(*t), &name, host.ip, *port),
                 Detail::UdpScan => scan_detected(ScanKind::Udp, &name, host.ip, *port),
+                Detail::Other(k) => other_probe_detected(*k, &name, host.ip, *port),
             }
         }
         Event::IpOptions { host, proto, port } => {
@@ -99,6 +100,24 @@ pub fn event_line(e: &Event) -> String {
             others,
         } => reports_rate_limited(*count, *seconds, by_prefix, *others),
         Event::BlocksRefused { count, seconds } => blocks_refused(*count, *seconds),
+        Event::BudgetSpent {
+            prefix,
+            len,
+            burst,
+            per_minute,
+        } => block_budget_spent(*prefix, *len, *burst, *per_minute),
+        Event::BudgetRefused { host, prefix, len } => {
+            block_refused_budget(&host.name_text(), host.ip, *prefix, *len)
+        }
+        Event::BudgetRefusals {
+            count,
+            seconds,
+            by_prefix,
+            others,
+        } => budget_refusals(*count, *seconds, by_prefix, *others),
+        Event::BlocksShed { count, seconds } => {
+            blocks_shed(*count, *seconds, crate::engine::FLOOD_QUEUE_MAX)
+        }
     }
 }
 

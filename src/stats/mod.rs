@@ -69,6 +69,18 @@ pub enum ProbeKind {
     Other,
     /// A datagram seen by `-sudp`/`-audp`.
     Udp,
+    /// SCTP INIT (`-stcp`/`-atcp`, issue 18).
+    SctpInit,
+    /// SCTP COOKIE ECHO.
+    SctpCookieEcho,
+    /// ICMP echo request.
+    IcmpEcho,
+    /// ICMP timestamp request.
+    IcmpTimestamp,
+    /// ICMP address mask request.
+    IcmpMask,
+    /// ICMPv6 echo request.
+    Icmp6Echo,
 }
 
 impl ProbeKind {
@@ -99,6 +111,57 @@ impl ProbeKind {
             ProbeKind::AllFlags => "all",
             ProbeKind::Other => "other",
             ProbeKind::Udp => "udp",
+            ProbeKind::SctpInit => "sctp_init",
+            ProbeKind::SctpCookieEcho => "sctp_cookie_echo",
+            ProbeKind::IcmpEcho => "icmp_echo",
+            ProbeKind::IcmpTimestamp => "icmp_timestamp",
+            ProbeKind::IcmpMask => "icmp_mask",
+            ProbeKind::Icmp6Echo => "icmp6_echo",
+        }
+    }
+
+    /// The SCTP and ICMP kinds the TCP stealth and advanced modes also see.
+    pub const OTHER: [ProbeKind; 6] = [
+        ProbeKind::SctpInit,
+        ProbeKind::SctpCookieEcho,
+        ProbeKind::IcmpEcho,
+        ProbeKind::IcmpTimestamp,
+        ProbeKind::IcmpMask,
+        ProbeKind::Icmp6Echo,
+    ];
+
+    /// The kind of an SCTP or ICMP probe.
+    pub fn from_other(k: crate::classify::OtherProbe) -> ProbeKind {
+        use crate::classify::OtherProbe as O;
+        match k {
+            O::SctpInit => ProbeKind::SctpInit,
+            O::SctpCookieEcho => ProbeKind::SctpCookieEcho,
+            O::IcmpEcho => ProbeKind::IcmpEcho,
+            O::IcmpTimestamp => ProbeKind::IcmpTimestamp,
+            O::IcmpAddressMask => ProbeKind::IcmpMask,
+            O::Icmp6Echo => ProbeKind::Icmp6Echo,
+        }
+    }
+
+    /// An ICMP kind: no port was probed.
+    pub fn is_icmp(self) -> bool {
+        matches!(
+            self,
+            ProbeKind::IcmpEcho
+                | ProbeKind::IcmpTimestamp
+                | ProbeKind::IcmpMask
+                | ProbeKind::Icmp6Echo
+        )
+    }
+
+    /// The protocol word of an SCTP or ICMP kind (`sctp`, `icmp`, `icmpv6`); None for TCP and
+    /// UDP kinds (their mode says it).
+    pub fn own_proto(self) -> Option<&'static str> {
+        match self {
+            ProbeKind::SctpInit | ProbeKind::SctpCookieEcho => Some("sctp"),
+            ProbeKind::Icmp6Echo => Some("icmpv6"),
+            k if k.is_icmp() => Some("icmp"),
+            _ => None,
         }
     }
 
@@ -107,7 +170,11 @@ impl ProbeKind {
     pub fn of_mode(m: Mode) -> Vec<ProbeKind> {
         match (m.kind(), m.proto()) {
             (Kind::Classic, _) => vec![ProbeKind::Connect],
-            (_, Proto::Tcp) => ProbeKind::TCP_SCANS.to_vec(),
+            (_, Proto::Tcp) => {
+                let mut v = ProbeKind::TCP_SCANS.to_vec();
+                v.extend(ProbeKind::OTHER);
+                v
+            }
             (_, Proto::Udp) => vec![ProbeKind::Udp],
         }
     }
@@ -166,17 +233,28 @@ pub enum Refusal {
     RateLimit,
     /// A protected address: this host's own, loopback, multicast, broadcast, a gateway.
     Protected,
+    /// BLOCK_PREFIX_BUDGET: the source prefix spent its block budget.
+    PrefixBudget,
+    /// A flood's block dropped: the queue of blocks over the report limits was full.
+    FloodQueue,
 }
 
 impl Refusal {
     /// Every reason (listed from zero).
-    pub const ALL: [Refusal; 2] = [Refusal::RateLimit, Refusal::Protected];
+    pub const ALL: [Refusal; 4] = [
+        Refusal::RateLimit,
+        Refusal::Protected,
+        Refusal::PrefixBudget,
+        Refusal::FloodQueue,
+    ];
 
     /// The label value.
     pub fn as_str(self) -> &'static str {
         match self {
             Refusal::RateLimit => "rate_limit",
             Refusal::Protected => "protected",
+            Refusal::PrefixBudget => "prefix_budget",
+            Refusal::FloodQueue => "flood_queue",
         }
     }
 }
@@ -315,6 +393,26 @@ pub struct Stats {
     sources: Tops<IpAddr>,
     prefixes: Tops<(IpAddr, u8)>,
     ports: Tops<(Proto, u16)>,
+    evasion: Evasion,
+}
+
+/// What the capture did about evasion (issue 18): bad checksums and fragments, as its own
+/// totals since start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Evasion {
+    /// Packets with a bad IP header or transport checksum (never reported).
+    pub bad_checksum: u64,
+    /// Fragments the reassembly was handed.
+    pub fragments: u64,
+    /// Datagrams it completed.
+    pub reassembled: u64,
+    /// Datagrams the host drops too: overlapping, malformed, too long, never completed
+    /// (timed out), or evicted from the full cache.
+    pub unassembled: u64,
+    /// Bytes the reassembly cache holds now.
+    pub cache_bytes: u64,
+    /// The most it ever held.
+    pub cache_peak_bytes: u64,
 }
 
 impl Stats {
@@ -354,6 +452,7 @@ impl Stats {
             capture: None,
             hits: HitOutcomes::default(),
             sources: Tops::new(),
+            evasion: Evasion::default(),
             prefixes: Tops::new(),
             ports: Tops::new(),
         }
@@ -376,7 +475,10 @@ impl Stats {
         *self.probes.entry((mode, kind)).or_insert(0) += 1;
         self.sources.add(now, &src);
         self.prefixes.add(now, &prefix_of(src));
-        self.ports.add(now, &(mode.proto(), port));
+        // An ICMP probe has no port.
+        if !kind.is_icmp() {
+            self.ports.add(now, &(mode.proto(), port));
+        }
     }
 
     /// A host was reported (its detection line logged).
@@ -428,6 +530,11 @@ impl Stats {
     /// What became of the hits judged since start (the engine's own count).
     pub fn set_hit_outcomes(&mut self, h: HitOutcomes) {
         self.hits = h;
+    }
+
+    /// The capture's bad-checksum and reassembly totals since start.
+    pub fn set_evasion(&mut self, e: Evasion) {
+        self.evasion = e;
     }
 
     /// A response command failed.
@@ -505,6 +612,12 @@ impl Stats {
             command_failures: self.command_failures,
             expiries: self.expiries,
             unblocks: self.unblocks,
+            bad_checksum_packets: self.evasion.bad_checksum,
+            fragments: self.evasion.fragments,
+            datagrams_reassembled: self.evasion.reassembled,
+            datagrams_unassembled: self.evasion.unassembled,
+            fragment_cache_bytes: self.evasion.cache_bytes,
+            fragment_cache_peak_bytes: self.evasion.cache_peak_bytes,
         }
     }
 
@@ -552,7 +665,9 @@ impl Stats {
                 .iter()
                 .map(|((m, k), n)| ProbeCount {
                     mode: m.as_str().to_string(),
-                    proto: m.proto().upper().to_ascii_lowercase(),
+                    proto: k
+                        .own_proto()
+                        .map_or_else(|| m.proto().upper().to_ascii_lowercase(), str::to_string),
                     kind: k.as_str().to_string(),
                     count: *n,
                 })

@@ -137,6 +137,12 @@ pub fn text(s: &Snapshot) -> String {
             ("repeats suppressed", c.repeats_suppressed),
             ("capture drops", c.capture_drops),
             ("malformed packets", c.malformed_packets),
+            ("bad checksums", c.bad_checksum_packets),
+            ("fragments", c.fragments),
+            ("datagrams reassembled", c.datagrams_reassembled),
+            ("datagrams not reassembled", c.datagrams_unassembled),
+            ("fragment cache bytes", c.fragment_cache_bytes),
+            ("fragment cache peak bytes", c.fragment_cache_peak_bytes),
             ("command failures", c.command_failures),
             ("block expiries", c.expiries),
             ("unblocks by hand", c.unblocks),
@@ -498,6 +504,26 @@ pub fn prometheus(s: &Snapshot) -> String {
                 c.malformed_packets,
             ),
             (
+                "portsentry_bad_checksum_packets_total",
+                "Captured packets dropped for a bad IP header or transport checksum.",
+                c.bad_checksum_packets,
+            ),
+            (
+                "portsentry_fragments_total",
+                "IP fragments handed to the reassembly.",
+                c.fragments,
+            ),
+            (
+                "portsentry_datagrams_reassembled_total",
+                "Fragmented datagrams reassembled and judged.",
+                c.datagrams_reassembled,
+            ),
+            (
+                "portsentry_datagrams_unassembled_total",
+                "Fragmented datagrams the host drops too (overlap, bad length, never completed, evicted).",
+                c.datagrams_unassembled,
+            ),
+            (
                 "portsentry_command_failures_total",
                 "Response commands that failed.",
                 c.command_failures,
@@ -515,6 +541,18 @@ pub fn prometheus(s: &Snapshot) -> String {
         ] {
             f.single(name, "counter", help, v);
         }
+        f.single(
+            "portsentry_fragment_cache_bytes",
+            "gauge",
+            "Bytes the reassembly cache holds now (at most 4 MiB).",
+            c.fragment_cache_bytes,
+        );
+        f.single(
+            "portsentry_fragment_cache_peak_bytes",
+            "gauge",
+            "The most bytes the reassembly cache held since start.",
+            c.fragment_cache_peak_bytes,
+        );
     }
     if let Some(p) = &s.path {
         if let Some(c) = &p.capture {

@@ -47,7 +47,7 @@ pub struct Snapshot {
     /// Block actions carried out, by method (`nftables`, `route`, `hosts_deny`, `run_cmd`);
     /// one block may use several.
     pub blocks_by_method: BTreeMap<String, u64>,
-    /// Blocks refused, by reason (`rate_limit`, `protected`).
+    /// Blocks refused, by reason (`rate_limit`, `protected`, `prefix_budget`).
     pub blocks_refused_by_reason: BTreeMap<String, u64>,
     /// Reports not logged, by reason (`rate_limit`: the report limits; `repeat`: a host's
     /// repeats within the repeat interval).
@@ -111,6 +111,26 @@ pub struct Counters {
     pub expiries: u64,
     /// Blocks lifted by hand (`portsentry blocked del|flush`).
     pub unblocks: u64,
+    /// Captured packets dropped for a bad IP header or transport checksum (the host drops
+    /// them too; never reported).
+    #[serde(default)]
+    pub bad_checksum_packets: u64,
+    /// IP fragments handed to the reassembly.
+    #[serde(default)]
+    pub fragments: u64,
+    /// Fragmented datagrams reassembled (then judged as whole packets).
+    #[serde(default)]
+    pub datagrams_reassembled: u64,
+    /// Fragmented datagrams the host drops too: overlapping, malformed, too long, never
+    /// completed, or evicted from the full cache.
+    #[serde(default)]
+    pub datagrams_unassembled: u64,
+    /// Bytes the reassembly cache holds now (at most 4 MiB).
+    #[serde(default)]
+    pub fragment_cache_bytes: u64,
+    /// The most bytes the reassembly cache ever held.
+    #[serde(default)]
+    pub fragment_cache_peak_bytes: u64,
 }
 
 /// The packet path since start, stage by stage (issue 23): what the kernel's capture ring took
@@ -139,7 +159,8 @@ pub struct CapturePath {
     pub parsed: u64,
     /// Of those, malformed (counted, never judged).
     pub malformed: u64,
-    /// Neither TCP nor UDP, or a later fragment.
+    /// Not a probe kind judged here (another protocol, an ICMP reply, ...); fragments go to
+    /// the reassembly and are counted there.
     pub not_tcp_udp: u64,
     /// This host's own outgoing packets (they explain the replies).
     pub outgoing: u64,

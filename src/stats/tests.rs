@@ -66,9 +66,18 @@ fn sample() -> (Stats, Identity, i64) {
     s.note_block(Mode::Stcp, &[Method::Nftables, Method::HostsDeny]);
     s.note_refusal(Refusal::RateLimit);
     s.note_refusal(Refusal::Protected);
+    s.note_refusals(Refusal::PrefixBudget, 2);
     s.note_suppressed(Suppression::Repeat, 3);
     s.note_suppressed(Suppression::RateLimit, 7);
     s.note_capture_losses(2, 1);
+    s.set_evasion(crate::stats::Evasion {
+        bad_checksum: 3,
+        fragments: 11,
+        reassembled: 2,
+        unassembled: 4,
+        cache_bytes: 1536,
+        cache_peak_bytes: 4096,
+    });
     s.set_capture(CapturePath {
         ring_packets: 66,
         ring_drops: 2,
@@ -139,7 +148,7 @@ fn counters_equal_what_was_noted() {
     assert_eq!(c.probes_ignored, 1);
     assert_eq!(c.hosts_reported, 2);
     assert_eq!(c.blocks, 1);
-    assert_eq!(c.blocks_refused, 2);
+    assert_eq!(c.blocks_refused, 4);
     assert_eq!(c.reports_suppressed, 7);
     assert_eq!(c.repeats_suppressed, 3);
     assert_eq!(c.capture_drops, 2);

@@ -45,8 +45,24 @@ const QUOTED_PROBLEMS: usize = 5;
 
 /// The scan kinds an event line may name; anything else is counted as `other`, so a damaged
 /// file cannot grow the table.
-const KINDS: [&str; 11] = [
-    "connect", "syn", "null", "fin", "xmas", "ack", "maimon", "synrst", "all", "other", "udp",
+const KINDS: [&str; 17] = [
+    "connect",
+    "syn",
+    "null",
+    "fin",
+    "xmas",
+    "ack",
+    "maimon",
+    "synrst",
+    "all",
+    "other",
+    "udp",
+    "sctp_init",
+    "sctp_cookie_echo",
+    "icmp_echo",
+    "icmp_timestamp",
+    "icmp_mask",
+    "icmp6_echo",
 ];
 
 /// The summary being built.

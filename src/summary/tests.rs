@@ -248,3 +248,35 @@ fn the_html_page_is_self_contained_and_counts_its_bars() {
     assert!(page.contains("name=\"viewport\""));
     assert!(page.contains("@media print"));
 }
+
+/// SCTP and ICMP detections (issue 18) are scan kinds of their own in the report.
+#[test]
+fn sctp_and_icmp_detections_are_kinds_of_their_own() {
+    use crate::mode::Mode;
+    use crate::stats::ProbeKind;
+    let mut s = Summary::new(None, 1_795_400_000);
+    let src: std::net::IpAddr = "198.51.100.9".parse().unwrap();
+    for (i, k) in ProbeKind::OTHER.iter().enumerate() {
+        for _ in 0..=i {
+            let e = Event::detection(1_795_383_542_000, src, 80, Mode::Atcp, *k, Response::Log);
+            s.event("e", 1, &event_line(&e, &tz()));
+        }
+    }
+    let r = s.finish(files(), &tz());
+    let kinds: Vec<(String, u64)> = r
+        .scan_kinds
+        .iter()
+        .map(|t| (t.value.clone(), t.count))
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            ("icmp6_echo".into(), 6),
+            ("icmp_mask".into(), 5),
+            ("icmp_timestamp".into(), 4),
+            ("icmp_echo".into(), 3),
+            ("sctp_cookie_echo".into(), 2),
+            ("sctp_init".into(), 1),
+        ]
+    );
+}

@@ -27,6 +27,14 @@ struct CapData {
 
 const VERSION_3: u32 = 0x2008_0522;
 
+/// CAP_SETPCAP: needed to drop from the bounding set.
+const CAP_SETPCAP: u8 = 8;
+
+/// Whether the process holds `cap` (its permitted set).
+fn holds(cap: u8) -> bool {
+    permitted().is_ok_and(|p| p.0 & (1u64 << cap) != 0)
+}
+
 fn last_cap() -> u8 {
     std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
         .ok()
@@ -64,12 +72,26 @@ pub fn restrict(keep: &[u8]) -> io::Result<()> {
             continue;
         }
         // SAFETY: prctl with integer arguments only.
+        let in_bounding =
+            unsafe { libc::prctl(libc::PR_CAPBSET_READ, libc::c_ulong::from(cap), 0, 0, 0) };
+        // Already out of the bounding set (a unit's CapabilityBoundingSet=, a container):
+        // nothing to drop, and dropping needs CAP_SETPCAP, which such a unit withholds.
+        if in_bounding == 0 {
+            continue;
+        }
+        // SAFETY: prctl with integer arguments only.
         let rc = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, libc::c_ulong::from(cap), 0, 0, 0) };
         if rc != 0 {
             let e = io::Error::last_os_error();
-            // EINVAL: the kernel does not know this capability number.
-            if e.raw_os_error() != Some(libc::EINVAL) {
-                return Err(e);
+            match e.raw_os_error() {
+                // The kernel does not know this capability number.
+                Some(libc::EINVAL) => {}
+                // No CAP_SETPCAP (a bounding set wider than KEEP_CAPABILITIES, without it):
+                // the capability still leaves the permitted, effective and inheritable sets
+                // below; a command could regain it only from a setuid or file-capability
+                // binary, which the package's units forbid (NoNewPrivileges=).
+                Some(libc::EPERM) if !holds(CAP_SETPCAP) => {}
+                _ => return Err(e),
             }
         }
     }

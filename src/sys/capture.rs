@@ -40,6 +40,18 @@ const BELL_BUSY: usize = 16;
 /// Packets read from the doorbell per loop turn at most.
 const BELL_BURST: usize = 32;
 
+/// What the kernel says about one captured packet besides its bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PacketMeta {
+    /// `sll_pkttype`: to us, broadcast, ..., or sent by this host.
+    pub pkttype: u8,
+    /// `tp_status`: its TP_STATUS_CSUMNOTREADY and TP_STATUS_CSUM_VALID bits say whether the
+    /// kernel verified the checksum or never filled it in (a local packet).
+    pub status: u32,
+    /// `tp_len`: the packet's length before the snap length cut it.
+    pub wire_len: u32,
+}
+
 /// Ring statistics since the last read (`PACKET_STATISTICS` resets on read).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RingStats {
@@ -270,6 +282,15 @@ impl Capture {
             &1 as &libc::c_int,
             "SO_RXQ_OVFL",
         )?;
+        // The checksum status and the length before the snap length (the ring has them in
+        // its frame headers).
+        setopt(
+            &bell,
+            libc::SOL_PACKET,
+            libc::PACKET_AUXDATA,
+            &1 as &libc::c_int,
+            "PACKET_AUXDATA",
+        )?;
         let mut cap = Capture {
             rx: None,
             pending: ring,
@@ -322,17 +343,17 @@ impl Capture {
 
     /// Hand the packets waiting on the doorbell to `f` like [`Capture::drain`], except those
     /// the ring has handed over already. Call it before `drain` in a loop turn.
-    pub fn ring_bell(&mut self, mut f: impl FnMut(u8, &[u8])) -> usize {
-        let mut buf = [0u8; SNAPLEN as usize];
+    pub fn ring_bell(&mut self, mut f: impl FnMut(PacketMeta, &[u8])) -> usize {
+        let mut buf = vec![0u8; SNAPLEN as usize];
         let mut n = 0;
         for _ in 0..BELL_BURST {
-            let Some((pkttype, len, ts, drops)) = recv_stamped(&self.bell, &mut buf) else {
+            let Some((meta, len, ts, drops)) = recv_stamped(&self.bell, &mut buf) else {
                 break;
             };
             let bytes = &buf[..len];
             self.counts.bell += 1;
             if self.bell_on && self.dedup.bell_copy(Key::of(ts, bytes), drops) {
-                f(pkttype, bytes);
+                f(meta, bytes);
                 n += 1;
             } else {
                 self.counts.skipped += 1;
@@ -389,9 +410,9 @@ impl Capture {
     }
 
     /// Hand every packet of every block the kernel has released to `f` as
-    /// (`sll_pkttype`, bytes from the IP header), then give the blocks back. At most one pass
-    /// over the ring, so a flood cannot keep the loop here forever.
-    pub fn drain(&mut self, mut f: impl FnMut(u8, &[u8])) -> usize {
+    /// ([`PacketMeta`], bytes from the IP header), then give the blocks back. At most one
+    /// pass over the ring, so a flood cannot keep the loop here forever.
+    pub fn drain(&mut self, mut f: impl FnMut(PacketMeta, &[u8])) -> usize {
         let Some(rx_addr) = self.rx.as_ref().map(|r| r.addr) else {
             return 0;
         };
@@ -408,9 +429,9 @@ impl Capture {
             // we hand it back; the block is BLOCK_SIZE bytes of our mapping.
             let bytes = unsafe { std::slice::from_raw_parts(block, BLOCK_SIZE as usize) };
             let (dedup, skipped) = (&mut self.dedup, &mut self.counts.skipped);
-            n += walk_block(bytes, &mut |pkttype, ts, pkt| {
+            n += walk_block(bytes, &mut |meta, ts, pkt| {
                 if dedup.ring_copy(Key::of(ts, pkt)) {
-                    f(pkttype, pkt);
+                    f(meta, pkt);
                 } else {
                     *skipped += 1;
                 }
@@ -472,13 +493,13 @@ fn bind(fd: &OwnedFd, ifindex: i32) -> io::Result<()> {
     Ok(())
 }
 
-/// One packet from a non-ring packet socket: (`sll_pkttype`, captured length, receive
+/// One packet from a non-ring packet socket: (its [`PacketMeta`], captured length, receive
 /// timestamp in ns, the socket's drop counter when it was queued). None when nothing is
 /// waiting (or on an error: the ring has the packet).
-fn recv_stamped(fd: &OwnedFd, buf: &mut [u8]) -> Option<(u8, usize, i64, u32)> {
+fn recv_stamped(fd: &OwnedFd, buf: &mut [u8]) -> Option<(PacketMeta, usize, i64, u32)> {
     // SAFETY: plain data; all-zero is valid for each.
     let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-    let mut cbuf = [0u64; 16]; // u64 for cmsghdr alignment
+    let mut cbuf = [0u64; 24]; // u64 for cmsghdr alignment
     let mut iov = libc::iovec {
         iov_base: buf.as_mut_ptr().cast(),
         iov_len: buf.len(),
@@ -499,6 +520,7 @@ fn recv_stamped(fd: &OwnedFd, buf: &mut [u8]) -> Option<(u8, usize, i64, u32)> {
     let mut ts = None;
     // SO_RXQ_OVFL: absent while the counter is zero.
     let mut drops = 0u32;
+    let mut aux = None;
     // SAFETY: the CMSG macros walk the control buffer the kernel filled, within
     // msg_controllen; the timespec is read unaligned.
     unsafe {
@@ -509,12 +531,24 @@ fn recv_stamped(fd: &OwnedFd, buf: &mut [u8]) -> Option<(u8, usize, i64, u32)> {
                 ts = Some(t.tv_sec * 1_000_000_000 + t.tv_nsec);
             } else if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SO_RXQ_OVFL {
                 drops = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<u32>());
+            } else if (*c).cmsg_level == libc::SOL_PACKET && (*c).cmsg_type == libc::PACKET_AUXDATA
+            {
+                let a =
+                    std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<libc::tpacket_auxdata>());
+                aux = Some((a.tp_status, a.tp_len));
             }
             c = libc::CMSG_NXTHDR(&msg, c);
         }
     }
-    // Without a timestamp the copies cannot be matched: leave the packet to the ring.
-    Some((sll.sll_pkttype, r as usize, ts?, drops))
+    // Without a timestamp the copies cannot be matched, and without the auxiliary data the
+    // checksum status is unknown: leave the packet to the ring.
+    let (status, wire_len) = aux?;
+    let meta = PacketMeta {
+        pkttype: sll.sll_pkttype,
+        status,
+        wire_len,
+    };
+    Some((meta, r as usize, ts?, drops))
 }
 
 /// `tpacket_block_desc.hdr.bh1.block_status`, which the kernel and we hand over.
@@ -537,7 +571,7 @@ fn rd16(b: &[u8], at: usize) -> Option<u16> {
 
 /// Walk one released block (`struct tpacket_block_desc` + packed `tpacket3_hdr`s). Every
 /// offset the kernel wrote is bounds-checked against the block.
-fn walk_block(b: &[u8], f: &mut impl FnMut(u8, i64, &[u8])) -> usize {
+fn walk_block(b: &[u8], f: &mut impl FnMut(PacketMeta, i64, &[u8])) -> usize {
     // tpacket_hdr_v1: block_status @8, num_pkts @12, offset_to_first_pkt @16.
     let (Some(num), Some(first)) = (rd32(b, 12), rd32(b, 16)) else {
         return 0;
@@ -545,8 +579,9 @@ fn walk_block(b: &[u8], f: &mut impl FnMut(u8, i64, &[u8])) -> usize {
     let mut at = first as usize;
     let mut n = 0;
     for _ in 0..num {
-        // tpacket3_hdr: tp_next_offset @0, tp_sec @4, tp_nsec @8, tp_snaplen @12, tp_net @26;
-        // sockaddr_ll after the aligned header (48 bytes) with sll_pkttype at its offset 10.
+        // tpacket3_hdr: tp_next_offset @0, tp_sec @4, tp_nsec @8, tp_snaplen @12, tp_len @16,
+        // tp_status @20, tp_net @26; sockaddr_ll after the aligned header (48 bytes) with
+        // sll_pkttype at its offset 10.
         let (Some(next), Some(sec), Some(nsec), Some(snap), Some(net), Some(pkttype)) = (
             rd32(b, at),
             rd32(b, at + 4),
@@ -557,13 +592,14 @@ fn walk_block(b: &[u8], f: &mut impl FnMut(u8, i64, &[u8])) -> usize {
         ) else {
             break;
         };
+        let meta = PacketMeta {
+            pkttype,
+            status: rd32(b, at + 20).unwrap_or(0),
+            wire_len: rd32(b, at + 16).unwrap_or(snap),
+        };
         let start = at + usize::from(net);
         if let Some(pkt) = b.get(start..start + snap as usize) {
-            f(
-                pkttype,
-                i64::from(sec) * 1_000_000_000 + i64::from(nsec),
-                pkt,
-            );
+            f(meta, i64::from(sec) * 1_000_000_000 + i64::from(nsec), pkt);
             n += 1;
         }
         if next == 0 {
@@ -587,6 +623,9 @@ mod tests {
         let put = |b: &mut Vec<u8>, at: usize, next: u32, data: &[u8], pkttype: u8| {
             b[at..at + 4].copy_from_slice(&next.to_ne_bytes());
             b[at + 12..at + 16].copy_from_slice(&(data.len() as u32).to_ne_bytes());
+            b[at + 16..at + 20].copy_from_slice(&(data.len() as u32 + 9).to_ne_bytes());
+            b[at + 20..at + 24]
+                .copy_from_slice(&(1u32 | libc::TP_STATUS_CSUMNOTREADY).to_ne_bytes());
             b[at + 26..at + 28].copy_from_slice(&80u16.to_ne_bytes());
             b[at + 58] = pkttype;
             b[at + 80..at + 80 + data.len()].copy_from_slice(data);
@@ -596,13 +635,16 @@ mod tests {
         b[48 + 4..48 + 8].copy_from_slice(&7u32.to_ne_bytes()); // tp_sec
         b[48 + 8..48 + 12].copy_from_slice(&5u32.to_ne_bytes()); // tp_nsec
         let mut got = Vec::new();
-        let n = walk_block(&b, &mut |t, ts, p| got.push((t, ts, p.to_vec())));
+        let n = walk_block(&b, &mut |m, ts, p| {
+            got.push((m.pkttype, ts, p.to_vec(), m.wire_len, m.status))
+        });
         assert_eq!(n, 2);
+        let st = 1 | libc::TP_STATUS_CSUMNOTREADY;
         assert_eq!(
             got,
             vec![
-                (0, 7_000_000_005, b"first".to_vec()),
-                (3, 0, b"second".to_vec())
+                (0, 7_000_000_005, b"first".to_vec(), 14, st),
+                (3, 0, b"second".to_vec(), 15, st)
             ]
         );
         // A snap length past the block end and a next offset past it: skipped, no panic.

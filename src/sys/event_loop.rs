@@ -265,6 +265,7 @@ impl Daemon {
         let epoch = clock::epoch();
         if let Some(st) = &self.stealth {
             self.observer.stats.set_capture(st.totals());
+            self.observer.stats.set_evasion(st.evasion());
         }
         let g = self.engine.gate_counts();
         self.observer

@@ -22,7 +22,7 @@ use std::net::IpAddr;
 use std::os::fd::BorrowedFd;
 use std::path::PathBuf;
 
-use crate::engine::{Job, Step};
+use crate::engine::{FLOOD_QUEUE_MAX, Job, Step};
 use crate::report;
 
 use super::files::{self, DenyResult};
@@ -187,13 +187,19 @@ impl Executor {
         self.hosts_deny = p;
     }
 
-    /// Queue a job; it starts at the next pump with a free slot.
-    pub fn submit(&mut self, job: Job) {
+    /// Queue a job; it starts at the next pump with a free slot. A quiet job (a report
+    /// over the report limits) finding [`FLOOD_QUEUE_MAX`] others waiting is not queued: it
+    /// comes back, for the engine to forget (`Engine::job_shed`).
+    pub fn submit(&mut self, job: Job) -> Option<Job> {
         if job.quiet {
+            if self.flood.len() >= FLOOD_QUEUE_MAX {
+                return Some(job);
+            }
             self.flood.push_back(job);
         } else {
             self.queue.push_back(job);
         }
+        None
     }
 
     /// The host's report, first held back by the report limits, has now been logged: its
@@ -542,6 +548,7 @@ mod tests {
             },
             quiet,
             preflight_ok: true,
+            flood: quiet,
             kind: JobKind::Respond {
                 expire_after_ms: None,
                 undo: None,
@@ -589,6 +596,20 @@ mod tests {
         assert!(running(&e, true) <= flood_parallel());
         e.pump(2 * COMMAND_TIMEOUT_MS + 10);
         e.pump(3 * COMMAND_TIMEOUT_MS + 20);
+    }
+
+    /// The flood queue is bounded: past FLOOD_QUEUE_MAX waiting quiet jobs a new one comes
+    /// back (the engine forgets it); other jobs are always queued.
+    #[test]
+    fn the_flood_queue_sheds_past_its_bound_but_never_a_logged_job() {
+        let mut e = Executor::new(PathBuf::from("/nonexistent/hosts.deny"));
+        let mut shed = 0;
+        for n in 0..FLOOD_QUEUE_MAX + 10 {
+            shed += usize::from(e.submit(job(n as u8, true, "true")).is_some());
+        }
+        assert_eq!((shed, e.flood.len()), (10, FLOOD_QUEUE_MAX));
+        assert!(e.submit(job(1, false, "true")).is_none());
+        assert_eq!(e.queue.len(), 1);
     }
 
     /// A quiet job whose host is then reported (engine `Verdict::promote`) leaves the flood

@@ -20,6 +20,7 @@ pub mod insight;
 pub mod listen;
 pub mod log;
 pub mod metrics_file;
+pub mod modelock;
 pub mod netinfo;
 pub mod nfnl;
 pub mod nftables;

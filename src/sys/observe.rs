@@ -42,6 +42,9 @@ pub struct Observer {
     /// BLOCK_RATE_LIMIT refusals counted one by one since the engine's last summary of
     /// refusals (which counts them too): the summary adds only the rest.
     pub refusals_reported: u64,
+    /// BLOCK_PREFIX_BUDGET refusals counted one by one since the engine's last summary of
+    /// them.
+    pub budget_refusals_reported: u64,
     tz: TimeZone,
     status: Option<StatusServer>,
     metrics: Option<MetricsFile>,
@@ -72,6 +75,7 @@ impl Observer {
             stats: Stats::new(now, &id.modes),
             id,
             refusals_reported: 0,
+            budget_refusals_reported: 0,
             tz: super::insight::local_zone(),
             status,
             metrics: None,
@@ -109,6 +113,8 @@ impl Observer {
             .log
             .iter()
             .any(|e| matches!(e, EngineEvent::LogOnly { .. }))
+            // A report-only SCTP or ICMP probe (no BLOCK_ICMP_SCTP): no job at all.
+            || (v.jobs.is_empty() && hit.is_some_and(|h| matches!(h.detail, Detail::Other(_))))
         {
             Response::Log
         } else {
@@ -159,6 +165,27 @@ impl Observer {
                 EngineEvent::BlocksRefused { count, .. } => {
                     let rest = count.saturating_sub(std::mem::take(&mut o.refusals_reported));
                     o.stats.note_refusals(Refusal::RateLimit, rest);
+                }
+                EngineEvent::BudgetRefused { host, .. } => {
+                    o.stats.note_refusal(Refusal::PrefixBudget);
+                    o.budget_refusals_reported += 1;
+                    if let Some(h) = hit {
+                        o.event(&events::Event::refusal(
+                            ms,
+                            host.ip,
+                            h.port,
+                            h.mode,
+                            Refusal::PrefixBudget,
+                        ));
+                    }
+                }
+                EngineEvent::BudgetRefusals { count, .. } => {
+                    let rest =
+                        count.saturating_sub(std::mem::take(&mut o.budget_refusals_reported));
+                    o.stats.note_refusals(Refusal::PrefixBudget, rest);
+                }
+                EngineEvent::BlocksShed { count, .. } => {
+                    o.stats.note_refusals(Refusal::FloodQueue, *count)
                 }
                 EngineEvent::HitsSuppressed { count, .. } => {
                     o.stats.note_suppressed(Suppression::Repeat, *count)
@@ -312,6 +339,7 @@ fn probe_kind(d: Detail) -> ProbeKind {
         Detail::Connect => ProbeKind::Connect,
         Detail::TcpScan(t) => ProbeKind::from_scan(crate::classify::ScanKind::Tcp(t)),
         Detail::UdpScan => ProbeKind::Udp,
+        Detail::Other(k) => ProbeKind::from_other(k),
     }
 }
 

@@ -81,7 +81,9 @@ impl Daemon {
         }
         if !v.jobs.is_empty() || !v.promote.is_empty() {
             for j in v.jobs {
-                self.exec.submit(j);
+                if let Some(shed) = self.exec.submit(j) {
+                    self.engine.job_shed(&shed);
+                }
             }
             self.pump();
         }

@@ -58,6 +58,14 @@ fn diag_listeners() -> nix::Result<SockTable> {
     Ok(t)
 }
 
+/// The ports with a listening SCTP endpoint (none when the SCTP module is not loaded: then no
+/// SCTP service can exist; reading the file never loads it).
+pub fn read_sctp_listeners() -> std::collections::HashSet<u16> {
+    std::fs::read_to_string("/proc/net/sctp/eps")
+        .map(|t| crate::socktable::sctp_eps_ports(&t))
+        .unwrap_or_default()
+}
+
 /// The socket table from the `/proc/net` files (slow: they walk every connection).
 pub fn read_table() -> SockTable {
     let mut t = SockTable::default();

@@ -1,7 +1,8 @@
 //! Start-up, in the order it happens: `--check`, or root check, configuration, the
 //! capabilities the modes need, fork (the parent waits on the readiness pipe), signals, pid
-//! file check, blocks (blocked files, or the nftables table), the classic modes' sockets, the
-//! capture of the stealth and advanced modes, KEEP_CAPABILITIES, pid file, ready. Every
+//! file check, the modes' locks (`modelock`), blocks (blocked files, or the nftables table),
+//! the classic modes' sockets, the capture of the stealth and advanced modes,
+//! KEEP_CAPABILITIES, pid file, ready. Every
 //! failure is logged (1.2's line where it has one) and returned as a typed [`StartError`],
 //! whose text the parent prints on stderr.
 
@@ -31,7 +32,7 @@ use super::nftables::{self, NftError};
 use super::notify::Notifier;
 use super::observe::Observer;
 use super::stealth::{self, Stealth};
-use super::{clock, resolve};
+use super::{clock, modelock, resolve};
 
 /// Exit status: success.
 pub const EXIT_OK: i32 = 0;
@@ -46,6 +47,8 @@ pub enum StartError {
     Signals(nix::Error),
     /// Another portsentry holds the pid file.
     AlreadyRunning(daemon::Running),
+    /// Another portsentry runs one of the modes (its lock, see `modelock`).
+    ModeTaken(modelock::LockError),
     /// The process's capabilities could not be read.
     ReadCapabilities(io::Error),
     /// A configured mode or setting needs a capability the process lacks.
@@ -91,6 +94,7 @@ impl fmt::Display for StartError {
         match self {
             StartError::Signals(e) => write!(f, "cannot set up signal handling: {e}"),
             StartError::AlreadyRunning(r) => write!(f, "{r}"),
+            StartError::ModeTaken(e) => write!(f, "{e}"),
             StartError::ReadCapabilities(e) => {
                 write!(f, "cannot read this process's capabilities: {e}")
             }
@@ -437,6 +441,14 @@ fn start(
         log.log(&report::error(&err));
         err
     })?;
+    // One daemon per mode (two units must never run one mode): held until the process ends.
+    modelock::take(&cli.pidfile, &modes)
+        .map_err(|e| {
+            let err = StartError::ModeTaken(e);
+            log.log(&report::error(&err));
+            err
+        })?
+        .hold_until_exit();
     let restored = start_blocks(&cfg, &modes, log)?;
     let mut listeners = Vec::new();
     for &m in modes.iter().filter(|m| m.kind() == Kind::Classic) {

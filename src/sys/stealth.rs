@@ -5,10 +5,12 @@
 //!
 //! One packet, top to bottom ([`Stealth::drain`]): the capture hands over its bytes
 //! (`capture`, de-duplicated between the ring and its doorbell by `dedup`); `wire::parse`
-//! makes a typed `Probe` or counts a malformed packet; `watch::screen` decides with this
-//! host's addresses whether it can be a probe; this module finds the facts a candidate needs
-//! (is its port in use now, is its flow ours); `watch::decide` makes it a `Hit`, which goes
-//! back to the event loop and the engine.
+//! verifies what the host's stack would (checksums, lengths) and makes a typed `Probe` (or an
+//! SCTP or ICMP `Other`), counts a malformed or bad-checksum packet, or hands a fragment to
+//! `defrag`, whose completed datagrams are parsed again as whole packets (issue 18);
+//! `watch::screen` decides with this host's addresses whether it can be a probe; this module
+//! finds the facts a candidate needs (is its port in use now, is its flow ours);
+//! `watch::decide` makes it a `Hit`, which goes back to the event loop and the engine.
 //!
 //! Freshness without cost: a candidate's port gets 1.2's Smart-Verify bind test (a kernel hash
 //! lookup; cached for the drain round), so a service or connection that appeared a moment ago
@@ -30,15 +32,16 @@ use std::os::fd::AsRawFd;
 
 use crate::bpf::{self, PortSet};
 use crate::config::Config;
+use crate::defrag::{self, Defrag};
 use crate::engine::Hit;
 use crate::mode::{Kind, Mode, Proto};
 use crate::report;
 use crate::socktable::SockTable;
 use crate::stats::CapturePath;
 use crate::watch::{self, Candidate, Facts, RecentFlows, Watch, Watches};
-use crate::wire::{self, Drops, WireError};
+use crate::wire::{self, Drops, Packet, WireError};
 
-use super::capture::{Capture, PendingRing};
+use super::capture::{Capture, PacketMeta, PendingRing};
 use super::clock;
 use super::listen::{self, BindError};
 use super::log::Logger;
@@ -55,11 +58,13 @@ const IHL_LOG_MS: u64 = 1_000;
 const RECENT_FLOW_MS: u64 = 120_000;
 const RECENT_FLOW_CAP: usize = 65_536;
 
-/// This host as last seen: its addresses, and its listening and bound sockets.
+/// This host as last seen: its addresses, its listening and bound sockets, and the ports of
+/// its SCTP endpoints.
 #[derive(Default)]
 struct HostState {
     addrs: HashSet<IpAddr>,
     table: SockTable,
+    sctp: HashSet<u16>,
 }
 
 /// 1.2's Smart-Verify (§3.2): bind the port on the wildcard address, IPv4 and IPv6, without
@@ -115,6 +120,20 @@ fn read_host() -> HostState {
     HostState {
         addrs: read_addrs(),
         table: sockdiag::read_listeners(),
+        sctp: sockdiag::read_sctp_listeners(),
+    }
+}
+
+/// The kernel's word on a packet's transport checksum (`tp_status`, measured: local TCP and
+/// UDP traffic on veth and loopback carries TP_STATUS_CSUMNOTREADY, packets from other hosts
+/// and from raw sockets neither bit).
+fn csum_state(m: PacketMeta) -> wire::Csum {
+    if m.status & libc::TP_STATUS_CSUMNOTREADY != 0 {
+        wire::Csum::Partial
+    } else if m.status & libc::TP_STATUS_CSUM_VALID != 0 {
+        wire::Csum::Valid
+    } else {
+        wire::Csum::Unknown
     }
 }
 
@@ -157,6 +176,10 @@ pub struct Stealth {
     filtered_busy: (Vec<u16>, Vec<u16>),
     drops: Drops,
     ring_drops: u64,
+    /// Fragments on their way to a datagram (issue 18).
+    defrag: Defrag,
+    /// Packets dropped for a bad IP header or transport checksum (the host drops them too).
+    bad_checksum: u64,
     /// Since start, stage by stage, for `portsentry status` and the metrics file.
     totals: CapturePath,
     last_loss_report: u64,
@@ -305,6 +328,8 @@ impl Stealth {
             filtered_busy: busy,
             drops: Drops::default(),
             ring_drops: 0,
+            defrag: Defrag::default(),
+            bad_checksum: 0,
             totals: CapturePath::default(),
             last_loss_report: now,
             last_ihl_log: None,
@@ -385,17 +410,23 @@ impl Stealth {
     ) -> Vec<Hit> {
         let round = clock::now_ms();
         let mut probes = Vec::new();
+        let mut others = Vec::new();
         let mut bad_ihl = Vec::new();
         let (drops, totals) = (&mut self.drops, &mut self.totals);
-        let mut each = |pkttype, bytes: &[u8]| match wire::parse(bytes) {
-            Ok(p) => {
-                totals.parsed += 1;
-                probes.push((pkttype, p))
-            }
-            Err(e) => {
-                totals.parsed += 1;
+        let mut bad_checksum = 0u64;
+        let (defrag, watches, addrs) = (&mut self.defrag, &self.watches, &self.host.addrs);
+        let mut each = |meta: PacketMeta, bytes: &[u8]| {
+            totals.parsed += 1;
+            let m = wire::Meta {
+                wire_len: meta.wire_len as usize,
+                csum: csum_state(meta),
+                reassembled: false,
+            };
+            let mut count = |e: WireError| {
                 drops.count(e);
-                if matches!(e, WireError::NotTcpUdp | WireError::LaterFragment) {
+                if e.is_bad_checksum() {
+                    bad_checksum += 1;
+                } else if e == WireError::NotTcpUdp {
                     totals.not_tcp_udp += 1;
                 } else {
                     totals.malformed += 1;
@@ -408,6 +439,34 @@ impl Stealth {
                 {
                     bad_ihl.push((proto, ihl, src));
                 }
+            };
+            match wire::parse(bytes, m) {
+                Ok(Packet::Probe(p)) => probes.push((meta.pkttype, p)),
+                Ok(Packet::Other(o)) => others.push((meta.pkttype, o)),
+                // Only what the host itself reassembles: fragments from elsewhere to one of
+                // its addresses (or an IPv4 broadcast, for UDP), never its own.
+                Ok(Packet::Fragment(f))
+                    if meta.pkttype != watch::PACKET_OUTGOING
+                        && (addrs.contains(&f.dst.to_canonical())
+                            || matches!(f.dst, IpAddr::V4(a) if a.is_broadcast())
+                            || meta.pkttype == watch::PACKET_BROADCAST) =>
+                {
+                    let keep = f.dst.is_ipv6() || watches.judges_v4(f.proto);
+                    if let defrag::Outcome::Complete(d) = defrag.push(round, &f, keep) {
+                        let m = wire::Meta {
+                            reassembled: true,
+                            ..wire::Meta::whole(d.len())
+                        };
+                        match wire::parse(&d, m) {
+                            Ok(Packet::Probe(p)) => probes.push((meta.pkttype, p)),
+                            Ok(Packet::Other(o)) => others.push((meta.pkttype, o)),
+                            Ok(Packet::Fragment(_)) => {}
+                            Err(e) => count(e),
+                        }
+                    }
+                }
+                Ok(Packet::Fragment(_)) => {}
+                Err(e) => count(e),
             }
         };
         if bell {
@@ -415,6 +474,7 @@ impl Stealth {
         } else {
             self.capture.drain(&mut each);
         }
+        self.bad_checksum += bad_checksum;
         let copies = self.capture.counts();
         (self.totals.bell_packets, self.totals.copies_skipped) = (copies.bell, copies.skipped);
         for (proto, ihl, src) in bad_ihl {
@@ -458,6 +518,30 @@ impl Stealth {
                     &mut bind_tests,
                 ),
                 flow_is_ours: c.needs_flow_check && self.flow_is_ours(proto, c, round),
+            };
+            match watch::decide(c, facts) {
+                Ok(h) => hits.push(h),
+                Err(_) => self.totals.not_probes += 1,
+            }
+        }
+        for (pkttype, o) in others {
+            if pkttype == watch::PACKET_OUTGOING {
+                self.totals.outgoing += 1;
+                continue;
+            }
+            if !addrs_fresh && watch::unknown_destination(o.dst, &self.host.addrs) {
+                self.host.addrs = read_addrs();
+                addrs_fresh = true;
+            }
+            let Ok(c) = watch::screen_other(&self.watches, &o, &self.host.addrs) else {
+                self.totals.not_probes += 1;
+                continue;
+            };
+            // Smart-Verify for SCTP: a local SCTP endpoint on the port (an ICMP probe has
+            // no port).
+            let facts = Facts {
+                port_in_use: o.kind.is_sctp() && self.host.sctp.contains(&o.dst_port),
+                flow_is_ours: false,
             };
             match watch::decide(c, facts) {
                 Ok(h) => hits.push(h),
@@ -514,6 +598,19 @@ impl Stealth {
         self.totals
     }
 
+    /// Bad checksums and the reassembly's counters since start (issue 18).
+    pub fn evasion(&self) -> crate::stats::Evasion {
+        let d = self.defrag.stats();
+        crate::stats::Evasion {
+            bad_checksum: self.bad_checksum,
+            fragments: d.fragments,
+            reassembled: d.reassembled,
+            unassembled: d.failed(),
+            cache_bytes: self.defrag.bytes() as u64,
+            cache_peak_bytes: d.peak_bytes as u64,
+        }
+    }
+
     /// Periodic work: refresh the host view, update the filter, report losses.
     /// Cheap to call on every loop turn: does nothing until [`REFRESH_MS`] has passed.
     pub fn tick(&mut self, log: &mut Logger) {
@@ -522,8 +619,10 @@ impl Stealth {
             return;
         }
         self.last_tick = now;
+        self.defrag.expire(now);
         if now.saturating_sub(self.host_at) >= REFRESH_MS {
             self.host.addrs = read_addrs();
+            self.host.sctp = sockdiag::read_sctp_listeners();
             // The table only serves the advanced modes' filter (and flows of connections
             // older than the daemon); stealth modes have the bind test and skip the cost.
             if self.watches.has_advanced() {
@@ -545,10 +644,9 @@ impl Stealth {
             Err(e) => log.log(&report::capture_error(e)),
         }
         if now.saturating_sub(self.last_loss_report) >= LOSS_REPORT_MS {
-            // Packets that are simply not TCP/UDP, or later fragments, are not losses.
+            // Packets that are simply not a probe kind are not losses.
             let mut real = self.drops;
             real.0[WireError::NotTcpUdp.kind()] = 0;
-            real.0[WireError::LaterFragment.kind()] = 0;
             if self.ring_drops > 0 || real.total() > 0 {
                 log.log(&report::capture_losses(
                     self.ring_drops,

@@ -304,9 +304,11 @@ impl Host {
             &run.p("lapi.yaml"),
         );
         lapi.bouncer(&format!("ps-{h}"), &run.p("bouncer.key"));
+        // The scenarios scan from hundreds of addresses of one test prefix (the outage's 100
+        // IPv4 scanners are one /24): no prefix budget, which e2e_blockbudget covers.
         run.write_config(&format!(
             "TCP_PORTS=\"{PORT}\"\nBLOCK_TCP=\"1\"\nBLOCK_UDP=\"0\"\nBLOCK_METHOD=\"nftables\"\n\
-             BLOCK_TIMEOUT=\"3600\"\nCROWDSEC_CREDENTIALS=\"{d}/lapi.yaml\"\n\
+             BLOCK_PREFIX_BUDGET=\"0\"\nBLOCK_TIMEOUT=\"3600\"\nCROWDSEC_CREDENTIALS=\"{d}/lapi.yaml\"\n\
              CROWDSEC_BOUNCER_KEY_FILE=\"{d}/bouncer.key\"\nCROWDSEC_PULL_INTERVAL=\"1\"\n"
         ));
         let host = Host {

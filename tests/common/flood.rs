@@ -8,6 +8,9 @@
 //! Packets are built once per batch slot and only their source address (and the checksums,
 //! updated incrementally, RFC 1624) changes, so the sender keeps up with 200,000 packets a
 //! second even in a debug build.
+//!
+//! Self-contained (no `super::`): `examples/forge.rs` includes this file as its sender for
+//! `bench/flood.py`.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsRawFd;
@@ -15,13 +18,43 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use super::{Net, Rng};
+/// A small xorshift generator (reproducible floods; not for anything secret).
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// Run `f` on a thread of its own inside network namespace `ns` (`/run/netns/NS`).
+pub fn in_namespace<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    use std::os::fd::AsFd;
+    let path = format!("/run/netns/{ns}");
+    std::thread::spawn(move || {
+        let f_ns = std::fs::File::open(&path).expect("netns file");
+        nix::sched::setns(f_ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+        f()
+    })
+    .join()
+    .expect("namespace thread")
+}
 
 /// Where the forged sources come from.
 #[derive(Debug, Clone, Copy)]
 pub enum Sources {
     /// Anywhere in 1.0.0.0-223.255.255.255 but 198.51.100.0/24, pseudo-random (`--rand-source`).
     AllV4,
+    /// Pseudo-random in `prefix`/`len` (IPv4).
+    V4In { prefix: Ipv4Addr, len: u8 },
     /// Pseudo-random in `prefix`/`len`.
     V6In { prefix: Ipv6Addr, len: u8 },
     /// `base`, `base + 1`, ... (one new address per packet).
@@ -207,6 +240,10 @@ fn next_source(sources: Sources, rng: &mut Rng, n: u64) -> IpAddr {
                 return IpAddr::V4(a);
             }
         },
+        Sources::V4In { prefix, len } => {
+            let host = (rng.next() as u32) & (u32::MAX >> len.min(31));
+            IpAddr::V4(Ipv4Addr::from(u32::from(prefix) | host))
+        }
         Sources::V6In { prefix, len } => {
             let host = (u128::from(rng.next()) << 64 | u128::from(rng.next()))
                 & (u128::MAX >> len.min(127));
@@ -221,10 +258,11 @@ fn next_source(sources: Sources, rng: &mut Rng, n: u64) -> IpAddr {
 /// Run the flood from namespace `ns` (blocking; call it on a thread of its own, it enters the
 /// namespace itself). `progress` counts the packets sent so far.
 pub fn run(ns: &str, o: Orders, progress: Arc<AtomicU64>) -> Sent {
-    Net::within(ns, move || send(o, &progress))
+    in_namespace(ns, move || send(o, &progress))
 }
 
-fn send(o: Orders, progress: &AtomicU64) -> Sent {
+/// Send the flood from the current network namespace (blocking).
+pub fn send(o: Orders, progress: &AtomicU64) -> Sent {
     use nix::sys::socket::{
         AddressFamily, MsgFlags, MultiHeaders, SockFlag, SockProtocol, SockType, SockaddrIn,
         SockaddrIn6, sendmmsg,

@@ -35,6 +35,7 @@ pub const NOT_LOG_LINES: &[&str] = &[
     "sanitize_name",     // a helper of the lines
     "tcp_scan_text",     // part of scan_detected's line
     "scan_text",         // part of scan_detected's line
+    "other_probe_text",  // part of other_probe_detected's line
     "history_line",      // a file line (tested by the fail2ban tests), not syslog
     "blocked_line_host", // reads a file line
     "event_line",        // words an engine event with one of the functions listed here
@@ -221,6 +222,15 @@ pub fn every_line() -> Vec<(&'static str, Class, String)> {
             add("scan_detected", Security, r::scan_detected(k, "", ip, 143));
         }
     }
+    for k in portsentry::classify::OtherProbe::ALL {
+        for ip in [v4(), v6()] {
+            add(
+                "other_probe_detected",
+                Security,
+                r::other_probe_detected(k, "", ip, if k.is_sctp() { 80 } else { 0 }),
+            );
+        }
+    }
     add("accept_failed", Security, r::accept_failed(143));
     add(
         "could_not_accept_udp",
@@ -358,6 +368,8 @@ pub fn every_line() -> Vec<(&'static str, Class, String)> {
     );
     add("blocks_refused", Security, r::blocks_refused(7, 10));
     add("blocks_refused", Security, r::blocks_refused(1, 10));
+    add("blocks_shed", Security, r::blocks_shed(9000, 10, 4096));
+    add("blocks_shed", Security, r::blocks_shed(1, 10, 4096));
     add(
         "resolve_timed_out",
         Security,

@@ -18,7 +18,6 @@ pub mod scale;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
-use std::os::fd::AsFd;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -152,14 +151,7 @@ impl Net {
 
     /// Run `f` on a thread that has entered namespace `ns` (sockets it makes live there).
     pub fn within<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-        let path = format!("/run/netns/{ns}");
-        std::thread::spawn(move || {
-            let f_ns = File::open(&path).expect("netns file");
-            nix::sched::setns(f_ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
-            f()
-        })
-        .join()
-        .expect("namespace thread")
+        flood::in_namespace(ns, f)
     }
 
     /// TCP connect from the scanner (optionally from a given source), then read what the
@@ -292,7 +284,7 @@ impl Syslog {
         self.lines().iter().filter(|l| l.contains(needle)).count()
     }
 
-    /// Wait until a line equal to `line` has arrived (5 s), else panic with the log.
+    /// Wait until a line equal to `line` has arrived ([`EVENT_WAIT`]), else panic with the log.
     pub fn wait_line(&self, line: &str) {
         self.wait(|l| l == line, line)
     }
@@ -303,7 +295,7 @@ impl Syslog {
 
     fn wait(&self, pred: impl Fn(&str) -> bool, what: &str) {
         let t0 = Instant::now();
-        while t0.elapsed() < Duration::from_secs(5) {
+        while t0.elapsed() < EVENT_WAIT {
             if self.lines().iter().any(|l| pred(l)) {
                 return;
             }
@@ -430,7 +422,7 @@ impl Run {
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig).unwrap();
     }
 
-    /// Wait (5 s) until `name` contains `part`.
+    /// Wait ([`EVENT_WAIT`]) until `name` contains `part`.
     pub fn wait_file(&self, name: &str, part: &str) -> String {
         let t0 = Instant::now();
         loop {
@@ -438,7 +430,7 @@ impl Run {
             if s.contains(part) {
                 return s;
             }
-            if t0.elapsed() > Duration::from_secs(5) {
+            if t0.elapsed() > EVENT_WAIT {
                 panic!(
                     "{name} never contained {part:?}; it has {s:?}\nlog:\n{}",
                     self.log.lines().join("\n")
@@ -448,13 +440,13 @@ impl Run {
         }
     }
 
-    /// SIGTERM and wait for the process to be gone (5 s).
+    /// SIGTERM and wait for the process to be gone ([`EVENT_WAIT`]).
     pub fn stop(&self) {
         if let Some(pid) = self.pid() {
             let p = nix::unistd::Pid::from_raw(pid);
             let _ = nix::sys::signal::kill(p, nix::sys::signal::Signal::SIGTERM);
             let t0 = Instant::now();
-            while alive(pid) && t0.elapsed() < Duration::from_secs(5) {
+            while alive(pid) && t0.elapsed() < EVENT_WAIT {
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
@@ -554,21 +546,8 @@ impl Net {
 }
 
 /// A small deterministic pseudo-random generator (xorshift), so tests need no extra crate.
-pub struct Rng(pub u64);
-
-impl Rng {
-    pub fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+#[allow(unused_imports)] // not every test crate uses it
+pub use flood::Rng;
 
 /// The child processes of `pid`, whichever of its threads started them (the daemon starts
 /// its spare shells on a thread of their own; `/proc/PID/task/TID/children` is per thread).
@@ -591,7 +570,7 @@ pub fn children(pid: &str) -> Vec<String> {
         .collect()
 }
 
-/// Wait (5 s) for a process named `comm` among the children and grandchildren of `pid`
+/// Wait ([`EVENT_WAIT`]) for a process named `comm` among the children and grandchildren of `pid`
 /// (a command the daemon runs through `/bin/sh -c`).
 pub fn wait_descendant(pid: i32, comm: &str) -> String {
     let name = |p: &str| std::fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default();
@@ -605,10 +584,7 @@ pub fn wait_descendant(pid: i32, comm: &str) -> String {
                 return g;
             }
         }
-        assert!(
-            t0.elapsed() < Duration::from_secs(5),
-            "no {comm} under pid {pid}"
-        );
+        assert!(t0.elapsed() < EVENT_WAIT, "no {comm} under pid {pid}");
         std::thread::sleep(Duration::from_millis(10));
     }
 }
@@ -684,4 +660,19 @@ pub fn link_counts(ns: &str, dev: &str) -> (u64, u64, u64, u64) {
         r("tx_packets"),
         r("tx_dropped"),
     )
+}
+
+/// The upper bound of every wait on an event (a log line, a file's content, a process, a
+/// counter): generous, because the machines that run the suite are shared and loaded (a
+/// 2-core machine at load average 6 has started the daemon in over 2 s). A wait ends as soon
+/// as its event happens, so the bound costs nothing when all is well.
+pub const EVENT_WAIT: Duration = Duration::from_secs(30);
+
+/// Wait ([`EVENT_WAIT`]) until `f` holds, else panic with `what`.
+pub fn wait_until(what: &str, f: impl Fn() -> bool) {
+    let t0 = Instant::now();
+    while !f() {
+        assert!(t0.elapsed() < EVENT_WAIT, "{what} (waited {EVENT_WAIT:?})");
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }

@@ -1,0 +1,5 @@
+//! Fuzz target `defrag`: the checks are `portsentry::fuzzcheck::defrag`, shared with the
+//! corpus replay test (tests/fuzz_corpus.rs).
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| portsentry::fuzzcheck::defrag(data));
