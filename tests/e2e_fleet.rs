@@ -1861,6 +1861,124 @@ fn a_hostile_lapi_cannot_exhaust_memory_forge_log_lines_or_stop_detection() {
     run.stop();
 }
 
+/// Issue 20, item 3: a LAPI that answers slowly is pulled less often, and as often as
+/// configured again once fast; one that fails (HTTP 500, a body cut short) is retried with
+/// back-off and `portsentry status` says the host is behind; after every failure the next
+/// pull reads the whole stream, so the ban of the answer that was cut (the real LAPI has
+/// moved the bouncer's "last pull" by then) is applied all the same, once. A stand-in LAPI:
+/// the real one cannot be made slow or fail on cue.
+#[test]
+fn a_slow_or_failing_lapi_is_pulled_less_often_and_no_decision_is_lost() {
+    use common::hostile_lapi::{Answer, Hostile};
+    let test = "a_slow_or_failing_lapi_is_pulled_less_often_and_no_decision_is_lost";
+    if !ready(test) {
+        return;
+    }
+    const BANNED: &str = "198.51.100.77";
+    let slow = Answer::Slow(Duration::from_millis(1200));
+    let pair = Pair::new("w");
+    let hostile = Hostile::start(
+        &pair.lapi,
+        format!("{LAPI4}:8080").parse().unwrap(),
+        vec![
+            Answer::Empty,
+            slow.clone(),
+            slow,
+            Answer::Status(500),
+            Answer::Status(500),
+            Answer::Status(503),
+            Answer::Status(500),
+            Answer::Cut(BANNED),
+            Answer::Ban(BANNED),
+        ],
+    );
+    let run = Run::new(&pair.host);
+    std::fs::write(run.p("bouncer.key"), "slow-test-key\n").unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(run.p("bouncer.key"), std::fs::Permissions::from_mode(0o600))
+            .unwrap();
+    }
+    let d = run.dir.path().display().to_string();
+    run.write_config(&format!(
+        "TCP_PORTS=\"{PORT}\"\nBLOCK_TCP=\"1\"\nBLOCK_UDP=\"0\"\nBLOCK_METHOD=\"nftables\"\n\
+         BLOCK_TIMEOUT=\"3600\"\nCROWDSEC_LAPI_URL=\"http://{LAPI4}:8080/\"\n\
+         CROWDSEC_BOUNCER_KEY_FILE=\"{d}/bouncer.key\"\nCROWDSEC_PULL_INTERVAL=\"1\"\n"
+    ));
+    run.start_ok(&["-stcp"]);
+    run.log
+        .wait_line("adminalert: PortSentry is now active and listening.");
+    let url = format!("http://{LAPI4}:8080");
+    let fleet = || run.status_json()["fleet"].clone();
+    // Slow: the interval doubles, shown in status, and comes back once the answers are fast.
+    eventually("the slowness logged", 30, || {
+        run.log
+            .count(&format!("adminalert: CrowdSec LAPI {url} answers slowly ("))
+            == 1
+    });
+    eventually("status shows the stretched interval", 10, || {
+        fleet()["pull_every_ms"].as_u64().unwrap_or(0) >= 2000
+    });
+    let f = fleet();
+    assert!(f["answer_ms"].as_u64().unwrap() >= 1200, "{f}");
+    // Failures: retried with back-off; the host is behind, and status says so.
+    eventually("the host shown behind", 30, || {
+        fleet()["behind_ms"].as_u64().unwrap_or(0) > 2000
+    });
+    eventually("the cut answer, then the full one, served", 60, || {
+        hostile.left() == 0
+    });
+    eventually("the banned address in fleet4", 20, || {
+        set_covers(&pair.host, "fleet4", BANNED)
+    });
+    eventually("fast again and keeping pace", 30, || {
+        let f = fleet();
+        f["pull_every_ms"].as_u64() == Some(1000) && f["behind_ms"].as_u64() == Some(0)
+    });
+    let lines = run.log.lines();
+    let served: Vec<String> = hostile
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| r.0.clone())
+        .filter(|r| r.starts_with("GET /v1/decisions/stream"))
+        .collect();
+    eprintln!("slow/failing LAPI: stream requests {served:#?}");
+    // The request after each failure (4 statuses, the cut body) read the whole stream.
+    for (i, r) in served.iter().enumerate().take(9).skip(4) {
+        assert!(
+            r.contains("startup=true"),
+            "request {i} after a failure: {r}"
+        );
+    }
+    assert!(
+        !served[2].contains("startup=true"),
+        "a slow answer is no failure: {served:?}"
+    );
+    assert_eq!(
+        run.log.count(&format!(
+            "adminalert: CrowdSec LAPI {url} answers fast again ("
+        )),
+        1,
+        "{lines:#?}"
+    );
+    assert_eq!(
+        run.log.count(&format!(
+            "adminalert: CrowdSec LAPI {url} unreachable: HTTP 500"
+        )),
+        1,
+        "the failures in a row logged once: {lines:#?}"
+    );
+    assert_eq!(
+        run.log
+            .count(&format!("CrowdSec LAPI {url} reachable again")),
+        1
+    );
+    assert!(run.pid().is_some_and(common::alive), "the daemon runs on");
+    run.stop();
+}
+
 /// The daemon's peak RSS while a hostile LAPI sends its answers (README "Pulled bans").
 const HOSTILE_RSS_BOUND_KIB: u64 = 128 * 1024;
 

@@ -119,6 +119,26 @@ pub fn fleet_link_regained(
     )
 }
 
+/// The LAPI answers pulls slowly (logged at most once a minute): `adminalert: CrowdSec LAPI
+/// {url} answers slowly ({ms} ms): pulling decisions every {n} s instead of {i} s until it is
+/// fast again`.
+pub fn fleet_pull_slow(url: &str, took_ms: u64, every_ms: u64, interval_ms: u64) -> String {
+    format!(
+        "adminalert: CrowdSec LAPI {url} answers slowly ({took_ms} ms): pulling decisions every {} s instead of {} s until it is fast again",
+        every_ms.div_ceil(1000),
+        interval_ms.div_ceil(1000)
+    )
+}
+
+/// The LAPI answers pulls fast again (after a logged slowness): `adminalert: CrowdSec LAPI
+/// {url} answers fast again ({ms} ms): pulling decisions every {i} s`.
+pub fn fleet_pull_fast(url: &str, took_ms: u64, interval_ms: u64) -> String {
+    format!(
+        "adminalert: CrowdSec LAPI {url} answers fast again ({took_ms} ms): pulling decisions every {} s",
+        interval_ms.div_ceil(1000)
+    )
+}
+
 /// The LAPI refused the machine's login (logged once until it works):
 /// `adminalert: ERROR: CrowdSec LAPI {url} refused the login of machine "{login}" (HTTP
 /// {status}: {why}): check login and password in {file} (...); alerts wait in the spool`.

@@ -334,6 +334,9 @@ impl Daemon {
                     sent: st.sent,
                     dropped: st.dropped,
                     decisions: st.decisions as u64,
+                    pull_every_ms: st.pull_every_ms,
+                    answer_ms: st.pull_took_ms,
+                    behind_ms: st.pull_behind_ms,
                 }));
         }
         for l in self.observer.turn(now, epoch, status_ready) {

@@ -33,6 +33,15 @@ pub enum Answer {
     LongString(u64),
     /// `{"new":null,"deleted":null}`.
     Empty,
+    /// An empty answer after this long.
+    Slow(Duration),
+    /// This HTTP status, with a CrowdSec-like message.
+    Status(u16),
+    /// The first bytes of an answer banning this IPv4 address (decision id 4242), then the
+    /// connection closed: a body cut short.
+    Cut(&'static str),
+    /// An answer banning this IPv4 address (decision id 4242) for 3 h.
+    Ban(&'static str),
 }
 
 /// The scenario of the wide decision in [`Answer::Huge`] (JSON-escaped as sent): a forged
@@ -142,9 +151,17 @@ fn serve(mut s: TcpStream, seen: &Mutex<Vec<(String, u64)>>, script: &Mutex<Vec<
         inner: BufWriter::with_capacity(64 << 10, s),
         n: 0,
     };
+    if let Answer::Slow(d) = &answer {
+        std::thread::sleep(*d);
+    }
+    let status = match &answer {
+        Answer::Status(s) => *s,
+        _ => 200,
+    };
     // No Content-Length: the body ends when the connection closes.
-    let _ = w.write_all(
-        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n",
+    let _ = write!(
+        w,
+        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n"
     );
     let _ = body(&mut w, &answer);
     let _ = w.flush();
@@ -169,7 +186,16 @@ impl<W: Write> Write for Counting<W> {
 
 fn body(w: &mut impl Write, a: &Answer) -> std::io::Result<()> {
     match a {
-        Answer::Empty => w.write_all(b"{\"new\":null,\"deleted\":null}"),
+        Answer::Empty | Answer::Slow(_) => w.write_all(b"{\"new\":null,\"deleted\":null}"),
+        Answer::Status(_) => w.write_all(b"{\"message\":\"scripted failure\"}"),
+        Answer::Cut(ip) => write!(
+            w,
+            "{{\"deleted\":[],\"new\":[{{\"duration\":\"3h\",\"id\":4242,\"origin\":\"cscli\",\"scenario\":\"manual\",\"scope\":\"Ip\",\"type\":\"ban\",\"value\":\"{ip}\""
+        ),
+        Answer::Ban(ip) => write!(
+            w,
+            "{{\"deleted\":[],\"new\":[{{\"duration\":\"3h\",\"id\":4242,\"origin\":\"cscli\",\"scenario\":\"manual\",\"scope\":\"Ip\",\"type\":\"ban\",\"value\":\"{ip}\"}}]}}"
+        ),
         Answer::Huge { malformed, valid } => {
             w.write_all(b"{\"deleted\":[],\"new\":[")?;
             let junk: [&[u8]; 6] = [

@@ -214,7 +214,7 @@ impl Client {
             .get(&self.url.join(&format!("v1/decisions/stream{q}")))
             .header("X-Api-Key", key.expose())
             .call()
-            .map_err(|e| classify(&e, false))?;
+            .map_err(|e| classify(&e, true))?;
         let status = resp.status().as_u16();
         if status != 200 {
             let bytes = resp

@@ -509,6 +509,14 @@ pub struct Status {
     pub dropped: u64,
     /// Decisions in force from the stream.
     pub decisions: usize,
+    /// The interval the pulls keep now (ms): CROWDSEC_PULL_INTERVAL, stretched while the LAPI
+    /// answers slowly (0: not pulling).
+    pub pull_every_ms: u64,
+    /// How long the last pull's answer took (ms).
+    pub pull_took_ms: u64,
+    /// How far behind the LAPI's decisions this host may be (ms since the last pull that
+    /// worked, once over twice the interval; 0: keeping pace).
+    pub pull_behind_ms: u64,
 }
 
 /// Why the fleet could not start (start-up fails with it) or take new settings (a reload is

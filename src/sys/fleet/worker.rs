@@ -23,7 +23,7 @@ use crate::fleet::alert::{self, Numbered, Record};
 use crate::fleet::bans::{Bounds, Model, Span};
 use crate::fleet::creds::{LapiHost, LapiUrl};
 use crate::fleet::limit;
-use crate::fleet::link::{self, Link};
+use crate::fleet::link::{self, Link, Pace, PaceNews};
 use crate::fleet::spool::{Ranges, Scanned};
 use crate::fleet::stream::{self, Resync};
 use crate::ignore::Net;
@@ -273,6 +273,8 @@ pub(super) struct Puller {
     /// When to read the whole stream (`startup=true`) again.
     resync: Resync,
     link: Link,
+    /// Stretched while the LAPI answers slowly.
+    pace: Pace,
     next_try: u64,
     /// Decisions already logged as refused or not (wholly) applied.
     pub(super) tell: Tell,
@@ -302,6 +304,7 @@ impl Puller {
             applied: BTreeMap::new(),
             resync: Resync::default(),
             link: Link::new(),
+            pace: Pace::new(now),
             next_try: now + link::first_pull_ms(first_gap, rand64()),
             tell: Tell::default(),
             skipped: (0, 0),
@@ -330,6 +333,7 @@ impl Puller {
         if p.url != self.p.url || p.key != self.p.key || p.ca_pem != self.p.ca_pem {
             if p.url != self.p.url {
                 self.link = Link::new();
+                self.pace = Pace::new(now);
             }
             self.resync.restart();
         }
@@ -617,6 +621,15 @@ impl Worker {
             s.sent = self.sent;
             s.dropped = self.dropped;
             s.decisions = self.pull.as_ref().map_or(0, |p| p.model.len());
+            let now = clock::now_ms();
+            (s.pull_every_ms, s.pull_took_ms, s.pull_behind_ms) =
+                self.pull.as_ref().map_or((0, 0, 0), |p| {
+                    (
+                        p.pace.every_ms(p.p.interval_ms),
+                        p.pace.took_ms(),
+                        p.pace.behind_ms(now, p.p.interval_ms),
+                    )
+                });
         }
     }
 
@@ -969,6 +982,7 @@ fn pull_once(pl: &mut Puller, sh: &Shared, now: u64) {
     let startup = pl.resync.due(now);
     match c.stream(&pl.p.key, startup, &stream::Caps::default()) {
         Ok(changes) => {
+            let asked = now;
             let now = clock::now_ms();
             pl.tell.start();
             let refused = pl.model.apply(now, &changes, startup);
@@ -1004,8 +1018,19 @@ fn pull_once(pl: &mut Puller, sh: &Shared, now: u64) {
             }
             apply::sync_sets(pl, sh, now);
             pl.tell.finish(sh);
-            // Spread around the interval: a fleet started together does not pull in step.
-            pl.next_try = now + link::pull_gap_ms(pl.p.interval_ms, rand64());
+            let interval = pl.p.interval_ms;
+            match pl.pace.answered(now, now.saturating_sub(asked), interval) {
+                Some(PaceNews::Slow { took_ms, every_ms }) => {
+                    sh.log(report::fleet_pull_slow(&url, took_ms, every_ms, interval));
+                }
+                Some(PaceNews::Fast { took_ms }) => {
+                    sh.log(report::fleet_pull_fast(&url, took_ms, interval));
+                }
+                None => {}
+            }
+            // Spread around the interval (stretched while the LAPI is slow): a fleet started
+            // together does not pull in step.
+            pl.next_try = now + pl.pace.gap_ms(interval, rand64());
         }
         Err(Failure::Status(s @ (401 | 403), _)) => {
             if pl.link.failed(now).is_some() {
@@ -1014,6 +1039,13 @@ fn pull_once(pl: &mut Puller, sh: &Shared, now: u64) {
             pl.next_try = now + link::BACKOFF_MAX_MS;
         }
         Err(e) => {
+            // The LAPI may have moved this bouncer's "last pull" before the answer was lost
+            // (a timeout or reset after sending, a 5xx, a cut body): decisions of that
+            // answer would never come again in a "what changed" read, so the next pull
+            // reads the whole stream. Nothing sent: nothing moved.
+            if !matches!(e, Failure::NotSent(_)) {
+                pl.resync.restart();
+            }
             if let Some((skipped, _)) = pl.link.failed(now) {
                 sh.log(report::fleet_link_lost(
                     Side::Pull,
