@@ -30,5 +30,5 @@ for tool in crowdsec cscli crowdsec-firewall-bouncer nft nmap curl python3; do
     command -v "$tool" >/dev/null || { echo "fleet: $tool is required" >&2; exit 1; }
 done
 echo "fleet benchmark, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
-cargo test --release --test e2e_fleet bench_fleet -- --ignored --nocapture --test-threads 1 2>&1 |
+cargo test --release --test e2e_fleet bench_fleet -- --ignored --exact --nocapture --test-threads 1 2>&1 |
     grep -E "^(BENCH|[A-D]: |[a-d] lacks|test |thread|never happened)" || true

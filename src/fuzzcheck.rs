@@ -38,6 +38,7 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("defrag", defrag),
     ("admin", admin),
     ("defaults", defaults),
+    ("stream", stream),
 ];
 
 /// The path `config` gives the parser; every diagnostic must name it.
@@ -592,6 +593,71 @@ pub fn defaults(data: &[u8]) {
             assert!((1..=lines).contains(&n), "line {n} of {lines}: {err:?}");
         }
         c => panic!("exit status {c}"),
+    }
+}
+
+/// Target `stream`: the LAPI's decision stream (`fleet::stream::parse_reader`, issue 24), with
+/// the daemon's caps and with small ones (50 objects, 64 KiB, strings of 256 bytes) so the
+/// fuzzer reaches them; then the answer taken by a `fleet::bans::Model` with small bounds.
+/// The input is the answer. Never a panic; an error message free of control characters; a
+/// result within the caps (kept objects, clipped strings), each ban's span the one its
+/// value names; every log line made from what was kept free of control characters; the
+/// model within its bounds, no refused decision in force.
+pub fn stream(data: &[u8]) {
+    use crate::fleet::bans::{self, Bounds, Model, Span};
+    use crate::fleet::stream::{self, CLIP_TEXT, Caps, MAX_VALUE};
+    let small = Caps {
+        max_objects: 50,
+        max_body: 64 << 10,
+        max_string: 256,
+    };
+    for caps in [Caps::default(), small] {
+        match stream::parse_reader(data, &caps) {
+            Err(m) => assert!(!m.chars().any(char::is_control), "control in {m:?}"),
+            Ok(c) => {
+                assert!(c.new.len() + c.deleted.len() <= caps.max_objects);
+                for b in &c.new {
+                    assert!(b.value.len() <= MAX_VALUE, "{:?}", b.value);
+                    assert!(b.scenario.chars().count() <= CLIP_TEXT);
+                    assert!(b.origin.chars().count() <= CLIP_TEXT);
+                    assert!(b.span.start <= b.span.end);
+                    let named = match b.value.parse::<IpAddr>() {
+                        Ok(ip) => Span::host(ip),
+                        Err(_) => Span::parse_cidr(&b.value).expect("a kept value is a range"),
+                    };
+                    assert_eq!(named, b.span, "{:?}", b.value);
+                    for line in [
+                        crate::observe::report::fleet_refused(b.id, &b.value, &b.scenario, "why"),
+                        crate::observe::report::fleet_not_applied(
+                            b.id,
+                            &b.value,
+                            &b.scenario,
+                            "w",
+                            false,
+                        ),
+                    ] {
+                        assert!(!line.chars().any(char::is_control), "{line:?}");
+                    }
+                }
+                let bounds = Bounds {
+                    widest: (24, 64),
+                    max_active: 5,
+                };
+                let mut m = Model::new(bounds);
+                let refused = m.apply(0, &c, true);
+                assert!(m.len() <= 5);
+                let (v4, v6) = m.covered();
+                assert!(v4 <= bounds.cover_cap(false) && v6 <= bounds.cover_cap(true));
+                // The pieces are disjoint parts of what the decisions in force cover.
+                let (d, _) = m.desired(0, &[]);
+                let v4_pieces: u128 = d.keys().filter(|s| !s.v6).map(bans::cover).sum();
+                assert!(v4_pieces <= v4, "{v4_pieces} > {v4}");
+                for r in &refused {
+                    assert!(!r.why.chars().any(char::is_control), "{:?}", r.why);
+                    assert!(c.new.iter().any(|b| b.id == r.id), "refused an unknown id");
+                }
+            }
+        }
     }
 }
 

@@ -29,6 +29,7 @@ use common::crowdsec::{self, Lapi};
 use common::fleetnet::{
     self, FirewallBouncer, Host, LAPI, Monitor, PORT, Topology, cpu_ms, eventually, rss_kib, v4, v6,
 };
+use common::postgres::{self, Postgres};
 use common::{Net, Run, must, privileged, sh};
 use portsentry::config::mode::Mode;
 use portsentry::config::{BlockMethod, Config};
@@ -54,6 +55,9 @@ fn ready(test: &str) -> bool {
     }
     if !fleetnet::firewall_bouncer_installed() {
         missing.push("crowdsec-firewall-bouncer");
+    }
+    if !postgres::installed() {
+        missing.push("postgresql");
     }
     for tool in ["nft", "nmap", "curl", "openssl"] {
         if !sh(&format!("command -v {tool} >/dev/null"))
@@ -108,14 +112,71 @@ fn no_panic(hosts: &[&Host]) {
     }
 }
 
+/// The LAPI's database: SQLite (crowdsec's default) or PostgreSQL (what CrowdSec documents
+/// for a fleet; issue 20), started by the test in the LAPI's namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Db {
+    Sqlite,
+    Postgres,
+}
+
+/// The scenario runs on SQLite and on PostgreSQL at once (two LAPIs, two fleets in
+/// namespaces of their own), so its slow phases (the 30 s outage) cost the suite once.
 #[test]
 fn a_fleet_of_three_shares_its_blocks_through_the_real_lapi() {
     let test = "a_fleet_of_three_shares_its_blocks_through_the_real_lapi";
     if !ready(test) {
         return;
     }
+    let runs: Vec<_> = [Db::Sqlite, Db::Postgres]
+        .into_iter()
+        .map(|db| {
+            std::thread::Builder::new()
+                .name(format!("{db:?}"))
+                .spawn(move || fleet_scenario(db))
+                .unwrap()
+        })
+        .collect();
+    let results: Vec<_> = runs.into_iter().map(|r| r.join()).collect();
+    for r in results {
+        if let Err(e) = r {
+            std::panic::resume_unwind(e);
+        }
+    }
+}
+
+/// The LAPI of `db` in namespace `ns`, listening on `listen` (the PostgreSQL server with it).
+fn lapi_on(db: Db, ns: &str, listen: &str, metrics: bool) -> (Lapi, Option<Postgres>) {
+    match db {
+        Db::Sqlite => (
+            Lapi::start_opts(
+                ns,
+                listen,
+                &crowdsec::Options {
+                    db_config: None,
+                    metrics: metrics.then(|| "127.0.0.1:6060".parse().unwrap()),
+                },
+            ),
+            None,
+        ),
+        Db::Postgres => {
+            let pg = Postgres::start(ns, postgres::Durability::Fast);
+            let lapi = Lapi::start_opts(
+                ns,
+                listen,
+                &crowdsec::Options {
+                    db_config: Some(pg.db_config()),
+                    metrics: metrics.then(|| "127.0.0.1:6060".parse().unwrap()),
+                },
+            );
+            (lapi, Some(pg))
+        }
+    }
+}
+
+fn fleet_scenario(db: Db) {
     let t = Topology::new();
-    let mut lapi = Lapi::start(&t.lapi, LAPI);
+    let (mut lapi, pg) = lapi_on(db, &t.lapi, LAPI, false);
     let a = Host::start(&t, &lapi, "a", &[]);
     let b = Host::start(&t, &lapi, "b", &[]);
     let c = Host::start(&t, &lapi, "c", &[IGNORED]);
@@ -146,12 +207,28 @@ fn a_fleet_of_three_shares_its_blocks_through_the_real_lapi() {
         &ctl4,
         &ctl6,
     );
+    if let Some(pg) = &pg {
+        // The LAPI keeps its decisions in PostgreSQL, not in a file of its own.
+        let n: u64 = pg
+            .psql_in(postgres::DATABASE, "SELECT count(*) FROM decisions")
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(n >= 2, "{n} decisions in PostgreSQL");
+        assert!(!lapi.dir.path().join("data/crowdsec.db").exists());
+    }
     protected_and_ignored_addresses_are_not_applied(&t, &lapi, &b, &c);
     a_deleted_decision_goes_from_every_set(&t, &lapi, &s4);
     an_outage_of_30_s_loses_and_duplicates_nothing(&t, &mut lapi, &a, &b, &c, &outage);
     a_bad_file_refuses_a_reload_and_a_wrong_password_is_a_clear_error(&t, &lapi, &b, &c, &late);
     no_panic(&[&a, &b, &c]);
     drop(d);
+    eprintln!("fleet: the scenario passed on {db:?}");
+}
+
+/// The running scenario's database, for what it prints.
+fn who() -> String {
+    std::thread::current().name().unwrap_or("?").to_string()
 }
 
 /// `portsentry blocked list` on host `h`.
@@ -217,7 +294,8 @@ fn scan_of_a_blocks_the_scanner_everywhere(
             .all(|h| t.in_fleet_set(h, s4) && t.in_fleet_set(h, s6))
     });
     eprintln!(
-        "fleet: scan of A to both addresses in B's and C's sets: {} ms",
+        "fleet ({}): scan of A to both addresses in B's and C's sets: {} ms",
+        who(),
         t0.elapsed().as_millis()
     );
     for h in ["b", "c"] {
@@ -292,7 +370,8 @@ fn scan_of_a_blocks_the_scanner_everywhere(
         );
     }
     eprintln!(
-        "fleet: crowdsec-firewall-bouncer on D had both {} ms after B and C",
+        "fleet ({}): crowdsec-firewall-bouncer on D had both {} ms after B and C",
+        who(),
         t1.elapsed().as_millis()
     );
     assert!(
@@ -433,7 +512,8 @@ fn an_outage_of_30_s_loses_and_duplicates_nothing(
         t.list_set("c", "fleet6")
     );
     eprintln!(
-        "fleet: LAPI down {} ms; all 200 in the LAPI {} ms after it came back, in B's and C's sets {} ms after",
+        "fleet ({}): LAPI down {} ms; all 200 in the LAPI {} ms after it came back, in B's and C's sets {} ms after",
+        who(),
         down.as_millis(),
         in_lapi.as_millis(),
         t1.elapsed().as_millis()
@@ -568,6 +648,15 @@ fn a_credentials_file_others_can_read_stops_start_up_and_fails_check() {
     assert!(
         out.contains("fleet: push to http://192.0.2.1:8080 as machine \"web1\""),
         "{out}"
+    );
+    // Plain http to another host: a warning (issue 24), not an error.
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(
+        err.contains(&format!(
+            "warning: CrowdSec LAPI http://192.0.2.1:8080 (the url of {}) is plain http to another host: the bouncer key, the machine's password and its login token cross the network unencrypted",
+            creds.display()
+        )),
+        "{err}"
     );
     for text in [out, err, stderr.into_owned(), run.log.lines().join("\n")] {
         assert!(
@@ -1333,4 +1422,897 @@ fn alerts_go_over_https_trusting_ca_cert_path_or_the_system_store_and_nothing_el
         alert_sources(&lapi).iter().any(|(ip, _)| ip == SCANNER)
     });
     run.stop();
+}
+
+// -- Issue 24: what the host depends on, and what a LAPI may do ------------------------------
+
+/// Files of `/etc/netns/NS/` (which `ip netns exec NS` binds over those of /etc for the
+/// daemon: resolv.conf, hosts), removed on drop.
+struct NetnsEtc(PathBuf);
+
+impl NetnsEtc {
+    fn new(ns: &str, files: &[(&str, &str)]) -> NetnsEtc {
+        let dir = PathBuf::from(format!("/etc/netns/{ns}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, text) in files {
+            std::fs::write(dir.join(name), text).unwrap();
+        }
+        NetnsEtc(dir)
+    }
+
+    /// Rewrites a file in place (the same inode, so the daemon's bind mount sees it).
+    fn rewrite(&self, name: &str, text: &str) {
+        std::fs::write(self.0.join(name), text).unwrap();
+    }
+}
+
+impl Drop for NetnsEtc {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// One UDP datagram to `dst:port` whose source is `src`, sent over a raw socket from
+/// namespace `ns` (`src` need not be an address of it: forged).
+fn forge_udp(ns: &str, src: &str, dst: &str, port: u16) {
+    must(&format!(
+        "ip netns exec {ns} python3 {}/bench/probe.py burst {src} 1 {dst} {port} 5 >/dev/null",
+        env!("CARGO_MANIFEST_DIR")
+    ));
+}
+
+/// Does set `set` of table inet portsentry in namespace `ns` cover `addr`?
+fn set_covers(ns: &str, set: &str, addr: &str) -> bool {
+    let o = sh(&format!(
+        "ip netns exec {ns} nft -j list set inet portsentry {set}"
+    ));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
+    let x: std::net::IpAddr = addr.parse().unwrap();
+    let num = |a: &str| -> Option<u128> {
+        match a.parse::<std::net::IpAddr>().ok()? {
+            std::net::IpAddr::V4(a) => Some(u128::from(u32::from(a))),
+            std::net::IpAddr::V6(a) => Some(u128::from(a)),
+        }
+    };
+    let want = num(&x.to_string()).unwrap();
+    let bits = if x.is_ipv4() { 32 } else { 128 };
+    for item in v["nftables"].as_array().into_iter().flatten() {
+        for e in item["set"]["elem"].as_array().into_iter().flatten() {
+            let val = if e["elem"].is_object() {
+                &e["elem"]["val"]
+            } else {
+                e
+            };
+            let span = if let Some(r) = val.get("range") {
+                num(r[0].as_str().unwrap_or("")).zip(num(r[1].as_str().unwrap_or("")))
+            } else if let Some(p) = val.get("prefix") {
+                let len = p["len"].as_u64().unwrap_or(0) as u32;
+                num(p["addr"].as_str().unwrap_or("")).map(|a| {
+                    let host = u128::MAX.checked_shr(128 - (bits - len)).unwrap_or(0);
+                    (a, a | if bits - len == 0 { 0 } else { host })
+                })
+            } else {
+                num(val.as_str().unwrap_or("")).map(|a| (a, a))
+            };
+            if span.is_some_and(|(a, b)| a <= want && want <= b) {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+/// The ids of the LAPI's decisions in force, by value.
+fn decision_ids(lapi: &Lapi) -> std::collections::HashMap<String, i64> {
+    let v: serde_json::Value =
+        serde_json::from_str(&lapi.cscli(&["decisions", "list", "-a", "-l", "0", "-o", "json"]))
+            .unwrap_or_default();
+    let mut m = std::collections::HashMap::new();
+    for a in v.as_array().into_iter().flatten() {
+        for d in a["decisions"].as_array().into_iter().flatten() {
+            if let (Some(val), Some(id)) = (d["value"].as_str(), d["id"].as_i64()) {
+                m.insert(val.to_string(), id);
+            }
+        }
+    }
+    m
+}
+
+/// `portsentry status --json` of `run`: its `fleet` object.
+fn fleet_status(run: &Run) -> serde_json::Value {
+    let out = std::process::Command::new(common::BIN)
+        .args(["status", "--json", "--pidfile"])
+        .arg(run.p("portsentry.pid"))
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    v["fleet"].clone()
+}
+
+/// Issue 24, items 1 and 2 against the real LAPI: forged UDP datagrams "from" the LAPI, a
+/// resolver of the host's resolv.conf (v4 and v6) and a NEVER_BLOCK host, with
+/// BLOCK_UDP="1", are refused (one line each, however many come) and never pushed; a
+/// datagram from another address is blocked. Then `cscli decisions add --range 0.0.0.0/0`
+/// and `::/0` are refused (logged once with their ids) while a /24 holding the LAPI is
+/// applied around it, and the LAPI is still heard: deleting the decisions empties the set.
+/// Without issue 24 the datagram blocks the LAPI, and the /0 cuts it off for good.
+#[test]
+fn forged_datagrams_from_what_the_host_depends_on_and_wide_bans_never_cut_it_off() {
+    let test = "forged_datagrams_from_what_the_host_depends_on_and_wide_bans_never_cut_it_off";
+    if !ready(test) {
+        return;
+    }
+    const PORT_U: u16 = 4002;
+    const NS4: &str = "203.0.113.53";
+    const NS6: &str = "2001:db8:113::53";
+    const NEVER: &str = "203.0.113.123";
+    const OTHER: &str = "203.0.113.77";
+    let pair = Pair::new("g");
+    must(&format!(
+        "ip -n {} addr add 2001:db8:113::1/64 dev {} nodad",
+        pair.lapi, pair.lapi_dev
+    ));
+    // The LAPI by name (its A and AAAA in the host's /etc/hosts), the resolvers in its
+    // resolv.conf.
+    const LAPI6: &str = "2001:db8:113::1";
+    const HOSTS: &str = "127.0.0.1 localhost\n203.0.113.1 lapi.test\n2001:db8:113::1 lapi.test\n";
+    let etc = NetnsEtc::new(
+        &pair.host,
+        &[
+            (
+                "resolv.conf",
+                &format!("search example.org\nnameserver {NS4}\nnameserver {NS6}\n"),
+            ),
+            ("hosts", HOSTS),
+        ],
+    );
+    let lapi = Lapi::start(&pair.lapi, &format!("{LAPI4}:8080"));
+    let run = Run::new(&pair.host);
+    lapi.machine("host-g", "pw-g-123456789", &run.p("lapi.yaml"));
+    let creds = std::fs::read_to_string(run.p("lapi.yaml")).unwrap();
+    std::fs::write(
+        run.p("lapi.yaml"),
+        creds.replace(&format!("http://{LAPI4}:8080"), "http://lapi.test:8080"),
+    )
+    .unwrap();
+    lapi.bouncer("host-g", &run.p("bouncer.key"));
+    let d = run.dir.path().display().to_string();
+    run.write_config(&format!(
+        "UDP_PORTS=\"{PORT_U}\"\nBLOCK_UDP=\"1\"\nBLOCK_TCP=\"0\"\nBLOCK_METHOD=\"nftables\"\n\
+         BLOCK_TIMEOUT=\"3600\"\nNEVER_BLOCK=\"{NEVER}, 2001:db8:113::123\"\n\
+         CROWDSEC_CREDENTIALS=\"{d}/lapi.yaml\"\nCROWDSEC_BOUNCER_KEY_FILE=\"{d}/bouncer.key\"\n\
+         CROWDSEC_PULL_INTERVAL=\"1\"\n"
+    ));
+    run.start_ok(&["-sudp"]);
+    run.log
+        .wait_line("adminalert: PortSentry is now active and listening.");
+    let wait = |part: &str| {
+        eventually(&format!("a log line with {part:?}"), 20, || {
+            run.log.count(part) > 0
+        })
+    };
+    wait("pushing alerts and pulling decisions");
+    wait(&format!(
+        "adminalert: CrowdSec LAPI host lapi.test is {LAPI4}, {LAPI6}: never blocked"
+    ));
+    wait(&format!(
+        "adminalert: WARNING: CrowdSec LAPI http://lapi.test:8080 (the url of {d}/lapi.yaml) is plain http to another host"
+    ));
+
+    // Item 1: the forged datagrams (the LAPI's twice), then one from another address.
+    for (src, dst) in [
+        (LAPI4, HOST4),
+        (LAPI6, HOST6),
+        (NS4, HOST4),
+        (NS6, HOST6),
+        (NEVER, HOST4),
+        (LAPI4, HOST4),
+        (OTHER, HOST4),
+    ] {
+        forge_udp(&pair.lapi, src, dst, PORT_U);
+    }
+    wait(&format!(
+        "attackalert: Host {OTHER} has been blocked via nftables set inet portsentry blocked4"
+    ));
+    for (src, what) in [
+        (LAPI4, "the CrowdSec LAPI"),
+        (LAPI6, "the CrowdSec LAPI"),
+        (NS4, "a nameserver of /etc/resolv.conf"),
+        (NS6, "a nameserver of /etc/resolv.conf"),
+        (NEVER, "in NEVER_BLOCK"),
+    ] {
+        wait(&format!(
+            "securityalert: Refusing to block host {src}: it is {what}."
+        ));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        run.log
+            .count(&format!("Refusing to block host {LAPI4}: it is")),
+        1,
+        "one line for two datagrams within the repeat interval"
+    );
+    for (set, a) in [
+        ("blocked4", LAPI4),
+        ("blocked6", LAPI6),
+        ("blocked4", NS4),
+        ("blocked6", NS6),
+        ("blocked4", NEVER),
+    ] {
+        assert!(!set_covers(&pair.host, set, a), "{a} blocked");
+    }
+    assert!(set_covers(&pair.host, "blocked4", OTHER));
+    // Pushed: the other address, never a protected one.
+    eventually("the other address's alert in the LAPI", 20, || {
+        alert_sources(&lapi).iter().any(|(ip, _)| ip == OTHER)
+    });
+    let sources = alert_sources(&lapi);
+    for a in [LAPI4, LAPI6, NS4, NS6, NEVER] {
+        assert!(
+            sources.iter().all(|(ip, _)| ip != a),
+            "{a} pushed: {sources:?}"
+        );
+    }
+    // The LAPI's name is resolved again at a reload: an address it gained is protected.
+    const LAPI_NEW: &str = "203.0.113.201";
+    etc.rewrite("hosts", &format!("{HOSTS}{LAPI_NEW} lapi.test\n"));
+    run.signal(nix::sys::signal::Signal::SIGHUP);
+    wait("adminalert: PortSentry reloaded its configuration.");
+    wait(&format!(
+        "adminalert: CrowdSec LAPI host lapi.test is {LAPI4}, {LAPI_NEW}, {LAPI6}: never blocked"
+    ));
+    forge_udp(&pair.lapi, LAPI_NEW, HOST4, PORT_U);
+    wait(&format!(
+        "securityalert: Refusing to block host {LAPI_NEW}: it is the CrowdSec LAPI."
+    ));
+    assert!(!set_covers(&pair.host, "blocked4", LAPI_NEW));
+
+    // Item 2: a LAPI cannot ban everything.
+    for (what, reason) in [
+        (["--range", "0.0.0.0/0"], "everything"),
+        (["--range", "::/0"], "everything6"),
+        (["--range", "203.0.113.0/24"], "lapi-net"),
+        (["--ip", "192.0.2.99"], "control"),
+    ] {
+        lapi.cscli(&[
+            "decisions",
+            "add",
+            what[0],
+            what[1],
+            "--duration",
+            "1h",
+            "--reason",
+            reason,
+        ]);
+    }
+    let ids = decision_ids(&lapi);
+    let (id4, id6) = (ids["0.0.0.0/0"], ids["::/0"]);
+    wait(&format!(
+        "securityalert: CrowdSec decision {id4} (ban 0.0.0.0/0, everything) refused: wider than /8 (CROWDSEC_WIDEST_BAN)"
+    ));
+    wait(&format!(
+        "securityalert: CrowdSec decision {id6} (ban ::/0, everything6) refused: wider than /32 (CROWDSEC_WIDEST_BAN)"
+    ));
+    eventually("the control and the /24 applied", 40, || {
+        set_covers(&pair.host, "fleet4", "192.0.2.99")
+            && set_covers(&pair.host, "fleet4", "203.0.113.5")
+    });
+    // The /24 around what the host depends on: the LAPI, the resolver, NEVER_BLOCK, itself.
+    for a in [LAPI4, NS4, NEVER, HOST4] {
+        assert!(!set_covers(&pair.host, "fleet4", a), "{a} banned");
+    }
+    assert!(!set_covers(&pair.host, "fleet4", "198.51.100.1"));
+    assert!(!set_covers(&pair.host, "fleet6", "2001:db8:99::1"));
+    // Still heard: the link is up, and deleting the decisions takes them out again.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(fleet_status(&run)["up"], true, "{}", fleet_status(&run));
+    assert_eq!(
+        run.log.count(&format!("CrowdSec decision {id4} ")),
+        1,
+        "logged once though pulled every second"
+    );
+    for (_, id) in ids {
+        lapi.cscli(&["decisions", "delete", "--id", &id.to_string()]);
+    }
+    eventually("the deleted decisions gone from fleet4", 20, || {
+        !set_covers(&pair.host, "fleet4", "192.0.2.99")
+            && !set_covers(&pair.host, "fleet4", "203.0.113.5")
+    });
+    let lines = run.log.lines();
+    assert!(
+        lines.iter().all(|l| !l.contains("unreachable")),
+        "{lines:#?}"
+    );
+    run.stop();
+}
+
+/// Issue 24, item 2 against a stand-in hostile LAPI (`common::hostile_lapi`): a 42 MB answer
+/// of 300,001 objects (1,000 malformed, a 0.0.0.0/0 whose scenario holds a forged syslog
+/// line and a terminal escape, then valid bans), a 256 MiB answer, one 16 MiB string. The
+/// daemon keeps the first 100,000 objects of the first answer and refuses the two others
+/// while reading them; its peak RSS stays under [`HOSTILE_RSS_BOUND_KIB`]; no log line
+/// carries a control byte; real probes before and after are detected and blocked.
+#[test]
+fn a_hostile_lapi_cannot_exhaust_memory_forge_log_lines_or_stop_detection() {
+    use common::hostile_lapi::{Answer, Hostile};
+    let test = "a_hostile_lapi_cannot_exhaust_memory_forge_log_lines_or_stop_detection";
+    if !ready(test) {
+        return;
+    }
+    let pair = Pair::new("h");
+    let hostile = Hostile::start(
+        &pair.lapi,
+        format!("{LAPI4}:8080").parse().unwrap(),
+        vec![
+            Answer::Huge {
+                malformed: 1000,
+                valid: 299_000,
+            },
+            Answer::Bytes(256 << 20),
+            Answer::LongString(16 << 20),
+        ],
+    );
+    let run = Run::new(&pair.host);
+    std::fs::write(run.p("bouncer.key"), "hostile-test-key\n").unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(run.p("bouncer.key"), std::fs::Permissions::from_mode(0o600))
+            .unwrap();
+    }
+    let d = run.dir.path().display().to_string();
+    run.write_config(&format!(
+        "TCP_PORTS=\"{PORT}\"\nBLOCK_TCP=\"1\"\nBLOCK_UDP=\"0\"\nBLOCK_METHOD=\"nftables\"\n\
+         BLOCK_TIMEOUT=\"3600\"\nCROWDSEC_LAPI_URL=\"http://{LAPI4}:8080/\"\n\
+         CROWDSEC_BOUNCER_KEY_FILE=\"{d}/bouncer.key\"\nCROWDSEC_PULL_INTERVAL=\"1\"\n"
+    ));
+    const SCAN1: &str = "203.0.113.9";
+    const SCAN2: &str = "203.0.113.10";
+    must(&format!(
+        "ip -n {l} addr add {SCAN1}/24 dev {d} && ip -n {l} addr add {SCAN2}/24 dev {d}",
+        l = pair.lapi,
+        d = pair.lapi_dev
+    ));
+    run.start_ok(&["-stcp"]);
+    run.log
+        .wait_line("adminalert: PortSentry is now active and listening.");
+    let pid = run.pid().expect("pid");
+    let probe = |src: &str| {
+        common::answered(
+            &pair.lapi,
+            src,
+            format!("{HOST4}:{PORT}").parse().unwrap(),
+            Duration::from_millis(500),
+        );
+        eventually(&format!("{src} detected and blocked"), 20, || {
+            run.log.count(&format!(
+                "attackalert: Host {src} has been blocked via nftables set inet portsentry blocked4"
+            )) > 0
+        });
+    };
+    probe(SCAN1);
+    eventually("the three hostile answers served", 120, || {
+        hostile.left() == 0 && hostile.streams() >= 4
+    });
+    eventually("the link back after them", 30, || {
+        run.log.count("reachable again") > 0
+    });
+    let (rss, hwm) = rss_kib(pid);
+    let served: Vec<(String, u64)> = hostile.seen.lock().unwrap().clone();
+    eprintln!(
+        "hostile LAPI: daemon RSS {rss} KiB, peak {hwm} KiB; answers written (request, bytes): {:?}",
+        &served[..served.len().min(4)]
+    );
+    assert!(
+        hwm < HOSTILE_RSS_BOUND_KIB,
+        "peak RSS {hwm} KiB over the bound of {HOSTILE_RSS_BOUND_KIB} KiB"
+    );
+    assert!(common::alive(pid), "the daemon died");
+    // Detection goes on.
+    probe(SCAN2);
+    // What the first answer gave: the first 100,000 objects, the rest counted.
+    let url = format!("http://{LAPI4}:8080");
+    assert_eq!(
+        run.log.count(&format!(
+            "adminalert: WARNING: CrowdSec LAPI {url}: 1000 malformed decisions skipped (no id, type, scope, value or duration, or one of another type), 200001 decisions beyond the cap of 100000 per answer skipped"
+        )),
+        1,
+        "{:#?}",
+        run.log.lines()
+    );
+    assert!(set_covers(&pair.host, "fleet4", "10.0.1.0"));
+    assert!(
+        set_covers(&pair.host, "fleet4", "10.1.131.182"),
+        "the last kept"
+    );
+    assert!(
+        !set_covers(&pair.host, "fleet4", "10.1.131.183"),
+        "beyond the cap"
+    );
+    assert!(!set_covers(&pair.host, "fleet4", "192.0.2.1"), "0.0.0.0/0");
+    // The wide decision: refused, its scenario escaped.
+    assert_eq!(
+        run.log.count(
+            "securityalert: CrowdSec decision 999999 (ban 0.0.0.0/0, evil\\x0aattackalert: forged line\\x1b[2J\\x07) refused: wider than /8 (CROWDSEC_WIDEST_BAN)"
+        ),
+        1,
+        "{:#?}",
+        run.log.lines()
+    );
+    assert_eq!(
+        run.log.count(&format!(
+            "adminalert: CrowdSec LAPI {url} unreachable: bad answer: the decision stream answer is larger than 64 MiB: refused"
+        )),
+        1
+    );
+    let lines = run.log.lines();
+    for l in &lines {
+        assert!(
+            !l.chars().any(|c| c.is_control()),
+            "a control character reached syslog: {l:?}"
+        );
+        assert!(!l.starts_with("attackalert: forged"), "{l}");
+    }
+    // The over-cap answer was cut off while it was read, not read whole.
+    let big = served.get(1).map_or(0, |s| s.1);
+    assert!(
+        big < 80 << 20,
+        "the 80 MiB answer was read whole ({big} bytes)"
+    );
+    run.stop();
+}
+
+/// Issue 20, item 3: a LAPI that answers slowly is pulled less often, and as often as
+/// configured again once fast; one that fails (HTTP 500, a body cut short) is retried with
+/// back-off and `portsentry status` says the host is behind; after every failure the next
+/// pull reads the whole stream, so the ban of the answer that was cut (the real LAPI has
+/// moved the bouncer's "last pull" by then) is applied all the same, once. A stand-in LAPI:
+/// the real one cannot be made slow or fail on cue.
+#[test]
+fn a_slow_or_failing_lapi_is_pulled_less_often_and_no_decision_is_lost() {
+    use common::hostile_lapi::{Answer, Hostile};
+    let test = "a_slow_or_failing_lapi_is_pulled_less_often_and_no_decision_is_lost";
+    if !ready(test) {
+        return;
+    }
+    const BANNED: &str = "198.51.100.77";
+    let slow = Answer::Slow(Duration::from_millis(1200));
+    let pair = Pair::new("w");
+    let hostile = Hostile::start(
+        &pair.lapi,
+        format!("{LAPI4}:8080").parse().unwrap(),
+        vec![
+            Answer::Empty,
+            slow.clone(),
+            slow,
+            Answer::Status(500),
+            Answer::Status(500),
+            Answer::Status(503),
+            Answer::Status(500),
+            Answer::Cut(BANNED),
+            Answer::Ban(BANNED),
+        ],
+    );
+    let run = Run::new(&pair.host);
+    std::fs::write(run.p("bouncer.key"), "slow-test-key\n").unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(run.p("bouncer.key"), std::fs::Permissions::from_mode(0o600))
+            .unwrap();
+    }
+    let d = run.dir.path().display().to_string();
+    run.write_config(&format!(
+        "TCP_PORTS=\"{PORT}\"\nBLOCK_TCP=\"1\"\nBLOCK_UDP=\"0\"\nBLOCK_METHOD=\"nftables\"\n\
+         BLOCK_TIMEOUT=\"3600\"\nCROWDSEC_LAPI_URL=\"http://{LAPI4}:8080/\"\n\
+         CROWDSEC_BOUNCER_KEY_FILE=\"{d}/bouncer.key\"\nCROWDSEC_PULL_INTERVAL=\"1\"\n"
+    ));
+    run.start_ok(&["-stcp"]);
+    run.log
+        .wait_line("adminalert: PortSentry is now active and listening.");
+    let url = format!("http://{LAPI4}:8080");
+    let fleet = || run.status_json()["fleet"].clone();
+    // Slow: the interval doubles, shown in status, and comes back once the answers are fast.
+    eventually("the slowness logged", 30, || {
+        run.log
+            .count(&format!("adminalert: CrowdSec LAPI {url} answers slowly ("))
+            == 1
+    });
+    eventually("status shows the stretched interval", 10, || {
+        fleet()["pull_every_ms"].as_u64().unwrap_or(0) >= 2000
+    });
+    let f = fleet();
+    assert!(f["answer_ms"].as_u64().unwrap() >= 1200, "{f}");
+    // Failures: retried with back-off; the host is behind, and status says so.
+    eventually("the host shown behind", 30, || {
+        fleet()["behind_ms"].as_u64().unwrap_or(0) > 2000
+    });
+    eventually("the cut answer, then the full one, served", 60, || {
+        hostile.left() == 0
+    });
+    eventually("the banned address in fleet4", 20, || {
+        set_covers(&pair.host, "fleet4", BANNED)
+    });
+    eventually("fast again and keeping pace", 30, || {
+        let f = fleet();
+        f["pull_every_ms"].as_u64() == Some(1000) && f["behind_ms"].as_u64() == Some(0)
+    });
+    let lines = run.log.lines();
+    let served: Vec<String> = hostile
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| r.0.clone())
+        .filter(|r| r.starts_with("GET /v1/decisions/stream"))
+        .collect();
+    eprintln!("slow/failing LAPI: stream requests {served:#?}");
+    // The request after each failure (4 statuses, the cut body) read the whole stream.
+    for (i, r) in served.iter().enumerate().take(9).skip(4) {
+        assert!(
+            r.contains("startup=true"),
+            "request {i} after a failure: {r}"
+        );
+    }
+    assert!(
+        !served[2].contains("startup=true"),
+        "a slow answer is no failure: {served:?}"
+    );
+    assert_eq!(
+        run.log.count(&format!(
+            "adminalert: CrowdSec LAPI {url} answers fast again ("
+        )),
+        1,
+        "{lines:#?}"
+    );
+    assert_eq!(
+        run.log.count(&format!(
+            "adminalert: CrowdSec LAPI {url} unreachable: HTTP 500"
+        )),
+        1,
+        "the failures in a row logged once: {lines:#?}"
+    );
+    assert_eq!(
+        run.log
+            .count(&format!("CrowdSec LAPI {url} reachable again")),
+        1
+    );
+    assert!(run.pid().is_some_and(common::alive), "the daemon runs on");
+    run.stop();
+}
+
+/// The daemon's peak RSS while a hostile LAPI sends its answers (README "Pulled bans").
+const HOSTILE_RSS_BOUND_KIB: u64 = 128 * 1024;
+
+// -- Scale benchmark (issue 20; printed, not timed: `bench/fleet-scale.sh`) -------------------
+
+/// CPU (user + system) of `pid` and of the children it has reaped, and of its live children
+/// (PostgreSQL's backends), in ms.
+fn tree_cpu_ms(pid: i32) -> u64 {
+    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .map_or(100, |h| h.max(1) as u64);
+    let fields = |p: i32| -> Vec<u64> {
+        let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
+        stat.rsplit_once(") ")
+            .map_or("", |x| x.1)
+            .split_whitespace()
+            .map(|x| x.parse().unwrap_or(0))
+            .collect()
+    };
+    // After the state: ppid is 1, utime 11, stime 12, cutime 13, cstime 14.
+    let me = fields(pid);
+    let mut ticks = me.get(11..15).map_or(0, |x| x.iter().sum::<u64>());
+    for p in children_of(pid) {
+        let f = fields(p);
+        ticks += f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0);
+    }
+    ticks * 1000 / hz
+}
+
+fn children_of(pid: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(p) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
+        let ppid = stat
+            .rsplit_once(") ")
+            .and_then(|x| x.1.split_whitespace().nth(1))
+            .and_then(|x| x.parse::<i32>().ok());
+        if ppid == Some(pid) {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// Proportional set size of `pid` and its live children, KiB (shared memory counted once).
+fn tree_pss_kib(pid: i32) -> u64 {
+    let pss = |p: i32| -> u64 {
+        std::fs::read_to_string(format!("/proc/{p}/smaps_rollup"))
+            .unwrap_or_default()
+            .lines()
+            .find(|l| l.starts_with("Pss:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    pss(pid) + children_of(pid).into_iter().map(pss).sum::<u64>()
+}
+
+/// The LAPI's requests served so far (`cs_lapi_route_requests_total`, all routes), read from
+/// its Prometheus endpoint inside its namespace.
+fn lapi_requests(ns: &str) -> u64 {
+    let o = sh(&format!(
+        "ip netns exec {ns} curl -s --max-time 5 http://127.0.0.1:6060/metrics"
+    ));
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter(|l| l.starts_with("cs_lapi_route_requests_total"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+/// TCP connections accepted so far in namespace `ns` (`Tcp: PassiveOpens` of /proc/net/snmp).
+fn passive_opens(ns: &str) -> u64 {
+    let o = sh(&format!("ip netns exec {ns} cat /proc/net/snmp"));
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    let mut tcp = text.lines().filter(|l| l.starts_with("Tcp:"));
+    let (Some(names), Some(values)) = (tcp.next(), tcp.next()) else {
+        return 0;
+    };
+    names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .find(|(n, _)| *n == "PassiveOpens")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn percentile(v: &mut [u128], p: f64) -> u128 {
+    if v.is_empty() {
+        return 0;
+    }
+    v.sort_unstable();
+    let i = ((v.len() as f64 - 1.0) * p).round() as usize;
+    v[i.min(v.len() - 1)]
+}
+
+fn env_list(key: &str, default: &str) -> Vec<String> {
+    std::env::var(key)
+        .unwrap_or_else(|_| default.to_string())
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// Issue 20's benchmark: for each N of FLEET_N (default 10,50,100,200) and each database of
+/// FLEET_DB (sqlite,postgresql), N real daemons (`-stcp`, nftables, each its own machine and
+/// bouncer key, pulling every FLEET_INTERVAL seconds; FLEET_CLIENT=curl: N keep-alive curl
+/// loops on the stream instead, the reference), one LAPI, the scanner. Printed per run: the
+/// LAPI's and the database's CPU per second and per host and their memory while the fleet
+/// idles (FLEET_IDLE_S seconds), the requests per second the LAPI served, the CPU each
+/// request cost, the interval at which LAPI and database would fill this machine's cores,
+/// the daemons' CPU and RSS; then five scanners probe host 1 one at a time (each at a
+/// random moment of the interval) and `nft monitor` on every other host times the scanner's
+/// arrival in its fleet4 set: median, p99, max, never (10 s).
+#[test]
+#[ignore = "benchmark: bench/fleet-scale.sh"]
+fn bench_fleet_scale() {
+    if !ready("bench_fleet_scale") {
+        return;
+    }
+    let ns: Vec<u32> = env_list("FLEET_N", "10,50,100,200")
+        .iter()
+        .map(|n| n.parse().expect("FLEET_N"))
+        .collect();
+    let interval: u64 = std::env::var("FLEET_INTERVAL")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    let idle_s: u64 = std::env::var("FLEET_IDLE_S")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let curl = std::env::var("FLEET_CLIENT").is_ok_and(|v| v == "curl");
+    for db in env_list("FLEET_DB", "sqlite,postgresql") {
+        let db = match db.as_str() {
+            "sqlite" => Db::Sqlite,
+            "postgresql" => Db::Postgres,
+            other => panic!("FLEET_DB: {other}"),
+        };
+        for &n in &ns {
+            scale_run(db, n, interval, idle_s, curl);
+        }
+    }
+}
+
+fn scale_run(db: Db, n: u32, interval: u64, idle_s: u64, curl: bool) {
+    use common::scale::{self, Scale};
+    const SCANNERS: u32 = 5;
+    let label = format!(
+        "{db:?} N={n} interval={interval}s client={}",
+        if curl { "curl" } else { "portsentry" }
+    );
+    let t_setup = Instant::now();
+    let s = Scale::new(n, SCANNERS);
+    let pg = (db == Db::Postgres).then(|| Postgres::start(&s.lapi, postgres::Durability::Default));
+    let lapi = Lapi::start_opts(
+        &s.lapi,
+        scale::LAPI,
+        &crowdsec::Options {
+            db_config: pg.as_ref().map(Postgres::db_config),
+            metrics: Some("127.0.0.1:6060".parse().unwrap()),
+        },
+    );
+    let lpid = lapi.pid().expect("LAPI pid");
+    let mut runs = Vec::new();
+    let mut curls = Vec::new();
+    for (i, hns) in s.hosts.iter().enumerate() {
+        let run = Run::new(hns);
+        let key = lapi.bouncer(&format!("b{i}"), &run.p("bouncer.key"));
+        if curl {
+            let url = format!(
+                "http://{}/v1/decisions/stream?dedup=false&n=[1-1000000]",
+                scale::LAPI
+            );
+            let child = std::process::Command::new("ip")
+                .args(["netns", "exec", hns, "curl", "-s", "-o", "/dev/null"])
+                // curl 7.88 takes N/s, N/m, N/h only.
+                .args([
+                    "--rate",
+                    &if interval == 1 {
+                        "1/s".to_string()
+                    } else {
+                        format!("{}/h", 3600 / interval)
+                    },
+                ])
+                .args(["-H", &format!("X-Api-Key: {key}"), &url])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("curl");
+            curls.push(child);
+            runs.push(run);
+            continue;
+        }
+        lapi.machine(
+            &format!("m{i}"),
+            &format!("pw-{i}-0123456789"),
+            &run.p("lapi.yaml"),
+        );
+        let d = run.dir.path().display().to_string();
+        run.write_config(&format!(
+            "TCP_PORTS=\"{PORT}\"\nBLOCK_TCP=\"1\"\nBLOCK_UDP=\"0\"\nBLOCK_METHOD=\"nftables\"\n\
+             BLOCK_TIMEOUT=\"3600\"\nCROWDSEC_CREDENTIALS=\"{d}/lapi.yaml\"\n\
+             CROWDSEC_BOUNCER_KEY_FILE=\"{d}/bouncer.key\"\nCROWDSEC_PULL_INTERVAL=\"{interval}\"\n"
+        ));
+        run.start_ok(&["-stcp"]);
+        runs.push(run);
+    }
+    if !curl {
+        for r in &runs {
+            eventually("every daemon pulls", 120, || {
+                r.log.count("pushing alerts and pulling decisions") > 0
+            });
+        }
+    }
+    let setup = t_setup.elapsed();
+    // Let the first (startup) reads and the LAPI's caches settle.
+    std::thread::sleep(Duration::from_secs(10));
+    let pids: Vec<i32> = runs.iter().filter_map(Run::pid).collect();
+    let pgpid = pg.as_ref().and_then(Postgres::pid);
+    let (l0, p0, r0, c0) = (
+        cpu_ms(lpid),
+        pgpid.map_or(0, tree_cpu_ms),
+        lapi_requests(&s.lapi),
+        passive_opens(&s.lapi),
+    );
+    let d0: Vec<u64> = pids.iter().map(|p| cpu_ms(*p)).collect();
+    let t0 = Instant::now();
+    std::thread::sleep(Duration::from_secs(idle_s));
+    let secs = t0.elapsed().as_secs_f64();
+    let (l1, p1, r1, c1) = (
+        cpu_ms(lpid),
+        pgpid.map_or(0, tree_cpu_ms),
+        lapi_requests(&s.lapi),
+        passive_opens(&s.lapi),
+    );
+    let d1: Vec<u64> = pids.iter().map(|p| cpu_ms(*p)).collect();
+    let conns = c1 - c0;
+    let lapi_pct = (l1 - l0) as f64 / secs / 10.0;
+    let db_pct = (p1 - p0) as f64 / secs / 10.0;
+    let req_s = (r1 - r0) as f64 / secs;
+    let per_req_ms = (l1 - l0 + p1 - p0) as f64 / (r1 - r0).max(1) as f64;
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get()) as f64;
+    let saturating_s = n as f64 * per_req_ms / (1000.0 * cores);
+    let mut dcpu: Vec<u128> = d0
+        .iter()
+        .zip(&d1)
+        .map(|(a, b)| u128::from(b - a) * 1000 / (secs * 1000.0) as u128)
+        .collect();
+    let mut drss: Vec<u128> = pids.iter().map(|p| u128::from(rss_kib(*p).0)).collect();
+    let (lrss, _) = rss_kib(lpid);
+    let pgpss = pgpid.map_or(0, tree_pss_kib);
+    println!(
+        "BENCH fleet-scale {label}: set-up {:.0} s; idle {secs:.0} s: LAPI CPU {lapi_pct:.1}% of a core ({:.3}% per host), \
+         DB CPU {db_pct:.1}% ({:.3}% per host), LAPI RSS {} MiB, DB PSS {} MiB, {req_s:.1} requests/s, \
+         {per_req_ms:.2} ms CPU (LAPI+DB) per request, {conns} new connections, LAPI+DB would fill the {cores:.0} cores at an interval of {saturating_s:.2} s; \
+         daemons: CPU median {} ms/s max {} ms/s, RSS median {} MiB max {} MiB",
+        setup.as_secs_f64(),
+        lapi_pct / f64::from(n),
+        db_pct / f64::from(n),
+        lrss / 1024,
+        pgpss / 1024,
+        percentile(&mut dcpu, 0.5),
+        percentile(&mut dcpu, 1.0),
+        percentile(&mut drss, 0.5) / 1024,
+        percentile(&mut drss, 1.0) / 1024,
+    );
+    if curl {
+        for mut c in curls {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        return;
+    }
+    // Propagation: every other host's fleet4, timed by `nft monitor` there.
+    let mons: Vec<Monitor> = s.hosts[1..].iter().map(|h| Monitor::spawn(h)).collect();
+    std::thread::sleep(Duration::from_secs(2));
+    let mut rng = common::Rng(0x5ca1e + u64::from(n));
+    let mut times: Vec<u128> = Vec::new();
+    let mut never = 0usize;
+    let mut blocked_on_1 = Vec::new();
+    for k in 0..SCANNERS {
+        let src = scale::scanner4(k);
+        std::thread::sleep(Duration::from_millis(rng.below(interval * 1000)));
+        let t0 = Instant::now();
+        common::answered(
+            &s.scanner,
+            &src,
+            format!("{}:{PORT}", scale::addr4(1)).parse().unwrap(),
+            Duration::from_millis(300),
+        );
+        let mut got: Vec<Option<Instant>> = vec![None; mons.len()];
+        while t0.elapsed() < Duration::from_secs(10) && got.iter().any(Option::is_none) {
+            for (i, m) in mons.iter().enumerate() {
+                if got[i].is_none() {
+                    got[i] = m.added("fleet4", &src, t0);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        for g in got {
+            match g {
+                Some(t) => times.push((t - t0).as_millis()),
+                None => never += 1,
+            }
+        }
+        if let Some(x) = runs[0]
+            .log
+            .arrival_containing(&format!("Host {src} has been blocked"))
+        {
+            blocked_on_1.push(x.saturating_duration_since(t0).as_millis());
+        }
+        // The hosts re-read the whole stream 5 s after new decisions: let that pass, as a
+        // fleet between two scans would.
+        std::thread::sleep(Duration::from_secs(6));
+    }
+    let total = SCANNERS as usize * mons.len();
+    println!(
+        "BENCH fleet-scale {label}: propagation to the {} other hosts ({total} arrivals): median {} ms, p99 {} ms, max {} ms, \
+         never (10 s): {never}; blocked on host 1 after median {} ms",
+        mons.len(),
+        percentile(&mut times, 0.5),
+        percentile(&mut times, 0.99),
+        percentile(&mut times, 1.0),
+        percentile(&mut blocked_on_1, 0.5),
+    );
+    drop(mons);
+    for r in &runs {
+        let lines = r.log.lines();
+        assert!(lines.iter().all(|l| !l.contains("panicked")), "{lines:#?}");
+    }
 }

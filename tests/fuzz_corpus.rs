@@ -88,6 +88,7 @@ const REPLAYED: &[&str] = &[
     "defrag",
     "admin",
     "defaults",
+    "stream",
 ];
 
 /// Every target has a replay test, a fuzz target source and a corpus, and every corpus has a
@@ -136,4 +137,9 @@ fn corpus_admin() {
 #[test]
 fn corpus_defaults() {
     replay("defaults");
+}
+
+#[test]
+fn corpus_stream() {
+    replay("stream");
 }

@@ -305,6 +305,22 @@ pub const KEYS: &[KeyDef] = &[
         },
     },
     KeyDef {
+        name: "NEVER_BLOCK",
+        doc: "addresses and networks (CIDR, IPv4 and IPv6, comma- or space-separated) the host depends on (NTP, monitoring, jump hosts): never blocked, locally or from the fleet, like the gateways; a hit is logged as refused",
+        default: "none (the LAPI, the nameservers of /etc/resolv.conf, the gateways and this host are protected anyway)",
+        extension: true,
+        apply: |c, v, x| {
+            let mut nets = Vec::new();
+            for item in v.split([',', ' ', '\t']).filter(|i| !i.is_empty()) {
+                match crate::config::ignore::parse_net(item) {
+                    Ok(n) => nets.push(n),
+                    Err(e) => x.error(e),
+                }
+            }
+            c.never_block = nets;
+        },
+    },
+    KeyDef {
         name: "BLOCK_PREFIX_BUDGET",
         doc: "blocks per source prefix (IPv4 /24, IPv6 /64): `burst,per-minute`; over it a scan is logged, not blocked, unless its evidence is twice that of those blocked; 0: no budget",
         default: "16,4",
@@ -384,6 +400,21 @@ pub const KEYS: &[KeyDef] = &[
             Some(Ok(n @ 1..=crate::fleet::keys::MAX_PULL_S)) => c.fleet.pull_interval_s = Some(n),
             Some(_) => x.error(format!("must be 1-3600 seconds, got \"{}\"", shorten(v))),
             None => {}
+        },
+    },
+    KeyDef {
+        name: "CROWDSEC_WIDEST_BAN",
+        doc: "widest pulled ban applied, as IPv4,IPv6 prefix lengths (e.g. 8,32 or /16,/48): a Range decision wider than that is refused and logged",
+        default: "8,32 (an IPv4 /8, an IPv6 /32)",
+        extension: true,
+        apply: |c, v, x| {
+            match crate::fleet::keys::parse_widest(v) {
+            Some(w) => c.fleet.widest_ban = Some(w),
+            None => x.error(format!(
+                "must be two prefix lengths, IPv4 (0-32) and IPv6 (0-128), e.g. \"8,32\", got \"{}\"",
+                shorten(v)
+            )),
+        }
         },
     },
     KeyDef {
@@ -624,8 +655,8 @@ mod tests {
                 k.name
             );
         }
-        assert_eq!(KEYS.len(), 36);
-        assert_eq!(KEYS.iter().filter(|k| k.extension).count(), 18);
+        assert_eq!(KEYS.len(), 38);
+        assert_eq!(KEYS.iter().filter(|k| k.extension).count(), 20);
         assert!(key("NOPE").is_none());
     }
 
@@ -864,6 +895,27 @@ mod tests {
     }
 
     #[test]
+    fn never_block_takes_addresses_and_networks_of_both_families() {
+        let c = ok(
+            "NEVER_BLOCK",
+            "192.0.2.123, 198.51.100.0/24 2001:db8:5::/48,2001:db8::7",
+        );
+        let shown: Vec<String> = c.never_block.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            shown,
+            [
+                "192.0.2.123",
+                "198.51.100.0/24",
+                "2001:db8:5::/48",
+                "2001:db8::7"
+            ]
+        );
+        assert!(ok("NEVER_BLOCK", "").never_block.is_empty());
+        assert!(err("NEVER_BLOCK", "192.0.2.1, ntp.example").contains("ntp.example"));
+        assert!(err("NEVER_BLOCK", "192.0.2.0/33").contains("/33"));
+    }
+
+    #[test]
     fn block_prefix_budget() {
         assert_eq!(
             Config::default().block_prefix_budget,
@@ -932,6 +984,20 @@ mod tests {
         for bad in ["0", "31536001", "4h"] {
             let (c, d) = run("CROWDSEC_BAN_DURATION", bad);
             assert_eq!((d.len(), c.fleet.ban_duration_s), (1, None), "{bad}");
+        }
+        assert_eq!(
+            ok("CROWDSEC_WIDEST_BAN", "16,48").fleet.widest_ban,
+            Some((16, 48))
+        );
+        assert_eq!(
+            ok("CROWDSEC_WIDEST_BAN", " /0 , /0 ").fleet.widest_ban,
+            Some((0, 0))
+        );
+        for bad in ["8", "8,", "33,32", "8,129", "a,b", "8,32,1", "-1,32", ""] {
+            assert!(
+                err("CROWDSEC_WIDEST_BAN", bad).contains("two prefix lengths"),
+                "{bad}"
+            );
         }
         assert!(ok("CROWDSEC_SEND_LOG_ONLY", "1").fleet.send_log_only);
         assert!(!ok("CROWDSEC_SEND_LOG_ONLY", "0").fleet.send_log_only);

@@ -171,6 +171,8 @@ pub struct Config {
     pub kill_route_undo: Option<String>,
     /// `BLOCK_FLUSH_ON_STOP`: delete the nftables table when the daemon stops.
     pub block_flush_on_stop: bool,
+    /// `NEVER_BLOCK`: networks never blocked (issue 24), besides the built-in protected ones.
+    pub never_block: Vec<crate::config::ignore::Net>,
     /// Capabilities kept after start-up (KEEP_CAPABILITIES); None keeps them all.
     pub keep_capabilities: Option<Vec<u8>>,
     /// `METRICS_FILE`: Prometheus text file, rewritten atomically.
@@ -215,6 +217,7 @@ impl Default for Config {
             block_icmp_sctp: false,
             kill_route_undo: None,
             block_flush_on_stop: false,
+            never_block: Vec::new(),
             // caps::DEFAULT_KEEP as numbers, sorted (CAP_NET_BIND_SERVICE, CAP_NET_ADMIN,
             // CAP_NET_RAW), written out so this file does not import `caps`, which imports
             // `Config`; `caps`'s test `names_and_numbers` checks the two agree.

@@ -1,12 +1,18 @@
 //! Addresses portsentry must never block, whatever the ignore file says: this host's own
-//! addresses, the unspecified, loopback, multicast and broadcast addresses, and the default
-//! gateways. A forged source is the cheapest attack on an active-response daemon: a spoofed
-//! SYN "from" the gateway would otherwise cut the host off its network.
+//! addresses, the unspecified, loopback, multicast and broadcast addresses, the default
+//! gateways, and what the host depends on (issue 24): the CrowdSec LAPI, the nameservers of
+//! /etc/resolv.conf and the networks of `NEVER_BLOCK` (NTP, monitoring, jump hosts). A
+//! forged source is the cheapest attack on an active-response daemon: one spoofed UDP
+//! datagram "from" the gateway, the resolver or the LAPI would otherwise cut the host off
+//! what it needs, and with the LAPI blocked no pulled decision could ever lift it.
 //!
-//! Pure: the shell supplies the host's addresses and the routing-table text.
+//! Pure: the shell supplies the host's addresses, the routing-table and resolv.conf text,
+//! and the LAPI's resolved addresses.
 
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use crate::config::ignore::Net;
 
 /// Why an address is protected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,6 +29,12 @@ pub enum Reason {
     LocalAddress,
     /// A default gateway.
     Gateway,
+    /// An address of the CrowdSec LAPI (CROWDSEC_LAPI_URL, the credentials file's url).
+    Lapi,
+    /// A nameserver of /etc/resolv.conf.
+    Nameserver,
+    /// In a network of NEVER_BLOCK.
+    NeverBlock,
 }
 
 impl Reason {
@@ -35,8 +47,23 @@ impl Reason {
             Reason::Broadcast => "a broadcast address",
             Reason::LocalAddress => "an address of this host",
             Reason::Gateway => "a default gateway",
+            Reason::Lapi => "the CrowdSec LAPI",
+            Reason::Nameserver => "a nameserver of /etc/resolv.conf",
+            Reason::NeverBlock => "in NEVER_BLOCK",
         }
     }
+}
+
+/// What the host depends on besides its own addresses and gateways: the LAPI's addresses,
+/// the resolvers, the admin's NEVER_BLOCK networks.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Depends {
+    /// The CrowdSec LAPI's addresses (every A and AAAA of its URL's host).
+    pub lapi: Vec<IpAddr>,
+    /// The `nameserver` lines of /etc/resolv.conf.
+    pub nameservers: Vec<IpAddr>,
+    /// NEVER_BLOCK.
+    pub never_block: Vec<Net>,
 }
 
 /// The protected addresses of this host.
@@ -45,6 +72,9 @@ pub struct Protected {
     local: HashSet<IpAddr>,
     broadcast: HashSet<IpAddr>,
     gateways: HashSet<IpAddr>,
+    lapi: HashSet<IpAddr>,
+    nameservers: HashSet<IpAddr>,
+    never_block: Vec<Net>,
 }
 
 impl Protected {
@@ -59,7 +89,37 @@ impl Protected {
             local: local.into_iter().map(canon).collect(),
             broadcast: broadcast.into_iter().map(canon).collect(),
             gateways: gateways.into_iter().map(canon).collect(),
+            ..Protected::default()
         }
+    }
+
+    /// The same, also protecting what the host depends on.
+    pub fn with(mut self, d: &Depends) -> Protected {
+        let canon = |i: &IpAddr| i.to_canonical();
+        self.lapi = d.lapi.iter().map(canon).collect();
+        self.nameservers = d.nameservers.iter().map(canon).collect();
+        self.never_block.clone_from(&d.never_block);
+        self
+    }
+
+    /// The single addresses protected for this host in particular (its own, broadcast,
+    /// gateways, LAPI, nameservers) and the NEVER_BLOCK networks, with why; sorted. The
+    /// classes (loopback, multicast, ...) are not listed.
+    pub fn entries(&self) -> Vec<(Net, Reason)> {
+        let mut out = Vec::new();
+        for (set, r) in [
+            (&self.local, Reason::LocalAddress),
+            (&self.broadcast, Reason::Broadcast),
+            (&self.gateways, Reason::Gateway),
+            (&self.lapi, Reason::Lapi),
+            (&self.nameservers, Reason::Nameserver),
+        ] {
+            let mut v: Vec<IpAddr> = set.iter().copied().collect();
+            v.sort_unstable();
+            out.extend(v.into_iter().map(|ip| (Net::host(ip), r)));
+        }
+        out.extend(self.never_block.iter().map(|n| (*n, Reason::NeverBlock)));
+        out
     }
 
     /// Why `ip` must never be blocked, or None.
@@ -84,8 +144,35 @@ impl Protected {
         if self.gateways.contains(&ip) {
             return Some(Reason::Gateway);
         }
+        if self.lapi.contains(&ip) {
+            return Some(Reason::Lapi);
+        }
+        if self.nameservers.contains(&ip) {
+            return Some(Reason::Nameserver);
+        }
+        if self.never_block.iter().any(|n| n.contains(ip)) {
+            return Some(Reason::NeverBlock);
+        }
         None
     }
+}
+
+/// The `nameserver` addresses of resolv.conf(5) text (a zone index such as `%eth0` after a
+/// link-local address is dropped; anything that is no address is skipped).
+pub fn nameservers(resolv_conf: &str) -> Vec<IpAddr> {
+    let mut out = Vec::new();
+    for line in resolv_conf.lines() {
+        let mut f = line.split_whitespace();
+        if f.next() != Some("nameserver") {
+            continue;
+        }
+        let Some(addr) = f.next() else { continue };
+        let addr = addr.split('%').next().unwrap_or(addr);
+        if let Ok(ip) = addr.parse::<IpAddr>() {
+            out.push(ip.to_canonical());
+        }
+    }
+    out
 }
 
 /// Default gateways from `/proc/net/route` (IPv4: destination 0, mask 0, RTF_GATEWAY; the
@@ -171,6 +258,60 @@ mod tests {
         assert_eq!(p.reason(ip("198.51.100.254")), Some(Reason::Gateway));
         assert_eq!(p.reason(ip("198.51.100.2")), None);
         assert_eq!(p.reason(ip("2001:db8::2")), None);
+    }
+
+    #[test]
+    fn what_the_host_depends_on_is_protected_after_its_own_addresses() {
+        let d = Depends {
+            lapi: vec![ip("203.0.113.1"), ip("2001:db8:113::1")],
+            nameservers: vec![ip("192.0.2.53")],
+            never_block: vec![
+                crate::config::ignore::parse_net("198.18.0.0/15").unwrap(),
+                crate::config::ignore::parse_net("2001:db8:7::/48").unwrap(),
+            ],
+        };
+        let p = Protected::new([ip("203.0.113.2")], [], [ip("203.0.113.254")]).with(&d);
+        assert_eq!(p.reason(ip("203.0.113.1")), Some(Reason::Lapi));
+        assert_eq!(p.reason(ip("::ffff:203.0.113.1")), Some(Reason::Lapi));
+        assert_eq!(p.reason(ip("2001:db8:113::1")), Some(Reason::Lapi));
+        assert_eq!(p.reason(ip("192.0.2.53")), Some(Reason::Nameserver));
+        assert_eq!(p.reason(ip("198.19.255.255")), Some(Reason::NeverBlock));
+        assert_eq!(p.reason(ip("2001:db8:7:ffff::9")), Some(Reason::NeverBlock));
+        assert_eq!(p.reason(ip("198.20.0.0")), None);
+        assert_eq!(p.reason(ip("2001:db8:8::9")), None);
+        assert_eq!(p.reason(ip("203.0.113.2")), Some(Reason::LocalAddress));
+        // Without `with`, none of them is protected (what the daemon did before issue 24).
+        let bare = Protected::new([ip("203.0.113.2")], [], [ip("203.0.113.254")]);
+        for a in ["203.0.113.1", "192.0.2.53", "198.19.0.1"] {
+            assert_eq!(bare.reason(ip(a)), None, "{a}");
+        }
+        let e = p.entries();
+        assert!(e.contains(&(Net::host(ip("203.0.113.1")), Reason::Lapi)));
+        assert!(e.contains(&(Net::host(ip("192.0.2.53")), Reason::Nameserver)));
+        assert!(e.contains(&(Net::host(ip("203.0.113.254")), Reason::Gateway)));
+        assert!(e.contains(&(
+            crate::config::ignore::parse_net("198.18.0.0/15").unwrap(),
+            Reason::NeverBlock
+        )));
+        assert_eq!(Reason::Lapi.text(), "the CrowdSec LAPI");
+    }
+
+    #[test]
+    fn nameservers_of_resolv_conf() {
+        let text = "# Generated by NetworkManager\nsearch example.org\nnameserver 192.0.2.53\n\
+                    nameserver  2001:db8::53 # second\nnameserver fe80::1%eth0\nnameserver\n\
+                    nameserver resolver.example\n  nameserver 198.51.100.53\noptions edns0\n";
+        assert_eq!(
+            nameservers(text),
+            vec![
+                ip("192.0.2.53"),
+                ip("2001:db8::53"),
+                ip("fe80::1"),
+                ip("198.51.100.53")
+            ]
+        );
+        assert!(nameservers("").is_empty());
+        assert!(nameservers("\u{0}nameserver\u{1b}").is_empty());
     }
 
     #[test]

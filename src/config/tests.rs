@@ -149,6 +149,7 @@ fn every_key_end_to_end() {
         "KILL_ROUTE_UNDO=\"\"\n",
         "BLOCK_FLUSH_ON_STOP=\"1\"\n",
         "BLOCK_RATE_LIMIT=\"30\"\n",
+        "NEVER_BLOCK=\"192.0.2.123 2001:db8:5::/48\"\n",
         "BLOCK_PREFIX_BUDGET=\"8,2\"\n",
         "BLOCK_ICMP_SCTP=\"1\"\n",
         "KEEP_CAPABILITIES=\"CAP_NET_RAW\"\n",
@@ -158,6 +159,7 @@ fn every_key_end_to_end() {
         "CROWDSEC_BOUNCER_KEY_FILE=\"/etc/portsentry/crowdsec-bouncer.key\"\n",
         "CROWDSEC_LAPI_URL=\"http://192.0.2.1:8080/\"\n",
         "CROWDSEC_PULL_INTERVAL=\"2\"\n",
+        "CROWDSEC_WIDEST_BAN=\"16,48\"\n",
         "CROWDSEC_BAN_DURATION=\"900\"\n",
         "CROWDSEC_SEND_LOG_ONLY=\"1\"\n",
     ));
@@ -192,6 +194,8 @@ fn every_key_end_to_end() {
     assert_eq!(c.block_prefix_budget, Some((8, 2)));
     assert!(c.block_icmp_sctp);
     assert_eq!(c.keep_capabilities, Some(vec![13]));
+    assert_eq!(c.never_block.len(), 2);
+    assert_eq!(c.fleet.widest_ban(), (16, 48));
     assert_eq!(
         c.metrics_file.as_deref(),
         Some(Path::new(

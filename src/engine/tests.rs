@@ -523,6 +523,63 @@ fn protected_sources_are_logged_but_never_acted_on() {
     }
 }
 
+/// Issue 24: one forged datagram "from" the LAPI, a resolver or a NEVER_BLOCK host must not
+/// block it; the refusal is its own line, once per repeat interval per address.
+#[test]
+fn what_the_host_depends_on_is_refused_once_per_interval() {
+    let d = crate::config::protect::Depends {
+        lapi: vec![ip("203.0.113.1")],
+        nameservers: vec![ip("2001:db8:53::53")],
+        never_block: vec![crate::config::ignore::parse_net("198.18.0.0/15").unwrap()],
+    };
+    let p = Protected::new([ip(A)], [], []).with(&d);
+    let mut e = Engine::new(Limits::default());
+    let c = cfg(BlockMode::Block);
+    let list = none();
+    let ctx = Context {
+        cfg: &c,
+        ignore: &list,
+        protected: &p,
+    };
+    for (src, what) in [
+        ("203.0.113.1", "the CrowdSec LAPI"),
+        ("2001:db8:53::53", "a nameserver of /etc/resolv.conf"),
+        ("198.19.0.7", "in NEVER_BLOCK"),
+    ] {
+        let h = hit(src, 53, Mode::Sudp);
+        let Outcome::Done(v) = e.observe(1000, &h, &ctx) else {
+            panic!()
+        };
+        assert!(v.job().is_none(), "{src}");
+        assert_eq!(
+            v.lines().last().unwrap(),
+            &format!("securityalert: Refusing to block host {src}: it is {what}.")
+        );
+        // More forged datagrams within the repeat interval: silent, never blocked.
+        for t in [1001, 30_000, 60_999] {
+            let Outcome::Done(v) = e.observe(t, &h, &ctx) else {
+                panic!()
+            };
+            assert!(v.lines().is_empty() && v.job().is_none(), "{src} at {t}");
+        }
+        let Outcome::Done(v) = e.observe(61_001, &h, &ctx) else {
+            panic!()
+        };
+        assert!(v.job().is_none());
+        assert!(
+            v.lines().iter().any(|l| l.contains("3 further hits")),
+            "{:?}",
+            v.lines()
+        );
+        assert!(
+            v.lines()
+                .last()
+                .unwrap()
+                .ends_with(&format!("it is {what}."))
+        );
+    }
+}
+
 #[test]
 fn route_or_hosts_deny_without_target_is_skipped_and_the_block_fails() {
     let mut e = Engine::new(Limits::default());

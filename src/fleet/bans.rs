@@ -148,10 +148,91 @@ pub struct Active {
     pub scenario: String,
 }
 
+/// Decisions in force at most (issue 24): a LAPI cannot grow the model, the sets and the
+/// nft transactions without bound. Ten of the README's 10,000-source floods.
+pub const MAX_ACTIVE: usize = 100_000;
+/// The bans in force may cover at most this many IPv4 addresses: one /8, 1/256 of the
+/// IPv4 space (more when CROWDSEC_WIDEST_BAN allows one wider ban).
+pub const COVER_V4: u128 = 1 << 24;
+/// ... and this many IPv6 /64 networks (one /32, the unit an RIR allocates to an ISP). A
+/// /64 is IPv6's unit: one host's subnet; counting single addresses would make any /64
+/// 2^64 of them.
+pub const COVER_V6: u128 = 1 << 32;
+
+/// What pulled decisions may ban (issue 24): no ban wider than `widest`, at most
+/// `max_active` decisions in force, and together at most [`Bounds::cover_cap`] addresses
+/// per family. So neither a rogue LAPI nor `cscli decisions add --range 0.0.0.0/0` typed by
+/// mistake can cut a host off; what is refused is logged with its id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bounds {
+    /// Widest ban as prefix lengths (IPv4, IPv6): CROWDSEC_WIDEST_BAN.
+    pub widest: (u8, u8),
+    /// Decisions in force at most.
+    pub max_active: usize,
+}
+
+impl Default for Bounds {
+    fn default() -> Self {
+        Bounds {
+            widest: super::keys::WIDEST_BAN,
+            max_active: MAX_ACTIVE,
+        }
+    }
+}
+
+impl Bounds {
+    fn widest_of(&self, v6: bool) -> u8 {
+        if v6 { self.widest.1 } else { self.widest.0 }
+    }
+
+    /// The span is wider than the family's widest ban.
+    pub fn too_wide(&self, s: &Span) -> bool {
+        let host_bits = max_of(s.v6).checked_shr(u32::from(self.widest_of(s.v6)));
+        s.end - s.start > host_bits.unwrap_or(0)
+    }
+
+    /// The family's cover cap, in [`cover`] units: [`COVER_V4`] / [`COVER_V6`], or one
+    /// widest ban when that is larger.
+    pub fn cover_cap(&self, v6: bool) -> u128 {
+        let widest = Span {
+            v6,
+            start: 0,
+            end: max_of(v6)
+                .checked_shr(u32::from(self.widest_of(v6)))
+                .unwrap_or(0),
+        };
+        cover(&widest).max(if v6 { COVER_V6 } else { COVER_V4 })
+    }
+}
+
+/// How much a span covers: IPv4 addresses, or IPv6 /64 networks (a part of one counts as
+/// one).
+pub fn cover(s: &Span) -> u128 {
+    if s.v6 {
+        ((s.end - s.start) >> 64) + 1
+    } else {
+        s.end - s.start + 1
+    }
+}
+
 /// The decisions in force, by id.
 #[derive(Debug, Clone, Default)]
 pub struct Model {
     active: HashMap<i64, Active>,
+    bounds: Bounds,
+}
+
+/// A decision refused when it came (issue 24), with why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    /// The decision's id in the LAPI.
+    pub id: i64,
+    /// The decision's `value` as the LAPI wrote it.
+    pub value: String,
+    /// The decision's scenario.
+    pub scenario: String,
+    /// Why (`wider than /8 (CROWDSEC_WIDEST_BAN)`).
+    pub why: String,
 }
 
 /// A decision that a hole keeps from being applied (wholly or in part).
@@ -170,34 +251,106 @@ pub struct Refusal {
 }
 
 impl Model {
+    /// An empty model with these bounds.
+    pub fn new(bounds: Bounds) -> Model {
+        Model {
+            active: HashMap::new(),
+            bounds,
+        }
+    }
+
+    /// Other bounds (a reload): they judge the decisions that come from now on (the puller
+    /// reads the whole stream again, so all of them).
+    pub fn set_bounds(&mut self, b: Bounds) {
+        self.bounds = b;
+    }
+
+    /// The bounds in force.
+    pub fn bounds(&self) -> Bounds {
+        self.bounds
+    }
+
     /// Takes one stream answer. `startup`: it lists every decision in force, so anything not
-    /// in it is gone.
-    pub fn apply(&mut self, now: u64, c: &Changes, startup: bool) {
+    /// in it is gone. New decisions are taken in id order, each within the [`Bounds`]; the
+    /// refused ones come back (never stored).
+    pub fn apply(&mut self, now: u64, c: &Changes, startup: bool) -> Vec<Refused> {
         if startup {
             self.active.clear();
         }
         for id in &c.deleted {
             self.active.remove(id);
         }
-        for b in &c.new {
-            self.add(now, b);
+        self.active.retain(|_, a| a.until > now);
+        let mut covered = [0u128; 2];
+        for a in self.active.values() {
+            covered[usize::from(a.span.v6)] += cover(&a.span);
         }
+        let mut new: Vec<&Ban> = c.new.iter().collect();
+        new.sort_by_key(|b| b.id);
+        let mut refused = Vec::new();
+        for b in new {
+            if let Some(old) = self.active.remove(&b.id) {
+                covered[usize::from(old.span.v6)] -= cover(&old.span);
+            }
+            if b.left_ms <= 0 {
+                continue;
+            }
+            let fam = usize::from(b.span.v6);
+            let why = if self.bounds.too_wide(&b.span) {
+                Some(format!(
+                    "wider than /{} (CROWDSEC_WIDEST_BAN)",
+                    self.bounds.widest_of(b.span.v6)
+                ))
+            } else if covered[fam] + cover(&b.span) > self.bounds.cover_cap(b.span.v6) {
+                Some(if b.span.v6 {
+                    format!(
+                        "the fleet's bans would cover more than {} IPv6 /64 networks",
+                        self.bounds.cover_cap(true)
+                    )
+                } else {
+                    format!(
+                        "the fleet's bans would cover more than {} IPv4 addresses",
+                        self.bounds.cover_cap(false)
+                    )
+                })
+            } else if self.active.len() >= self.bounds.max_active {
+                Some(format!(
+                    "{} decisions are in force already",
+                    self.bounds.max_active
+                ))
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                refused.push(Refused {
+                    id: b.id,
+                    value: b.value.clone(),
+                    scenario: b.scenario.clone(),
+                    why,
+                });
+                continue;
+            }
+            covered[fam] += cover(&b.span);
+            self.active.insert(
+                b.id,
+                Active {
+                    span: b.span,
+                    until: now.saturating_add(b.left_ms as u64),
+                    value: b.value.clone(),
+                    scenario: b.scenario.clone(),
+                },
+            );
+        }
+        refused
     }
 
-    fn add(&mut self, now: u64, b: &Ban) {
-        if b.left_ms <= 0 {
-            self.active.remove(&b.id);
-            return;
+    /// What the decisions in force cover, per family ([`cover`] units: IPv4, IPv6).
+    pub fn covered(&self) -> (u128, u128) {
+        let mut c = [0u128; 2];
+        for a in self.active.values() {
+            c[usize::from(a.span.v6)] += cover(&a.span);
         }
-        self.active.insert(
-            b.id,
-            Active {
-                span: b.span,
-                until: now.saturating_add(b.left_ms as u64),
-                value: b.value.clone(),
-                scenario: b.scenario.clone(),
-            },
-        );
+        (c[0], c[1])
     }
 
     /// Decisions in force.
@@ -468,7 +621,7 @@ mod tests {
         Changes {
             new,
             deleted,
-            skipped: 0,
+            ..Changes::default()
         }
     }
 
@@ -680,4 +833,118 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn bans_wider_than_the_floor_are_refused_and_the_rest_applied() {
+        let mut m = Model::default();
+        let r = m.apply(
+            0,
+            &changes(
+                vec![
+                    ban(1, "0.0.0.0/0", 60_000),
+                    ban(2, "::/0", 60_000),
+                    ban(3, "10.0.0.0/7", 60_000),
+                    ban(4, "2001:db8::/31", 60_000),
+                    ban(5, "10.0.0.0/8", 60_000),
+                    ban(6, "2001:db8::/32", 60_000),
+                    ban(7, "192.0.2.7", 60_000),
+                ],
+                vec![],
+            ),
+            true,
+        );
+        let why: Vec<(i64, &str)> = r.iter().map(|x| (x.id, x.why.as_str())).collect();
+        assert_eq!(
+            why,
+            [
+                (1, "wider than /8 (CROWDSEC_WIDEST_BAN)"),
+                (2, "wider than /32 (CROWDSEC_WIDEST_BAN)"),
+                (3, "wider than /8 (CROWDSEC_WIDEST_BAN)"),
+                (4, "wider than /32 (CROWDSEC_WIDEST_BAN)"),
+                // The /8 and the /32 fill the cover caps: one address more is refused.
+                (
+                    7,
+                    "the fleet's bans would cover more than 16777216 IPv4 addresses"
+                ),
+            ]
+        );
+        assert_eq!(r[0].value, "0.0.0.0/0");
+        assert_eq!(m.len(), 2);
+        assert_eq!(m.covered(), (1 << 24, 1 << 32));
+        // The /8 deleted: room again; a re-listed refused decision is judged again.
+        let r = m.apply(
+            1000,
+            &changes(vec![ban(7, "192.0.2.7", 60_000)], vec![5]),
+            false,
+        );
+        assert!(r.is_empty(), "{r:?}");
+        assert_eq!(m.covered(), (1, 1 << 32));
+        // Another floor (a reload): a /16 and a /48 at most.
+        m.set_bounds(Bounds {
+            widest: (16, 48),
+            max_active: MAX_ACTIVE,
+        });
+        let r = m.apply(
+            2000,
+            &changes(
+                vec![
+                    ban(8, "198.51.0.0/15", 60_000),
+                    ban(9, "198.51.0.0/16", 60_000),
+                ],
+                vec![],
+            ),
+            false,
+        );
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].why, "wider than /16 (CROWDSEC_WIDEST_BAN)");
+        // A floor of /0: one ::/0 is allowed (the cap grows to one widest ban), two are not.
+        let mut m = Model::new(Bounds {
+            widest: (0, 0),
+            max_active: MAX_ACTIVE,
+        });
+        let r = m.apply(
+            0,
+            &changes(
+                vec![
+                    ban(1, "::/0", 1000),
+                    ban(2, "0.0.0.0/0", 1000),
+                    ban(3, "2001:db8::1", 1000),
+                ],
+                vec![],
+            ),
+            true,
+        );
+        assert_eq!(r.len(), 1, "{r:?}");
+        assert_eq!(r[0].id, 3);
+    }
+
+    #[test]
+    fn at_most_max_active_decisions_are_in_force() {
+        let mut m = Model::new(Bounds {
+            widest: WIDEST,
+            max_active: 3,
+        });
+        let bans: Vec<Ban> = (1..=5)
+            .map(|i| ban(i, &format!("192.0.2.{i}"), 1000))
+            .collect();
+        let r = m.apply(0, &changes(bans, vec![]), true);
+        assert_eq!(m.len(), 3);
+        assert_eq!(
+            r.iter().map(|x| (x.id, x.why.as_str())).collect::<Vec<_>>(),
+            [
+                (4, "3 decisions are in force already"),
+                (5, "3 decisions are in force already")
+            ]
+        );
+        // Ended decisions make room.
+        let r = m.apply(
+            2000,
+            &changes(vec![ban(6, "192.0.2.6", 1000)], vec![]),
+            false,
+        );
+        assert!(r.is_empty());
+        assert_eq!(m.len(), 1);
+    }
+
+    const WIDEST: (u8, u8) = crate::fleet::keys::WIDEST_BAN;
 }

@@ -14,6 +14,7 @@
 //! reads the files and their metadata. Secrets never appear in `Debug` output or messages.
 
 use std::fmt;
+use std::net::IpAddr;
 use std::path::PathBuf;
 
 use serde::Deserialize;
@@ -99,6 +100,54 @@ impl LapiUrl {
     pub fn as_str(&self) -> &str {
         self.base.trim_end_matches('/')
     }
+
+    /// The host and port: an address literal (`[2001:db8::1]` unbracketed), or a name to
+    /// resolve. The port is the URL's, else 80 or 443.
+    pub fn host(&self) -> (LapiHost, u16) {
+        let rest = self
+            .base
+            .split_once("://")
+            .map_or(self.base.as_str(), |x| x.1);
+        let hp = rest.split('/').next().unwrap_or("");
+        let default = if self.https { 443 } else { 80 };
+        let (host, port) = if let Some(v6) = hp.strip_prefix('[') {
+            match v6.split_once(']') {
+                Some((h, p)) => (h, p.strip_prefix(':')),
+                None => (v6, None),
+            }
+        } else {
+            match hp.rsplit_once(':') {
+                Some((h, p)) if !h.contains(':') => (h, Some(p)),
+                _ => (hp, None),
+            }
+        };
+        let port = port.and_then(|p| p.parse().ok()).unwrap_or(default);
+        match host.parse::<IpAddr>() {
+            Ok(ip) => (LapiHost::Ip(ip.to_canonical()), port),
+            Err(_) => (LapiHost::Name(host.to_ascii_lowercase()), port),
+        }
+    }
+
+    /// Plain `http://` to a host that is not this one: keys and passwords cross the network
+    /// in clear. Loopback addresses and `localhost` (RFC 6761: `*.localhost` too) are fine.
+    pub fn plain_remote(&self) -> bool {
+        if self.https {
+            return false;
+        }
+        match self.host().0 {
+            LapiHost::Ip(ip) => !ip.is_loopback(),
+            LapiHost::Name(n) => n != "localhost" && !n.ends_with(".localhost"),
+        }
+    }
+}
+
+/// The host of a LAPI URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LapiHost {
+    /// An address literal.
+    Ip(IpAddr),
+    /// A name (lower case) to resolve.
+    Name(String),
 }
 
 /// A parsed credentials file.
@@ -333,6 +382,38 @@ mod tests {
             u.join("v1/alerts"),
             "http://[2001:db8::1]:8080/crowdsec/v1/alerts"
         );
+    }
+
+    #[test]
+    fn hosts_ports_and_plain_http_to_another_host() {
+        let h = |u: &str| LapiUrl::parse(u).unwrap().host();
+        let ip = |s: &str| LapiHost::Ip(s.parse().unwrap());
+        assert_eq!(h("http://192.0.2.1:8080/"), (ip("192.0.2.1"), 8080));
+        assert_eq!(h("http://192.0.2.1"), (ip("192.0.2.1"), 80));
+        assert_eq!(h("https://[2001:db8::1]/x"), (ip("2001:db8::1"), 443));
+        assert_eq!(h("https://[2001:db8::1]:8443/x"), (ip("2001:db8::1"), 8443));
+        assert_eq!(
+            h("http://LAPI.example:8080"),
+            (LapiHost::Name("lapi.example".into()), 8080)
+        );
+        let plain = |u: &str| LapiUrl::parse(u).unwrap().plain_remote();
+        for remote in [
+            "http://192.0.2.1:8080/",
+            "http://lapi.example:8080",
+            "http://[2001:db8::1]:8080",
+        ] {
+            assert!(plain(remote), "{remote}");
+        }
+        for fine in [
+            "http://127.0.0.1:8080/",
+            "http://127.1.2.3/",
+            "http://[::1]:8080",
+            "http://localhost:8080",
+            "http://lapi.localhost:8080",
+            "https://192.0.2.1:8443/",
+        ] {
+            assert!(!plain(fine), "{fine}");
+        }
     }
 
     #[test]

@@ -14,6 +14,27 @@ pub const DEFAULT_BAN_S: u64 = 4 * 3600;
 pub const MAX_BAN_S: u64 = 365 * 24 * 3600;
 /// Longest CROWDSEC_PULL_INTERVAL accepted, in seconds (one hour).
 pub const MAX_PULL_S: u64 = 3600;
+/// Widest pulled ban applied by default (CROWDSEC_WIDEST_BAN), as prefix lengths: an IPv4
+/// /8 and an IPv6 /32. Why: a /8 is the largest block IANA ever handed to one holder, and a
+/// /32 the standard allocation an RIR makes to one ISP (RIPE-738, ARIN NRPM 6.5.2), so a ban
+/// of one adversary's network never needs more; wider is "a part of the Internet", which no
+/// decision about scans justifies and which `0.0.0.0/0`, typed by mistake or sent by a
+/// rogue LAPI, would turn into a host cut off from everything.
+pub const WIDEST_BAN: (u8, u8) = (8, 32);
+
+/// `8,32`, `/16,/48` (spaces allowed): IPv4 and IPv6 prefix lengths.
+pub fn parse_widest(v: &str) -> Option<(u8, u8)> {
+    let (a, b) = v.split_once(',')?;
+    let num = |s: &str, max: u8| {
+        let s = s.trim();
+        let s = s.strip_prefix('/').unwrap_or(s);
+        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        s.parse::<u8>().ok().filter(|n| *n <= max)
+    };
+    Some((num(a, 32)?, num(b, 128)?))
+}
 
 /// The fleet keys as read from portsentry.conf. All absent: no fleet (nothing changes).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -30,6 +51,8 @@ pub struct Keys {
     pub ban_duration_s: Option<u64>,
     /// `CROWDSEC_SEND_LOG_ONLY`: also send `BLOCK_x=0` reports, as alerts without a decision.
     pub send_log_only: bool,
+    /// `CROWDSEC_WIDEST_BAN`: IPv4 and IPv6 prefix lengths (absent: [`WIDEST_BAN`]).
+    pub widest_ban: Option<(u8, u8)>,
 }
 
 impl Keys {
@@ -46,6 +69,11 @@ impl Keys {
     /// Any fleet key is set: push or pull.
     pub fn enabled(&self) -> bool {
         self.push() || self.pull()
+    }
+
+    /// CROWDSEC_WIDEST_BAN (default [`WIDEST_BAN`]).
+    pub fn widest_ban(&self) -> (u8, u8) {
+        self.widest_ban.unwrap_or(WIDEST_BAN)
     }
 
     /// CROWDSEC_PULL_INTERVAL in seconds (default 1).
@@ -104,6 +132,13 @@ pub fn validate(cfg: &Config, path: &Path) -> Vec<Diagnostic> {
         push(
             Severity::Warning,
             "CROWDSEC_PULL_INTERVAL",
+            "has no effect without CROWDSEC_BOUNCER_KEY_FILE".to_string(),
+        );
+    }
+    if !k.pull() && k.widest_ban.is_some() {
+        push(
+            Severity::Warning,
+            "CROWDSEC_WIDEST_BAN",
             "has no effect without CROWDSEC_BOUNCER_KEY_FILE".to_string(),
         );
     }

@@ -18,6 +18,140 @@ pub fn backoff_ms(attempt: u32, rand: u64) -> u64 {
     base * 3 / 4 + rand % (base / 2 + 1)
 }
 
+/// The wait after a pull that worked: the interval spread over 90%-110% by `rand` (any u64),
+/// so that hosts started together (a fleet rebooted, a configuration rolled out) drift apart
+/// instead of pulling the LAPI in lock-step; on average it is the interval.
+pub fn pull_gap_ms(interval_ms: u64, rand: u64) -> u64 {
+    let spread = interval_ms / 10;
+    interval_ms - spread + rand % (2 * spread + 1)
+}
+
+/// The wait before the first pull after start-up: a random moment of the interval, at most
+/// [`FIRST_PULL_SPREAD_MS`] (the sets are restored from disk before it).
+pub fn first_pull_ms(interval_ms: u64, rand: u64) -> u64 {
+    rand % interval_ms.clamp(1, FIRST_PULL_SPREAD_MS)
+}
+
+/// The first pulls of hosts started together are spread over this much at most.
+pub const FIRST_PULL_SPREAD_MS: u64 = 1000;
+
+/// A pull answer slower than this, for pulls every `interval_ms`, is slow: half the interval,
+/// at least [`SLOW_FLOOR_MS`]. An answer in under half of it is fast again.
+pub fn slow_ms(interval_ms: u64) -> u64 {
+    (interval_ms / 2).max(SLOW_FLOOR_MS)
+}
+
+/// No answer under this is slow, whatever the interval.
+pub const SLOW_FLOOR_MS: u64 = 500;
+/// Slow answers stretch the pull interval at most this many times.
+pub const MAX_STRETCH: u64 = 8;
+
+/// The pulls' pace: a LAPI that answers slowly is asked less often (the interval doubled at
+/// each slow answer, up to [`MAX_STRETCH`] times), and as often as configured again once it
+/// answers fast (halved at each fast answer). Errors are the [`Link`]'s back-off. A pull
+/// asks for what changed since the last one, so a stretched interval delays decisions but
+/// never loses one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pace {
+    stretch: u64,
+    /// The last answer's time (ms).
+    took: u64,
+    /// When the last pull worked (or the pulls started: never yet).
+    last_ok: u64,
+    /// The current slowness was logged (so its end is too).
+    slow_logged: bool,
+    last_line: Option<u64>,
+}
+
+/// What to log about the pace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PaceNews {
+    /// The LAPI answers slowly: pulls every `every_ms` instead of the interval.
+    Slow {
+        /// The answer's time.
+        took_ms: u64,
+        /// The stretched interval.
+        every_ms: u64,
+    },
+    /// It answers fast again: back to the interval.
+    Fast {
+        /// The answer's time.
+        took_ms: u64,
+    },
+}
+
+impl Pace {
+    /// Pulls starting at `now`.
+    pub fn new(now: u64) -> Pace {
+        Pace {
+            stretch: 1,
+            took: 0,
+            last_ok: now,
+            slow_logged: false,
+            last_line: None,
+        }
+    }
+
+    /// A pull worked at `now`, answered in `took_ms`: the pace for pulls every
+    /// `interval_ms`, and a line to log when the LAPI turned slow or fast again (at most
+    /// one a minute; an end is logged when its start was).
+    pub fn answered(&mut self, now: u64, took_ms: u64, interval_ms: u64) -> Option<PaceNews> {
+        self.took = took_ms;
+        self.last_ok = now;
+        let slow = slow_ms(interval_ms);
+        let was = self.stretch;
+        if took_ms > slow {
+            self.stretch = (self.stretch * 2).min(MAX_STRETCH);
+        } else if took_ms < slow / 2 {
+            self.stretch = (self.stretch / 2).max(1);
+        }
+        if was == 1 && self.stretch > 1 {
+            let quiet = self
+                .last_line
+                .is_none_or(|t| now.saturating_sub(t) >= LINE_INTERVAL_MS);
+            if quiet {
+                self.last_line = Some(now);
+                self.slow_logged = true;
+                return Some(PaceNews::Slow {
+                    took_ms,
+                    every_ms: self.every_ms(interval_ms),
+                });
+            }
+        } else if was > 1 && self.stretch == 1 && std::mem::take(&mut self.slow_logged) {
+            self.last_line = Some(now);
+            return Some(PaceNews::Fast { took_ms });
+        }
+        None
+    }
+
+    /// The interval the pulls keep now (the configured one, stretched).
+    pub fn every_ms(&self, interval_ms: u64) -> u64 {
+        interval_ms.saturating_mul(self.stretch)
+    }
+
+    /// The wait after a pull that worked: [`pull_gap_ms`] of the stretched interval.
+    pub fn gap_ms(&self, interval_ms: u64, rand: u64) -> u64 {
+        pull_gap_ms(self.every_ms(interval_ms), rand)
+    }
+
+    /// The last answer's time (ms).
+    pub fn took_ms(&self) -> u64 {
+        self.took
+    }
+
+    /// How far this host may be behind the LAPI's decisions: the time since the last pull
+    /// that worked, once that is over twice the configured interval (at least 2 s); 0 while
+    /// it keeps pace.
+    pub fn behind_ms(&self, now: u64, interval_ms: u64) -> u64 {
+        let since = now.saturating_sub(self.last_ok);
+        if since > 2 * interval_ms.max(1000) {
+            since
+        } else {
+            0
+        }
+    }
+}
+
 /// Up, down, and what to log about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Link {
@@ -139,6 +273,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn pulls_are_spread_around_the_interval_and_average_it() {
+        assert_eq!(pull_gap_ms(1000, 0), 900);
+        assert_eq!(pull_gap_ms(1000, 200), 1100);
+        assert_eq!(pull_gap_ms(10_000, 1000), 10_000);
+        let gaps: Vec<u64> = (0..10_000u64)
+            .map(|r| pull_gap_ms(1000, r.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 7))
+            .collect();
+        assert!(gaps.iter().all(|g| (900..=1100).contains(g)));
+        let mean = gaps.iter().sum::<u64>() / gaps.len() as u64;
+        assert!((990..=1010).contains(&mean), "{mean}");
+        // Ten hosts started in the same ms: their next pulls are not all in one 10 ms.
+        let next: Vec<u64> = (0..10u64).map(|r| pull_gap_ms(1000, r * 37)).collect();
+        assert!(next.iter().max().unwrap() - next.iter().min().unwrap() > 10);
+        // One second is the floor of the interval: the gap is never 0.
+        assert_eq!(pull_gap_ms(1, 5), 1);
+        assert!((0..1000).all(|r| first_pull_ms(1000, r) < 1000));
+        assert!((0..1000).all(|r| first_pull_ms(60_000, r * 977) < FIRST_PULL_SPREAD_MS));
+        assert_eq!(first_pull_ms(0, 5), 0);
+    }
+
+    #[test]
     fn backoff_doubles_with_jitter_and_is_capped() {
         assert_eq!(backoff_ms(0, 0), 750);
         assert_eq!(backoff_ms(0, 500), 1250);
@@ -173,5 +328,65 @@ mod tests {
         // A daemon that starts while the LAPI is down says so at once.
         let mut l = Link::new();
         assert_eq!(l.failed(5), Some((0, None)));
+    }
+
+    #[test]
+    fn a_slow_lapi_is_pulled_less_often_and_as_often_again_once_fast() {
+        let i = 1000;
+        assert_eq!(slow_ms(i), 500);
+        assert_eq!(slow_ms(10_000), 5000);
+        let mut p = Pace::new(0);
+        assert_eq!(p.answered(1000, 40, i), None, "fast: no news");
+        assert_eq!(p.every_ms(i), 1000);
+        // Slow: the interval doubles at each slow answer, up to 8 times; logged once.
+        assert_eq!(
+            p.answered(2000, 700, i),
+            Some(PaceNews::Slow {
+                took_ms: 700,
+                every_ms: 2000
+            })
+        );
+        assert_eq!(p.answered(4000, 900, i), None);
+        assert_eq!(p.every_ms(i), 4000);
+        for t in 0..5 {
+            assert_eq!(p.answered(8000 + t * 8000, 3000, i), None);
+        }
+        assert_eq!(p.every_ms(i), 8000, "capped at MAX_STRETCH");
+        assert!((7200..=8800).contains(&p.gap_ms(i, 12_345)));
+        // Between half of slow and slow: held where it is.
+        assert_eq!(p.answered(60_000, 300, i), None);
+        assert_eq!(p.every_ms(i), 8000);
+        // Fast again: halved at each fast answer; its end is logged once.
+        assert_eq!(p.answered(68_000, 20, i), None);
+        assert_eq!(p.answered(72_000, 20, i), None);
+        assert_eq!(p.every_ms(i), 2000);
+        assert_eq!(
+            p.answered(74_000, 20, i),
+            Some(PaceNews::Fast { took_ms: 20 })
+        );
+        assert_eq!(p.every_ms(i), 1000);
+        assert_eq!(p.took_ms(), 20);
+        // Flapping within the minute of the last line: not logged, and so neither is its end.
+        assert_eq!(p.answered(75_000, 800, i), None);
+        assert_eq!(p.every_ms(i), 2000);
+        assert_eq!(p.answered(77_000, 10, i), None);
+        assert_eq!(p.every_ms(i), 1000);
+        // After a quiet minute, slowness is told again.
+        assert!(matches!(
+            p.answered(140_000, 800, i),
+            Some(PaceNews::Slow { .. })
+        ));
+    }
+
+    #[test]
+    fn a_host_is_behind_once_its_last_pull_is_two_intervals_old() {
+        let mut p = Pace::new(10_000);
+        assert_eq!(p.behind_ms(11_500, 1000), 0, "first pull not due yet");
+        assert_eq!(p.behind_ms(12_001, 1000), 2001, "never pulled for 2 s");
+        p.answered(13_000, 30, 1000);
+        assert_eq!(p.behind_ms(14_000, 1000), 0);
+        assert_eq!(p.behind_ms(15_500, 1000), 2500);
+        assert_eq!(p.behind_ms(30_000, 10_000), 0, "at 10 s, 17 s is on time");
+        assert_eq!(p.behind_ms(34_000, 10_000), 21_000);
     }
 }

@@ -8,6 +8,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// What else a LAPI is started with.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// crowdsec's `db_config:` block (None: SQLite in the temp dir).
+    pub db_config: Option<String>,
+    /// Serve its Prometheus metrics here (inside its namespace).
+    pub metrics: Option<std::net::SocketAddr>,
+}
+
 pub struct Lapi {
     pub ns: String,
     pub listen: String,
@@ -26,17 +35,22 @@ pub fn installed() -> bool {
 impl Lapi {
     /// Writes the config and starts the LAPI in `ns`, listening on `listen` (`ADDR:PORT`).
     pub fn start(ns: &str, listen: &str) -> Lapi {
-        Lapi::start_with(ns, listen, None)
+        Lapi::start_with(ns, listen, None, &Options::default())
     }
 
     /// As [`Lapi::start`], serving https with this certificate and key (PEM files). cscli
     /// itself skips the certificate check (`api.client.insecure_skip_verify`); the machines
     /// under test do not.
     pub fn start_tls(ns: &str, listen: &str, cert: &Path, key: &Path) -> Lapi {
-        Lapi::start_with(ns, listen, Some((cert, key)))
+        Lapi::start_with(ns, listen, Some((cert, key)), &Options::default())
     }
 
-    fn start_with(ns: &str, listen: &str, tls: Option<(&Path, &Path)>) -> Lapi {
+    /// As [`Lapi::start`], with these options (the database, metrics).
+    pub fn start_opts(ns: &str, listen: &str, o: &Options) -> Lapi {
+        Lapi::start_with(ns, listen, None, o)
+    }
+
+    fn start_with(ns: &str, listen: &str, tls: Option<(&Path, &Path)>, o: &Options) -> Lapi {
         let (scheme, server_tls, skip_verify) = match tls {
             Some((cert, key)) => (
                 "https",
@@ -51,6 +65,17 @@ impl Lapi {
         };
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().display().to_string();
+        let db = o.db_config.clone().unwrap_or_else(|| {
+            format!("db_config:\n  log_level: info\n  type: sqlite\n  db_path: {d}/data/crowdsec.db\n  use_wal: true\n")
+        });
+        let prometheus = match &o.metrics {
+            Some(addr) => format!(
+                "prometheus:\n  enabled: true\n  level: full\n  listen_addr: {}\n  listen_port: {}\n",
+                addr.ip(),
+                addr.port()
+            ),
+            None => "prometheus:\n  enabled: false\n".to_string(),
+        };
         for sub in ["data", "hub", "log", "notifications"] {
             std::fs::create_dir_all(dir.path().join(sub)).unwrap();
         }
@@ -60,9 +85,9 @@ impl Lapi {
                 "common:\n  daemonize: false\n  log_media: file\n  log_level: info\n  log_dir: {d}/log/\n  working_dir: .\n\
                  config_paths:\n  config_dir: {d}/\n  data_dir: {d}/data/\n  simulation_path: {d}/simulation.yaml\n  hub_dir: {d}/hub/\n  index_path: {d}/hub/.index.json\n  notification_dir: {d}/notifications/\n  plugin_dir: /usr/lib/crowdsec/plugins/\n\
                  cscli:\n  output: human\n\
-                 db_config:\n  log_level: info\n  type: sqlite\n  db_path: {d}/data/crowdsec.db\n  use_wal: true\n\
+                 {db}\
                  api:\n  client:\n    insecure_skip_verify: {skip_verify}\n    credentials_path: {d}/local_api_credentials.yaml\n  server:\n    log_level: info\n    listen_uri: {listen}\n    profiles_path: {d}/profiles.yaml\n{server_tls}    trusted_ips:\n      - 127.0.0.1\n\
-                 prometheus:\n  enabled: false\n"
+                 {prometheus}"
             ),
         )
         .unwrap();

@@ -498,6 +498,14 @@ pub struct Monitor {
 
 impl Monitor {
     pub fn start(ns: &str) -> Monitor {
+        let m = Monitor::spawn(ns);
+        // Let it subscribe before anything is measured.
+        std::thread::sleep(Duration::from_millis(200));
+        m
+    }
+
+    /// As [`Monitor::start`] without the wait (many at once: wait once for all).
+    pub fn spawn(ns: &str) -> Monitor {
         use std::io::BufRead;
         let mut child = Command::new("ip")
             .args(["netns", "exec", ns, "nft", "monitor"])
@@ -515,8 +523,6 @@ impl Monitor {
                 l2.lock().unwrap().push((Instant::now(), line));
             }
         });
-        // Let it subscribe before anything is measured.
-        std::thread::sleep(Duration::from_millis(200));
         Monitor {
             child: Some(child),
             lines,

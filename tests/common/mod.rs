@@ -10,7 +10,10 @@
 pub mod crowdsec;
 pub mod fleetnet;
 pub mod flood;
+pub mod hostile_lapi;
 pub mod loglines;
+pub mod postgres;
+pub mod scale;
 
 use std::fs::File;
 use std::io::{Read, Write};

@@ -17,6 +17,37 @@ pub enum Side {
     Pull,
 }
 
+/// Text from the LAPI (a decision's value or scenario, an error message, anything the
+/// other end of the link chose) made safe for a log line (issue 24): at most `max`
+/// characters of it (then `...`), printable ASCII kept, `\` written `\\`, every other
+/// byte (control bytes such as LF and ESC, DEL, each byte of a non-ASCII character) written
+/// as `\xHH`. So no LAPI can forge a second syslog line or send a terminal escape.
+pub fn lapi_text(s: &str, max: usize) -> String {
+    let mut out = String::with_capacity(s.len().min(max) + 3);
+    for (n, c) in s.chars().enumerate() {
+        if n == max {
+            out.push_str("...");
+            break;
+        }
+        if c == '\\' {
+            out.push_str("\\\\");
+        } else if c == ' ' || c.is_ascii_graphic() {
+            out.push(c);
+        } else {
+            let mut b = [0u8; 4];
+            for x in c.encode_utf8(&mut b).bytes() {
+                out.push_str(&format!("\\x{x:02x}"));
+            }
+        }
+    }
+    out
+}
+
+/// Clip of LAPI error messages and reasons in lines.
+const WHY_MAX: usize = 200;
+/// Clip of a decision's value and scenario in lines.
+const FIELD_MAX: usize = 64;
+
 /// ` (N more changes of the link in the last minute not logged)` when N > 0.
 fn skipped_text(skipped: u32) -> String {
     if skipped > 0 {
@@ -60,7 +91,8 @@ pub fn fleet_link_lost(side: Side, url: &str, why: &str, skipped: u32) -> String
         }
     };
     format!(
-        "adminalert: CrowdSec LAPI {url} unreachable: {why}; {what}{}",
+        "adminalert: CrowdSec LAPI {url} unreachable: {}; {what}{}",
+        lapi_text(why, WHY_MAX),
         skipped_text(skipped)
     )
 }
@@ -87,11 +119,32 @@ pub fn fleet_link_regained(
     )
 }
 
+/// The LAPI answers pulls slowly (logged at most once a minute): `adminalert: CrowdSec LAPI
+/// {url} answers slowly ({ms} ms): pulling decisions every {n} s instead of {i} s until it is
+/// fast again`.
+pub fn fleet_pull_slow(url: &str, took_ms: u64, every_ms: u64, interval_ms: u64) -> String {
+    format!(
+        "adminalert: CrowdSec LAPI {url} answers slowly ({took_ms} ms): pulling decisions every {} s instead of {} s until it is fast again",
+        every_ms.div_ceil(1000),
+        interval_ms.div_ceil(1000)
+    )
+}
+
+/// The LAPI answers pulls fast again (after a logged slowness): `adminalert: CrowdSec LAPI
+/// {url} answers fast again ({ms} ms): pulling decisions every {i} s`.
+pub fn fleet_pull_fast(url: &str, took_ms: u64, interval_ms: u64) -> String {
+    format!(
+        "adminalert: CrowdSec LAPI {url} answers fast again ({took_ms} ms): pulling decisions every {} s",
+        interval_ms.div_ceil(1000)
+    )
+}
+
 /// The LAPI refused the machine's login (logged once until it works):
 /// `adminalert: ERROR: CrowdSec LAPI {url} refused the login of machine "{login}" (HTTP
 /// {status}: {why}): check login and password in {file} (...); alerts wait in the spool`.
 pub fn fleet_login_refused(url: &str, login: &str, file: &Path, status: u16, why: &str) -> String {
     let file = file.display();
+    let why = lapi_text(why, WHY_MAX);
     format!(
         "adminalert: ERROR: CrowdSec LAPI {url} refused the login of machine \"{login}\" (HTTP {status}: {why}): check login and password in {file} (cscli machines list; cscli machines add {login} --auto -f {file}); alerts wait in the spool"
     )
@@ -108,8 +161,9 @@ pub fn fleet_key_refused(url: &str, file: &Path, status: u16) -> String {
 /// The LAPI refused a request for good (a 4xx other than 401/403): its alerts are dropped.
 pub fn fleet_batch_refused(url: &str, n: usize, status: u16, why: &str) -> String {
     format!(
-        "adminalert: ERROR: CrowdSec LAPI {url} refused {} for good (HTTP {status}: {why}); {} dropped from the spool",
+        "adminalert: ERROR: CrowdSec LAPI {url} refused {} for good (HTTP {status}: {}); {} dropped from the spool",
         super::count(n as u64, "alert", "alerts"),
+        lapi_text(why, WHY_MAX),
         if n == 1 { "it is" } else { "they are" }
     )
 }
@@ -184,6 +238,7 @@ pub fn fleet_recovered(found: usize, resend: usize) -> String {
 /// `securityalert: CrowdSec decision {id} (ban {value}, {scenario}) not applied: {why}`, or
 /// `... applied except where {why}` when only part of a range is refused.
 pub fn fleet_not_applied(id: i64, value: &str, scenario: &str, why: &str, whole: bool) -> String {
+    let (value, scenario) = (lapi_text(value, FIELD_MAX), lapi_text(scenario, FIELD_MAX));
     if whole {
         format!(
             "securityalert: CrowdSec decision {id} (ban {value}, {scenario}) not applied: {why}"
@@ -193,6 +248,99 @@ pub fn fleet_not_applied(id: i64, value: &str, scenario: &str, why: &str, whole:
             "securityalert: CrowdSec decision {id} (ban {value}, {scenario}) applied except where {why}"
         )
     }
+}
+
+/// A pulled decision refused before it is applied (issue 24: wider than
+/// CROWDSEC_WIDEST_BAN, over the caps), once per decision: `securityalert: CrowdSec
+/// decision {id} (ban {value}, {scenario}) refused: {why}`.
+pub fn fleet_refused(id: i64, value: &str, scenario: &str, why: &str) -> String {
+    format!(
+        "securityalert: CrowdSec decision {id} (ban {}, {}) refused: {why}",
+        lapi_text(value, FIELD_MAX),
+        lapi_text(scenario, FIELD_MAX)
+    )
+}
+
+/// More refused (or partly applied) decisions in one answer than are logged one by one:
+/// `securityalert: CrowdSec: {n} more decisions refused or not applied in this pull, not
+/// logged one by one (ids {first} to {last}; cscli decisions list shows them)`.
+pub fn fleet_refused_more(n: u64, first: i64, last: i64) -> String {
+    format!(
+        "securityalert: CrowdSec: {} refused or not applied in this pull, not logged one by one (ids {first} to {last}; cscli decisions list shows them)",
+        super::count(n, "more decision", "more decisions")
+    )
+}
+
+/// Objects of a stream answer that were skipped (at most one line a minute, counting since
+/// the last): `adminalert: WARNING: CrowdSec LAPI {url}: {m} malformed decisions skipped (no
+/// id, type, scope, value or duration, or one of another type), {k} beyond the cap of {cap}
+/// per answer skipped`.
+pub fn fleet_stream_skipped(url: &str, malformed: u64, over_cap: u64, cap: usize) -> String {
+    let mut parts = Vec::new();
+    if malformed > 0 {
+        parts.push(format!(
+            "{} skipped (no id, type, scope, value or duration, or one of another type)",
+            super::count(malformed, "malformed decision", "malformed decisions")
+        ));
+    }
+    if over_cap > 0 {
+        parts.push(format!(
+            "{} beyond the cap of {cap} per answer skipped",
+            super::count(over_cap, "decision", "decisions")
+        ));
+    }
+    format!(
+        "adminalert: WARNING: CrowdSec LAPI {url}: {}",
+        parts.join(", ")
+    )
+}
+
+/// The LAPI URL's host name does not resolve (logged once until it does): its addresses
+/// cannot be protected from blocking meanwhile.
+pub fn fleet_lapi_unresolved(name: &str, why: &str) -> String {
+    format!(
+        "adminalert: WARNING: CrowdSec LAPI host {} cannot be resolved ({}): its addresses are not protected from blocking until it is (tried again every minute)",
+        lapi_text(name, FIELD_MAX),
+        lapi_text(why, WHY_MAX)
+    )
+}
+
+/// The LAPI URL's host name resolved to other addresses than before (at start, after a
+/// reload): `adminalert: CrowdSec LAPI host {name} is {a}, {b}: never blocked`.
+pub fn fleet_lapi_resolved(name: &str, addrs: &[IpAddr]) -> String {
+    let list: Vec<String> = addrs.iter().map(ToString::to_string).collect();
+    format!(
+        "adminalert: CrowdSec LAPI host {} is {}: never blocked",
+        lapi_text(name, FIELD_MAX),
+        if list.is_empty() {
+            "no address".to_string()
+        } else {
+            list.join(", ")
+        }
+    )
+}
+
+/// The LAPI is reached over plain http on the network (`--check`: `warning: ` before it;
+/// at start-up [`fleet_plain_http`]).
+pub fn fleet_plain_http_text(url: &str, from: &str) -> String {
+    format!(
+        "CrowdSec LAPI {url} ({from}) is plain http to another host: the bouncer key, the machine's password and its login token cross the network unencrypted; serve the LAPI over https (README \"Fleets\", \"https\")"
+    )
+}
+
+/// At start-up and reload: `adminalert: WARNING: CrowdSec LAPI {url} ({from}) is plain http
+/// to another host: ...`.
+pub fn fleet_plain_http(url: &str, from: &str) -> String {
+    format!("adminalert: WARNING: {}", fleet_plain_http_text(url, from))
+}
+
+/// The fleet thread caught a panic (at most one line a minute): a bug, reported as such;
+/// detection and local blocking are not affected, the thread tries again.
+pub fn fleet_thread_failed(why: &str) -> String {
+    format!(
+        "adminalert: ERROR: CrowdSec fleet thread failed ({}); it tries again in 10 s, reading the whole decision stream; detection and local blocking go on",
+        lapi_text(why, WHY_MAX)
+    )
 }
 
 /// nft refused the change of the fleet sets (at most one line a minute).
@@ -382,6 +530,76 @@ mod tests {
         assert_eq!(
             fleet_pull_stopped(12),
             "adminalert: CrowdSec decisions no longer pulled (CROWDSEC_BOUNCER_KEY_FILE unset): 12 pieces removed from sets fleet4/fleet6"
+        );
+    }
+
+    #[test]
+    fn text_from_the_lapi_is_escaped_and_clipped_in_every_line() {
+        assert_eq!(
+            lapi_text("manual 'ban' from 'x'", 64),
+            "manual 'ban' from 'x'"
+        );
+        assert_eq!(
+            lapi_text("a\nattackalert: forged\x1b[2J\u{7f}\\é", 64),
+            "a\\x0aattackalert: forged\\x1b[2J\\x7f\\\\\\xc3\\xa9"
+        );
+        assert_eq!(lapi_text(&"x".repeat(100), 10), "xxxxxxxxxx...");
+        let evil = "s\n\x1b]0;pwned\x07\r";
+        for line in [
+            fleet_not_applied(1, evil, evil, "192.0.2.1 is an address of this host", true),
+            fleet_refused(1, evil, evil, "wider than /8 (CROWDSEC_WIDEST_BAN)"),
+            fleet_link_lost(Side::Pull, "http://l", evil, 0),
+            fleet_login_refused("http://l", "m", Path::new("/f"), 401, evil),
+            fleet_batch_refused("http://l", 1, 400, evil),
+            fleet_lapi_unresolved(evil, evil),
+        ] {
+            assert!(line.chars().all(|c| !c.is_control()), "{line:?}");
+            assert!(line.contains("s\\x0a\\x1b]0;pwned\\x07\\x0d"), "{line}");
+        }
+        let long = "y".repeat(10_000);
+        assert!(fleet_refused(1, &long, &long, "w").len() < 200);
+    }
+
+    #[test]
+    fn hardening_lines_are_exact() {
+        assert_eq!(
+            fleet_refused(
+                7,
+                "0.0.0.0/0",
+                "manual 'ban' from 'cscli'",
+                "wider than /8 (CROWDSEC_WIDEST_BAN)"
+            ),
+            "securityalert: CrowdSec decision 7 (ban 0.0.0.0/0, manual 'ban' from 'cscli') refused: wider than /8 (CROWDSEC_WIDEST_BAN)"
+        );
+        assert_eq!(
+            fleet_refused_more(99_980, 21, 100_000),
+            "securityalert: CrowdSec: 99980 more decisions refused or not applied in this pull, not logged one by one (ids 21 to 100000; cscli decisions list shows them)"
+        );
+        assert_eq!(
+            fleet_stream_skipped("http://l", 3, 0, 100_000),
+            "adminalert: WARNING: CrowdSec LAPI http://l: 3 malformed decisions skipped (no id, type, scope, value or duration, or one of another type)"
+        );
+        assert_eq!(
+            fleet_stream_skipped("http://l", 1, 5, 100_000),
+            "adminalert: WARNING: CrowdSec LAPI http://l: 1 malformed decision skipped (no id, type, scope, value or duration, or one of another type), 5 decisions beyond the cap of 100000 per answer skipped"
+        );
+        assert_eq!(
+            fleet_lapi_unresolved(
+                "lapi.example",
+                "failed to lookup address information: Name or service not known"
+            ),
+            "adminalert: WARNING: CrowdSec LAPI host lapi.example cannot be resolved (failed to lookup address information: Name or service not known): its addresses are not protected from blocking until it is (tried again every minute)"
+        );
+        assert_eq!(
+            fleet_lapi_resolved("lapi.example", &[v4(192, 0, 2, 10), v6("2001:db8::10")]),
+            "adminalert: CrowdSec LAPI host lapi.example is 192.0.2.10, 2001:db8::10: never blocked"
+        );
+        assert_eq!(
+            fleet_plain_http(
+                "http://192.0.2.10:8080",
+                "the url of /etc/portsentry/crowdsec-lapi.yaml"
+            ),
+            "adminalert: WARNING: CrowdSec LAPI http://192.0.2.10:8080 (the url of /etc/portsentry/crowdsec-lapi.yaml) is plain http to another host: the bouncer key, the machine's password and its login token cross the network unencrypted; serve the LAPI over https (README \"Fleets\", \"https\")"
         );
     }
 

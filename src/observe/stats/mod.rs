@@ -288,6 +288,13 @@ pub struct FleetState {
     pub dropped: u64,
     /// Bans from the fleet in force on this host.
     pub decisions: u64,
+    /// The interval the pulls keep (ms; longer than configured while the LAPI is slow; 0:
+    /// not pulling).
+    pub pull_every_ms: u64,
+    /// The last pull's answer time (ms).
+    pub answer_ms: u64,
+    /// How far behind the LAPI's decisions the host may be (ms; 0: keeping pace).
+    pub behind_ms: u64,
 }
 
 /// The counters. See the module documentation.
@@ -638,6 +645,9 @@ impl Stats {
                 sent: f.sent,
                 dropped: f.dropped,
                 decisions: f.decisions,
+                pull_every_ms: f.pull_every_ms,
+                answer_ms: f.answer_ms,
+                behind_ms: f.behind_ms,
             }),
             blocks_in_force: Some(self.in_force),
             soonest_expiry: self.soonest_expiry.map(t),

@@ -369,6 +369,31 @@ pub fn prometheus(s: &Snapshot) -> String {
             "Bans from the fleet in force on this host.",
             fl.decisions,
         );
+        if fl.pull_every_ms > 0 {
+            f.single(
+                "portsentry_fleet_pull_interval_seconds",
+                "gauge",
+                "The interval the pulls from the CrowdSec LAPI keep (longer than CROWDSEC_PULL_INTERVAL while the LAPI answers slowly).",
+                secs(fl.pull_every_ms),
+            );
+            f.single(
+                "portsentry_fleet_lapi_answer_seconds",
+                "gauge",
+                "How long the CrowdSec LAPI took to answer the last pull.",
+                secs(fl.answer_ms),
+            );
+            f.single(
+                "portsentry_fleet_behind_seconds",
+                "gauge",
+                "Time since the last pull that worked, once over twice the interval (the host may miss the fleet's newest bans); 0 while it keeps pace.",
+                secs(fl.behind_ms),
+            );
+        }
     }
     out
+}
+
+/// Milliseconds as seconds for a metric: `1.250`.
+fn secs(ms: u64) -> String {
+    format!("{}.{:03}", ms / 1000, ms % 1000)
 }

@@ -237,6 +237,19 @@ pub fn text(s: &Snapshot) -> String {
             f.dropped,
             f.decisions
         );
+        if f.behind_ms > 0 || f.answer_ms > crate::fleet::link::SLOW_FLOOR_MS {
+            let _ = writeln!(
+                out,
+                "Fleet pulls: every {} s, the LAPI's last answer took {} ms{}",
+                f.pull_every_ms.div_ceil(1000),
+                f.answer_ms,
+                if f.behind_ms > 0 {
+                    format!("; BEHIND: no pull has worked for {} s", f.behind_ms / 1000)
+                } else {
+                    String::new()
+                }
+            );
+        }
     }
     if let Some(h) = &s.history {
         let _ = writeln!(out, "\nHistory file {}", h.file);

@@ -261,6 +261,17 @@ pub struct FleetLink {
     /// Bans from the fleet in force on this host.
     #[serde(default)]
     pub decisions: u64,
+    /// The interval the pulls keep (ms): CROWDSEC_PULL_INTERVAL, longer while the LAPI
+    /// answers slowly; 0: not pulling.
+    #[serde(default)]
+    pub pull_every_ms: u64,
+    /// How long the LAPI took to answer the last pull (ms).
+    #[serde(default)]
+    pub answer_ms: u64,
+    /// How far behind the LAPI's decisions this host may be (ms since its last pull that
+    /// worked, once that is over twice the interval); 0: keeping pace.
+    #[serde(default)]
+    pub behind_ms: u64,
 }
 
 /// The history file, summarised when the daemon is not running.

@@ -336,3 +336,49 @@ fn the_metrics_need_no_top_lists_and_render_the_same() {
     assert!(lean.top_sources.is_empty() && lean.last_day.top_ports.is_empty());
     assert_eq!(render::prometheus(&lean), render::prometheus(&full));
 }
+
+#[test]
+fn a_host_behind_or_slowed_says_so_in_status_and_metrics() {
+    let (mut s, id, now) = sample();
+    let fleet = |every, answer, behind| FleetState {
+        up: true,
+        pull_every_ms: every,
+        answer_ms: answer,
+        behind_ms: behind,
+        ..FleetState::default()
+    };
+    s.set_fleet(Some(fleet(1000, 40, 0)));
+    let snap = s.snapshot(now, &id, &tz());
+    assert!(!render::text(&snap).contains("Fleet pulls"), "keeping pace");
+    let m = render::prometheus(&snap);
+    assert!(
+        m.contains("\nportsentry_fleet_pull_interval_seconds 1.000\n"),
+        "{m}"
+    );
+    assert!(m.contains("\nportsentry_fleet_behind_seconds 0.000\n"));
+    s.set_fleet(Some(fleet(4000, 1234, 0)));
+    let t = render::text(&s.snapshot(now, &id, &tz()));
+    assert!(
+        t.contains("Fleet pulls: every 4 s, the LAPI's last answer took 1234 ms\n"),
+        "{t}"
+    );
+    s.set_fleet(Some(fleet(4000, 20, 7500)));
+    let snap = s.snapshot(now, &id, &tz());
+    let t = render::text(&snap);
+    assert!(
+        t.contains("Fleet pulls: every 4 s, the LAPI's last answer took 20 ms; BEHIND: no pull has worked for 7 s\n"),
+        "{t}"
+    );
+    let m = render::prometheus(&snap);
+    assert!(
+        m.contains("\nportsentry_fleet_behind_seconds 7.500\n"),
+        "{m}"
+    );
+    assert!(
+        m.contains("\nportsentry_fleet_lapi_answer_seconds 0.020\n"),
+        "{m}"
+    );
+    let v: serde_json::Value = serde_json::from_str(&render::json(&snap)).unwrap();
+    assert_eq!(v["fleet"]["behind_ms"], 7500);
+    assert_eq!(v["fleet"]["pull_every_ms"], 4000);
+}

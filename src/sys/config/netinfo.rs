@@ -1,10 +1,19 @@
 //! Reads what [`Protected`] needs from the system: interface addresses (and IPv4 broadcast
-//! addresses) through if-addrs, default gateways from /proc/net/route and ipv6_route.
+//! addresses) through if-addrs, default gateways from /proc/net/route and ipv6_route, the
+//! nameservers of /etc/resolv.conf. The LAPI's addresses (resolved by the fleet thread) and
+//! NEVER_BLOCK come from the caller.
 
-use crate::config::protect::{self, Protected};
+use std::net::IpAddr;
 
-/// The addresses never to block, as this host has them now.
-pub fn protected() -> Protected {
+use crate::config::ignore::Net;
+use crate::config::protect::{self, Depends, Protected};
+
+/// The resolvers' file (inside `ip netns exec NS`, /etc/netns/NS/resolv.conf is bound over it).
+pub const RESOLV_CONF: &str = "/etc/resolv.conf";
+
+/// The addresses never to block, as this host has them now, with the LAPI's addresses and
+/// the NEVER_BLOCK networks.
+pub fn protected(lapi: &[IpAddr], never_block: &[Net]) -> Protected {
     let mut local = Vec::new();
     let mut broadcast = Vec::new();
     if let Ok(ifs) = if_addrs::get_if_addrs() {
@@ -24,5 +33,12 @@ pub fn protected() -> Protected {
     if let Ok(t) = std::fs::read_to_string("/proc/net/ipv6_route") {
         gateways.extend(protect::gateways_v6(&t));
     }
-    Protected::new(local, broadcast, gateways)
+    let nameservers = std::fs::read_to_string(RESOLV_CONF)
+        .map(|t| protect::nameservers(&t))
+        .unwrap_or_default();
+    Protected::new(local, broadcast, gateways).with(&Depends {
+        lapi: lapi.to_vec(),
+        nameservers,
+        never_block: never_block.to_vec(),
+    })
 }

@@ -234,7 +234,7 @@ impl Daemon {
         let v = self.engine.tick(now);
         self.carry_out(v);
         if now.saturating_sub(self.last_protected) >= PROTECTED_MS {
-            self.protected = netinfo::protected();
+            self.refresh_protected();
             self.last_protected = now;
         }
         self.notify.tick(now);
@@ -243,6 +243,17 @@ impl Daemon {
             let status = self.status_line();
             self.notify.status(&status);
         }
+    }
+
+    /// Reads the protected addresses again: this host's, the gateways, the nameservers, the
+    /// LAPI's (as the fleet thread last resolved them) and NEVER_BLOCK.
+    pub(in crate::sys) fn refresh_protected(&mut self) {
+        let lapi = self
+            .fleet
+            .as_ref()
+            .map(Fleet::lapi_addrs)
+            .unwrap_or_default();
+        self.protected = netinfo::protected(&lapi, &self.cfg.never_block);
     }
 
     /// The end of a turn for `portsentry status`, METRICS_FILE and EVENTS_FILE: the levels
@@ -324,6 +335,9 @@ impl Daemon {
                     sent: st.sent,
                     dropped: st.dropped,
                     decisions: st.decisions as u64,
+                    pull_every_ms: st.pull_every_ms,
+                    answer_ms: st.pull_took_ms,
+                    behind_ms: st.pull_behind_ms,
                 }));
         }
         for l in self.observer.turn(now, epoch, status_ready) {

@@ -18,7 +18,7 @@ use crate::sys::daemon::start::{
     wants_shell,
 };
 use crate::sys::fleet::{self, Fleet};
-use crate::sys::{block::nftables, capture::stealth, clock, config::netinfo, daemon::fork};
+use crate::sys::{block::nftables, capture::stealth, clock, daemon::fork};
 
 impl Daemon {
     /// SIGHUP, bracketed for systemd (RELOADING=1 ... READY=1).
@@ -59,7 +59,12 @@ impl Daemon {
             return;
         }
         let fleet_settings = match fleet::load(&cfg) {
-            Ok(s) => s,
+            Ok(s) => {
+                for (url, from) in s.iter().flat_map(fleet::Settings::plain_http) {
+                    self.log.log(&report::fleet_plain_http(&url, &from));
+                }
+                s
+            }
             Err(errors) => {
                 for e in &errors {
                     self.log.log(&report::error(e));
@@ -82,7 +87,6 @@ impl Daemon {
             self.exec.set_nft(nft_size(&cfg));
             self.exec.set_spare(wants_shell(&cfg));
         }
-        self.protected = netinfo::protected();
         if let Some(st) = &mut self.stealth {
             st.reload(&cfg, &stealth::capture_modes(&self.modes), &mut self.log);
         }
@@ -126,6 +130,8 @@ impl Daemon {
             .map(|(m, n)| (m, n as u64))
             .collect();
         self.reload_fleet(fleet_settings);
+        // After the fleet's: its LAPI may be another one now.
+        self.refresh_protected();
         self.log.log(&report::reloaded());
     }
 

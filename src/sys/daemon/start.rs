@@ -32,7 +32,7 @@ use crate::sys::daemon::notify::Notifier;
 use crate::sys::fleet::{self, Fleet};
 use crate::sys::observe::Observer;
 use crate::sys::observe::log::Logger;
-use crate::sys::{clock, config::netinfo, daemon::modelock, engine::resolve};
+use crate::sys::{clock, daemon::modelock, engine::resolve};
 
 use crate::sys::daemon::{EXIT_FAIL, EXIT_OK};
 
@@ -219,7 +219,7 @@ pub fn check(cli: &Cli) -> i32 {
         // The fleet's files (credentials, bouncer key, CA): read and checked, never sent.
         let (lines, ok) = fleet::describe(cfg);
         for l in &lines {
-            if ok {
+            if ok && !l.starts_with("warning: ") {
                 println!("{l}");
             } else {
                 eprintln!("{l}");
@@ -326,6 +326,9 @@ pub fn main(cli: Cli, syslog_socket: PathBuf) -> i32 {
             return EXIT_FAIL;
         }
     };
+    for (url, from) in fleet_settings.iter().flat_map(fleet::Settings::plain_http) {
+        log.log(&report::fleet_plain_http(&url, &from));
+    }
     let keep = match assess_capabilities(&modes, &cfg, &mut log) {
         Ok(k) => k,
         Err(reason) => {
@@ -536,7 +539,7 @@ impl Daemon {
             signals: s.signals,
             last_protected: now,
             stealth: s.stealth,
-            protected: netinfo::protected(),
+            protected: crate::config::protect::Protected::default(),
             resolver: resolve::Resolver::default(),
             appends: files::Appends::default(),
             notify: s.notify,
@@ -545,6 +548,7 @@ impl Daemon {
             observer,
             fleet: s.fleet,
         };
+        d.refresh_protected();
         d.observer.id.watched_ports = d
             .watched()
             .into_iter()

@@ -166,10 +166,16 @@ impl Daemon {
 
     /// The fleet thread's log lines (its eventfd was readable).
     pub(in crate::sys) fn log_fleet(&mut self) {
+        let mut moved = false;
         if let Some(f) = &mut self.fleet {
             for l in f.take_log() {
                 self.log.log(&l);
             }
+            moved = f.take_lapi_moved();
+        }
+        // The thread resolved the LAPI's name (at start, after a reload): protect what it got.
+        if moved {
+            self.refresh_protected();
         }
     }
 }

@@ -3,12 +3,15 @@
 //! change (on the fleet thread: a pull brings at most one run a second, so nft's parser,
 //! which handles intervals and ranges, costs the event loop nothing).
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::SystemTime;
 
+use crate::config::ignore::Net;
 use crate::config::protect;
 use crate::fleet::bans::{self, Hole, Span};
 use crate::observe::report;
+use crate::sys::config::netinfo;
 
 use super::worker::{Puller, Shared};
 use crate::sys::block::nftables;
@@ -48,8 +51,9 @@ fn span_of(net: &crate::config::ignore::Net) -> Option<Span> {
     Span::parse_cidr(&format!("{}/{}", net.addr, net.prefix))
 }
 
-/// Addresses no fleet ban may cover.
-pub fn holes(ignore: &mut IgnoreCache) -> Vec<Hole> {
+/// Addresses no fleet ban may cover: the classes, this host's protected addresses (its own,
+/// broadcast, gateways, the LAPI's `lapi`, the nameservers, NEVER_BLOCK), the ignore file's.
+pub fn holes(ignore: &mut IgnoreCache, lapi: &[IpAddr], never_block: &[Net]) -> Vec<Hole> {
     let mut out = Vec::new();
     let mut add = |s: &str, why: String| {
         if let Some(span) = Span::parse_cidr(s) {
@@ -67,35 +71,8 @@ pub fn holes(ignore: &mut IgnoreCache) -> Vec<Hole> {
     ] {
         add(net, format!("{net} is {}", r.text()));
     }
-    if let Ok(ifs) = if_addrs::get_if_addrs() {
-        for i in ifs {
-            let ip = i.ip();
-            add(
-                &ip.to_string(),
-                format!("{ip} is {}", protect::Reason::LocalAddress.text()),
-            );
-            if let if_addrs::IfAddr::V4(v4) = &i.addr
-                && let Some(b) = v4.broadcast
-            {
-                add(
-                    &b.to_string(),
-                    format!("{b} is {}", protect::Reason::Broadcast.text()),
-                );
-            }
-        }
-    }
-    let mut gws = Vec::new();
-    if let Ok(t) = std::fs::read_to_string("/proc/net/route") {
-        gws.extend(protect::gateways_v4(&t));
-    }
-    if let Ok(t) = std::fs::read_to_string("/proc/net/ipv6_route") {
-        gws.extend(protect::gateways_v6(&t));
-    }
-    for g in gws {
-        add(
-            &g.to_string(),
-            format!("{g} is {}", protect::Reason::Gateway.text()),
-        );
+    for (net, r) in netinfo::protected(lapi, never_block).entries() {
+        add(&net.to_string(), format!("{net} is {}", r.text()));
     }
     for n in ignore.nets() {
         if let Some(span) = span_of(n) {
@@ -117,23 +94,11 @@ pub(super) fn read_applied(pl: &mut Puller, now: u64) {
 
 /// Brings the sets to what the decisions in force say.
 pub(super) fn sync_sets(pl: &mut Puller, sh: &Shared, now: u64) {
-    let hs = holes(&mut pl.ignore);
+    let hs = holes(&mut pl.ignore, &sh.lapi_addrs().1, &pl.never_block);
     let (desired, refused) = pl.model.desired(now, &hs);
     for r in refused {
-        // Once per decision and reason; bounded (a decision named again after the set is
-        // cleared is logged again, which is rare and harmless).
-        if pl.told.len() > 100_000 {
-            pl.told.clear();
-        }
-        if pl.told.insert((r.id, r.hole.clone())) {
-            sh.log(report::fleet_not_applied(
-                r.id,
-                &r.value,
-                &r.scenario,
-                &r.hole,
-                r.whole,
-            ));
-        }
+        let line = || report::fleet_not_applied(r.id, &r.value, &r.scenario, &r.hole, r.whole);
+        pl.tell.tell(sh, r.id, &r.hole, line);
     }
     pl.applied.retain(|_, u| *u > now);
     let plan = bans::diff(now, &pl.applied, &desired);

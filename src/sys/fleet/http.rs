@@ -13,13 +13,18 @@ use ureq::Agent;
 use ureq::tls::{Certificate, RootCerts, TlsConfig};
 
 use crate::fleet::creds::{LapiUrl, Secret};
+use crate::fleet::stream;
 
 /// Connecting may take this long; a whole exchange this long (a 1,000-decision request took
 /// the LAPI well under a second here).
 const CONNECT: Duration = Duration::from_secs(3);
 const EXCHANGE: Duration = Duration::from_secs(20);
-/// Largest answer read (a decision stream at start-up can be large).
+/// Largest answer read whole: the alert search after an uncertain request (every alert of
+/// the last minutes, a flood's included). The decision stream is not read whole (see
+/// [`Client::stream`]).
 const MAX_BODY: u64 = 256 << 20;
+/// Largest error answer read (its message is cut to 200 characters anyway).
+const ERROR_BODY: u64 = 64 << 10;
 
 /// How a request went wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -191,21 +196,42 @@ impl Client {
         ok_200(status, bytes)
     }
 
-    /// GET /v1/decisions/stream (every decision, not one per value: `dedup=false`).
-    pub fn stream(&self, key: &Secret, startup: bool) -> Result<Vec<u8>, Failure> {
+    /// GET /v1/decisions/stream (every decision, not one per value: `dedup=false`), parsed
+    /// as it is read within `caps` (issue 24: the answer is never held whole).
+    pub fn stream(
+        &self,
+        key: &Secret,
+        startup: bool,
+        caps: &stream::Caps,
+    ) -> Result<stream::Changes, Failure> {
         let q = if startup {
             "?startup=true&dedup=false"
         } else {
             "?dedup=false"
         };
-        let (status, bytes) = self.exchange(
-            self.agent
-                .get(&self.url.join(&format!("v1/decisions/stream{q}")))
-                .header("X-Api-Key", key.expose())
-                .call(),
-            false,
-        )?;
-        ok_200(status, bytes)
+        let mut resp = self
+            .agent
+            .get(&self.url.join(&format!("v1/decisions/stream{q}")))
+            .header("X-Api-Key", key.expose())
+            .call()
+            .map_err(|e| classify(&e, true))?;
+        let status = resp.status().as_u16();
+        if status != 200 {
+            let bytes = resp
+                .body_mut()
+                .with_config()
+                .limit(ERROR_BODY)
+                .read_to_vec()
+                .unwrap_or_default();
+            return Err(Failure::Status(status, message(&bytes)));
+        }
+        // ureq's own limit one byte past ours, so ours (with its message) trips first.
+        let reader = resp
+            .body_mut()
+            .with_config()
+            .limit(caps.max_body.saturating_add(1))
+            .reader();
+        stream::parse_reader(reader, caps).map_err(Failure::BadAnswer)
     }
 
     /// GET /v1/decisions?ip=127.0.0.1: checks a bouncer key without changing its stream.
@@ -374,10 +400,12 @@ mod tests {
         assert!(matches!(c.login("m", &pw), Err(Failure::Status(403, _))));
         let t = c.login("m", &pw).unwrap();
         assert_eq!(t.expires_epoch, 4_070_908_800);
-        // A garbage stream body is returned as it came; its parser refuses it.
+        // A garbage stream body is a bad answer.
         f.script_stream(&[Answer::Garbage]);
-        let body = c.stream(&Secret::new("k".into()), true).unwrap();
-        assert!(crate::fleet::stream::parse(&body).is_err());
+        assert!(matches!(
+            c.stream(&Secret::new("k".into()), true, &stream::Caps::default()),
+            Err(Failure::BadAnswer(m)) if m.starts_with("bad JSON in the decision stream")
+        ));
         // And a garbage alert list is an error, not "nothing arrived".
         f.script_search(&[Answer::Garbage]);
         let body = c.search_alerts(&t, 600).unwrap();

@@ -23,410 +23,32 @@ pub mod apply;
 #[cfg(test)]
 mod fake_lapi;
 pub mod http;
+mod settings;
 pub mod spool;
 mod worker;
+
+pub use settings::{
+    LoadError, Problem, Pull, Push, Settings, describe, load, main, spool_path, test_login,
+};
 
 use std::fmt;
 use std::io;
 use std::net::IpAddr;
 use std::os::fd::{AsFd, BorrowedFd};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
 
 use nix::sys::eventfd::{EfdFlags, EventFd};
 
-use crate::config::Config;
 use crate::config::mode::Mode;
 use crate::fleet::alert::{Record, Scan};
-use crate::fleet::creds::{self, Credentials, FileError, LapiUrl, Secret};
 use crate::fleet::link;
 use crate::observe::report;
 
-use self::http::Client;
 use self::spool::Spool;
 use self::worker::{Reconfig, Shared, Worker};
-
-/// Everything the thread needs, read and checked by [`load`]. The default is all off.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Settings {
-    /// Push alerts (CROWDSEC_CREDENTIALS set).
-    pub push: Option<Push>,
-    /// Pull decisions (CROWDSEC_BOUNCER_KEY_FILE set).
-    pub pull: Option<Pull>,
-    /// The ignore file: its networks are never banned from the fleet either.
-    pub ignore_file: Option<PathBuf>,
-}
-
-/// The push side's settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Push {
-    /// The machine's credentials (CrowdSec's `local_api_credentials.yaml`).
-    pub creds: Credentials,
-    /// Where they were read (for log lines).
-    pub creds_path: PathBuf,
-    /// The PEM of `ca_cert_path`, if given.
-    pub ca_pem: Option<Vec<u8>>,
-    /// Ban length of a pushed decision (CROWDSEC_BAN_DURATION), seconds.
-    pub ban_s: u64,
-    /// CROWDSEC_SEND_LOG_ONLY: BLOCK_x=0 reports go too, without a decision.
-    pub send_log_only: bool,
-    /// The spool (beside HISTORY_FILE).
-    pub spool_path: PathBuf,
-}
-
-/// The pull side's settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Pull {
-    /// The LAPI (the credentials' url, or CROWDSEC_LAPI_URL).
-    pub url: LapiUrl,
-    /// The bouncer key.
-    pub key: Secret,
-    /// Where it was read (for log lines).
-    pub key_path: PathBuf,
-    /// The PEM of the credentials' `ca_cert_path`, if given.
-    pub ca_pem: Option<Vec<u8>>,
-    /// CROWDSEC_PULL_INTERVAL in ms.
-    pub interval_ms: u64,
-}
-
-/// The spool beside `HISTORY_FILE` (Debian: /var/lib/portsentry/crowdsec.spool).
-pub fn spool_path(cfg: &Config) -> PathBuf {
-    cfg.history_file
-        .as_deref()
-        .and_then(Path::parent)
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("/var/lib/portsentry"))
-        .join("crowdsec.spool")
-}
-
-/// A fleet file that cannot be used: the key that names it, the file, and why. Its text
-/// never holds a secret.
-#[derive(Debug)]
-pub struct LoadError {
-    /// `CROWDSEC_CREDENTIALS`, `CROWDSEC_BOUNCER_KEY_FILE` or `CROWDSEC_LAPI_URL`.
-    pub key: &'static str,
-    /// The file (or the URL's text for CROWDSEC_LAPI_URL).
-    pub path: PathBuf,
-    /// What is wrong with it.
-    pub problem: Problem,
-}
-
-/// What is wrong with a fleet file.
-#[derive(Debug)]
-pub enum Problem {
-    /// It cannot be read.
-    Read(io::Error),
-    /// It is not UTF-8 text.
-    NotText,
-    /// Its content or its permissions (`creds::FileError`).
-    File(FileError),
-    /// The credentials' `ca_cert_path` cannot be read.
-    CaRead {
-        /// The CA file.
-        ca: PathBuf,
-        /// Why.
-        err: io::Error,
-    },
-    /// The credentials' `ca_cert_path` holds no PEM certificate.
-    CaEmpty {
-        /// The CA file.
-        ca: PathBuf,
-    },
-    /// CROWDSEC_LAPI_URL is no http(s) URL (checked when the config is parsed; kept here
-    /// so `load` never trusts an unchecked value).
-    Url(String),
-}
-
-impl fmt::Display for LoadError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (key, path) = (self.key, self.path.display());
-        match &self.problem {
-            Problem::Read(e) => write!(f, "{key}: {path}: {e}"),
-            Problem::NotText => write!(f, "{key}: {path}: not UTF-8 text"),
-            Problem::File(e) => write!(f, "{key}: {path}: {e}"),
-            Problem::CaRead { ca, err } => {
-                write!(f, "{key}: {path}: ca_cert_path {}: {err}", ca.display())
-            }
-            Problem::CaEmpty { ca } => write!(
-                f,
-                "{key}: {path}: ca_cert_path {} holds no PEM certificate",
-                ca.display()
-            ),
-            Problem::Url(e) => write!(f, "{key}: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for LoadError {}
-
-/// Reads a file that holds a secret: it must be private (see `creds::check_private`).
-fn read_secret_file(key: &'static str, path: &Path) -> Result<String, LoadError> {
-    use std::os::unix::fs::MetadataExt;
-    let err = |problem| LoadError {
-        key,
-        path: path.to_path_buf(),
-        problem,
-    };
-    let meta = std::fs::metadata(path).map_err(|e| err(Problem::Read(e)))?;
-    creds::check_private(meta.mode(), meta.uid(), nix::unistd::geteuid().as_raw())
-        .map_err(|e| err(Problem::File(e)))?;
-    let bytes = std::fs::read(path).map_err(|e| err(Problem::Read(e)))?;
-    String::from_utf8(bytes).map_err(|_| err(Problem::NotText))
-}
-
-/// The credentials file, and its CA when it names one (checked to hold a certificate).
-fn read_credentials(path: &Path) -> Result<(Credentials, Option<Vec<u8>>), LoadError> {
-    const KEY: &str = "CROWDSEC_CREDENTIALS";
-    let err = |problem| LoadError {
-        key: KEY,
-        path: path.to_path_buf(),
-        problem,
-    };
-    let text = read_secret_file(KEY, path)?;
-    let c = creds::parse(&text).map_err(|e| err(Problem::File(e)))?;
-    let Some(ca) = &c.ca_cert_path else {
-        return Ok((c, None));
-    };
-    let pem = std::fs::read(ca).map_err(|e| {
-        err(Problem::CaRead {
-            ca: ca.clone(),
-            err: e,
-        })
-    })?;
-    // The same check the thread's client makes, so a bad CA stops start-up, not the link.
-    if Client::new(c.url.clone(), Some(&pem)).is_err() {
-        return Err(err(Problem::CaEmpty { ca: ca.clone() }));
-    }
-    Ok((c, Some(pem)))
-}
-
-/// The fleet settings of `cfg` with its files read and checked; None when no fleet key is
-/// set. Err: every problem, each naming its key, file and reason (never a secret). The
-/// checks between keys (pull needs BLOCK_METHOD="nftables" and a URL) are the config's
-/// (`fleet::validate`); a config that passed them is assumed here.
-pub fn load(cfg: &Config) -> Result<Option<Settings>, Vec<LoadError>> {
-    let k = &cfg.fleet;
-    if !k.enabled() {
-        return Ok(None);
-    }
-    let mut errors = Vec::new();
-    let mut push = None;
-    let mut ca_pem = None;
-    if let Some(p) = &k.credentials {
-        match read_credentials(p) {
-            Ok((c, ca)) => {
-                ca_pem.clone_from(&ca);
-                push = Some(Push {
-                    creds: c,
-                    creds_path: p.clone(),
-                    ca_pem: ca,
-                    ban_s: k.ban_duration_s(cfg.block_timeout),
-                    send_log_only: k.send_log_only,
-                    spool_path: spool_path(cfg),
-                });
-            }
-            Err(e) => errors.push(e),
-        }
-    }
-    let mut pull = None;
-    if let Some(p) = &k.bouncer_key_file {
-        const KEY: &str = "CROWDSEC_BOUNCER_KEY_FILE";
-        let url = match (&push, &k.lapi_url) {
-            (Some(p), _) => Some(p.creds.url.clone()),
-            (None, Some(u)) => LapiUrl::parse(u)
-                .map_err(|e| {
-                    errors.push(LoadError {
-                        key: "CROWDSEC_LAPI_URL",
-                        path: PathBuf::from(u),
-                        problem: Problem::Url(e),
-                    })
-                })
-                .ok(),
-            // Push failed (already an error), or the config check was skipped.
-            (None, None) => None,
-        };
-        let key = read_secret_file(KEY, p).and_then(|t| {
-            creds::parse_key(&t).map_err(|e| LoadError {
-                key: KEY,
-                path: p.clone(),
-                problem: Problem::File(e),
-            })
-        });
-        match (key, url) {
-            (Ok(key), Some(url)) => {
-                pull = Some(Pull {
-                    url,
-                    key,
-                    key_path: p.clone(),
-                    ca_pem,
-                    interval_ms: k.pull_interval_s() * 1000,
-                });
-            }
-            (Err(e), _) => errors.push(e),
-            (Ok(_), None) => {}
-        }
-    }
-    if errors.is_empty() {
-        Ok(Some(Settings {
-            push,
-            pull,
-            ignore_file: cfg.ignore_file.clone(),
-        }))
-    } else {
-        Err(errors)
-    }
-}
-
-/// What `--check` prints about the fleet (no secret), and whether the files are good.
-pub fn describe(cfg: &Config) -> (Vec<String>, bool) {
-    match load(cfg) {
-        Ok(None) => (
-            vec!["fleet: off (no CROWDSEC_CREDENTIALS, no CROWDSEC_BOUNCER_KEY_FILE)".to_string()],
-            true,
-        ),
-        Ok(Some(s)) => {
-            let mut out = Vec::new();
-            if let Some(p) = &s.push {
-                out.push(format!(
-                    "fleet: push to {} as machine \"{}\" ({}), bans of {} s{}, spool {}",
-                    p.creds.url.as_str(),
-                    p.creds.login,
-                    p.creds_path.display(),
-                    p.ban_s,
-                    if p.send_log_only {
-                        ", log-only reports too"
-                    } else {
-                        ""
-                    },
-                    p.spool_path.display()
-                ));
-            }
-            if let Some(p) = &s.pull {
-                out.push(format!(
-                    "fleet: pull from {} with the bouncer key of {} every {} s into sets fleet4/fleet6",
-                    p.url.as_str(),
-                    p.key_path.display(),
-                    p.interval_ms / 1000
-                ));
-            }
-            let https = s.push.as_ref().is_some_and(|p| p.creds.url.is_https())
-                || s.pull.as_ref().is_some_and(|p| p.url.is_https());
-            if https {
-                let ca = s.push.as_ref().and_then(|p| p.creds.ca_cert_path.as_ref());
-                out.push(match ca {
-                    Some(path) => format!(
-                        "fleet: https: the LAPI's certificate must come from the CA of {}",
-                        path.display()
-                    ),
-                    None => "fleet: https: the LAPI's certificate is checked against the system's CA store (/etc/ssl/certs, or SSL_CERT_FILE / SSL_CERT_DIR)".to_string(),
-                });
-            }
-            (out, true)
-        }
-        Err(e) => (
-            e.into_iter().map(|l| format!("error: {l}")).collect(),
-            false,
-        ),
-    }
-}
-
-/// `portsentry fleet test`: the login and the bouncer key, against the LAPI. Lines to print
-/// and whether all worked.
-pub fn test_login(s: &Settings) -> (Vec<String>, bool) {
-    let mut out = Vec::new();
-    let mut ok = true;
-    if let Some(p) = &s.push {
-        match Client::new(p.creds.url.clone(), p.ca_pem.as_deref())
-            .map_err(|e| e.to_string())
-            .and_then(|c| {
-                c.login(&p.creds.login, &p.creds.password)
-                    .map_err(|e| e.to_string())
-            }) {
-            Ok(_) => out.push(format!(
-                "fleet: login to {} as \"{}\": OK",
-                p.creds.url.as_str(),
-                p.creds.login
-            )),
-            Err(e) => {
-                ok = false;
-                out.push(format!(
-                    "fleet: login to {} as \"{}\" FAILED: {e}",
-                    p.creds.url.as_str(),
-                    p.creds.login
-                ));
-            }
-        }
-    }
-    if let Some(p) = &s.pull {
-        match Client::new(p.url.clone(), p.ca_pem.as_deref())
-            .map_err(|e| e.to_string())
-            .and_then(|c| c.check_key(&p.key).map_err(|e| e.to_string()))
-        {
-            Ok(()) => out.push(format!(
-                "fleet: bouncer key of {} at {}: OK",
-                p.key_path.display(),
-                p.url.as_str()
-            )),
-            Err(e) => {
-                ok = false;
-                out.push(format!(
-                    "fleet: bouncer key of {} at {} FAILED: {e}",
-                    p.key_path.display(),
-                    p.url.as_str()
-                ));
-            }
-        }
-    }
-    (out, ok)
-}
-
-/// `portsentry fleet check|test`: prints the settings (and the test's results); the exit code.
-pub fn main(args: Vec<std::ffi::OsString>) -> i32 {
-    use crate::fleet::cli::{FleetCli, FleetCmd};
-    let a = match FleetCli::parse_from_args(args.into_iter().skip(1)) {
-        Ok(a) => a,
-        Err(e) => e.exit(),
-    };
-    let cfg = match std::fs::read(&a.config) {
-        Ok(b) => {
-            let p = crate::config::parse(&b, &a.config);
-            let mut d = p.diagnostics;
-            d.extend(crate::fleet::validate(&p.config, &a.config));
-            for x in &d {
-                eprintln!("{x}");
-            }
-            if crate::config::has_errors(&d) {
-                return 1;
-            }
-            p.config
-        }
-        Err(e) => {
-            eprintln!("portsentry fleet: {}: {e}", a.config.display());
-            return 1;
-        }
-    };
-    let (lines, ok) = describe(&cfg);
-    for l in &lines {
-        println!("{l}");
-    }
-    if !ok {
-        return 1;
-    }
-    if a.cmd == FleetCmd::Test
-        && let Ok(Some(s)) = load(&cfg)
-    {
-        let (lines, ok) = test_login(&s);
-        for l in &lines {
-            println!("{l}");
-        }
-        if !ok {
-            return 1;
-        }
-    }
-    0
-}
 
 /// The link's state as `portsentry status` (issue 13) will show it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -443,6 +65,14 @@ pub struct Status {
     pub dropped: u64,
     /// Decisions in force from the stream.
     pub decisions: usize,
+    /// The interval the pulls keep now (ms): CROWDSEC_PULL_INTERVAL, stretched while the LAPI
+    /// answers slowly (0: not pulling).
+    pub pull_every_ms: u64,
+    /// How long the last pull's answer took (ms).
+    pub pull_took_ms: u64,
+    /// How far behind the LAPI's decisions this host may be (ms since the last pull that
+    /// worked, once over twice the interval; 0: keeping pace).
+    pub pull_behind_ms: u64,
 }
 
 /// Why the fleet could not start (start-up fails with it) or take new settings (a reload is
@@ -493,6 +123,8 @@ pub struct Fleet {
     pending: Vec<Record>,
     push: Option<PushOpts>,
     thread: Option<JoinHandle<()>>,
+    /// The generation of the LAPI's addresses last taken by the loop.
+    lapi_seen: u64,
 }
 
 /// Opens the spool of `p`; its start-up lines (a torn tail cut, damaged lines, a file set
@@ -527,6 +159,9 @@ impl Fleet {
                 .map_err(StartError::EventFd)
         };
         let shared = Arc::new(Shared::new(efd()?, efd()?));
+        // Addresses written in the URLs are protected before the loop's first turn; names
+        // follow when the thread has resolved them.
+        shared.set_lapi_addrs(settings.literal_addrs());
         let mut scanned = None;
         if let Some(p) = &settings.push {
             let (s, sc) = open_spool(p, &shared)?;
@@ -547,7 +182,20 @@ impl Fleet {
             pending: Vec::new(),
             push,
             thread: Some(thread),
+            lapi_seen: 0,
         })
+    }
+
+    /// The LAPI's addresses (literal, and as the thread last resolved its name).
+    pub fn lapi_addrs(&self) -> Vec<IpAddr> {
+        self.shared.lapi_addrs().1
+    }
+
+    /// True once after the thread published other LAPI addresses (the loop then reads the
+    /// protected addresses again).
+    pub fn take_lapi_moved(&mut self) -> bool {
+        let g = self.shared.lapi_addrs().0;
+        std::mem::replace(&mut self.lapi_seen, g) != g
     }
 
     /// SIGHUP with fleet settings (`load` of the new config): the thread takes them between
@@ -568,6 +216,11 @@ impl Fleet {
             }
         }
         self.flush();
+        // The new URLs' literal addresses at once, the old ones kept until the thread has
+        // resolved the new names (protecting an address a moment too long harms nothing).
+        let mut addrs = settings.literal_addrs();
+        addrs.extend(self.lapi_addrs());
+        self.shared.set_lapi_addrs(addrs);
         self.push = settings.push.as_ref().map(|p| PushOpts {
             ban_s: p.ban_s,
             send_log_only: p.send_log_only,

@@ -6,10 +6,11 @@
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::io;
+use std::net::IpAddr;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::eventfd::EventFd;
@@ -18,13 +19,14 @@ use super::apply;
 use super::http::{Client, Failure, Token};
 use super::spool::{self, Reader, Spool};
 use super::{Pull, Push, Settings, Status};
+use crate::config::ignore::Net;
 use crate::fleet::alert::{self, Numbered, Record};
-use crate::fleet::bans::{Model, Span};
-use crate::fleet::creds::LapiUrl;
+use crate::fleet::bans::{Bounds, Model, Span};
+use crate::fleet::creds::{LapiHost, LapiUrl};
 use crate::fleet::limit;
-use crate::fleet::link::{self, Link};
+use crate::fleet::link::{self, Link, Pace, PaceNews};
 use crate::fleet::spool::{Ranges, Scanned};
-use crate::fleet::stream::Resync;
+use crate::fleet::stream::{self, Resync};
 use crate::observe::report::{self, Side};
 use crate::sys::clock;
 
@@ -39,6 +41,8 @@ const COMPACT_RETRY_MS: u64 = 60_000;
 /// intervals: when the LAPI returns, the hosts have its decisions within seconds (a refused
 /// connection every few seconds costs a LAPI nothing).
 const PULL_BACKOFF_INTERVALS: u64 = 4;
+/// After a caught panic, the thread waits this long before it tries again.
+const PANIC_PAUSE_MS: u64 = 10_000;
 /// Log lines waiting for the loop, at most (a loop that stopped reading must not make the
 /// thread grow).
 const MAX_LOG_LINES: usize = 10_000;
@@ -49,12 +53,21 @@ pub(super) struct Reconfig {
     pub(super) scanned: Option<Scanned>,
 }
 
+/// A lock whose other holder panicked is taken all the same: the loop must go on after the
+/// thread failed, and the thread after a caught panic (issue 24); every value behind these
+/// locks is whole between two statements.
+fn relock<G>(e: PoisonError<G>) -> Result<G, PoisonError<G>> {
+    Ok(e.into_inner())
+}
+
 /// What the loop and the thread share.
 pub(super) struct Shared {
     spool: Mutex<Option<Spool>>,
     log: Mutex<Vec<String>>,
     status: Mutex<Status>,
     reconfig: Mutex<Option<Reconfig>>,
+    /// The LAPI's addresses, with a generation that changes when they do.
+    lapi: Mutex<(u64, Vec<IpAddr>)>,
     /// Set by the loop's `shutdown`; the thread ends at its next turn.
     pub(super) stop: AtomicBool,
     /// The thread waits on this; the loop writes it.
@@ -70,6 +83,7 @@ impl Shared {
             log: Mutex::new(Vec::new()),
             status: Mutex::new(Status::default()),
             reconfig: Mutex::new(None),
+            lapi: Mutex::new((0, Vec::new())),
             stop: AtomicBool::new(false),
             wake,
             back,
@@ -78,7 +92,7 @@ impl Shared {
 
     /// A line for the loop to log.
     pub(super) fn log(&self, line: String) {
-        if let Ok(mut l) = self.log.lock()
+        if let Ok(mut l) = self.log.lock().or_else(relock)
             && l.len() < MAX_LOG_LINES
         {
             l.push(line);
@@ -90,6 +104,7 @@ impl Shared {
         let _ = self.back.read();
         self.log
             .lock()
+            .or_else(relock)
             .map(|mut l| std::mem::take(&mut *l))
             .unwrap_or_default()
     }
@@ -98,12 +113,42 @@ impl Shared {
         let _ = self.wake.write(1);
     }
 
+    /// The LAPI's addresses and their generation.
+    pub(super) fn lapi_addrs(&self) -> (u64, Vec<IpAddr>) {
+        self.lapi
+            .lock()
+            .or_else(relock)
+            .map(|g| g.clone())
+            .unwrap_or_default()
+    }
+
+    /// Publishes the LAPI's addresses (a new generation when they differ) and wakes the loop.
+    pub(super) fn set_lapi_addrs(&self, mut addrs: Vec<IpAddr>) {
+        addrs.sort_unstable();
+        addrs.dedup();
+        let changed = match self.lapi.lock().or_else(relock) {
+            Ok(mut g) if g.1 != addrs => {
+                g.0 += 1;
+                g.1 = addrs;
+                true
+            }
+            _ => false,
+        };
+        if changed {
+            let _ = self.back.write(1);
+        }
+    }
+
     pub(super) fn status(&self) -> Status {
-        self.status.lock().map(|s| *s).unwrap_or_default()
+        self.status
+            .lock()
+            .or_else(relock)
+            .map(|s| *s)
+            .unwrap_or_default()
     }
 
     pub(super) fn set_spool(&self, s: Spool) {
-        if let Ok(mut g) = self.spool.lock() {
+        if let Ok(mut g) = self.spool.lock().or_else(relock) {
             *g = Some(s);
         }
     }
@@ -112,6 +157,7 @@ impl Shared {
     pub(super) fn spool_path(&self) -> Option<PathBuf> {
         self.spool
             .lock()
+            .or_else(relock)
             .ok()
             .and_then(|g| g.as_ref().map(|s| s.path().to_path_buf()))
     }
@@ -119,7 +165,7 @@ impl Shared {
     /// The loop's one write per turn. Err: the spool's path and the error (the records are
     /// lost for the fleet).
     pub(super) fn append(&self, records: &[Record]) -> Result<(), (PathBuf, io::Error)> {
-        let Ok(mut g) = self.spool.lock() else {
+        let Ok(mut g) = self.spool.lock().or_else(relock) else {
             return Ok(());
         };
         match g.as_mut() {
@@ -132,7 +178,7 @@ impl Shared {
     }
 
     pub(super) fn reconfigure(&self, r: Reconfig) {
-        if let Ok(mut g) = self.reconfig.lock() {
+        if let Ok(mut g) = self.reconfig.lock().or_else(relock) {
             *g = Some(r);
         }
         self.wake();
@@ -140,7 +186,7 @@ impl Shared {
 
     /// Runs `f` on the open spool (None when none is open or the lock is poisoned).
     fn with_spool<T>(&self, f: impl FnOnce(&mut Spool) -> T) -> Option<T> {
-        self.spool.lock().ok()?.as_mut().map(f)
+        self.spool.lock().or_else(relock).ok()?.as_mut().map(f)
     }
 }
 
@@ -227,24 +273,42 @@ pub(super) struct Puller {
     /// When to read the whole stream (`startup=true`) again.
     resync: Resync,
     link: Link,
+    /// Stretched while the LAPI answers slowly.
+    pace: Pace,
     next_try: u64,
-    /// Decisions already logged as not applied, with the reason.
-    pub(super) told: HashSet<(i64, String)>,
+    /// Decisions already logged as refused or not (wholly) applied.
+    pub(super) tell: Tell,
+    /// Malformed and over-cap objects of the stream not yet logged.
+    skipped: (u64, u64),
+    last_skipped_line: Option<u64>,
     pub(super) ignore: apply::IgnoreCache,
+    /// NEVER_BLOCK: holes in every ban.
+    pub(super) never_block: Vec<Net>,
     pub(super) last_apply_error: Option<u64>,
 }
 
 impl Puller {
-    fn new(p: Pull, ignore_file: Option<PathBuf>, sh: &Shared, now: u64) -> Puller {
+    fn new(
+        p: Pull,
+        ignore_file: Option<PathBuf>,
+        never_block: Vec<Net>,
+        sh: &Shared,
+        now: u64,
+    ) -> Puller {
+        let first_gap = p.interval_ms;
         let mut pl = Puller {
+            never_block,
             client: client(&p.url, p.ca_pem.as_deref(), &p.key_path, sh),
+            model: Model::new(bounds(&p)),
             p,
-            model: Model::default(),
             applied: BTreeMap::new(),
             resync: Resync::default(),
             link: Link::new(),
-            next_try: now,
-            told: HashSet::new(),
+            pace: Pace::new(now),
+            next_try: now + link::first_pull_ms(first_gap, rand64()),
+            tell: Tell::default(),
+            skipped: (0, 0),
+            last_skipped_line: None,
             ignore: apply::IgnoreCache::new(ignore_file),
             last_apply_error: None,
         };
@@ -255,17 +319,39 @@ impl Puller {
     /// New settings: another key or LAPI reads the stream from its start again (the answer
     /// replaces the decisions known); the sets stay as they are until then. The client is
     /// made anew and tried at once, as on the push side.
-    fn update(&mut self, p: Pull, ignore_file: Option<PathBuf>, sh: &Shared, now: u64) {
+    fn update(
+        &mut self,
+        p: Pull,
+        ignore_file: Option<PathBuf>,
+        never_block: Vec<Net>,
+        sh: &Shared,
+        now: u64,
+    ) {
+        self.never_block = never_block;
         self.client = client(&p.url, p.ca_pem.as_deref(), &p.key_path, sh);
         self.next_try = now;
         if p.url != self.p.url || p.key != self.p.key || p.ca_pem != self.p.ca_pem {
             if p.url != self.p.url {
                 self.link = Link::new();
+                self.pace = Pace::new(now);
             }
+            self.resync.restart();
+        }
+        if bounds(&p) != self.model.bounds() {
+            // Another CROWDSEC_WIDEST_BAN judges every decision again: a full read.
+            self.model.set_bounds(bounds(&p));
             self.resync.restart();
         }
         self.p = p;
         self.ignore = apply::IgnoreCache::new(ignore_file);
+    }
+}
+
+/// What the pulled decisions may ban, from the pull settings.
+fn bounds(p: &Pull) -> Bounds {
+    Bounds {
+        widest: p.widest,
+        max_active: crate::fleet::bans::MAX_ACTIVE,
     }
 }
 
@@ -284,6 +370,15 @@ pub(super) struct Worker {
     pull: Option<Puller>,
     sent: u64,
     dropped: u64,
+    /// The LAPI URLs whose addresses are protected (issue 24).
+    lapi_urls: Vec<LapiUrl>,
+    /// When to resolve their names (again): at start, after a reload, a minute after a
+    /// failure; None when done.
+    next_resolve: Option<u64>,
+    /// Names whose failure was logged (logged again after they resolved once).
+    unresolved: HashSet<String>,
+    /// What each name resolved to when last logged.
+    resolved: std::collections::HashMap<String, Vec<IpAddr>>,
 }
 
 impl Worker {
@@ -292,18 +387,69 @@ impl Worker {
         let push = s
             .push
             .map(|p| Pusher::new(p, scanned.unwrap_or_default(), &shared, now));
-        let pull = s
-            .pull
-            .map(|p| Puller::new(p, s.ignore_file.clone(), &shared, now));
+        let pull = s.pull.map(|p| {
+            Puller::new(
+                p,
+                s.ignore_file.clone(),
+                s.never_block.clone(),
+                &shared,
+                now,
+            )
+        });
         let w = Worker {
             shared,
             push,
             pull,
             sent: 0,
             dropped: 0,
+            lapi_urls: s.lapi_urls,
+            next_resolve: Some(now),
+            unresolved: HashSet::new(),
+            resolved: std::collections::HashMap::new(),
         };
         w.announce();
         w
+    }
+
+    /// Resolves the LAPI URLs' names (every A and AAAA, through the system's resolver as
+    /// ureq does) and publishes their addresses with the literal ones, for the loop's
+    /// protected addresses and the fleet sets' holes. A name that does not resolve keeps
+    /// the addresses it had, is logged once, and is tried again a minute later.
+    fn resolve_lapi(&mut self, now: u64) {
+        use std::net::ToSocketAddrs;
+        let (_, before) = self.shared.lapi_addrs();
+        let mut addrs = Vec::new();
+        let mut failed = false;
+        for u in &self.lapi_urls {
+            match u.host() {
+                (LapiHost::Ip(ip), _) => addrs.push(ip),
+                (LapiHost::Name(name), port) => match (name.as_str(), port).to_socket_addrs() {
+                    Ok(it) => {
+                        let mut got: Vec<IpAddr> = it.map(|sa| sa.ip().to_canonical()).collect();
+                        got.sort_unstable();
+                        got.dedup();
+                        if self.resolved.get(&name) != Some(&got) {
+                            self.shared.log(report::fleet_lapi_resolved(&name, &got));
+                            self.resolved.insert(name.clone(), got.clone());
+                        }
+                        addrs.extend(got);
+                        self.unresolved.remove(&name);
+                    }
+                    Err(e) => {
+                        failed = true;
+                        if self.unresolved.insert(name.clone()) {
+                            self.shared
+                                .log(report::fleet_lapi_unresolved(&name, &e.to_string()));
+                        }
+                    }
+                },
+            }
+        }
+        if failed {
+            addrs.extend(before);
+        }
+        self.shared.set_lapi_addrs(addrs);
+        self.next_resolve = failed.then_some(now + 60_000);
     }
 
     /// The line that says what the fleet does now (at start and after a reload).
@@ -325,38 +471,26 @@ impl Worker {
 
     pub(super) fn run(mut self) {
         let mut last_housekeeping = clock::now_ms();
+        let mut last_panic: Option<u64> = None;
         while !self.shared.stop.load(Ordering::SeqCst) {
-            let pending = self.shared.reconfig.lock().ok().and_then(|mut g| g.take());
-            if let Some(r) = pending {
-                self.reconfigure(r);
-            }
-            let now = clock::now_ms();
-            let mut next = now + 1000;
-            if self.push.is_some() {
-                next = next.min(self.pump_push(now));
-            }
-            if let Some(pl) = &mut self.pull {
-                if now >= pl.next_try {
-                    pull_once(pl, &self.shared, now);
-                    // The stream answered: a push backing off from the same LAPI tries
-                    // again now rather than after its back-off (up to a minute).
-                    if let Some(p) = &mut self.push
-                        && pl.link.state() == link::State::Up
-                        && matches!(p.link.state(), link::State::Down { .. })
-                        && p.p.creds.url == pl.p.url
-                        && !p.refused
-                    {
-                        p.next_try = p.next_try.min(clock::now_ms());
-                        next = next.min(p.next_try);
+            // A panic in one turn (a bug reached by what a LAPI sent) is caught here: the
+            // loop and detection never notice, the thread goes on (issue 24).
+            let turn = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.turn(&mut last_housekeeping)
+            }));
+            let next = match turn {
+                Ok(next) => next,
+                Err(e) => {
+                    let now = clock::now_ms();
+                    if last_panic.is_none_or(|t| now.saturating_sub(t) >= link::LINE_INTERVAL_MS) {
+                        last_panic = Some(now);
+                        self.shared
+                            .log(report::fleet_thread_failed(&panic_text(&*e)));
                     }
+                    self.after_panic(now);
+                    now + PANIC_PAUSE_MS
                 }
-                next = next.min(pl.next_try);
-            }
-            if now.saturating_sub(last_housekeeping) >= 1000 {
-                last_housekeeping = now;
-                self.housekeeping(now);
-            }
-            self.publish();
+            };
             let wait = next.saturating_sub(clock::now_ms()).min(1000);
             if wait > 0 {
                 let mut fds = [PollFd::new(self.shared.wake.as_fd(), PollFlags::POLLIN)];
@@ -369,10 +503,72 @@ impl Worker {
         }
     }
 
+    /// One turn: a reload's settings, the LAPI's names, what is due on each side. Returns
+    /// when it wants to run again.
+    fn turn(&mut self, last_housekeeping: &mut u64) -> u64 {
+        let pending = self
+            .shared
+            .reconfig
+            .lock()
+            .or_else(relock)
+            .ok()
+            .and_then(|mut g| g.take());
+        if let Some(r) = pending {
+            self.reconfigure(r);
+        }
+        let now = clock::now_ms();
+        if self.next_resolve.is_some_and(|t| now >= t) {
+            self.resolve_lapi(now);
+        }
+        let mut next = now + 1000;
+        if self.push.is_some() {
+            next = next.min(self.pump_push(now));
+        }
+        if let Some(pl) = &mut self.pull {
+            if now >= pl.next_try {
+                pull_once(pl, &self.shared, now);
+                // The stream answered: a push backing off from the same LAPI tries
+                // again now rather than after its back-off (up to a minute).
+                if let Some(p) = &mut self.push
+                    && pl.link.state() == link::State::Up
+                    && matches!(p.link.state(), link::State::Down { .. })
+                    && p.p.creds.url == pl.p.url
+                    && !p.refused
+                {
+                    p.next_try = p.next_try.min(clock::now_ms());
+                    next = next.min(p.next_try);
+                }
+            }
+            next = next.min(pl.next_try);
+        }
+        if now.saturating_sub(*last_housekeeping) >= 1000 {
+            *last_housekeeping = now;
+            self.housekeeping(now);
+        }
+        self.publish();
+        next
+    }
+
+    /// After a caught panic: both sides wait a little; the pull reads the whole stream
+    /// again (its model may be half updated), the push keeps its spool state (every change
+    /// to it is one line on disk) and logs in again.
+    fn after_panic(&mut self, now: u64) {
+        if let Some(pl) = &mut self.pull {
+            pl.resync.restart();
+            pl.next_try = now + PANIC_PAUSE_MS;
+        }
+        if let Some(p) = &mut self.push {
+            p.token = None;
+            p.next_try = now + PANIC_PAUSE_MS;
+        }
+    }
+
     /// Takes a reload's settings (between two requests: never while one is in flight).
     fn reconfigure(&mut self, r: Reconfig) {
         let now = clock::now_ms();
         let s = r.settings;
+        self.lapi_urls = s.lapi_urls;
+        self.next_resolve = Some(now);
         self.push = match (self.push.take(), s.push) {
             (Some(mut old), Some(p)) => {
                 old.update(p, &self.shared, now);
@@ -389,10 +585,22 @@ impl Worker {
         };
         self.pull = match (self.pull.take(), s.pull) {
             (Some(mut old), Some(p)) => {
-                old.update(p, s.ignore_file.clone(), &self.shared, now);
+                old.update(
+                    p,
+                    s.ignore_file.clone(),
+                    s.never_block.clone(),
+                    &self.shared,
+                    now,
+                );
                 Some(old)
             }
-            (None, Some(p)) => Some(Puller::new(p, s.ignore_file.clone(), &self.shared, now)),
+            (None, Some(p)) => Some(Puller::new(
+                p,
+                s.ignore_file.clone(),
+                s.never_block.clone(),
+                &self.shared,
+                now,
+            )),
             (Some(mut old), None) => {
                 // Nothing follows the decisions any more: their bans would outlive a delete.
                 let removed = apply::clear_sets(&mut old, &self.shared, now);
@@ -406,13 +614,22 @@ impl Worker {
 
     fn publish(&self) {
         let waiting = self.shared.with_spool(|s| s.waiting).unwrap_or(0);
-        if let Ok(mut s) = self.shared.status.lock() {
+        if let Ok(mut s) = self.shared.status.lock().or_else(relock) {
             s.push = self.push.as_ref().map(|p| p.link.state());
             s.pull = self.pull.as_ref().map(|p| p.link.state());
             s.waiting = waiting;
             s.sent = self.sent;
             s.dropped = self.dropped;
             s.decisions = self.pull.as_ref().map_or(0, |p| p.model.len());
+            let now = clock::now_ms();
+            (s.pull_every_ms, s.pull_took_ms, s.pull_behind_ms) =
+                self.pull.as_ref().map_or((0, 0, 0), |p| {
+                    (
+                        p.pace.every_ms(p.p.interval_ms),
+                        p.pace.took_ms(),
+                        p.pace.behind_ms(now, p.p.interval_ms),
+                    )
+                });
         }
     }
 
@@ -498,6 +715,14 @@ enum Step {
     Down(String),
     /// The credentials were refused (logged): retry slowly.
     Refused,
+}
+
+/// A panic's message (a `&str` or `String` payload), or a word for any other.
+fn panic_text(e: &(dyn std::any::Any + Send)) -> String {
+    e.downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| e.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_string())
 }
 
 fn rand64() -> u64 {
@@ -755,14 +980,33 @@ fn pull_once(pl: &mut Puller, sh: &Shared, now: u64) {
         return;
     };
     let startup = pl.resync.due(now);
-    match c
-        .stream(&pl.p.key, startup)
-        .and_then(|b| crate::fleet::stream::parse(&b).map_err(Failure::BadAnswer))
-    {
+    match c.stream(&pl.p.key, startup, &stream::Caps::default()) {
         Ok(changes) => {
+            let asked = now;
             let now = clock::now_ms();
-            pl.model.apply(now, &changes, startup);
+            pl.tell.start();
+            let refused = pl.model.apply(now, &changes, startup);
+            for r in refused {
+                let line = || report::fleet_refused(r.id, &r.value, &r.scenario, &r.why);
+                pl.tell.tell(sh, r.id, &r.why, line);
+            }
             pl.resync.pulled(now, startup, changes.new.len());
+            pl.skipped.0 += changes.malformed;
+            pl.skipped.1 += changes.over_cap;
+            if pl.skipped != (0, 0)
+                && pl
+                    .last_skipped_line
+                    .is_none_or(|t| now.saturating_sub(t) >= link::LINE_INTERVAL_MS)
+            {
+                pl.last_skipped_line = Some(now);
+                let (m, o) = std::mem::take(&mut pl.skipped);
+                sh.log(report::fleet_stream_skipped(
+                    &url,
+                    m,
+                    o,
+                    stream::MAX_OBJECTS,
+                ));
+            }
             if let Some((down, skipped)) = pl.link.ok(now) {
                 sh.log(report::fleet_link_regained(
                     Side::Pull,
@@ -773,7 +1017,20 @@ fn pull_once(pl: &mut Puller, sh: &Shared, now: u64) {
                 ));
             }
             apply::sync_sets(pl, sh, now);
-            pl.next_try = now + pl.p.interval_ms;
+            pl.tell.finish(sh);
+            let interval = pl.p.interval_ms;
+            match pl.pace.answered(now, now.saturating_sub(asked), interval) {
+                Some(PaceNews::Slow { took_ms, every_ms }) => {
+                    sh.log(report::fleet_pull_slow(&url, took_ms, every_ms, interval));
+                }
+                Some(PaceNews::Fast { took_ms }) => {
+                    sh.log(report::fleet_pull_fast(&url, took_ms, interval));
+                }
+                None => {}
+            }
+            // Spread around the interval (stretched while the LAPI is slow): a fleet started
+            // together does not pull in step.
+            pl.next_try = now + pl.pace.gap_ms(interval, rand64());
         }
         Err(Failure::Status(s @ (401 | 403), _)) => {
             if pl.link.failed(now).is_some() {
@@ -782,6 +1039,13 @@ fn pull_once(pl: &mut Puller, sh: &Shared, now: u64) {
             pl.next_try = now + link::BACKOFF_MAX_MS;
         }
         Err(e) => {
+            // The LAPI may have moved this bouncer's "last pull" before the answer was lost
+            // (a timeout or reset after sending, a 5xx, a cut body): decisions of that
+            // answer would never come again in a "what changed" read, so the next pull
+            // reads the whole stream. Nothing sent: nothing moved.
+            if !matches!(e, Failure::NotSent(_)) {
+                pl.resync.restart();
+            }
             if let Some((skipped, _)) = pl.link.failed(now) {
                 sh.log(report::fleet_link_lost(
                     Side::Pull,
@@ -794,6 +1058,56 @@ fn pull_once(pl: &mut Puller, sh: &Shared, now: u64) {
                 + pl.link
                     .retry_in(rand64())
                     .min(pl.p.interval_ms.max(1000) * PULL_BACKOFF_INTERVALS);
+        }
+    }
+}
+
+/// The lines about refused and partly applied decisions: each decision and reason once
+/// (the set of those told is bounded), at most [`TELL_PER_PULL`] a pull, the rest of a
+/// pull in one line with their ids' range (a hostile answer of 100,000 refused decisions
+/// gives 21 lines, not 100,000).
+#[derive(Default)]
+pub(super) struct Tell {
+    told: HashSet<(i64, String)>,
+    this_pull: usize,
+    /// Not told one by one in this pull: how many, lowest and highest id.
+    more: Option<(u64, i64, i64)>,
+}
+
+/// Lines about single decisions per pull.
+const TELL_PER_PULL: usize = 20;
+/// Decisions and reasons remembered as told (then forgotten all at once: a decision still
+/// refused is told again, rarely).
+const TOLD_MAX: usize = 100_000;
+
+impl Tell {
+    fn start(&mut self) {
+        self.this_pull = 0;
+        self.more = None;
+    }
+
+    /// Decision `id` is refused or cut for `why`: its line, once.
+    pub(super) fn tell(&mut self, sh: &Shared, id: i64, why: &str, line: impl FnOnce() -> String) {
+        if self.told.len() >= TOLD_MAX {
+            self.told.clear();
+        }
+        if !self.told.insert((id, why.to_string())) {
+            return;
+        }
+        if self.this_pull < TELL_PER_PULL {
+            self.this_pull += 1;
+            sh.log(line());
+        } else {
+            let m = self.more.get_or_insert((0, id, id));
+            m.0 += 1;
+            m.1 = m.1.min(id);
+            m.2 = m.2.max(id);
+        }
+    }
+
+    fn finish(&mut self, sh: &Shared) {
+        if let Some((n, first, last)) = self.more.take() {
+            sh.log(report::fleet_refused_more(n, first, last));
         }
     }
 }
@@ -989,6 +1303,8 @@ mod fake_tests {
                 }),
                 pull: None,
                 ignore_file: None,
+                lapi_urls: vec![f.url.clone()],
+                never_block: Vec::new(),
             };
             Run {
                 fleet: Fleet::start(s).unwrap(),

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Benchmark of issue 20 (fleets at scale through CrowdSec's LAPI on SQLite and PostgreSQL;
+# prints figures, not a timed test). Run as root from the repository, with crowdsec,
+# postgresql, nft, nmap and curl installed (.ci/run installs them):
+#
+#   bench/fleet-scale.sh                      # N = 10,50,100,200 on sqlite and postgresql
+#   FLEET_N=10,50 FLEET_DB=postgresql bench/fleet-scale.sh
+#   FLEET_CLIENT=curl bench/fleet-scale.sh    # reference: N bare curl loops on the stream
+#
+# It runs the ignored test `bench_fleet_scale` of tests/e2e_fleet.rs on a release build. For
+# each database and each N: a LAPI namespace holding a bridge (10.77.0.0/16 and fd77::/64,
+# only inside the namespaces), N host namespaces each running `portsentry -stcp` with its own
+# machine and bouncer key, pulling every FLEET_INTERVAL (default 1) seconds, one scanner
+# namespace; Debian's crowdsec LAPI, on SQLite or on a PostgreSQL cluster the test makes in
+# the LAPI's namespace (initdb in a temp dir, Debian's defaults, fsync on).
+#
+# Printed per run (lines "BENCH fleet-scale"):
+#   - while the fleet idles FLEET_IDLE_S (default 20) seconds: the LAPI's and the database's
+#     CPU (% of a core, and per host), LAPI RSS, database PSS, the requests per second the
+#     LAPI served (its Prometheus counter), the CPU one request costs (LAPI + database), the
+#     new TCP connections, the pull interval at which LAPI + database would fill the cores,
+#     the daemons' CPU and RSS (median, max);
+#   - five scanners probe host 1 one at a time (each at a random moment of the interval);
+#     `nft monitor` on every other host times the scanner's arrival in its fleet4 set:
+#     median, p99, max, and how many never arrived within 10 s.
+#
+# Every wait is bounded; namespaces, daemons, the LAPI and PostgreSQL are stopped (by pid)
+# and removed by the test when it ends.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ "$(id -u)" = 0 ] || { echo "fleet-scale: run as root" >&2; exit 1; }
+for tool in crowdsec cscli nft nmap curl; do
+    command -v "$tool" >/dev/null || { echo "fleet-scale: $tool is required" >&2; exit 1; }
+done
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 ||
+    { echo "fleet-scale: postgresql is required" >&2; exit 1; }
+echo "fleet-scale benchmark, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "N=${FLEET_N:-10,50,100,200} databases=${FLEET_DB:-sqlite,postgresql} interval=${FLEET_INTERVAL:-1}s client=${FLEET_CLIENT:-portsentry}"
+cargo test --release --test e2e_fleet bench_fleet_scale -- --ignored --exact --nocapture --test-threads 1 2>&1 |
+    grep -E "^(BENCH|test |thread|never happened)" || true
