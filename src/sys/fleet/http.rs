@@ -209,9 +209,35 @@ impl Client {
         } else {
             "?dedup=false"
         };
+        self.decisions(&format!("v1/decisions/stream{q}"), key, caps, |r, c| {
+            stream::parse_reader(r, c)
+        })
+    }
+
+    /// GET /v1/decisions of the local origins (`crowdsec`, `cscli`) on addresses and
+    /// ranges: the decisions in force, for a catch-up read (`fleet::resync`), parsed as it is
+    /// read within `caps`. It does not move the bouncer's last pull while that is under a
+    /// minute old.
+    pub fn active(&self, key: &Secret, caps: &stream::Caps) -> Result<stream::Changes, Failure> {
+        self.decisions(
+            "v1/decisions?scopes=ip,range&origins=crowdsec,cscli",
+            key,
+            caps,
+            |r, c| stream::parse_list_reader(r, c),
+        )
+    }
+
+    /// GET `path` with the bouncer key; the answer parsed by `parse` as it is read.
+    fn decisions(
+        &self,
+        path: &str,
+        key: &Secret,
+        caps: &stream::Caps,
+        parse: impl FnOnce(&mut dyn std::io::Read, &stream::Caps) -> Result<stream::Changes, String>,
+    ) -> Result<stream::Changes, Failure> {
         let mut resp = self
             .agent
-            .get(&self.url.join(&format!("v1/decisions/stream{q}")))
+            .get(&self.url.join(path))
             .header("X-Api-Key", key.expose())
             .call()
             .map_err(|e| classify(&e, true))?;
@@ -226,12 +252,12 @@ impl Client {
             return Err(Failure::Status(status, message(&bytes)));
         }
         // ureq's own limit one byte past ours, so ours (with its message) trips first.
-        let reader = resp
+        let mut reader = resp
             .body_mut()
             .with_config()
             .limit(caps.max_body.saturating_add(1))
             .reader();
-        stream::parse_reader(reader, caps).map_err(Failure::BadAnswer)
+        parse(&mut reader, caps).map_err(Failure::BadAnswer)
     }
 
     /// GET /v1/decisions?ip=127.0.0.1: checks a bouncer key without changing its stream.
