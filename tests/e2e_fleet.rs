@@ -2225,17 +2225,30 @@ fn scale_run(db: Db, n: u32, interval: u64, idle_s: u64, curl: bool) {
     use common::scale::{self, Scale};
     const SCANNERS: u32 = 5;
     let label = format!(
-        "{db:?} N={n} interval={interval}s client={}",
+        "{db:?}{} N={n} interval={interval}s client={}",
+        if db == Db::Postgres && std::env::var("FLEET_PGBOUNCER").is_ok_and(|v| v == "1") {
+            "+pgbouncer"
+        } else {
+            ""
+        },
         if curl { "curl" } else { "portsentry" }
     );
     let t_setup = Instant::now();
     let s = Scale::new(n, SCANNERS);
     let pg = (db == Db::Postgres).then(|| Postgres::start(&s.lapi, postgres::Durability::Default));
+    // FLEET_PGBOUNCER=1: the LAPI reaches PostgreSQL through pgbouncer.
+    let pgb = pg
+        .as_ref()
+        .filter(|_| std::env::var("FLEET_PGBOUNCER").is_ok_and(|v| v == "1"))
+        .map(postgres::PgBouncer::start);
     let lapi = Lapi::start_opts(
         &s.lapi,
         scale::LAPI,
         &crowdsec::Options {
-            db_config: pg.as_ref().map(Postgres::db_config),
+            db_config: pgb
+                .as_ref()
+                .map(postgres::PgBouncer::db_config)
+                .or_else(|| pg.as_ref().map(Postgres::db_config)),
             metrics: Some("127.0.0.1:6060".parse().unwrap()),
         },
     );
@@ -2304,9 +2317,12 @@ fn scale_run(db: Db, n: u32, interval: u64, idle_s: u64, curl: bool) {
     std::thread::sleep(Duration::from_secs(10));
     let pids: Vec<i32> = runs.iter().filter_map(Run::pid).collect();
     let pgpid = pg.as_ref().and_then(Postgres::pid);
+    let pgbpid = pgb.as_ref().and_then(postgres::PgBouncer::pid);
+    // The database's CPU: the server's processes, and pgbouncer's when it is there.
+    let db_cpu = || pgpid.map_or(0, tree_cpu_ms) + pgbpid.map_or(0, tree_cpu_ms);
     let (l0, p0, r0, c0) = (
         cpu_ms(lpid),
-        pgpid.map_or(0, tree_cpu_ms),
+        db_cpu(),
         lapi_requests(&s.lapi),
         passive_opens(&s.lapi),
     );
@@ -2316,7 +2332,7 @@ fn scale_run(db: Db, n: u32, interval: u64, idle_s: u64, curl: bool) {
     let secs = t0.elapsed().as_secs_f64();
     let (l1, p1, r1, c1) = (
         cpu_ms(lpid),
-        pgpid.map_or(0, tree_cpu_ms),
+        db_cpu(),
         lapi_requests(&s.lapi),
         passive_opens(&s.lapi),
     );
@@ -2366,7 +2382,7 @@ fn scale_run(db: Db, n: u32, interval: u64, idle_s: u64, curl: bool) {
     // that is the pushes and little else).
     let (ls0, ps0, rs0, ts0) = (
         cpu_ms(lpid),
-        pgpid.map_or(0, tree_cpu_ms),
+        db_cpu(),
         lapi_requests(&s.lapi),
         Instant::now(),
     );
@@ -2413,7 +2429,7 @@ fn scale_run(db: Db, n: u32, interval: u64, idle_s: u64, curl: bool) {
         std::thread::sleep(Duration::from_secs(6));
     }
     let scan_s = ts0.elapsed().as_secs_f64();
-    let scan_cpu = (cpu_ms(lpid) + pgpid.map_or(0, tree_cpu_ms) - ls0 - ps0) as f64;
+    let scan_cpu = (cpu_ms(lpid) + db_cpu() - ls0 - ps0) as f64;
     let idle_rate = (l1 - l0 + p1 - p0) as f64 / secs;
     println!(
         "BENCH fleet-scale {label}: scans: {SCANNERS} pushes in {scan_s:.0} s, {} requests, LAPI+DB CPU {scan_cpu:.0} ms, \
