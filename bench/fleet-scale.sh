@@ -41,7 +41,9 @@ for tool in crowdsec cscli nft nmap curl; do
 done
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 ||
     { echo "fleet-scale: postgresql is required" >&2; exit 1; }
+[ "${FLEET_PGBOUNCER:-0}" != 1 ] || [ -x /usr/sbin/pgbouncer ] ||
+    { echo "fleet-scale: FLEET_PGBOUNCER=1 needs pgbouncer (apt-get install pgbouncer)" >&2; exit 1; }
 echo "fleet-scale benchmark, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "N=${FLEET_N:-10,50,100,200} databases=${FLEET_DB:-sqlite,postgresql} interval=${FLEET_INTERVAL:-1}s client=${FLEET_CLIENT:-portsentry}"
+echo "N=${FLEET_N:-10,50,100,200} databases=${FLEET_DB:-sqlite,postgresql} interval=${FLEET_INTERVAL:-1}s client=${FLEET_CLIENT:-portsentry} pgbouncer=${FLEET_PGBOUNCER:-0}"
 cargo test --release --test e2e_fleet bench_fleet_scale -- --ignored --exact --nocapture --test-threads 1 2>&1 |
     grep -E "^(BENCH|test |thread|never happened)" || true
