@@ -259,6 +259,7 @@ impl PgBouncer {
                  [pgbouncer]\nlisten_addr = {HOST}\nlisten_port = {BOUNCER_PORT}\n\
                  unix_socket_dir = {d}\nauth_type = trust\nauth_file = {d}/userlist.txt\n\
                  pool_mode = session\nmax_client_conn = 1000\ndefault_pool_size = 40\n\
+                 ignore_startup_parameters = extra_float_digits\n\
                  logfile = {d}/pgbouncer.log\n",
                 pgdir = pg.dir.path().display()
             ),
