@@ -106,6 +106,11 @@ impl Hostile {
         *self.list.lock().unwrap() = body.to_string();
     }
 
+    /// More scripted answers, after those not served yet.
+    pub fn then(&self, more: Vec<Answer>) {
+        self.script.lock().unwrap().extend(more);
+    }
+
     /// Scripted answers not served yet.
     pub fn left(&self) -> usize {
         self.script.lock().unwrap().len()
