@@ -3,7 +3,9 @@
 //! Bounded by `Limits::max_blocked`.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
+
+use foldhash::{HashMap, HashMapExt};
 use std::net::IpAddr;
 
 use crate::config::mode::Mode;
