@@ -3,6 +3,7 @@
 //! or why nothing is done: already blocked, protected, over BLOCK_PREFIX_BUDGET or
 //! BLOCK_RATE_LIMIT, BLOCK_x="0".
 
+use crate::block::hosts_deny::DenyLine;
 use crate::block::template;
 use crate::config::mode::{Kind, Proto};
 use crate::config::protect::Protected;
@@ -211,9 +212,16 @@ impl Engine {
             }
             _ => None,
         };
+        // The line is removed when the block ends (BLOCK_TIMEOUT, `portsentry blocked del`).
+        let deny = cfg
+            .kill_hosts_deny
+            .as_deref()
+            .filter(|_| steps.iter().any(|s| matches!(s, Step::HostsDeny { .. })))
+            .map(|t| DenyLine::new(t, hit.port, hit.mode));
         let kind = JobKind::Respond {
             expire_after_ms: timed.then(|| cfg.block_timeout.saturating_mul(1000)),
             undo,
+            deny,
         };
         // Log only, and over the rate: nothing left to do.
         if !r.quiet || blocking {

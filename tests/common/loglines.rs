@@ -275,6 +275,21 @@ pub fn every_line() -> Vec<(&'static str, Class, String)> {
             r::blocked_via_wrappers(ip, &format!("ALL: {ip}")),
         );
         add(
+            "unblocked_via_wrappers",
+            Security,
+            r::unblocked_via_wrappers(ip, &format!("ALL: {ip}")),
+        );
+        add("not_in_hosts_deny", Security, r::not_in_hosts_deny(ip));
+        add(
+            "hosts_deny_remove_failed",
+            Security,
+            r::hosts_deny_remove_failed(
+                ip,
+                Path::new("/etc/hosts.deny"),
+                &"Permission denied (os error 13)",
+            ),
+        );
+        add(
             "blocked_via_route",
             Security,
             r::blocked_via_route(ip, &format!("/sbin/ip route add blackhole {ip}")),

@@ -226,7 +226,7 @@ impl Observer {
                 Step::Route { .. } => Some(Method::Route),
                 Step::HostsDeny { .. } => Some(Method::HostsDeny),
                 Step::RunCmd { .. } => Some(Method::RunCmd),
-                Step::Undo { .. } => None,
+                Step::Undo { .. } | Step::HostsDenyRemove { .. } => None,
             })
             .collect();
         let r = &job.record;
