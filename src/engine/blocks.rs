@@ -3,7 +3,9 @@
 //! removal of the block's hosts.deny line when it ends. Bounded by `Limits::max_blocked`.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
+
+use foldhash::{HashMap, HashMapExt};
 use std::net::IpAddr;
 
 use crate::block::hosts_deny::DenyLine;

@@ -54,29 +54,33 @@ impl Engine {
             ip,
             name: name.map(str::to_string),
         };
-        v.log.push(Event::Detected {
-            host: host.clone(),
-            port: hit.port,
-            mode: hit.mode,
-            detail: hit.detail,
-        });
-        // 1.2's line names a TCP or UDP port; an SCTP or ICMP probe has none of its own.
-        if hit.ip_options
-            && hit.mode.kind() != Kind::Classic
-            && !matches!(hit.detail, Detail::Other(_))
-        {
-            v.log.push(Event::IpOptions {
+        // A quiet report's events would only be dropped again (`quiet`): a flood of forged
+        // sources comes through here, so they are not built (no allocation per packet).
+        if !r.quiet {
+            v.log.push(Event::Detected {
                 host: host.clone(),
-                proto,
                 port: hit.port,
+                mode: hit.mode,
+                detail: hit.detail,
             });
-        }
-        if r.suppressed > 0 {
-            v.log.push(Event::HitsSuppressed {
-                ip,
-                count: u64::from(r.suppressed),
-                seconds: self.limits.repeat_interval_ms / 1000,
-            });
+            // 1.2's line names a TCP or UDP port; an SCTP or ICMP probe has none of its own.
+            if hit.ip_options
+                && hit.mode.kind() != Kind::Classic
+                && !matches!(hit.detail, Detail::Other(_))
+            {
+                v.log.push(Event::IpOptions {
+                    host: host.clone(),
+                    proto,
+                    port: hit.port,
+                });
+            }
+            if r.suppressed > 0 {
+                v.log.push(Event::HitsSuppressed {
+                    ip,
+                    count: u64::from(r.suppressed),
+                    seconds: self.limits.repeat_interval_ms / 1000,
+                });
+            }
         }
         if r.report_only {
             return v;
@@ -198,7 +202,7 @@ impl Engine {
         }
         let blocking = block != BlockMode::LogOnly;
         if blocking {
-            self.budget.spend(ip, r.evidence);
+            self.budget.spend(now, ip, r.evidence);
             self.hosts.job_started(ip, proto);
         }
         let timed = blocking && cfg.block_timeout > 0;
