@@ -382,6 +382,20 @@ pub const KEYS: &[KeyDef] = &[
         apply: |c, v, x| c.fleet.bouncer_key_file = path(v, x),
     },
     KeyDef {
+        name: "CROWDSEC_BOUNCER_CERT_FILE",
+        doc: "PEM TLS client certificate the bouncer side presents instead of an API key (the LAPI's tls: bouncers_allowed_ou); set: pull, as CROWDSEC_BOUNCER_KEY_FILE does (https only)",
+        default: "none",
+        extension: true,
+        apply: |c, v, x| c.fleet.bouncer_cert_file = path(v, x),
+    },
+    KeyDef {
+        name: "CROWDSEC_BOUNCER_CERT_KEY_FILE",
+        doc: "PEM private key of CROWDSEC_BOUNCER_CERT_FILE (root's, mode 0600)",
+        default: "none",
+        extension: true,
+        apply: |c, v, x| c.fleet.bouncer_cert_key_file = path(v, x),
+    },
+    KeyDef {
         name: "CROWDSEC_LAPI_URL",
         doc: "LAPI URL for pulling when CROWDSEC_CREDENTIALS is not set (else its url is used)",
         default: "none",
@@ -961,6 +975,23 @@ mod tests {
         );
         assert_eq!(err("CROWDSEC_CREDENTIALS", ""), "empty path");
         assert_eq!(err("CROWDSEC_BOUNCER_KEY_FILE", ""), "empty path");
+        assert_eq!(
+            ok("CROWDSEC_BOUNCER_CERT_FILE", "/etc/portsentry/bouncer.pem")
+                .fleet
+                .bouncer_cert_file,
+            Some(PathBuf::from("/etc/portsentry/bouncer.pem"))
+        );
+        assert_eq!(
+            ok(
+                "CROWDSEC_BOUNCER_CERT_KEY_FILE",
+                "/etc/portsentry/bouncer.key"
+            )
+            .fleet
+            .bouncer_cert_key_file,
+            Some(PathBuf::from("/etc/portsentry/bouncer.key"))
+        );
+        assert_eq!(err("CROWDSEC_BOUNCER_CERT_FILE", ""), "empty path");
+        assert_eq!(err("CROWDSEC_BOUNCER_CERT_KEY_FILE", ""), "empty path");
         assert_eq!(
             ok("CROWDSEC_LAPI_URL", "http://192.0.2.1:8080/")
                 .fleet

@@ -22,5 +22,6 @@ pub mod link;
 pub mod spool;
 pub mod stream;
 pub mod time;
+pub mod x509;
 
 pub use keys::{Keys, validate};

@@ -25,6 +25,7 @@ mod fake_lapi;
 pub mod http;
 mod settings;
 pub mod spool;
+pub mod tls;
 mod worker;
 
 pub use settings::{

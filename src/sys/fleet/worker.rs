@@ -233,7 +233,7 @@ struct Pusher {
 impl Pusher {
     fn new(p: Push, sc: Scanned, sh: &Shared, now: u64) -> Pusher {
         Pusher {
-            client: client(&p.creds.url, p.ca_pem.as_deref(), &p.creds_path, sh),
+            client: client(&p.creds.url, &p.tls, &p.creds_path, sh),
             cur: Cursor::new(&p.spool_path, sc),
             p,
             token: None,
@@ -250,9 +250,9 @@ impl Pusher {
     /// after `update-ca-certificates` trusts the new system store at once (a client keeps
     /// the roots it loaded, and its open connections, for its life).
     fn update(&mut self, p: Push, sh: &Shared, now: u64) {
-        self.client = client(&p.creds.url, p.ca_pem.as_deref(), &p.creds_path, sh);
+        self.client = client(&p.creds.url, &p.tls, &p.creds_path, sh);
         self.next_try = now;
-        if p.creds != self.p.creds || p.ca_pem != self.p.ca_pem {
+        if p.creds != self.p.creds || p.tls != self.p.tls {
             if p.creds.url != self.p.creds.url {
                 self.link = Link::new();
             }
@@ -298,7 +298,7 @@ impl Puller {
         let first_gap = p.interval_ms;
         let mut pl = Puller {
             never_block,
-            client: client(&p.url, p.ca_pem.as_deref(), &p.key_path, sh),
+            client: client(&p.url, &p.tls, &p.key_path, sh),
             model: Model::new(bounds(&p)),
             p,
             applied: BTreeMap::new(),
@@ -328,9 +328,10 @@ impl Puller {
         now: u64,
     ) {
         self.never_block = never_block;
-        self.client = client(&p.url, p.ca_pem.as_deref(), &p.key_path, sh);
+        self.client = client(&p.url, &p.tls, &p.key_path, sh);
         self.next_try = now;
-        if p.url != self.p.url || p.key != self.p.key || p.ca_pem != self.p.ca_pem {
+        if p.url != self.p.url || p.key != self.p.key || p.tls != self.p.tls {
+            self.link.renew();
             if p.url != self.p.url {
                 self.link = Link::new();
                 self.pace = Pace::new(now);
@@ -357,8 +358,8 @@ fn bounds(p: &Pull) -> Bounds {
 
 /// The HTTP client for `url`; None (logged) when the CA is unusable, which `load` already
 /// refuses, so only a CA file changed under a running daemon gets here.
-fn client(url: &LapiUrl, ca: Option<&[u8]>, file: &Path, sh: &Shared) -> Option<Client> {
-    Client::new(url.clone(), ca)
+fn client(url: &LapiUrl, tls: &super::tls::Tls, file: &Path, sh: &Shared) -> Option<Client> {
+    Client::new(url.clone(), tls)
         .map_err(|e| sh.log(report::fleet_client_failed(url.as_str(), file, &e)))
         .ok()
 }
@@ -744,7 +745,7 @@ fn ensure_token(p: &mut Pusher, sh: &Shared) -> Result<(), Step> {
     let Some(c) = &p.client else {
         return Err(Step::Down("no HTTP client (bad ca_cert_path)".to_string()));
     };
-    match c.login(&p.p.creds.login, &p.p.creds.password) {
+    match c.login(&p.p.creds.auth) {
         Ok(t) => {
             p.token = Some(t);
             p.refused = false;
@@ -755,11 +756,18 @@ fn ensure_token(p: &mut Pusher, sh: &Shared) -> Result<(), Step> {
                 p.refused = true;
                 sh.log(report::fleet_login_refused(
                     c.url.as_str(),
-                    &p.p.creds.login,
+                    p.p.creds.auth.login(),
                     &p.p.creds_path,
                     s,
                     &m,
                 ));
+            }
+            Err(Step::Refused)
+        }
+        Err(Failure::CertRefused(why)) => {
+            if !p.refused {
+                p.refused = true;
+                sh.log(report::fleet_cert_refused(Side::Push, c.url.as_str(), &why));
             }
             Err(Step::Refused)
         }
@@ -945,6 +953,11 @@ fn send_batch(
             Ok(limit::gap_after(&plan))
         }
         Err(Failure::NotSent(m)) => Err(Step::Down(m)),
+        // The handshake failed: nothing was read. A new login says why, in full.
+        Err(Failure::CertRefused(m)) => {
+            p.token = None;
+            Err(Step::Down(m))
+        }
         // (post_alerts reads no body: a bad answer would be one it cannot vouch for.)
         Err(Failure::Unknown(m) | Failure::BadAnswer(m)) => {
             for s in &seqs {
@@ -1035,6 +1048,12 @@ fn pull_once(pl: &mut Puller, sh: &Shared, now: u64) {
         Err(Failure::Status(s @ (401 | 403), _)) => {
             if pl.link.failed(now).is_some() {
                 sh.log(report::fleet_key_refused(&url, &pl.p.key_path, s));
+            }
+            pl.next_try = now + link::BACKOFF_MAX_MS;
+        }
+        Err(Failure::CertRefused(why)) => {
+            if pl.link.failed(now).is_some() {
+                sh.log(report::fleet_cert_refused(Side::Pull, &url, &why));
             }
             pl.next_try = now + link::BACKOFF_MAX_MS;
         }
@@ -1275,7 +1294,7 @@ mod fake_tests {
     use super::super::{Fleet, Push, Settings};
     use crate::config::mode::Mode;
     use crate::fleet::alert::Scan;
-    use crate::fleet::creds::{Credentials, Secret};
+    use crate::fleet::creds::{Credentials, MachineAuth, Secret};
     use std::time::{Duration, Instant};
 
     struct Run {
@@ -1291,12 +1310,14 @@ mod fake_tests {
                 push: Some(Push {
                     creds: Credentials {
                         url: f.url.clone(),
-                        login: "web1".into(),
-                        password: Secret::new("pw".into()),
+                        auth: MachineAuth::Password {
+                            login: "web1".into(),
+                            password: Secret::new("pw".into()),
+                        },
                         ca_cert_path: None,
                     },
                     creds_path: dir.path().join("lapi.yaml"),
-                    ca_pem: None,
+                    tls: Default::default(),
                     ban_s: 600,
                     send_log_only: false,
                     spool_path: dir.path().join("crowdsec.spool"),
