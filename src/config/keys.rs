@@ -369,7 +369,7 @@ pub const KEYS: &[KeyDef] = &[
     // Fleets through CrowdSec's Local API (issue 12, `crate::fleet`). Absent: no fleet.
     KeyDef {
         name: "CROWDSEC_CREDENTIALS",
-        doc: "CrowdSec LAPI credentials file (local_api_credentials.yaml format: url, login, password, ca_cert_path); set: push every block to the LAPI as an alert with a ban",
+        doc: "CrowdSec LAPI credentials file (local_api_credentials.yaml format: url, login and password or cert_path and key_path, ca_cert_path); set: push every block to the LAPI as an alert with a ban",
         default: "none (no push)",
         extension: true,
         apply: |c, v, x| c.fleet.credentials = path(v, x),
@@ -669,8 +669,8 @@ mod tests {
                 k.name
             );
         }
-        assert_eq!(KEYS.len(), 38);
-        assert_eq!(KEYS.iter().filter(|k| k.extension).count(), 20);
+        assert_eq!(KEYS.len(), 40);
+        assert_eq!(KEYS.iter().filter(|k| k.extension).count(), 22);
         assert!(key("NOPE").is_none());
     }
 
