@@ -24,6 +24,8 @@ pub mod apply;
 mod fake_lapi;
 pub mod http;
 mod settings;
+#[cfg(test)]
+mod settings_tests;
 pub mod spool;
 pub mod tls;
 mod worker;

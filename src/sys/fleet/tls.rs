@@ -214,14 +214,14 @@ pub fn read(files: &CertFiles) -> Result<Identity, IdentityError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
 
     // `openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 3650
     // -subj '/OU=agent-ou/CN=web1'` and another key (`openssl genpkey -algorithm EC`): test
     // material only.
-    const CERT: &str = "-----BEGIN CERTIFICATE-----\n\
+    pub(in crate::sys::fleet) const CERT: &str = "-----BEGIN CERTIFICATE-----\n\
 MIIBmTCCAT+gAwIBAgIUfairY6s3UxjS0UJfJ7SaEC7LkqQwCgYIKoZIzj0EAwIw\n\
 IjERMA8GA1UECwwIYWdlbnQtb3UxDTALBgNVBAMMBHdlYjEwHhcNMjYxMjA2MjAz\n\
 MjUwWhcNMzYxMjAzMjAzMjUwWjAiMREwDwYDVQQLDAhhZ2VudC1vdTENMAsGA1UE\n\
@@ -232,12 +232,12 @@ gBQPMXDHLm2nGl/k2BpnSJFOkKMczzAPBgNVHRMBAf8EBTADAQH/MAoGCCqGSM49\n\
 BAMCA0gAMEUCIB/M6gHTtfDV34CGbDKRGlqQW0LcMURU08kIW1xZ2uRyAiEA/wMD\n\
 s7bA22FryImy7My/SD2zghaCQ+LDHMEOVKSwdas=\n\
 -----END CERTIFICATE-----\n";
-    const KEY: &str = "-----BEGIN PRIVATE KEY-----\n\
+    pub(in crate::sys::fleet) const KEY: &str = "-----BEGIN PRIVATE KEY-----\n\
 MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgFIAtZVOUt7SMtgrN\n\
 6hMbUmzHQZ1JaT+HSZRGtfhMrI2hRANCAAQESsSAZdSvmwoTDYCcRVtlTLsyBI+S\n\
 MEif/le54gWH5GuD06WgTtrjWlROIlYhIhY5riB+PTsFcpvTy4KT7Yo4\n\
 -----END PRIVATE KEY-----\n";
-    const OTHER_KEY: &str = "-----BEGIN PRIVATE KEY-----\n\
+    pub(in crate::sys::fleet) const OTHER_KEY: &str = "-----BEGIN PRIVATE KEY-----\n\
 MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgZTDQdkRuZo3sKEVF\n\
 RDaqlsBYOAJdwVe/SPUfbiDoRSChRANCAARtKvh5N2CUuLpifh4xbSP4sGMfEu4g\n\
 ubHw4M+7xEHvoo7M3w7szKf9grSiGaQEYowp8T2dC3Gdjf6ug9aWT8PK\n\
