@@ -604,7 +604,8 @@ pub fn defaults(data: &[u8]) {
 /// value names; every log line made from what was kept free of control characters; the
 /// model within its bounds, no refused decision in force.
 pub fn stream(data: &[u8]) {
-    use crate::fleet::bans::{self, Bounds, Model, Span};
+    use crate::fleet::bans::{self, Bounds, Model};
+    use crate::fleet::span::Span;
     use crate::fleet::stream::{self, CLIP_TEXT, Caps, MAX_VALUE};
     let small = Caps {
         max_objects: 50,

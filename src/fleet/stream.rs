@@ -25,7 +25,7 @@ use std::net::IpAddr;
 use serde::Deserializer as _;
 use serde::de::{self, Deserialize, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-use super::bans::Span;
+use super::span::Span;
 use super::time::parse_go_duration;
 
 /// Decisions (new and deleted together) kept from one answer; the rest are skipped and

@@ -1,7 +1,6 @@
-//! Pulled bans into nftables: the holes (this host's protected addresses, read as
-//! `sys::netinfo` does, and the ignore file's networks), and one `nft -f` transaction per
-//! change (on the fleet thread: a pull brings at most one run a second, so nft's parser,
-//! which handles intervals and ranges, costs the event loop nothing).
+//! Where pulled bans never reach: the holes (this host's protected addresses, read as
+//! `sys::netinfo` does, and the ignore file's networks). The `nft -f` transactions that
+//! bring the sets to the decisions are in `pull`.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -9,12 +8,9 @@ use std::time::SystemTime;
 
 use crate::config::ignore::Net;
 use crate::config::protect;
-use crate::fleet::bans::{self, Hole, Span};
-use crate::observe::report;
+use crate::fleet::bans::Hole;
+use crate::fleet::span::Span;
 use crate::sys::config::netinfo;
-
-use super::worker::{Puller, Shared};
-use crate::sys::block::nftables;
 
 /// The ignore file, re-read when its modification time changes.
 pub struct IgnoreCache {
@@ -83,78 +79,4 @@ pub fn holes(ignore: &mut IgnoreCache, lapi: &[IpAddr], never_block: &[Net]) -> 
         }
     }
     out
-}
-
-/// What the fleet sets hold now (at start, and after a failed transaction).
-pub(super) fn read_applied(pl: &mut Puller, now: u64) {
-    if let Ok(elems) = nftables::list() {
-        pl.applied = bans::from_listing(now, &elems);
-    }
-}
-
-/// Brings the sets to what the decisions in force say.
-pub(super) fn sync_sets(pl: &mut Puller, sh: &Shared, now: u64) {
-    let hs = holes(&mut pl.ignore, &sh.lapi_addrs().1, &pl.never_block);
-    let (desired, refused) = pl.model.desired(now, &hs);
-    for r in refused {
-        let line = || report::fleet_not_applied(r.id, &r.value, &r.scenario, &r.hole, r.whole);
-        pl.tell.tell(sh, r.id, &r.hole, line);
-    }
-    pl.applied.retain(|_, u| *u > now);
-    let plan = bans::diff(now, &pl.applied, &desired);
-    if plan.is_empty() {
-        return;
-    }
-    let first = nftables::run_script(&bans::script(&plan));
-    let result = match first {
-        Ok(()) => Ok(()),
-        Err(_) => {
-            // Someone changed the sets under us (an element expired a moment early, the
-            // table was rebuilt): read them back and try once more.
-            read_applied(pl, now);
-            let plan = bans::diff(now, &pl.applied, &desired);
-            if plan.is_empty() {
-                Ok(())
-            } else {
-                nftables::run_script(&bans::script(&plan))
-            }
-        }
-    };
-    match result {
-        Ok(()) => {
-            pl.applied = desired;
-            pl.last_apply_error = None;
-        }
-        Err(e) => {
-            if pl
-                .last_apply_error
-                .is_none_or(|t| now.saturating_sub(t) >= 60_000)
-            {
-                pl.last_apply_error = Some(now);
-                sh.log(report::fleet_apply_failed(&e.to_string()));
-            }
-            read_applied(pl, now);
-        }
-    }
-}
-
-/// Empties the fleet sets of what this puller applied (pulling turned off by a reload).
-/// Returns how many pieces were removed.
-pub(super) fn clear_sets(pl: &mut Puller, sh: &Shared, now: u64) -> usize {
-    read_applied(pl, now);
-    let n = pl.applied.len();
-    let plan = bans::diff(now, &pl.applied, &std::collections::BTreeMap::new());
-    if plan.is_empty() {
-        return 0;
-    }
-    match nftables::run_script(&bans::script(&plan)) {
-        Ok(()) => {
-            pl.applied.clear();
-            n
-        }
-        Err(e) => {
-            sh.log(report::fleet_apply_failed(&e.to_string()));
-            0
-        }
-    }
 }

@@ -5,9 +5,11 @@
 //! onto a vector), `flush` (one write of the turn's records to the spool, then a wake-up),
 //! `fd` (readable when the thread has log lines for the loop), `take_log`, `reconfigure`
 //! (SIGHUP: the thread takes the new settings between two requests), `status` and
-//! `shutdown`. The thread (`worker`) pushes what the spool holds (in order, in batches, with
-//! the limits of `fleet::limit`), follows the decision stream into the nftables sets
-//! `fleet4`/`fleet6` (`apply`), and retries with back-off; the loop never waits for it.
+//! `shutdown`. The thread (`worker`: its loop, pace and reloads; `shared`: what it shares
+//! with the loop) pushes what the spool holds (`push`: in order, in batches, with the limits
+//! of `fleet::limit`), follows the decision stream into the nftables sets `fleet4`/`fleet6`
+//! (`pull`, with the holes of `apply`), and retries with back-off; the loop never waits for
+//! it.
 //!
 //! Delivery: a record is on disk (spool, page cache) before the thread can send it; an `S`
 //! line goes to disk (fdatasync) before each request, an `A` line after its 201. A request
@@ -23,9 +25,12 @@ pub mod apply;
 #[cfg(test)]
 mod fake_lapi;
 pub mod http;
+mod pull;
+mod push;
 mod settings;
 #[cfg(test)]
 mod settings_tests;
+mod shared;
 pub mod spool;
 pub mod tls;
 mod worker;
@@ -50,8 +55,9 @@ use crate::fleet::alert::{Record, Scan};
 use crate::fleet::link;
 use crate::observe::report;
 
+use self::shared::{Reconfig, Shared};
 use self::spool::Spool;
-use self::worker::{Reconfig, Shared, Worker};
+use self::worker::Worker;
 
 /// The link's state as `portsentry status` (issue 13) will show it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
