@@ -465,21 +465,24 @@ pub fn test_login(s: &Settings) -> (Vec<String>, bool) {
     let mut out = Vec::new();
     let mut ok = true;
     if let Some(p) = &s.push {
+        // `as "web1"` (as before certificates), or `as the machine of certificate FILE`.
+        let who = match &p.creds.auth {
+            creds::MachineAuth::Password { login, .. } => format!("\"{login}\""),
+            cert => cert.describe(),
+        };
         match Client::new(p.creds.url.clone(), &p.tls)
             .map_err(|e| e.to_string())
             .and_then(|c| c.login(&p.creds.auth).map_err(|e| e.to_string()))
         {
             Ok(_) => out.push(format!(
-                "fleet: login to {} as {}: OK",
-                p.creds.url.as_str(),
-                p.creds.auth.describe()
+                "fleet: login to {} as {who}: OK",
+                p.creds.url.as_str()
             )),
             Err(e) => {
                 ok = false;
                 out.push(format!(
-                    "fleet: login to {} as {} FAILED: {e}",
-                    p.creds.url.as_str(),
-                    p.creds.auth.describe()
+                    "fleet: login to {} as {who} FAILED: {e}",
+                    p.creds.url.as_str()
                 ));
             }
         }
