@@ -6,6 +6,11 @@
 #   bench/fleet-scale.sh                      # N = 10,50,100,200 on sqlite and postgresql
 #   FLEET_N=10,50 FLEET_DB=postgresql bench/fleet-scale.sh
 #   FLEET_CLIENT=curl bench/fleet-scale.sh    # reference: N bare curl loops on the stream
+#   FLEET_PGBOUNCER=1 FLEET_DB=postgresql bench/fleet-scale.sh  # the LAPI through pgbouncer
+#   FLEET_TRACE=/tmp/trace FLEET_DB=postgresql bench/fleet-scale.sh
+#       # keeps PostgreSQL's log of every statement (parameters, end time in ms) with the
+#       # bouncers and decisions tables: who pulled when, what each pull could see, why a
+#       # host missed a ban (its CPU figures include that logging: not for the table)
 #
 # It runs the ignored test `bench_fleet_scale` of tests/e2e_fleet.rs on a release build. For
 # each database and each N: a LAPI namespace holding a bridge (10.77.0.0/16 and fd77::/64,
@@ -22,7 +27,9 @@
 #     the daemons' CPU and RSS (median, max);
 #   - five scanners probe host 1 one at a time (each at a random moment of the interval);
 #     `nft monitor` on every other host times the scanner's arrival in its fleet4 set:
-#     median, p99, max, and how many never arrived within 10 s.
+#     median, p99, max, and how many never arrived within 10 s (each miss named, with when
+#     it arrived later if it did); the LAPI's and database's CPU over the scans beyond the
+#     idle rate, per scan (with FLEET_N=1: the cost of a push).
 #
 # Every wait is bounded; namespaces, daemons, the LAPI and PostgreSQL are stopped (by pid)
 # and removed by the test when it ends.
@@ -34,7 +41,9 @@ for tool in crowdsec cscli nft nmap curl; do
 done
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 ||
     { echo "fleet-scale: postgresql is required" >&2; exit 1; }
+[ "${FLEET_PGBOUNCER:-0}" != 1 ] || [ -x /usr/sbin/pgbouncer ] ||
+    { echo "fleet-scale: FLEET_PGBOUNCER=1 needs pgbouncer (apt-get install pgbouncer)" >&2; exit 1; }
 echo "fleet-scale benchmark, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "N=${FLEET_N:-10,50,100,200} databases=${FLEET_DB:-sqlite,postgresql} interval=${FLEET_INTERVAL:-1}s client=${FLEET_CLIENT:-portsentry}"
+echo "N=${FLEET_N:-10,50,100,200} databases=${FLEET_DB:-sqlite,postgresql} interval=${FLEET_INTERVAL:-1}s client=${FLEET_CLIENT:-portsentry} pgbouncer=${FLEET_PGBOUNCER:-0}"
 cargo test --release --test e2e_fleet bench_fleet_scale -- --ignored --exact --nocapture --test-threads 1 2>&1 |
     grep -E "^(BENCH|test |thread|never happened)" || true

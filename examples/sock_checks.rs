@@ -1,7 +1,9 @@
 //! Measures the socket checks of the stealth and advanced modes (issue 24) against 1.2's bind
 //! test they replace, with L listeners and C established loopback connections open in the
 //! current network namespace: `unshare -n sh -c 'ip link set lo up; ulimit -n 65536;
-//! cargo run --release --example sock_checks [L] [C]'`. Prints µs per call.
+//! cargo run --release --example sock_checks [L] [C]'`. Prints µs per call: the dump of
+//! every TCP socket the flow check used per batch before, and the exact lookup of one
+//! 4-tuple it uses now.
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::time::Instant;
@@ -68,8 +70,24 @@ fn main() {
         sockdiag::read_receivers(Proto::Udp).udp_bound(free)
     });
     let (a, b) = (keep[0].local_addr().unwrap(), keep[0].peer_addr().unwrap());
-    time("read_tcp_flows: every TCP socket", 50, || {
+    time("read_tcp_flows: every TCP socket (before)", 50, || {
         sockdiag::read_tcp_flows().owns_flow(a, b)
+    });
+    // The exact lookup of one 4-tuple (a fresh FlowLookup each call: no answer kept, one
+    // netlink socket opened per call as per batch), a connection's and a forged ACK's.
+    time("FlowLookup: a connection's 4-tuple", 2_000, || {
+        sockdiag::FlowLookup::default().owns(a, b)
+    });
+    let forged = SocketAddr::from(([127, 0, 0, 9], 40_000));
+    time("FlowLookup: a forged ACK's 4-tuple", 2_000, || {
+        sockdiag::FlowLookup::default().owns(a, forged)
+    });
+    // A flood of forged ACKs in one batch: one socket, one lookup per distinct tuple.
+    let mut one = sockdiag::FlowLookup::default();
+    let mut port = 0u16;
+    time("FlowLookup: per forged tuple, one batch", 20_000, || {
+        port = port.wrapping_add(1);
+        one.owns(a, SocketAddr::from(([127, 0, 0, 9], port)))
     });
     time("read_listeners (the 2 s refresh)", 2_000, || {
         sockdiag::read_listeners().tcp_listening(lport)

@@ -2116,14 +2116,10 @@ fn a_hostile_lapi_cannot_exhaust_memory_forge_log_lines_or_stop_detection() {
     let hostile = Hostile::start(
         &pair.lapi,
         format!("{LAPI4}:8080").parse().unwrap(),
-        vec![
-            Answer::Huge {
-                malformed: 1000,
-                valid: 299_000,
-            },
-            Answer::Bytes(256 << 20),
-            Answer::LongString(16 << 20),
-        ],
+        vec![Answer::Huge {
+            malformed: 1000,
+            valid: 299_000,
+        }],
     );
     let run = Run::new(&pair.host);
     std::fs::write(run.p("bouncer.key"), "hostile-test-key\n").unwrap();
@@ -2163,6 +2159,19 @@ fn a_hostile_lapi_cannot_exhaust_memory_forge_log_lines_or_stop_detection() {
         });
     };
     probe(SCAN1);
+    // What the first answer gave: the first 100,000 objects, the rest counted. Checked
+    // before the next answers: after a failed pull the host reads the whole stream again,
+    // and the stand-in's answer to that is empty, so the sets empty too (as they should).
+    eventually("the first answer applied", 120, || {
+        set_covers(&pair.host, "fleet4", "10.1.131.182")
+    });
+    assert!(set_covers(&pair.host, "fleet4", "10.0.1.0"));
+    assert!(
+        !set_covers(&pair.host, "fleet4", "10.1.131.183"),
+        "beyond the cap"
+    );
+    assert!(!set_covers(&pair.host, "fleet4", "192.0.2.1"), "0.0.0.0/0");
+    hostile.then(vec![Answer::Bytes(256 << 20), Answer::LongString(16 << 20)]);
     eventually("the three hostile answers served", 120, || {
         hostile.left() == 0 && hostile.streams() >= 4
     });
@@ -2182,7 +2191,6 @@ fn a_hostile_lapi_cannot_exhaust_memory_forge_log_lines_or_stop_detection() {
     assert!(common::alive(pid), "the daemon died");
     // Detection goes on.
     probe(SCAN2);
-    // What the first answer gave: the first 100,000 objects, the rest counted.
     let url = format!("http://{LAPI4}:8080");
     assert_eq!(
         run.log.count(&format!(
@@ -2192,16 +2200,6 @@ fn a_hostile_lapi_cannot_exhaust_memory_forge_log_lines_or_stop_detection() {
         "{:#?}",
         run.log.lines()
     );
-    assert!(set_covers(&pair.host, "fleet4", "10.0.1.0"));
-    assert!(
-        set_covers(&pair.host, "fleet4", "10.1.131.182"),
-        "the last kept"
-    );
-    assert!(
-        !set_covers(&pair.host, "fleet4", "10.1.131.183"),
-        "beyond the cap"
-    );
-    assert!(!set_covers(&pair.host, "fleet4", "192.0.2.1"), "0.0.0.0/0");
     // The wide decision: refused, its scenario escaped.
     assert_eq!(
         run.log.count(
@@ -2461,6 +2459,98 @@ fn env_list(key: &str, default: &str) -> Vec<String> {
         .collect()
 }
 
+/// Issue 20 item 3: a decision the stream never lists (the LAPI's race: stamped before a
+/// pull, written after its query) still reaches the host, by the catch-up read that follows
+/// every fifth pull of what changed (`fleet::resync`), and only once. Stand-in LAPI: the
+/// stream answers nothing, `GET /v1/decisions` lists the ban. Without the catch-up read the
+/// address never reaches the set.
+#[test]
+fn a_decision_the_stream_never_lists_arrives_by_the_catch_up_read() {
+    use common::hostile_lapi::{Answer, Hostile};
+    let test = "a_decision_the_stream_never_lists_arrives_by_the_catch_up_read";
+    if !ready(test) {
+        return;
+    }
+    const MISSED: &str = "198.51.100.78";
+    let pair = Pair::new("k");
+    let hostile = Hostile::start(
+        &pair.lapi,
+        format!("{LAPI4}:8080").parse().unwrap(),
+        vec![Answer::Empty],
+    );
+    let run = Run::new(&pair.host);
+    std::fs::write(run.p("bouncer.key"), "catch-up-test-key\n").unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(run.p("bouncer.key"), std::fs::Permissions::from_mode(0o600))
+            .unwrap();
+    }
+    let d = run.dir.path().display().to_string();
+    run.write_config(&format!(
+        "TCP_PORTS=\"{PORT}\"\nBLOCK_TCP=\"1\"\nBLOCK_UDP=\"0\"\nBLOCK_METHOD=\"nftables\"\n\
+         BLOCK_TIMEOUT=\"3600\"\nCROWDSEC_LAPI_URL=\"http://{LAPI4}:8080/\"\n\
+         CROWDSEC_BOUNCER_KEY_FILE=\"{d}/bouncer.key\"\nCROWDSEC_PULL_INTERVAL=\"1\"\n"
+    ));
+    run.start_ok(&["-stcp"]);
+    run.log
+        .wait_line("adminalert: PortSentry is now active and listening.");
+    eventually("the first (full) read served", 20, || hostile.left() == 0);
+    let requests = || -> Vec<String> {
+        let seen = hostile.seen.lock().unwrap();
+        seen.iter().map(|r| r.0.clone()).collect()
+    };
+    let before = requests().len();
+    hostile.set_list(&format!(
+        "[{{\"duration\":\"3h\",\"id\":4243,\"origin\":\"crowdsec\",\"scenario\":\"portsentry/tcp-syn-scan\",\"scope\":\"Ip\",\"type\":\"ban\",\"value\":\"{MISSED}\"}}]"
+    ));
+    eventually("the address the stream never listed in fleet4", 30, || {
+        set_covers(&pair.host, "fleet4", MISSED)
+    });
+    // A few more catch-up reads: the decision is the same one, the set holds it once.
+    let t0 = Instant::now();
+    while requests()[before..]
+        .iter()
+        .filter(|r| r.starts_with("GET /v1/decisions?"))
+        .count()
+        < 3
+        && t0.elapsed() < Duration::from_secs(30)
+    {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let seen = requests();
+    let after: Vec<&String> = seen[before..].iter().collect();
+    let catch_ups = after
+        .iter()
+        .filter(|r| r.starts_with("GET /v1/decisions?"))
+        .count();
+    let deltas = after
+        .iter()
+        .filter(|r| r.starts_with("GET /v1/decisions/stream?dedup=false"))
+        .count();
+    eprintln!("catch-up: {deltas} pulls of what changed, {catch_ups} catch-up reads: {after:#?}");
+    assert!(catch_ups >= 3, "{after:#?}");
+    assert!(
+        after
+            .iter()
+            .filter(|r| r.starts_with("GET /v1/decisions?"))
+            .all(|r| *r == "GET /v1/decisions?scopes=ip,range&origins=crowdsec,cscli"),
+        "{after:#?}"
+    );
+    // One catch-up read per five pulls of what changed, no more.
+    assert!(
+        deltas + 5 >= catch_ups * 5,
+        "{deltas} pulls, {catch_ups} catch-ups"
+    );
+    let listing = sh(&format!(
+        "ip netns exec {} nft list set inet portsentry fleet4",
+        pair.host
+    ));
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    assert_eq!(listing.matches(MISSED).count(), 1, "{listing}");
+    let lines = run.log.lines();
+    assert!(lines.iter().all(|l| !l.contains("panicked")), "{lines:#?}");
+}
+
 /// Issue 20's benchmark: for each N of FLEET_N (default 10,50,100,200) and each database of
 /// FLEET_DB (sqlite,postgresql), N real daemons (`-stcp`, nftables, each its own machine and
 /// bouncer key, pulling every FLEET_INTERVAL seconds; FLEET_CLIENT=curl: N keep-alive curl
@@ -2506,22 +2596,43 @@ fn scale_run(db: Db, n: u32, interval: u64, idle_s: u64, curl: bool) {
     use common::scale::{self, Scale};
     const SCANNERS: u32 = 5;
     let label = format!(
-        "{db:?} N={n} interval={interval}s client={}",
+        "{db:?}{} N={n} interval={interval}s client={}",
+        if db == Db::Postgres && std::env::var("FLEET_PGBOUNCER").is_ok_and(|v| v == "1") {
+            "+pgbouncer"
+        } else {
+            ""
+        },
         if curl { "curl" } else { "portsentry" }
     );
     let t_setup = Instant::now();
     let s = Scale::new(n, SCANNERS);
     let pg = (db == Db::Postgres).then(|| Postgres::start(&s.lapi, postgres::Durability::Default));
+    // FLEET_PGBOUNCER=1: the LAPI reaches PostgreSQL through pgbouncer.
+    let pgb = pg
+        .as_ref()
+        .filter(|_| std::env::var("FLEET_PGBOUNCER").is_ok_and(|v| v == "1"))
+        .map(postgres::PgBouncer::start);
     let lapi = Lapi::start_opts(
         &s.lapi,
         scale::LAPI,
         &crowdsec::Options {
-            db_config: pg.as_ref().map(Postgres::db_config),
+            db_config: pgb
+                .as_ref()
+                .map(postgres::PgBouncer::db_config)
+                .or_else(|| pg.as_ref().map(Postgres::db_config)),
             metrics: Some("127.0.0.1:6060".parse().unwrap()),
             ..Default::default()
         },
     );
     let lpid = lapi.pid().expect("LAPI pid");
+    // FLEET_TRACE=DIR: PostgreSQL logs every statement with its parameters and the time it
+    // ended (ms), kept in DIR with the bouncers and decisions, to tell why a host missed.
+    let trace = std::env::var_os("FLEET_TRACE").map(PathBuf::from);
+    if let (Some(_), Some(pg)) = (&trace, &pg) {
+        pg.psql("ALTER SYSTEM SET log_min_duration_statement = 0");
+        pg.psql("ALTER SYSTEM SET log_line_prefix = '%m [%p] '");
+        pg.psql("SELECT pg_reload_conf()");
+    }
     let mut runs = Vec::new();
     let mut curls = Vec::new();
     for (i, hns) in s.hosts.iter().enumerate() {
@@ -2578,9 +2689,12 @@ fn scale_run(db: Db, n: u32, interval: u64, idle_s: u64, curl: bool) {
     std::thread::sleep(Duration::from_secs(10));
     let pids: Vec<i32> = runs.iter().filter_map(Run::pid).collect();
     let pgpid = pg.as_ref().and_then(Postgres::pid);
+    let pgbpid = pgb.as_ref().and_then(postgres::PgBouncer::pid);
+    // The database's CPU: the server's processes, and pgbouncer's when it is there.
+    let db_cpu = || pgpid.map_or(0, tree_cpu_ms) + pgbpid.map_or(0, tree_cpu_ms);
     let (l0, p0, r0, c0) = (
         cpu_ms(lpid),
-        pgpid.map_or(0, tree_cpu_ms),
+        db_cpu(),
         lapi_requests(&s.lapi),
         passive_opens(&s.lapi),
     );
@@ -2590,7 +2704,7 @@ fn scale_run(db: Db, n: u32, interval: u64, idle_s: u64, curl: bool) {
     let secs = t0.elapsed().as_secs_f64();
     let (l1, p1, r1, c1) = (
         cpu_ms(lpid),
-        pgpid.map_or(0, tree_cpu_ms),
+        db_cpu(),
         lapi_requests(&s.lapi),
         passive_opens(&s.lapi),
     );
@@ -2636,8 +2750,17 @@ fn scale_run(db: Db, n: u32, interval: u64, idle_s: u64, curl: bool) {
     let mons: Vec<Monitor> = s.hosts[1..].iter().map(|h| Monitor::spawn(h)).collect();
     std::thread::sleep(Duration::from_secs(2));
     let mut rng = common::Rng(0x5ca1e + u64::from(n));
+    // The scans' cost: LAPI + database CPU over the scans, beyond the idle rate (with N = 1
+    // that is the pushes and little else).
+    let (ls0, ps0, rs0, ts0) = (
+        cpu_ms(lpid),
+        db_cpu(),
+        lapi_requests(&s.lapi),
+        Instant::now(),
+    );
     let mut times: Vec<u128> = Vec::new();
     let mut never = 0usize;
+    let mut missed: Vec<(usize, String, Instant)> = Vec::new();
     let mut blocked_on_1 = Vec::new();
     for k in 0..SCANNERS {
         let src = scale::scanner4(k);
@@ -2658,10 +2781,13 @@ fn scale_run(db: Db, n: u32, interval: u64, idle_s: u64, curl: bool) {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        for g in got {
+        for (i, g) in got.into_iter().enumerate() {
             match g {
                 Some(t) => times.push((t - t0).as_millis()),
-                None => never += 1,
+                None => {
+                    never += 1;
+                    missed.push((i, src.clone(), t0));
+                }
             }
         }
         if let Some(x) = runs[0]
@@ -2674,6 +2800,15 @@ fn scale_run(db: Db, n: u32, interval: u64, idle_s: u64, curl: bool) {
         // fleet between two scans would.
         std::thread::sleep(Duration::from_secs(6));
     }
+    let scan_s = ts0.elapsed().as_secs_f64();
+    let scan_cpu = (cpu_ms(lpid) + db_cpu() - ls0 - ps0) as f64;
+    let idle_rate = (l1 - l0 + p1 - p0) as f64 / secs;
+    println!(
+        "BENCH fleet-scale {label}: scans: {SCANNERS} pushes in {scan_s:.0} s, {} requests, LAPI+DB CPU {scan_cpu:.0} ms, \
+         {:.1} ms per scan beyond the idle rate (the push, and what the fleet's pulls do with it)",
+        lapi_requests(&s.lapi) - rs0,
+        (scan_cpu - idle_rate * scan_s) / f64::from(SCANNERS),
+    );
     let total = SCANNERS as usize * mons.len();
     println!(
         "BENCH fleet-scale {label}: propagation to the {} other hosts ({total} arrivals): median {} ms, p99 {} ms, max {} ms, \
@@ -2684,6 +2819,34 @@ fn scale_run(db: Db, n: u32, interval: u64, idle_s: u64, curl: bool) {
         percentile(&mut times, 1.0),
         percentile(&mut blocked_on_1, 0.5),
     );
+    // Which host missed which scanner, and whether it came later (a slow host) or not by
+    // the end of the run (a decision the host's incremental pulls never listed).
+    for (i, src, t0) in &missed {
+        let late = mons[*i].added("fleet4", src, *t0);
+        println!(
+            "BENCH fleet-scale {label}: missed: host {} (bouncer b{}) scanner {src}: {}",
+            i + 2,
+            i + 1,
+            late.map_or("not by the end of the run".to_string(), |t| format!(
+                "arrived after {} ms",
+                (t - *t0).as_millis()
+            )),
+        );
+    }
+    if let (Some(dir), Some(pg)) = (&trace, &pg) {
+        let tag = format!("{db:?}-{n}").to_lowercase();
+        let _ = std::fs::create_dir_all(dir);
+        let _ = std::fs::write(dir.join(format!("{tag}-postgres.log")), pg.log());
+        let q = |sql: &str| pg.psql_in(postgres::DATABASE, sql);
+        let _ = std::fs::write(
+            dir.join(format!("{tag}-bouncers.txt")),
+            q("SELECT id, name, last_pull FROM bouncers ORDER BY id"),
+        );
+        let _ = std::fs::write(
+            dir.join(format!("{tag}-decisions.txt")),
+            q("SELECT id, created_at, value FROM decisions ORDER BY id"),
+        );
+    }
     drop(mons);
     for r in &runs {
         let lines = r.log.lines();

@@ -1,6 +1,7 @@
 //! End to end, as root, in network namespaces made by the tests (issue 24, items 3 and 4):
 //! - a KILL_HOSTS_DENY line blocks what it names, IPv4 and IPv6, as Debian's libwrap reads
-//!   it (`tcpdmatch` from the `tcpd` package, run on the written file);
+//!   it (`tcpdmatch` from the `tcpd` package, run on the written file), and goes when the
+//!   block ends (BLOCK_TIMEOUT, `portsentry blocked del`), the admin's other lines kept;
 //! - a watched port is unwatched only while a socket would accept the probe (a TCP listener,
 //!   a UDP socket that would receive it): TIME_WAIT, established connections and the local
 //!   ports of outgoing connections never hide a port from `-stcp` / `-atcp`, and a port that
@@ -78,6 +79,153 @@ fn hosts_deny_lines_deny_ipv4_and_ipv6_scanners_through_tcpdmatch() {
     assert_eq!(tcpd_access(dir, SCANNER4), "denied");
     assert_eq!(tcpd_access(dir, "2001:db8::99"), "granted");
     assert_eq!(tcpd_access(dir, SCANNER4B), "granted");
+}
+
+/// The admin's own hosts.deny: a comment, a line for another host that contains the
+/// scanner's address as a substring, a bare IPv6 line an earlier version wrote for the
+/// scanner (it denies nothing, but is the same host's: it goes too).
+fn admin_hosts_deny(run: &Run) -> String {
+    let admin = format!(
+        "# the admin's file: ALL: {SCANNER4}\n\
+         sshd: {SCANNER4}0\n\
+         ALL: [{SCANNER6}0]\n\
+         in.ftpd: ALL EXCEPT LOCAL\n"
+    );
+    std::fs::write(run.p("hosts.deny"), format!("{admin}ALL: {SCANNER6}\n")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(run.p("hosts.deny"), std::fs::Permissions::from_mode(0o640)).unwrap();
+    admin
+}
+
+/// Scan from both scanners, check libwrap denies them.
+fn block_both(net: &Net, run: &Run) {
+    net.connect(None, TARGET4, 11).expect("v4 connect");
+    net.connect(None, TARGET6, 11).expect("v6 connect");
+    for (ip, line) in [
+        (SCANNER4, format!("ALL: {SCANNER4}")),
+        (SCANNER6, format!("ALL: [{SCANNER6}]")),
+    ] {
+        run.log.wait_line(&format!(
+            "attackalert: Host {ip} has been blocked via wrappers with string: \"{line}\""
+        ));
+    }
+    let dir = run.dir.path();
+    assert_eq!(tcpd_access(dir, SCANNER4), "denied");
+    assert_eq!(tcpd_access(dir, SCANNER6), "denied");
+}
+
+/// The hosts.deny line of `ip` is removed (`lines`: each logged), libwrap grants it again.
+fn wait_unblocked(run: &Run, ip: &str, lines: &[String]) {
+    for l in lines {
+        run.log.wait_line(&format!(
+            "attackalert: Host {ip} has been unblocked via wrappers, removed string: \"{l}\""
+        ));
+    }
+    assert_eq!(tcpd_access(run.dir.path(), ip), "granted");
+}
+
+fn mode_of(run: &Run) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(run.p("hosts.deny"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o7777
+}
+
+#[test]
+fn hosts_deny_lines_go_when_blocks_expire() {
+    let test = "hosts_deny_lines_go_when_blocks_expire";
+    if !privileged(test) || !have_tool(test, "/usr/sbin/tcpdmatch", "apt-get install tcpd") {
+        return;
+    }
+    let net = Net::new();
+    let run = Run::new(&net.target);
+    run.write_config(
+        "TCP_PORTS=\"11\"\n\
+         BLOCK_TCP=\"1\"\n\
+         BLOCK_TIMEOUT=\"5\"\n\
+         KILL_HOSTS_DENY=\"ALL: $TARGET$\"\n",
+    );
+    let admin = admin_hosts_deny(&run);
+    run.start_ok(&["-tcp"]);
+    run.log
+        .wait_line("adminalert: PortSentry is now active and listening.");
+    block_both(&net, &run);
+    wait_unblocked(&run, SCANNER4, &[format!("ALL: {SCANNER4}")]);
+    wait_unblocked(
+        &run,
+        SCANNER6,
+        &[format!("ALL: {SCANNER6}"), format!("ALL: [{SCANNER6}]")],
+    );
+    run.log.wait_line(&format!(
+        "attackalert: Block of host {SCANNER6} (tcp) has expired"
+    ));
+    assert_eq!(run.read("hosts.deny"), admin);
+    assert_eq!(mode_of(&run), 0o640);
+    // Expired: the next scan blocks, and writes the line, again.
+    net.connect(None, TARGET4, 11).expect("v4 connect");
+    run.wait_file("hosts.deny", &format!("\nALL: {SCANNER4}\n"));
+    assert_eq!(tcpd_access(run.dir.path(), SCANNER4), "denied");
+}
+
+/// `portsentry blocked ARGS` in the target namespace, told about this run's daemon.
+fn admin(run: &Run, args: &[&str]) -> std::process::Output {
+    Command::new("ip")
+        .args(["netns", "exec", &run.ns, BIN, "blocked", "-c"])
+        .arg(run.p("portsentry.conf"))
+        .arg("--pidfile")
+        .arg(run.p("portsentry.pid"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn hosts_deny_lines_go_with_blocked_del() {
+    let test = "hosts_deny_lines_go_with_blocked_del";
+    if !privileged(test)
+        || !have_tool(test, "/usr/sbin/tcpdmatch", "apt-get install tcpd")
+        || !have_tool(test, "/usr/sbin/nft", "apt-get install nftables")
+    {
+        return;
+    }
+    let net = Net::new();
+    let run = Run::new(&net.target);
+    run.write_config(
+        "TCP_PORTS=\"11\"\n\
+         BLOCK_TCP=\"1\"\n\
+         BLOCK_METHOD=\"nftables\"\n\
+         KILL_HOSTS_DENY=\"ALL: $TARGET$\"\n",
+    );
+    let admin_lines = admin_hosts_deny(&run);
+    run.start_ok(&["-tcp"]);
+    run.log
+        .wait_line("adminalert: PortSentry is now active and listening.");
+    block_both(&net, &run);
+    let o = admin(&run, &["del", SCANNER4]);
+    assert!(o.status.success(), "{o:?}");
+    wait_unblocked(&run, SCANNER4, &[format!("ALL: {SCANNER4}")]);
+    // The other block, and its line, stay.
+    assert_eq!(tcpd_access(run.dir.path(), SCANNER6), "denied");
+    assert!(
+        run.read("hosts.deny")
+            .contains(&format!("ALL: [{SCANNER6}]\n"))
+    );
+    // A reload keeps the blocks in force, and their lines.
+    run.signal(nix::sys::signal::Signal::SIGHUP);
+    run.log
+        .wait_line("adminalert: PortSentry reloaded its configuration.");
+    assert_eq!(tcpd_access(run.dir.path(), SCANNER6), "denied");
+    let o = admin(&run, &["del", SCANNER6]);
+    assert!(o.status.success(), "{o:?}");
+    wait_unblocked(
+        &run,
+        SCANNER6,
+        &[format!("ALL: {SCANNER6}"), format!("ALL: [{SCANNER6}]")],
+    );
+    assert_eq!(run.read("hosts.deny"), admin_lines);
+    assert_eq!(mode_of(&run), 0o640);
 }
 
 /// Root, iproute2, nmap and ss.

@@ -245,7 +245,7 @@ impl SockTable {
 }
 
 /// `struct inet_diag_msg` -> (local, remote, state). Ports and addresses are big-endian.
-fn parse_diag_msg(b: &[u8]) -> Option<(SocketAddr, SocketAddr, u8)> {
+pub(crate) fn parse_diag_msg(b: &[u8]) -> Option<(SocketAddr, SocketAddr, u8)> {
     let m = b.get(..diag::MSG_MIN)?;
     let family = m[0];
     let state = m[1];

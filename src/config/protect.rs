@@ -9,7 +9,7 @@
 //! Pure: the shell supplies the host's addresses, the routing-table and resolv.conf text,
 //! and the LAPI's resolved addresses.
 
-use std::collections::HashSet;
+use foldhash::HashSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::config::ignore::Net;

@@ -1,11 +1,14 @@
 //! The blocked hosts: an exact address match (1.2 searched the blocked file for a substring,
-//! so `110.0.0.1` counted as `10.0.0.1`), with BLOCK_TIMEOUT expiry and KILL_ROUTE_UNDO.
-//! Bounded by `Limits::max_blocked`.
+//! so `110.0.0.1` counted as `10.0.0.1`), with BLOCK_TIMEOUT expiry, KILL_ROUTE_UNDO, and the
+//! removal of the block's hosts.deny line when it ends. Bounded by `Limits::max_blocked`.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
+
+use foldhash::{HashMap, HashMapExt};
 use std::net::IpAddr;
 
+use crate::block::hosts_deny::DenyLine;
 use crate::config::mode::Mode;
 
 use super::verdict::{Detail, Job, JobKind, Record, Step};
@@ -18,6 +21,8 @@ struct Block {
     mode: Mode,
     /// KILL_ROUTE_UNDO, substituted, to run on expiry.
     undo: Option<String>,
+    /// The hosts.deny line it wrote, removed when it ends (expiry or lifted by hand).
+    deny: Option<DenyLine>,
 }
 
 /// What [`Blocks::expire`] found.
@@ -25,7 +30,7 @@ struct Block {
 pub(super) struct Expired {
     /// The addresses forgotten, with the mode that blocked them.
     pub(super) hosts: Vec<(IpAddr, Mode)>,
-    /// KILL_ROUTE_UNDO jobs to run.
+    /// Their KILL_ROUTE_UNDO (expiry only) and hosts.deny removal jobs.
     pub(super) jobs: Vec<Job>,
 }
 
@@ -87,6 +92,7 @@ impl Blocks {
         mode: Mode,
         expire_after_ms: Option<u64>,
         undo: Option<String>,
+        deny: Option<DenyLine>,
     ) -> Result<(), usize> {
         if self.map.len() >= self.max {
             return Err(self.max);
@@ -95,7 +101,15 @@ impl Blocks {
         if let Some(t) = until {
             self.expiries.push(Reverse((t, ip)));
         }
-        self.map.insert(ip, Block { until, mode, undo });
+        self.map.insert(
+            ip,
+            Block {
+                until,
+                mode,
+                undo,
+                deny,
+            },
+        );
         Ok(())
     }
 
@@ -122,56 +136,92 @@ impl Blocks {
                 continue;
             };
             out.hosts.push((ip, b.mode));
-            if let Some(command) = b.undo {
-                out.jobs.push(Job {
-                    target: ip,
-                    steps: vec![Step::Undo { command }],
-                    record: Record {
-                        name: ip.to_string(),
-                        ip,
-                        port: 0,
-                        mode: b.mode,
-                        // Not a hit: an undo job writes no record.
-                        detail: Detail::Connect,
-                        blocked_file: false,
-                        write: false,
-                    },
-                    quiet: false,
-                    preflight_ok: true,
-                    flood: false,
-                    kind: JobKind::Unblock,
-                });
-            }
+            out.jobs.extend(end_job(ip, b, true));
         }
         out
     }
 
     /// Make the blocks exactly `hosts` (address, time left in ms or None for never). A host
-    /// that stays keeps its KILL_ROUTE_UNDO; `mode` is recorded for hosts not known before.
-    /// Returns how many are remembered (at most the maximum).
+    /// that stays keeps its KILL_ROUTE_UNDO and hosts.deny line; a host not known before is
+    /// recorded with `mode` and, when KILL_HOSTS_DENY is set (`deny_template`), the line that
+    /// template writes for it (an earlier run blocked it). Returns how many are remembered
+    /// (at most the maximum) and the hosts that were blocked here and are not any more
+    /// (lifted by hand), with the jobs that remove their hosts.deny lines.
     pub(super) fn restore(
         &mut self,
         now: u64,
         mode: Mode,
+        deny_template: Option<&str>,
         hosts: impl IntoIterator<Item = (IpAddr, Option<u64>)>,
-    ) -> usize {
+    ) -> (usize, Expired) {
         let mut old = std::mem::take(&mut self.map);
         self.expiries.clear();
+        let hosts: Vec<(IpAddr, Option<u64>)> = hosts
+            .into_iter()
+            .map(|(ip, left)| (ip.to_canonical(), left))
+            .collect();
+        // Hosts past the maximum are still blocked (in the sets), only not remembered.
+        let listed: std::collections::HashSet<IpAddr> = hosts.iter().map(|h| h.0).collect();
         for (ip, left) in hosts {
-            let ip = ip.to_canonical();
             if self.map.len() >= self.max {
                 break;
             }
             let until = left.map(|l| now.saturating_add(l));
-            let (mode, undo) = match old.remove(&ip) {
-                Some(b) => (b.mode, b.undo),
-                None => (mode, None),
+            let b = match old.remove(&ip) {
+                Some(b) => Block { until, ..b },
+                None => Block {
+                    until,
+                    mode,
+                    undo: None,
+                    deny: deny_template.map(DenyLine::unknown_hit),
+                },
             };
             if let Some(t) = until {
                 self.expiries.push(Reverse((t, ip)));
             }
-            self.map.insert(ip, Block { until, mode, undo });
+            self.map.insert(ip, b);
         }
-        self.map.len()
+        let mut lifted = Expired::default();
+        for (ip, b) in old.into_iter().filter(|(ip, _)| !listed.contains(ip)) {
+            lifted.hosts.push((ip, b.mode));
+            // Lifted by hand: its hosts.deny line goes (KILL_ROUTE_UNDO stays an expiry's).
+            lifted
+                .jobs
+                .extend(end_job(ip, Block { undo: None, ..b }, false));
+        }
+        (self.map.len(), lifted)
     }
+}
+
+/// The job that ends `b`'s block of `ip`: its hosts.deny line removed, then KILL_ROUTE_UNDO
+/// run (on expiry). None when there is nothing to do.
+fn end_job(ip: IpAddr, b: Block, expired: bool) -> Option<Job> {
+    let mut steps = Vec::new();
+    if let Some(deny) = b.deny {
+        steps.push(Step::HostsDenyRemove { deny });
+    }
+    if let Some(command) = b.undo.filter(|_| expired) {
+        steps.push(Step::Undo { command });
+    }
+    if steps.is_empty() {
+        return None;
+    }
+    Some(Job {
+        target: ip,
+        steps,
+        record: Record {
+            name: ip.to_string(),
+            ip,
+            port: 0,
+            mode: b.mode,
+            // Not a hit: an undo job writes no record.
+            detail: Detail::Connect,
+            blocked_file: false,
+            write: false,
+        },
+        quiet: false,
+        preflight_ok: true,
+        flood: false,
+        kind: JobKind::Unblock,
+    })
 }

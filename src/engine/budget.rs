@@ -28,7 +28,7 @@
 //!
 //! Pure: time comes in as monotonic ms.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::net::IpAddr;
 
 use super::event::Event;
@@ -99,19 +99,15 @@ impl Budget {
             self.key = key;
             self.prefixes.clear();
         }
-        let Some((burst, per_minute)) = key else {
+        if key.is_none() {
+            return Answer::Within;
+        }
+        // A prefix not tracked has a full bucket: within its budget. It is only tracked from
+        // its first block on ([`Budget::spend`]), so a flood of forged sources from new
+        // prefixes, which are reported quietly and mostly not blocked, costs no insert each.
+        let Some(p) = self.prefixes.get_mut(&prefix_of(ip).0) else {
             return Answer::Within;
         };
-        if self.prefixes.len() >= self.max_prefixes {
-            self.evict(now);
-        }
-        let p = self.prefixes.entry(prefix_of(ip).0).or_insert(Prefix {
-            bucket: Bucket::new(burst, per_minute, 60_000, now),
-            bar: 0,
-            last_seen: now,
-            refused: 0,
-            announced: false,
-        });
         p.last_seen = now;
         p.bucket.refill(now);
         if p.bucket.full() {
@@ -131,13 +127,25 @@ impl Budget {
 
     /// A block of `ip` with evidence `score` starts (after [`Budget::check`] let it): spend a
     /// token (when there is one) and raise the bar.
-    pub(super) fn spend(&mut self, ip: IpAddr, score: u32) {
-        if let Some(p) = self.prefixes.get_mut(&prefix_of(ip).0) {
-            if p.bucket.has() {
-                p.bucket.spend();
-            }
-            p.bar = p.bar.max(score);
+    pub(super) fn spend(&mut self, now: u64, ip: IpAddr, score: u32) {
+        let Some((burst, per_minute)) = self.key else {
+            return;
+        };
+        let key = prefix_of(ip).0;
+        if !self.prefixes.contains_key(&key) && self.prefixes.len() >= self.max_prefixes {
+            self.evict(now);
         }
+        let p = self.prefixes.entry(key).or_insert(Prefix {
+            bucket: Bucket::new(burst, per_minute, 60_000, now),
+            bar: 0,
+            last_seen: now,
+            refused: 0,
+            announced: false,
+        });
+        if p.bucket.has() {
+            p.bucket.spend();
+        }
+        p.bar = p.bar.max(score);
     }
 
     /// True the first time `ip`'s prefix is over its budget in an episode (it is announced
@@ -225,7 +233,7 @@ mod tests {
     fn block(b: &mut Budget, now: u64, a: &str, score: u32, key: (u32, u32)) -> Answer {
         let ans = b.check(now, ip(a), score, Some(key));
         if ans != Answer::Over {
-            b.spend(ip(a), score);
+            b.spend(now, ip(a), score);
         }
         ans
     }
@@ -333,7 +341,7 @@ mod tests {
             let a = IpAddr::V4((0x0a00_0000 + (i << 8)).into());
             let ans = b.check(u64::from(i), a, 2, Some((1, 1)));
             if ans != Answer::Over {
-                b.spend(a, 2);
+                b.spend(u64::from(i), a, 2);
             }
             assert!(b.tracked() <= 64);
         }

@@ -8,7 +8,7 @@
 //! is only logged must not hold back the same host's TCP block. Blocks are per host
 //! (`blocks`).
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::net::IpAddr;
 
 use crate::config::mode::Proto;

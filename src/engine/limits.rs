@@ -15,7 +15,7 @@
 //! least that tier's score. A report held back is not lost: its host stays owed a report and
 //! is judged again, with its evidence grown, on its next hit.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::net::IpAddr;
 
 use super::event::Event;

@@ -262,12 +262,13 @@ impl Engine {
     pub fn job_done(&mut self, now: u64, job: &Job, ok: bool) -> Verdict {
         let mut v = Verdict::default();
         let ip = job.target;
-        let (expire_after_ms, undo) = match &job.kind {
+        let (expire_after_ms, undo, deny) = match &job.kind {
             JobKind::Unblock => return v,
             JobKind::Respond {
                 expire_after_ms,
                 undo,
-            } => (*expire_after_ms, undo.clone()),
+                deny,
+            } => (*expire_after_ms, undo.clone(), deny.clone()),
         };
         let r = &job.record;
         self.hosts.job_ended(ip, r.mode.proto());
@@ -283,7 +284,9 @@ impl Engine {
             return v;
         }
         if r.blocked_file
-            && let Err(max) = self.blocks.insert(now, ip, r.mode, expire_after_ms, undo)
+            && let Err(max) = self
+                .blocks
+                .insert(now, ip, r.mode, expire_after_ms, undo, deny)
         {
             v.log.push(Event::MemoryFull { max });
             return v;
@@ -340,19 +343,26 @@ impl Engine {
     /// Make the remembered blocks exactly `hosts` (address, time left in ms or None for
     /// never): at start-up from the nftables set, so a restart neither re-blocks nor counts a
     /// host twice, and after `portsentry blocked del|add|flush`. A host that stays keeps its
-    /// KILL_ROUTE_UNDO; `mode` is recorded for hosts not known before. Returns how many are
-    /// remembered (at most `max_blocked`).
+    /// KILL_ROUTE_UNDO and hosts.deny line; `mode` and the line `kill_hosts_deny` writes are
+    /// recorded for hosts not known before. Returns how many are remembered (at most
+    /// `max_blocked`) and the jobs that remove the hosts.deny lines of the blocks lifted.
     pub fn restore_blocked(
         &mut self,
         now: u64,
         mode: Mode,
+        kill_hosts_deny: Option<&str>,
         hosts: impl IntoIterator<Item = (IpAddr, Option<u64>)>,
-    ) -> usize {
-        let n = self.blocks.restore(now, mode, hosts);
+    ) -> (usize, Verdict) {
+        let deny = kill_hosts_deny.filter(|t| crate::block::template::has_target(t));
+        let (n, lifted) = self.blocks.restore(now, mode, deny, hosts);
         // A host unblocked by hand is reported again on its next hit.
         let blocks = &self.blocks;
         self.hosts.report_again(|ip| !blocks.contains(ip));
-        n
+        let v = Verdict {
+            jobs: lifted.jobs,
+            ..Verdict::default()
+        };
+        (n, v)
     }
 
     /// Is `ip` blocked?

@@ -3,6 +3,7 @@
 //! or why nothing is done: already blocked, protected, over BLOCK_PREFIX_BUDGET or
 //! BLOCK_RATE_LIMIT, BLOCK_x="0".
 
+use crate::block::hosts_deny::DenyLine;
 use crate::block::template;
 use crate::config::mode::{Kind, Proto};
 use crate::config::protect::Protected;
@@ -53,29 +54,33 @@ impl Engine {
             ip,
             name: name.map(str::to_string),
         };
-        v.log.push(Event::Detected {
-            host: host.clone(),
-            port: hit.port,
-            mode: hit.mode,
-            detail: hit.detail,
-        });
-        // 1.2's line names a TCP or UDP port; an SCTP or ICMP probe has none of its own.
-        if hit.ip_options
-            && hit.mode.kind() != Kind::Classic
-            && !matches!(hit.detail, Detail::Other(_))
-        {
-            v.log.push(Event::IpOptions {
+        // A quiet report's events would only be dropped again (`quiet`): a flood of forged
+        // sources comes through here, so they are not built (no allocation per packet).
+        if !r.quiet {
+            v.log.push(Event::Detected {
                 host: host.clone(),
-                proto,
                 port: hit.port,
+                mode: hit.mode,
+                detail: hit.detail,
             });
-        }
-        if r.suppressed > 0 {
-            v.log.push(Event::HitsSuppressed {
-                ip,
-                count: u64::from(r.suppressed),
-                seconds: self.limits.repeat_interval_ms / 1000,
-            });
+            // 1.2's line names a TCP or UDP port; an SCTP or ICMP probe has none of its own.
+            if hit.ip_options
+                && hit.mode.kind() != Kind::Classic
+                && !matches!(hit.detail, Detail::Other(_))
+            {
+                v.log.push(Event::IpOptions {
+                    host: host.clone(),
+                    proto,
+                    port: hit.port,
+                });
+            }
+            if r.suppressed > 0 {
+                v.log.push(Event::HitsSuppressed {
+                    ip,
+                    count: u64::from(r.suppressed),
+                    seconds: self.limits.repeat_interval_ms / 1000,
+                });
+            }
         }
         if r.report_only {
             return v;
@@ -197,7 +202,7 @@ impl Engine {
         }
         let blocking = block != BlockMode::LogOnly;
         if blocking {
-            self.budget.spend(ip, r.evidence);
+            self.budget.spend(now, ip, r.evidence);
             self.hosts.job_started(ip, proto);
         }
         let timed = blocking && cfg.block_timeout > 0;
@@ -207,9 +212,16 @@ impl Engine {
             }
             _ => None,
         };
+        // The line is removed when the block ends (BLOCK_TIMEOUT, `portsentry blocked del`).
+        let deny = cfg
+            .kill_hosts_deny
+            .as_deref()
+            .filter(|_| steps.iter().any(|s| matches!(s, Step::HostsDeny { .. })))
+            .map(|t| DenyLine::new(t, hit.port, hit.mode));
         let kind = JobKind::Respond {
             expire_after_ms: timed.then(|| cfg.block_timeout.saturating_mul(1000)),
             undo,
+            deny,
         };
         // Log only, and over the rate: nothing left to do.
         if !r.quiet || blocking {

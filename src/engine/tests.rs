@@ -1,6 +1,7 @@
 //! The engine on a fake clock: `now` is just a number the tests advance.
 
 use super::*;
+use crate::block::hosts_deny::DenyLine;
 use crate::capture::classify::TcpScanType;
 use crate::config::ignore;
 use crate::config::mode::Proto;
@@ -783,7 +784,8 @@ fn blocks_expire_on_the_fake_clock_and_run_the_undo_command() {
         job.kind,
         JobKind::Respond {
             expire_after_ms: Some(10_000),
-            undo: Some("/sbin/ip route del blackhole 192.0.2.7 # 7 udp".into())
+            undo: Some("/sbin/ip route del blackhole 192.0.2.7 # 7 udp".into()),
+            deny: Some(DenyLine::new("ALL: $TARGET$ : DENY", 7, Mode::Udp)),
         }
     );
     // The job ends at 2 s: the block lasts until 12 s.
@@ -799,11 +801,17 @@ fn blocks_expire_on_the_fake_clock_and_run_the_undo_command() {
     );
     assert_eq!(x.jobs.len(), 1);
     assert_eq!(x.jobs[0].kind, JobKind::Unblock);
+    // Its hosts.deny line goes, then KILL_ROUTE_UNDO runs.
     assert_eq!(
         x.jobs[0].steps,
-        vec![Step::Undo {
-            command: "/sbin/ip route del blackhole 192.0.2.7 # 7 udp".into()
-        }]
+        vec![
+            Step::HostsDenyRemove {
+                deny: DenyLine::new("ALL: $TARGET$ : DENY", 7, Mode::Udp)
+            },
+            Step::Undo {
+                command: "/sbin/ip route del blackhole 192.0.2.7 # 7 udp".into()
+            }
+        ]
     );
     // The undo job's end is not a block.
     assert!(e.job_done(12_001, &x.jobs[0], true).log.is_empty());
@@ -823,7 +831,8 @@ fn no_timeout_means_forever_and_no_undo() {
         job.kind,
         JobKind::Respond {
             expire_after_ms: None,
-            undo: None
+            undo: None,
+            deny: Some(DenyLine::new("ALL: $TARGET$ : DENY", 1, Mode::Tcp)),
         }
     );
     e.job_done(0, &job, true);
@@ -839,7 +848,25 @@ fn no_timeout_means_forever_and_no_undo() {
     assert!(matches!(job.kind, JobKind::Respond { undo: None, .. }));
     e.job_done(0, &job, true);
     let x = expire_blocks(&mut e, 5_000);
-    assert_eq!((x.hosts, x.jobs.len()), (vec![ip(B)], 0));
+    assert_eq!(x.hosts, vec![ip(B)]);
+    assert_eq!(
+        x.jobs.iter().map(|j| &j.steps).collect::<Vec<_>>(),
+        vec![&vec![Step::HostsDenyRemove {
+            deny: DenyLine::new("ALL: $TARGET$ : DENY", 1, Mode::Tcp)
+        }]]
+    );
+    // Without KILL_HOSTS_DENY (and KILL_ROUTE_UNDO) an expiry has no job.
+    let c = Config {
+        kill_route: None,
+        kill_hosts_deny: None,
+        ..nft_cfg(5)
+    };
+    let (_, v) = step(&mut e, 0, &c, &hit("192.0.2.77", 1, Mode::Tcp));
+    let job = v.unwrap().job().unwrap();
+    assert!(matches!(job.kind, JobKind::Respond { deny: None, .. }));
+    e.job_done(0, &job, true);
+    let x = expire_blocks(&mut e, 5_000);
+    assert_eq!((x.hosts, x.jobs.len()), (vec![ip("192.0.2.77")], 0));
 }
 
 #[test]
@@ -850,7 +877,7 @@ fn a_reblock_before_expiry_keeps_only_the_newest_time() {
     let job = v.unwrap().job().unwrap();
     e.job_done(0, &job, true);
     // Restored from the set with more time left (e.g. re-added by hand).
-    e.restore_blocked(5_000, Mode::Tcp, [(ip(A), Some(20_000))]);
+    e.restore_blocked(5_000, Mode::Tcp, None, [(ip(A), Some(20_000))]);
     assert!(
         expire_blocks(&mut e, 10_000).hosts.is_empty(),
         "old time is stale"
@@ -865,9 +892,10 @@ fn restore_rebuilds_blocked_state_without_double_counting() {
         ..Limits::default()
     });
     let c = nft_cfg(0);
-    let n = e.restore_blocked(
+    let (n, _) = e.restore_blocked(
         0,
         Mode::Tcp,
+        None,
         [
             (ip(A), None),
             (ip("2001:db8::2"), Some(5_000)),
@@ -885,16 +913,83 @@ fn restore_rebuilds_blocked_state_without_double_counting() {
     assert!(v.job().is_none());
     assert!(v.lines()[1].contains("already blocked"));
     // The set is authoritative: a host deleted from it is forgotten and reported again.
-    assert_eq!(e.restore_blocked(2, Mode::Tcp, [(ip(B), None)]), 1);
+    assert_eq!(e.restore_blocked(2, Mode::Tcp, None, [(ip(B), None)]).0, 1);
     assert!(!e.is_blocked(ip(A)) && e.is_blocked(ip(B)));
     let (_, v) = step(&mut e, 3, &c, &hit(A, 1, Mode::Tcp));
     assert!(v.unwrap().job().is_some());
     // Bounded.
     let many = (0..10u32).map(|i| (IpAddr::from(i.to_be_bytes()), None));
-    assert_eq!(e.restore_blocked(4, Mode::Udp, many), 3);
+    assert_eq!(e.restore_blocked(4, Mode::Udp, None, many).0, 3);
     // Restored times expire on the same clock.
-    e.restore_blocked(10, Mode::Udp, [(ip(A), Some(100))]);
+    e.restore_blocked(10, Mode::Udp, None, [(ip(A), Some(100))]);
     assert_eq!(expire_blocks(&mut e, 110).hosts, vec![ip(A)]);
+}
+
+/// `portsentry blocked del` (the sets re-read): a block lifted by hand has its hosts.deny
+/// line removed; blocks that stay keep theirs; blocks made by an earlier run (known only by
+/// their address) get the line KILL_HOSTS_DENY writes for any port and mode.
+#[test]
+fn a_block_lifted_by_hand_removes_its_hosts_deny_line() {
+    let mut e = Engine::new(Limits {
+        max_blocked: 2,
+        ..Limits::default()
+    });
+    let c = nft_cfg(0);
+    let (_, v) = step(&mut e, 0, &c, &hit(A, 22, Mode::Stcp));
+    e.job_done(0, &v.unwrap().job().unwrap(), true);
+    let t = Some("ALL: $TARGET$ : DENY");
+    // A stays (its own line, even with another template now); B is new, from an earlier run.
+    let (n, v) = e.restore_blocked(
+        1,
+        Mode::Tcp,
+        Some("sshd: $TARGET$"),
+        [(ip(A), None), (ip(B), None)],
+    );
+    assert_eq!((n, v.jobs.len()), (2, 0));
+    // The set now holds B only: A was lifted by hand; a host past the maximum is kept (it
+    // is still in the set).
+    let (_, v) = e.restore_blocked(2, Mode::Tcp, t, [(ip(B), None)]);
+    assert_eq!(v.jobs.len(), 1);
+    let j = &v.jobs[0];
+    assert_eq!((j.target, &j.kind), (ip(A), &JobKind::Unblock));
+    assert_eq!(
+        j.steps,
+        vec![Step::HostsDenyRemove {
+            deny: DenyLine::new("ALL: $TARGET$ : DENY", 22, Mode::Stcp)
+        }]
+    );
+    assert!(!j.record.write && !j.record.blocked_file);
+    assert!(e.job_done(3, j, true).log.is_empty());
+    let (_, v) = e.restore_blocked(
+        3,
+        Mode::Tcp,
+        t,
+        [
+            (ip(B), None),
+            (ip("192.0.2.1"), None),
+            (ip("192.0.2.2"), None),
+        ],
+    );
+    assert!(v.jobs.is_empty(), "over the maximum is not lifted");
+    // Flushed: B's line is the one its template wrote then, for any port and mode.
+    let (_, v) = e.restore_blocked(4, Mode::Tcp, t, []);
+    let targets: Vec<IpAddr> = v.jobs.iter().map(|j| j.target).collect();
+    assert!(
+        targets.contains(&ip(B)) && targets.len() == 2,
+        "{targets:?}"
+    );
+    let b = v.jobs.iter().find(|j| j.target == ip(B)).unwrap();
+    assert_eq!(
+        b.steps,
+        vec![Step::HostsDenyRemove {
+            deny: DenyLine::unknown_hit("sshd: $TARGET$")
+        }]
+    );
+    // No KILL_HOSTS_DENY (or one without $TARGET$, which writes nothing): nothing to remove.
+    for t in [None, Some("ALL: 192.0.2.7")] {
+        e.restore_blocked(5, Mode::Tcp, t, [(ip(B), None)]);
+        assert!(e.restore_blocked(6, Mode::Tcp, t, []).1.jobs.is_empty());
+    }
 }
 
 /// One hit from `src` on UDP port 7 (log only) at `now`: was it reported (logged)?

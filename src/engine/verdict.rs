@@ -4,6 +4,7 @@
 
 use std::net::IpAddr;
 
+use crate::block::hosts_deny::DenyLine;
 use crate::capture::classify::{OtherProbe, TcpScanType};
 use crate::config::mode::Mode;
 
@@ -64,6 +65,12 @@ pub enum Step {
         /// BLOCK_TIMEOUT in seconds (0: none).
         timeout_s: u64,
     },
+    /// A block ended (BLOCK_TIMEOUT, or lifted with `portsentry blocked del`): remove the
+    /// hosts.deny lines it wrote (`crate::block::hosts_deny` says which).
+    HostsDenyRemove {
+        /// The template and values of the line.
+        deny: DenyLine,
+    },
     /// A block with BLOCK_TIMEOUT expired: run KILL_ROUTE_UNDO through `/bin/sh -c`.
     Undo {
         /// The substituted command.
@@ -81,8 +88,11 @@ pub enum JobKind {
         expire_after_ms: Option<u64>,
         /// KILL_ROUTE_UNDO, substituted, to run when the block expires.
         undo: Option<String>,
+        /// The hosts.deny line the job writes, to remove when the block ends.
+        deny: Option<DenyLine>,
     },
-    /// Undo of an expired block: no history line, nothing remembered.
+    /// Undo of an ended block (expired, or lifted by hand): no history line, nothing
+    /// remembered.
     Unblock,
 }
 

@@ -6,9 +6,9 @@
 //! the config keys and their cross-checks (`keys`), the credentials file (`creds`), the alert
 //! JSON and the scenario names (`alert`), the per-prefix limits that keep a forged flood from
 //! swamping the LAPI (`limit`), the on-disk spool's record format (`spool`), the decision
-//! stream (`stream`), address spans (`span`), the pulled bans as disjoint nftables intervals
-//! (`bans`), the link state and its back-off (`link`). Its log lines live with all the
-//! others, in `report::fleet`.
+//! stream (`stream`) and when to read more of it (`resync`), address spans (`span`), the
+//! pulled bans as disjoint nftables intervals (`bans`), the link state and its back-off
+//! (`link`). Its log lines live with all the others, in `report::fleet`.
 //!
 //! Must never: open a socket or a file, read the clock, or log. The shell (`sys::fleet`) does
 //! all I/O on a thread of its own and hands time, bytes and random numbers in.
@@ -20,6 +20,7 @@ pub mod creds;
 pub mod keys;
 pub mod limit;
 pub mod link;
+pub mod resync;
 pub mod span;
 pub mod spool;
 pub mod stream;

@@ -123,6 +123,33 @@ pub fn parse_reader<R: Read>(r: R, caps: &Caps) -> Result<Changes, String> {
     }
 }
 
+/// Parses the answer of `GET /v1/decisions` (a catch-up read, see `fleet::resync`): an
+/// array of decisions in force, or `null` when there are none, within `caps` as
+/// [`parse_reader`]. The decisions are in [`Changes::new`]; nothing is deleted.
+pub fn parse_list_reader<R: Read>(r: R, caps: &Caps) -> Result<Changes, String> {
+    let mut guard = Guard::new(r, caps);
+    let mut out = Changes::default();
+    let result = {
+        let mut de = serde_json::Deserializer::from_reader(BufReader::new(&mut guard));
+        let mut top = Top {
+            caps,
+            out: &mut out,
+            seen: 0,
+        };
+        List {
+            deleted: false,
+            top: &mut top,
+        }
+        .deserialize(&mut de)
+        .and_then(|()| de.end())
+    };
+    match (result, guard.tripped) {
+        (Ok(()), _) => Ok(out),
+        (Err(_), Some(why)) => Err(why),
+        (Err(e), None) => Err(format!("bad JSON in the decisions list: {}", describe(&e))),
+    }
+}
+
 /// serde_json's message without any text it quotes from the input (it quotes unexpected
 /// strings): the category and the position only.
 fn describe(e: &serde_json::Error) -> String {
@@ -573,64 +600,6 @@ fn clip(s: &str, max: usize) -> String {
     }
 }
 
-/// When to read the whole stream again (`startup=true`) rather than what changed.
-///
-/// The LAPI's incremental answer lists the decisions *created* after the bouncer's last pull
-/// (crowdsec 1.4.6, `QueryNewDecisionsSinceWithFilters`: `created_at > last_pull`). A
-/// decision created before a pull but committed after it (the LAPI inserts a large alert's
-/// decisions in chunks) is never listed: measured here, 50 of a 10,000-source flood missed
-/// one host for good. Every bouncer of that API has this race, crowdsec-firewall-bouncer
-/// included. So the whole stream is read again [`AFTER_NEW_MS`] after new decisions came
-/// (at most every [`MIN_GAP_MS`]), and every [`EVERY_MS`] whatever happened.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Resync {
-    /// When the whole stream was last read (None: never, with this key).
-    last_full: Option<u64>,
-    /// When new decisions first came since then.
-    new_since: Option<u64>,
-}
-
-/// A full read this long after new decisions came (the chunks of a large alert are
-/// committed within a few hundred ms of each other).
-pub const AFTER_NEW_MS: u64 = 5_000;
-/// Full reads brought on by new decisions are at least this far apart (a flood's 10,000
-/// decisions make a stream answer of a few MB).
-pub const MIN_GAP_MS: u64 = 30_000;
-/// A full read at least this often.
-pub const EVERY_MS: u64 = 300_000;
-
-impl Resync {
-    /// The next pull at `now` is to read the whole stream.
-    pub fn due(&self, now: u64) -> bool {
-        match self.last_full {
-            None => true,
-            Some(t) => {
-                let since = now.saturating_sub(t);
-                since >= EVERY_MS
-                    || (since >= MIN_GAP_MS
-                        && self
-                            .new_since
-                            .is_some_and(|n| now.saturating_sub(n) >= AFTER_NEW_MS))
-            }
-        }
-    }
-
-    /// A pull at `now` worked: a full read (`full`) or one that brought `new` decisions.
-    pub fn pulled(&mut self, now: u64, full: bool, new: usize) {
-        if full {
-            self.last_full = Some(now);
-            self.new_since = None;
-        } else if new > 0 && self.new_since.is_none() {
-            self.new_since = Some(now);
-        }
-    }
-
-    /// Another key or LAPI: the next pull reads everything.
-    pub fn restart(&mut self) {
-        *self = Resync::default();
-    }
-}
-
 /// What one element of `new` gives.
 enum Intake {
     Ban(Ban),
@@ -710,30 +679,31 @@ mod tests {
         assert_eq!(c.new[3].span, Span::parse_cidr("2001:db8:1::/48").unwrap());
     }
 
+    /// `GET /v1/decisions` of crowdsec 1.4.6: an array, or `null` when nothing is in force.
     #[test]
-    fn the_whole_stream_is_read_at_first_after_new_decisions_and_every_five_minutes() {
-        let mut r = Resync::default();
-        assert!(r.due(0), "the first pull reads everything");
-        r.pulled(0, true, 3);
-        assert!(!r.due(1000));
-        // Nothing new: only the periodic read.
-        r.pulled(1000, false, 0);
-        assert!(!r.due(EVERY_MS - 1));
-        assert!(r.due(EVERY_MS));
-        // New decisions at 40 s: a full read 5 s later (the last was long enough ago).
-        r.pulled(40_000, false, 120);
-        r.pulled(41_000, false, 7);
-        assert!(!r.due(44_999));
-        assert!(r.due(45_000));
-        r.pulled(45_000, true, 10_000);
-        // More at 46 s: not before 30 s after the last full read.
-        r.pulled(46_000, false, 1);
-        assert!(!r.due(74_999));
-        assert!(r.due(75_000));
-        // Another key: everything again.
-        r.pulled(75_000, true, 0);
-        r.restart();
-        assert!(r.due(75_001));
+    fn the_decisions_list_is_read_as_new_decisions() {
+        let list = r#"[{"duration":"3h59m58.81s","id":7,"origin":"crowdsec","scenario":"portsentry/tcp-syn-scan","scope":"Ip","type":"ban","value":"192.0.2.7"},
+             {"duration":"1h","id":10,"origin":"cscli","scenario":"m","scope":"Country","type":"ban","value":"FR"},
+             {"id":"x"}]"#;
+        let c = parse_list_reader(list.as_bytes(), &Caps::default()).unwrap();
+        assert_eq!(c.new.len(), 1);
+        assert_eq!(c.new[0].id, 7);
+        assert_eq!(c.new[0].span, Span::host("192.0.2.7".parse().unwrap()));
+        assert_eq!((c.skipped, c.malformed, c.deleted.len()), (1, 1, 0));
+        let none = Changes::default();
+        assert_eq!(
+            parse_list_reader(&b"null"[..], &Caps::default()),
+            Ok(none.clone())
+        );
+        assert_eq!(parse_list_reader(&b"[]"[..], &Caps::default()), Ok(none));
+        assert!(parse_list_reader(&b"{\"new\":[]}"[..], &Caps::default()).is_err());
+        assert!(parse_list_reader(&b"[{}]x"[..], &Caps::default()).is_err());
+        let caps = Caps {
+            max_objects: 1,
+            ..Caps::default()
+        };
+        let c = parse_list_reader(list.as_bytes(), &caps).unwrap();
+        assert_eq!((c.new.len(), c.over_cap), (1, 2));
     }
 
     #[test]

@@ -2,8 +2,9 @@
 //! send): an HTTP server on a thread inside a test namespace that answers the decision
 //! stream with scripted bodies written as they are generated (never built in memory): a
 //! huge answer of mostly valid decisions with malformed objects and escape bytes, one over
-//! the daemon's byte cap, one holding a single string of megabytes. Every other request gets
-//! an empty answer. Bounded: the server stops when dropped or after 10 minutes.
+//! the daemon's byte cap, one holding a single string of megabytes. `GET /v1/decisions?...`
+//! (the decisions in force) gets a body the test sets (`null` at first); every other request
+//! gets an empty answer. Bounded: the server stops when dropped or after 10 minutes.
 #![allow(dead_code)]
 
 use std::fs::File;
@@ -42,6 +43,8 @@ pub enum Answer {
     Cut(&'static str),
     /// An answer banning this IPv4 address (decision id 4242) for 3 h.
     Ban(&'static str),
+    /// This body, as it is.
+    Raw(String),
 }
 
 /// The scenario of the wide decision in [`Answer::Huge`] (JSON-escaped as sent): a forged
@@ -53,6 +56,8 @@ pub struct Hostile {
     /// Requests seen, as `METHOD path?query`, with the bytes written back.
     pub seen: Arc<Mutex<Vec<(String, u64)>>>,
     script: Arc<Mutex<Vec<Answer>>>,
+    /// The body of every `GET /v1/decisions?...` (the decisions in force; `null` at first).
+    list: Arc<Mutex<String>>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -64,8 +69,9 @@ impl Hostile {
         let path = format!("/run/netns/{ns}");
         let seen = Arc::new(Mutex::new(Vec::new()));
         let script = Arc::new(Mutex::new(script));
+        let list = Arc::new(Mutex::new("null".to_string()));
         let stop = Arc::new(AtomicBool::new(false));
-        let (se, sc, st) = (seen.clone(), script.clone(), stop.clone());
+        let (se, sc, sl, st) = (seen.clone(), script.clone(), list.clone(), stop.clone());
         let (tx, rx) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || {
             let f = File::open(&path).expect("netns file");
@@ -78,7 +84,7 @@ impl Hostile {
                 match l.accept() {
                     Ok((s, _)) => {
                         let _ = s.set_nonblocking(false);
-                        serve(s, &se, &sc);
+                        serve(s, &se, &sc, &sl);
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(5)),
                 }
@@ -89,9 +95,20 @@ impl Hostile {
         Hostile {
             seen,
             script,
+            list,
             stop,
             thread: Some(thread),
         }
+    }
+
+    /// The body of `GET /v1/decisions?...` from now on.
+    pub fn set_list(&self, body: &str) {
+        *self.list.lock().unwrap() = body.to_string();
+    }
+
+    /// More scripted answers, after those not served yet.
+    pub fn then(&self, more: Vec<Answer>) {
+        self.script.lock().unwrap().extend(more);
     }
 
     /// Scripted answers not served yet.
@@ -119,7 +136,12 @@ impl Drop for Hostile {
     }
 }
 
-fn serve(mut s: TcpStream, seen: &Mutex<Vec<(String, u64)>>, script: &Mutex<Vec<Answer>>) {
+fn serve(
+    mut s: TcpStream,
+    seen: &Mutex<Vec<(String, u64)>>,
+    script: &Mutex<Vec<Answer>>,
+    list: &Mutex<String>,
+) {
     let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
     let _ = s.set_write_timeout(Some(Duration::from_secs(30)));
     let mut head = Vec::new();
@@ -144,6 +166,8 @@ fn serve(mut s: TcpStream, seen: &Mutex<Vec<(String, u64)>>, script: &Mutex<Vec<
         } else {
             sc.remove(0)
         }
+    } else if req.starts_with("GET /v1/decisions?") {
+        Answer::Raw(list.lock().unwrap().clone())
     } else {
         Answer::Empty
     };
@@ -188,6 +212,7 @@ fn body(w: &mut impl Write, a: &Answer) -> std::io::Result<()> {
     match a {
         Answer::Empty | Answer::Slow(_) => w.write_all(b"{\"new\":null,\"deleted\":null}"),
         Answer::Status(_) => w.write_all(b"{\"message\":\"scripted failure\"}"),
+        Answer::Raw(b) => w.write_all(b.as_bytes()),
         Answer::Cut(ip) => write!(
             w,
             "{{\"deleted\":[],\"new\":[{{\"duration\":\"3h\",\"id\":4242,\"origin\":\"cscli\",\"scenario\":\"manual\",\"scope\":\"Ip\",\"type\":\"ban\",\"value\":\"{ip}\""

@@ -45,6 +45,8 @@ pub const NOT_LOG_LINES: &[&str] = &[
     "report_selected",
     "socket_path",
     "period",
+    "lapi_text", // escapes and clips the LAPI's strings inside the fleet lines
+    "fleet_plain_http_text", // fleet_plain_http's text, also printed by --check
 ];
 
 fn v4() -> IpAddr {
@@ -273,6 +275,21 @@ pub fn every_line() -> Vec<(&'static str, Class, String)> {
             "blocked_via_wrappers",
             Security,
             r::blocked_via_wrappers(ip, &format!("ALL: {ip}")),
+        );
+        add(
+            "unblocked_via_wrappers",
+            Security,
+            r::unblocked_via_wrappers(ip, &format!("ALL: {ip}")),
+        );
+        add("not_in_hosts_deny", Security, r::not_in_hosts_deny(ip));
+        add(
+            "hosts_deny_remove_failed",
+            Security,
+            r::hosts_deny_remove_failed(
+                ip,
+                Path::new("/etc/hosts.deny"),
+                &"Permission denied (os error 13)",
+            ),
         );
         add(
             "blocked_via_route",
@@ -599,6 +616,57 @@ pub fn every_line() -> Vec<(&'static str, Class, String)> {
         r::fleet_grouped(9990, 10, &[(("2001:db8:3::".parse().unwrap(), 64), 9990)]),
     );
     add("fleet_pull_stopped", System, r::fleet_pull_stopped(12));
+    // Issues 20 and 24: the pace of the pulls, refused decisions, the LAPI's name, plain http.
+    add(
+        "fleet_pull_slow",
+        System,
+        r::fleet_pull_slow(lapi, 1_250, 4_000, 1_000),
+    );
+    add(
+        "fleet_pull_fast",
+        System,
+        r::fleet_pull_fast(lapi, 40, 1_000),
+    );
+    add(
+        "fleet_refused",
+        Security,
+        r::fleet_refused(
+            17,
+            "0.0.0.0/0",
+            "x\n\u{1b}[2J",
+            "wider than /8 (CROWDSEC_WIDEST_BAN)",
+        ),
+    );
+    add(
+        "fleet_refused_more",
+        Security,
+        r::fleet_refused_more(99_980, 21, 100_000),
+    );
+    add(
+        "fleet_stream_skipped",
+        Security,
+        r::fleet_stream_skipped(lapi, 1_000, 200_001, 100_000),
+    );
+    add(
+        "fleet_lapi_unresolved",
+        Security,
+        r::fleet_lapi_unresolved("lapi.test", "Name or service not known"),
+    );
+    add(
+        "fleet_lapi_resolved",
+        System,
+        r::fleet_lapi_resolved("lapi.test", &[v4(), v6()]),
+    );
+    add(
+        "fleet_plain_http",
+        Security,
+        r::fleet_plain_http(lapi, "the url of /etc/portsentry/crowdsec-lapi.yaml"),
+    );
+    add(
+        "fleet_thread_failed",
+        Security,
+        r::fleet_thread_failed("panicked at src/sys/fleet/pull.rs:1:1"),
+    );
     v
 }
 

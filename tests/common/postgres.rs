@@ -221,3 +221,111 @@ impl Drop for Postgres {
         }
     }
 }
+
+/// pgbouncer (Debian's `pgbouncer`) in front of a [`Postgres`], for the scale benchmark
+/// (FLEET_PGBOUNCER=1): it listens on 127.0.0.1:6432 in the same namespace and keeps its
+/// connections to the server (session pooling, over the server's socket), so the LAPI's
+/// connections that come and go cost no server process each. Stopped by pid on drop.
+pub struct PgBouncer {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+}
+
+/// Where pgbouncer listens inside the LAPI's namespace.
+pub const BOUNCER_PORT: u16 = 6432;
+
+impl PgBouncer {
+    /// True when Debian's pgbouncer is installed.
+    pub fn available() -> bool {
+        Path::new("/usr/sbin/pgbouncer").is_file()
+    }
+
+    pub fn start(pg: &Postgres) -> PgBouncer {
+        let user = nix::unistd::User::from_name("postgres")
+            .unwrap()
+            .expect("user postgres");
+        let dir = tempfile::tempdir().unwrap();
+        nix::unistd::chown(dir.path(), Some(user.uid), Some(user.gid)).unwrap();
+        let d = dir.path().display().to_string();
+        std::fs::write(
+            dir.path().join("userlist.txt"),
+            format!("\"{ROLE}\" \"{PASSWORD}\"\n"),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("pgbouncer.ini"),
+            format!(
+                "[databases]\n{DATABASE} = host={pgdir} port={PORT} dbname={DATABASE} user={ROLE}\n\
+                 [pgbouncer]\nlisten_addr = {HOST}\nlisten_port = {BOUNCER_PORT}\n\
+                 unix_socket_dir = {d}\nauth_type = trust\nauth_file = {d}/userlist.txt\n\
+                 pool_mode = session\nmax_client_conn = 1000\ndefault_pool_size = 40\n\
+                 ignore_startup_parameters = extra_float_digits\n\
+                 logfile = {d}/pgbouncer.log\n",
+                pgdir = pg.dir.path().display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new("ip")
+            .args(["netns", "exec", &pg.ns, "setpriv"])
+            .args([
+                "--reuid=postgres",
+                "--regid=postgres",
+                "--clear-groups",
+                "--",
+                "/usr/sbin/pgbouncer",
+            ])
+            .arg(dir.path().join("pgbouncer.ini"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("pgbouncer");
+        let b = PgBouncer {
+            child: Some(child),
+            dir,
+        };
+        let t0 = Instant::now();
+        while !std::fs::read_to_string(b.dir.path().join("pgbouncer.log"))
+            .unwrap_or_default()
+            .contains("process up")
+        {
+            assert!(
+                t0.elapsed() < Duration::from_secs(15),
+                "pgbouncer did not start"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        b
+    }
+
+    pub fn pid(&self) -> Option<i32> {
+        self.child.as_ref().map(|c| c.id() as i32)
+    }
+
+    /// The crowdsec `db_config` through it.
+    pub fn db_config(&self) -> String {
+        format!(
+            "db_config:\n  log_level: info\n  type: postgresql\n  user: {ROLE}\n  password: {PASSWORD}\n  db_name: {DATABASE}\n  host: {HOST}\n  port: {BOUNCER_PORT}\n  sslmode: disable\n"
+        )
+    }
+}
+
+impl Drop for PgBouncer {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(c.id() as i32),
+                nix::sys::signal::Signal::SIGINT,
+            );
+            let t0 = Instant::now();
+            while t0.elapsed() < Duration::from_secs(10) {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}

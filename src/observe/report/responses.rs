@@ -93,6 +93,27 @@ pub fn already_in_hosts_deny(ip: IpAddr) -> String {
     format!("attackalert: Host {ip} already in hosts.deny file, skipping.")
 }
 
+/// A block ended (BLOCK_TIMEOUT, `portsentry blocked del`) and its hosts.deny line was
+/// removed, one line each (1.2 never removed one):
+/// `attackalert: Host {ip} has been unblocked via wrappers, removed string: "{line}"`
+pub fn unblocked_via_wrappers(ip: IpAddr, line: &str) -> String {
+    format!("attackalert: Host {ip} has been unblocked via wrappers, removed string: \"{line}\"")
+}
+
+/// A block ended but hosts.deny holds no line of it (removed by hand, or written by another
+/// daemon's template): `attackalert: Host {ip} not in hosts.deny file, nothing to remove.`
+pub fn not_in_hosts_deny(ip: IpAddr) -> String {
+    format!("attackalert: Host {ip} not in hosts.deny file, nothing to remove.")
+}
+
+/// `adminalert: ERROR: cannot remove host {ip} from hosts.deny file {path}: {err}`
+pub fn hosts_deny_remove_failed(ip: IpAddr, path: &Path, err: &dyn Display) -> String {
+    format!(
+        "adminalert: ERROR: cannot remove host {ip} from hosts.deny file {}: {err}",
+        path.display()
+    )
+}
+
 /// A response command ended with an exit status (1.2 ignored it, §10.1 item 11):
 /// `adminalert: Command for host {ip} exited with status {n}: "{cmd}"`
 pub fn command_exited(ip: IpAddr, status: i32, cmd: &str) -> String {
@@ -286,6 +307,23 @@ mod tests {
         for (got, want) in cases {
             assert_eq!(got, want);
         }
+    }
+
+    #[test]
+    fn hosts_deny_removal_lines() {
+        let ip = v6("2001:db8:0:0:0:0:0:7");
+        assert_eq!(
+            unblocked_via_wrappers(ip, "ALL: [2001:db8::7]"),
+            "attackalert: Host 2001:db8::7 has been unblocked via wrappers, removed string: \"ALL: [2001:db8::7]\""
+        );
+        assert_eq!(
+            not_in_hosts_deny(v4(192, 0, 2, 1)),
+            "attackalert: Host 192.0.2.1 not in hosts.deny file, nothing to remove."
+        );
+        assert_eq!(
+            hosts_deny_remove_failed(ip, Path::new("/etc/hosts.deny"), &"Permission denied"),
+            "adminalert: ERROR: cannot remove host 2001:db8::7 from hosts.deny file /etc/hosts.deny: Permission denied"
+        );
     }
 
     #[test]

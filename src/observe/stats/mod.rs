@@ -18,6 +18,8 @@
 //!
 //! Pure: no I/O, no clock.
 
+mod batch;
+pub use batch::Probe;
 mod kinds;
 pub mod prometheus;
 pub mod render;
@@ -248,9 +250,9 @@ impl<K: Eq + std::hash::Hash + Clone + Ord> Tops<K> {
         }
     }
 
-    fn add(&mut self, now: i64, k: &K) {
-        self.hour.add(now, k, 1);
-        self.day.add(now, k, 1);
+    fn add(&mut self, now: i64, k: &K, n: u64) {
+        self.hour.add(now, k, n);
+        self.day.add(now, k, n);
     }
 
     fn held(&self) -> usize {
@@ -407,11 +409,11 @@ impl Stats {
     pub fn note_probe(&mut self, now: i64, src: IpAddr, port: u16, mode: Mode, kind: ProbeKind) {
         let src = src.to_canonical();
         *self.probes.entry((mode, kind)).or_insert(0) += 1;
-        self.sources.add(now, &src);
-        self.prefixes.add(now, &prefix_of(src));
+        self.sources.add(now, &src, 1);
+        self.prefixes.add(now, &prefix_of(src), 1);
         // An ICMP probe has no port.
         if !kind.is_icmp() {
-            self.ports.add(now, &(mode.proto(), port));
+            self.ports.add(now, &(mode.proto(), port), 1);
         }
     }
 

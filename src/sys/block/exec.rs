@@ -474,6 +474,19 @@ fn advance(
                     r.failures += 1;
                 }
             },
+            Step::HostsDenyRemove { deny } => {
+                match files::hosts_deny_remove(hosts_deny, ip, deny) {
+                    Ok(lines) if lines.is_empty() => log.push(report::not_in_hosts_deny(ip)),
+                    Ok(lines) => {
+                        log.extend(lines.iter().map(|l| report::unblocked_via_wrappers(ip, l)))
+                    }
+                    Err(e) => {
+                        log.push(report::hosts_deny_remove_failed(ip, hosts_deny, &e));
+                        r.ok = false;
+                        r.failures += 1;
+                    }
+                }
+            }
             Step::NftAdd { addr, timeout_s } => {
                 return Next::Nft {
                     addr: *addr,
@@ -498,6 +511,7 @@ fn command_of(step: &Step) -> &str {
     match step {
         Step::Route { command } | Step::RunCmd { command } | Step::Undo { command } => command,
         Step::HostsDeny { line } => line,
+        Step::HostsDenyRemove { deny } => &deny.template,
         Step::NftAdd { .. } => "nft",
     }
 }
@@ -552,6 +566,7 @@ mod tests {
             kind: JobKind::Respond {
                 expire_after_ms: None,
                 undo: None,
+                deny: None,
             },
         }
     }

@@ -8,11 +8,21 @@
 //! signal) or when the disk is full, so one write of many lines risks no more than a write
 //! per line does; and a write cut short with an error has the partial last line it left
 //! removed again ([`append_lines`]).
+//!
+//! hosts.deny is appended to in place and, when a block ends, rewritten without the block's
+//! lines through a temp file renamed over it ([`hosts_deny_remove`]), both under an exclusive
+//! `flock` that each writer re-takes if the name was replaced while it waited.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::net::IpAddr;
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+
+use nix::fcntl::{Flock, FlockArg};
+
+use crate::block::hosts_deny::{self, DenyLine};
+use crate::sys::atomic;
 
 /// Append whole lines (`text` ends in LF). Creates the file with `mode`. If the write stops
 /// part-way with an error (disk full), the part of a line it left at the end is cut off
@@ -117,38 +127,116 @@ pub enum DenyResult {
 /// symlink (O_NOFOLLOW: a planted link cannot redirect the root daemon's write), holds an
 /// exclusive lock while reading and appending so two daemons cannot add it twice, and creates
 /// the file 0644 (tcpd readers need it; 1.2 created it 0600 by accident of its umask).
+///
+/// Only the exact line counts as present: for an IPv6 host the bracketed line of a block made
+/// now is skipped if there, and a bare line left by an earlier version (which denies nothing)
+/// gets the bracketed one added after it.
 pub fn hosts_deny_append(path: &Path, line: &str) -> io::Result<DenyResult> {
-    let mut f: File = OpenOptions::new()
-        .read(true)
+    let mut open = OpenOptions::new();
+    open.read(true)
         .append(true)
         .create(true)
         .mode(0o644)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)?;
-    nix::fcntl::Flock::lock(f.try_clone()?, nix::fcntl::FlockArg::LockExclusive)
-        .map_err(|(_, e)| io::Error::from(e))
-        .and_then(|lock| {
-            let mut text = Vec::new();
-            f.seek(SeekFrom::Start(0))?;
-            f.read_to_end(&mut text)?;
-            let present = text
-                .split(|b| *b == b'\n')
-                .any(|l| l.strip_suffix(b"\r").unwrap_or(l) == line.as_bytes());
-            let r = if present {
-                DenyResult::AlreadyPresent
-            } else {
-                let mut out = String::new();
-                if !text.is_empty() && !text.ends_with(b"\n") {
-                    out.push('\n');
-                }
-                out.push_str(line);
-                out.push('\n');
-                f.write_all(out.as_bytes())?;
-                DenyResult::Appended
-            };
-            drop(lock);
-            Ok(r)
-        })
+        .custom_flags(libc::O_NOFOLLOW);
+    let mut f = open_locked(path, &open)?;
+    let mut text = Vec::new();
+    f.seek(SeekFrom::Start(0))?;
+    f.read_to_end(&mut text)?;
+    let present = text
+        .split(|b| *b == b'\n')
+        .any(|l| l.strip_suffix(b"\r").unwrap_or(l) == line.as_bytes());
+    if present {
+        return Ok(DenyResult::AlreadyPresent);
+    }
+    let mut out = String::new();
+    if !text.is_empty() && !text.ends_with(b"\n") {
+        out.push('\n');
+    }
+    out.push_str(line);
+    out.push('\n');
+    f.write_all(out.as_bytes())?;
+    Ok(DenyResult::Appended)
+}
+
+/// How often a hosts.deny writer tries again when the file was replaced or changed under it.
+const HOSTS_DENY_ATTEMPTS: usize = 8;
+
+/// Open `path` with `open` and lock it exclusively. When the name was replaced while we
+/// waited for the lock (another daemon's [`hosts_deny_remove`] renamed a new file over it),
+/// the lock is on a file nobody reads any more: open the name again.
+fn open_locked(path: &Path, open: &OpenOptions) -> io::Result<Flock<File>> {
+    for _ in 0..HOSTS_DENY_ATTEMPTS {
+        let f = open.open(path)?;
+        let f = Flock::lock(f, FlockArg::LockExclusive).map_err(|(_, e)| io::Error::from(e))?;
+        let held = f.metadata()?;
+        match std::fs::symlink_metadata(path) {
+            Ok(now) if now.dev() == held.dev() && now.ino() == held.ino() => return Ok(f),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Err(io::Error::other(format!(
+        "{} was replaced {HOSTS_DENY_ATTEMPTS} times while waiting for its lock",
+        path.display()
+    )))
+}
+
+/// Remove the hosts.deny lines `deny` wrote for `ip` (`block::hosts_deny` decides which;
+/// every other line stays byte for byte). Returns the lines removed (none when the file or
+/// the lines are gone already). Never follows a symlink; keeps the file's mode and owner.
+///
+/// Written as a temp file beside it, renamed over it, under the lock appends take: tcpd
+/// reads hosts.deny on every connection, and a rewrite in place would show it a truncated
+/// file (the admin's own denials gone) for a moment, or for good after a crash; a rename
+/// shows it the old file or the new one. An admin's editor takes no lock: if the file
+/// changed while it was read, it is read again, so an edit saved before the rename is kept
+/// (one saved between the check and the rename, a window of a few system calls, is not).
+pub fn hosts_deny_remove(path: &Path, ip: IpAddr, deny: &DenyLine) -> io::Result<Vec<String>> {
+    let mut open = OpenOptions::new();
+    open.read(true).custom_flags(libc::O_NOFOLLOW);
+    for _ in 0..HOSTS_DENY_ATTEMPTS {
+        let mut f = match open_locked(path, &open) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            r => r?,
+        };
+        let before = f.metadata()?;
+        let mut text = Vec::new();
+        f.read_to_end(&mut text)?;
+        let d = hosts_deny::drop_lines(&text, ip, deny);
+        if d.lines.is_empty() {
+            return Ok(Vec::new());
+        }
+        let after = std::fs::symlink_metadata(path)?;
+        if stamp(&after) != stamp(&before) || stamp(&f.metadata()?) != stamp(&before) {
+            continue;
+        }
+        atomic::write_with(path, before.mode() & 0o7777, |t| {
+            t.write_all(&d.kept)?;
+            std::os::unix::fs::fchown(&*t, Some(before.uid()), Some(before.gid()))
+        })?;
+        // The lock goes with `f` after the rename: a writer waiting for it finds the name
+        // replaced and opens the new file.
+        drop(f);
+        return Ok(d.lines);
+    }
+    Err(io::Error::other(format!(
+        "{} kept changing while it was read",
+        path.display()
+    )))
+}
+
+/// What tells a file's version: which file, its size, when its contents and inode changed.
+fn stamp(m: &std::fs::Metadata) -> (u64, u64, u64, i64, i64, i64, i64) {
+    (
+        m.dev(),
+        m.ino(),
+        m.size(),
+        m.mtime(),
+        m.mtime_nsec(),
+        m.ctime(),
+        m.ctime_nsec(),
+    )
 }
 
 #[cfg(test)]
@@ -178,6 +266,91 @@ mod tests {
         std::os::unix::fs::symlink(&target, &link).unwrap();
         assert!(hosts_deny_append(&link, "ALL: 192.0.2.9 : DENY").is_err());
         assert_eq!(std::fs::read_to_string(&target).unwrap(), "");
+    }
+
+    #[test]
+    fn an_ipv6_bare_line_does_not_count_as_present_the_bracketed_one_does() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("hosts.deny");
+        std::fs::write(&p, "ALL: 2001:db8::2\n").unwrap();
+        let line = "ALL: [2001:db8::2]";
+        assert_eq!(hosts_deny_append(&p, line).unwrap(), DenyResult::Appended);
+        assert_eq!(
+            hosts_deny_append(&p, line).unwrap(),
+            DenyResult::AlreadyPresent
+        );
+        assert_eq!(
+            std::fs::read_to_string(&p).unwrap(),
+            "ALL: 2001:db8::2\nALL: [2001:db8::2]\n"
+        );
+    }
+
+    #[test]
+    fn remove_drops_the_hosts_lines_only_keeping_mode_owner_and_other_lines() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("hosts.deny");
+        let admin = "# admin's file\nsshd: 10.0.0.12\nALL: 10.0.0.12 : DENY\n";
+        std::fs::write(&p, format!("{admin}ALL: 10.0.0.1 : DENY\n")).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o640)).unwrap();
+        std::os::unix::fs::chown(&p, Some(1), Some(2)).unwrap();
+        let deny = DenyLine::new("ALL: $TARGET$ : DENY", 22, crate::config::mode::Mode::Stcp);
+        let host: IpAddr = "10.0.0.1".parse().unwrap();
+        assert_eq!(
+            hosts_deny_remove(&p, host, &deny).unwrap(),
+            vec!["ALL: 10.0.0.1 : DENY"]
+        );
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), admin);
+        let m = std::fs::metadata(&p).unwrap();
+        assert_eq!(m.permissions().mode() & 0o7777, 0o640);
+        assert_eq!((m.uid(), m.gid()), (1, 2));
+        // Gone already, or no file: nothing to do, nothing written.
+        assert!(hosts_deny_remove(&p, host, &deny).unwrap().is_empty());
+        assert!(
+            hosts_deny_remove(&d.path().join("none"), host, &deny)
+                .unwrap()
+                .is_empty()
+        );
+        // No temp file left beside it.
+        let names: Vec<_> = std::fs::read_dir(d.path()).unwrap().collect();
+        assert_eq!(names.len(), 1);
+        // Never through a symlink: the file it points to stays as it is.
+        let target = d.path().join("elsewhere");
+        std::fs::write(&target, "ALL: 10.0.0.1 : DENY\n").unwrap();
+        let link = d.path().join("link");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        assert!(hosts_deny_remove(&link, host, &deny).is_err());
+        assert_eq!(
+            std::fs::read_to_string(&target).unwrap(),
+            "ALL: 10.0.0.1 : DENY\n"
+        );
+        assert!(std::fs::symlink_metadata(&link).unwrap().is_symlink());
+    }
+
+    /// A writer that waited for the lock while another renamed a new file over the name
+    /// writes into the new file, not into the one nobody reads any more.
+    #[test]
+    fn a_writer_waiting_for_the_lock_follows_a_replaced_file() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("hosts.deny");
+        std::fs::write(&p, "old\n").unwrap();
+        let held = Flock::lock(File::open(&p).unwrap(), FlockArg::LockExclusive).unwrap();
+        let (q, (tx, rx)) = (p.clone(), std::sync::mpsc::channel());
+        let t = std::thread::spawn(move || {
+            tx.send(()).unwrap();
+            hosts_deny_append(&q, "ALL: 192.0.2.9").unwrap()
+        });
+        rx.recv().unwrap();
+        // Give the thread time to block on the lock (it is correct either way: if it comes
+        // later it opens the new file directly).
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        atomic::write(&p, b"new\n", 0o644).unwrap();
+        drop(held);
+        assert_eq!(t.join().unwrap(), DenyResult::Appended);
+        assert_eq!(
+            std::fs::read_to_string(&p).unwrap(),
+            "new\nALL: 192.0.2.9\n"
+        );
     }
 
     #[test]

@@ -344,9 +344,10 @@ impl Stealth {
         let mut hits = Vec::new();
         // Smart-Verify: a fresh read of the sockets, at most once per protocol and round.
         let mut fresh = HashMap::new();
-        // The TCP connections, read at most once per round, for an ACK-bearing packet on no
-        // flow known yet (a connection older than the daemon whose listener has closed).
-        let mut fresh_flows = None;
+        // The TCP connections, looked up by 4-tuple (each at most once per round), for an
+        // ACK-bearing packet on no flow known yet (a connection older than the daemon whose
+        // listener has closed).
+        let mut fresh_flows = sockdiag::FlowLookup::default();
         let mut addrs_fresh = false;
         for (pkttype, p) in probes {
             if pkttype == watch::PACKET_OUTGOING {
@@ -439,24 +440,21 @@ impl Stealth {
 
     /// Fact: the candidate's flow is this host's: opened by it lately (its outgoing SYN or
     /// datagram), or a TCP connection in the socket table or, unless the source is blocked
-    /// already, in a fresh read of every TCP socket (once per round, in `fresh`): the
-    /// connections of a service whose listener has gone (its port is watched again) are
-    /// not its clients' scans.
+    /// already, found by an exact sock_diag lookup of its 4-tuple (`fresh`: each tuple
+    /// once per round): the connections of a service whose listener has gone (its port is
+    /// watched again) are not its clients' scans.
     fn flow_is_ours(
         &self,
         proto: Proto,
         c: Candidate,
         now: u64,
         source_blocked: bool,
-        fresh: &mut Option<SockTable>,
+        fresh: &mut sockdiag::FlowLookup,
     ) -> bool {
         self.recent.contains(proto, c.local, c.remote, now)
             || proto == Proto::Tcp
                 && (self.host.table.owns_flow(c.local, c.remote)
-                    || !source_blocked
-                        && fresh
-                            .get_or_insert_with(sockdiag::read_tcp_flows)
-                            .owns_flow(c.local, c.remote))
+                    || !source_blocked && fresh.owns(c.local, c.remote))
     }
 
     /// What the capture counted since start, stage by stage (the ring's figures as of the

@@ -77,8 +77,15 @@ impl Daemon {
         };
         match start_blocks(&cfg, &self.modes, &mut self.log) {
             Ok(Some(hosts)) => {
-                self.engine
-                    .restore_blocked(clock::now_ms(), self.modes[0], hosts);
+                // Blocks in force stay, with their hosts.deny lines; those no longer in the
+                // sets have theirs removed.
+                let (_, lifted) = self.engine.restore_blocked(
+                    clock::now_ms(),
+                    self.modes[0],
+                    cfg.kill_hosts_deny.as_deref(),
+                    hosts,
+                );
+                self.carry_out(lifted);
             }
             // An error is logged; the blocks are forgotten as 1.2 forgets them.
             _ => self.engine.clear_blocked(),
@@ -173,10 +180,15 @@ impl Daemon {
                         ));
                     }
                 }
-                let n = self
-                    .engine
-                    .restore_blocked(clock::now_ms(), self.modes[0], hosts);
+                let (n, lifted) = self.engine.restore_blocked(
+                    clock::now_ms(),
+                    self.modes[0],
+                    self.cfg.kill_hosts_deny.as_deref(),
+                    hosts,
+                );
                 self.log.log(&report::nft_blocks_reread(n));
+                // Their hosts.deny lines go with them.
+                self.carry_out(lifted);
             }
             Err(e) => self.log.log(&report::nft_table_failed("list", e)),
         }

@@ -556,7 +556,10 @@ impl Daemon {
             .collect();
         d.ignore.refresh(now, &mut d.log);
         if let Some(hosts) = s.restored {
-            let n = d.engine.restore_blocked(now, d.modes[0], hosts);
+            // Nothing is lifted at start-up (nothing was remembered before).
+            let (n, _) =
+                d.engine
+                    .restore_blocked(now, d.modes[0], d.cfg.kill_hosts_deny.as_deref(), hosts);
             d.log.log(&report::nft_ready(n));
         }
         d.log.log(&report::now_active());

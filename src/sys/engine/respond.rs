@@ -7,17 +7,23 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
+use crate::config::mode::Kind;
 use crate::engine::{Context, Hit, Job, Outcome, Record, Verdict};
 use crate::fleet::alert::Scan;
 use crate::observe::report;
+use crate::observe::stats::Probe;
 
 use crate::sys::daemon::event_loop::Daemon;
 use crate::sys::daemon::start::blocked_path;
 use crate::sys::observe::log::Logger;
+use crate::sys::observe::probe_kind;
 use crate::sys::{clock, engine::resolve};
 
 /// How long a reverse lookup may take before the address is used instead.
 const RESOLVE_TIMEOUT: Duration = Duration::from_millis(1000);
+
+/// A round of the capture reads the clocks once per this many hits (see `serve_capture`).
+const CLOCK_EVERY: usize = 64;
 
 impl Daemon {
     /// Stealth and advanced modes: every packet on the doorbell (`bell`) or in the ring, each
@@ -30,30 +36,69 @@ impl Daemon {
             Some(st) => st.drain(&mut self.log, &blocked),
             None => return,
         };
-        for h in hits {
-            self.hit(h);
+        // The clocks are read once per CLOCK_EVERY hits of a round (and after a name
+        // lookup), not per hit: a flood's round holds thousands of hits.
+        // The round's probes go into the top lists together (`Stats::note_probes`), one
+        // batch per second of the clock.
+        let mut clocks = None;
+        let mut batch = (0, Vec::with_capacity(hits.len()));
+        for (i, h) in hits.into_iter().enumerate() {
+            let (now, epoch_ms) = match clocks {
+                Some(c) if i % CLOCK_EVERY != 0 => c,
+                _ => (clock::now_ms(), clock::epoch_ms()),
+            };
+            let second = epoch_ms.div_euclid(1000);
+            if second != batch.0 {
+                self.observer.stats.note_probes(batch.0, &batch.1);
+                batch = (second, Vec::new());
+            }
+            let looked_up = self.hit_verdict(h, now, epoch_ms, Some(&mut batch.1)).1;
+            clocks = (!looked_up).then_some((now, epoch_ms));
         }
+        self.observer.stats.note_probes(batch.0, &batch.1);
     }
 
     /// One hit: the engine decides, the verdict is carried out. Returns whether PORT_BANNER
     /// is to be sent.
     pub(in crate::sys) fn hit(&mut self, hit: Hit) -> bool {
-        let now = clock::now_ms();
+        self.hit_verdict(hit, clock::now_ms(), clock::epoch_ms(), None)
+            .0
+    }
+
+    /// Judge and carry out one hit at `now` (monotonic ms) and `epoch_ms`: (PORT_BANNER to
+    /// be sent, a name was looked up: the clocks are stale then). With `batch`, a probe that
+    /// is not ignored is queued there for the top lists instead of counted at once.
+    fn hit_verdict(
+        &mut self,
+        hit: Hit,
+        now: u64,
+        epoch_ms: i64,
+        batch: Option<&mut Vec<Probe>>,
+    ) -> (bool, bool) {
         let ctx = Context {
             cfg: &self.cfg,
             ignore: self.ignore.refresh(now, &mut self.log),
             protected: &self.protected,
         };
+        let mut looked_up = false;
         let v = match self.engine.observe(now, &hit, &ctx) {
             Outcome::Done(v) => v,
             Outcome::Lookup(p) => {
+                looked_up = true;
                 let name = name_of(&mut self.resolver, &mut self.log, p.ip());
                 self.engine.named(now, p, name.as_deref(), &ctx)
             }
         };
-        self.observer.hit(&hit, v.ignored, clock::epoch());
-        self.observer.verdict(&v, Some(&hit), clock::epoch_ms());
-        self.carry_out_counted(v, true)
+        match batch {
+            Some(b) if !v.ignored && hit.mode.kind() != Kind::Classic => {
+                b.push((hit.src, hit.port, hit.mode, probe_kind(hit.detail)));
+            }
+            _ => self
+                .observer
+                .hit(&hit, v.ignored, epoch_ms.div_euclid(1000)),
+        }
+        self.observer.verdict(&v, Some(&hit), epoch_ms);
+        (self.carry_out_counted(v, true), looked_up)
     }
 
     /// Do what the engine decided: log its events (the detection line before the commands

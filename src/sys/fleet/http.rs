@@ -237,9 +237,38 @@ impl Client {
         } else {
             "?dedup=false"
         };
-        let mut req = self
-            .agent
-            .get(&self.url.join(&format!("v1/decisions/stream{q}")));
+        self.decisions(&format!("v1/decisions/stream{q}"), key, caps, |r, c| {
+            stream::parse_reader(r, c)
+        })
+    }
+
+    /// GET /v1/decisions of the local origins (`crowdsec`, `cscli`) on addresses and
+    /// ranges: the decisions in force, for a catch-up read (`fleet::resync`), parsed as it is
+    /// read within `caps`. It does not move the bouncer's last pull while that is under a
+    /// minute old.
+    pub fn active(
+        &self,
+        key: &Option<Secret>,
+        caps: &stream::Caps,
+    ) -> Result<stream::Changes, Failure> {
+        self.decisions(
+            "v1/decisions?scopes=ip,range&origins=crowdsec,cscli",
+            key,
+            caps,
+            |r, c| stream::parse_list_reader(r, c),
+        )
+    }
+
+    /// GET `path` with the bouncer key (or, `key` None, the client certificate alone); the
+    /// answer parsed by `parse` as it is read.
+    fn decisions(
+        &self,
+        path: &str,
+        key: &Option<Secret>,
+        caps: &stream::Caps,
+        parse: impl FnOnce(&mut dyn std::io::Read, &stream::Caps) -> Result<stream::Changes, String>,
+    ) -> Result<stream::Changes, Failure> {
+        let mut req = self.agent.get(&self.url.join(path));
         if let Some(k) = key {
             req = req.header("X-Api-Key", k.expose());
         }
@@ -256,12 +285,12 @@ impl Client {
             return Err(Failure::Status(status, message(&bytes)));
         }
         // ureq's own limit one byte past ours, so ours (with its message) trips first.
-        let reader = resp
+        let mut reader = resp
             .body_mut()
             .with_config()
             .limit(caps.max_body.saturating_add(1))
             .reader();
-        stream::parse_reader(reader, caps).map_err(Failure::BadAnswer)
+        parse(&mut reader, caps).map_err(Failure::BadAnswer)
     }
 
     /// GET /v1/decisions?ip=127.0.0.1: checks a bouncer key (or certificate, `key` None)

@@ -12,8 +12,9 @@ use super::shared::{Shared, client, rand64};
 use crate::config::ignore::Net;
 use crate::fleet::bans::{self, Bounds, Model};
 use crate::fleet::link::{self, Link, Pace, PaceNews};
+use crate::fleet::resync::Resync;
 use crate::fleet::span::Span;
-use crate::fleet::stream::{self, Resync};
+use crate::fleet::stream;
 use crate::observe::report::{self, Side};
 use crate::sys::block::nftables;
 use crate::sys::clock;
@@ -175,6 +176,9 @@ pub(super) fn pull_once(pl: &mut Puller, sh: &Shared, now: u64) {
             // Spread around the interval (stretched while the LAPI is slow): a fleet started
             // together does not pull in step.
             pl.next_try = now + pl.pace.gap_ms(interval, rand64());
+            if !startup && pl.resync.catchup_due() {
+                catch_up(pl, sh);
+            }
         }
         Err(Failure::Status(s @ (401 | 403), _)) => {
             if pl.link.failed(now).is_some() {
@@ -210,6 +214,28 @@ pub(super) fn pull_once(pl: &mut Puller, sh: &Shared, now: u64) {
                     .min(pl.p.interval_ms.max(1000) * PULL_BACKOFF_INTERVALS);
         }
     }
+}
+
+/// A catch-up read, right after a pull of what changed (`fleet::resync`): the decisions in
+/// force of the local origins, added to those known (a known one is the same decision, by
+/// id). It moves nothing on the LAPI, so a failure only waits for the next one; the link's
+/// state is the stream's.
+fn catch_up(pl: &mut Puller, sh: &Shared) {
+    pl.resync.caught_up();
+    let Some(c) = &pl.client else {
+        return;
+    };
+    let Ok(changes) = c.active(&pl.p.key, &stream::Caps::default()) else {
+        return;
+    };
+    let now = clock::now_ms();
+    pl.tell.start();
+    for r in pl.model.apply(now, &changes, false) {
+        let line = || report::fleet_refused(r.id, &r.value, &r.scenario, &r.why);
+        pl.tell.tell(sh, r.id, &r.why, line);
+    }
+    sync_sets(pl, sh, now);
+    pl.tell.finish(sh);
 }
 
 /// The lines about refused and partly applied decisions: each decision and reason once

@@ -226,7 +226,7 @@ impl Observer {
                 Step::Route { .. } => Some(Method::Route),
                 Step::HostsDeny { .. } => Some(Method::HostsDeny),
                 Step::RunCmd { .. } => Some(Method::RunCmd),
-                Step::Undo { .. } => None,
+                Step::Undo { .. } | Step::HostsDenyRemove { .. } => None,
             })
             .collect();
         let r = &job.record;
@@ -344,7 +344,7 @@ impl Observer {
 }
 
 /// The counters' name for a hit's kind.
-fn probe_kind(d: Detail) -> ProbeKind {
+pub(in crate::sys) fn probe_kind(d: Detail) -> ProbeKind {
     match d {
         Detail::Connect => ProbeKind::Connect,
         Detail::TcpScan(t) => ProbeKind::from_scan(crate::capture::classify::ScanKind::Tcp(t)),

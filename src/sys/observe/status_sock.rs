@@ -239,9 +239,16 @@ mod tests {
         let mut server = StatusServer::bind(&path).unwrap();
         let _lazy = UnixStream::connect(&path).unwrap();
         let big = vec![b'x'; 8 << 20]; // far more than a socket buffer
-        let t0 = Instant::now();
-        server.serve(0, || big.clone());
-        assert!(t0.elapsed() < Duration::from_millis(500), "serve blocked");
+        // A serve that blocked on the lazy client would never return: wait for it with a
+        // generous bound (a loaded machine is slow, never 10 s slow for one 8 MiB copy).
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            server.serve(0, || big.clone());
+            let _ = tx.send(server);
+        });
+        let mut server = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("serve blocked on a client that never reads");
         assert!(server.busy(), "the rest waits for later turns");
         server.serve(CLIENT_DEADLINE_MS + 1, Vec::new);
         assert!(!server.busy(), "dropped after its deadline");
