@@ -155,6 +155,7 @@ fn lapi_on(db: Db, ns: &str, listen: &str, metrics: bool) -> (Lapi, Option<Postg
                 &crowdsec::Options {
                     db_config: None,
                     metrics: metrics.then(|| "127.0.0.1:6060".parse().unwrap()),
+                    ..Default::default()
                 },
             ),
             None,
@@ -167,6 +168,7 @@ fn lapi_on(db: Db, ns: &str, listen: &str, metrics: bool) -> (Lapi, Option<Postg
                 &crowdsec::Options {
                     db_config: Some(pg.db_config()),
                     metrics: metrics.then(|| "127.0.0.1:6060".parse().unwrap()),
+                    ..Default::default()
                 },
             );
             (lapi, Some(pg))
@@ -845,11 +847,7 @@ fn a_request_cut_off_by_kill_9_is_not_sent_twice() {
     spool.push_str(&fmt::sent_line(1, 5));
     let p = s.push.as_ref().unwrap();
     std::fs::write(&p.spool_path, spool).unwrap();
-    let (url, login, pw) = (
-        p.creds.url.clone(),
-        p.creds.login.clone(),
-        p.creds.password.clone(),
-    );
+    let (url, auth) = (p.creds.url.clone(), p.creds.auth.clone());
     let pre = body(
         "deadbeef00000001",
         &recs[..3]
@@ -858,8 +856,8 @@ fn a_request_cut_off_by_kill_9_is_not_sent_twice() {
             .collect::<Vec<_>>(),
     );
     pair.in_host(move || {
-        let c = portsentry::sys::fleet::http::Client::new(url, None).unwrap();
-        let t = c.login(&login, &pw).unwrap();
+        let c = portsentry::sys::fleet::http::Client::new(url, &Default::default()).unwrap();
+        let t = c.login(&auth).unwrap();
         c.post_alerts(&t, &pre).unwrap();
     });
     let host = Direct::start(&pair, s);
@@ -1421,6 +1419,381 @@ fn alerts_go_over_https_trusting_ca_cert_path_or_the_system_store_and_nothing_el
     eventually("the scan's alert in the LAPI", 15, || {
         alert_sources(&lapi).iter().any(|(ip, _)| ip == SCANNER)
     });
+    run.stop();
+}
+
+/// A client certificate from the CA of [`pki`]'s `ca_dir` (made with `openssl ca`, whose
+/// database also makes the CRL): subject `/OU=ou/CN=cn`, clientAuth, valid for two days
+/// from now, or in 2020 when `expired`. Returns (certificate, key), the key mode 0600.
+fn client_cert(ca_dir: &Path, name: &str, ou: &str, cn: &str, expired: bool) -> (PathBuf, PathBuf) {
+    let d = ca_dir.display();
+    if !ca_dir.join("ca.cnf").exists() {
+        std::fs::write(
+            ca_dir.join("ca.cnf"),
+            format!(
+                "[ca]\ndefault_ca = c\n[c]\ndatabase = {d}/index.txt\nnew_certs_dir = {d}\nserial = {d}/serial\n\
+                 crlnumber = {d}/crlnumber\ndefault_md = sha256\ndefault_days = 2\ndefault_crl_days = 2\n\
+                 policy = p\nunique_subject = no\nx509_extensions = x\n\
+                 [p]\norganizationalUnitName = supplied\ncommonName = supplied\n\
+                 [x]\nbasicConstraints = CA:FALSE\nextendedKeyUsage = clientAuth\n"
+            ),
+        )
+        .unwrap();
+        must(&format!(
+            "cd {d} && : >index.txt && echo 1000 >serial && echo 01 >crlnumber"
+        ));
+    }
+    let dates = if expired {
+        "-startdate 20200101000000Z -enddate 20200102000000Z"
+    } else {
+        ""
+    };
+    must(&format!(
+        "cd {d} && openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+           -keyout {name}.key -out {name}.csr -subj '/OU={ou}/CN={cn}' 2>/dev/null && \
+         openssl ca -batch -config ca.cnf -cert ca.pem -keyfile ca.key -in {name}.csr \
+           -out {name}.pem -notext {dates} 2>/dev/null && chmod 600 {name}.key"
+    ));
+    (
+        ca_dir.join(format!("{name}.pem")),
+        ca_dir.join(format!("{name}.key")),
+    )
+}
+
+/// Issue 20: a machine and a bouncer log in with TLS client certificates instead of a
+/// password and an API key, against the real LAPI with `agents_allowed_ou`,
+/// `bouncers_allowed_ou` and a CRL. One LAPI and one daemon, its files swapped and reloaded
+/// between phases: good certificates (an alert arrives, a decision lands in the set); an
+/// expired agent certificate and a bouncer certificate of the agents' OU; good again (the
+/// waiting alert goes); an agent certificate of the bouncers' OU and a revoked bouncer
+/// certificate; good again; a revoked agent certificate and an expired bouncer certificate.
+/// Each refusal is one `adminalert: ERROR` naming the file and the reason, and every probe
+/// is still blocked locally. `portsentry fleet check`/`test` report the certificates.
+#[test]
+fn client_certificates_log_in_as_crowdsec_allows_and_a_bad_one_is_a_clear_error() {
+    if !ready("client_certificates_log_in_as_crowdsec_allows_and_a_bad_one_is_a_clear_error") {
+        return;
+    }
+    let pair = Pair::new("x");
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = pki(dir.path(), "portsentry-client-ca", LAPI4);
+    let ca_dir = ca.parent().unwrap().to_path_buf();
+    let cc =
+        |name: &str, ou: &str, cn: &str, expired: bool| client_cert(&ca_dir, name, ou, cn, expired);
+    let agent = cc("agent", "agent-ou", "web1-agent", false);
+    let bouncer = cc("bouncer", "bouncer-ou", "web1-bouncer", false);
+    let agent_expired = cc("agent-expired", "agent-ou", "web1-agent", true);
+    let bouncer_expired = cc("bouncer-expired", "bouncer-ou", "web1-bouncer", true);
+    let agent_wrong_ou = cc("agent-wrong-ou", "bouncer-ou", "web1-agent", false);
+    let bouncer_wrong_ou = cc("bouncer-wrong-ou", "agent-ou", "web1-bouncer", false);
+    let agent_revoked = cc("agent-revoked", "agent-ou", "web1-agent-r", false);
+    let bouncer_revoked = cc("bouncer-revoked", "bouncer-ou", "web1-bouncer-r", false);
+    let crl = ca_dir.join("crl.pem");
+    must(&format!(
+        "cd {d} && openssl ca -config ca.cnf -cert ca.pem -keyfile ca.key -revoke agent-revoked.pem 2>/dev/null && \
+         openssl ca -config ca.cnf -cert ca.pem -keyfile ca.key -revoke bouncer-revoked.pem 2>/dev/null && \
+         openssl ca -config ca.cnf -cert ca.pem -keyfile ca.key -gencrl -out crl.pem 2>/dev/null",
+        d = ca_dir.display()
+    ));
+    let lapi = Lapi::start_tls_opts(
+        &pair.lapi,
+        &format!("{LAPI4}:8443"),
+        &cert,
+        &key,
+        &crowdsec::Options {
+            client_certs: Some(crowdsec::ClientCerts {
+                ca: ca.clone(),
+                crl,
+                agents_ou: "agent-ou".into(),
+                bouncers_ou: "bouncer-ou".into(),
+            }),
+            ..Default::default()
+        },
+    );
+    let url = format!("https://{LAPI4}:8443");
+
+    // The daemon's files keep their names; each phase copies other certificates in.
+    let run = common::Run::new(&pair.host);
+    let (acert, akey) = (run.p("agent.pem"), run.p("agent.key"));
+    let (bcert, bkey) = (run.p("bouncer.pem"), run.p("bouncer.key"));
+    std::fs::write(
+        run.p("lapi.yaml"),
+        format!(
+            "url: {url}\nca_cert_path: {}\ncert_path: {}\nkey_path: {}\n",
+            ca.display(),
+            acert.display(),
+            akey.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(run.p("lapi.yaml"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    let wear = |a: &(PathBuf, PathBuf), b: &(PathBuf, PathBuf)| {
+        for (from, to) in [(&a.0, &acert), (&a.1, &akey), (&b.0, &bcert), (&b.1, &bkey)] {
+            std::fs::copy(from, to).unwrap();
+        }
+    };
+    wear(&agent, &bouncer);
+    run.write_config(&format!(
+        "TCP_PORTS=\"4001\"\nBLOCK_TCP=\"1\"\nBLOCK_METHOD=\"nftables\"\nCROWDSEC_CREDENTIALS=\"{}\"\nCROWDSEC_BOUNCER_CERT_FILE=\"{}\"\nCROWDSEC_BOUNCER_CERT_KEY_FILE=\"{}\"\nCROWDSEC_PULL_INTERVAL=\"1\"\n",
+        run.p("lapi.yaml").display(),
+        bcert.display(),
+        bkey.display()
+    ));
+    let fleet_cmd = |cmd: &str| {
+        let o = std::process::Command::new("ip")
+            .args(["netns", "exec", &pair.host, common::BIN, "fleet", cmd, "-c"])
+            .arg(run.p("portsentry.conf"))
+            .output()
+            .unwrap();
+        (
+            o.status.code(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            ),
+        )
+    };
+    let (code, out) = fleet_cmd("test");
+    assert_eq!(code, Some(0), "{out}");
+    for want in [
+        format!(
+            "fleet: push to {url} as the machine of certificate {} ({})",
+            acert.display(),
+            run.p("lapi.yaml").display()
+        ),
+        format!(
+            "fleet: pull from {url} with the bouncer certificate of {} every 1 s",
+            bcert.display()
+        ),
+        format!(
+            "fleet: https: the client certificate {} (CN web1-agent, OU agent-ou) with key {}, valid ",
+            acert.display(),
+            akey.display()
+        ),
+        "the LAPI admits it when its OU is in tls: agents_allowed_ou".to_string(),
+        format!(
+            "fleet: https: the client certificate {} (CN web1-bouncer, OU bouncer-ou) with key {}, valid ",
+            bcert.display(),
+            bkey.display()
+        ),
+        format!(
+            "fleet: login to {url} as the machine of certificate {}: OK",
+            acert.display()
+        ),
+        format!(
+            "fleet: bouncer certificate of {} at {url}: OK",
+            bcert.display()
+        ),
+    ] {
+        assert!(out.contains(&want), "{want}\nnot in:\n{out}");
+    }
+
+    let o = run.start(&["-tcp"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    run.log
+        .wait_line("adminalert: PortSentry is now active and listening.");
+    let mut n = 0;
+    // A probe from a new scanner: blocked locally (the next connection gets no answer).
+    let mut probe = || {
+        n += 1;
+        let s = format!("203.0.113.{}", 100 + n);
+        must(&format!(
+            "ip -n {} addr add {s}/24 dev {}",
+            pair.lapi, pair.lapi_dev
+        ));
+        let to: std::net::SocketAddr = format!("{HOST4}:4001").parse().unwrap();
+        common::answered(&pair.lapi, &s, to, Duration::from_secs(3));
+        eventually("the local block", 10, || {
+            run.log.count(&format!(
+                "attackalert: Host {s} has been blocked via nftables set inet portsentry blocked4"
+            )) > 0
+        });
+        assert!(
+            !common::answered(&pair.lapi, &s, to, Duration::from_secs(2)),
+            "{s} still gets answers"
+        );
+        s
+    };
+    let in_lapi = |ip: &str| alert_sources(&lapi).iter().any(|(a, _)| a == ip);
+    let reload = |run: &common::Run| {
+        let before = run
+            .log
+            .count("adminalert: PortSentry reloaded its configuration.");
+        run.signal(nix::sys::signal::Signal::SIGHUP);
+        eventually("the reload", 10, || {
+            run.log
+                .count("adminalert: PortSentry reloaded its configuration.")
+                > before
+        });
+    };
+    let mut decision = 0;
+    let mut pulled = |run: &common::Run| {
+        decision += 1;
+        let ip = format!("198.51.100.{decision}");
+        lapi.cscli(&["decisions", "add", "-i", &ip, "-d", "1h"]);
+        eventually(
+            "the decision pulled with the bouncer certificate",
+            40,
+            || set_covers(&pair.host, "fleet4", &ip),
+        );
+        let _ = run;
+    };
+    let refused = |run: &common::Run, file: &Path, whys: &[&str], rest: &str| {
+        let start = format!(
+            "adminalert: ERROR: CrowdSec LAPI {url}: the LAPI refused the client certificate {} (",
+            file.display()
+        );
+        let t0 = Instant::now();
+        while !run.log.lines().iter().any(|l| {
+            l.starts_with(&start) && whys.iter().all(|w| l.contains(w)) && l.ends_with(rest)
+        }) {
+            assert!(
+                t0.elapsed() < Duration::from_secs(20),
+                "no line \"{start}...{whys:?}...{rest}\" in 20 s:\n{:#?}",
+                run.log.lines()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    const PUSH_END: &str = "; alerts wait in the spool";
+    const PULL_END: &str = "; no decisions are pulled until it is fixed";
+
+    // 1. Good certificates: the LAPI knows the machine and the bouncer as CN@address.
+    let s1 = probe();
+    eventually("the alert pushed with the agent certificate", 15, || {
+        in_lapi(&s1)
+    });
+    pulled(&run);
+    let machines = lapi.cscli(&["machines", "list", "-o", "json"]);
+    assert!(
+        machines.contains(&format!("web1-agent@{HOST4}")),
+        "{machines}"
+    );
+    let bouncers = lapi.cscli(&["bouncers", "list", "-o", "json"]);
+    assert!(
+        bouncers.contains(&format!("web1-bouncer@{HOST4}")),
+        "{bouncers}"
+    );
+
+    // 2. An expired agent certificate, a bouncer certificate of the agents' OU.
+    wear(&agent_expired, &bouncer_wrong_ou);
+    let (code, out) = fleet_cmd("test");
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains(&format!(
+            "warning: {}: it expired on 2020-01-02T00:00:00Z: the LAPI refuses it",
+            acert.display()
+        )),
+        "{out}"
+    );
+    reload(&run);
+    let s2 = probe();
+    refused(
+        &run,
+        &acert,
+        &[
+            "in the TLS handshake (",
+            "): it expired on 2020-01-02T00:00:00Z",
+        ],
+        PUSH_END,
+    );
+    refused(
+        &run,
+        &bcert,
+        &[
+            "(CN web1-bouncer, OU agent-ou) (HTTP 403: access forbidden): its OU must be in the LAPI's tls: bouncers_allowed_ou, and it must not be revoked (crl_path)",
+        ],
+        PULL_END,
+    );
+    assert!(!in_lapi(&s2), "an alert went with an expired certificate");
+
+    // 3. Good again: the waiting alert goes, pulling resumes.
+    wear(&agent, &bouncer);
+    reload(&run);
+    eventually("the waiting alert after the fix", 20, || in_lapi(&s2));
+    pulled(&run);
+
+    // 4. An agent certificate of the bouncers' OU, a revoked bouncer certificate.
+    wear(&agent_wrong_ou, &bouncer_revoked);
+    reload(&run);
+    let s4 = probe();
+    refused(
+        &run,
+        &acert,
+        &[
+            "(CN web1-agent, OU bouncer-ou) (HTTP 403: access forbidden: ",
+            "client certificate OU ([bouncer-ou]) doesn't match expected OU ([agent-ou])",
+            "its OU must be in the LAPI's tls: agents_allowed_ou",
+        ],
+        PUSH_END,
+    );
+    refused(
+        &run,
+        &bcert,
+        &["(CN web1-bouncer-r, OU bouncer-ou) (HTTP 403: access forbidden)"],
+        PULL_END,
+    );
+    assert!(!in_lapi(&s4));
+    assert!(
+        !lapi
+            .cscli(&["bouncers", "list", "-o", "json"])
+            .contains("web1-bouncer-r"),
+        "the LAPI admitted a revoked certificate"
+    );
+
+    // 5. Good again, then 6. a revoked agent certificate and an expired bouncer one.
+    wear(&agent, &bouncer);
+    reload(&run);
+    eventually("the waiting alert after the second fix", 20, || {
+        in_lapi(&s4)
+    });
+    pulled(&run);
+    wear(&agent_revoked, &bouncer_expired);
+    reload(&run);
+    let s6 = probe();
+    refused(
+        &run,
+        &acert,
+        &[
+            "(CN web1-agent-r, OU agent-ou) (HTTP 403: access forbidden: ",
+            "client certificate is revoked by CRL)",
+        ],
+        PUSH_END,
+    );
+    refused(
+        &run,
+        &bcert,
+        &[
+            "in the TLS handshake (",
+            "): it expired on 2020-01-02T00:00:00Z",
+        ],
+        PULL_END,
+    );
+    assert!(!in_lapi(&s6));
+    assert!(
+        !lapi
+            .cscli(&["machines", "list", "-o", "json"])
+            .contains("web1-agent-r"),
+        "the LAPI admitted a revoked certificate"
+    );
+    // The history holds every local block, the log no key.
+    let history = run.read("portsentry.history");
+    for s in [&s1, &s2, &s4, &s6] {
+        assert!(
+            history.contains(&format!("/{s} Port: 4001 TCP Blocked")),
+            "{history}"
+        );
+    }
+    assert!(
+        run.log
+            .lines()
+            .iter()
+            .all(|l| !l.contains("PRIVATE KEY") && !l.contains("panicked")),
+        "{:#?}",
+        run.log.lines()
+    );
     run.stop();
 }
 
@@ -2254,6 +2627,7 @@ fn scale_run(db: Db, n: u32, interval: u64, idle_s: u64, curl: bool) {
                 .map(postgres::PgBouncer::db_config)
                 .or_else(|| pg.as_ref().map(Postgres::db_config)),
             metrics: Some("127.0.0.1:6060".parse().unwrap()),
+            ..Default::default()
         },
     );
     let lpid = lapi.pid().expect("LAPI pid");

@@ -369,7 +369,7 @@ pub const KEYS: &[KeyDef] = &[
     // Fleets through CrowdSec's Local API (issue 12, `crate::fleet`). Absent: no fleet.
     KeyDef {
         name: "CROWDSEC_CREDENTIALS",
-        doc: "CrowdSec LAPI credentials file (local_api_credentials.yaml format: url, login, password, ca_cert_path); set: push every block to the LAPI as an alert with a ban",
+        doc: "CrowdSec LAPI credentials file (local_api_credentials.yaml format: url, login and password or cert_path and key_path, ca_cert_path); set: push every block to the LAPI as an alert with a ban",
         default: "none (no push)",
         extension: true,
         apply: |c, v, x| c.fleet.credentials = path(v, x),
@@ -380,6 +380,20 @@ pub const KEYS: &[KeyDef] = &[
         default: "none (no pull)",
         extension: true,
         apply: |c, v, x| c.fleet.bouncer_key_file = path(v, x),
+    },
+    KeyDef {
+        name: "CROWDSEC_BOUNCER_CERT_FILE",
+        doc: "PEM TLS client certificate the bouncer side presents instead of an API key (the LAPI's tls: bouncers_allowed_ou); set: pull, as CROWDSEC_BOUNCER_KEY_FILE does (https only)",
+        default: "none",
+        extension: true,
+        apply: |c, v, x| c.fleet.bouncer_cert_file = path(v, x),
+    },
+    KeyDef {
+        name: "CROWDSEC_BOUNCER_CERT_KEY_FILE",
+        doc: "PEM private key of CROWDSEC_BOUNCER_CERT_FILE (root's, mode 0600)",
+        default: "none",
+        extension: true,
+        apply: |c, v, x| c.fleet.bouncer_cert_key_file = path(v, x),
     },
     KeyDef {
         name: "CROWDSEC_LAPI_URL",
@@ -655,8 +669,8 @@ mod tests {
                 k.name
             );
         }
-        assert_eq!(KEYS.len(), 38);
-        assert_eq!(KEYS.iter().filter(|k| k.extension).count(), 20);
+        assert_eq!(KEYS.len(), 40);
+        assert_eq!(KEYS.iter().filter(|k| k.extension).count(), 22);
         assert!(key("NOPE").is_none());
     }
 
@@ -961,6 +975,23 @@ mod tests {
         );
         assert_eq!(err("CROWDSEC_CREDENTIALS", ""), "empty path");
         assert_eq!(err("CROWDSEC_BOUNCER_KEY_FILE", ""), "empty path");
+        assert_eq!(
+            ok("CROWDSEC_BOUNCER_CERT_FILE", "/etc/portsentry/bouncer.pem")
+                .fleet
+                .bouncer_cert_file,
+            Some(PathBuf::from("/etc/portsentry/bouncer.pem"))
+        );
+        assert_eq!(
+            ok(
+                "CROWDSEC_BOUNCER_CERT_KEY_FILE",
+                "/etc/portsentry/bouncer.key"
+            )
+            .fleet
+            .bouncer_cert_key_file,
+            Some(PathBuf::from("/etc/portsentry/bouncer.key"))
+        );
+        assert_eq!(err("CROWDSEC_BOUNCER_CERT_FILE", ""), "empty path");
+        assert_eq!(err("CROWDSEC_BOUNCER_CERT_KEY_FILE", ""), "empty path");
         assert_eq!(
             ok("CROWDSEC_LAPI_URL", "http://192.0.2.1:8080/")
                 .fleet

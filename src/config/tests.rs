@@ -157,6 +157,8 @@ fn every_key_end_to_end() {
         "EVENTS_FILE=\"/var/log/portsentry/events.jsonl\"\n",
         "CROWDSEC_CREDENTIALS=\"/etc/portsentry/crowdsec-lapi.yaml\"\n",
         "CROWDSEC_BOUNCER_KEY_FILE=\"/etc/portsentry/crowdsec-bouncer.key\"\n",
+        "CROWDSEC_BOUNCER_CERT_FILE=\"/etc/portsentry/crowdsec-bouncer.pem\"\n",
+        "CROWDSEC_BOUNCER_CERT_KEY_FILE=\"/etc/portsentry/crowdsec-bouncer-key.pem\"\n",
         "CROWDSEC_LAPI_URL=\"http://192.0.2.1:8080/\"\n",
         "CROWDSEC_PULL_INTERVAL=\"2\"\n",
         "CROWDSEC_WIDEST_BAN=\"16,48\"\n",
@@ -212,9 +214,16 @@ fn every_key_end_to_end() {
         (c.fleet.pull_interval_s(), c.fleet.ban_duration_s(600)),
         (2, 900)
     );
+    assert_eq!(
+        c.fleet.bouncer_cert_key_file.as_deref(),
+        Some(Path::new("/etc/portsentry/crowdsec-bouncer-key.pem"))
+    );
+    // Every key at once: the bouncer's key and certificate exclude each other, and the
+    // credentials' url wins over CROWDSEC_LAPI_URL.
     let v = c.validate(&Mode::ALL, Path::new(P));
-    assert_eq!(v.len(), 1, "{v:?}");
-    assert_eq!(v[0].key.as_deref(), Some("CROWDSEC_LAPI_URL"));
+    assert_eq!(v.len(), 2, "{v:?}");
+    assert_eq!(v[0].key.as_deref(), Some("CROWDSEC_BOUNCER_CERT_FILE"));
+    assert_eq!(v[1].key.as_deref(), Some("CROWDSEC_LAPI_URL"));
 }
 
 #[test]

@@ -8,9 +8,22 @@
 //! ca_cert_path: /etc/crowdsec/ssl/ca.pem   # optional: https with this CA only (else the system store)
 //! ```
 //!
-//! Parsed with serde-saphyr (pure Rust YAML, see doc/dependencies.md); keys CrowdSec
-//! may add (`cert_path`, `key_path`, ...) are ignored. Also: the LAPI URL, the bouncer key
-//! file, and the rule that these files must not be readable by other users. Pure: the shell
+//! or, for a machine that logs in with a TLS client certificate (CrowdSec's `cert_path` and
+//! `key_path`; the LAPI names the machine `CN@address` and checks the certificate's OU
+//! against its `agents_allowed_ou`), the same without `login` and `password`:
+//!
+//! ```yaml
+//! url: https://lapi.example:8080/
+//! ca_cert_path: /etc/portsentry/crowdsec-ca.pem
+//! cert_path: /etc/portsentry/agent.pem
+//! key_path: /etc/portsentry/agent-key.pem
+//! ```
+//!
+//! A password and a certificate together are refused, as CrowdSec's own agent refuses
+//! them ("mutually exclusive", pkg/csconfig/api.go). Parsed with serde-saphyr (pure Rust
+//! YAML, see doc/dependencies.md); other keys CrowdSec may add are ignored. Also: the LAPI
+//! URL, the bouncer key file, and the rule that these files must not be readable by other
+//! users. Pure: the shell
 //! reads the files and their metadata. Secrets never appear in `Debug` output or messages.
 
 use std::fmt;
@@ -155,12 +168,55 @@ pub enum LapiHost {
 pub struct Credentials {
     /// The LAPI's URL (`url:`).
     pub url: LapiUrl,
-    /// The machine's name (`login:`).
-    pub login: String,
-    /// The machine's password (`password:`).
-    pub password: Secret,
+    /// How the machine logs in.
+    pub auth: MachineAuth,
     /// A CA file for https (`ca_cert_path:`), if any.
     pub ca_cert_path: Option<PathBuf>,
+}
+
+/// How a machine logs in to the LAPI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MachineAuth {
+    /// `login:` and `password:` (what `cscli machines add` writes).
+    Password {
+        /// The machine's name.
+        login: String,
+        /// Its password.
+        password: Secret,
+    },
+    /// `cert_path:` and `key_path:`: a TLS client certificate (https only).
+    Cert(CertFiles),
+}
+
+impl MachineAuth {
+    /// The `login:` of a password login; empty with a certificate (the LAPI names that
+    /// machine, and the HTTP client reports its refusals as the certificate's).
+    pub fn login(&self) -> &str {
+        match self {
+            MachineAuth::Password { login, .. } => login,
+            MachineAuth::Cert(_) => "",
+        }
+    }
+
+    /// The machine as messages name it: `machine "web1"`, or `the machine of certificate
+    /// /etc/portsentry/agent.pem` (the LAPI names it CN@address).
+    pub fn describe(&self) -> String {
+        match self {
+            MachineAuth::Password { login, .. } => format!("machine \"{login}\""),
+            MachineAuth::Cert(c) => {
+                format!("the machine of certificate {}", c.cert_path.display())
+            }
+        }
+    }
+}
+
+/// A client certificate and its private key: two PEM files (they may be the same file).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertFiles {
+    /// The certificate (and any intermediate certificates after it).
+    pub cert_path: PathBuf,
+    /// Its private key (PKCS#8, PKCS#1 or SEC1 PEM).
+    pub key_path: PathBuf,
 }
 
 #[derive(Deserialize)]
@@ -169,6 +225,8 @@ struct Raw {
     login: Option<String>,
     password: Option<String>,
     ca_cert_path: Option<String>,
+    cert_path: Option<String>,
+    key_path: Option<String>,
 }
 
 /// Why a credentials or key file was refused (the caller adds the file name).
@@ -192,6 +250,9 @@ pub enum FileError {
     },
     /// The bouncer key file holds no key, or more than one line, or odd bytes.
     BadKey(String),
+    /// `login`/`password` and `cert_path`/`key_path` together, or one of the latter alone,
+    /// or a certificate with an `http://` url: why.
+    BadAuth(&'static str),
 }
 
 impl fmt::Display for FileError {
@@ -211,6 +272,7 @@ impl fmt::Display for FileError {
                 )
             }
             FileError::BadKey(m) => f.write_str(m),
+            FileError::BadAuth(m) => f.write_str(m),
         }
     }
 }
@@ -227,20 +289,53 @@ pub fn parse(text: &str) -> Result<Credentials, FileError> {
         _ => Err(FileError::Missing(k)),
     };
     let url = LapiUrl::parse(&need(raw.url, "url")?).map_err(FileError::BadUrl)?;
-    let login = need(raw.login, "login")?;
-    // The password is used as written (CrowdSec generates 64 alphanumerics), not trimmed.
-    let password = match raw.password {
-        Some(p) if !p.is_empty() => Secret(p),
-        _ => return Err(FileError::Missing("password")),
+    let path = |p: Option<String>| {
+        p.filter(|p| !p.trim().is_empty())
+            .map(|p| PathBuf::from(p.trim()))
     };
-    let ca_cert_path = raw
-        .ca_cert_path
-        .filter(|p| !p.trim().is_empty())
-        .map(|p| PathBuf::from(p.trim()));
+    let ca_cert_path = path(raw.ca_cert_path);
+    let (cert_path, key_path) = (path(raw.cert_path), path(raw.key_path));
+    let password_given =
+        raw.login.as_deref().is_some_and(|l| !l.trim().is_empty()) || raw.password.is_some();
+    let auth = match (cert_path, key_path) {
+        (Some(_), Some(_)) if password_given => {
+            return Err(FileError::BadAuth(
+                "login/password and cert_path/key_path are mutually exclusive (as for CrowdSec's own agent): keep one",
+            ));
+        }
+        (Some(_), Some(_)) if !url.is_https() => {
+            return Err(FileError::BadAuth(
+                "cert_path/key_path need an https:// url (a client certificate is a TLS login)",
+            ));
+        }
+        (Some(cert_path), Some(key_path)) => MachineAuth::Cert(CertFiles {
+            cert_path,
+            key_path,
+        }),
+        (Some(_), None) => {
+            return Err(FileError::BadAuth(
+                "cert_path is set without key_path: a client certificate needs both",
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(FileError::BadAuth(
+                "key_path is set without cert_path: a client certificate needs both",
+            ));
+        }
+        (None, None) => {
+            let login = need(raw.login, "login")?;
+            // The password is used as written (CrowdSec generates 64 alphanumerics), not
+            // trimmed.
+            let password = match raw.password {
+                Some(p) if !p.is_empty() => Secret(p),
+                _ => return Err(FileError::Missing("password")),
+            };
+            MachineAuth::Password { login, password }
+        }
+    };
     Ok(Credentials {
         url,
-        login,
-        password,
+        auth,
         ca_cert_path,
     })
 }
@@ -308,11 +403,17 @@ mod tests {
             c.url.join("v1/watchers/login"),
             "http://192.0.2.1:8080/v1/watchers/login"
         );
-        assert_eq!(c.login, "portsentry-a");
-        assert_eq!(c.password.expose(), "Zb3kQ9");
+        let pw = |c: &Credentials| match &c.auth {
+            MachineAuth::Password { login, password } => {
+                (login.clone(), password.expose().to_string())
+            }
+            MachineAuth::Cert(_) => panic!("{c:?}"),
+        };
+        assert_eq!(pw(&c), ("portsentry-a".into(), "Zb3kQ9".into()));
+        assert_eq!(c.auth.describe(), "machine \"portsentry-a\"");
         assert_eq!(c.ca_cert_path, None);
         assert!(!c.url.is_https());
-        let t = "url: https://lapi.example:8443/\nlogin: a\npassword: 'p w'\nca_cert_path: /etc/ca.pem\ncert_path: x\n";
+        let t = "url: https://lapi.example:8443/\nlogin: a\npassword: 'p w'\nca_cert_path: /etc/ca.pem\nunknown_key: x\n";
         let c = parse(t).unwrap();
         assert!(c.url.is_https());
         assert_eq!(c.url.as_str(), "https://lapi.example:8443");
@@ -320,8 +421,49 @@ mod tests {
             c.url.join("/v1/alerts"),
             "https://lapi.example:8443/v1/alerts"
         );
-        assert_eq!(c.password.expose(), "p w");
+        assert_eq!(pw(&c).1, "p w");
         assert_eq!(c.ca_cert_path, Some(PathBuf::from("/etc/ca.pem")));
+    }
+
+    /// CrowdSec's TLS login (pkg/csconfig/api.go): cert_path and key_path instead of login
+    /// and password, never both.
+    #[test]
+    fn a_client_certificate_instead_of_a_password() {
+        let c = parse(
+            "url: https://lapi.example:8443/\nca_cert_path: /etc/ca.pem\ncert_path: /etc/a.pem\nkey_path: ' /etc/a.key '\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.auth,
+            MachineAuth::Cert(CertFiles {
+                cert_path: "/etc/a.pem".into(),
+                key_path: "/etc/a.key".into()
+            })
+        );
+        assert_eq!(c.auth.describe(), "the machine of certificate /etc/a.pem");
+        let bad = |t: &str| parse(t).unwrap_err().to_string();
+        assert!(
+            bad("url: https://x/\nlogin: a\npassword: b\ncert_path: c\nkey_path: d\n")
+                .contains("mutually exclusive"),
+        );
+        assert!(
+            bad("url: https://x/\npassword: b\ncert_path: c\nkey_path: d\n")
+                .contains("mutually exclusive")
+        );
+        assert_eq!(
+            bad("url: https://x/\ncert_path: c\n"),
+            "cert_path is set without key_path: a client certificate needs both"
+        );
+        assert_eq!(
+            bad("url: https://x/\nkey_path: c\n"),
+            "key_path is set without cert_path: a client certificate needs both"
+        );
+        assert!(bad("url: http://x/\ncert_path: c\nkey_path: d\n").contains("https://"));
+        // Neither: the password login, with its own errors.
+        assert_eq!(
+            parse("url: https://x/\ncert_path: ''\n"),
+            Err(FileError::Missing("login"))
+        );
     }
 
     #[test]

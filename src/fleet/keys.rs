@@ -43,6 +43,11 @@ pub struct Keys {
     pub credentials: Option<PathBuf>,
     /// `CROWDSEC_BOUNCER_KEY_FILE`: one bouncer API key; set = pull on.
     pub bouncer_key_file: Option<PathBuf>,
+    /// `CROWDSEC_BOUNCER_CERT_FILE`: a TLS client certificate instead of the key; set =
+    /// pull on.
+    pub bouncer_cert_file: Option<PathBuf>,
+    /// `CROWDSEC_BOUNCER_CERT_KEY_FILE`: that certificate's private key.
+    pub bouncer_cert_key_file: Option<PathBuf>,
     /// `CROWDSEC_LAPI_URL`: the LAPI when only pulling (else the credentials' url is used).
     pub lapi_url: Option<String>,
     /// `CROWDSEC_PULL_INTERVAL` seconds (1 when absent).
@@ -63,7 +68,16 @@ impl Keys {
 
     /// Pull (decision stream) is on.
     pub fn pull(&self) -> bool {
-        self.bouncer_key_file.is_some()
+        self.bouncer_key_file.is_some() || self.bouncer_cert_file.is_some()
+    }
+
+    /// The key that switches pull on, for messages: the key file's, else the certificate's.
+    pub fn pull_key(&self) -> &'static str {
+        if self.bouncer_key_file.is_none() && self.bouncer_cert_file.is_some() {
+            "CROWDSEC_BOUNCER_CERT_FILE"
+        } else {
+            "CROWDSEC_BOUNCER_KEY_FILE"
+        }
     }
 
     /// Any fleet key is set: push or pull.
@@ -106,17 +120,40 @@ pub fn validate(cfg: &Config, path: &Path) -> Vec<Diagnostic> {
             message,
         })
     };
+    if k.bouncer_key_file.is_some() && k.bouncer_cert_file.is_some() {
+        push(
+            Severity::Error,
+            "CROWDSEC_BOUNCER_CERT_FILE",
+            "and CROWDSEC_BOUNCER_KEY_FILE are mutually exclusive: the LAPI takes an API key or a client certificate, keep one".to_string(),
+        );
+    }
+    for (set, key, other) in [
+        (
+            k.bouncer_cert_file.is_some() && k.bouncer_cert_key_file.is_none(),
+            "CROWDSEC_BOUNCER_CERT_FILE",
+            "needs CROWDSEC_BOUNCER_CERT_KEY_FILE (its private key)",
+        ),
+        (
+            k.bouncer_cert_key_file.is_some() && k.bouncer_cert_file.is_none(),
+            "CROWDSEC_BOUNCER_CERT_KEY_FILE",
+            "has no effect without CROWDSEC_BOUNCER_CERT_FILE",
+        ),
+    ] {
+        if set {
+            push(Severity::Error, key, other.to_string());
+        }
+    }
     if k.pull() && cfg.block_method != BlockMethod::Nftables {
         push(
             Severity::Error,
-            "CROWDSEC_BOUNCER_KEY_FILE",
+            k.pull_key(),
             "needs BLOCK_METHOD=\"nftables\": pulled bans go into the fleet4/fleet6 sets of table inet portsentry".to_string(),
         );
     }
     if k.pull() && !k.push() && k.lapi_url.is_none() {
         push(
             Severity::Error,
-            "CROWDSEC_BOUNCER_KEY_FILE",
+            k.pull_key(),
             "needs CROWDSEC_LAPI_URL (or CROWDSEC_CREDENTIALS, whose url is then used)".to_string(),
         );
     }
@@ -232,6 +269,36 @@ mod tests {
         );
         assert!(d.is_empty(), "{d:?}");
         assert!(k.pull() && !k.push());
+    }
+
+    #[test]
+    fn a_bouncer_certificate_pulls_instead_of_a_key_and_needs_its_key() {
+        let (k, d) = check(
+            "BLOCK_METHOD=\"nftables\"\nCROWDSEC_BOUNCER_CERT_FILE=\"/b.pem\"\nCROWDSEC_BOUNCER_CERT_KEY_FILE=\"/b.key\"\nCROWDSEC_LAPI_URL=\"https://192.0.2.1:8080/\"\n",
+        );
+        assert!(d.is_empty(), "{d:?}");
+        assert!(k.pull() && !k.push());
+        assert_eq!(k.pull_key(), "CROWDSEC_BOUNCER_CERT_FILE");
+        let (_, d) = check("BLOCK_METHOD=\"nftables\"\nCROWDSEC_BOUNCER_CERT_FILE=\"/b.pem\"\n");
+        assert_eq!(
+            d,
+            [
+                "error: /c:5: CROWDSEC_BOUNCER_CERT_FILE: needs CROWDSEC_BOUNCER_CERT_KEY_FILE (its private key)",
+                "error: /c:5: CROWDSEC_BOUNCER_CERT_FILE: needs CROWDSEC_LAPI_URL (or CROWDSEC_CREDENTIALS, whose url is then used)",
+            ]
+        );
+        let (_, d) = check("CROWDSEC_BOUNCER_CERT_KEY_FILE=\"/b.key\"\n");
+        assert_eq!(
+            d,
+            [
+                "error: /c:4: CROWDSEC_BOUNCER_CERT_KEY_FILE: has no effect without CROWDSEC_BOUNCER_CERT_FILE"
+            ]
+        );
+        let (_, d) = check(
+            "BLOCK_METHOD=\"nftables\"\nCROWDSEC_CREDENTIALS=\"/c.yaml\"\nCROWDSEC_BOUNCER_KEY_FILE=\"/k\"\nCROWDSEC_BOUNCER_CERT_FILE=\"/b.pem\"\nCROWDSEC_BOUNCER_CERT_KEY_FILE=\"/b.key\"\n",
+        );
+        assert_eq!(d.len(), 1, "{d:?}");
+        assert!(d[0].contains("mutually exclusive"), "{d:?}");
     }
 
     #[test]

@@ -164,6 +164,8 @@ pub struct Link {
     unlogged: u32,
     /// The current loss was logged (so its end is too).
     lost_logged: bool,
+    /// New credentials since the last request: its failure is news ([`Link::renew`]).
+    renewed: bool,
     /// Failures in a row (for the back-off).
     pub failures: u32,
 }
@@ -197,8 +199,17 @@ impl Link {
             last_line: None,
             unlogged: 0,
             lost_logged: false,
+            renewed: false,
             failures: 0,
         }
+    }
+
+    /// The link now uses other credentials (another key or client certificate, after a
+    /// reload): a failure of the next request is logged even within a minute of the last
+    /// line, or while the link is already down, so that an admin who reloads a refused
+    /// credential sees the new one's verdict at once (issue 20).
+    pub fn renew(&mut self) {
+        self.renewed = true;
     }
 
     /// Up, down or not tried yet.
@@ -217,14 +228,20 @@ impl Link {
     /// when its loss was.
     pub fn failed(&mut self, now: u64) -> Option<(u32, Option<u64>)> {
         self.failures = self.failures.saturating_add(1);
-        if self.up == Some(false) {
+        let renewed = std::mem::take(&mut self.renewed);
+        if self.up == Some(false) && !renewed {
             return None;
         }
-        let was_up = self.up.map(|_| now.saturating_sub(self.since));
+        let was_up = match self.up {
+            Some(false) => None,
+            up => up.map(|_| now.saturating_sub(self.since)),
+        };
+        if self.up != Some(false) {
+            self.since = now;
+        }
         self.up = Some(false);
-        self.since = now;
         match self.last_line {
-            Some(t) if now.saturating_sub(t) < LINE_INTERVAL_MS => {
+            Some(t) if now.saturating_sub(t) < LINE_INTERVAL_MS && !renewed => {
                 self.unlogged += 1;
                 self.lost_logged = false;
                 None
@@ -241,6 +258,7 @@ impl Link {
     /// back from a logged loss.
     pub fn ok(&mut self, now: u64) -> Option<(u64, u32)> {
         self.failures = 0;
+        self.renewed = false;
         match self.up {
             Some(true) => None,
             None => {
@@ -328,6 +346,29 @@ mod tests {
         // A daemon that starts while the LAPI is down says so at once.
         let mut l = Link::new();
         assert_eq!(l.failed(5), Some((0, None)));
+    }
+
+    #[test]
+    fn new_credentials_fail_loudly_even_within_the_minute_or_while_down() {
+        let mut l = Link::new();
+        assert_eq!(l.ok(0), None);
+        assert_eq!(l.failed(1000), Some((0, Some(1000))));
+        assert_eq!(l.ok(2000), Some((1000, 0)));
+        // Another certificate after a reload, refused: logged although a line was logged
+        // a second ago (without renew() it would be counted).
+        l.renew();
+        assert_eq!(l.failed(3000), Some((0, Some(1000))));
+        // Yet another, refused too, while down: logged again; still down since 3000.
+        l.renew();
+        assert_eq!(l.failed(4000), Some((0, None)));
+        assert_eq!(l.state(), State::Down { since_ms: 3000 });
+        assert_eq!(l.failed(5000), None, "the same credentials: no news");
+        // The return is logged, as that loss was.
+        assert_eq!(l.ok(6000), Some((3000, 0)));
+        // A renewal that works clears the flag: the next loss is rate-limited as ever.
+        l.renew();
+        assert_eq!(l.ok(7000), None);
+        assert_eq!(l.failed(8000), None);
     }
 
     #[test]

@@ -25,5 +25,6 @@ pub mod span;
 pub mod spool;
 pub mod stream;
 pub mod time;
+pub mod x509;
 
 pub use keys::{Keys, validate};

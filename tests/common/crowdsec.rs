@@ -15,6 +15,22 @@ pub struct Options {
     pub db_config: Option<String>,
     /// Serve its Prometheus metrics here (inside its namespace).
     pub metrics: Option<std::net::SocketAddr>,
+    /// With https: TLS client certificates too (`api.server.tls`).
+    pub client_certs: Option<ClientCerts>,
+}
+
+/// The LAPI's client-certificate settings (crowdsec 1.4.6 `api.server.tls`; the default
+/// `client_verification: VerifyClientCertIfGiven` keeps passwords and API keys working).
+#[derive(Debug, Clone)]
+pub struct ClientCerts {
+    /// `ca_cert_path`: the CA client certificates must come from.
+    pub ca: PathBuf,
+    /// `crl_path`: revoked serials (PEM CRL).
+    pub crl: PathBuf,
+    /// `agents_allowed_ou`.
+    pub agents_ou: String,
+    /// `bouncers_allowed_ou`.
+    pub bouncers_ou: String,
 }
 
 pub struct Lapi {
@@ -50,14 +66,26 @@ impl Lapi {
         Lapi::start_with(ns, listen, None, o)
     }
 
+    /// As [`Lapi::start_tls`], with these options (client certificates).
+    pub fn start_tls_opts(ns: &str, listen: &str, cert: &Path, key: &Path, o: &Options) -> Lapi {
+        Lapi::start_with(ns, listen, Some((cert, key)), o)
+    }
+
     fn start_with(ns: &str, listen: &str, tls: Option<(&Path, &Path)>, o: &Options) -> Lapi {
         let (scheme, server_tls, skip_verify) = match tls {
             Some((cert, key)) => (
                 "https",
                 format!(
-                    "    tls:\n      cert_file: {}\n      key_file: {}\n",
+                    "    tls:\n      cert_file: {}\n      key_file: {}\n{}",
                     cert.display(),
-                    key.display()
+                    key.display(),
+                    o.client_certs.as_ref().map_or(String::new(), |c| format!(
+                        "      ca_cert_path: {}\n      crl_path: {}\n      agents_allowed_ou:\n        - {}\n      bouncers_allowed_ou:\n        - {}\n",
+                        c.ca.display(),
+                        c.crl.display(),
+                        c.agents_ou,
+                        c.bouncers_ou
+                    ))
                 ),
                 true,
             ),

@@ -548,6 +548,17 @@ pub fn every_line() -> Vec<(&'static str, Class, String)> {
         Security,
         r::fleet_key_refused(lapi, key, 403),
     );
+    for side in [Side::Push, Side::Pull] {
+        add(
+            "fleet_cert_refused",
+            Security,
+            r::fleet_cert_refused(
+                side,
+                lapi,
+                "the LAPI refused the client certificate /etc/portsentry/agent.pem (CN web1, OU agent-ou) in the TLS handshake (alert BadCertificate): it expired on 2026-12-07T20:26:18Z",
+            ),
+        );
+    }
     add(
         "fleet_batch_refused",
         Security,

@@ -150,6 +150,18 @@ pub fn fleet_login_refused(url: &str, login: &str, file: &Path, status: u16, why
     )
 }
 
+/// The LAPI refused a client certificate (logged once until it works): `adminalert: ERROR:
+/// CrowdSec LAPI {url}: {why}; alerts wait in the spool` (pushing) or `...; no decisions are
+/// pulled until it is fixed` (pulling). `why` names the certificate's file and the reason
+/// (`sys::fleet::tls`); it is ours, not the LAPI's, so it is not clipped.
+pub fn fleet_cert_refused(side: Side, url: &str, why: &str) -> String {
+    let what = match side {
+        Side::Push => "alerts wait in the spool",
+        Side::Pull => "no decisions are pulled until it is fixed",
+    };
+    format!("adminalert: ERROR: CrowdSec LAPI {url}: {why}; {what}")
+}
+
 /// The LAPI refused the bouncer key (logged once until it works).
 pub fn fleet_key_refused(url: &str, file: &Path, status: u16) -> String {
     format!(
@@ -444,6 +456,18 @@ mod tests {
         assert_eq!(
             fleet_key_refused("http://l/", Path::new("/k"), 403),
             "adminalert: ERROR: CrowdSec LAPI http://l/ refused the bouncer key of /k (HTTP 403): check it with cscli bouncers list; no decisions are pulled until it is fixed"
+        );
+        assert_eq!(
+            fleet_cert_refused(
+                Side::Push,
+                "https://l",
+                "the LAPI refused the client certificate /a.pem (CN web1, OU x) (HTTP 403: access forbidden): why"
+            ),
+            "adminalert: ERROR: CrowdSec LAPI https://l: the LAPI refused the client certificate /a.pem (CN web1, OU x) (HTTP 403: access forbidden): why; alerts wait in the spool"
+        );
+        assert_eq!(
+            fleet_cert_refused(Side::Pull, "https://l", "why"),
+            "adminalert: ERROR: CrowdSec LAPI https://l: why; no decisions are pulled until it is fixed"
         );
         assert_eq!(
             fleet_batch_refused("http://l/", 7, 400, "bad request"),

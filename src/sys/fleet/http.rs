@@ -1,5 +1,6 @@
 //! The HTTP side of the LAPI link (ureq; rustls with the CA of `ca_cert_path` when given,
-//! else the system's CA store): login, alerts, the alert search used after a request whose
+//! else the system's CA store, and a client certificate when one is given, `tls`): login,
+//! alerts, the alert search used after a request whose
 //! outcome is unknown, and the decision stream. Blocking calls with short timeouts, made only
 //! on the fleet thread.
 //!
@@ -12,7 +13,8 @@ use std::time::Duration;
 use ureq::Agent;
 use ureq::tls::{Certificate, RootCerts, TlsConfig};
 
-use crate::fleet::creds::{LapiUrl, Secret};
+use super::tls::{self, Identity, Tls};
+use crate::fleet::creds::{LapiUrl, MachineAuth, Secret};
 use crate::fleet::stream;
 
 /// Connecting may take this long; a whole exchange this long (a 1,000-decision request took
@@ -38,6 +40,9 @@ pub enum Failure {
     Status(u16, String),
     /// A success whose body is not what the API documents (not JSON, no token, ...).
     BadAnswer(String),
+    /// The LAPI refused the client certificate (a TLS alert in the handshake, or a 401/403
+    /// to a request made with it): why, in words naming the certificate's file.
+    CertRefused(String),
 }
 
 impl std::fmt::Display for Failure {
@@ -46,6 +51,7 @@ impl std::fmt::Display for Failure {
             Failure::NotSent(m) | Failure::Unknown(m) => f.write_str(m),
             Failure::Status(s, m) => write!(f, "HTTP {s}: {m}"),
             Failure::BadAnswer(m) => write!(f, "bad answer: {m}"),
+            Failure::CertRefused(m) => f.write_str(m),
         }
     }
 }
@@ -55,6 +61,8 @@ pub struct Client {
     agent: Agent,
     /// The LAPI's URL.
     pub url: LapiUrl,
+    /// The client certificate presented, if any (for messages).
+    identity: Option<Identity>,
 }
 
 /// A login token and when it stops working (unix seconds; 0: unknown).
@@ -70,18 +78,19 @@ impl Client {
     /// the system's store, as CrowdSec's own agent does: Debian's `/etc/ssl/certs` (what
     /// `update-ca-certificates` builds, read by rustls-native-certs through ureq's platform
     /// verifier; `SSL_CERT_FILE`/`SSL_CERT_DIR` override it as for OpenSSL).
-    pub fn new(url: LapiUrl, ca: Option<&[u8]>) -> Result<Client, String> {
-        Client::with_timeouts(url, ca, CONNECT, EXCHANGE)
+    /// `tls.identity`, when given, is presented to the LAPI in every handshake.
+    pub fn new(url: LapiUrl, tls: &Tls) -> Result<Client, String> {
+        Client::with_timeouts(url, tls, CONNECT, EXCHANGE)
     }
 
     /// As [`Client::new`], with other limits on connecting and on a whole exchange.
     pub fn with_timeouts(
         url: LapiUrl,
-        ca: Option<&[u8]>,
+        tls: &Tls,
         connect: Duration,
         exchange: Duration,
     ) -> Result<Client, String> {
-        let roots = match ca {
+        let roots = match tls.ca_pem.as_deref() {
             Some(pem) => {
                 let certs: Vec<Certificate<'static>> = ureq::tls::parse_pem(pem)
                     .filter_map(|i| match i {
@@ -105,28 +114,44 @@ impl Client {
             .proxy(None)
             .max_redirects(0)
             .user_agent(concat!("portsentry/", env!("CARGO_PKG_VERSION")))
-            .tls_config(TlsConfig::builder().root_certs(roots).build());
+            .tls_config(
+                TlsConfig::builder()
+                    .root_certs(roots)
+                    .client_cert(tls.identity.as_ref().and_then(Identity::client_cert))
+                    .build(),
+            );
         Ok(Client {
             agent: cfg.build().into(),
             url,
+            identity: tls.identity.clone(),
         })
     }
 
-    /// POST /v1/watchers/login.
-    pub fn login(&self, login: &str, password: &Secret) -> Result<Token, Failure> {
+    /// POST /v1/watchers/login, with a password, or with the client certificate alone (the
+    /// LAPI then names the machine `CN@address` and makes it at its first login; the body
+    /// holds only the scenarios, as CrowdSec's agent sends it).
+    pub fn login(&self, auth: &MachineAuth) -> Result<Token, Failure> {
         #[derive(serde::Serialize)]
         struct Req<'a> {
-            machine_id: &'a str,
-            password: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            machine_id: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            password: Option<&'a str>,
             scenarios: Vec<String>,
         }
         let scenarios = crate::fleet::alert::Scan::ALL
             .iter()
             .map(|s| s.scenario())
             .collect();
+        let (machine_id, password) = match auth {
+            MachineAuth::Password { login, password } => {
+                (Some(login.as_str()), Some(password.expose()))
+            }
+            MachineAuth::Cert(_) => (None, None),
+        };
         let body = serde_json::to_string(&Req {
-            machine_id: login,
-            password: password.expose(),
+            machine_id,
+            password,
             scenarios,
         })
         .unwrap_or_default();
@@ -137,6 +162,7 @@ impl Client {
                 .send(body.as_bytes()),
             false,
         )?;
+        let bytes = self.cert_status(status, bytes, "agents_allowed_ou")?;
         let bytes = ok_200(status, bytes)?;
         #[derive(serde::Deserialize)]
         struct Resp {
@@ -198,9 +224,11 @@ impl Client {
 
     /// GET /v1/decisions/stream (every decision, not one per value: `dedup=false`), parsed
     /// as it is read within `caps` (issue 24: the answer is never held whole).
+    /// `key`: the bouncer's API key (`X-Api-Key`), or None when the client certificate
+    /// authenticates.
     pub fn stream(
         &self,
-        key: &Secret,
+        key: &Option<Secret>,
         startup: bool,
         caps: &stream::Caps,
     ) -> Result<stream::Changes, Failure> {
@@ -218,7 +246,11 @@ impl Client {
     /// ranges: the decisions in force, for a catch-up read (`fleet::resync`), parsed as it is
     /// read within `caps`. It does not move the bouncer's last pull while that is under a
     /// minute old.
-    pub fn active(&self, key: &Secret, caps: &stream::Caps) -> Result<stream::Changes, Failure> {
+    pub fn active(
+        &self,
+        key: &Option<Secret>,
+        caps: &stream::Caps,
+    ) -> Result<stream::Changes, Failure> {
         self.decisions(
             "v1/decisions?scopes=ip,range&origins=crowdsec,cscli",
             key,
@@ -227,20 +259,20 @@ impl Client {
         )
     }
 
-    /// GET `path` with the bouncer key; the answer parsed by `parse` as it is read.
+    /// GET `path` with the bouncer key (or, `key` None, the client certificate alone); the
+    /// answer parsed by `parse` as it is read.
     fn decisions(
         &self,
         path: &str,
-        key: &Secret,
+        key: &Option<Secret>,
         caps: &stream::Caps,
         parse: impl FnOnce(&mut dyn std::io::Read, &stream::Caps) -> Result<stream::Changes, String>,
     ) -> Result<stream::Changes, Failure> {
-        let mut resp = self
-            .agent
-            .get(&self.url.join(path))
-            .header("X-Api-Key", key.expose())
-            .call()
-            .map_err(|e| classify(&e, true))?;
+        let mut req = self.agent.get(&self.url.join(path));
+        if let Some(k) = key {
+            req = req.header("X-Api-Key", k.expose());
+        }
+        let mut resp = req.call().map_err(|e| self.classify(&e, true))?;
         let status = resp.status().as_u16();
         if status != 200 {
             let bytes = resp
@@ -249,6 +281,7 @@ impl Client {
                 .limit(ERROR_BODY)
                 .read_to_vec()
                 .unwrap_or_default();
+            let bytes = self.cert_status(status, bytes, "bouncers_allowed_ou")?;
             return Err(Failure::Status(status, message(&bytes)));
         }
         // ureq's own limit one byte past ours, so ours (with its message) trips first.
@@ -260,16 +293,52 @@ impl Client {
         parse(&mut reader, caps).map_err(Failure::BadAnswer)
     }
 
-    /// GET /v1/decisions?ip=127.0.0.1: checks a bouncer key without changing its stream.
-    pub fn check_key(&self, key: &Secret) -> Result<(), Failure> {
-        let (status, bytes) = self.exchange(
-            self.agent
-                .get(&self.url.join("v1/decisions?ip=127.0.0.1"))
-                .header("X-Api-Key", key.expose())
-                .call(),
-            false,
-        )?;
+    /// GET /v1/decisions?ip=127.0.0.1: checks a bouncer key (or certificate, `key` None)
+    /// without changing its stream.
+    pub fn check_key(&self, key: &Option<Secret>) -> Result<(), Failure> {
+        let mut req = self.agent.get(&self.url.join("v1/decisions?ip=127.0.0.1"));
+        if let Some(k) = key {
+            req = req.header("X-Api-Key", k.expose());
+        }
+        let (status, bytes) = self.exchange(req.call(), false)?;
+        let bytes = self.cert_status(status, bytes, "bouncers_allowed_ou")?;
         ok_200(status, bytes).map(drop)
+    }
+
+    /// A 401/403 to a request made with a client certificate is the certificate refused.
+    fn cert_status(&self, status: u16, bytes: Vec<u8>, ou_key: &str) -> Result<Vec<u8>, Failure> {
+        match (&self.identity, status) {
+            // The LAPI's reason (revoked, which OU) comes after a long prefix: a longer cut.
+            (Some(id), 401 | 403) => Err(Failure::CertRefused(id.http_refused(
+                status,
+                &message_max(&bytes, 400),
+                ou_key,
+            ))),
+            _ => Ok(bytes),
+        }
+    }
+
+    /// [`classify`], with a refused client certificate named as such: a TLS alert from
+    /// the LAPI, or (TLS 1.3: the client may be writing its request when the LAPI's alert
+    /// and close arrive) a broken or reset connection while the certificate is out of its
+    /// dates.
+    fn classify(&self, e: &ureq::Error, sent_matters: bool) -> Failure {
+        if let Some(id) = &self.identity {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64);
+            if let Some(alert) = tls::alert_of(e) {
+                return Failure::CertRefused(id.handshake_refused(Some(&alert), now));
+            }
+            let cut = matches!(e, ureq::Error::Io(io) if matches!(
+                io.kind(),
+                std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
+            ));
+            if cut && id.info.validity_problem(now).is_some() {
+                return Failure::CertRefused(id.handshake_refused(None, now));
+            }
+        }
+        classify(e, sent_matters)
     }
 
     fn exchange(
@@ -277,14 +346,14 @@ impl Client {
         r: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
         sent_matters: bool,
     ) -> Result<(u16, Vec<u8>), Failure> {
-        let mut resp = r.map_err(|e| classify(&e, sent_matters))?;
+        let mut resp = r.map_err(|e| self.classify(&e, sent_matters))?;
         let status = resp.status().as_u16();
         let bytes = resp
             .body_mut()
             .with_config()
             .limit(MAX_BODY)
             .read_to_vec()
-            .map_err(|e| classify(&e, sent_matters && status / 100 == 2))?;
+            .map_err(|e| self.classify(&e, sent_matters && status / 100 == 2))?;
         Ok((status, bytes))
     }
 }
@@ -324,15 +393,33 @@ fn describe(e: &ureq::Error) -> String {
     }
 }
 
-/// The `message` of a LAPI error answer, or the start of the body; printable ASCII only.
+/// The `message` of a LAPI error answer, or the start of the body; printable ASCII only,
+/// at most 200 characters.
 pub fn message(bytes: &[u8]) -> String {
+    message_max(bytes, 200)
+}
+
+/// [`message`], at most `max` characters.
+fn message_max(bytes: &[u8], max: usize) -> String {
     #[derive(serde::Deserialize)]
     struct E {
         message: Option<String>,
     }
-    let text = serde_json::from_slice::<E>(bytes)
-        .ok()
-        .and_then(|e| e.message)
+    // The LAPI may answer two objects in a row: a TLS login refused by its JWT middleware
+    // writes `{"message":"access forbidden"}` and then gin-jwt's own object with the reason
+    // (`{"code":401,"message":"while trying to validate client cert: ..."}`, crowdsec
+    // 1.4.6). Their messages are joined.
+    let objects: Result<Vec<E>, _> = serde_json::Deserializer::from_slice(bytes)
+        .into_iter::<E>()
+        .collect();
+    let joined = objects.ok().map(|v| {
+        v.into_iter()
+            .filter_map(|e| e.message)
+            .collect::<Vec<_>>()
+            .join(": ")
+    });
+    let text = joined
+        .filter(|t| !t.is_empty())
         .unwrap_or_else(|| String::from_utf8_lossy(bytes).into_owned());
     let clean: String = text
         .chars()
@@ -343,7 +430,7 @@ pub fn message(bytes: &[u8]) -> String {
                 '?'
             }
         })
-        .take(200)
+        .take(max)
         .collect();
     if clean.is_empty() {
         "no message".to_string()
@@ -375,7 +462,7 @@ mod tests {
     fn client(f: &FakeLapi, exchange_ms: u64) -> Client {
         Client::with_timeouts(
             f.url.clone(),
-            None,
+            &Tls::default(),
             Duration::from_secs(1),
             Duration::from_millis(exchange_ms),
         )
@@ -418,18 +505,21 @@ mod tests {
         let f = FakeLapi::start();
         f.script_login(&[Answer::Garbage, Answer::Status(403)]);
         let c = client(&f, 2000);
-        let pw = Secret::new("pw".into());
+        let pw = MachineAuth::Password {
+            login: "m".into(),
+            password: Secret::new("pw".into()),
+        };
         assert!(matches!(
-            c.login("m", &pw),
+            c.login(&pw),
             Err(Failure::BadAnswer(m)) if m == "login answer is not JSON"
         ));
-        assert!(matches!(c.login("m", &pw), Err(Failure::Status(403, _))));
-        let t = c.login("m", &pw).unwrap();
+        assert!(matches!(c.login(&pw), Err(Failure::Status(403, _))));
+        let t = c.login(&pw).unwrap();
         assert_eq!(t.expires_epoch, 4_070_908_800);
         // A garbage stream body is a bad answer.
         f.script_stream(&[Answer::Garbage]);
         assert!(matches!(
-            c.stream(&Secret::new("k".into()), true, &stream::Caps::default()),
+            c.stream(&Some(Secret::new("k".into())), true, &stream::Caps::default()),
             Err(Failure::BadAnswer(m)) if m.starts_with("bad JSON in the decision stream")
         ));
         // And a garbage alert list is an error, not "nothing arrived".
@@ -450,7 +540,10 @@ mod tests {
             Err(Failure::Unknown(_))
         ));
         assert!(matches!(
-            c.login("m", &Secret::new("pw".into())),
+            c.login(&MachineAuth::Password {
+                login: "m".into(),
+                password: Secret::new("pw".into())
+            }),
             Err(Failure::NotSent(_))
         ));
         assert!(
@@ -462,7 +555,7 @@ mod tests {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = LapiUrl::parse(&format!("http://{}/", l.local_addr().unwrap())).unwrap();
         drop(l);
-        let c = Client::new(url, None).unwrap();
+        let c = Client::new(url, &Tls::default()).unwrap();
         assert!(matches!(
             c.post_alerts(&token(), "[]"),
             Err(Failure::NotSent(_))
@@ -490,6 +583,11 @@ mod tests {
             "incorrect Username or Password"
         );
         assert_eq!(message(b"<h1>\x1b[31mbad</h1>"), "<h1>?[31mbad</h1>");
+        // What crowdsec 1.4.6 answers to a TLS login whose certificate's OU is not allowed.
+        assert_eq!(
+            message(b"{\"message\":\"access forbidden\"}{\"code\":401,\"message\":\"while trying to validate client cert: client certificate OU ([bouncer-ou]) doesn't match expected OU ([agent-ou])\"}"),
+            "access forbidden: while trying to validate client cert: client certificate OU ([bouncer-ou]) doesn't match expected OU ([agent-ou])"
+        );
         assert_eq!(message(b""), "no message");
         assert_eq!(message(&[b'a'; 500]).len(), 200);
     }

@@ -28,8 +28,11 @@ pub mod http;
 mod pull;
 mod push;
 mod settings;
+#[cfg(test)]
+mod settings_tests;
 mod shared;
 pub mod spool;
+pub mod tls;
 mod worker;
 
 pub use settings::{

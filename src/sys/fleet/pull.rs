@@ -59,7 +59,7 @@ impl Puller {
         let first_gap = p.interval_ms;
         let mut pl = Puller {
             never_block,
-            client: client(&p.url, p.ca_pem.as_deref(), &p.key_path, sh),
+            client: client(&p.url, &p.tls, &p.key_path, sh),
             model: Model::new(bounds(&p)),
             p,
             applied: BTreeMap::new(),
@@ -89,9 +89,10 @@ impl Puller {
         now: u64,
     ) {
         self.never_block = never_block;
-        self.client = client(&p.url, p.ca_pem.as_deref(), &p.key_path, sh);
+        self.client = client(&p.url, &p.tls, &p.key_path, sh);
         self.next_try = now;
-        if p.url != self.p.url || p.key != self.p.key || p.ca_pem != self.p.ca_pem {
+        if p.url != self.p.url || p.key != self.p.key || p.tls != self.p.tls {
+            self.link.renew();
             if p.url != self.p.url {
                 self.link = Link::new();
                 self.pace = Pace::new(now);
@@ -182,6 +183,12 @@ pub(super) fn pull_once(pl: &mut Puller, sh: &Shared, now: u64) {
         Err(Failure::Status(s @ (401 | 403), _)) => {
             if pl.link.failed(now).is_some() {
                 sh.log(report::fleet_key_refused(&url, &pl.p.key_path, s));
+            }
+            pl.next_try = now + link::BACKOFF_MAX_MS;
+        }
+        Err(Failure::CertRefused(why)) => {
+            if pl.link.failed(now).is_some() {
+                sh.log(report::fleet_cert_refused(Side::Pull, &url, &why));
             }
             pl.next_try = now + link::BACKOFF_MAX_MS;
         }

@@ -68,7 +68,7 @@ pub(super) struct Pusher {
 impl Pusher {
     pub(super) fn new(p: Push, sc: Scanned, sh: &Shared, now: u64) -> Pusher {
         Pusher {
-            client: client(&p.creds.url, p.ca_pem.as_deref(), &p.creds_path, sh),
+            client: client(&p.creds.url, &p.tls, &p.creds_path, sh),
             cur: Cursor::new(&p.spool_path, sc),
             p,
             token: None,
@@ -85,9 +85,9 @@ impl Pusher {
     /// after `update-ca-certificates` trusts the new system store at once (a client keeps
     /// the roots it loaded, and its open connections, for its life).
     pub(super) fn update(&mut self, p: Push, sh: &Shared, now: u64) {
-        self.client = client(&p.creds.url, p.ca_pem.as_deref(), &p.creds_path, sh);
+        self.client = client(&p.creds.url, &p.tls, &p.creds_path, sh);
         self.next_try = now;
-        if p.creds != self.p.creds || p.ca_pem != self.p.ca_pem {
+        if p.creds != self.p.creds || p.tls != self.p.tls {
             if p.creds.url != self.p.creds.url {
                 self.link = Link::new();
             }
@@ -177,7 +177,7 @@ fn ensure_token(p: &mut Pusher, sh: &Shared) -> Result<(), Step> {
     let Some(c) = &p.client else {
         return Err(Step::Down("no HTTP client (bad ca_cert_path)".to_string()));
     };
-    match c.login(&p.p.creds.login, &p.p.creds.password) {
+    match c.login(&p.p.creds.auth) {
         Ok(t) => {
             p.token = Some(t);
             p.refused = false;
@@ -188,11 +188,18 @@ fn ensure_token(p: &mut Pusher, sh: &Shared) -> Result<(), Step> {
                 p.refused = true;
                 sh.log(report::fleet_login_refused(
                     c.url.as_str(),
-                    &p.p.creds.login,
+                    p.p.creds.auth.login(),
                     &p.p.creds_path,
                     s,
                     &m,
                 ));
+            }
+            Err(Step::Refused)
+        }
+        Err(Failure::CertRefused(why)) => {
+            if !p.refused {
+                p.refused = true;
+                sh.log(report::fleet_cert_refused(Side::Push, c.url.as_str(), &why));
             }
             Err(Step::Refused)
         }
@@ -378,6 +385,11 @@ fn send_batch(
             Ok(limit::gap_after(&plan))
         }
         Err(Failure::NotSent(m)) => Err(Step::Down(m)),
+        // The handshake failed: nothing was read. A new login says why, in full.
+        Err(Failure::CertRefused(m)) => {
+            p.token = None;
+            Err(Step::Down(m))
+        }
         // (post_alerts reads no body: a bad answer would be one it cannot vouch for.)
         Err(Failure::Unknown(m) | Failure::BadAnswer(m)) => {
             for s in &seqs {
@@ -568,7 +580,7 @@ mod fake_tests {
     use super::super::{Fleet, Push, Settings};
     use crate::config::mode::Mode;
     use crate::fleet::alert::Scan;
-    use crate::fleet::creds::{Credentials, Secret};
+    use crate::fleet::creds::{Credentials, MachineAuth, Secret};
     use std::time::{Duration, Instant};
 
     struct Run {
@@ -584,12 +596,14 @@ mod fake_tests {
                 push: Some(Push {
                     creds: Credentials {
                         url: f.url.clone(),
-                        login: "web1".into(),
-                        password: Secret::new("pw".into()),
+                        auth: MachineAuth::Password {
+                            login: "web1".into(),
+                            password: Secret::new("pw".into()),
+                        },
                         ca_cert_path: None,
                     },
                     creds_path: dir.path().join("lapi.yaml"),
-                    ca_pem: None,
+                    tls: Default::default(),
                     ban_s: 600,
                     send_log_only: false,
                     spool_path: dir.path().join("crowdsec.spool"),

@@ -9,10 +9,11 @@ use std::path::{Path, PathBuf};
 
 use crate::config::Config;
 use crate::config::ignore::Net;
-use crate::fleet::creds::{self, Credentials, FileError, LapiHost, LapiUrl, Secret};
+use crate::fleet::creds::{self, CertFiles, Credentials, FileError, LapiHost, LapiUrl, Secret};
 use crate::observe::report;
 
 use super::http::Client;
+use super::tls::{self, IdentityError, Tls};
 
 /// Everything the thread needs, read and checked by [`load`]. The default is all off.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -76,8 +77,8 @@ pub struct Push {
     pub creds: Credentials,
     /// Where they were read (for log lines).
     pub creds_path: PathBuf,
-    /// The PEM of `ca_cert_path`, if given.
-    pub ca_pem: Option<Vec<u8>>,
+    /// The PEM of `ca_cert_path` and the client certificate (`cert_path`), each if given.
+    pub tls: Tls,
     /// Ban length of a pushed decision (CROWDSEC_BAN_DURATION), seconds.
     pub ban_s: u64,
     /// CROWDSEC_SEND_LOG_ONLY: BLOCK_x=0 reports go too, without a decision.
@@ -91,12 +92,13 @@ pub struct Push {
 pub struct Pull {
     /// The LAPI (the credentials' url, or CROWDSEC_LAPI_URL).
     pub url: LapiUrl,
-    /// The bouncer key.
-    pub key: Secret,
-    /// Where it was read (for log lines).
+    /// The bouncer key; None when the client certificate of `tls` authenticates instead
+    /// (CROWDSEC_BOUNCER_CERT_FILE).
+    pub key: Option<Secret>,
+    /// Where the key, or the certificate, was read (for log lines).
     pub key_path: PathBuf,
-    /// The PEM of the credentials' `ca_cert_path`, if given.
-    pub ca_pem: Option<Vec<u8>>,
+    /// The PEM of the credentials' `ca_cert_path`, and the bouncer's client certificate.
+    pub tls: Tls,
     /// CROWDSEC_PULL_INTERVAL in ms.
     pub interval_ms: u64,
     /// CROWDSEC_WIDEST_BAN: IPv4 and IPv6 prefix lengths.
@@ -149,6 +151,10 @@ pub enum Problem {
     /// CROWDSEC_LAPI_URL is no http(s) URL (checked when the config is parsed; kept here
     /// so `load` never trusts an unchecked value).
     Url(String),
+    /// The client certificate or its key cannot be used.
+    Cert(IdentityError),
+    /// A client certificate with a plain `http://` LAPI URL (the URL's text).
+    CertNeedsHttps(String),
 }
 
 impl fmt::Display for LoadError {
@@ -167,6 +173,11 @@ impl fmt::Display for LoadError {
                 ca.display()
             ),
             Problem::Url(e) => write!(f, "{key}: {e}"),
+            Problem::Cert(e) => write!(f, "{key}: {path}: client certificate: {e}"),
+            Problem::CertNeedsHttps(u) => write!(
+                f,
+                "{key}: {path}: a client certificate needs an https:// LAPI url, not {u}"
+            ),
         }
     }
 }
@@ -188,8 +199,9 @@ fn read_secret_file(key: &'static str, path: &Path) -> Result<String, LoadError>
     String::from_utf8(bytes).map_err(|_| err(Problem::NotText))
 }
 
-/// The credentials file, and its CA when it names one (checked to hold a certificate).
-fn read_credentials(path: &Path) -> Result<(Credentials, Option<Vec<u8>>), LoadError> {
+/// The credentials file, its CA when it names one (checked to hold a certificate), and its
+/// client certificate when it names one (checked to match its key).
+fn read_credentials(path: &Path) -> Result<(Credentials, Tls), LoadError> {
     const KEY: &str = "CROWDSEC_CREDENTIALS";
     let err = |problem| LoadError {
         key: KEY,
@@ -198,8 +210,20 @@ fn read_credentials(path: &Path) -> Result<(Credentials, Option<Vec<u8>>), LoadE
     };
     let text = read_secret_file(KEY, path)?;
     let c = creds::parse(&text).map_err(|e| err(Problem::File(e)))?;
+    let identity = match &c.auth {
+        creds::MachineAuth::Cert(files) => {
+            Some(tls::read(files).map_err(|e| err(Problem::Cert(e)))?)
+        }
+        creds::MachineAuth::Password { .. } => None,
+    };
     let Some(ca) = &c.ca_cert_path else {
-        return Ok((c, None));
+        return Ok((
+            c,
+            Tls {
+                ca_pem: None,
+                identity,
+            },
+        ));
     };
     let pem = std::fs::read(ca).map_err(|e| {
         err(Problem::CaRead {
@@ -207,11 +231,46 @@ fn read_credentials(path: &Path) -> Result<(Credentials, Option<Vec<u8>>), LoadE
             err: e,
         })
     })?;
+    let tls = Tls {
+        ca_pem: Some(pem),
+        identity,
+    };
     // The same check the thread's client makes, so a bad CA stops start-up, not the link.
-    if Client::new(c.url.clone(), Some(&pem)).is_err() {
+    if Client::new(c.url.clone(), &tls).is_err() {
         return Err(err(Problem::CaEmpty { ca: ca.clone() }));
     }
-    Ok((c, Some(pem)))
+    Ok((c, tls))
+}
+
+/// CROWDSEC_BOUNCER_CERT_FILE and its key, for a LAPI at `url`.
+fn read_bouncer_cert(
+    cert: &Path,
+    key: Option<&Path>,
+    url: Option<&LapiUrl>,
+) -> Result<tls::Identity, LoadError> {
+    let err = |problem| LoadError {
+        key: "CROWDSEC_BOUNCER_CERT_FILE",
+        path: cert.to_path_buf(),
+        problem,
+    };
+    if let Some(u) = url
+        && !u.is_https()
+    {
+        return Err(err(Problem::CertNeedsHttps(u.as_str().to_string())));
+    }
+    // A missing key file is the config's error (`fleet::validate`); this is never reached
+    // with one, but is kept an error rather than an assumption.
+    let Some(key) = key else {
+        return Err(err(Problem::Cert(IdentityError::NoKey(
+            cert.to_path_buf(),
+            "CROWDSEC_BOUNCER_CERT_KEY_FILE is not set",
+        ))));
+    };
+    tls::read(&CertFiles {
+        cert_path: cert.to_path_buf(),
+        key_path: key.to_path_buf(),
+    })
+    .map_err(|e| err(Problem::Cert(e)))
 }
 
 /// The fleet settings of `cfg` with its files read and checked; None when no fleet key is
@@ -228,12 +287,12 @@ pub fn load(cfg: &Config) -> Result<Option<Settings>, Vec<LoadError>> {
     let mut ca_pem = None;
     if let Some(p) = &k.credentials {
         match read_credentials(p) {
-            Ok((c, ca)) => {
-                ca_pem.clone_from(&ca);
+            Ok((c, tls)) => {
+                ca_pem.clone_from(&tls.ca_pem);
                 push = Some(Push {
                     creds: c,
                     creds_path: p.clone(),
-                    ca_pem: ca,
+                    tls,
                     ban_s: k.ban_duration_s(cfg.block_timeout),
                     send_log_only: k.send_log_only,
                     spool_path: spool_path(cfg),
@@ -243,7 +302,7 @@ pub fn load(cfg: &Config) -> Result<Option<Settings>, Vec<LoadError>> {
         }
     }
     let mut pull = None;
-    if let Some(p) = &k.bouncer_key_file {
+    if let Some(p) = k.bouncer_key_file.as_ref().or(k.bouncer_cert_file.as_ref()) {
         const KEY: &str = "CROWDSEC_BOUNCER_KEY_FILE";
         let url = match (&push, &k.lapi_url) {
             (Some(p), _) => Some(p.creds.url.clone()),
@@ -259,20 +318,27 @@ pub fn load(cfg: &Config) -> Result<Option<Settings>, Vec<LoadError>> {
             // Push failed (already an error), or the config check was skipped.
             (None, None) => None,
         };
-        let key = read_secret_file(KEY, p).and_then(|t| {
-            creds::parse_key(&t).map_err(|e| LoadError {
-                key: KEY,
-                path: p.clone(),
-                problem: Problem::File(e),
-            })
-        });
-        match (key, url) {
-            (Ok(key), Some(url)) => {
+        // The API key, or (CROWDSEC_BOUNCER_CERT_FILE) the client certificate instead.
+        let auth = match (&k.bouncer_key_file, &k.bouncer_cert_file) {
+            (Some(_), _) => read_secret_file(KEY, p).and_then(|t| {
+                creds::parse_key(&t)
+                    .map(|k| (Some(k), None))
+                    .map_err(|e| LoadError {
+                        key: KEY,
+                        path: p.clone(),
+                        problem: Problem::File(e),
+                    })
+            }),
+            (None, _) => read_bouncer_cert(p, k.bouncer_cert_key_file.as_deref(), url.as_ref())
+                .map(|id| (None, Some(id))),
+        };
+        match (auth, url) {
+            (Ok((key, identity)), Some(url)) => {
                 pull = Some(Pull {
                     url,
                     key,
                     key_path: p.clone(),
-                    ca_pem,
+                    tls: Tls { ca_pem, identity },
                     interval_ms: k.pull_interval_s() * 1000,
                     widest: k.widest_ban(),
                 });
@@ -311,9 +377,9 @@ pub fn describe(cfg: &Config) -> (Vec<String>, bool) {
             let mut out = Vec::new();
             if let Some(p) = &s.push {
                 out.push(format!(
-                    "fleet: push to {} as machine \"{}\" ({}), bans of {} s{}, spool {}",
+                    "fleet: push to {} as {} ({}), bans of {} s{}, spool {}",
                     p.creds.url.as_str(),
-                    p.creds.login,
+                    p.creds.auth.describe(),
                     p.creds_path.display(),
                     p.ban_s,
                     if p.send_log_only {
@@ -326,11 +392,18 @@ pub fn describe(cfg: &Config) -> (Vec<String>, bool) {
             }
             if let Some(p) = &s.pull {
                 out.push(format!(
-                    "fleet: pull from {} with the bouncer key of {} every {} s into sets fleet4/fleet6",
+                    "fleet: pull from {} with the bouncer {} of {} every {} s into sets fleet4/fleet6",
                     p.url.as_str(),
+                    if p.key.is_some() { "key" } else { "certificate" },
                     p.key_path.display(),
                     p.interval_ms / 1000
                 ));
+            }
+            let ids = s.push.iter().map(|p| (&p.tls, "agents_allowed_ou"));
+            let ids = ids.chain(s.pull.iter().map(|p| (&p.tls, "bouncers_allowed_ou")));
+            for (t, ou_key) in ids {
+                let Some(id) = &t.identity else { continue };
+                out.extend(cert_lines(id, ou_key, now_epoch()));
             }
             let https = s.push.as_ref().is_some_and(|p| p.creds.url.is_https())
                 || s.pull.as_ref().is_some_and(|p| p.url.is_https());
@@ -359,47 +432,80 @@ pub fn describe(cfg: &Config) -> (Vec<String>, bool) {
     }
 }
 
+/// What `--check` says about a client certificate: its subject and dates, and a warning
+/// when the LAPI is bound to refuse it for its dates.
+fn cert_lines(id: &tls::Identity, ou_key: &str, now: i64) -> Vec<String> {
+    let date =
+        |t: i64| jiff::Timestamp::from_second(t).map_or_else(|_| t.to_string(), |t| t.to_string());
+    let mut out = vec![format!(
+        "fleet: https: {} with key {}, valid {} to {}; the LAPI admits it when its OU is in tls: {ou_key}",
+        id.describe(),
+        id.files.key_path.display(),
+        date(id.info.not_before),
+        date(id.info.not_after)
+    )];
+    if let Some(p) = id.info.validity_problem(now) {
+        out.push(format!(
+            "warning: {}: {p}: the LAPI refuses it",
+            id.files.cert_path.display()
+        ));
+    }
+    out
+}
+
+fn now_epoch() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
 /// `portsentry fleet test`: the login and the bouncer key, against the LAPI. Lines to print
 /// and whether all worked.
 pub fn test_login(s: &Settings) -> (Vec<String>, bool) {
     let mut out = Vec::new();
     let mut ok = true;
     if let Some(p) = &s.push {
-        match Client::new(p.creds.url.clone(), p.ca_pem.as_deref())
+        // `as "web1"` (as before certificates), or `as the machine of certificate FILE`.
+        let who = match &p.creds.auth {
+            creds::MachineAuth::Password { login, .. } => format!("\"{login}\""),
+            cert => cert.describe(),
+        };
+        match Client::new(p.creds.url.clone(), &p.tls)
             .map_err(|e| e.to_string())
-            .and_then(|c| {
-                c.login(&p.creds.login, &p.creds.password)
-                    .map_err(|e| e.to_string())
-            }) {
+            .and_then(|c| c.login(&p.creds.auth).map_err(|e| e.to_string()))
+        {
             Ok(_) => out.push(format!(
-                "fleet: login to {} as \"{}\": OK",
-                p.creds.url.as_str(),
-                p.creds.login
+                "fleet: login to {} as {who}: OK",
+                p.creds.url.as_str()
             )),
             Err(e) => {
                 ok = false;
                 out.push(format!(
-                    "fleet: login to {} as \"{}\" FAILED: {e}",
-                    p.creds.url.as_str(),
-                    p.creds.login
+                    "fleet: login to {} as {who} FAILED: {e}",
+                    p.creds.url.as_str()
                 ));
             }
         }
     }
     if let Some(p) = &s.pull {
-        match Client::new(p.url.clone(), p.ca_pem.as_deref())
+        let what = if p.key.is_some() {
+            "key"
+        } else {
+            "certificate"
+        };
+        match Client::new(p.url.clone(), &p.tls)
             .map_err(|e| e.to_string())
             .and_then(|c| c.check_key(&p.key).map_err(|e| e.to_string()))
         {
             Ok(()) => out.push(format!(
-                "fleet: bouncer key of {} at {}: OK",
+                "fleet: bouncer {what} of {} at {}: OK",
                 p.key_path.display(),
                 p.url.as_str()
             )),
             Err(e) => {
                 ok = false;
                 out.push(format!(
-                    "fleet: bouncer key of {} at {} FAILED: {e}",
+                    "fleet: bouncer {what} of {} at {} FAILED: {e}",
                     p.key_path.display(),
                     p.url.as_str()
                 ));

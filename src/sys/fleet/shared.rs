@@ -168,8 +168,13 @@ impl Shared {
 
 /// The HTTP client for `url`; None (logged) when the CA is unusable, which `load` already
 /// refuses, so only a CA file changed under a running daemon gets here.
-pub(super) fn client(url: &LapiUrl, ca: Option<&[u8]>, file: &Path, sh: &Shared) -> Option<Client> {
-    Client::new(url.clone(), ca)
+pub(super) fn client(
+    url: &LapiUrl,
+    tls: &super::tls::Tls,
+    file: &Path,
+    sh: &Shared,
+) -> Option<Client> {
+    Client::new(url.clone(), tls)
         .map_err(|e| sh.log(report::fleet_client_failed(url.as_str(), file, &e)))
         .ok()
 }
