@@ -91,18 +91,10 @@ impl FlowLookup {
     }
 
     fn lookup(&mut self, local: SocketAddr, remote: SocketAddr) -> nix::Result<bool> {
-        use nix::sys::socket::{
-            AddressFamily, MsgFlags, NetlinkAddr, SockFlag, SockProtocol, SockType, recv, sendto,
-            socket,
-        };
+        use nix::sys::socket::{MsgFlags, NetlinkAddr, recv, sendto};
         let fd = match &self.fd {
             Some(fd) => fd,
-            None => self.fd.insert(socket(
-                AddressFamily::Netlink,
-                SockType::Datagram,
-                SockFlag::SOCK_CLOEXEC,
-                SockProtocol::NetlinkSockDiag,
-            )?),
+            None => self.fd.insert(diag_socket()?),
         };
         self.seq = self.seq.wrapping_add(1);
         self.lookups += 1;
@@ -130,17 +122,20 @@ impl FlowLookup {
     }
 }
 
-fn diag_dump(asks: &[(u8, u8, u32)]) -> nix::Result<SockTable> {
-    use nix::sys::socket::{
-        AddressFamily, MsgFlags, NetlinkAddr, SockFlag, SockProtocol, SockType, recv, sendto,
-        socket,
-    };
-    let fd = socket(
+/// A NETLINK_SOCK_DIAG socket (for a dump or an exact lookup).
+fn diag_socket() -> nix::Result<OwnedFd> {
+    use nix::sys::socket::{AddressFamily, SockFlag, SockProtocol, SockType, socket};
+    socket(
         AddressFamily::Netlink,
         SockType::Datagram,
         SockFlag::SOCK_CLOEXEC,
         SockProtocol::NetlinkSockDiag,
-    )?;
+    )
+}
+
+fn diag_dump(asks: &[(u8, u8, u32)]) -> nix::Result<SockTable> {
+    use nix::sys::socket::{MsgFlags, NetlinkAddr, recv, sendto};
+    let fd = diag_socket()?;
     let mut t = SockTable::default();
     let mut buf = vec![0u8; 32 * 1024];
     for (seq, &(family, proto, states)) in asks.iter().enumerate() {
