@@ -211,21 +211,12 @@ impl Lapi {
 
     /// Stops the LAPI (SIGTERM to the process we started, by pid), waits for it.
     pub fn pause(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            // `ip netns exec` execs crowdsec: the pid is crowdsec's.
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(c.id() as i32),
+        if let Some(c) = self.child.take() {
+            super::stop_child(
+                c,
                 nix::sys::signal::Signal::SIGTERM,
+                Duration::from_secs(10),
             );
-            let t0 = Instant::now();
-            while t0.elapsed() < Duration::from_secs(10) {
-                if let Ok(Some(_)) = c.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
         }
     }
 

@@ -429,21 +429,8 @@ impl Drop for FirewallBouncer {
 
 impl FirewallBouncer {
     fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            // `ip netns exec` execs the bouncer: the pid is the bouncer's.
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(c.id() as i32),
-                nix::sys::signal::Signal::SIGTERM,
-            );
-            let t0 = Instant::now();
-            while t0.elapsed() < Duration::from_secs(5) {
-                if let Ok(Some(_)) = c.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
+        if let Some(c) = self.child.take() {
+            super::stop_child(c, nix::sys::signal::Signal::SIGTERM, Duration::from_secs(5));
         }
     }
 }

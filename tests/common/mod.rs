@@ -549,6 +549,21 @@ impl Net {
 #[allow(unused_imports)] // not every test crate uses it
 pub use flood::Rng;
 
+/// Stops a child this test started (by its pid: `ip netns exec` execs the program, so the
+/// pid is the program's): `sig`, up to `grace` for it to exit, then SIGKILL.
+pub fn stop_child(mut c: std::process::Child, sig: nix::sys::signal::Signal, grace: Duration) {
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.id() as i32), sig);
+    let t0 = Instant::now();
+    while t0.elapsed() < grace {
+        if let Ok(Some(_)) = c.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = c.kill();
+    let _ = c.wait();
+}
+
 /// The child processes of `pid`, whichever of its threads started them (the daemon starts
 /// its spare shells on a thread of their own; `/proc/PID/task/TID/children` is per thread).
 pub fn children(pid: &str) -> Vec<String> {
