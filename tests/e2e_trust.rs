@@ -41,7 +41,7 @@ fn tcpd_access(dir: &std::path::Path, addr: &str) -> String {
 #[test]
 fn hosts_deny_lines_deny_ipv4_and_ipv6_scanners_through_tcpdmatch() {
     let test = "hosts_deny_lines_deny_ipv4_and_ipv6_scanners_through_tcpdmatch";
-    if !privileged(test) || !have_tool(test, "/usr/sbin/tcpdmatch", "apt-get install tcpd") {
+    if !tcpd_ready(test) {
         return;
     }
     let net = Net::new();
@@ -136,7 +136,7 @@ fn mode_of(run: &Run) -> u32 {
 #[test]
 fn hosts_deny_lines_go_when_blocks_expire() {
     let test = "hosts_deny_lines_go_when_blocks_expire";
-    if !privileged(test) || !have_tool(test, "/usr/sbin/tcpdmatch", "apt-get install tcpd") {
+    if !tcpd_ready(test) {
         return;
     }
     let net = Net::new();
@@ -184,10 +184,7 @@ fn admin(run: &Run, args: &[&str]) -> std::process::Output {
 #[test]
 fn hosts_deny_lines_go_with_blocked_del() {
     let test = "hosts_deny_lines_go_with_blocked_del";
-    if !privileged(test)
-        || !have_tool(test, "/usr/sbin/tcpdmatch", "apt-get install tcpd")
-        || !have_tool(test, "/usr/sbin/nft", "apt-get install nftables")
-    {
+    if !tcpd_ready(test) || !have_tool(test, "/usr/sbin/nft", "apt-get install nftables") {
         return;
     }
     let net = Net::new();
@@ -226,6 +223,11 @@ fn hosts_deny_lines_go_with_blocked_del() {
     );
     assert_eq!(run.read("hosts.deny"), admin_lines);
     assert_eq!(mode_of(&run), 0o640);
+}
+
+/// Root and Debian's tcpd (`tcpdmatch` says what hosts.deny denies).
+fn tcpd_ready(test: &str) -> bool {
+    privileged(test) && have_tool(test, "/usr/sbin/tcpdmatch", "apt-get install tcpd")
 }
 
 /// Root, iproute2, nmap and ss.
