@@ -55,6 +55,9 @@ impl<K: Eq + Hash + Clone + Ord> Tally<K> {
 impl Stats {
     /// [`Stats::note_probe`] for each of `probes`, all at `now` (epoch seconds).
     pub fn note_probes(&mut self, now: i64, probes: &[Probe]) {
+        if probes.is_empty() {
+            return;
+        }
         let mut sources = Tally::<IpAddr>::new(probes.len());
         let mut prefixes = Tally::<(IpAddr, u8)>::new(probes.len());
         let mut ports = Tally::<(Proto, u16)>::new(16);

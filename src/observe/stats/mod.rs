@@ -407,14 +407,7 @@ impl Stats {
     /// A probe from a source that is not ignored: counted by mode and kind, and in the top
     /// sources, prefixes and ports.
     pub fn note_probe(&mut self, now: i64, src: IpAddr, port: u16, mode: Mode, kind: ProbeKind) {
-        let src = src.to_canonical();
-        *self.probes.entry((mode, kind)).or_insert(0) += 1;
-        self.sources.add(now, &src, 1);
-        self.prefixes.add(now, &prefix_of(src), 1);
-        // An ICMP probe has no port.
-        if !kind.is_icmp() {
-            self.ports.add(now, &(mode.proto(), port), 1);
-        }
+        self.note_probes(now, &[(src, port, mode, kind)]);
     }
 
     /// A host was reported (its detection line logged).
