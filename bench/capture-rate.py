@@ -25,10 +25,12 @@ target address, with valid checksums, for the given time. Senders:
            0 is its ring at full speed. The printed "sender reached" says what it did.
 
 The daemon runs `-stcp` as in bench/flood.py (BLOCK_TCP="1", a KILL_ROUTE command per block,
-Debian's TCP_PORTS). Printed per row: the rate asked, the rate the sender reached (its own
+Debian's TCP_PORTS); --block 0 runs it with BLOCK_TCP="0" (no commands: the daemon's own
+reading and judging alone, without the commands' CPU taking the sender's). Printed per row: the rate asked, the rate the sender reached (its own
 count over its own time), packets received by the target's veth (and that over the flood's
 time), read by the reader, dropped in its ring (the kernel's PACKET_STATISTICS; the daemon's
-from `portsentry status`), the share lost, the reader's CPU time during the flood, and the
+from `portsentry status`), the share lost, the reader's CPU time during the flood (and for the
+daemon, its KILL_ROUTE commands' CPU: "cmds s"), and the
 1-minute load average when the row was measured (the machine's two cores are shared: the
 veth's receive path, filter and ring copy run in softirq on the sending CPU). Then, per
 reader, the lowest received rate at which the ring dropped more than 0.1% of the packets,
@@ -42,11 +44,18 @@ C = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(C)
 PORTS = ",".join(map(str, C.PORTS))
 FORGED = "1,11,15,79,111,119,143,540,635"
+PIN = []  # --reader-cpu N: ["taskset", "-c", "N"] before each reader (the daemon's commands too)
 LOSS = 0.001  # a ring "drops" from the lowest rate at which it lost more than 0.1%
 
 
 def rx(net):
     return int(C.sh(f"ip netns exec {net.t} cat /sys/class/net/{net.vt}/statistics/rx_packets").stdout)
+
+
+def children_cpu(pid):
+    """CPU time of the daemon's finished children (its KILL_ROUTE commands)."""
+    f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(f[13]) + int(f[14])) / C.CLK_TCK
 
 
 def mac(ns, dev):
@@ -93,8 +102,17 @@ def flood(net, sender, forge, rate, secs, procs):
     return sent, took
 
 
+def nobody(net, sender, forge, rate, secs, procs):
+    """No reader: what the sender and the target's receive path reach alone."""
+    r0, l0 = rx(net), os.getloadavg()[0]
+    sent = flood(net, sender, forge, rate, secs, procs)
+    time.sleep(0.3)
+    return {"sent": sent, "rx": rx(net) - r0, "read": 0, "dropped": 0, "cpu": 0.0,
+            "load": max(l0, os.getloadavg()[0])}
+
+
 def minimal(net, drain, sender, forge, rate, secs, procs):
-    p = subprocess.Popen(["ip", "netns", "exec", net.t, drain, "--ports", PORTS,
+    p = subprocess.Popen(["ip", "netns", "exec", net.t] + PIN + [drain, "--ports", PORTS,
                           "--secs", str(secs + 2)], stdout=subprocess.PIPE, text=True)
     assert p.stdout.readline().strip() == "ready"
     r0, c0, l0 = rx(net), C.cpu(p.pid), os.getloadavg()[0]
@@ -108,24 +126,28 @@ def minimal(net, drain, sender, forge, rate, secs, procs):
             "load": max(l0, os.getloadavg()[0])}
 
 
-def daemon(net, ours, sender, forge, rate, secs, procs):
-    d = C.Daemon(net, "ours", "stcp", ours, None)
+def daemon(net, ours, sender, forge, rate, secs, procs, block):
+    d = C.Daemon(net, "ours", "stcp", " ".join(PIN + [ours]), None, block=block)
     try:
-        r0, c0, l0 = rx(net), C.cpu(d.pid), os.getloadavg()[0]
+        r0, c0, k0, l0 = rx(net), C.cpu(d.pid), children_cpu(d.pid), os.getloadavg()[0]
         sent = flood(net, sender, forge, rate, secs, procs)
-        # The daemon may still be working through what its ring holds: wait (at most 10 s)
-        # until two status reads 0.3 s apart agree.
-        cap, t0 = None, time.time()
-        while time.time() - t0 < 10:
+        # The daemon may still be working through what its ring holds, and it reads the
+        # ring's counters every 2 s: wait (at most 15 s) until its counts have not moved for
+        # 2.5 s.
+        cap, since, t0 = None, time.time(), time.time()
+        while time.time() - t0 < 15:
             st = json.loads(C.sh(f"{ours} status --json -c {d.dir}/portsentry.conf --pidfile {d.dir}/pid").stdout)
             now = st["path"]["capture"]
-            if cap is not None and (now["parsed"], now["ring_drops"]) == (cap["parsed"], cap["ring_drops"]):
+            key = (now["parsed"], now["ring_drops"], now["ring_packets"])
+            if cap is None or key != cap:
+                cap, since = key, time.time()
+            elif time.time() - since >= 2.5:
                 break
-            cap = now
             time.sleep(0.3)
-        r1, c1 = rx(net), C.cpu(d.pid)
+        cap = now
+        r1, c1, k1 = rx(net), C.cpu(d.pid), children_cpu(d.pid)
         return {"sent": sent, "rx": r1 - r0, "read": cap["parsed"], "dropped": cap["ring_drops"],
-                "cpu": c1 - c0, "load": max(l0, os.getloadavg()[0])}
+                "cpu": c1 - c0, "cmds": k1 - k0, "load": max(l0, os.getloadavg()[0])}
     finally:
         d.stop()
 
@@ -137,32 +159,42 @@ def main():
     ap.add_argument("--sender", choices=["forge", "trafgen"], default="forge")
     ap.add_argument("--procs", default="1", help="sender processes, a list: each rate is sent "
                     "with each count in turn (at most the cores)")
-    ap.add_argument("--readers", default="minimal,daemon")
+    ap.add_argument("--readers", default="minimal,daemon",
+                    help="any of none (no reader: the sender alone), minimal, daemon")
+    ap.add_argument("--block", type=int, choices=[0, 1], default=1,
+                    help="the daemon's BLOCK_TCP (1: a KILL_ROUTE command per forged source)")
+    ap.add_argument("--reader-cpu", type=int, help="pin the reader to this CPU (taskset); trafgen "
+                    "pins its processes to CPUs 0..procs-1")
     ap.add_argument("--bin", default=f"{REPO}/target/release/portsentry")
     a = ap.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("run as root")
     if a.sender == "trafgen" and not shutil.which("trafgen"):
         raise SystemExit("--sender trafgen needs netsniff-ng's trafgen: apt-get install netsniff-ng")
+    if a.reader_cpu is not None:
+        PIN.extend(["taskset", "-c", str(a.reader_cpu)])
     counts = [min(max(int(x), 1), os.cpu_count() or 1) for x in a.procs.split(",")][:4]
     C.sh(f"cd {REPO} && cargo build --release --quiet --bin portsentry --example forge --example ring_drain")
     forge, drain = f"{REPO}/target/release/examples/forge", f"{REPO}/target/release/examples/ring_drain"
     secs = min(max(a.secs, 1), 30)
-    readers = [r for r in a.readers.split(",") if r in ("minimal", "daemon")]
+    readers = [r for r in a.readers.split(",") if r in ("none", "minimal", "daemon")]
     print(f"capture-rate benchmark, {time.strftime('%Y-%m-%d %H:%M %Z')}, {os.uname().nodename}, "
           f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}; {secs:g} s per step; sender "
-          f"{a.sender}", flush=True)
+          f"{a.sender}; daemon -stcp with BLOCK_TCP=\"{a.block}\""
+          + (f"; reader pinned to CPU {a.reader_cpu}" if PIN else ""), flush=True)
     print(f"{'asked/s':>8} {'procs':>5} {'reader':8} {'sender reached/s':>16} {'veth rx':>9} {'rx/s':>8} {'read':>9} "
-          f"{'dropped':>9} {'lost %':>7} {'CPU s':>6} {'load':>5}")
+          f"{'dropped':>9} {'lost %':>7} {'CPU s':>6} {'cmds s':>6} {'load':>5}")
     rows = []
     for rate, procs in [(int(x), n) for x in a.rates.split(",")[:12] for n in counts]:
         for name in readers:
             net = C.Net()
             try:
-                if name == "minimal":
+                if name == "none":
+                    r = nobody(net, a.sender, forge, rate, secs, procs)
+                elif name == "minimal":
                     r = minimal(net, drain, a.sender, forge, rate, secs, procs)
                 else:
-                    r = daemon(net, a.bin, a.sender, forge, rate, secs, procs)
+                    r = daemon(net, a.bin, a.sender, forge, rate, secs, procs, a.block)
             finally:
                 for d in list(C.LIVE):
                     d.stop()
@@ -173,9 +205,9 @@ def main():
             rows.append(r)
             print(f"{rate or 'max':>8} {procs:>5} {name:8} {n / max(took, 1e-9):>16,.0f} {r['rx']:>9} {r['rxs']:>8,.0f} "
                   f"{r['read']:>9} {r['dropped']:>9} {100 * r['lost']:6.2f}% {r['cpu']:>6.2f} "
-                  f"{r['load']:>5.2f}", flush=True)
+                  f"{r.get('cmds', 0):>6.2f} {r['load']:>5.2f}", flush=True)
     at = {}
-    for name in readers:
+    for name in [r for r in readers if r != "none"]:
         mine = [r for r in rows if r["name"] == name]
         lossy = [r["rxs"] for r in mine if r["lost"] > LOSS]
         if lossy:
