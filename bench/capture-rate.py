@@ -26,7 +26,8 @@ target address, with valid checksums, for the given time. Senders:
 
 The daemon runs `-stcp` as in bench/flood.py (BLOCK_TCP="1", a KILL_ROUTE command per block,
 Debian's TCP_PORTS); --block 0 runs it with BLOCK_TCP="0" (no commands: the daemon's own
-reading and judging alone, without the commands' CPU taking the sender's). Printed per row: the rate asked, the rate the sender reached (its own
+reading and judging alone, without the commands' CPU taking the sender's); --no-commands keeps
+BLOCK_TCP="1" with an empty KILL_ROUTE (the daemon's blocking work without the commands). Printed per row: the rate asked, the rate the sender reached (its own
 count over its own time), packets received by the target's veth (and that over the flood's
 time), read by the reader, dropped in its ring (the kernel's PACKET_STATISTICS; the daemon's
 from `portsentry status`), the share lost, the reader's CPU time during the flood (and for the
@@ -126,8 +127,8 @@ def minimal(net, drain, sender, forge, rate, secs, procs):
             "load": max(l0, os.getloadavg()[0])}
 
 
-def daemon(net, ours, sender, forge, rate, secs, procs, block):
-    d = C.Daemon(net, "ours", "stcp", " ".join(PIN + [ours]), None, block=block)
+def daemon(net, ours, sender, forge, rate, secs, procs, block, commands):
+    d = C.Daemon(net, "ours", "stcp", " ".join(PIN + [ours]), None, block=block, commands=commands)
     try:
         r0, c0, k0, l0 = rx(net), C.cpu(d.pid), children_cpu(d.pid), os.getloadavg()[0]
         sent = flood(net, sender, forge, rate, secs, procs)
@@ -163,6 +164,8 @@ def main():
                     help="any of none (no reader: the sender alone), minimal, daemon")
     ap.add_argument("--block", type=int, choices=[0, 1], default=1,
                     help="the daemon's BLOCK_TCP (1: a KILL_ROUTE command per forged source)")
+    ap.add_argument("--no-commands", action="store_true",
+                    help="KILL_ROUTE empty: the daemon blocks (hosts.deny, history) but runs no command")
     ap.add_argument("--reader-cpu", type=int, help="pin the reader to this CPU (taskset); trafgen "
                     "pins its processes to CPUs 0..procs-1")
     ap.add_argument("--bin", default=f"{REPO}/target/release/portsentry")
@@ -181,6 +184,7 @@ def main():
     print(f"capture-rate benchmark, {time.strftime('%Y-%m-%d %H:%M %Z')}, {os.uname().nodename}, "
           f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}; {secs:g} s per step; sender "
           f"{a.sender}; daemon -stcp with BLOCK_TCP=\"{a.block}\""
+          + (", KILL_ROUTE=\"\"" if a.no_commands else "")
           + (f"; reader pinned to CPU {a.reader_cpu}" if PIN else ""), flush=True)
     print(f"{'asked/s':>8} {'procs':>5} {'reader':8} {'sender reached/s':>16} {'veth rx':>9} {'rx/s':>8} {'read':>9} "
           f"{'dropped':>9} {'lost %':>7} {'CPU s':>6} {'cmds s':>6} {'load':>5}")
@@ -194,7 +198,8 @@ def main():
                 elif name == "minimal":
                     r = minimal(net, drain, a.sender, forge, rate, secs, procs)
                 else:
-                    r = daemon(net, a.bin, a.sender, forge, rate, secs, procs, a.block)
+                    r = daemon(net, a.bin, a.sender, forge, rate, secs, procs, a.block,
+                               not a.no_commands)
             finally:
                 for d in list(C.LIVE):
                     d.stop()

@@ -175,7 +175,8 @@ LIVE = []  # daemons started and not stopped yet: stopped on the way out, whatev
 class Daemon:
     """One daemon (ours or 1.2) in the target namespace, with its own state directory."""
 
-    def __init__(self, net, kind, mode, ours_bin, ref_root, extra="", route_script=None, block=1):
+    def __init__(self, net, kind, mode, ours_bin, ref_root, extra="", route_script=None, block=1,
+                 commands=True):
         self.net, self.kind, self.bin = net, kind, ours_bin
         self.dir = tempfile.mkdtemp(prefix=f"bench-{kind}-")
         d = self.dir
@@ -204,7 +205,7 @@ class Daemon:
         conf = (f'TCP_PORTS="{",".join(map(str, PORTS))}"\nUDP_PORTS="1,7,9"\n'
                 f'IGNORE_FILE="{d}/ignore"\nHISTORY_FILE="{d}/history"\nBLOCKED_FILE="{d}/blocked"\n'
                 f'BLOCK_TCP="{block}"\nBLOCK_UDP="{block}"\nSCAN_TRIGGER="0"\nRESOLVE_HOST="0"\n'
-                f'KILL_ROUTE="{kill_route}"\n{extra}\n')
+                f'KILL_ROUTE="{kill_route if commands else ""}"\n{extra}\n')
         open(f"{d}/ignore", "w").write("127.0.0.1/32\n0.0.0.0\n")
         if kind == "ours":
             open(f"{d}/portsentry.conf", "w").write(conf + f'HOSTS_DENY_FILE="{d}/hosts.deny"\n')
