@@ -9,6 +9,9 @@ Run as root from the repository (builds what it needs):
   bench/capture-rate.py --rates 100000,0 --secs 10     (0: as fast as the sender goes)
   bench/capture-rate.py --procs 1,2          # each rate from one sender process, then two (each at half)
   bench/capture-rate.py --sender trafgen     # netsniff-ng's trafgen (apt-get install netsniff-ng)
+  bench/capture-rate.py --block 0            # the daemon with BLOCK_TCP="0" (--no-commands:
+                                             # BLOCK_TCP="1", KILL_ROUTE empty)
+  bench/capture-rate.py --readers none       # the sender alone; --reader-cpu 1: taskset the reader
 
 For each rate and each reader, in a fresh pair of namespaces (bench/compare-1.2.py's Net): the
 reader starts in the target namespace, then the sender sends forged TCP SYNs from all of IPv4
