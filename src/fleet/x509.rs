@@ -231,6 +231,9 @@ SDGpgWxinSncq1RndIU=\n\
         let d = der();
         let epoch = patched(&d, b"261206202618Z", b"700101000000Z");
         assert_eq!(info(&epoch).unwrap().not_before, 0);
+        // UTCTime's first year (RFC 5280: 1950 to 2049), which a notBefore may be.
+        let d1950 = patched(&d, b"261206202618Z", b"500101000000Z");
+        assert_eq!(info(&d1950).unwrap().not_before, -631_152_000);
         for bad in [&b"261306202618Z"[..], b"2612062026180", b"26120620261+Z"] {
             let b = patched(&d, b"261206202618Z", bad);
             assert_eq!(
