@@ -5,10 +5,11 @@
 //! "bad certificate" alert). Nothing is verified here: rustls and the LAPI do that.
 //!
 //! The certificate is read with **x509-parser** (rusticata), the field's widely used X.509
-//! parser, fuzzed upstream, with depth and length limits, rather than a DER walk of our own
-//! (see doc/dependencies.md for why, and for why not webpki, already in the build: it keeps
-//! the validity private and gives the subject only as raw DER). Pure; never panics on any
-//! input (tested below with every truncation and with random byte changes).
+//! parser, with fuzz targets of its own, rather than a DER walk of our own. Not webpki,
+//! already in the build: it gives the subject only as raw DER and keeps the validity private.
+//! Not RustCrypto's x509-cert 0.2, smaller: it refuses a whole certificate whose notBefore is
+//! before 1970 (UTCTime runs from 1950). Figures in doc/dependencies.md. Pure; never panics
+//! on any input (tested below with every truncation and with random byte changes).
 
 use std::fmt::Write as _;
 
