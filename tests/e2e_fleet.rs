@@ -2470,6 +2470,16 @@ fn percentile(v: &mut [u128], p: f64) -> u128 {
     v[i.min(v.len() - 1)]
 }
 
+/// A percentile for a line of figures: `-` when nothing was measured (not 0 ms, which a run
+/// where no arrival came within the bound would otherwise print).
+fn ms_or_none(v: &mut [u128], p: f64) -> String {
+    if v.is_empty() {
+        "-".to_string()
+    } else {
+        percentile(v, p).to_string()
+    }
+}
+
 fn env_list(key: &str, default: &str) -> Vec<String> {
     std::env::var(key)
         .unwrap_or_else(|_| default.to_string())
@@ -2831,13 +2841,14 @@ fn scale_run(db: Db, n: u32, interval: u64, idle_s: u64, curl: bool) {
     );
     let total = SCANNERS as usize * mons.len();
     println!(
-        "BENCH fleet-scale {label}: propagation to the {} other hosts ({total} arrivals): median {} ms, p99 {} ms, max {} ms, \
-         never (10 s): {never}; blocked on host 1 after median {} ms",
+        "BENCH fleet-scale {label}: propagation to the {} other hosts ({total} arrivals, {} within 10 s): median {} ms, \
+         p99 {} ms, max {} ms, never (10 s): {never}; blocked on host 1 after median {} ms",
         mons.len(),
-        percentile(&mut times, 0.5),
-        percentile(&mut times, 0.99),
-        percentile(&mut times, 1.0),
-        percentile(&mut blocked_on_1, 0.5),
+        times.len(),
+        ms_or_none(&mut times, 0.5),
+        ms_or_none(&mut times, 0.99),
+        ms_or_none(&mut times, 1.0),
+        ms_or_none(&mut blocked_on_1, 0.5),
     );
     // Which host missed which scanner, and whether it came later (a slow host) or not by
     // the end of the run (a decision the host's incremental pulls never listed).

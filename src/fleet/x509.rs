@@ -2,11 +2,21 @@
 //! client certificate needs: the subject's CN and OU (CrowdSec's LAPI names the machine or
 //! bouncer after the CN and admits it by the OU: `agents_allowed_ou`, `bouncers_allowed_ou`)
 //! and the validity dates (an expired certificate is refused in the handshake with a bare
-//! "bad certificate" alert). A small DER walk over the TBSCertificate, nothing verified:
-//! rustls and the LAPI do that. Pure; never panics on any input (fuzzed below with
-//! truncations and random bytes).
+//! "bad certificate" alert). Nothing is verified here: rustls and the LAPI do that.
+//!
+//! The certificate is read with **x509-parser** (rusticata), the field's widely used X.509
+//! parser, with fuzz targets of its own, rather than a DER walk of our own. Not webpki,
+//! already in the build: it gives the subject only as raw DER and keeps the validity private.
+//! Not RustCrypto's x509-cert 0.2, smaller: it refuses a whole certificate whose notBefore is
+//! before 1970 (UTCTime runs from 1950). Figures in doc/dependencies.md. Pure; never panics
+//! on any input (tested below with every truncation and with random byte changes).
 
 use std::fmt::Write as _;
+
+use x509_parser::certificate::X509CertificateParser;
+use x509_parser::error::X509Error;
+use x509_parser::nom::{self, Parser as _};
+use x509_parser::x509::AttributeTypeAndValue;
 
 /// What messages say about a certificate.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,112 +65,54 @@ fn date(epoch: i64) -> String {
     jiff::Timestamp::from_second(epoch).map_or_else(|_| format!("@{epoch}"), |t| t.to_string())
 }
 
-/// One DER element: its tag, its content, and what follows it.
-fn tlv(b: &[u8]) -> Result<(u8, &[u8], &[u8]), &'static str> {
-    let (&tag, rest) = b.split_first().ok_or("truncated")?;
-    let (&l0, rest) = rest.split_first().ok_or("truncated")?;
-    let (len, rest) = if l0 < 0x80 {
-        (usize::from(l0), rest)
-    } else {
-        let n = usize::from(l0 & 0x7f);
-        if n == 0 || n > 4 || rest.len() < n {
-            return Err("bad length");
-        }
-        let len = rest[..n]
-            .iter()
-            .fold(0usize, |a, &x| (a << 8) | usize::from(x));
-        (len, &rest[n..])
+/// An attribute's value for a message: its text, lossily decoded, control characters as `?`,
+/// at most 64 characters (the value comes from a file an attacker may have written).
+fn text(atv: &AttributeTypeAndValue<'_>) -> String {
+    String::from_utf8_lossy(atv.as_slice())
+        .chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .take(64)
+        .collect()
+}
+
+/// The words for why a certificate could not be read: `truncated`, `bad length`, `bad time`
+/// or `unexpected element`.
+fn why(e: nom::Err<X509Error>) -> &'static str {
+    use x509_parser::asn1_rs::{DerConstraint, Error as Der};
+    let e = match e {
+        nom::Err::Incomplete(_) => return "truncated",
+        nom::Err::Error(e) | nom::Err::Failure(e) => e,
     };
-    if rest.len() < len {
-        return Err("truncated");
+    match e {
+        X509Error::Der(Der::Incomplete(_)) | X509Error::NomError(nom::error::ErrorKind::Eof) => {
+            "truncated"
+        }
+        X509Error::Der(
+            Der::InvalidLength
+            | Der::IndefiniteLengthUnexpected
+            | Der::DerConstraintFailed(DerConstraint::IndefiniteLength),
+        ) => "bad length",
+        X509Error::InvalidDate | X509Error::Der(Der::InvalidDateTime) => "bad time",
+        _ => "unexpected element",
     }
-    Ok((tag, &rest[..len], &rest[len..]))
 }
-
-fn expect(b: &[u8], want: u8) -> Result<(&[u8], &[u8]), &'static str> {
-    match tlv(b)? {
-        (t, c, r) if t == want => Ok((c, r)),
-        _ => Err("unexpected element"),
-    }
-}
-
-const SEQUENCE: u8 = 0x30;
-const SET: u8 = 0x31;
-const OID_CN: &[u8] = &[0x55, 0x04, 0x03];
-const OID_OU: &[u8] = &[0x55, 0x04, 0x0b];
 
 /// The subject and validity of a DER certificate.
 pub fn info(der: &[u8]) -> Result<Info, &'static str> {
-    let (cert, _) = expect(der, SEQUENCE)?;
-    let (tbs, _) = expect(cert, SEQUENCE)?;
-    let mut rest = tbs;
-    // [0] EXPLICIT version, optional.
-    if rest.first() == Some(&0xa0) {
-        rest = tlv(rest)?.2;
-    }
-    let (_serial, r) = expect(rest, 0x02)?;
-    let (_alg, r) = expect(r, SEQUENCE)?;
-    let (_issuer, r) = expect(r, SEQUENCE)?;
-    let (validity, r) = expect(r, SEQUENCE)?;
-    let (subject, _) = expect(r, SEQUENCE)?;
-    let (t1, c1, r1) = tlv(validity)?;
-    let (t2, c2, _) = tlv(r1)?;
-    let not_before = time(t1, c1)?;
-    let not_after = time(t2, c2)?;
-    let (mut cn, mut ou) = (Vec::new(), Vec::new());
-    let mut rdns = subject;
-    while !rdns.is_empty() {
-        let (set, r) = expect(rdns, SET)?;
-        rdns = r;
-        let mut atvs = set;
-        while !atvs.is_empty() {
-            let (atv, r) = expect(atvs, SEQUENCE)?;
-            atvs = r;
-            let (oid, r) = expect(atv, 0x06)?;
-            let (_, value, _) = tlv(r)?;
-            let text: String = String::from_utf8_lossy(value)
-                .chars()
-                .map(|c| if c.is_control() { '?' } else { c })
-                .take(64)
-                .collect();
-            if oid == OID_CN {
-                cn.push(text);
-            } else if oid == OID_OU {
-                ou.push(text);
-            }
-        }
-    }
+    // Extensions are not needed: left unparsed, one this parser does not know cannot stop the
+    // message.
+    let (_, cert) = X509CertificateParser::new()
+        .with_deep_parse_extensions(false)
+        .parse(der)
+        .map_err(why)?;
+    let subject = cert.subject();
+    let validity = cert.validity();
     Ok(Info {
-        cn,
-        ou,
-        not_before,
-        not_after,
+        cn: subject.iter_common_name().map(text).collect(),
+        ou: subject.iter_organizational_unit().map(text).collect(),
+        not_before: validity.not_before.timestamp(),
+        not_after: validity.not_after.timestamp(),
     })
-}
-
-/// UTCTime (`YYMMDDHHMMSSZ`, RFC 5280: YY < 50 is 20YY) or GeneralizedTime
-/// (`YYYYMMDDHHMMSSZ`) as unix seconds.
-fn time(tag: u8, c: &[u8]) -> Result<i64, &'static str> {
-    let s = std::str::from_utf8(c).map_err(|_| "bad time")?;
-    let digits = s.strip_suffix('Z').ok_or("time not in UTC")?;
-    if !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err("bad time");
-    }
-    let (year, rest) = match (tag, digits.len()) {
-        (0x17, 12) => {
-            let yy: i16 = digits[..2].parse().map_err(|_| "bad time")?;
-            (if yy < 50 { 2000 + yy } else { 1900 + yy }, &digits[2..])
-        }
-        (0x18, 14) => (digits[..4].parse().map_err(|_| "bad time")?, &digits[4..]),
-        _ => return Err("bad time"),
-    };
-    let n = |i: usize| rest[i..i + 2].parse::<i8>().map_err(|_| "bad time");
-    let dt = jiff::civil::DateTime::new(year, n(0)?, n(2)?, n(4)?, n(6)?, n(8)?, 0)
-        .map_err(|_| "bad time")?;
-    jiff::tz::TimeZone::UTC
-        .to_timestamp(dt)
-        .map(|t| t.as_second())
-        .map_err(|_| "bad time")
 }
 
 #[cfg(test)]
@@ -183,7 +135,11 @@ b2MfRqZMlGGgsAMohe7TsTW9\n\
 -----END CERTIFICATE-----";
 
     fn der() -> Vec<u8> {
-        match ureq::tls::parse_pem(PEM.as_bytes()).next() {
+        der_of(PEM)
+    }
+
+    fn der_of(pem: &str) -> Vec<u8> {
+        match ureq::tls::parse_pem(pem.as_bytes()).next() {
             Some(Ok(ureq::tls::PemItem::Certificate(c))) => c.der().to_vec(),
             _ => panic!("fixture"),
         }
@@ -219,7 +175,7 @@ b2MfRqZMlGGgsAMohe7TsTW9\n\
     fn truncated_or_garbled_bytes_are_an_error_never_a_panic() {
         let d = der();
         for n in 0..d.len() {
-            assert!(info(&d[..n]).is_err(), "{n}");
+            assert_eq!(info(&d[..n]), Err("truncated"), "{n}");
         }
         let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
         for _ in 0..20_000 {
@@ -233,17 +189,60 @@ b2MfRqZMlGGgsAMohe7TsTW9\n\
             }
             let _ = info(&b);
         }
-        assert!(info(&[0x30, 0x84, 0xff, 0xff, 0xff, 0xff]).is_err());
+        assert_eq!(
+            info(&[0x30, 0x84, 0xff, 0xff, 0xff, 0xff]),
+            Err("truncated")
+        );
+        // BER's indefinite length, which DER forbids.
+        assert_eq!(
+            info(&[0x30, 0x80, 0x30, 0x80, 0, 0, 0, 0]),
+            Err("bad length")
+        );
+    }
+
+    /// A version 1 certificate (no version field) whose notBefore is the last UTCTime
+    /// second and notAfter the first GeneralizedTime one (RFC 5280 §4.1.2.5), two OUs:
+    /// `openssl ca -selfsign -startdate 491231235959Z -enddate 20500101000000Z` (OpenSSL 3.0,
+    /// Debian 12) of a request for `/OU=bouncer-ou/OU=second ou/CN=fw-2`.
+    const PEM_2049_2050: &str = "-----BEGIN CERTIFICATE-----\n\
+MIIBWjCCAQACAQEwCgYIKoZIzj0EAwIwODENMAsGA1UEAwwEZnctMjETMBEGA1UE\n\
+CwwKYm91bmNlci1vdTESMBAGA1UECwwJc2Vjb25kIG91MCAXDTQ5MTIzMTIzNTk1\n\
+OVoYDzIwNTAwMTAxMDAwMDAwWjA4MQ0wCwYDVQQDDARmdy0yMRMwEQYDVQQLDApi\n\
+b3VuY2VyLW91MRIwEAYDVQQLDAlzZWNvbmQgb3UwWTATBgcqhkjOPQIBBggqhkjO\n\
+PQMBBwNCAARuWyh67m5MbIXqLGwumxYkCYBxbae8ud31NDHpS2DWIcM8T+wwURH2\n\
+MOXBb8yC4W37TlZ0G+d0osE5kP2OdViQMAoGCCqGSM49BAMCA0gAMEUCIDhjvSmt\n\
+4HH08ITs3UZmIlDeSKKEhwe1YUIXww3ZHFtDAiEA5Xz8RBzd8OKMBXBCXT31vmhF\n\
+SDGpgWxinSncq1RndIU=\n\
+-----END CERTIFICATE-----";
+
+    /// `d` with the first occurrence of `from` replaced by `to` (same length).
+    fn patched(d: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+        let at = d.windows(from.len()).position(|w| w == from).unwrap();
+        let mut d = d.to_vec();
+        d[at..at + to.len()].copy_from_slice(to);
+        d
     }
 
     #[test]
     fn times() {
-        assert_eq!(time(0x17, b"700101000000Z"), Ok(0));
-        assert_eq!(time(0x17, b"491231235959Z"), Ok(2_524_607_999));
-        assert_eq!(time(0x18, b"20500101000000Z"), Ok(2_524_608_000));
-        assert!(time(0x17, b"701301000000Z").is_err());
-        assert!(time(0x17, b"700101000000").is_err());
-        assert!(time(0x17, b"7001010000+0Z").is_err());
-        assert!(time(0x05, b"700101000000Z").is_err());
+        let i = info(&der_of(PEM_2049_2050)).unwrap();
+        assert_eq!((i.not_before, i.not_after), (2_524_607_999, 2_524_608_000));
+        assert_eq!(i.subject_text(), "CN fw-2, OU bouncer-ou+second ou");
+        // The first certificate's notBefore, 261206202618Z, rewritten in place.
+        let d = der();
+        let epoch = patched(&d, b"261206202618Z", b"700101000000Z");
+        assert_eq!(info(&epoch).unwrap().not_before, 0);
+        // UTCTime's first year (RFC 5280: 1950 to 2049), which a notBefore may be.
+        let d1950 = patched(&d, b"261206202618Z", b"500101000000Z");
+        assert_eq!(info(&d1950).unwrap().not_before, -631_152_000);
+        for bad in [&b"261306202618Z"[..], b"2612062026180", b"26120620261+Z"] {
+            let b = patched(&d, b"261206202618Z", bad);
+            assert_eq!(
+                info(&b),
+                Err("bad time"),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
     }
 }
