@@ -45,8 +45,8 @@ senders are processes of their own, so neither waits for Python's GIL behind a t
 alone, N times per daemon (alternating); `--attach CMD` runs a profiler on the daemon during
 E; `--bin PATH` runs another build of ours.
 """
-import argparse, ctypes, os, random, socket, statistics, struct, subprocess, sys, tempfile
-import threading, time
+import argparse, atexit, ctypes, os, random, shutil, socket, statistics, struct, subprocess, sys
+import tempfile, threading, time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LIBC = ctypes.CDLL("libc.so.6", use_errno=True)
@@ -170,6 +170,20 @@ def rss_kb(pid):
 
 
 LIVE = []  # daemons started and not stopped yet: stopped on the way out, whatever happens
+# Each daemon's directory (config, logs, FIFO, stamps) is read until the end of the run, then
+# removed when the process exits; BENCH_KEEP=1 keeps them for a look afterwards.
+DIRS = []
+
+
+@atexit.register
+def _remove_dirs():
+    if os.environ.get("BENCH_KEEP") == "1":
+        if DIRS:
+            print(f"bench: kept {len(DIRS)} daemon directories (BENCH_KEEP=1), e.g. {DIRS[0]}")
+        return
+    for d in DIRS:
+        shutil.rmtree(d, ignore_errors=True)
+
 
 
 class Daemon:
@@ -179,6 +193,7 @@ class Daemon:
                  commands=True):
         self.net, self.kind, self.bin = net, kind, ours_bin
         self.dir = tempfile.mkdtemp(prefix=f"bench-{kind}-")
+        DIRS.append(self.dir)
         d = self.dir
         # KILL_ROUTE writes the target into a FIFO with a shell builtin (no fork after the
         # shell starts); a process of its own stamps each line when it arrives, so both
