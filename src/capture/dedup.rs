@@ -114,6 +114,10 @@ impl Dedup {
             return false;
         }
         if self.pending.len() >= PENDING_MAX {
+            // Left to the ring, and so is every doorbell packet after it until the ring has
+            // handed this one over: a later packet judged first would break the order (a
+            // reply judged before the ring's copy of the SYN that explains it).
+            self.gap_ts = Some(self.gap_ts.map_or(k.ts_ns, |g| g.max(k.ts_ns)));
             return false;
         }
         self.pending.push_back(k);
@@ -279,6 +283,35 @@ mod tests {
         assert!(d.ring_copy(k(1_000, b"abd")));
         assert!(d.ring_copy(k(1_000, b"abcd")));
         assert_eq!(d.pending(), 1);
+    }
+
+    #[test]
+    fn a_packet_left_to_the_ring_when_full_keeps_the_order() {
+        // A burst fills the table of doorbell packets waiting for their ring copies; the next
+        // one (the host's SYN) is left to the ring. A reply that the doorbell hands over
+        // after a ring pass made room must wait until the ring has handed over the SYN.
+        let mut d = with_ring();
+        for i in 0..PENDING_MAX as i64 {
+            assert!(d.bell_copy0(k(1_000 + i, &i.to_ne_bytes())));
+        }
+        let syn = k(2_000, b"outgoing syn");
+        assert!(!d.bell_copy0(syn), "table full: left to the ring");
+        // The ring hands over the burst (its block with the SYN is not retired yet).
+        for i in 0..PENDING_MAX as i64 {
+            assert!(!d.ring_copy(k(1_000 + i, &i.to_ne_bytes())));
+        }
+        assert_eq!(d.pending(), 0);
+        let reply = k(3_000, b"reply");
+        assert!(
+            !d.bell_copy0(reply),
+            "the reply must not be judged before the SYN the ring still holds"
+        );
+        assert!(d.ring_copy(syn), "the SYN is judged from the ring");
+        assert!(d.ring_copy(reply), "then the reply, in order");
+        assert!(
+            d.bell_copy0(k(4_000, b"next")),
+            "caught up: the doorbell again"
+        );
     }
 
     #[test]
