@@ -27,7 +27,8 @@ use std::time::{Duration, Instant};
 
 use common::crowdsec::{self, Lapi};
 use common::fleetnet::{
-    self, FirewallBouncer, Host, LAPI, Monitor, PORT, Topology, cpu_ms, eventually, rss_kib, v4, v6,
+    self, FirewallBouncer, Host, LAPI, Monitor, PORT, Topology, cpu_ms, eventually, rss_kib, v4,
+    v6, within_secs,
 };
 use common::postgres::{self, Postgres};
 use common::{Net, Run, must, privileged, sh};
@@ -480,7 +481,7 @@ fn an_outage_of_30_s_loses_and_duplicates_nothing(
     let down = t0.elapsed();
     lapi.resume();
     let t1 = Instant::now();
-    let absent = |lapi: &mut Lapi| -> Vec<String> {
+    let absent = |lapi: &Lapi| -> Vec<String> {
         let m = decision_counts(lapi);
         outage
             .iter()
@@ -488,9 +489,7 @@ fn an_outage_of_30_s_loses_and_duplicates_nothing(
             .cloned()
             .collect()
     };
-    while !absent(lapi).is_empty() && t1.elapsed() < Duration::from_secs(90) {
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    within_secs(90, || absent(lapi).is_empty());
     let left = absent(lapi);
     assert!(
         left.is_empty(),

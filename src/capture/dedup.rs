@@ -102,7 +102,7 @@ impl Dedup {
         }
         if drops != self.bell_drops {
             self.bell_drops = drops;
-            self.gap_ts = Some(self.gap_ts.map_or(k.ts_ns, |g| g.max(k.ts_ns)));
+            self.hold_back_until(k.ts_ns);
         }
         if let Some(g) = self.gap_ts {
             if self.ring_max_ts < g {
@@ -117,11 +117,17 @@ impl Dedup {
             // Left to the ring, and so is every doorbell packet after it until the ring has
             // handed this one over: a later packet judged first would break the order (a
             // reply judged before the ring's copy of the SYN that explains it).
-            self.gap_ts = Some(self.gap_ts.map_or(k.ts_ns, |g| g.max(k.ts_ns)));
+            self.hold_back_until(k.ts_ns);
             return false;
         }
         self.pending.push_back(k);
         true
+    }
+
+    /// Leave the doorbell's packets to the ring until it has handed over the one stamped
+    /// `ts_ns` (the latest such packet when several are pending).
+    fn hold_back_until(&mut self, ts_ns: i64) {
+        self.gap_ts = Some(self.gap_ts.map_or(ts_ns, |g| g.max(ts_ns)));
     }
 
     /// A packet from the ring: judge it (true), or skip it (false) because its doorbell copy

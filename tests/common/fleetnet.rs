@@ -437,14 +437,22 @@ impl FirewallBouncer {
 
 /// Wait (up to `secs`) until `cond` holds, else panic naming `what`.
 pub fn eventually(what: &str, secs: u64, cond: impl Fn() -> bool) {
+    if !within_secs(secs, cond) {
+        panic!("never happened within {secs} s: {what}");
+    }
+}
+
+/// Whether `cond` comes true within `secs` (checked every 100 ms), for a caller that says
+/// itself what was missing.
+pub fn within_secs(secs: u64, cond: impl Fn() -> bool) -> bool {
     let t0 = Instant::now();
     while t0.elapsed() < Duration::from_secs(secs) {
         if cond() {
-            return;
+            return true;
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    panic!("never happened within {secs} s: {what}");
+    false
 }
 
 /// CPU time (user + system) of `pid` so far, in ms.
