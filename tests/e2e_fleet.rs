@@ -2583,13 +2583,14 @@ fn a_decision_the_stream_never_lists_arrives_by_the_catch_up_read() {
 /// Issue 20's benchmark: for each N of FLEET_N (default 10,50,100,200) and each database of
 /// FLEET_DB (sqlite,postgresql), N real daemons (`-stcp`, nftables, each its own machine and
 /// bouncer key, pulling every FLEET_INTERVAL seconds; FLEET_CLIENT=curl: N keep-alive curl
-/// loops on the stream instead, the reference), one LAPI, the scanner. Printed per run: the
-/// LAPI's and the database's CPU per second and per host and their memory while the fleet
-/// idles (FLEET_IDLE_S seconds), the requests per second the LAPI served, the CPU each
-/// request cost, the interval at which LAPI and database would fill this machine's cores,
-/// the daemons' CPU and RSS; then five scanners probe host 1 one at a time (each at a
-/// random moment of the interval) and `nft monitor` on every other host times the scanner's
-/// arrival in its fleet4 set: median, p99, max, never (10 s).
+/// loops on the stream instead, the reference; FLEET_CURL_URL: another path for them), one
+/// LAPI, the scanner. Printed per run: the LAPI's and the database's CPU per second and per
+/// host and their memory while the fleet idles (FLEET_IDLE_S seconds), the requests per
+/// second the LAPI served, the CPU each request cost, the interval at which LAPI and
+/// database would fill this machine's cores, the daemons' CPU and RSS; then five scanners
+/// probe host 1 one at a time (each at a random moment of the interval) and `nft monitor`
+/// on every other host times the scanner's arrival in its fleet4 set: median, p99, max,
+/// never (10 s).
 #[test]
 #[ignore = "benchmark: bench/fleet-scale.sh"]
 fn bench_fleet_scale() {
@@ -2624,6 +2625,10 @@ fn bench_fleet_scale() {
 fn scale_run(db: Db, n: u32, interval: u64, idle_s: u64, curl: bool) {
     use common::scale::{self, Scale};
     const SCANNERS: u32 = 5;
+    // FLEET_CURL_URL: what the curl loops ask (path and query; default the stream's "what
+    // changed", as the daemon's pull asks it).
+    let curl_url = std::env::var("FLEET_CURL_URL")
+        .unwrap_or_else(|_| "/v1/decisions/stream?dedup=false".to_string());
     let label = format!(
         "{db:?}{} N={n} interval={interval}s client={}",
         if db == Db::Postgres && std::env::var("FLEET_PGBOUNCER").is_ok_and(|v| v == "1") {
@@ -2631,7 +2636,11 @@ fn scale_run(db: Db, n: u32, interval: u64, idle_s: u64, curl: bool) {
         } else {
             ""
         },
-        if curl { "curl" } else { "portsentry" }
+        if curl {
+            format!("curl {curl_url}")
+        } else {
+            "portsentry".to_string()
+        }
     );
     let t_setup = Instant::now();
     let s = Scale::new(n, SCANNERS);
@@ -2668,10 +2677,8 @@ fn scale_run(db: Db, n: u32, interval: u64, idle_s: u64, curl: bool) {
         let run = Run::new(hns);
         let key = lapi.bouncer(&format!("b{i}"), &run.p("bouncer.key"));
         if curl {
-            let url = format!(
-                "http://{}/v1/decisions/stream?dedup=false&n=[1-1000000]",
-                scale::LAPI
-            );
+            let sep = if curl_url.contains('?') { '&' } else { '?' };
+            let url = format!("http://{}{curl_url}{sep}n=[1-1000000]", scale::LAPI);
             let child = std::process::Command::new("ip")
                 .args(["netns", "exec", hns, "curl", "-s", "-o", "/dev/null"])
                 // curl 7.88 takes N/s, N/m, N/h only.
