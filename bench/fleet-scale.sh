@@ -9,6 +9,8 @@
 #   FLEET_CLIENT=curl FLEET_CURL_URL='/v1/decisions?scopes=ip,range' bench/fleet-scale.sh
 #       # the curl loops ask that path and query instead (default
 #       # /v1/decisions/stream?dedup=false, the daemon's pull of what changed)
+#   FLEET_DECISIONS=1000 bench/fleet-scale.sh  # that many decisions in force (origin cscli)
+#       # before the fleet starts: does what a pull costs grow with them?
 #   FLEET_PGBOUNCER=1 FLEET_DB=postgresql bench/fleet-scale.sh  # the LAPI through pgbouncer
 #   FLEET_TRACE=/tmp/trace FLEET_DB=postgresql bench/fleet-scale.sh
 #       # keeps PostgreSQL's log of every statement (parameters, end time in ms) with the
@@ -47,6 +49,6 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 ||
 [ "${FLEET_PGBOUNCER:-0}" != 1 ] || [ -x /usr/sbin/pgbouncer ] ||
     { echo "fleet-scale: FLEET_PGBOUNCER=1 needs pgbouncer (apt-get install pgbouncer)" >&2; exit 1; }
 echo "fleet-scale benchmark, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "N=${FLEET_N:-10,50,100,200} databases=${FLEET_DB:-sqlite,postgresql} interval=${FLEET_INTERVAL:-1}s client=${FLEET_CLIENT:-portsentry}${FLEET_CURL_URL:+ $FLEET_CURL_URL} pgbouncer=${FLEET_PGBOUNCER:-0}"
+echo "N=${FLEET_N:-10,50,100,200} databases=${FLEET_DB:-sqlite,postgresql} interval=${FLEET_INTERVAL:-1}s client=${FLEET_CLIENT:-portsentry}${FLEET_CURL_URL:+ $FLEET_CURL_URL} pgbouncer=${FLEET_PGBOUNCER:-0} decisions=${FLEET_DECISIONS:-0}"
 cargo test --release --test e2e_fleet bench_fleet_scale -- --ignored --exact --nocapture --test-threads 1 2>&1 |
     grep -E "^(BENCH|test |thread|never happened)" || true

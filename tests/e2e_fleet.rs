@@ -2630,12 +2630,13 @@ fn scale_run(db: Db, n: u32, interval: u64, idle_s: u64, curl: bool) {
     let curl_url = std::env::var("FLEET_CURL_URL")
         .unwrap_or_else(|_| "/v1/decisions/stream?dedup=false".to_string());
     let label = format!(
-        "{db:?}{} N={n} interval={interval}s client={}",
+        "{db:?}{} N={n} interval={interval}s decisions={} client={}",
         if db == Db::Postgres && std::env::var("FLEET_PGBOUNCER").is_ok_and(|v| v == "1") {
             "+pgbouncer"
         } else {
             ""
         },
+        std::env::var("FLEET_DECISIONS").unwrap_or_else(|_| "0".to_string()),
         if curl {
             format!("curl {curl_url}")
         } else {
@@ -2663,6 +2664,35 @@ fn scale_run(db: Db, n: u32, interval: u64, idle_s: u64, curl: bool) {
         },
     );
     let lpid = lapi.pid().expect("LAPI pid");
+    // FLEET_DECISIONS=K: K decisions in force (origin cscli, 198.18.0.0/15, 4 h) before the
+    // fleet starts, so that what a pull costs can be seen to grow, or not, with them.
+    let k: u32 = std::env::var("FLEET_DECISIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    if k > 0 {
+        let csv = lapi.config().with_file_name("decisions.csv");
+        let mut rows = String::from("duration,origin,reason,scope,type,value\n");
+        for j in 0..k {
+            rows += &format!("4h,cscli,bench,ip,ban,198.18.{}.{}\n", j / 250, j % 250 + 1);
+        }
+        std::fs::write(&csv, rows).unwrap();
+        lapi.cscli(&["decisions", "import", "-i", &csv.display().to_string()]);
+        // crowdsec 1.4.6's import sets the origin `cscli-import` whatever the file says: made
+        // `cscli` (what `cscli decisions add` writes), an origin the daemon's reads ask for.
+        let fix = "UPDATE decisions SET origin = 'cscli' WHERE origin = 'cscli-import'";
+        match &pg {
+            Some(pg) => {
+                pg.psql_in(postgres::DATABASE, fix);
+            }
+            None => must(&format!(
+                "sqlite3 {} \"{fix}\"",
+                lapi.config().with_file_name("data/crowdsec.db").display()
+            )),
+        }
+        let listed = lapi.cscli(&["decisions", "list", "--origin", "cscli", "-o", "raw"]);
+        assert!(listed.lines().count() > k as usize, "{listed}");
+    }
     // FLEET_TRACE=DIR: PostgreSQL logs every statement with its parameters and the time it
     // ended (ms), kept in DIR with the bouncers and decisions, to tell why a host missed.
     let trace = std::env::var_os("FLEET_TRACE").map(PathBuf::from);
