@@ -11,11 +11,15 @@
 #       # /v1/decisions/stream?dedup=false, the daemon's pull of what changed)
 #   FLEET_DECISIONS=1000 bench/fleet-scale.sh  # that many decisions in force (origin cscli)
 #       # before the fleet starts: does what a pull costs grow with them?
+#   FLEET_CLIENT=curl FLEET_CURL_TOGETHER=1 bench/fleet-scale.sh  # the curl loops all start
+#       # in one instant (requests in bursts of N) instead of spread over a second
 #   FLEET_PGBOUNCER=1 FLEET_DB=postgresql bench/fleet-scale.sh  # the LAPI through pgbouncer
 #   FLEET_TRACE=/tmp/trace FLEET_DB=postgresql bench/fleet-scale.sh
 #       # keeps PostgreSQL's log of every statement (parameters, end time in ms) with the
 #       # bouncers and decisions tables: who pulled when, what each pull could see, why a
-#       # host missed a ban (its CPU figures include that logging: not for the table)
+#       # host missed a ban (its CPU figures include that logging: not for the table),
+#       # and on either database the LAPI's log at the end of the idle time (each request
+#       # with the time it took) and the size of SQLite's write-ahead log
 #
 # It runs the ignored test `bench_fleet_scale` of tests/e2e_fleet.rs on a release build. For
 # each database and each N: a LAPI namespace holding a bridge (10.77.0.0/16 and fd77::/64,
@@ -28,7 +32,8 @@
 #   - while the fleet idles FLEET_IDLE_S (default 20) seconds: the LAPI's and the database's
 #     CPU (% of a core, and per host), LAPI RSS, database PSS, the requests per second the
 #     LAPI served (its Prometheus counter), the CPU one request costs (LAPI + database), the
-#     new TCP connections, the pull interval at which LAPI + database would fill the cores,
+#     new TCP connections, the requests by route, the LAPI's CPU in user space and in the
+#     kernel, the pull interval at which LAPI + database would fill the cores,
 #     the daemons' CPU and RSS (median, max);
 #   - five scanners probe host 1 one at a time (each at a random moment of the interval);
 #     `nft monitor` on every other host times the scanner's arrival in its fleet4 set:

@@ -2444,6 +2444,46 @@ fn lapi_requests(ns: &str) -> u64 {
         .sum::<f64>() as u64
 }
 
+/// A process's user and system CPU so far, in clock ticks (`/proc/PID/stat` fields 14, 15).
+fn user_system_ticks(pid: i32) -> (u64, u64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let f: Vec<u64> = stat
+        .rsplit_once(") ")
+        .map_or("", |x| x.1)
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    (
+        f.get(11).copied().unwrap_or(0),
+        f.get(12).copied().unwrap_or(0),
+    )
+}
+
+/// The LAPI's requests served so far per route and method (`cs_lapi_route_requests_total`).
+fn lapi_routes(ns: &str) -> std::collections::BTreeMap<String, u64> {
+    let o = sh(&format!(
+        "ip netns exec {ns} curl -s --max-time 5 http://127.0.0.1:6060/metrics"
+    ));
+    let mut m = std::collections::BTreeMap::new();
+    for l in String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter(|l| l.starts_with("cs_lapi_route_requests_total{"))
+    {
+        let (labels, v) = l.rsplit_once(' ').unwrap_or((l, "0"));
+        let label = |k: &str| {
+            labels
+                .split(&format!("{k}=\""))
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .unwrap_or("?")
+                .to_string()
+        };
+        *m.entry(format!("{} {}", label("method"), label("route")))
+            .or_insert(0) += v.parse::<f64>().unwrap_or(0.0) as u64;
+    }
+    m
+}
+
 /// TCP connections accepted so far in namespace `ns` (`Tcp: PassiveOpens` of /proc/net/snmp).
 fn passive_opens(ns: &str) -> u64 {
     let o = sh(&format!("ip netns exec {ns} cat /proc/net/snmp"));
@@ -2709,8 +2749,8 @@ fn scale_run(db: Db, n: u32, interval: u64, idle_s: u64, curl: bool) {
         if curl {
             let sep = if curl_url.contains('?') { '&' } else { '?' };
             let url = format!("http://{}{curl_url}{sep}n=[1-1000000]", scale::LAPI);
-            let child = std::process::Command::new("ip")
-                .args(["netns", "exec", hns, "curl", "-s", "-o", "/dev/null"])
+            let mut cmd = std::process::Command::new("ip");
+            cmd.args(["netns", "exec", hns, "curl", "-s", "-o", "/dev/null"])
                 // curl 7.88 takes N/s, N/m, N/h only.
                 .args([
                     "--rate",
@@ -2722,10 +2762,8 @@ fn scale_run(db: Db, n: u32, interval: u64, idle_s: u64, curl: bool) {
                 ])
                 .args(["-H", &format!("X-Api-Key: {key}"), &url])
                 .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .expect("curl");
-            curls.push(child);
+                .stderr(std::process::Stdio::null());
+            curls.push(cmd);
             runs.push(run);
             continue;
         }
@@ -2743,6 +2781,19 @@ fn scale_run(db: Db, n: u32, interval: u64, idle_s: u64, curl: bool) {
         run.start_ok(&["-stcp"]);
         runs.push(run);
     }
+    // The curl loops start once every bouncer is made: spread evenly over one second, so
+    // that their requests come one at a time; FLEET_CURL_TOGETHER=1: in the same instant,
+    // so that they come in bursts of N.
+    let together = std::env::var("FLEET_CURL_TOGETHER").is_ok_and(|v| v == "1");
+    let curls: Vec<std::process::Child> = curls
+        .into_iter()
+        .map(|mut c| {
+            if !together {
+                std::thread::sleep(Duration::from_millis(1000 / u64::from(n.max(1))));
+            }
+            c.spawn().expect("curl")
+        })
+        .collect();
     if !curl {
         for r in &runs {
             eventually("every daemon pulls", 120, || {
@@ -2765,6 +2816,8 @@ fn scale_run(db: Db, n: u32, interval: u64, idle_s: u64, curl: bool) {
         passive_opens(&s.lapi),
     );
     let d0: Vec<u64> = pids.iter().map(|p| cpu_ms(*p)).collect();
+    let routes0 = lapi_routes(&s.lapi);
+    let us0 = user_system_ticks(lpid);
     let t0 = Instant::now();
     std::thread::sleep(Duration::from_secs(idle_s));
     let secs = t0.elapsed().as_secs_f64();
@@ -2775,6 +2828,38 @@ fn scale_run(db: Db, n: u32, interval: u64, idle_s: u64, curl: bool) {
         passive_opens(&s.lapi),
     );
     let d1: Vec<u64> = pids.iter().map(|p| cpu_ms(*p)).collect();
+    let routes: Vec<String> = lapi_routes(&s.lapi)
+        .into_iter()
+        .map(|(r, v)| (v - routes0.get(&r).copied().unwrap_or(0), r))
+        .filter(|(v, _)| *v > 0)
+        .map(|(v, r)| format!("{r} {v}"))
+        .collect();
+    let us1 = user_system_ticks(lpid);
+    println!(
+        "BENCH fleet-scale {label}: requests while idle, by route: {}; LAPI CPU in user space {} ticks, in the kernel {} ticks (the kernel's share includes the softirq work of delivering its answers through the bridge to the hosts' namespaces)",
+        routes.join(", "),
+        us1.0 - us0.0,
+        us1.1 - us0.1
+    );
+    // FLEET_TRACE: the LAPI's log so far (a line per request, with the time it took).
+    if let Some(dir) = &trace {
+        let _ = std::fs::create_dir_all(dir);
+        let _ = std::fs::copy(
+            lapi.config().with_file_name("log/crowdsec_api.log"),
+            dir.join(format!(
+                "{}-{n}-{}-lapi.log",
+                format!("{db:?}").to_lowercase(),
+                if curl { "curl" } else { "portsentry" }
+            )),
+        );
+        let wal = lapi.config().with_file_name("data/crowdsec.db-wal");
+        if let Ok(m) = std::fs::metadata(&wal) {
+            println!(
+                "BENCH fleet-scale {label}: SQLite write-ahead log {} KiB",
+                m.len() / 1024
+            );
+        }
+    }
     let conns = c1 - c0;
     let lapi_pct = (l1 - l0) as f64 / secs / 10.0;
     let db_pct = (p1 - p0) as f64 / secs / 10.0;
