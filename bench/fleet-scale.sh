@@ -13,6 +13,10 @@
 #       # before the fleet starts: does what a pull costs grow with them?
 #   FLEET_CLIENT=curl FLEET_CURL_TOGETHER=1 bench/fleet-scale.sh  # the curl loops all start
 #       # in one instant (requests in bursts of N) instead of spread over a second
+#   FLEET_CLIENT=curl FLEET_CURL_MACHINES=1 bench/fleet-scale.sh  # registers a machine per
+#       # host too, as a daemon run does
+#   FLEET_CLIENT=curl FLEET_CURL_WITH_DAEMONS=1 bench/fleet-scale.sh  # and a daemon per host
+#       # that pushes but never pulls: what the daemons' presence costs the LAPI
 #   FLEET_PGBOUNCER=1 FLEET_DB=postgresql bench/fleet-scale.sh  # the LAPI through pgbouncer
 #   FLEET_TRACE=/tmp/trace FLEET_DB=postgresql bench/fleet-scale.sh
 #       # keeps PostgreSQL's log of every statement (parameters, end time in ms) with the

@@ -2746,6 +2746,15 @@ fn scale_run(db: Db, n: u32, interval: u64, idle_s: u64, curl: bool) {
     for (i, hns) in s.hosts.iter().enumerate() {
         let run = Run::new(hns);
         let key = lapi.bouncer(&format!("b{i}"), &run.p("bouncer.key"));
+        // FLEET_CURL_MACHINES=1: the curl reference registers a machine per host too, as a
+        // daemon run does (to tell what the machines cost the LAPI from what the daemons do).
+        if curl && std::env::var("FLEET_CURL_MACHINES").is_ok_and(|v| v == "1") {
+            lapi.machine(
+                &format!("m{i}"),
+                &format!("pw-{i}-0123456789"),
+                &run.p("lapi.yaml"),
+            );
+        }
         if curl {
             let sep = if curl_url.contains('?') { '&' } else { '?' };
             let url = format!("http://{}{curl_url}{sep}n=[1-1000000]", scale::LAPI);
@@ -2764,6 +2773,22 @@ fn scale_run(db: Db, n: u32, interval: u64, idle_s: u64, curl: bool) {
                 .stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::null());
             curls.push(cmd);
+            // FLEET_CURL_WITH_DAEMONS=1: a daemon on every host too, that pushes and never
+            // pulls (no bouncer key): what the daemons' presence costs the LAPI apart from
+            // their pulls.
+            if std::env::var("FLEET_CURL_WITH_DAEMONS").is_ok_and(|v| v == "1") {
+                lapi.machine(
+                    &format!("m{i}"),
+                    &format!("pw-{i}-0123456789"),
+                    &run.p("lapi.yaml"),
+                );
+                let d = run.dir.path().display().to_string();
+                run.write_config(&format!(
+                    "TCP_PORTS=\"{PORT}\"\nBLOCK_TCP=\"1\"\nBLOCK_UDP=\"0\"\nBLOCK_METHOD=\"nftables\"\n\
+                     BLOCK_TIMEOUT=\"3600\"\nCROWDSEC_CREDENTIALS=\"{d}/lapi.yaml\"\n"
+                ));
+                run.start_ok(&["-stcp"]);
+            }
             runs.push(run);
             continue;
         }
