@@ -2776,7 +2776,9 @@ fn scale_run(db: Db, n: u32, interval: u64, idle_s: u64, curl: bool) {
             // FLEET_CURL_WITH_DAEMONS=1: a daemon on every host too, that pushes and never
             // pulls (no bouncer key): what the daemons' presence costs the LAPI apart from
             // their pulls.
-            if std::env::var("FLEET_CURL_WITH_DAEMONS").is_ok_and(|v| v == "1") {
+            // (=tcp: `-tcp`, listening sockets and no packet capture, instead of `-stcp`.)
+            let with = std::env::var("FLEET_CURL_WITH_DAEMONS").unwrap_or_default();
+            if with == "1" || with == "tcp" {
                 lapi.machine(
                     &format!("m{i}"),
                     &format!("pw-{i}-0123456789"),
@@ -2787,7 +2789,7 @@ fn scale_run(db: Db, n: u32, interval: u64, idle_s: u64, curl: bool) {
                     "TCP_PORTS=\"{PORT}\"\nBLOCK_TCP=\"1\"\nBLOCK_UDP=\"0\"\nBLOCK_METHOD=\"nftables\"\n\
                      BLOCK_TIMEOUT=\"3600\"\nCROWDSEC_CREDENTIALS=\"{d}/lapi.yaml\"\n"
                 ));
-                run.start_ok(&["-stcp"]);
+                run.start_ok(&[if with == "tcp" { "-tcp" } else { "-stcp" }]);
             }
             runs.push(run);
             continue;
