@@ -16,6 +16,7 @@
 #   FLEET_CLIENT=curl FLEET_CURL_MACHINES=1 bench/fleet-scale.sh  # registers a machine per
 #       # host too, as a daemon run does
 #   FLEET_CLIENT=curl FLEET_CURL_WITH_DAEMONS=1 bench/fleet-scale.sh  # and a daemon per host
+#   FLEET_OTHERS=tcp bench/fleet-scale.sh   # hosts but the scanned one in -tcp (one capture per kernel)
 #       # that pushes but never pulls: what the daemons' presence costs the LAPI
 #   FLEET_PGBOUNCER=1 FLEET_DB=postgresql bench/fleet-scale.sh  # the LAPI through pgbouncer
 #   FLEET_TRACE=/tmp/trace FLEET_DB=postgresql bench/fleet-scale.sh

@@ -2805,7 +2805,12 @@ fn scale_run(db: Db, n: u32, interval: u64, idle_s: u64, curl: bool) {
              BLOCK_TIMEOUT=\"3600\"\nCROWDSEC_CREDENTIALS=\"{d}/lapi.yaml\"\n\
              CROWDSEC_BOUNCER_KEY_FILE=\"{d}/bouncer.key\"\nCROWDSEC_PULL_INTERVAL=\"{interval}\"\n"
         ));
-        run.start_ok(&["-stcp"]);
+        // FLEET_OTHERS=tcp: every host but the scanned one runs `-tcp` (listening sockets, no
+        // packet capture): on one kernel every packet pays for every stealth capture of every
+        // namespace, which inflates the LAPI's cost per request (doc/fleets.md "Scale"); a
+        // fleet of real machines has one capture per kernel.
+        let others_tcp = std::env::var("FLEET_OTHERS").is_ok_and(|v| v == "tcp");
+        run.start_ok(&[if others_tcp && i > 0 { "-tcp" } else { "-stcp" }]);
         runs.push(run);
     }
     // The curl loops start once every bouncer is made: spread evenly over one second, so
