@@ -125,7 +125,14 @@ pub(super) fn pull_once(pl: &mut Puller, sh: &Shared, now: u64) {
         return;
     };
     let startup = pl.resync.due(now);
-    match c.stream(&pl.p.key, startup, &stream::Caps::default()) {
+    // While few decisions are in force, a list of them is the cheaper pull (fleet::resync).
+    let list = !startup && pl.resync.list_due(now);
+    let answer = if list {
+        c.active(&pl.p.key, &stream::Caps::default())
+    } else {
+        c.stream(&pl.p.key, startup, &stream::Caps::default())
+    };
+    match answer {
         Ok(changes) => {
             let asked = now;
             let now = clock::now_ms();
@@ -135,7 +142,11 @@ pub(super) fn pull_once(pl: &mut Puller, sh: &Shared, now: u64) {
                 let line = || report::fleet_refused(r.id, &r.value, &r.scenario, &r.why);
                 pl.tell.tell(sh, r.id, &r.why, line);
             }
-            pl.resync.pulled(now, startup, changes.new.len());
+            if list {
+                pl.resync.listed(changes.new.len());
+            } else {
+                pl.resync.pulled(now, startup, changes.new.len());
+            }
             pl.skipped.0 += changes.malformed;
             pl.skipped.1 += changes.over_cap;
             if pl.skipped != (0, 0)
@@ -176,7 +187,7 @@ pub(super) fn pull_once(pl: &mut Puller, sh: &Shared, now: u64) {
             // Spread around the interval (stretched while the LAPI is slow): a fleet started
             // together does not pull in step.
             pl.next_try = now + pl.pace.gap_ms(interval, rand64());
-            if !startup && pl.resync.catchup_due() {
+            if !startup && !list && pl.resync.catchup_due() {
                 catch_up(pl, sh);
             }
         }
@@ -197,7 +208,11 @@ pub(super) fn pull_once(pl: &mut Puller, sh: &Shared, now: u64) {
             // (a timeout or reset after sending, a 5xx, a cut body): decisions of that
             // answer would never come again in a "what changed" read, so the next pull
             // reads the whole stream. Nothing sent: nothing moved.
-            if !matches!(e, Failure::NotSent(_)) {
+            if list {
+                // A list moves nothing on the LAPI (fleet::resync): read the stream until
+                // a catch-up read lists again.
+                pl.resync.list_failed();
+            } else if !matches!(e, Failure::NotSent(_)) {
                 pl.resync.restart();
             }
             if let Some((skipped, _)) = pl.link.failed(now) {
@@ -221,13 +236,14 @@ pub(super) fn pull_once(pl: &mut Puller, sh: &Shared, now: u64) {
 /// id). It moves nothing on the LAPI, so a failure only waits for the next one; the link's
 /// state is the stream's.
 fn catch_up(pl: &mut Puller, sh: &Shared) {
-    pl.resync.caught_up();
     let Some(c) = &pl.client else {
         return;
     };
     let Ok(changes) = c.active(&pl.p.key, &stream::Caps::default()) else {
+        pl.resync.list_failed();
         return;
     };
+    pl.resync.listed(changes.new.len());
     let now = clock::now_ms();
     pl.tell.start();
     for r in pl.model.apply(now, &changes, false) {
