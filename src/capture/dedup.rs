@@ -124,6 +124,26 @@ impl Dedup {
         true
     }
 
+    /// A doorbell packet that a flow this host opened may explain (TCP with ACK or RST,
+    /// `wire::acks`): once the ring is attached it is left to the ring (false), which holds
+    /// packets in arrival order, so the host's own SYN of that flow is always noted before
+    /// its replies are judged. The timestamps cannot promise that order: the kernel stamps an
+    /// outgoing packet before it takes its ring slot and an incoming one (a peer's TCP sends
+    /// it with a delivery time) when the capture takes it, so a reply can carry a later stamp
+    /// than a SYN the ring holds after it, and the doorbell's SYN copy then looks "handed over
+    /// already" while it is not. Before the ring: judged (true), as [`Dedup::bell_copy`].
+    pub fn bell_ack(&mut self, k: Key, drops: u32) -> bool {
+        if self.ring_since.is_none_or(|t| k.ts_ns < t - WINDOW_NS) {
+            self.bell_drops = drops;
+            return true;
+        }
+        if drops != self.bell_drops {
+            self.bell_drops = drops;
+            self.hold_back_until(k.ts_ns);
+        }
+        false
+    }
+
     /// Leave the doorbell's packets to the ring until it has handed over the one stamped
     /// `ts_ns` (the latest such packet when several are pending).
     fn hold_back_until(&mut self, ts_ns: i64) {
@@ -177,6 +197,35 @@ mod tests {
         let mut d = Dedup::new();
         d.ring_attached(i64::MIN / 2);
         d
+    }
+
+    #[test]
+    fn a_reply_is_judged_from_the_ring_copy_after_the_syn_the_ring_holds_before_it() {
+        let mut d = with_ring();
+        // The ring held an incoming packet stamped 30 µs after the host's SYN, but before
+        // the SYN in the ring (stamped at capture, after the SYN's stamp at transmit).
+        let early = k(1_030_000, b"incoming");
+        let syn = k(1_000_000, b"our syn");
+        let reply = k(1_100_000, b"syn+ack");
+        assert!(d.ring_copy(early));
+        // The doorbell's SYN copy looks handed over already (stamp below the ring's newest):
+        // left to the ring, which has not handed it over yet.
+        assert!(!d.bell_copy(syn, 0));
+        // The reply's doorbell copy: left to the ring too (judged from the doorbell it would
+        // come before the SYN is noted, and be reported).
+        assert!(!d.bell_ack(reply, 0));
+        // The ring then hands over the SYN and the reply, in that order: both judged there.
+        assert!(d.ring_copy(syn));
+        assert!(d.ring_copy(reply));
+        // Before the ring is attached the doorbell judges replies as everything else.
+        let mut fresh = Dedup::new();
+        assert!(fresh.bell_ack(reply, 0));
+        // A doorbell drop seen on a reply holds later doorbell packets back, as for others.
+        let mut g = with_ring();
+        assert!(!g.bell_ack(k(2_000_000, b"reply after a drop"), 1));
+        assert!(!g.bell_copy(k(2_000_100, b"probe"), 1));
+        assert!(g.ring_copy(k(2_000_000, b"reply after a drop")));
+        assert!(g.bell_copy(k(2_000_200, b"later probe"), 1));
     }
 
     #[test]

@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::capture::bpf::{Insn, SNAPLEN};
 use crate::capture::dedup::{Dedup, Key};
+use crate::capture::{watch, wire};
 
 /// Ring geometry: 64 blocks of 32 KiB (2 MiB, all resident once mapped). Under a flood the
 /// kernel retires a block every 1-2 ms by its timer, long before it is full, so what bounds
@@ -352,7 +353,16 @@ impl Capture {
             };
             let bytes = &buf[..len];
             self.counts.bell += 1;
-            if self.bell_on && self.dedup.bell_copy(Key::of(ts, bytes), drops) {
+            let key = Key::of(ts, bytes);
+            // A reply a flow of this host may explain waits for the ring's copy: it comes
+            // after the host's own SYN there (capture::dedup, Dedup::bell_ack).
+            let judge = self.bell_on
+                && if meta.pkttype != watch::PACKET_OUTGOING && wire::acks(bytes) {
+                    self.dedup.bell_ack(key, drops)
+                } else {
+                    self.dedup.bell_copy(key, drops)
+                };
+            if judge {
                 f(meta, bytes);
                 n += 1;
             } else {
