@@ -64,6 +64,27 @@ impl Key {
     }
 }
 
+/// Whether `pkt` is a TCP segment with ACK or RST set (an unfragmented IPv4 datagram, or IPv6
+/// with TCP as its first next header): a packet that a flow this host opened may explain, so
+/// the capture judges it from the ring's copy, in arrival order after the host's own SYN
+/// ([`Dedup::bell_ack`]). Anything else, or too short to tell: false.
+pub fn acks(pkt: &[u8]) -> bool {
+    let at = |i: usize| pkt.get(i).copied();
+    let flags_at = match at(0).map(|b| b >> 4) {
+        Some(4) => {
+            let ihl = usize::from(at(0).unwrap_or(0) & 0x0f) * 4;
+            let frag = u16::from_be_bytes([at(6).unwrap_or(0xff), at(7).unwrap_or(0xff)]);
+            if ihl < 20 || frag & 0x3fff != 0 || at(9) != Some(6) {
+                return false;
+            }
+            ihl + 13
+        }
+        Some(6) if at(6) == Some(6) => 40 + 13,
+        _ => return false,
+    };
+    at(flags_at).is_some_and(|f| f & 0x14 != 0)
+}
+
 #[derive(Debug, Default)]
 /// Matches the doorbell's and the ring's copies of each packet (see the module docs).
 pub struct Dedup {
@@ -125,7 +146,7 @@ impl Dedup {
     }
 
     /// A doorbell packet that a flow this host opened may explain (TCP with ACK or RST,
-    /// `wire::acks`): once the ring is attached it is left to the ring (false), which holds
+    /// [`acks`]): once the ring is attached it is left to the ring (false), which holds
     /// packets in arrival order, so the host's own SYN of that flow is always noted before
     /// its replies are judged. The timestamps cannot promise that order: the kernel stamps an
     /// outgoing packet before it takes its ring slot and an incoming one (a peer's TCP sends
@@ -187,6 +208,8 @@ impl Dedup {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::capture::classify::tcp_flags::{ACK, RST};
+    use crate::capture::wire::fixtures::{tcp, udp, v4, v6};
 
     fn k(ts: i64, body: &[u8]) -> Key {
         Key::of(ts, body)
@@ -197,6 +220,37 @@ mod tests {
         let mut d = Dedup::new();
         d.ring_attached(i64::MIN / 2);
         d
+    }
+
+    #[test]
+    fn acks_tells_tcp_with_ack_or_rst_apart_from_the_rest() {
+        // Every flag combination, IPv4 with and without options, IPv6.
+        for f in 0..=255u8 {
+            let want = f & (ACK | RST) != 0;
+            assert_eq!(acks(&v4(6, &[], &tcp(1, f))), want, "v4 {f:#x}");
+            assert_eq!(
+                acks(&v4(6, &[1, 1, 1, 0], &tcp(1, f))),
+                want,
+                "v4+opts {f:#x}"
+            );
+            assert_eq!(acks(&v6(6, &tcp(1, f))), want, "v6 {f:#x}");
+        }
+        // Not TCP, fragments, extension headers, truncated, not IP: false.
+        assert!(!acks(&v4(17, &[], &udp(53))));
+        assert!(!acks(&v6(17, &udp(53))));
+        let mut more = v4(6, &[], &tcp(1, ACK));
+        more[6] = 0x20; // MF
+        assert!(!acks(&more));
+        let mut later = v4(6, &[], &tcp(1, ACK));
+        later[7] = 1; // offset 8
+        assert!(!acks(&later));
+        let mut hop = v6(6, &tcp(1, ACK));
+        hop[6] = 0; // hop-by-hop first
+        assert!(!acks(&hop));
+        let full = v4(6, &[], &tcp(1, ACK));
+        assert!(!acks(&full[..33]), "flags byte cut off");
+        assert!(acks(&full[..34]));
+        assert!(!acks(&[]) && !acks(&[0x50; 60]));
     }
 
     #[test]

@@ -321,26 +321,6 @@ fn byte(b: &[u8], at: usize) -> Option<u8> {
     b.get(at).copied()
 }
 
-/// Whether `pkt` is a TCP segment with ACK or RST set (an unfragmented IPv4 datagram, or IPv6
-/// with TCP as its first next header): a packet that a flow this host opened may explain, so
-/// the capture judges it from the ring's copy, in arrival order after the host's own SYN
-/// (`capture::dedup`). Anything else, or too short to tell: false.
-pub fn acks(pkt: &[u8]) -> bool {
-    let flags_at = match byte(pkt, 0).map(|b| b >> 4) {
-        Some(4) => {
-            let ihl = usize::from(byte(pkt, 0).unwrap_or(0) & 0x0f) * 4;
-            let unfragmented = be16(pkt, 6).is_some_and(|f| f & 0x3fff == 0);
-            if ihl < 20 || !unfragmented || byte(pkt, 9) != Some(6) {
-                return false;
-            }
-            ihl + 13
-        }
-        Some(6) if byte(pkt, 6) == Some(6) => 40 + 13,
-        _ => return false,
-    };
-    byte(pkt, flags_at).is_some_and(|f| f & 0x14 != 0)
-}
-
 /// Parse one L3 packet.
 pub fn parse(pkt: &[u8], meta: Meta) -> Result<Packet<'_>, WireError> {
     match byte(pkt, 0).map(|b| b >> 4) {
@@ -963,37 +943,6 @@ mod tests {
             (Proto::Tcp, 40000, 31337)
         );
         assert_eq!((p.tcp_flags, p.ip_options), (SYN, false));
-    }
-
-    #[test]
-    fn acks_tells_tcp_with_ack_or_rst_apart_from_the_rest() {
-        // Every flag combination, IPv4 with and without options, IPv6.
-        for f in 0..=255u8 {
-            let want = f & (ACK | RST) != 0;
-            assert_eq!(acks(&v4(6, &[], &tcp(1, f))), want, "v4 {f:#x}");
-            assert_eq!(
-                acks(&v4(6, &[1, 1, 1, 0], &tcp(1, f))),
-                want,
-                "v4+opts {f:#x}"
-            );
-            assert_eq!(acks(&v6(6, &tcp(1, f))), want, "v6 {f:#x}");
-        }
-        // Not TCP, fragments, extension headers, truncated, not IP: false.
-        assert!(!acks(&v4(17, &[], &udp(53))));
-        assert!(!acks(&v6(17, &udp(53))));
-        let mut more = v4(6, &[], &tcp(1, ACK));
-        more[6] = 0x20; // MF
-        assert!(!acks(&more));
-        let mut later = v4(6, &[], &tcp(1, ACK));
-        later[7] = 1; // offset 8
-        assert!(!acks(&later));
-        let mut hop = v6(6, &tcp(1, ACK));
-        hop[6] = 0; // hop-by-hop first
-        assert!(!acks(&hop));
-        let full = v4(6, &[], &tcp(1, ACK));
-        assert!(!acks(&full[..33]), "flags byte cut off");
-        assert!(acks(&full[..34]));
-        assert!(!acks(&[]) && !acks(&[0x50; 60]));
     }
 
     #[test]

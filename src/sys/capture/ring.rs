@@ -16,8 +16,8 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::capture::bpf::{Insn, SNAPLEN};
-use crate::capture::dedup::{Dedup, Key};
-use crate::capture::{watch, wire};
+use crate::capture::dedup::{self, Dedup, Key};
+use crate::capture::watch;
 
 /// Ring geometry: 64 blocks of 32 KiB (2 MiB, all resident once mapped). Under a flood the
 /// kernel retires a block every 1-2 ms by its timer, long before it is full, so what bounds
@@ -357,7 +357,7 @@ impl Capture {
             // A reply a flow of this host may explain waits for the ring's copy: it comes
             // after the host's own SYN there (capture::dedup, Dedup::bell_ack).
             let judge = self.bell_on
-                && if meta.pkttype != watch::PACKET_OUTGOING && wire::acks(bytes) {
+                && if meta.pkttype != watch::PACKET_OUTGOING && dedup::acks(bytes) {
                     self.dedup.bell_ack(key, drops)
                 } else {
                     self.dedup.bell_copy(key, drops)
