@@ -115,15 +115,8 @@ impl Dedup {
     /// it, or the doorbell lost packets before it that the ring has not handed over yet, or
     /// too many doorbell packets wait for their ring copy.
     pub fn bell_copy(&mut self, k: Key, drops: u32) -> bool {
-        // Before the ring (with a margin around its bind): no copy will come, nothing to
-        // wait for; what the doorbell lost is lost.
-        if self.ring_since.is_none_or(|t| k.ts_ns < t - WINDOW_NS) {
-            self.bell_drops = drops;
+        if self.before_ring(k, drops) {
             return true;
-        }
-        if drops != self.bell_drops {
-            self.bell_drops = drops;
-            self.hold_back_until(k.ts_ns);
         }
         if let Some(g) = self.gap_ts {
             if self.ring_max_ts < g {
@@ -154,6 +147,14 @@ impl Dedup {
     /// than a SYN the ring holds after it, and the doorbell's SYN copy then looks "handed over
     /// already" while it is not. Before the ring: judged (true), as [`Dedup::bell_copy`].
     pub fn bell_ack(&mut self, k: Key, drops: u32) -> bool {
+        self.before_ring(k, drops)
+    }
+
+    /// What every doorbell packet goes through first. Before the ring (with a margin around
+    /// its bind) no copy will come, nothing to wait for: true (judge it; what the doorbell
+    /// lost is lost). After: a moved drop counter holds the doorbell's packets back from
+    /// this one on, until the ring has handed it over; false.
+    fn before_ring(&mut self, k: Key, drops: u32) -> bool {
         if self.ring_since.is_none_or(|t| k.ts_ns < t - WINDOW_NS) {
             self.bell_drops = drops;
             return true;
