@@ -2759,6 +2759,21 @@ fn scale_run(db: Db, n: u32, interval: u64, idle_s: u64, curl: bool) {
     let mut runs = Vec::new();
     let mut curls = Vec::new();
     for (i, hns) in s.hosts.iter().enumerate() {
+        // Host i's daemon: its own machine on the LAPI, blocking with nftables, `extra`
+        // configuration lines (the pull's), in `mode`.
+        let start_daemon = |run: &Run, extra: &str, mode: &str| {
+            lapi.machine(
+                &format!("m{i}"),
+                &format!("pw-{i}-0123456789"),
+                &run.p("lapi.yaml"),
+            );
+            let d = run.dir.path().display().to_string();
+            run.write_config(&format!(
+                "TCP_PORTS=\"{PORT}\"\nBLOCK_TCP=\"1\"\nBLOCK_UDP=\"0\"\nBLOCK_METHOD=\"nftables\"\n\
+                 BLOCK_TIMEOUT=\"3600\"\nCROWDSEC_CREDENTIALS=\"{d}/lapi.yaml\"\n{extra}"
+            ));
+            run.start_ok(&[mode]);
+        };
         let run = Run::new(hns);
         let key = lapi.bouncer(&format!("b{i}"), &run.p("bouncer.key"));
         // FLEET_CURL_MACHINES=1: the curl reference registers a machine per host too, as a
@@ -2794,38 +2809,25 @@ fn scale_run(db: Db, n: u32, interval: u64, idle_s: u64, curl: bool) {
             // (=tcp: `-tcp`, listening sockets and no packet capture, instead of `-stcp`.)
             let with = std::env::var("FLEET_CURL_WITH_DAEMONS").unwrap_or_default();
             if with == "1" || with == "tcp" {
-                lapi.machine(
-                    &format!("m{i}"),
-                    &format!("pw-{i}-0123456789"),
-                    &run.p("lapi.yaml"),
-                );
-                let d = run.dir.path().display().to_string();
-                run.write_config(&format!(
-                    "TCP_PORTS=\"{PORT}\"\nBLOCK_TCP=\"1\"\nBLOCK_UDP=\"0\"\nBLOCK_METHOD=\"nftables\"\n\
-                     BLOCK_TIMEOUT=\"3600\"\nCROWDSEC_CREDENTIALS=\"{d}/lapi.yaml\"\n"
-                ));
-                run.start_ok(&[if with == "tcp" { "-tcp" } else { "-stcp" }]);
+                start_daemon(&run, "", if with == "tcp" { "-tcp" } else { "-stcp" });
             }
             runs.push(run);
             continue;
         }
-        lapi.machine(
-            &format!("m{i}"),
-            &format!("pw-{i}-0123456789"),
-            &run.p("lapi.yaml"),
-        );
         let d = run.dir.path().display().to_string();
-        run.write_config(&format!(
-            "TCP_PORTS=\"{PORT}\"\nBLOCK_TCP=\"1\"\nBLOCK_UDP=\"0\"\nBLOCK_METHOD=\"nftables\"\n\
-             BLOCK_TIMEOUT=\"3600\"\nCROWDSEC_CREDENTIALS=\"{d}/lapi.yaml\"\n\
-             CROWDSEC_BOUNCER_KEY_FILE=\"{d}/bouncer.key\"\nCROWDSEC_PULL_INTERVAL=\"{interval}\"\n"
-        ));
+        let pulls = format!(
+            "CROWDSEC_BOUNCER_KEY_FILE=\"{d}/bouncer.key\"\nCROWDSEC_PULL_INTERVAL=\"{interval}\"\n"
+        );
         // FLEET_OTHERS=tcp: every host but the scanned one runs `-tcp` (listening sockets, no
         // packet capture): on one kernel every packet pays for every stealth capture of every
         // namespace, which inflates the LAPI's cost per request (doc/fleets.md "Scale"); a
         // fleet of real machines has one capture per kernel.
         let others_tcp = std::env::var("FLEET_OTHERS").is_ok_and(|v| v == "tcp");
-        run.start_ok(&[if others_tcp && i > 0 { "-tcp" } else { "-stcp" }]);
+        start_daemon(
+            &run,
+            &pulls,
+            if others_tcp && i > 0 { "-tcp" } else { "-stcp" },
+        );
         runs.push(run);
     }
     // The curl loops start once every bouncer is made: spread evenly over one second, so

@@ -54,8 +54,8 @@ pub struct Resync {
     deltas: u32,
     /// When the stream (whole or what changed) was last read.
     last_stream: Option<u64>,
-    /// How many decisions the last list of those in force held (None: none read since the
-    /// last full read).
+    /// How many decisions the last list of those in force held (None: none read yet with
+    /// this key; `usize::MAX` after a list failed).
     listed: Option<usize>,
 }
 
