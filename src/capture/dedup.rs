@@ -1,6 +1,6 @@
 //! One packet, two copies: the capture reads each candidate packet from the TPACKET_V3 ring
 //! (cheap under load, but a lone packet waits there until the kernel retires its block, a
-//! timer of at least 1 ms) and, while traffic is light, also from a plain AF_PACKET socket
+//! timer of 8 ms) and, while traffic is light, also from a plain AF_PACKET socket
 //! with the same filter, the "doorbell" (one syscall per packet, but handed over at once).
 //! Whichever copy comes first is judged; this table makes sure the other one is not, so a
 //! probe is never counted twice towards SCAN_TRIGGER.

@@ -4,7 +4,7 @@
 //! "Capture": measured at ~1% CPU for a 300k packet/s flood, with no loss).
 //!
 //! Beside the ring, a plain AF_PACKET socket with the same filter, the doorbell, hands a
-//! lone packet over at once instead of when the ring's block timer fires (>= 1 ms): while
+//! lone packet over at once instead of when the ring's block timer fires (8 ms): while
 //! traffic is light the loop reads both, and `dedup` lets exactly one copy of each packet
 //! through; under load (a ring pass with many packets) the doorbell is not read, its small
 //! buffer simply overflows in the kernel, and the ring does all the work.
@@ -19,19 +19,26 @@ use crate::capture::bpf::{Insn, SNAPLEN};
 use crate::capture::dedup::{self, Dedup, Key};
 use crate::capture::watch;
 
-/// Ring geometry: 64 blocks of 32 KiB (2 MiB, all resident once mapped). Under a flood the
-/// kernel retires a block every 1-2 ms by its timer, long before it is full, so what bounds
-/// the ring in packets is the number of blocks: with 8 blocks of 256 KiB a 100,000-source
-/// burst (tests/e2e_hardening.rs) lost 5-18% of its packets; with 64 of 32 KiB (~230 probes
-/// each), none, at up to 185k packets/s. Same memory.
+/// Ring geometry: 64 blocks of 32 KiB (2 MiB, all resident once mapped). A block retired by
+/// its timer before it is full wastes the rest, so what bounds the ring in packets is the
+/// number of blocks: with 8 blocks of 256 KiB and a 1 ms timer, a 100,000-source burst
+/// (tests/e2e_hardening.rs) lost 5-18% of its packets; with 64 of 32 KiB (~230 probes each),
+/// none, at up to 185k packets/s. Same memory.
 const BLOCK_SIZE: u32 = 1 << 15;
 const BLOCK_NR: u32 = 64;
 /// Only a sanity bound for TPACKET_V3 (packets are packed in blocks), but it must divide the
 /// block and hold a header plus the snap length.
 const FRAME_SIZE: u32 = 2048;
-/// A block is handed to us when full or after this many ms, whichever is first: the bound on
-/// how long a lone probe waits in the ring.
-const BLOCK_TIMEOUT_MS: u32 = 1;
+/// A block is handed to us when full or after this many ms, whichever is first. The kernel's
+/// retire timer fires every period whether or not a packet came, in softirq, on the CPU of
+/// whatever else runs: it is what an idle capture costs the machine. `bench/idle-cost.py`, 40
+/// idle `-stcp` daemons, each in a namespace of its own (2026-12-07, this 2-core VM): at 1 ms
+/// 1,003 timer expirations a second and 0.47% of a core per idle daemon; at 8 ms 129 and
+/// 0.04% (Debian's 1.2, no ring: 0.03%). A lone probe does not wait for it
+/// (the doorbell hands it over at once); what waits is a probe with ACK or RST (judged from
+/// the ring's copy, `dedup::acks`), and packets under load, whose blocks fill in 1-3 ms at
+/// 100,000 packets/s anyway. 8 ms is also the kernel's default for TPACKET_V3.
+const BLOCK_TIMEOUT_MS: u32 = 8;
 /// The doorbell's receive buffer: a handful of packets. It only has to hold what arrives
 /// between two loop turns while traffic is light.
 const BELL_RCVBUF: libc::c_int = 32 * 1024;
