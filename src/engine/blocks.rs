@@ -13,16 +13,48 @@ use crate::config::mode::Mode;
 
 use super::verdict::{Detail, Job, JobKind, Record, Step};
 
-/// A remembered block.
+/// A remembered block. Small on purpose: a flood of forged sources can fill the table to
+/// `Limits::max_blocked` (1,048,576 by default), so every byte here counts a million times.
+/// With the undo command and the hosts.deny line inline (`Option<u64>`, `Option<String>`,
+/// `Option<DenyLine>`) an entry with its address took 104 bytes and 1,048,576 blocks took
+/// 2^21 buckets of them, 220 MB, 330 MB while the table grew; most blocks have neither
+/// (nftables, KILL_ROUTE without an undo), so both live behind one pointer, and "never" is
+/// [`NEVER`] instead of an `Option`: 48 bytes with the address.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Block {
-    /// Monotonic ms when it expires; None: never.
-    until: Option<u64>,
+    /// Monotonic ms when it expires; [`NEVER`]: never.
+    until: u64,
     mode: Mode,
+    /// What ends it besides forgetting it: None for most blocks.
+    ends: Option<Box<Ends>>,
+}
+
+/// `Block::until` of a block without BLOCK_TIMEOUT.
+const NEVER: u64 = u64::MAX;
+
+/// What a block runs or removes when it ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Ends {
     /// KILL_ROUTE_UNDO, substituted, to run on expiry.
     undo: Option<String>,
     /// The hosts.deny line it wrote, removed when it ends (expiry or lifted by hand).
     deny: Option<DenyLine>,
+}
+
+impl Block {
+    fn new(until: Option<u64>, mode: Mode, undo: Option<String>, deny: Option<DenyLine>) -> Block {
+        let ends = (undo.is_some() || deny.is_some()).then(|| Box::new(Ends { undo, deny }));
+        Block {
+            until: until.unwrap_or(NEVER),
+            mode,
+            ends,
+        }
+    }
+
+    /// When it expires (ms), None: never.
+    fn until(&self) -> Option<u64> {
+        (self.until != NEVER).then_some(self.until)
+    }
 }
 
 /// What [`Blocks::expire`] found.
@@ -77,10 +109,10 @@ impl Blocks {
     /// since left a stale entry on top; O(n) until that entry comes up).
     pub(super) fn soonest(&self) -> Option<u64> {
         let Reverse((t, ip)) = *self.expiries.peek()?;
-        if self.map.get(&ip).is_some_and(|b| b.until == Some(t)) {
+        if self.map.get(&ip).is_some_and(|b| b.until() == Some(t)) {
             return Some(t);
         }
-        self.map.values().filter_map(|b| b.until).min()
+        self.map.values().filter_map(Block::until).min()
     }
 
     /// Remember a block made at `now`. Err when the memory is full (the block ran, but is
@@ -101,15 +133,7 @@ impl Blocks {
         if let Some(t) = until {
             self.expiries.push(Reverse((t, ip)));
         }
-        self.map.insert(
-            ip,
-            Block {
-                until,
-                mode,
-                undo,
-                deny,
-            },
-        );
+        self.map.insert(ip, Block::new(until, mode, undo, deny));
         Ok(())
     }
 
@@ -128,7 +152,7 @@ impl Blocks {
                 break;
             }
             self.expiries.pop();
-            let current = self.map.get(&ip).is_some_and(|b| b.until == Some(t));
+            let current = self.map.get(&ip).is_some_and(|b| b.until() == Some(t));
             if !current {
                 continue;
             }
@@ -168,13 +192,11 @@ impl Blocks {
             }
             let until = left.map(|l| now.saturating_add(l));
             let b = match old.remove(&ip) {
-                Some(b) => Block { until, ..b },
-                None => Block {
-                    until,
-                    mode,
-                    undo: None,
-                    deny: deny_template.map(DenyLine::unknown_hit),
+                Some(b) => Block {
+                    until: until.unwrap_or(NEVER),
+                    ..b
                 },
+                None => Block::new(until, mode, None, deny_template.map(DenyLine::unknown_hit)),
             };
             if let Some(t) = until {
                 self.expiries.push(Reverse((t, ip)));
@@ -185,9 +207,7 @@ impl Blocks {
         for (ip, b) in old.into_iter().filter(|(ip, _)| !listed.contains(ip)) {
             lifted.hosts.push((ip, b.mode));
             // Lifted by hand: its hosts.deny line goes (KILL_ROUTE_UNDO stays an expiry's).
-            lifted
-                .jobs
-                .extend(end_job(ip, Block { undo: None, ..b }, false));
+            lifted.jobs.extend(end_job(ip, b, false));
         }
         (self.map.len(), lifted)
     }
@@ -197,10 +217,12 @@ impl Blocks {
 /// run (on expiry). None when there is nothing to do.
 fn end_job(ip: IpAddr, b: Block, expired: bool) -> Option<Job> {
     let mut steps = Vec::new();
-    if let Some(deny) = b.deny {
+    let Ends { undo, deny } = *b.ends?;
+    if let Some(deny) = deny {
         steps.push(Step::HostsDenyRemove { deny });
     }
-    if let Some(command) = b.undo.filter(|_| expired) {
+    // KILL_ROUTE_UNDO runs on expiry only; a block lifted by hand loses its hosts.deny line.
+    if let Some(command) = undo.filter(|_| expired) {
         steps.push(Step::Undo { command });
     }
     if steps.is_empty() {
@@ -224,4 +246,61 @@ fn end_job(ip: IpAddr, b: Block, expired: bool) -> Option<Job> {
         flood: false,
         kind: JobKind::Unblock,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_block_with_its_address_takes_at_most_48_bytes() {
+        // 1,048,576 of them fill 2^21 hash buckets: 48 bytes each is ~100 MB, the inline
+        // layout before (104 bytes) 220 MB.
+        assert!(std::mem::size_of::<(IpAddr, Block)>() <= 48);
+    }
+
+    #[test]
+    fn the_undo_runs_on_expiry_and_not_when_lifted_and_never_is_never() {
+        let mut b = Blocks::new(10);
+        let ip: IpAddr = "192.0.2.7".parse().unwrap();
+        let other: IpAddr = "192.0.2.8".parse().unwrap();
+        let plain: IpAddr = "192.0.2.9".parse().unwrap();
+        b.insert(
+            0,
+            ip,
+            Mode::Stcp,
+            Some(1000),
+            Some("undo 192.0.2.7".into()),
+            None,
+        )
+        .unwrap();
+        b.insert(
+            0,
+            other,
+            Mode::Stcp,
+            Some(1000),
+            Some("undo 192.0.2.8".into()),
+            None,
+        )
+        .unwrap();
+        b.insert(0, plain, Mode::Stcp, None, None, None).unwrap();
+        assert_eq!(b.soonest(), Some(1000));
+        // `other` lifted by hand (not in the list): forgotten, its undo not run.
+        let (n, lifted) = b.restore(10, Mode::Stcp, None, [(ip, Some(990)), (plain, None)]);
+        assert_eq!(n, 2);
+        assert_eq!(lifted.hosts, vec![(other, Mode::Stcp)]);
+        assert!(lifted.jobs.is_empty());
+        let e = b.expire(999);
+        assert!(e.hosts.is_empty());
+        let e = b.expire(1000);
+        assert_eq!(e.hosts, vec![(ip, Mode::Stcp)]);
+        assert_eq!(e.jobs.len(), 1);
+        assert!(
+            matches!(&e.jobs[0].steps[..], [Step::Undo { command }] if command == "undo 192.0.2.7")
+        );
+        // The block without BLOCK_TIMEOUT stays.
+        assert!(b.expire(u64::MAX - 1).hosts.is_empty());
+        assert!(b.contains(plain));
+        assert_eq!(b.soonest(), None);
+    }
 }
