@@ -366,17 +366,21 @@ impl Stealth {
                 continue;
             };
             let proto = c.hit.mode.proto();
-            let source_blocked = blocked(c.hit.src, proto);
+            // Asked only when a fresh read is at stake (at most once per packet): under a
+            // flood the round's first candidate makes the fresh read, and the rest need not
+            // look the source up in the engine's blocks at all.
+            let mut asked = None;
+            let mut source_blocked = || *asked.get_or_insert_with(|| blocked(c.hit.src, proto));
             let facts = Facts {
                 port_in_use: self.port_in_use(
                     proto,
                     c.hit.port,
                     c.remote,
-                    source_blocked,
+                    &mut source_blocked,
                     &mut fresh,
                 ),
                 flow_is_ours: c.needs_flow_check
-                    && self.flow_is_ours(proto, c, round, source_blocked, &mut fresh_flows),
+                    && self.flow_is_ours(proto, c, round, &mut source_blocked, &mut fresh_flows),
             };
             match watch::decide(c, facts) {
                 Ok(h) => hits.push(h),
@@ -413,29 +417,31 @@ impl Stealth {
 
     /// Fact: a local socket would accept this probe now (see [`receives`]): the socket
     /// table (refreshed every [`REFRESH_MS`]) or, for a socket opened since, a fresh read
-    /// (once per protocol and round, in `fresh`). For a source the engine has blocked already
-    /// (or is blocking) the table's answer stands: the engine will only say "already
-    /// blocked" (once a minute), and a check per packet was most of the daemon's CPU under a
-    /// flood of forged sources sweeping every port (bench scenario E: 7 µs per hit with 1.2's
-    /// bind test, 1.1-1.4 µs without).
+    /// (once per protocol and round, in `fresh`). A fresh read this round already made
+    /// answers for every source. Before it, for a source the engine has blocked already (or
+    /// is blocking) the table's answer stands and no read is made: the engine will only say
+    /// "already blocked" (once a minute), and a check per packet was most of the daemon's CPU
+    /// under a flood of forged sources sweeping every port (bench scenario E: 7 µs per hit
+    /// with 1.2's bind test, 1.1-1.4 µs without). So `source_blocked` is asked only then.
     fn port_in_use(
         &self,
         proto: Proto,
         port: u16,
         remote: SocketAddr,
-        source_blocked: bool,
+        source_blocked: &mut dyn FnMut() -> bool,
         fresh: &mut HashMap<Proto, SockTable>,
     ) -> bool {
-        receives(&self.host.table, proto, port, remote)
-            || !source_blocked
-                && receives(
-                    fresh
-                        .entry(proto)
-                        .or_insert_with(|| sockdiag::read_receivers(proto)),
-                    proto,
-                    port,
-                    remote,
-                )
+        if receives(&self.host.table, proto, port, remote) {
+            return true;
+        }
+        let table = match fresh.get(&proto) {
+            Some(t) => t,
+            None if source_blocked() => return false,
+            None => fresh
+                .entry(proto)
+                .or_insert_with(|| sockdiag::read_receivers(proto)),
+        };
+        receives(table, proto, port, remote)
     }
 
     /// Fact: the candidate's flow is this host's: opened by it lately (its outgoing SYN or
@@ -448,13 +454,13 @@ impl Stealth {
         proto: Proto,
         c: Candidate,
         now: u64,
-        source_blocked: bool,
+        source_blocked: &mut dyn FnMut() -> bool,
         fresh: &mut sockdiag::FlowLookup,
     ) -> bool {
         self.recent.contains(proto, c.local, c.remote, now)
             || proto == Proto::Tcp
                 && (self.host.table.owns_flow(c.local, c.remote)
-                    || !source_blocked && fresh.owns(c.local, c.remote))
+                    || !source_blocked() && fresh.owns(c.local, c.remote))
     }
 
     /// What the capture counted since start, stage by stage (the ring's figures as of the
