@@ -274,13 +274,18 @@ impl Engine {
         self.hosts.job_ended(ip, r.mode.proto());
         self.flood_jobs = self.flood_jobs.saturating_sub(usize::from(job.flood));
         if !ok {
-            v.log.push(Event::CouldNotBlock {
-                host: Host {
-                    ip,
-                    name: Some(r.name.clone()),
-                },
-                mode: r.mode,
-            });
+            // A quiet job's report was never logged (a flood's forged source over the report
+            // limits): neither is its failure, or a flood past a full nftables set would
+            // write a line per forged source (measured: 1,995 for 3,000 sources).
+            if !job.quiet {
+                v.log.push(Event::CouldNotBlock {
+                    host: Host {
+                        ip,
+                        name: Some(r.name.clone()),
+                    },
+                    mode: r.mode,
+                });
+            }
             return v;
         }
         if r.blocked_file

@@ -302,6 +302,32 @@ fn already_blocked_wording_differs_by_mode() {
     );
 }
 
+/// A block queued quietly (its report held back by the report limits) that fails logs no
+/// line either: a flood past a full set would otherwise log every forged source. Once its
+/// report is logged (promoted), its failure is logged too.
+#[test]
+fn a_quiet_blocks_failure_is_not_logged_but_a_promoted_ones_is() {
+    let mut e = Engine::new(Limits::default());
+    let c = cfg(BlockMode::Block);
+    let (_, v) = step(&mut e, 0, &c, &hit(A, 1, Mode::Tcp));
+    let mut job = v.unwrap().job().unwrap();
+    job.quiet = true;
+    let v = e.job_done(0, &job, false);
+    assert!(v.lines().is_empty(), "{:?}", v.lines());
+    assert!(
+        !e.is_blocked(ip(A)),
+        "not blocked: tried again on its next hit"
+    );
+    let (_, v) = step(&mut e, 10, &c, &hit(A, 1, Mode::Tcp));
+    let mut job = v.unwrap().job().unwrap();
+    job.quiet = false;
+    let v = e.job_done(10, &job, false);
+    assert_eq!(
+        v.lines(),
+        vec!["attackalert: ERROR: Could not block host 192.0.2.7 !!"]
+    );
+}
+
 #[test]
 fn a_failed_job_is_retried_on_the_next_hit() {
     let mut e = Engine::new(Limits::default());

@@ -174,6 +174,14 @@ impl Executor {
         self.nft = size.map(|n| [Batcher::new(Set::Hosts4, n), Batcher::new(Set::Hosts6, n)]);
     }
 
+    /// The sets were re-read (`portsentry blocked` changed them, or a reload): adds held
+    /// back after a full set or a missing table are tried again at once.
+    pub fn nft_changed(&mut self) {
+        for b in self.nft.iter_mut().flatten() {
+            b.retry_now();
+        }
+    }
+
     /// True while adds wait for a netlink batch (the loop then polls every millisecond, so
     /// a batch held back by `MIN_GAP_MS` goes out in time).
     pub fn nft_running(&self) -> bool {

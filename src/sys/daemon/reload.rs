@@ -86,6 +86,7 @@ impl Daemon {
                     hosts,
                 );
                 self.carry_out(lifted);
+                self.exec.nft_changed();
             }
             // An error is logged; the blocks are forgotten as 1.2 forgets them.
             _ => self.engine.clear_blocked(),
@@ -187,6 +188,7 @@ impl Daemon {
                     hosts,
                 );
                 self.log.log(&report::nft_blocks_reread(n));
+                self.exec.nft_changed();
                 // Their hosts.deny lines go with them.
                 self.carry_out(lifted);
             }
