@@ -45,6 +45,7 @@ const NFNL_MSG_BATCH_BEGIN: u16 = 0x10;
 const NFNL_MSG_BATCH_END: u16 = 0x11;
 const NFNL_SUBSYS_NFTABLES: u16 = 10;
 const NFT_MSG_NEWSETELEM: u16 = 12;
+const NFT_MSG_DELSETELEM: u16 = 14;
 const NFPROTO_UNSPEC: u8 = 0;
 const NFPROTO_INET: u8 = 1;
 
@@ -139,14 +140,31 @@ fn batch_marker(b: &mut Vec<u8>, ty: u16, seq: u32) {
 /// messages of [`PER_MESSAGE`] elements, numbered from `seq`. An address of the other family
 /// than the set's is sent as it is and refused by the kernel (the caller sorts by family).
 pub fn add_elements(seq: u32, set: Set, elems: &[(IpAddr, u64)]) -> Request {
+    elements(seq, set, elems, NFT_MSG_NEWSETELEM)
+}
+
+/// One transaction deleting `addrs` from `set` (nft 1.0.6's `delete element`: DELSETELEM,
+/// the same attributes without a timeout). A missing element fails the whole transaction
+/// with ENOENT, as a missing table or set does.
+pub fn del_elements(seq: u32, set: Set, addrs: &[IpAddr]) -> Request {
+    let elems: Vec<(IpAddr, u64)> = addrs.iter().map(|&a| (a, 0)).collect();
+    elements(seq, set, &elems, NFT_MSG_DELSETELEM)
+}
+
+fn elements(seq: u32, set: Set, elems: &[(IpAddr, u64)], msg: u16) -> Request {
+    let flags = if msg == NFT_MSG_NEWSETELEM {
+        NLM_F_REQUEST | NLM_F_CREATE | NLM_F_ACK
+    } else {
+        NLM_F_REQUEST | NLM_F_ACK
+    };
     let mut b = Vec::with_capacity(64 + elems.len() * 40);
     let begin_seq = seq;
     batch_marker(&mut b, NFNL_MSG_BATCH_BEGIN, begin_seq);
     let mut s = seq.wrapping_add(1);
     let mut acked = Vec::new();
     for chunk in elems.chunks(PER_MESSAGE) {
-        let ty = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWSETELEM;
-        let at = put_hdr(&mut b, ty, NLM_F_REQUEST | NLM_F_CREATE | NLM_F_ACK, s);
+        let ty = (NFNL_SUBSYS_NFTABLES << 8) | msg;
+        let at = put_hdr(&mut b, ty, flags, s);
         put_nfgen(&mut b, NFPROTO_INET, 0);
         put_str(&mut b, NFTA_SET_ELEM_LIST_TABLE, TABLE);
         put_str(&mut b, NFTA_SET_ELEM_LIST_SET, set.name());
@@ -307,6 +325,29 @@ mod tests {
         want.extend_from_slice(b"\x00\x00\x00\x0a");
         assert_eq!(r.bytes, want);
         assert_eq!((r.begin_seq, r.acked.clone(), r.next_seq), (7, vec![8], 10));
+    }
+
+    /// nft 1.0.6's DELSETELEM for `delete element inet portsentry blocked4 { 198.51.100.7,
+    /// 198.51.100.8 }` (strace -xx, 2026-12-07): no timeout, no NLM_F_CREATE; ours adds
+    /// NLM_F_ACK, as for adds.
+    #[test]
+    fn a_delete_batch_is_byte_for_byte_what_nft_sends() {
+        let r = del_elements(1, Set::Hosts4, &[ip("198.51.100.7"), ip("198.51.100.8")]);
+        let body: &[u8] = b"\x01\x00\x00\x00\
+            \x0f\x00\x01\x00portsentry\x00\x00\
+            \x0d\x00\x02\x00blocked4\x00\x00\x00\x00\
+            \x24\x00\x03\x80\
+            \x10\x00\x01\x80\x0c\x00\x01\x80\x08\x00\x01\x00\xc6\x33\x64\x07\
+            \x10\x00\x02\x80\x0c\x00\x01\x80\x08\x00\x01\x00\xc6\x33\x64\x08";
+        let mut want = hdr(20, 0x10, 1, 1);
+        want.extend_from_slice(b"\x00\x00\x00\x0a");
+        want.extend(hdr(16 + body.len() as u32, 0x0a0e, 0x5, 2));
+        want.extend_from_slice(body);
+        want.extend(hdr(20, 0x11, 1, 3));
+        want.extend_from_slice(b"\x00\x00\x00\x0a");
+        assert_eq!(r.bytes, want);
+        assert_eq!(16 + body.len(), 88, "nft's message is 88 bytes long");
+        assert_eq!((r.begin_seq, r.acked.clone(), r.next_seq), (1, vec![2], 4));
     }
 
     #[test]

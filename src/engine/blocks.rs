@@ -1,9 +1,21 @@
 //! The blocked hosts: an exact address match (1.2 searched the blocked file for a substring,
 //! so `110.0.0.1` counted as `10.0.0.1`), with BLOCK_TIMEOUT expiry, KILL_ROUTE_UNDO, and the
 //! removal of the block's hosts.deny line when it ends. Bounded by `Limits::max_blocked`.
+//!
+//! Room for evidence. Each block made here remembers the evidence of the scan that caused it
+//! (distinct ports plus hits, `super::Evidence::score`), in tiers that double: a forged
+//! source shows 2 (one packet, one port: tier 0), a real scanner more with every probe. When
+//! the nftables set of a family is full, a source is blocked by unblocking the oldest block
+//! of the lowest tier below its own ([`Blocks::evict_weaker`]): so a flood of forged
+//! one-packet sources that filled the set (with BLOCK_TIMEOUT="0", for good) cannot keep a
+//! real scanner out; to do that a forger would have to fill the whole set with sources of at
+//! least the scanner's tier (for an `nmap -sS` of Debian's TCP_PORTS, tier 5: 33 packets
+//! from each of a million addresses). Blocks found in the set at start or by a re-read (their
+//! evidence unknown) are never unblocked this way. The tiers are FIFOs of addresses, checked
+//! against the map when they come up (4 bytes an IPv4 block, 16 an IPv6 one).
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, VecDeque};
 
 use foldhash::{HashMap, HashMapExt};
 use std::net::IpAddr;
@@ -25,12 +37,27 @@ struct Block {
     /// Monotonic ms when it expires; [`NEVER`]: never.
     until: u64,
     mode: Mode,
+    /// The evidence score of the scan it answered; [`UNKNOWN`]: found in the set.
+    evidence: u32,
     /// What ends it besides forgetting it: None for most blocks.
     ends: Option<Box<Ends>>,
 }
 
 /// `Block::until` of a block without BLOCK_TIMEOUT.
 const NEVER: u64 = u64::MAX;
+
+/// `Block::evidence` of a block this run did not make (never unblocked for room).
+pub(super) const UNKNOWN: u32 = u32::MAX;
+
+/// Evidence tiers: 0 for a score up to 2, then one per doubling (up to 4, 8, ..., 1,024), and
+/// the last above that.
+pub(super) const TIERS: usize = 11;
+
+/// The tier of an evidence score (see [`TIERS`]).
+pub(super) fn tier(score: u32) -> usize {
+    let bits = 32 - score.max(2).saturating_sub(1).leading_zeros() as usize;
+    (bits - 1).min(TIERS - 1)
+}
 
 /// What a block runs or removes when it ends.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,11 +69,18 @@ struct Ends {
 }
 
 impl Block {
-    fn new(until: Option<u64>, mode: Mode, undo: Option<String>, deny: Option<DenyLine>) -> Block {
+    fn new(
+        until: Option<u64>,
+        mode: Mode,
+        evidence: u32,
+        undo: Option<String>,
+        deny: Option<DenyLine>,
+    ) -> Block {
         let ends = (undo.is_some() || deny.is_some()).then(|| Box::new(Ends { undo, deny }));
         Block {
             until: until.unwrap_or(NEVER),
             mode,
+            evidence,
             ends,
         }
     }
@@ -74,6 +108,11 @@ pub(super) struct Blocks {
     /// come up (a block re-made or restored since has another time), so nothing is removed
     /// from the middle: O(log n) per block, O(1) per poll when nothing is due.
     expiries: BinaryHeap<Reverse<(u64, IpAddr)>>,
+    /// IPv4 blocks in `map` (the rest are IPv6).
+    v4: usize,
+    /// Blocks made here, by evidence tier, oldest first (see the module's comment).
+    weak4: [VecDeque<u32>; TIERS],
+    weak6: [VecDeque<u128>; TIERS],
 }
 
 impl Blocks {
@@ -82,6 +121,82 @@ impl Blocks {
             max,
             map: HashMap::new(),
             expiries: BinaryHeap::new(),
+            v4: 0,
+            weak4: Default::default(),
+            weak6: Default::default(),
+        }
+    }
+
+    /// Blocks in force of `ip`'s family.
+    pub(super) fn family_len(&self, ip: IpAddr) -> usize {
+        if ip.is_ipv4() {
+            self.v4
+        } else {
+            self.map.len() - self.v4
+        }
+    }
+
+    /// Unblock the oldest block of `ip`'s family whose evidence tier is below `score`'s, to
+    /// make room for `ip`: it is forgotten and returned with its evidence and the job that
+    /// ends it (its hosts.deny line, KILL_ROUTE_UNDO as on expiry). None: every block of the
+    /// family is of `score`'s tier or above (or was not made here).
+    pub(super) fn evict_weaker(
+        &mut self,
+        ip: IpAddr,
+        score: u32,
+    ) -> Option<(IpAddr, u32, Option<Job>)> {
+        for t in 0..tier(score) {
+            loop {
+                let victim = if ip.is_ipv4() {
+                    self.weak4[t]
+                        .pop_front()
+                        .map(|a| IpAddr::from(a.to_be_bytes()))
+                } else {
+                    self.weak6[t]
+                        .pop_front()
+                        .map(|a| IpAddr::from(a.to_be_bytes()))
+                };
+                let Some(v) = victim else { break };
+                // Entries of blocks gone or re-made since are skipped.
+                let current = self
+                    .map
+                    .get(&v)
+                    .is_some_and(|b| b.evidence != UNKNOWN && tier(b.evidence) == t);
+                if !current || v == ip {
+                    continue;
+                }
+                let b = self.remove(v)?;
+                let evidence = b.evidence;
+                return Some((v, evidence, end_job(v, b, true)));
+            }
+        }
+        None
+    }
+
+    fn remove(&mut self, ip: IpAddr) -> Option<Block> {
+        let b = self.map.remove(&ip)?;
+        self.v4 -= usize::from(ip.is_ipv4());
+        Some(b)
+    }
+
+    /// The tiers hold no more than twice the blocks (plus some slack): entries of blocks
+    /// gone (expired, lifted, unblocked) are dropped now and then.
+    fn compact_tiers(&mut self) {
+        let held: usize = self.weak4.iter().map(VecDeque::len).sum::<usize>()
+            + self.weak6.iter().map(VecDeque::len).sum::<usize>();
+        if held <= 2 * self.map.len() + 1024 {
+            return;
+        }
+        let map = &self.map;
+        let live = |ip: IpAddr, t: usize| {
+            map.get(&ip)
+                .is_some_and(|b| b.evidence != UNKNOWN && tier(b.evidence) == t)
+        };
+        for (t, q) in self.weak4.iter_mut().enumerate() {
+            q.retain(|&a| live(IpAddr::from(a.to_be_bytes()), t));
+        }
+        for (t, q) in self.weak6.iter_mut().enumerate() {
+            q.retain(|&a| live(IpAddr::from(a.to_be_bytes()), t));
         }
     }
 
@@ -93,10 +208,9 @@ impl Blocks {
         self.map.len()
     }
 
-    /// Blocks in force by family: (IPv4, IPv6). O(n).
+    /// Blocks in force by family: (IPv4, IPv6).
     pub(super) fn by_family(&self) -> (usize, usize) {
-        let v4 = self.map.keys().filter(|ip| ip.is_ipv4()).count();
-        (v4, self.map.len() - v4)
+        (self.v4, self.map.len() - self.v4)
     }
 
     /// The addresses blocked now, with the mode that blocked them.
@@ -123,8 +237,8 @@ impl Blocks {
         ip: IpAddr,
         mode: Mode,
         expire_after_ms: Option<u64>,
-        undo: Option<String>,
-        deny: Option<DenyLine>,
+        (undo, deny): (Option<String>, Option<DenyLine>),
+        evidence: u32,
     ) -> Result<(), usize> {
         if self.map.len() >= self.max {
             return Err(self.max);
@@ -133,7 +247,17 @@ impl Blocks {
         if let Some(t) = until {
             self.expiries.push(Reverse((t, ip)));
         }
-        self.map.insert(ip, Block::new(until, mode, undo, deny));
+        let b = Block::new(until, mode, evidence, undo, deny);
+        if self.map.insert(ip, b).is_none() {
+            self.v4 += usize::from(ip.is_ipv4());
+        }
+        if evidence != UNKNOWN {
+            match ip {
+                IpAddr::V4(a) => self.weak4[tier(evidence)].push_back(u32::from(a)),
+                IpAddr::V6(a) => self.weak6[tier(evidence)].push_back(u128::from(a)),
+            }
+            self.compact_tiers();
+        }
         Ok(())
     }
 
@@ -141,6 +265,9 @@ impl Blocks {
     pub(super) fn clear(&mut self) {
         self.map.clear();
         self.expiries.clear();
+        self.v4 = 0;
+        self.weak4 = Default::default();
+        self.weak6 = Default::default();
     }
 
     /// Forget blocks whose BLOCK_TIMEOUT has run out at `now`; returns them and their
@@ -156,7 +283,7 @@ impl Blocks {
             if !current {
                 continue;
             }
-            let Some(b) = self.map.remove(&ip) else {
+            let Some(b) = self.remove(ip) else {
                 continue;
             };
             out.hosts.push((ip, b.mode));
@@ -196,13 +323,21 @@ impl Blocks {
                     until: until.unwrap_or(NEVER),
                     ..b
                 },
-                None => Block::new(until, mode, None, deny_template.map(DenyLine::unknown_hit)),
+                None => Block::new(
+                    until,
+                    mode,
+                    UNKNOWN,
+                    None,
+                    deny_template.map(DenyLine::unknown_hit),
+                ),
             };
             if let Some(t) = until {
                 self.expiries.push(Reverse((t, ip)));
             }
             self.map.insert(ip, b);
         }
+        self.v4 = self.map.keys().filter(|ip| ip.is_ipv4()).count();
+        self.compact_tiers();
         let mut lifted = Expired::default();
         for (ip, b) in old.into_iter().filter(|(ip, _)| !listed.contains(ip)) {
             lifted.hosts.push((ip, b.mode));
@@ -260,6 +395,87 @@ mod tests {
     }
 
     #[test]
+    fn evidence_tiers_double() {
+        let t: Vec<usize> = [0, 1, 2, 3, 4, 5, 8, 9, 16, 17, 1024, 1025, u32::MAX]
+            .iter()
+            .map(|&s| tier(s))
+            .collect();
+        assert_eq!(t, vec![0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 9, 10, 10]);
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    /// The oldest block of the lowest tier below the newcomer's goes; never a block of its
+    /// tier or above, never one found in the set (evidence unknown), never one of the other
+    /// family; entries of blocks gone since are skipped.
+    #[test]
+    fn room_is_made_from_the_oldest_of_the_weakest() {
+        let mut b = Blocks::new(100);
+        let put = |b: &mut Blocks, a: &str, e: u32| {
+            b.insert(0, ip(a), Mode::Stcp, None, (None, None), e)
+                .unwrap();
+        };
+        put(&mut b, "192.0.2.1", 2);
+        put(&mut b, "192.0.2.2", 6);
+        put(&mut b, "192.0.2.3", 2);
+        put(&mut b, "2001:db8::1", 2);
+        b.restore(
+            0,
+            Mode::Stcp,
+            None,
+            [
+                "192.0.2.1",
+                "192.0.2.2",
+                "192.0.2.3",
+                "2001:db8::1",
+                "192.0.2.9",
+            ]
+            .map(|a| (ip(a), None)),
+        );
+        assert_eq!(b.by_family(), (4, 1));
+        // Tier 0 cannot make room for tier 0.
+        assert!(b.evict_weaker(ip("198.51.100.1"), 2).is_none());
+        let (v, e, _) = b.evict_weaker(ip("198.51.100.1"), 4).unwrap();
+        assert_eq!((v, e), (ip("192.0.2.1"), 2));
+        assert_eq!(b.family_len(ip("198.51.100.1")), 3);
+        // 192.0.2.3 is lifted by hand: its entry is skipped; 192.0.2.2 (tier 2) is above 4's.
+        b.restore(
+            0,
+            Mode::Stcp,
+            None,
+            ["192.0.2.2", "2001:db8::1", "192.0.2.9"].map(|a| (ip(a), None)),
+        );
+        assert!(b.evict_weaker(ip("198.51.100.1"), 4).is_none());
+        let (v, _, _) = b.evict_weaker(ip("198.51.100.1"), 100).unwrap();
+        assert_eq!(v, ip("192.0.2.2"));
+        // Only 192.0.2.9 is left in IPv4: found in the set, never unblocked for room.
+        assert!(b.evict_weaker(ip("198.51.100.1"), u32::MAX - 1).is_none());
+        let (v, _, _) = b.evict_weaker(ip("2001:db8::99"), 4).unwrap();
+        assert_eq!(v, ip("2001:db8::1"));
+        assert_eq!(b.by_family(), (1, 0));
+    }
+
+    /// Entries of blocks gone do not pile up: the tiers hold at most twice the blocks and
+    /// some slack.
+    #[test]
+    fn the_tiers_stay_bounded_as_blocks_come_and_go() {
+        let mut b = Blocks::new(10_000);
+        for round in 0..50u32 {
+            for i in 0..1000u32 {
+                let a = IpAddr::from((0x0a00_0000 + round * 1000 + i).to_be_bytes());
+                b.insert(0, a, Mode::Stcp, Some(1), (None, None), 2)
+                    .unwrap();
+            }
+            b.expire(u64::from(round) + 10);
+        }
+        let held: usize = b.weak4.iter().map(VecDeque::len).sum();
+        assert!(held <= 2 * b.len() + 1024 + 1000, "{held}");
+        assert_eq!(b.len(), 0);
+    }
+
+    #[test]
     fn the_undo_runs_on_expiry_and_not_when_lifted_and_never_is_never() {
         let mut b = Blocks::new(10);
         let ip: IpAddr = "192.0.2.7".parse().unwrap();
@@ -270,8 +486,8 @@ mod tests {
             ip,
             Mode::Stcp,
             Some(1000),
-            Some("undo 192.0.2.7".into()),
-            None,
+            (Some("undo 192.0.2.7".into()), None),
+            2,
         )
         .unwrap();
         b.insert(
@@ -279,11 +495,12 @@ mod tests {
             other,
             Mode::Stcp,
             Some(1000),
-            Some("undo 192.0.2.8".into()),
-            None,
+            (Some("undo 192.0.2.8".into()), None),
+            2,
         )
         .unwrap();
-        b.insert(0, plain, Mode::Stcp, None, None, None).unwrap();
+        b.insert(0, plain, Mode::Stcp, None, (None, None), 2)
+            .unwrap();
         assert_eq!(b.soonest(), Some(1000));
         // `other` lifted by hand (not in the list): forgotten, its undo not run.
         let (n, lifted) = b.restore(10, Mode::Stcp, None, [(ip, Some(990)), (plain, None)]);

@@ -146,6 +146,18 @@ pub enum Event {
         /// The mode that saw it (1.2's line differs by mode).
         mode: Mode,
     },
+    /// The nftables set of `new`'s family is full: `old`, a block of less evidence, is
+    /// unblocked to make room (`engine::blocks`).
+    Evicted {
+        /// The host unblocked.
+        old: IpAddr,
+        /// Its evidence score.
+        old_evidence: u32,
+        /// The host blocked in its place.
+        new: IpAddr,
+        /// Its evidence score.
+        new_evidence: u32,
+    },
     /// The blocked-host memory is full: the block ran but is not remembered.
     MemoryFull {
         /// The memory's size, in hosts.

@@ -262,13 +262,14 @@ impl Engine {
     pub fn job_done(&mut self, now: u64, job: &Job, ok: bool) -> Verdict {
         let mut v = Verdict::default();
         let ip = job.target;
-        let (expire_after_ms, undo, deny) = match &job.kind {
+        let (expire_after_ms, undo, deny, evidence) = match &job.kind {
             JobKind::Unblock => return v,
             JobKind::Respond {
                 expire_after_ms,
                 undo,
                 deny,
-            } => (*expire_after_ms, undo.clone(), deny.clone()),
+                evidence,
+            } => (*expire_after_ms, undo.clone(), deny.clone(), *evidence),
         };
         let r = &job.record;
         self.hosts.job_ended(ip, r.mode.proto());
@@ -289,9 +290,9 @@ impl Engine {
             return v;
         }
         if r.blocked_file
-            && let Err(max) = self
-                .blocks
-                .insert(now, ip, r.mode, expire_after_ms, undo, deny)
+            && let Err(max) =
+                self.blocks
+                    .insert(now, ip, r.mode, expire_after_ms, (undo, deny), evidence)
         {
             v.log.push(Event::MemoryFull { max });
             return v;

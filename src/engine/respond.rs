@@ -3,6 +3,8 @@
 //! or why nothing is done: already blocked, protected, over BLOCK_PREFIX_BUDGET or
 //! BLOCK_RATE_LIMIT, BLOCK_x="0".
 
+use std::net::IpAddr;
+
 use crate::block::hosts_deny::DenyLine;
 use crate::block::template;
 use crate::config::mode::{Kind, Proto};
@@ -158,6 +160,8 @@ impl Engine {
         }
         let subst = |t: &str| template::substitute(t, ip, hit.port, hit.mode);
         let mut steps = Vec::new();
+        // Jobs that end the block unblocked to make room (its hosts.deny line, its undo).
+        let mut ended = Vec::new();
         let mut preflight_ok = true;
         let run_cmd = cfg
             .kill_run_cmd
@@ -172,6 +176,16 @@ impl Engine {
                     steps.extend(run_cmd.clone());
                 }
                 if cfg.block_method == BlockMethod::Nftables {
+                    if let Some((old, old_evidence, end)) = self.make_room(cfg, ip, r.evidence) {
+                        steps.push(Step::NftDel { addr: old });
+                        v.log.push(Event::Evicted {
+                            old,
+                            old_evidence,
+                            new: ip,
+                            new_evidence: r.evidence,
+                        });
+                        ended.extend(end);
+                    }
                     steps.push(Step::NftAdd {
                         addr: ip,
                         timeout_s: cfg.block_timeout,
@@ -222,6 +236,7 @@ impl Engine {
             expire_after_ms: timed.then(|| cfg.block_timeout.saturating_mul(1000)),
             undo,
             deny,
+            evidence: r.evidence,
         };
         // Log only, and over the rate: nothing left to do.
         if !r.quiet || blocking {
@@ -246,7 +261,27 @@ impl Engine {
                 preflight_ok,
             });
         }
+        v.jobs.extend(ended);
         quiet(v, r)
+    }
+
+    /// When the nftables set of `ip`'s family is full (as far as the blocks remembered here
+    /// say: BLOCK_SET_SIZE, or the blocked-host memory), the block of less evidence than
+    /// `score` to unblock first (`engine::blocks`), with its evidence and the job that ends
+    /// it. None: there is room, or no block of less evidence.
+    fn make_room(
+        &mut self,
+        cfg: &Config,
+        ip: IpAddr,
+        score: u32,
+    ) -> Option<(IpAddr, u32, Option<Job>)> {
+        let max = self.limits.max_blocked;
+        let cap = usize::try_from(cfg.block_set_size).unwrap_or(max).min(max);
+        let full = self.blocks.family_len(ip) >= cap || self.blocks.len() >= max;
+        if !full {
+            return None;
+        }
+        self.blocks.evict_weaker(ip, score)
     }
 }
 

@@ -812,6 +812,7 @@ fn blocks_expire_on_the_fake_clock_and_run_the_undo_command() {
             expire_after_ms: Some(10_000),
             undo: Some("/sbin/ip route del blackhole 192.0.2.7 # 7 udp".into()),
             deny: Some(DenyLine::new("ALL: $TARGET$ : DENY", 7, Mode::Udp)),
+            evidence: 2,
         }
     );
     // The job ends at 2 s: the block lasts until 12 s.
@@ -859,6 +860,7 @@ fn no_timeout_means_forever_and_no_undo() {
             expire_after_ms: None,
             undo: None,
             deny: Some(DenyLine::new("ALL: $TARGET$ : DENY", 1, Mode::Tcp)),
+            evidence: 2,
         }
     );
     e.job_done(0, &job, true);
@@ -1844,5 +1846,104 @@ fn past_the_flood_queue_bound_a_forged_block_is_not_even_built() {
             .iter()
             .any(|l| l.starts_with("adminalert: Flood: 2 blocks of sources")),
         "{lines:?}"
+    );
+}
+
+/// With the nftables set full, a source with more evidence than the weakest block gets its
+/// room: the oldest block of the lowest tier below its own is unblocked first (a forged
+/// one-packet source's), in the same job, before the add; a source with no more evidence
+/// than those blocked gets none (its add fails: the set is full).
+#[test]
+fn a_full_set_makes_room_for_more_evidence_and_only_for_it() {
+    let mut e = Engine::new(Limits::default());
+    let c = Config {
+        block_method: crate::config::BlockMethod::Nftables,
+        block_set_size: 3,
+        kill_route: None,
+        kill_hosts_deny: None,
+        kill_run_cmd: None,
+        ..cfg(BlockMode::Block)
+    };
+    let stealth = |src: &str, port: u16| Hit {
+        detail: Detail::TcpScan(crate::capture::classify::TcpScanType::Syn),
+        ..hit(src, port, Mode::Stcp)
+    };
+    // Three forged one-packet sources fill the set.
+    for (i, a) in ["203.0.113.1", "203.0.113.2", "203.0.113.3"]
+        .iter()
+        .enumerate()
+    {
+        let (_, v) = step(&mut e, i as u64, &c, &stealth(a, 1));
+        let job = v.unwrap().job().unwrap();
+        assert_eq!(job.steps.len(), 1, "{job:?}");
+        assert!(e.job_done(i as u64, &job, true).log.is_empty());
+    }
+    // A fourth one-packet source: no room is made for it.
+    let (_, v) = step(&mut e, 10, &c, &stealth("203.0.113.4", 1));
+    let job = v.unwrap().job().unwrap();
+    assert!(matches!(&job.steps[..], [Step::NftAdd { .. }]), "{job:?}");
+    e.job_done(10, &job, false);
+    // A real scanner: its first probe shows no more than they did; its second does.
+    let (_, v) = step(&mut e, 20, &c, &stealth(B, 1));
+    let job = v.unwrap().job().unwrap();
+    assert!(matches!(&job.steps[..], [Step::NftAdd { .. }]), "{job:?}");
+    e.job_done(20, &job, false);
+    let (_, v) = step(&mut e, 30, &c, &stealth(B, 2));
+    let v = v.unwrap();
+    let job = v.job().unwrap();
+    assert_eq!(
+        job.steps,
+        vec![
+            Step::NftDel {
+                addr: ip("203.0.113.1")
+            },
+            Step::NftAdd {
+                addr: ip(B),
+                timeout_s: 0
+            }
+        ],
+        "the oldest of the weakest goes"
+    );
+    assert!(
+        v.lines().iter().any(|l| l
+            == "attackalert: Host 203.0.113.1 unblocked to make room in nftables set inet portsentry blocked4 for host 198.51.100.9: its evidence 2 is below 4"),
+        "{:?}",
+        v.lines()
+    );
+    assert!(!e.is_blocked(ip("203.0.113.1")));
+    e.job_done(30, &job, true);
+    assert!(e.is_blocked(ip(B)));
+    // The next room goes to the next oldest one-packet block, never to the scanner's.
+    let (_, v) = step(&mut e, 40, &c, &stealth("192.0.2.50", 1));
+    e.job_done(40, &v.unwrap().job().unwrap(), false);
+    let (_, v) = step(&mut e, 50, &c, &stealth("192.0.2.50", 2));
+    let job = v.unwrap().job().unwrap();
+    assert_eq!(
+        job.steps[0],
+        Step::NftDel {
+            addr: ip("203.0.113.2")
+        }
+    );
+}
+
+/// The command method has no set to make room in: nothing is unblocked.
+#[test]
+fn the_command_method_never_unblocks_to_make_room() {
+    let mut e = Engine::new(Limits {
+        max_blocked: 2,
+        ..Limits::default()
+    });
+    let c = cfg(BlockMode::Block);
+    for (i, a) in ["203.0.113.1", "203.0.113.2"].iter().enumerate() {
+        let (_, v) = step(&mut e, i as u64, &c, &hit(a, 1, Mode::Tcp));
+        e.job_done(i as u64, &v.unwrap().job().unwrap(), true);
+    }
+    let (_, v) = step(&mut e, 10, &c, &hit(B, 1, Mode::Tcp));
+    e.job_done(10, &v.unwrap().job().unwrap(), false);
+    let (_, v) = step(&mut e, 20, &c, &hit(B, 2, Mode::Tcp));
+    let job = v.unwrap().job().unwrap();
+    assert!(
+        !job.steps.iter().any(|s| matches!(s, Step::NftDel { .. })),
+        "{job:?}"
     );
 }

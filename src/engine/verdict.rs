@@ -65,6 +65,12 @@ pub enum Step {
         /// BLOCK_TIMEOUT in seconds (0: none).
         timeout_s: u64,
     },
+    /// BLOCK_METHOD="nftables", the set full: remove this address from the daemon's set
+    /// first, to make room (a block of less evidence, see `engine::blocks`).
+    NftDel {
+        /// The address to remove.
+        addr: IpAddr,
+    },
     /// A block ended (BLOCK_TIMEOUT, or lifted with `portsentry blocked del`): remove the
     /// hosts.deny lines it wrote (`crate::block::hosts_deny` says which).
     HostsDenyRemove {
@@ -90,6 +96,8 @@ pub enum JobKind {
         undo: Option<String>,
         /// The hosts.deny line the job writes, to remove when the block ends.
         deny: Option<DenyLine>,
+        /// The scan's evidence score (remembered with the block: `engine::blocks`).
+        evidence: u32,
     },
     /// Undo of an ended block (expired, or lifted by hand): no history line, nothing
     /// remembered.

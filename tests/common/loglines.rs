@@ -437,6 +437,12 @@ pub fn every_line() -> Vec<(&'static str, Class, String)> {
             r::nft_add_failed(ip, "No space left on device"),
         );
         add(
+            "nft_del_failed",
+            Security,
+            r::nft_del_failed(ip, "netlink: Operation not permitted"),
+        );
+        add("nft_evicted", Security, r::nft_evicted(ip, ip, 2, 4));
+        add(
             "undo_run",
             Security,
             r::undo_run(ip, "/sbin/ip route del blackhole 198.51.100.2"),

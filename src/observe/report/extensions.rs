@@ -151,6 +151,22 @@ pub fn nft_add_failed(ip: IpAddr, why: &str) -> String {
     format!("adminalert: ERROR: cannot add {ip} to nftables set: {why}")
 }
 
+/// `adminalert: ERROR: cannot remove {ip} from nftables set: {why}` (room made for a
+/// source with more evidence, see `engine::blocks`).
+pub fn nft_del_failed(ip: IpAddr, why: &str) -> String {
+    format!("adminalert: ERROR: cannot remove {ip} from nftables set: {why}")
+}
+
+/// `attackalert: Host {old} unblocked to make room in nftables set inet portsentry {set} for
+/// host {new}: its evidence {e_old} is below {e_new}` (the set is full; the weakest block,
+/// one a forged one-packet source could have caused, goes first).
+pub fn nft_evicted(old: IpAddr, new: IpAddr, e_old: u32, e_new: u32) -> String {
+    format!(
+        "attackalert: Host {old} unblocked to make room in nftables set {FAMILY} {TABLE} {} for host {new}: its evidence {e_old} is below {e_new}",
+        Set::hosts_for(new).name()
+    )
+}
+
 /// At start-up: `adminalert: nftables table inet portsentry ready; {n} hosts blocked from
 /// before are kept`
 pub fn nft_ready(hosts: usize) -> String {
@@ -326,6 +342,18 @@ mod tests {
         assert_eq!(
             nft_set_room(Set::Hosts6),
             "adminalert: nftables set inet portsentry blocked6 has room again"
+        );
+        assert_eq!(
+            nft_evicted(ip, v4(198, 51, 100, 9), 2, 4),
+            "attackalert: Host 192.0.2.2 unblocked to make room in nftables set inet portsentry blocked4 for host 198.51.100.9: its evidence 2 is below 4"
+        );
+        assert_eq!(
+            nft_evicted(v6("2001:db8::1"), v6("2001:db8::2"), 3, 40),
+            "attackalert: Host 2001:db8::1 unblocked to make room in nftables set inet portsentry blocked6 for host 2001:db8::2: its evidence 3 is below 40"
+        );
+        assert_eq!(
+            nft_del_failed(ip, "netlink: x"),
+            "adminalert: ERROR: cannot remove 192.0.2.2 from nftables set: netlink: x"
         );
         assert_eq!(
             nft_add_failed(ip, "netlink: x"),

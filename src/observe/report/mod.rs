@@ -92,6 +92,12 @@ pub fn event_line(e: &Event) -> String {
         Event::NoTarget { action } => no_target_variable(*action),
         Event::CouldNotBlock { host, mode } => could_not_block(*mode, &host.name_text(), host.ip),
         Event::MemoryFull { max } => blocked_memory_full(*max),
+        Event::Evicted {
+            old,
+            old_evidence,
+            new,
+            new_evidence,
+        } => nft_evicted(*old, *new, *old_evidence, *new_evidence),
         Event::Expired { ip, mode } => block_expired(*ip, *mode),
         Event::ReportsSuppressed {
             count,

@@ -89,10 +89,11 @@ pub struct Executor {
 enum Next {
     /// A command runs: come back later.
     Busy,
-    /// Its next step is this set element.
+    /// Its next step is this set element: added, or deleted (`del`) to make room.
     Nft {
         addr: IpAddr,
         timeout_s: u64,
+        del: bool,
     },
     Done,
 }
@@ -359,16 +360,27 @@ impl Executor {
                     *failures += r.failures;
                     done.push((r.job, r.ok));
                 }
-                Next::Nft { addr, timeout_s } => {
+                Next::Nft {
+                    addr,
+                    timeout_s,
+                    del,
+                } => {
                     let r = self.running.swap_remove(i);
-                    self.wait_nft(r, addr, timeout_s, log);
+                    self.wait_nft(r, addr, timeout_s, del, log);
                 }
             }
         }
         done
     }
 
-    fn wait_nft(&mut self, mut r: Running, addr: IpAddr, timeout_s: u64, log: &mut Vec<String>) {
+    fn wait_nft(
+        &mut self,
+        mut r: Running,
+        addr: IpAddr,
+        timeout_s: u64,
+        del: bool,
+        log: &mut Vec<String>,
+    ) {
         let Some(b) = self.nft.as_mut() else {
             // BLOCK_METHOD was changed to "command" by a reload while this job waited.
             log.push(report::nft_add_failed(
@@ -388,6 +400,7 @@ impl Executor {
                 token,
                 addr,
                 timeout_s,
+                del,
             });
         }
         self.nft_wait.insert(token, r);
@@ -401,7 +414,7 @@ impl Executor {
         for b in batchers.iter_mut() {
             for (item, ok) in b.pump(now, log) {
                 if let Some(mut r) = self.nft_wait.remove(&item.token) {
-                    if ok && !r.job.quiet {
+                    if ok && !r.job.quiet && !item.del {
                         log.push(report::nft_blocked(item.addr, item.timeout_s));
                     }
                     r.ok &= ok;
@@ -499,6 +512,14 @@ fn advance(
                 return Next::Nft {
                     addr: *addr,
                     timeout_s: *timeout_s,
+                    del: false,
+                };
+            }
+            Step::NftDel { addr } => {
+                return Next::Nft {
+                    addr: *addr,
+                    timeout_s: 0,
+                    del: true,
                 };
             }
             Step::Route { command } | Step::RunCmd { command } | Step::Undo { command } => {
@@ -520,7 +541,7 @@ fn command_of(step: &Step) -> &str {
         Step::Route { command } | Step::RunCmd { command } | Step::Undo { command } => command,
         Step::HostsDeny { line } => line,
         Step::HostsDenyRemove { deny } => &deny.template,
-        Step::NftAdd { .. } => "nft",
+        Step::NftAdd { .. } | Step::NftDel { .. } => "nft",
     }
 }
 
@@ -575,6 +596,7 @@ mod tests {
                 expire_after_ms: None,
                 undo: None,
                 deny: None,
+                evidence: 2,
             },
         }
     }

@@ -209,6 +209,8 @@ pub struct Item {
     pub addr: IpAddr,
     /// Its timeout in seconds (0: none).
     pub timeout_s: u64,
+    /// A delete (room made for a source with more evidence, `Step::NftDel`), not an add.
+    pub del: bool,
 }
 
 /// Batches the adds of one address family (each family has its own set and its own "full")
@@ -267,14 +269,24 @@ impl Batcher {
         if self.pending.is_empty() || !due {
             return done;
         }
+        self.last_start = Some(now);
+        // Deletes first, in transactions of their own (a delete of an element already gone
+        // fails its whole transaction): the room they make is there for the adds after them.
+        let (dels, adds): (Vec<Item>, Vec<Item>) = std::mem::take(&mut self.pending)
+            .into_iter()
+            .partition(|i| i.del);
+        let mut queue: VecDeque<Vec<Item>> = dels.chunks(MAX_BATCH).map(<[Item]>::to_vec).collect();
+        while let Some(batch) = queue.pop_front() {
+            let status = self.send(&batch);
+            self.settle_del(batch, status, log, &mut done, &mut queue);
+        }
         if held(self.hold, now) {
             // The set is full or the table gone: these would fail as the last batch did.
-            done.extend(self.pending.drain(..).map(|i| (i, false)));
+            done.extend(adds.into_iter().map(|i| (i, false)));
             return done;
         }
-        self.last_start = Some(now);
         let mut queue: VecDeque<Vec<Item>> = VecDeque::new();
-        let mut rest = std::mem::take(&mut self.pending);
+        let mut rest = adds;
         while !rest.is_empty() {
             let tail = rest.split_off(rest.len().min(MAX_BATCH));
             queue.push_back(rest);
@@ -305,11 +317,16 @@ impl Batcher {
                 message: "no netlink socket".to_string(),
             });
         };
-        let elems: Vec<(IpAddr, u64)> = batch
-            .iter()
-            .map(|i| (i.addr, i.timeout_s.saturating_mul(1000)))
-            .collect();
-        let req = nfnl::add_elements(sock.seq(), self.set, &elems);
+        let req = if batch.first().is_some_and(|i| i.del) {
+            let addrs: Vec<IpAddr> = batch.iter().map(|i| i.addr).collect();
+            nfnl::del_elements(sock.seq(), self.set, &addrs)
+        } else {
+            let elems: Vec<(IpAddr, u64)> = batch
+                .iter()
+                .map(|i| (i.addr, i.timeout_s.saturating_mul(1000)))
+                .collect();
+            nfnl::add_elements(sock.seq(), self.set, &elems)
+        };
         match sock.transact(&req) {
             Ok(Outcome::Done) => Ok(()),
             Ok(Outcome::Failed(errno)) => {
@@ -337,6 +354,40 @@ impl Batcher {
                     failure: Failure::Other,
                     message: format!("netlink: {e}"),
                 })
+            }
+        }
+    }
+
+    /// A delete batch's result: done, or split until each element is known; one element
+    /// that fails with ENOENT is gone already, which is what a delete wants. A delete that
+    /// went through made room: adds are tried again at once.
+    fn settle_del(
+        &mut self,
+        items: Vec<Item>,
+        status: Result<(), NftError>,
+        log: &mut Vec<String>,
+        done: &mut Vec<(Item, bool)>,
+        queue: &mut VecDeque<Vec<Item>>,
+    ) {
+        match status {
+            Ok(()) => {
+                self.hold = None;
+                done.extend(items.into_iter().map(|i| (i, true)));
+            }
+            Err(e) if items.len() > 1 && e.failure != Failure::Other => {
+                let mut a = items;
+                let b = a.split_off(a.len() / 2);
+                queue.push_front(b);
+                queue.push_front(a);
+            }
+            Err(e) if e.failure == Failure::Missing => {
+                done.extend(items.into_iter().map(|i| (i, true)));
+            }
+            Err(e) => {
+                for i in &items {
+                    log.push(report::nft_del_failed(i.addr, &e.message));
+                }
+                done.extend(items.into_iter().map(|i| (i, false)));
             }
         }
     }
@@ -452,6 +503,7 @@ mod tests {
                 token: t,
                 addr: IpAddr::from([192, 0, 2, t as u8 + 1]),
                 timeout_s: 0,
+                del: false,
             });
         }
         let mut log = Vec::new();

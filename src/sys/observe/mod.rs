@@ -226,7 +226,7 @@ impl Observer {
                 Step::Route { .. } => Some(Method::Route),
                 Step::HostsDeny { .. } => Some(Method::HostsDeny),
                 Step::RunCmd { .. } => Some(Method::RunCmd),
-                Step::Undo { .. } | Step::HostsDenyRemove { .. } => None,
+                Step::Undo { .. } | Step::HostsDenyRemove { .. } | Step::NftDel { .. } => None,
             })
             .collect();
         let r = &job.record;
