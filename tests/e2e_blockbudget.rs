@@ -70,7 +70,10 @@ fn flood_run(budget: Option<&str>) -> (Figures, Run, Net) {
         t = net.target
     ));
     let run = Run::new(&net.target);
-    let key = budget.map_or(String::new(), |b| format!("\nBLOCK_PREFIX_BUDGET=\"{b}\""));
+    // BLOCK_LONE_BUDGET off: what is measured here is the per-prefix budget alone (the
+    // forged sources are each seen once, which the lone budget would cap over all prefixes).
+    let key = budget.map_or(String::new(), |b| format!("\nBLOCK_PREFIX_BUDGET=\"{b}\""))
+        + "\nBLOCK_LONE_BUDGET=\"0\"";
     run.write_config(&format!(
         "UDP_PORTS=\"7,9\"\nBLOCK_UDP=\"1\"\n\
          KILL_ROUTE=\"/sbin/ip route add blackhole $TARGET$\"{key}"

@@ -331,6 +331,16 @@ pub const KEYS: &[KeyDef] = &[
         },
     },
     KeyDef {
+        name: "BLOCK_LONE_BUDGET",
+        doc: "blocks of sources seen once (one packet to one port, what a forged source shows), over all prefixes: `burst,per-minute`; over it such a source is logged, not blocked, until it shows more; 0: no budget",
+        default: "1000,6000",
+        extension: true,
+        apply: |c, v, x| match parse_budget(v) {
+            Ok(b) => c.block_lone_budget = b,
+            Err(e) => x.error(format!("{e}, got \"{}\"", shorten(v))),
+        },
+    },
+    KeyDef {
         name: "BLOCK_ICMP_SCTP",
         doc: "non-zero: SCTP INIT/COOKIE-ECHO and ICMP echo/timestamp/mask probes (seen by -stcp and -atcp) count towards SCAN_TRIGGER and are answered as BLOCK_TCP says; 0: reported only",
         default: "0",
@@ -481,7 +491,8 @@ fn path(v: &str, x: &mut Ctx<'_>) -> Option<PathBuf> {
     }
 }
 
-/// BLOCK_PREFIX_BUDGET: `0` (off) or `burst,per-minute`, both 1-1000000.
+/// BLOCK_PREFIX_BUDGET and BLOCK_LONE_BUDGET: `0` (off) or `burst,per-minute`, both
+/// 1-1000000.
 fn parse_budget(v: &str) -> Result<Option<(u32, u32)>, &'static str> {
     let t = v.trim_matches(' ');
     if t == "0" {
@@ -669,8 +680,8 @@ mod tests {
                 k.name
             );
         }
-        assert_eq!(KEYS.len(), 40);
-        assert_eq!(KEYS.iter().filter(|k| k.extension).count(), 22);
+        assert_eq!(KEYS.len(), 41);
+        assert_eq!(KEYS.iter().filter(|k| k.extension).count(), 23);
         assert!(key("NOPE").is_none());
     }
 
@@ -927,6 +938,27 @@ mod tests {
         assert!(ok("NEVER_BLOCK", "").never_block.is_empty());
         assert!(err("NEVER_BLOCK", "192.0.2.1, ntp.example").contains("ntp.example"));
         assert!(err("NEVER_BLOCK", "192.0.2.0/33").contains("/33"));
+    }
+
+    #[test]
+    fn block_lone_budget() {
+        assert_eq!(Config::default().block_lone_budget, Some((1000, 6000)));
+        assert_eq!(ok("BLOCK_LONE_BUDGET", "0").block_lone_budget, None);
+        assert_eq!(
+            ok("BLOCK_LONE_BUDGET", "50,600").block_lone_budget,
+            Some((50, 600))
+        );
+        for bad in ["", "100", "0,6000", "a,b", "1,2,3"] {
+            let (c, d) = run("BLOCK_LONE_BUDGET", bad);
+            assert_eq!(d.len(), 1, "{bad}");
+            assert!(d[0].message.contains("burst,per-minute"), "{bad}: {d:?}");
+            assert_eq!(d[0].key.as_deref(), Some("BLOCK_LONE_BUDGET"));
+            assert_eq!(
+                c.block_lone_budget,
+                Some((1000, 6000)),
+                "{bad}: default kept"
+            );
+        }
     }
 
     #[test]

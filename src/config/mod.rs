@@ -85,6 +85,10 @@ pub const DEFAULT_SET_SIZE: u32 = 1 << 20;
 /// `engine::budget` and doc/threat-model.md, `BLOCK_PREFIX_BUDGET`).
 pub const DEFAULT_PREFIX_BUDGET: (u32, u32) = (16, 4);
 
+/// BLOCK_LONE_BUDGET's default: 1,000 blocks of sources seen once (one packet to one port),
+/// over all prefixes, then 6,000 per minute (100 a second; see `engine::budget::Lone`).
+pub const DEFAULT_LONE_BUDGET: (u32, u32) = (1000, 6000);
+
 /// True if any diagnostic is an Error.
 pub fn has_errors(d: &[Diagnostic]) -> bool {
     d.iter().any(|d| d.severity == Severity::Error)
@@ -164,6 +168,9 @@ pub struct Config {
     /// `BLOCK_PREFIX_BUDGET`: blocks per source prefix (IPv4 /24, IPv6 /64), (burst, per
     /// minute); None: no budget.
     pub block_prefix_budget: Option<(u32, u32)>,
+    /// `BLOCK_LONE_BUDGET`: blocks of sources that showed one packet to one port (what a
+    /// forged source shows), over all prefixes, (burst, per minute); None: no budget.
+    pub block_lone_budget: Option<(u32, u32)>,
     /// `BLOCK_ICMP_SCTP`: SCTP and ICMP probes count towards SCAN_TRIGGER and are answered as
     /// BLOCK_TCP says (false: reported only).
     pub block_icmp_sctp: bool,
@@ -214,6 +221,7 @@ impl Default for Config {
             block_set_size: DEFAULT_SET_SIZE,
             block_rate_limit: 0,
             block_prefix_budget: Some(DEFAULT_PREFIX_BUDGET),
+            block_lone_budget: Some(DEFAULT_LONE_BUDGET),
             block_icmp_sctp: false,
             kill_route_undo: None,
             block_flush_on_stop: false,

@@ -151,6 +151,7 @@ fn every_key_end_to_end() {
         "BLOCK_RATE_LIMIT=\"30\"\n",
         "NEVER_BLOCK=\"192.0.2.123 2001:db8:5::/48\"\n",
         "BLOCK_PREFIX_BUDGET=\"8,2\"\n",
+        "BLOCK_LONE_BUDGET=\"500,3000\"\n",
         "BLOCK_ICMP_SCTP=\"1\"\n",
         "KEEP_CAPABILITIES=\"CAP_NET_RAW\"\n",
         "METRICS_FILE=\"/var/lib/prometheus/node-exporter/portsentry.prom\"\n",
@@ -194,6 +195,7 @@ fn every_key_end_to_end() {
     assert!(c.kill_route_undo.is_none() && c.block_flush_on_stop);
     assert_eq!(c.block_rate_limit, 30);
     assert_eq!(c.block_prefix_budget, Some((8, 2)));
+    assert_eq!(c.block_lone_budget, Some((500, 3000)));
     assert!(c.block_icmp_sctp);
     assert_eq!(c.keep_capabilities, Some(vec![13]));
     assert_eq!(c.never_block.len(), 2);

@@ -221,12 +221,111 @@ impl Budget {
     }
 }
 
+/// BLOCK_LONE_BUDGET: the blocks of sources seen once (one packet to one port, evidence
+/// tier 0: what every forged source shows), over all prefixes.
+///
+/// Why. A flood from all of IPv4 or a large IPv6 range gives every packet a new source in a
+/// prefix of its own, so BLOCK_PREFIX_BUDGET lets each be blocked: before this, 100,000-
+/// 200,000 blocks a second under `hping3 --rand-source` (each a set element or a command, a
+/// history and a blocked-file line), which made the daemon lose packets in its ring and, in
+/// about half the runs of `tests/e2e_flood.rs` on a quiet machine, the real scanner with them.
+/// Over this budget a source seen once is reported (within the report limits) but not
+/// blocked, and judged again at its next probe, which shows more evidence (tier 1 and up:
+/// never counted here). What a forger can do with it: keep sources that send a single
+/// packet from being blocked while its flood lasts (they are as forged-looking as its own);
+/// not keep a scanner that probes twice from being blocked.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Lone {
+    /// (burst, per minute) the bucket was made for, and the bucket.
+    bucket: Option<((u32, u32), Bucket)>,
+    /// Refused since the last summary.
+    refused: u64,
+    /// Spending the budget was announced (again once it is full).
+    announced: bool,
+    last_summary: u64,
+}
+
+impl Lone {
+    /// May a source seen once be blocked at `now` under BLOCK_LONE_BUDGET `key`? Spends a
+    /// token when it may (the block is made at once); counts a refusal when not.
+    pub(super) fn take(&mut self, now: u64, key: Option<(u32, u32)>) -> bool {
+        let Some((burst, per_minute)) = key else {
+            self.bucket = None;
+            return true;
+        };
+        let b = match &mut self.bucket {
+            Some((k, b)) if *k == (burst, per_minute) => b,
+            slot => {
+                // New, or changed on a reload: full.
+                &mut slot
+                    .insert((
+                        (burst, per_minute),
+                        Bucket::new(burst, per_minute, 60_000, now),
+                    ))
+                    .1
+            }
+        };
+        b.refill(now);
+        if b.full() {
+            self.announced = false;
+        }
+        if b.has() {
+            b.spend();
+            true
+        } else {
+            self.refused += 1;
+            false
+        }
+    }
+
+    /// True the first time the budget is refused in an episode (announced once).
+    pub(super) fn announce(&mut self) -> bool {
+        !std::mem::replace(&mut self.announced, true)
+    }
+
+    /// How many blocks it refused since the last summary, at most once per `interval_ms`.
+    pub(super) fn summary(&mut self, now: u64, interval_ms: u64) -> Option<Event> {
+        if self.refused == 0 || now.saturating_sub(self.last_summary) < interval_ms {
+            return None;
+        }
+        let seconds = now.saturating_sub(self.last_summary).div_ceil(1000);
+        self.last_summary = now;
+        Some(Event::LoneRefusals {
+            count: std::mem::take(&mut self.refused),
+            seconds,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn the_lone_budget_gives_its_burst_then_its_rate_and_announces_once() {
+        let mut l = Lone::default();
+        let key = Some((3, 60));
+        assert_eq!((0..5).filter(|_| l.take(0, key)).count(), 3);
+        assert!(l.announce());
+        assert!(!l.announce(), "once per episode");
+        // 60 a minute: one a second.
+        assert!(!l.take(500, key));
+        assert!(l.take(1000, key));
+        assert!(!l.take(1000, key));
+        let Some(Event::LoneRefusals { count, .. }) = l.summary(10_000, 10_000) else {
+            panic!("no summary");
+        };
+        assert_eq!(count, 4);
+        assert!(l.summary(10_001, 10_000).is_none());
+        // Full again after 3 s of quiet: a new episode is announced again.
+        assert!(l.take(4_000, key));
+        assert!(l.announce());
+        // Off: everything passes.
+        assert!((0..100).all(|_| l.take(4_000, None)));
     }
 
     /// Check and, when allowed, spend: what `respond` does.

@@ -120,6 +120,25 @@ pub enum Event {
         /// Blocks per minute after the burst.
         per_minute: u32,
     },
+    /// BLOCK_LONE_BUDGET is spent (logged once per episode).
+    LoneBudgetSpent {
+        /// The key: burst, per minute.
+        burst: u32,
+        /// Blocks per minute after the burst.
+        per_minute: u32,
+    },
+    /// This host's block was refused: it was seen once and BLOCK_LONE_BUDGET is spent.
+    LoneRefused {
+        /// The source.
+        host: Host,
+    },
+    /// Blocks BLOCK_LONE_BUDGET refused in the last `seconds`.
+    LoneRefusals {
+        /// How many.
+        count: u64,
+        /// Over how many seconds.
+        seconds: u64,
+    },
     /// This host's block was refused: its prefix's budget is spent.
     BudgetRefused {
         /// The source.

@@ -53,7 +53,7 @@ pub use limits::{Admission, Bucket, EVIDENCE_TIERS, Evidence, Limits, prefix_of}
 pub use verdict::{Detail, Hit, Job, JobKind, Outcome, Pending, Record, Step, Verdict};
 
 use blocks::Blocks;
-use budget::Budget;
+use budget::{Budget, Lone};
 use hosts::{Count, Hosts};
 use limits::RateLimits;
 
@@ -142,6 +142,8 @@ pub struct Engine {
     blocks: Blocks,
     rates: RateLimits,
     budget: Budget,
+    /// BLOCK_LONE_BUDGET.
+    lone: Lone,
     last_housekeeping: u64,
     /// Flood blocks (`Job::flood`) made and not ended yet: at most [`FLOOD_QUEUE_MAX`].
     flood_jobs: usize,
@@ -158,6 +160,7 @@ impl Engine {
             blocks: Blocks::new(limits.max_blocked),
             rates: RateLimits::new(limits),
             budget: Budget::new(limits.max_prefixes),
+            lone: Lone::default(),
             last_housekeeping: 0,
             flood_jobs: 0,
             counts: GateCounts::default(),
@@ -329,6 +332,8 @@ impl Engine {
         v.log.extend(self.rates.summaries(now));
         v.log
             .extend(self.budget.summary(now, self.limits.summary_interval_ms));
+        v.log
+            .extend(self.lone.summary(now, self.limits.summary_interval_ms));
         if now.saturating_sub(self.last_housekeeping) >= HOUSEKEEPING_MS {
             self.last_housekeeping = now;
             self.hosts.expire(now);

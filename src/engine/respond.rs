@@ -133,6 +133,26 @@ impl Engine {
             }
             return v;
         }
+        if block != BlockMode::LogOnly
+            && super::blocks::tier(r.evidence) == 0
+            && !self.lone.take(now, cfg.block_lone_budget)
+        {
+            // BLOCK_LONE_BUDGET spent: a source seen once (one packet, one port) is reported,
+            // not acted on, not recorded; its next probe shows more and is judged again.
+            self.hosts.judge_again(ip, proto);
+            if r.quiet {
+                v.log.clear();
+            }
+            if self.lone.announce()
+                && let Some((burst, per_minute)) = cfg.block_lone_budget
+            {
+                v.log.push(Event::LoneBudgetSpent { burst, per_minute });
+            }
+            if !r.quiet {
+                v.log.push(Event::LoneRefused { host });
+            }
+            return v;
+        }
         if block != BlockMode::LogOnly && !self.rates.block_allowed(now, cfg.block_rate_limit) {
             // BLOCK_RATE_LIMIT reached: reported, not acted on, not recorded; the host's next
             // report (after the repeat interval) tries again.

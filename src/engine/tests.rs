@@ -1686,6 +1686,7 @@ fn without_the_block_budget_every_forged_source_is_blocked() {
     let mut e = Engine::new(Limits::default());
     let c = Config {
         block_prefix_budget: None,
+        block_lone_budget: None,
         ..cfg(BlockMode::Block)
     };
     let jobs: usize = (0..3000u32)
@@ -1800,6 +1801,7 @@ fn past_the_flood_queue_bound_a_forged_block_is_not_even_built() {
     // first, 16 per /24).
     let c = Config {
         block_prefix_budget: None,
+        block_lone_budget: None,
         ..nft_cfg(0)
     };
     spend_every_bucket(&mut e, 1_000, &c);
@@ -1945,5 +1947,52 @@ fn the_command_method_never_unblocks_to_make_room() {
     assert!(
         !job.steps.iter().any(|s| matches!(s, Step::NftDel { .. })),
         "{job:?}"
+    );
+}
+
+/// BLOCK_LONE_BUDGET: past its burst, a source seen once (one packet to one port) is
+/// reported but not blocked, and judged again: its second probe shows more and is blocked.
+/// Sources in prefixes of their own each: BLOCK_PREFIX_BUDGET alone would block them all.
+#[test]
+fn the_lone_budget_holds_back_sources_seen_once_and_only_them() {
+    let mut e = Engine::new(Limits::default());
+    let c = Config {
+        block_lone_budget: Some((3, 60)),
+        ..cfg(BlockMode::Block)
+    };
+    let src = |i: u32| format!("198.18.{i}.1");
+    let mut blocked = 0;
+    let mut lines = Vec::new();
+    for i in 0..5u32 {
+        let v = step(&mut e, 0, &c, &hit(&src(i), 1, Mode::Tcp)).1.unwrap();
+        if let Some(job) = v.job() {
+            blocked += 1;
+            e.job_done(0, &job, true);
+        }
+        lines.extend(v.lines());
+    }
+    assert_eq!(blocked, 3);
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.starts_with("adminalert: Block budget for sources seen once spent"))
+            .count(),
+        1,
+        "{lines:?}"
+    );
+    assert!(lines.contains(
+        &"attackalert: Not blocking host: 198.18.4.1/198.18.4.1: seen once, block budget for sources seen once spent."
+            .to_string()
+    ));
+    // The fifth source's second probe, to another port: blocked.
+    let v = step(&mut e, 10, &c, &hit(&src(4), 2, Mode::Tcp)).1.unwrap();
+    assert!(v.job().is_some(), "{:?}", v.lines());
+    // Its summary.
+    let t = e.tick(20_000);
+    assert!(
+        t.lines()
+            .contains(&"adminalert: Block budget for sources seen once: 2 blocks refused in the last 20 seconds.".to_string()),
+        "{:?}",
+        t.lines()
     );
 }

@@ -416,6 +416,18 @@ pub fn every_line() -> Vec<(&'static str, Class, String)> {
         r::budget_refusals(9, 10, &[("198.51.100.0".parse().unwrap(), 24, 5)], 4),
     );
     add(
+        "lone_budget_spent",
+        Security,
+        r::lone_budget_spent(1000, 6000),
+    );
+    add(
+        "block_refused_lone",
+        Security,
+        r::block_refused_lone("scanner.example", "198.51.100.7".parse().unwrap()),
+    );
+    add("lone_refusals", Security, r::lone_refusals(1, 10));
+    add("lone_refusals", Security, r::lone_refusals(20000, 10));
+    add(
         "resolve_timed_out",
         Security,
         r::resolve_timed_out(v4(), 1000, 30),

@@ -53,6 +53,30 @@ pub fn block_refused_budget(name: &str, ip: IpAddr, prefix: IpAddr, len: u8) -> 
     )
 }
 
+/// Once per episode, when BLOCK_LONE_BUDGET is spent.
+pub fn lone_budget_spent(burst: u32, per_minute: u32) -> String {
+    format!(
+        "adminalert: Block budget for sources seen once spent (BLOCK_LONE_BUDGET=\"{burst},{per_minute}\": {burst} blocks, then {per_minute} per minute, over all prefixes): a source that sent one packet to one port is reported but not blocked until it shows more; other scanners are blocked as before."
+    )
+}
+
+/// `attackalert: Not blocking host: {name}/{ip}: seen once, block budget for sources seen
+/// once spent.` The report line of a one-probe scan whose block BLOCK_LONE_BUDGET refused.
+pub fn block_refused_lone(name: &str, ip: IpAddr) -> String {
+    format!(
+        "attackalert: Not blocking host: {}: seen once, block budget for sources seen once spent.",
+        host(name, ip)
+    )
+}
+
+/// `adminalert: Block budget for sources seen once: {n} blocks refused in the last {s} seconds.`
+pub fn lone_refusals(n: u64, seconds: u64) -> String {
+    format!(
+        "adminalert: Block budget for sources seen once: {} refused in the last {seconds} seconds.",
+        super::count(n, "block", "blocks")
+    )
+}
+
 /// `adminalert: Block budget: {n} blocks refused in the last {s} seconds: {k} in {prefix}/{len}, ...`
 pub fn budget_refusals(
     n: u64,
@@ -313,6 +337,22 @@ mod tests {
         assert_eq!(
             budget_refusals(2984, 10, &[(p, 64, 2980)], 4),
             "adminalert: Block budget: 2984 blocks refused in the last 10 seconds: 2980 in 2001:db8:1:2::/64, 4 in other prefixes."
+        );
+    }
+
+    #[test]
+    fn lone_budget_lines() {
+        assert_eq!(
+            lone_budget_spent(1000, 6000),
+            "adminalert: Block budget for sources seen once spent (BLOCK_LONE_BUDGET=\"1000,6000\": 1000 blocks, then 6000 per minute, over all prefixes): a source that sent one packet to one port is reported but not blocked until it shows more; other scanners are blocked as before."
+        );
+        assert_eq!(
+            block_refused_lone("192.0.2.5", v4(192, 0, 2, 5)),
+            "attackalert: Not blocking host: 192.0.2.5/192.0.2.5: seen once, block budget for sources seen once spent."
+        );
+        assert_eq!(
+            lone_refusals(1, 10),
+            "adminalert: Block budget for sources seen once: 1 block refused in the last 10 seconds."
         );
     }
 

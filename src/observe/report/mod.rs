@@ -112,6 +112,9 @@ pub fn event_line(e: &Event) -> String {
             burst,
             per_minute,
         } => block_budget_spent(*prefix, *len, *burst, *per_minute),
+        Event::LoneBudgetSpent { burst, per_minute } => lone_budget_spent(*burst, *per_minute),
+        Event::LoneRefused { host } => block_refused_lone(&host.name_text(), host.ip),
+        Event::LoneRefusals { count, seconds } => lone_refusals(*count, *seconds),
         Event::BudgetRefused { host, prefix, len } => {
             block_refused_budget(&host.name_text(), host.ip, *prefix, *len)
         }

@@ -39,15 +39,18 @@ pub enum Refusal {
     PrefixBudget,
     /// A flood's block dropped: the queue of blocks over the report limits was full.
     FloodQueue,
+    /// BLOCK_LONE_BUDGET: a source seen once while the budget for such blocks is spent.
+    LoneBudget,
 }
 
 impl Refusal {
     /// Every reason (listed from zero).
-    pub const ALL: [Refusal; 4] = [
+    pub const ALL: [Refusal; 5] = [
         Refusal::RateLimit,
         Refusal::Protected,
         Refusal::PrefixBudget,
         Refusal::FloodQueue,
+        Refusal::LoneBudget,
     ];
 
     /// The label value.
@@ -57,6 +60,7 @@ impl Refusal {
             Refusal::Protected => "protected",
             Refusal::PrefixBudget => "prefix_budget",
             Refusal::FloodQueue => "flood_queue",
+            Refusal::LoneBudget => "lone_budget",
         }
     }
 }

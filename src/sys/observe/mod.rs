@@ -55,6 +55,8 @@ pub struct Observer {
     /// BLOCK_PREFIX_BUDGET refusals counted one by one since the engine's last summary of
     /// them.
     pub budget_refusals_reported: u64,
+    /// BLOCK_LONE_BUDGET refusals counted one by one since the engine's last summary of them.
+    pub lone_refusals_reported: u64,
     tz: TimeZone,
     status: Option<StatusServer>,
     metrics: Option<MetricsFile>,
@@ -86,6 +88,7 @@ impl Observer {
             id,
             refusals_reported: 0,
             budget_refusals_reported: 0,
+            lone_refusals_reported: 0,
             tz: crate::sys::observe::insight::local_zone(),
             status,
             metrics: None,
@@ -193,6 +196,23 @@ impl Observer {
                     let rest =
                         count.saturating_sub(std::mem::take(&mut o.budget_refusals_reported));
                     o.stats.note_refusals(Refusal::PrefixBudget, rest);
+                }
+                EngineEvent::LoneRefused { host } => {
+                    o.stats.note_refusal(Refusal::LoneBudget);
+                    o.lone_refusals_reported += 1;
+                    if let Some(h) = hit {
+                        o.event(&events::Event::refusal(
+                            ms,
+                            host.ip,
+                            h.port,
+                            h.mode,
+                            Refusal::LoneBudget,
+                        ));
+                    }
+                }
+                EngineEvent::LoneRefusals { count, .. } => {
+                    let rest = count.saturating_sub(std::mem::take(&mut o.lone_refusals_reported));
+                    o.stats.note_refusals(Refusal::LoneBudget, rest);
                 }
                 EngineEvent::BlocksShed { count, .. } => {
                     o.stats.note_refusals(Refusal::FloodQueue, *count)
