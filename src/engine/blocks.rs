@@ -9,8 +9,8 @@
 //! of the lowest tier below its own ([`Blocks::evict_weaker`]): so a flood of forged
 //! one-packet sources that filled the set (with BLOCK_TIMEOUT="0", for good) cannot keep a
 //! real scanner out; to do that a forger would have to fill the whole set with sources of at
-//! least the scanner's tier (for an `nmap -sS` of Debian's TCP_PORTS, tier 5: 33 packets
-//! from each of a million addresses). Blocks found in the set at start or by a re-read (their
+//! least the scanner's tier (for an `nmap -sS` of Debian's TCP_PORTS, tier 5: a score of 33,
+//! at least 17 packets to as many ports, from each of a million addresses). Blocks found in the set at start or by a re-read (their
 //! evidence unknown) are never unblocked this way. The tiers are FIFOs of addresses, checked
 //! against the map when they come up (4 bytes an IPv4 block, 16 an IPv6 one).
 
