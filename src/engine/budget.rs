@@ -32,7 +32,7 @@ use foldhash::{HashMap, HashMapExt};
 use std::net::IpAddr;
 
 use super::event::Event;
-use super::limits::{Bucket, prefix_of};
+use super::limits::{Bucket, Cap, prefix_of};
 
 /// Prefixes named in the summary (the rest are counted together).
 const SUMMARY_PREFIXES: usize = 3;
@@ -236,12 +236,7 @@ impl Budget {
 /// not keep a scanner that probes twice from being blocked.
 #[derive(Debug, Clone, Default)]
 pub(super) struct Lone {
-    /// (burst, per minute) the bucket was made for, and the bucket.
-    bucket: Option<((u32, u32), Bucket)>,
-    /// Refused since the last summary.
-    refused: u64,
-    /// Spending the budget was announced (again once it is full).
-    announced: bool,
+    cap: Cap,
     last_summary: u64,
 }
 
@@ -249,49 +244,23 @@ impl Lone {
     /// May a source seen once be blocked at `now` under BLOCK_LONE_BUDGET `key`? Spends a
     /// token when it may (the block is made at once); counts a refusal when not.
     pub(super) fn take(&mut self, now: u64, key: Option<(u32, u32)>) -> bool {
-        let Some((burst, per_minute)) = key else {
-            self.bucket = None;
-            return true;
-        };
-        let b = match &mut self.bucket {
-            Some((k, b)) if *k == (burst, per_minute) => b,
-            slot => {
-                // New, or changed on a reload: full.
-                &mut slot
-                    .insert((
-                        (burst, per_minute),
-                        Bucket::new(burst, per_minute, 60_000, now),
-                    ))
-                    .1
-            }
-        };
-        b.refill(now);
-        if b.full() {
-            self.announced = false;
-        }
-        if b.has() {
-            b.spend();
-            true
-        } else {
-            self.refused += 1;
-            false
-        }
+        self.cap.take(now, key)
     }
 
     /// True the first time the budget is refused in an episode (announced once).
     pub(super) fn announce(&mut self) -> bool {
-        !std::mem::replace(&mut self.announced, true)
+        self.cap.announce()
     }
 
     /// How many blocks it refused since the last summary, at most once per `interval_ms`.
     pub(super) fn summary(&mut self, now: u64, interval_ms: u64) -> Option<Event> {
-        if self.refused == 0 || now.saturating_sub(self.last_summary) < interval_ms {
+        if self.cap.refused == 0 || now.saturating_sub(self.last_summary) < interval_ms {
             return None;
         }
         let seconds = now.saturating_sub(self.last_summary).div_ceil(1000);
         self.last_summary = now;
         Some(Event::LoneRefusals {
-            count: std::mem::take(&mut self.refused),
+            count: std::mem::take(&mut self.cap.refused),
             seconds,
         })
     }

@@ -217,6 +217,56 @@ impl Bucket {
     }
 }
 
+/// A cap over all sources: a token bucket of `burst` blocks, then `per_minute` (BLOCK_RATE_LIMIT,
+/// BLOCK_LONE_BUDGET), rebuilt when its key changes (a reload). Reaching it starts an episode,
+/// announced once: again only after the bucket has fully recovered, so a sustained flood is
+/// announced once, not at every freed token. Refusals are counted for a summary.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Cap {
+    bucket: Option<((u32, u32), Bucket)>,
+    announced: bool,
+    /// Refused since the last summary.
+    pub(super) refused: u64,
+}
+
+impl Cap {
+    /// May one more block start at `now` under `key` (burst, per minute; None: no cap)?
+    /// Spends a token when it may; counts a refusal when not.
+    pub(super) fn take(&mut self, now: u64, key: Option<(u32, u32)>) -> bool {
+        let Some((burst, per_minute)) = key else {
+            self.bucket = None;
+            return true;
+        };
+        let b = match &mut self.bucket {
+            Some((k, b)) if *k == (burst, per_minute) => b,
+            slot => {
+                &mut slot
+                    .insert((
+                        (burst, per_minute),
+                        Bucket::new(burst, per_minute, 60_000, now),
+                    ))
+                    .1
+            }
+        };
+        b.refill(now);
+        if b.full() {
+            self.announced = false;
+        }
+        if b.has() {
+            b.spend();
+            true
+        } else {
+            self.refused += 1;
+            false
+        }
+    }
+
+    /// True the first time the cap refuses in an episode (it is announced then).
+    pub(super) fn announce(&mut self) -> bool {
+        !std::mem::replace(&mut self.announced, true)
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 struct PrefixState {
     bucket: Bucket,
@@ -240,12 +290,8 @@ pub(super) struct RateLimits {
     quiet: u64,
     quiet_evicted: u64,
     last_summary: u64,
-    /// BLOCK_RATE_LIMIT: the bucket (rebuilt when the key changes), whether reaching the cap
-    /// has been announced since it last recovered fully, and blocks refused since the last
-    /// summary.
-    block_cap: Option<(u32, Bucket)>,
-    cap_announced: bool,
-    refused: u64,
+    /// BLOCK_RATE_LIMIT.
+    cap: Cap,
     /// Blocks of reports over the limits that the executor's full flood queue dropped since
     /// the last summary.
     shed: u64,
@@ -262,9 +308,7 @@ impl RateLimits {
             quiet: 0,
             quiet_evicted: 0,
             last_summary: 0,
-            block_cap: None,
-            cap_announced: false,
-            refused: 0,
+            cap: Cap::default(),
             shed: 0,
         }
     }
@@ -341,31 +385,8 @@ impl RateLimits {
     /// BLOCK_RATE_LIMIT (blocks per minute, 0: no cap): may one more block start at `now`?
     /// A refusal is counted for the summary.
     pub(super) fn block_allowed(&mut self, now: u64, per_minute: u32) -> bool {
-        if per_minute == 0 {
-            self.block_cap = None;
-            return true;
-        }
-        let b = match &mut self.block_cap {
-            Some((n, b)) if *n == per_minute => b,
-            slot => {
-                &mut slot
-                    .insert((per_minute, Bucket::new(per_minute, per_minute, 60_000, now)))
-                    .1
-            }
-        };
-        b.refill(now);
-        if b.full() {
-            // The cap has fully recovered: reaching it again is a new episode, announced
-            // again (a sustained flood is announced once, not at every freed token).
-            self.cap_announced = false;
-        }
-        if b.has() {
-            b.spend();
-            true
-        } else {
-            self.refused += 1;
-            false
-        }
+        self.cap
+            .take(now, (per_minute > 0).then_some((per_minute, per_minute)))
     }
 
     /// The executor dropped a quiet block: its flood queue was full.
@@ -375,14 +396,14 @@ impl RateLimits {
 
     /// True the first time the cap is reached in an episode (it is announced then).
     pub(super) fn announce_cap(&mut self) -> bool {
-        !std::mem::replace(&mut self.cap_announced, true)
+        self.cap.announce()
     }
 
     /// The summaries of what the report limits suppressed (with the prefixes that lost the
     /// most) and of the blocks BLOCK_RATE_LIMIT refused, at most once per interval.
     pub(super) fn summaries(&mut self, now: u64) -> Vec<Event> {
         let mut out = Vec::new();
-        if (self.quiet == 0 && self.refused == 0 && self.shed == 0)
+        if (self.quiet == 0 && self.cap.refused == 0 && self.shed == 0)
             || now.saturating_sub(self.last_summary) < self.limits.summary_interval_ms
         {
             return out;
@@ -412,9 +433,9 @@ impl RateLimits {
             });
             self.quiet_evicted = 0;
         }
-        if self.refused > 0 {
+        if self.cap.refused > 0 {
             out.push(Event::BlocksRefused {
-                count: std::mem::take(&mut self.refused),
+                count: std::mem::take(&mut self.cap.refused),
                 seconds,
             });
         }

@@ -374,12 +374,7 @@ impl Batcher {
                 self.hold = None;
                 done.extend(items.into_iter().map(|i| (i, true)));
             }
-            Err(e) if items.len() > 1 && e.failure != Failure::Other => {
-                let mut a = items;
-                let b = a.split_off(a.len() / 2);
-                queue.push_front(b);
-                queue.push_front(a);
-            }
+            Err(e) if items.len() > 1 && e.failure != Failure::Other => split(items, queue),
             Err(e) if e.failure == Failure::Missing => {
                 done.extend(items.into_iter().map(|i| (i, true)));
             }
@@ -415,12 +410,9 @@ impl Batcher {
                     && e.failure != Failure::Missing
                     && !(self.full && e.failure == Failure::SetFull) =>
             {
-                // Find the elements that fit: retry each half, before the rest. (A missing
-                // table or set fails every element alike: no split.)
-                let mut a = items;
-                let b = a.split_off(a.len() / 2);
-                queue.push_front(b);
-                queue.push_front(a);
+                // Find the elements that fit. (A missing table or set fails every element
+                // alike: no split.)
+                split(items, queue);
             }
             Err(e) => {
                 if matches!(e.failure, Failure::SetFull | Failure::Missing) {
@@ -440,6 +432,13 @@ impl Batcher {
             }
         }
     }
+}
+
+/// A failed batch of several: each half is tried again, before the rest.
+fn split(mut items: Vec<Item>, queue: &mut VecDeque<Vec<Item>>) {
+    let b = items.split_off(items.len() / 2);
+    queue.push_front(b);
+    queue.push_front(items);
 }
 
 /// Do adds fail at `now` without a transaction? (`hold`: since when, and why.)

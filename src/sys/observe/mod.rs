@@ -49,14 +49,10 @@ pub struct Observer {
     pub stats: Stats,
     /// Who the daemon is (pid, modes, config, watched ports), for the snapshots.
     pub id: Identity,
-    /// BLOCK_RATE_LIMIT refusals counted one by one since the engine's last summary of
-    /// refusals (which counts them too): the summary adds only the rest.
-    pub refusals_reported: u64,
-    /// BLOCK_PREFIX_BUDGET refusals counted one by one since the engine's last summary of
-    /// them.
-    pub budget_refusals_reported: u64,
-    /// BLOCK_LONE_BUDGET refusals counted one by one since the engine's last summary of them.
-    pub lone_refusals_reported: u64,
+    /// Refusals counted one by one (BLOCK_RATE_LIMIT, BLOCK_PREFIX_BUDGET, BLOCK_LONE_BUDGET)
+    /// since the engine's last summary of them (which counts them too): the summary adds only
+    /// the rest. By reason, in the order of `Refusal::ALL`.
+    pub refusals_reported: [u64; Refusal::ALL.len()],
     tz: TimeZone,
     status: Option<StatusServer>,
     metrics: Option<MetricsFile>,
@@ -86,9 +82,7 @@ impl Observer {
         let mut o = Observer {
             stats: Stats::new(now, &id.modes),
             id,
-            refusals_reported: 0,
-            budget_refusals_reported: 0,
-            lone_refusals_reported: 0,
+            refusals_reported: [0; Refusal::ALL.len()],
             tz: crate::sys::observe::insight::local_zone(),
             status,
             metrics: None,
@@ -163,56 +157,22 @@ impl Observer {
                 // (`BlocksRefused`) counts every refusal of the interval, so it adds only
                 // those it did not report (over the report limits).
                 EngineEvent::BlockCapRefused { host } => {
-                    o.stats.note_refusal(Refusal::RateLimit);
-                    o.refusals_reported += 1;
-                    if let Some(h) = hit {
-                        o.event(&events::Event::refusal(
-                            ms,
-                            host.ip,
-                            h.port,
-                            h.mode,
-                            Refusal::RateLimit,
-                        ));
-                    }
+                    o.refused_one(Refusal::RateLimit, host.ip, hit, ms)
                 }
                 EngineEvent::BlocksRefused { count, .. } => {
-                    let rest = count.saturating_sub(std::mem::take(&mut o.refusals_reported));
-                    o.stats.note_refusals(Refusal::RateLimit, rest);
+                    o.refused_rest(Refusal::RateLimit, *count)
                 }
                 EngineEvent::BudgetRefused { host, .. } => {
-                    o.stats.note_refusal(Refusal::PrefixBudget);
-                    o.budget_refusals_reported += 1;
-                    if let Some(h) = hit {
-                        o.event(&events::Event::refusal(
-                            ms,
-                            host.ip,
-                            h.port,
-                            h.mode,
-                            Refusal::PrefixBudget,
-                        ));
-                    }
+                    o.refused_one(Refusal::PrefixBudget, host.ip, hit, ms)
                 }
                 EngineEvent::BudgetRefusals { count, .. } => {
-                    let rest =
-                        count.saturating_sub(std::mem::take(&mut o.budget_refusals_reported));
-                    o.stats.note_refusals(Refusal::PrefixBudget, rest);
+                    o.refused_rest(Refusal::PrefixBudget, *count)
                 }
                 EngineEvent::LoneRefused { host } => {
-                    o.stats.note_refusal(Refusal::LoneBudget);
-                    o.lone_refusals_reported += 1;
-                    if let Some(h) = hit {
-                        o.event(&events::Event::refusal(
-                            ms,
-                            host.ip,
-                            h.port,
-                            h.mode,
-                            Refusal::LoneBudget,
-                        ));
-                    }
+                    o.refused_one(Refusal::LoneBudget, host.ip, hit, ms)
                 }
                 EngineEvent::LoneRefusals { count, .. } => {
-                    let rest = count.saturating_sub(std::mem::take(&mut o.lone_refusals_reported));
-                    o.stats.note_refusals(Refusal::LoneBudget, rest);
+                    o.refused_rest(Refusal::LoneBudget, *count)
                 }
                 EngineEvent::BlocksShed { count, .. } => {
                     o.stats.note_refusals(Refusal::FloodQueue, *count)
@@ -230,6 +190,27 @@ impl Observer {
                 _ => {}
             }
         }
+    }
+
+    /// A refusal the engine reported on its own (its host's report was logged): counted at
+    /// once, with an event line.
+    fn refused_one(&mut self, why: Refusal, ip: std::net::IpAddr, hit: Option<&Hit>, ms: i64) {
+        self.stats.note_refusal(why);
+        if let Some(n) = Refusal::ALL.iter().position(|&r| r == why) {
+            self.refusals_reported[n] += 1;
+        }
+        if let Some(h) = hit {
+            self.event(&events::Event::refusal(ms, ip, h.port, h.mode, why));
+        }
+    }
+
+    /// The engine's summary of `count` refusals: those not reported one by one are counted.
+    fn refused_rest(&mut self, why: Refusal, count: u64) {
+        let told = Refusal::ALL
+            .iter()
+            .position(|&r| r == why)
+            .map_or(0, |n| std::mem::take(&mut self.refusals_reported[n]));
+        self.stats.note_refusals(why, count.saturating_sub(told));
     }
 
     /// A block (BLOCK_x 1 or 2) ended: counted by method when it succeeded, and an event line
