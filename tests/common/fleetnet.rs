@@ -305,10 +305,12 @@ impl Host {
         );
         lapi.bouncer(&format!("ps-{h}"), &run.p("bouncer.key"));
         // The scenarios scan from hundreds of addresses of one test prefix (the outage's 100
-        // IPv4 scanners are one /24): no prefix budget, which e2e_blockbudget covers.
+        // IPv4 scanners are one /24), and bench_fleet's flood blocks 10,000 forged sources
+        // seen once each: no prefix budget and no lone budget, which e2e_blockbudget and
+        // e2e_flood cover.
         run.write_config(&format!(
             "TCP_PORTS=\"{PORT}\"\nBLOCK_TCP=\"1\"\nBLOCK_UDP=\"0\"\nBLOCK_METHOD=\"nftables\"\n\
-             BLOCK_PREFIX_BUDGET=\"0\"\nBLOCK_TIMEOUT=\"3600\"\nCROWDSEC_CREDENTIALS=\"{d}/lapi.yaml\"\n\
+             BLOCK_PREFIX_BUDGET=\"0\"\nBLOCK_LONE_BUDGET=\"0\"\nBLOCK_TIMEOUT=\"3600\"\nCROWDSEC_CREDENTIALS=\"{d}/lapi.yaml\"\n\
              CROWDSEC_BOUNCER_KEY_FILE=\"{d}/bouncer.key\"\nCROWDSEC_PULL_INTERVAL=\"1\"\n"
         ));
         let host = Host {
