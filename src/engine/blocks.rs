@@ -53,7 +53,7 @@ pub(super) const UNKNOWN: u32 = u32::MAX;
 /// the last above that.
 pub(super) const TIERS: usize = 11;
 
-/// The tier of an evidence score (see [`TIERS`]).
+/// The tier of an evidence score (see [`TIERS`]); tier 0 is `super::limits::seen_once`.
 pub(super) fn tier(score: u32) -> usize {
     let bits = 32 - score.max(2).saturating_sub(1).leading_zeros() as usize;
     (bits - 1).min(TIERS - 1)
@@ -158,11 +158,7 @@ impl Blocks {
                 };
                 let Some(v) = victim else { break };
                 // Entries of blocks gone or re-made since are skipped.
-                let current = self
-                    .map
-                    .get(&v)
-                    .is_some_and(|b| b.evidence != UNKNOWN && tier(b.evidence) == t);
-                if !current || v == ip {
+                if !stands(&self.map, v, t) || v == ip {
                     continue;
                 }
                 let b = self.remove(v)?;
@@ -188,15 +184,11 @@ impl Blocks {
             return;
         }
         let map = &self.map;
-        let live = |ip: IpAddr, t: usize| {
-            map.get(&ip)
-                .is_some_and(|b| b.evidence != UNKNOWN && tier(b.evidence) == t)
-        };
         for (t, q) in self.weak4.iter_mut().enumerate() {
-            q.retain(|&a| live(IpAddr::from(a.to_be_bytes()), t));
+            q.retain(|&a| stands(map, IpAddr::from(a.to_be_bytes()), t));
         }
         for (t, q) in self.weak6.iter_mut().enumerate() {
-            q.retain(|&a| live(IpAddr::from(a.to_be_bytes()), t));
+            q.retain(|&a| stands(map, IpAddr::from(a.to_be_bytes()), t));
         }
     }
 
@@ -348,6 +340,13 @@ impl Blocks {
     }
 }
 
+/// Does a tier `t` entry for `ip` still stand for a block made here (not gone, not re-made
+/// with other evidence, not found in the set)?
+fn stands(map: &HashMap<IpAddr, Block>, ip: IpAddr, t: usize) -> bool {
+    map.get(&ip)
+        .is_some_and(|b| b.evidence != UNKNOWN && tier(b.evidence) == t)
+}
+
 /// The job that ends `b`'s block of `ip`: its hosts.deny line removed, then KILL_ROUTE_UNDO
 /// run (on expiry). None when there is nothing to do.
 fn end_job(ip: IpAddr, b: Block, expired: bool) -> Option<Job> {
@@ -401,6 +400,10 @@ mod tests {
             .map(|&s| tier(s))
             .collect();
         assert_eq!(t, vec![0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 9, 10, 10]);
+        // Tier 0 is what BLOCK_LONE_BUDGET counts: below the evidence lane.
+        for s in 0..2000 {
+            assert_eq!(tier(s) == 0, super::super::limits::seen_once(s), "{s}");
+        }
     }
 
     fn ip(s: &str) -> IpAddr {

@@ -221,8 +221,9 @@ impl Budget {
     }
 }
 
-/// BLOCK_LONE_BUDGET: the blocks of sources seen once (one packet to one port, evidence
-/// tier 0: what every forged source shows), over all prefixes.
+/// BLOCK_LONE_BUDGET: the blocks of sources seen once (one packet to one port, below every
+/// tier of the evidence lane, `super::limits::seen_once`: what every forged source shows),
+/// over all prefixes.
 ///
 /// Why. A flood from all of IPv4 or a large IPv6 range gives every packet a new source in a
 /// prefix of its own, so BLOCK_PREFIX_BUDGET lets each be blocked: before this, 100,000-
@@ -230,8 +231,8 @@ impl Budget {
 /// history and a blocked-file line), which made the daemon lose packets in its ring and, in
 /// about half the runs of `tests/e2e_flood.rs` on a quiet machine, the real scanner with them.
 /// Over this budget a source seen once is reported (within the report limits) but not
-/// blocked, and judged again at its next probe, which shows more evidence (tier 1 and up:
-/// never counted here). What a forger can do with it: keep sources that send a single
+/// blocked, and judged again at its next probe, which shows more evidence (a score of 3 and
+/// up: never counted here). What a forger can do with it: keep sources that send a single
 /// packet from being blocked while its flood lasts (they are as forged-looking as its own);
 /// not keep a scanner that probes twice from being blocked.
 #[derive(Debug, Clone, Default)]

@@ -129,6 +129,13 @@ fn tier_of(score: u32) -> Option<usize> {
     EVIDENCE_TIERS.iter().rposition(|&t| t <= score)
 }
 
+/// A source seen once: its score is below every tier of the lane (one packet to one port,
+/// what a forged source shows). BLOCK_LONE_BUDGET counts these, and they are the first
+/// blocks a full set gives up (`engine::blocks`).
+pub(super) fn seen_once(score: u32) -> bool {
+    tier_of(score).is_none()
+}
+
 /// How the report limits answered, for the counters (`portsentry status`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Admission {

@@ -134,7 +134,7 @@ impl Engine {
             return v;
         }
         if block != BlockMode::LogOnly
-            && super::blocks::tier(r.evidence) == 0
+            && super::limits::seen_once(r.evidence)
             && !self.lone.take(now, cfg.block_lone_budget)
         {
             // BLOCK_LONE_BUDGET spent: a source seen once (one packet, one port) is reported,

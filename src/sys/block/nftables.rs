@@ -222,8 +222,8 @@ pub struct Batcher {
     full: bool,
     /// When the last batch was sent (None: never).
     last_start: Option<u64>,
-    /// Since when adds fail without a transaction, and why (see [`RETRY_MS`]).
-    hold: Option<(u64, Failure)>,
+    /// Since when adds fail without a transaction (see [`RETRY_MS`]).
+    hold: Option<u64>,
     /// Opened at the first batch; dropped after a socket error and opened again at the next.
     sock: Option<Socket>,
 }
@@ -416,7 +416,7 @@ impl Batcher {
             }
             Err(e) => {
                 if matches!(e.failure, Failure::SetFull | Failure::Missing) {
-                    self.hold = Some((now, e.failure));
+                    self.hold = Some(now);
                 }
                 if e.failure == Failure::SetFull {
                     if !self.full {
@@ -441,9 +441,9 @@ fn split(mut items: Vec<Item>, queue: &mut VecDeque<Vec<Item>>) {
     queue.push_front(items);
 }
 
-/// Do adds fail at `now` without a transaction? (`hold`: since when, and why.)
-fn held(hold: Option<(u64, Failure)>, now: u64) -> bool {
-    hold.is_some_and(|(at, _)| now.saturating_sub(at) < RETRY_MS)
+/// Do adds fail at `now` without a transaction? (`hold`: since when.)
+fn held(hold: Option<u64>, now: u64) -> bool {
+    hold.is_some_and(|at| now.saturating_sub(at) < RETRY_MS)
 }
 
 /// Keeps the lines of a `BLOCKED_FILE.<mode>` whose host is still in the set and drops the
@@ -481,14 +481,12 @@ mod tests {
     #[test]
     fn after_a_full_set_or_a_missing_table_adds_wait_a_second_before_the_next_transaction() {
         assert!(!held(None, 5_000));
-        for f in [Failure::SetFull, Failure::Missing] {
-            let h = Some((5_000, f));
-            assert!(held(h, 5_000));
-            assert!(held(h, 5_000 + RETRY_MS - 1));
-            assert!(!held(h, 5_000 + RETRY_MS), "{f:?}: one batch tries again");
-            // A clock that went back (a restored snapshot) never holds longer.
-            assert!(held(h, 4_000));
-        }
+        let h = Some(5_000);
+        assert!(held(h, 5_000));
+        assert!(held(h, 5_000 + RETRY_MS - 1));
+        assert!(!held(h, 5_000 + RETRY_MS), "one batch tries again");
+        // A clock that went back (a restored snapshot) never holds longer.
+        assert!(held(h, 4_000));
     }
 
     /// While held, a pump fails what waits at once and never opens a socket: a batcher
@@ -496,7 +494,7 @@ mod tests {
     #[test]
     fn a_held_batcher_fails_its_adds_without_a_transaction() {
         let mut b = Batcher::new(Set::Hosts4, 1000);
-        b.hold = Some((10_000, Failure::SetFull));
+        b.hold = Some(10_000);
         for t in 0..3 {
             b.push(Item {
                 token: t,
