@@ -16,6 +16,7 @@
 //! is judged again, with its evidence grown, on its next hit.
 
 use foldhash::{HashMap, HashMapExt};
+use std::hash::BuildHasher;
 use std::net::IpAddr;
 
 use super::event::Event;
@@ -274,6 +275,55 @@ impl Cap {
     }
 }
 
+/// Source prefixes seen once while the global report buckets were empty (their report
+/// counted in the summary's "other prefixes"), not tracked in the prefix table: a flood from
+/// all of IPv4 or a large IPv6 range brings a new prefix with nearly every packet, and
+/// tracking each cost a table insert and its share of the evictions that follow (measured:
+/// 13% of the daemon's CPU in such a flood at 400,000 packets a second). A prefix seen again
+/// while its note is there is tracked, its first report moved back to it, so the summary
+/// still names the prefixes a flood came from. Direct-mapped by the table's seeded hash
+/// (forged sources cannot choose their slot); a note overwritten by another prefix leaves
+/// its report with "other prefixes", as an eviction from the table does. Cleared with each
+/// summary, whose counts its notes refer to.
+#[derive(Debug, Clone)]
+struct Glimpsed {
+    slots: Vec<Option<IpAddr>>,
+}
+
+impl Glimpsed {
+    /// 4,096 slots: 72 KiB.
+    const SLOTS: usize = 4096;
+
+    fn new() -> Glimpsed {
+        Glimpsed {
+            slots: vec![None; Self::SLOTS],
+        }
+    }
+
+    fn at(&mut self, hash: u64) -> &mut Option<IpAddr> {
+        &mut self.slots[hash as usize % Self::SLOTS]
+    }
+
+    /// Was `key` noted (at its slot)? The note is taken.
+    fn take(&mut self, hash: u64, key: IpAddr) -> bool {
+        let slot = self.at(hash);
+        if *slot == Some(key) {
+            *slot = None;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn note(&mut self, hash: u64, key: IpAddr) {
+        *self.at(hash) = Some(key);
+    }
+
+    fn clear(&mut self) {
+        self.slots.fill(None);
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 struct PrefixState {
     bucket: Bucket,
@@ -289,6 +339,9 @@ pub(super) struct RateLimits {
     reports: Bucket,
     /// Report buckets per source prefix (bounded by `max_prefixes`).
     prefixes: HashMap<IpAddr, PrefixState>,
+    /// Prefixes seen once, while the global buckets were empty, and not tracked: see
+    /// [`Glimpsed`].
+    glimpsed: Glimpsed,
     reserve: Bucket,
     /// The evidence lane, one bucket per tier of [`EVIDENCE_TIERS`].
     tiers: [Bucket; EVIDENCE_TIERS.len()],
@@ -310,6 +363,7 @@ impl RateLimits {
             limits,
             reports: Bucket::per_sec(limits.report_burst, limits.reports_per_sec, 0),
             prefixes: HashMap::new(),
+            glimpsed: Glimpsed::new(),
             reserve: Bucket::per_sec(limits.reserve_burst, limits.reserve_per_sec, 0),
             tiers: [Bucket::new(TIER_BURST, 1, TIER_REFILL_MS, 0); EVIDENCE_TIERS.len()],
             quiet: 0,
@@ -332,14 +386,43 @@ impl RateLimits {
     pub(super) fn admit(&mut self, now: u64, src: IpAddr, evidence: Evidence) -> Admission {
         let limits = self.limits;
         let (key, _) = prefix_of(src);
-        if self.prefixes.len() >= limits.max_prefixes {
-            self.evict_prefixes(now);
+        if !self.prefixes.contains_key(&key) {
+            self.reports.refill(now);
+            self.reserve.refill(now);
+            // Both global buckets empty: a new prefix's full bucket cannot let the report
+            // out, so its entry would only carry this suppressed report to the summary (and
+            // be the first dropped when the table is full). The first sighting is noted
+            // instead; a second one tracks the prefix (with both reports counted).
+            if !self.reports.has() && !self.reserve.has() {
+                let slot = self.prefixes.hasher().hash_one(key);
+                if !self.glimpsed.take(slot, key) {
+                    if evidence_lane(&mut self.tiers, now, evidence) {
+                        return Admission::Evidence;
+                    }
+                    self.glimpsed.note(slot, key);
+                    self.quiet += 1;
+                    self.quiet_evicted += 1;
+                    return Admission::OverGlobal;
+                }
+                // Its first report went to "other prefixes": it is its prefix's again.
+                self.quiet_evicted = self.quiet_evicted.saturating_sub(1);
+                track(
+                    &mut self.prefixes,
+                    &mut self.quiet_evicted,
+                    self.limits,
+                    now,
+                    key,
+                )
+                .quiet += 1;
+            }
         }
-        let p = self.prefixes.entry(key).or_insert_with(|| PrefixState {
-            bucket: Bucket::per_sec(limits.prefix_burst, limits.prefix_per_sec, now),
-            last_seen: now,
-            quiet: 0,
-        });
+        let p = track(
+            &mut self.prefixes,
+            &mut self.quiet_evicted,
+            limits,
+            now,
+            key,
+        );
         p.bucket.refill(now);
         p.last_seen = now;
         let fresh = p.bucket.full();
@@ -354,39 +437,12 @@ impl RateLimits {
         if answer.allowed() {
             return answer;
         }
-        // The evidence lane: a token in the report's own tier, then one spent in each tier
-        // at or below it (so the lane as a whole is bounded by its tiers' buckets).
-        if let Some(t) = tier_of(evidence.score()) {
-            self.tiers[t].refill(now);
-            if self.tiers[t].has() {
-                for b in &mut self.tiers[..=t] {
-                    b.refill(now);
-                    if b.has() {
-                        b.spend();
-                    }
-                }
-                return Admission::Evidence;
-            }
+        if evidence_lane(&mut self.tiers, now, evidence) {
+            return Admission::Evidence;
         }
         p.quiet += 1;
         self.quiet += 1;
         answer
-    }
-
-    /// Make room in the prefix table: drop prefixes whose bucket has refilled (they behave
-    /// as new ones); if none, the least recently seen eighth. Their suppressed counts go to
-    /// "other prefixes" in the next summary.
-    fn evict_prefixes(&mut self, now: u64) {
-        self.quiet_evicted += evict_prefix_table(
-            &mut self.prefixes,
-            self.limits.max_prefixes,
-            |p| {
-                p.bucket.refill(now);
-                p.bucket.full()
-            },
-            |p| p.last_seen,
-            |p| p.quiet,
-        );
     }
 
     /// BLOCK_RATE_LIMIT (blocks per minute, 0: no cap): may one more block start at `now`?
@@ -439,6 +495,7 @@ impl RateLimits {
                 others,
             });
             self.quiet_evicted = 0;
+            self.glimpsed.clear();
         }
         if self.cap.refused > 0 {
             out.push(Event::BlocksRefused {
@@ -470,6 +527,55 @@ impl RateLimits {
             p.quiet > 0 || !p.bucket.full()
         });
     }
+}
+
+/// The evidence lane: a token in the report's own tier, then one spent in each tier at or
+/// below it (so the lane as a whole is bounded by its tiers' buckets). True: the report goes.
+fn evidence_lane(tiers: &mut [Bucket], now: u64, evidence: Evidence) -> bool {
+    let Some(t) = tier_of(evidence.score()) else {
+        return false;
+    };
+    tiers[t].refill(now);
+    if !tiers[t].has() {
+        return false;
+    }
+    for b in &mut tiers[..=t] {
+        b.refill(now);
+        if b.has() {
+            b.spend();
+        }
+    }
+    true
+}
+
+/// The report state of the prefix `key`, tracked from `now` if it was not. A full table makes
+/// room first: prefixes whose bucket has refilled (they behave as new ones) go, then if
+/// needed the least recently seen eighth; their suppressed counts go to `evicted`, "other
+/// prefixes" in the next summary.
+fn track<'a>(
+    prefixes: &'a mut HashMap<IpAddr, PrefixState>,
+    evicted: &mut u64,
+    limits: Limits,
+    now: u64,
+    key: IpAddr,
+) -> &'a mut PrefixState {
+    if prefixes.len() >= limits.max_prefixes && !prefixes.contains_key(&key) {
+        *evicted += evict_prefix_table(
+            prefixes,
+            limits.max_prefixes,
+            |p| {
+                p.bucket.refill(now);
+                p.bucket.full()
+            },
+            |p| p.last_seen,
+            |p| p.quiet,
+        );
+    }
+    prefixes.entry(key).or_insert_with(|| PrefixState {
+        bucket: Bucket::per_sec(limits.prefix_burst, limits.prefix_per_sec, now),
+        last_seen: now,
+        quiet: 0,
+    })
 }
 
 /// The eviction of a table of source prefixes, shared by the report limits and the block

@@ -1126,6 +1126,72 @@ fn the_report_buckets_together_bound_the_total() {
     assert!(n >= 200 + 20 * 9, "{n}");
 }
 
+/// The summary's "N from P" parts, and its "other prefixes" count.
+fn summary_parts(line: &str) -> (Vec<(u64, String)>, u64) {
+    let rest = line.split_once(" seconds: ").map(|x| x.1).expect(line);
+    let mut named = Vec::new();
+    let mut others = 0;
+    for part in rest.trim_end_matches('.').split(", ") {
+        let (k, from) = part.split_once(" from ").expect(part);
+        let k = k.parse::<u64>().expect(part);
+        if from == "other prefixes" {
+            others = k;
+        } else {
+            named.push((k, from.to_string()));
+        }
+    }
+    (named, others)
+}
+
+#[test]
+fn a_flood_from_every_prefix_is_not_tracked_prefix_by_prefix_yet_the_summary_names_a_repeated_one()
+{
+    let l = Limits {
+        report_burst: 1,
+        reports_per_sec: 0,
+        reserve_burst: 1,
+        reserve_per_sec: 0,
+        ..Limits::default()
+    };
+    let mut e = Engine::new(l);
+    let c = cfg(BlockMode::LogOnly);
+    // Spend both global buckets.
+    assert!(reported(&mut e, 0, &c, v6(1, 1)));
+    assert!(reported(&mut e, 0, &c, v6(2, 1)));
+    let tracked = e.tracked_prefixes();
+    // 20,000 forged sources, each from a prefix of its own, and 300 from one /64 among
+    // them: nothing is logged, the new prefixes seen once are not tracked (each would have
+    // been a table entry), and the summary counts every report, naming the repeated /64 with
+    // all 300 of its own.
+    let mut logged = 0;
+    for i in 0..20_000u64 {
+        logged += u64::from(reported(&mut e, 1 + i / 10, &c, v6(1_000 + i, 1)));
+        if i % 64 == 0 {
+            logged += u64::from(reported(&mut e, 1 + i / 10, &c, v6(7, 1 + i)));
+        }
+    }
+    assert_eq!(logged, 0);
+    assert!(
+        e.tracked_prefixes() <= tracked + 1,
+        "{}",
+        e.tracked_prefixes()
+    );
+    let lines = e.tick(10_000).lines();
+    let (named, others) = summary_parts(&lines[0]);
+    assert_eq!(named[0], (313, "0:0:0:7::/64".to_string()), "{}", lines[0]);
+    assert_eq!(others, 20_000, "{}", lines[0]);
+    // A note left from before the summary (the last prefix noted: its slot still holds it)
+    // does not take a report from the next summary's "other prefixes".
+    assert!(!reported(&mut e, 10_001, &c, v6(1_000 + 19_999, 2)));
+    assert!(!reported(&mut e, 10_002, &c, v6(99_999, 1)));
+    let lines = e.tick(20_001).lines();
+    assert!(
+        lines[0].contains("2 reports suppressed") && lines[0].contains("2 from other prefixes"),
+        "{}",
+        lines[0]
+    );
+}
+
 #[test]
 fn the_prefix_table_stays_bounded_and_the_summary_counts_evicted_prefixes() {
     let l = Limits {
