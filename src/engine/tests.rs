@@ -163,6 +163,41 @@ fn other_hosts_cannot_evict_a_scanners_count() {
 }
 
 #[test]
+fn a_full_host_table_forgets_about_the_least_recently_seen_quarter_and_keeps_the_rest() {
+    let mut e = Engine::new(Limits::default());
+    let max = Limits::default().max_hosts as u64;
+    // Trigger 2: every host is counted and stays below it; host i last seen at i ms.
+    let host = |i: u64| IpAddr::from([10, (i >> 16) as u8, (i >> 8) as u8, i as u8]);
+    for i in 0..max {
+        gate(&mut e, i, host(i), Proto::Tcp, 2, &none());
+    }
+    assert_eq!(e.tracked_hosts(), max as usize);
+    // One more: the eviction runs (its cut from a sample of the table).
+    gate(&mut e, max, host(max), Proto::Tcp, 2, &none());
+    let gone = max as usize + 1 - e.tracked_hosts();
+    let quarter = max as usize / 4;
+    assert!(
+        gone.abs_diff(quarter) < quarter / 10,
+        "{gone} evicted, a quarter is {quarter}"
+    );
+    // The ones kept are the most recent: a second hit from the newest hosts before the cut
+    // reaches the trigger (they were remembered), one from the oldest does not.
+    for i in [max - 1, max - 2, max / 2] {
+        assert!(
+            matches!(
+                gate(&mut e, max + 1, host(i), Proto::Tcp, 2, &none()),
+                Gate::Respond(_)
+            ),
+            "{i}"
+        );
+    }
+    assert_eq!(
+        gate(&mut e, max + 1, host(0), Proto::Tcp, 2, &none()),
+        Gate::BelowTrigger
+    );
+}
+
+#[test]
 fn hits_outside_the_window_do_not_count() {
     let l = Limits {
         trigger_window_ms: 1000,
