@@ -442,6 +442,13 @@ fn a_flood_that_fills_the_set_neither_blinds_the_daemon_nor_keeps_a_scanner_out(
         run.log.arrival_containing(&blocked).is_some() && set.contains(SCANNER4),
         "the real scanner is not in the full set"
     );
+    // Counted where an admin looks: every room made, its line logged or summed up.
+    let evictions = run.status_json()["counters"]["evictions"].as_u64();
+    eprintln!("{test}: status counts {evictions:?} unblocks to make room");
+    assert!(
+        evictions.is_some_and(|n| n >= 1),
+        "status counts no room made: {evictions:?}"
+    );
     eprintln!("{test}: packet path:\n{}", run.path_text());
     // Logged reports (a burst of 200, then about 20 a second, and the reserve) may each
     // log their failure; the ~19,000 quiet ones may not.

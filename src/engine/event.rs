@@ -226,4 +226,12 @@ pub enum Event {
         /// Over how many seconds.
         seconds: u64,
     },
+    /// Blocks unblocked to make room (as [`Event::Evicted`]) in the last `seconds` for
+    /// sources whose reports the report limits held back (so no line named them).
+    QuietEvictions {
+        /// How many.
+        count: u64,
+        /// Over how many seconds.
+        seconds: u64,
+    },
 }

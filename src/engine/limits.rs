@@ -355,6 +355,9 @@ pub(super) struct RateLimits {
     /// Blocks of reports over the limits that the executor's full flood queue dropped since
     /// the last summary.
     shed: u64,
+    /// Blocks unblocked to make room for sources whose reports were held back, since the
+    /// last summary.
+    evicted: u64,
 }
 
 impl RateLimits {
@@ -371,6 +374,7 @@ impl RateLimits {
             last_summary: 0,
             cap: Cap::default(),
             shed: 0,
+            evicted: 0,
         }
     }
 
@@ -457,6 +461,11 @@ impl RateLimits {
         self.shed += 1;
     }
 
+    /// A block was unblocked to make room for a source whose report was held back.
+    pub(super) fn note_quiet_eviction(&mut self) {
+        self.evicted += 1;
+    }
+
     /// True the first time the cap is reached in an episode (it is announced then).
     pub(super) fn announce_cap(&mut self) -> bool {
         self.cap.announce()
@@ -466,7 +475,7 @@ impl RateLimits {
     /// most) and of the blocks BLOCK_RATE_LIMIT refused, at most once per interval.
     pub(super) fn summaries(&mut self, now: u64) -> Vec<Event> {
         let mut out = Vec::new();
-        if (self.quiet == 0 && self.cap.refused == 0 && self.shed == 0)
+        if (self.quiet == 0 && self.cap.refused == 0 && self.shed == 0 && self.evicted == 0)
             || now.saturating_sub(self.last_summary) < self.limits.summary_interval_ms
         {
             return out;
@@ -506,6 +515,12 @@ impl RateLimits {
         if self.shed > 0 {
             out.push(Event::BlocksShed {
                 count: std::mem::take(&mut self.shed),
+                seconds,
+            });
+        }
+        if self.evicted > 0 {
+            out.push(Event::QuietEvictions {
+                count: std::mem::take(&mut self.evicted),
                 seconds,
             });
         }

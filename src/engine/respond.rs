@@ -198,12 +198,17 @@ impl Engine {
                 if cfg.block_method == BlockMethod::Nftables {
                     if let Some((old, old_evidence, end)) = self.make_room(cfg, ip, r.evidence) {
                         steps.push(Step::NftDel { addr: old });
-                        v.log.push(Event::Evicted {
-                            old,
-                            old_evidence,
-                            new: ip,
-                            new_evidence: r.evidence,
-                        });
+                        if r.quiet {
+                            // No line names the newcomer: counted for the summary.
+                            self.rates.note_quiet_eviction();
+                        } else {
+                            v.log.push(Event::Evicted {
+                                old,
+                                old_evidence,
+                                new: ip,
+                                new_evidence: r.evidence,
+                            });
+                        }
                         ended.extend(end);
                     }
                     steps.push(Step::NftAdd {

@@ -2029,6 +2029,78 @@ fn a_full_set_makes_room_for_more_evidence_and_only_for_it() {
     );
 }
 
+/// Room made for a source whose report the limits held back is not silent: no line names
+/// the newcomer, so the summary counts the hosts unblocked for such sources.
+#[test]
+fn room_made_for_a_source_over_the_report_limits_is_counted_in_the_summary() {
+    let mut e = Engine::new(Limits {
+        report_burst: 14,
+        reports_per_sec: 0,
+        reserve_burst: 0,
+        reserve_per_sec: 0,
+        ..Limits::default()
+    });
+    let c = Config {
+        block_method: crate::config::BlockMethod::Nftables,
+        block_set_size: 14,
+        block_lone_budget: None,
+        kill_route: None,
+        kill_hosts_deny: None,
+        kill_run_cmd: None,
+        ..cfg(BlockMode::Block)
+    };
+    let stealth = |src: IpAddr, port: u16| Hit {
+        src,
+        detail: Detail::TcpScan(crate::capture::classify::TcpScanType::Syn),
+        ..hit(A, port, Mode::Stcp)
+    };
+    // Fourteen one-packet sources fill the set and spend the reports.
+    for i in 0..14u8 {
+        let (_, v) = step(&mut e, 0, &c, &stealth(IpAddr::from([203, 0, 113, i]), 1));
+        let v = v.unwrap();
+        assert!(!v.lines().is_empty());
+        e.job_done(0, &v.job().unwrap(), true);
+    }
+    // Twelve scanners probe twice: their second probe shows more evidence and gets room;
+    // the evidence lane logs the first ten (a line each), the last two are over it.
+    let mut logged = 0;
+    let mut quiet = 0;
+    for i in 0..12u8 {
+        let src = IpAddr::from([10, i, 0, 1]);
+        let (_, v) = step(&mut e, 10, &c, &stealth(src, 1));
+        e.job_done(10, &v.unwrap().job().unwrap(), false);
+        let (_, v) = step(&mut e, 10, &c, &stealth(src, 2));
+        let v = v.unwrap();
+        let job = v.job().unwrap();
+        assert!(
+            matches!(&job.steps[..], [Step::NftDel { .. }, Step::NftAdd { .. }]),
+            "{job:?}"
+        );
+        if v.lines()
+            .iter()
+            .any(|l| l.contains("unblocked to make room"))
+        {
+            logged += 1;
+        } else {
+            assert!(v.lines().is_empty(), "{:?}", v.lines());
+            quiet += 1;
+        }
+        e.job_done(10, &job, true);
+    }
+    assert_eq!((logged, quiet), (10, 2));
+    let lines: Vec<String> = e
+        .tick(20_000)
+        .log
+        .iter()
+        .map(crate::observe::report::event_line)
+        .collect();
+    assert!(
+        lines.iter().any(|l| l
+            == "attackalert: 2 hosts unblocked in the last 20 seconds to make room in full nftables sets for sources with more evidence, whose reports were held back by the report limits"),
+        "{lines:?}"
+    );
+}
+
 /// The command method has no set to make room in: nothing is unblocked.
 #[test]
 fn the_command_method_never_unblocks_to_make_room() {

@@ -391,6 +391,16 @@ pub fn every_line() -> Vec<(&'static str, Class, String)> {
     add("blocks_shed", Security, r::blocks_shed(9000, 10, 4096));
     add("blocks_shed", Security, r::blocks_shed(1, 10, 4096));
     add(
+        "nft_evicted_quietly",
+        Security,
+        r::nft_evicted_quietly(1, 10),
+    );
+    add(
+        "nft_evicted_quietly",
+        Security,
+        r::nft_evicted_quietly(350, 10),
+    );
+    add(
         "block_budget_spent",
         Security,
         r::block_budget_spent("2001:db8:f::".parse().unwrap(), 64, 16, 4),

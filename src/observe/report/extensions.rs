@@ -191,6 +191,17 @@ pub fn nft_evicted(old: IpAddr, new: IpAddr, e_old: u32, e_new: u32) -> String {
     )
 }
 
+/// Every summary interval, the blocks unblocked to make room for sources whose reports the
+/// limits held back: `attackalert: {n} hosts unblocked in the last {seconds} seconds to make
+/// room in full nftables sets for sources with more evidence, whose reports were held back
+/// by the report limits`.
+pub fn nft_evicted_quietly(n: u64, seconds: u64) -> String {
+    format!(
+        "attackalert: {} unblocked in the last {seconds} seconds to make room in full nftables sets for sources with more evidence, whose reports were held back by the report limits",
+        super::count(n, "host", "hosts")
+    )
+}
+
 /// At start-up: `adminalert: nftables table inet portsentry ready; {n} hosts blocked from
 /// before are kept`
 pub fn nft_ready(hosts: usize) -> String {

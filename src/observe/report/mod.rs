@@ -127,6 +127,7 @@ pub fn event_line(e: &Event) -> String {
         Event::BlocksShed { count, seconds } => {
             blocks_shed(*count, *seconds, crate::engine::FLOOD_QUEUE_MAX)
         }
+        Event::QuietEvictions { count, seconds } => nft_evicted_quietly(*count, *seconds),
     }
 }
 

@@ -318,6 +318,7 @@ pub struct Stats {
     command_failures: u64,
     expiries: u64,
     unblocks: u64,
+    evictions: u64,
     in_force: u64,
     soonest_expiry: Option<i64>,
     nft_sets: Vec<SetFill>,
@@ -380,6 +381,7 @@ impl Stats {
             command_failures: 0,
             expiries: 0,
             unblocks: 0,
+            evictions: 0,
             in_force: 0,
             soonest_expiry: None,
             nft_sets: Vec::new(),
@@ -491,6 +493,12 @@ impl Stats {
         self.unblocks += 1;
     }
 
+    /// `n` blocks were lifted to make room in a full nftables set for sources with more
+    /// evidence.
+    pub fn note_evictions(&mut self, n: u64) {
+        self.evictions = self.evictions.saturating_add(n);
+    }
+
     /// The configuration was reloaded at `now`; the counters stay.
     pub fn note_reload(&mut self, now: i64) {
         self.last_reload = Some(now);
@@ -546,6 +554,7 @@ impl Stats {
             command_failures: self.command_failures,
             expiries: self.expiries,
             unblocks: self.unblocks,
+            evictions: self.evictions,
             bad_checksum_packets: self.evasion.bad_checksum,
             fragments: self.evasion.fragments,
             datagrams_reassembled: self.evasion.reassembled,

@@ -228,6 +228,11 @@ pub fn prometheus(s: &Snapshot) -> String {
                 "Blocks lifted by hand.",
                 c.unblocks,
             ),
+            (
+                "portsentry_evictions_total",
+                "Blocks lifted to make room in a full nftables set for a source with more evidence.",
+                c.evictions,
+            ),
         ] {
             f.single(name, "counter", help, v);
         }

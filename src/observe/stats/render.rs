@@ -165,6 +165,7 @@ pub fn text(s: &Snapshot) -> String {
             ("command failures", c.command_failures),
             ("block expiries", c.expiries),
             ("unblocks by hand", c.unblocks),
+            ("unblocks to make room", c.evictions),
         ]
         .iter()
         .map(|(k, v)| vec![(*k).to_string(), v.to_string()])

@@ -135,6 +135,9 @@ pub struct Counters {
     /// The most bytes the reassembly cache ever held.
     #[serde(default)]
     pub fragment_cache_peak_bytes: u64,
+    /// Blocks lifted to make room in a full nftables set for a source with more evidence.
+    #[serde(default)]
+    pub evictions: u64,
 }
 
 /// The packet path since start, stage by stage (issue 23): what the kernel's capture ring took

@@ -103,6 +103,7 @@ fn sample() -> (Stats, Identity, i64) {
     s.note_command_failure();
     s.note_expiry();
     s.note_unblock();
+    s.note_evictions(2);
     s.note_reload(now - 60);
     s.set_blocks_in_force(1, Some(now + 3000));
     s.set_unwatched(vec![(Mode::Stcp, vec![22, 8080])]);

@@ -177,6 +177,8 @@ impl Observer {
                 EngineEvent::BlocksShed { count, .. } => {
                     o.stats.note_refusals(Refusal::FloodQueue, *count)
                 }
+                EngineEvent::Evicted { .. } => o.stats.note_evictions(1),
+                EngineEvent::QuietEvictions { count, .. } => o.stats.note_evictions(*count),
                 EngineEvent::HitsSuppressed { count, .. } => {
                     o.stats.note_suppressed(Suppression::Repeat, *count)
                 }
