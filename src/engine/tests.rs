@@ -714,15 +714,21 @@ fn a_flood_of_distinct_sources_is_rate_limited_with_a_summary_but_still_blocked(
     assert!(e.tick(30_000).lines().is_empty(), "nothing new to say");
 }
 
-#[test]
-fn log_only_reports_over_the_rate_leave_no_job() {
-    let l = Limits {
+/// Limits with one report in the global bucket and one in the reserve, never refilled: the
+/// next reports are over the limits.
+fn one_report_and_one_reserve() -> Limits {
+    Limits {
         report_burst: 1,
         reports_per_sec: 0,
         reserve_burst: 1,
         reserve_per_sec: 0,
         ..Limits::default()
-    };
+    }
+}
+
+#[test]
+fn log_only_reports_over_the_rate_leave_no_job() {
+    let l = one_report_and_one_reserve();
     let mut e = Engine::new(l);
     let c = cfg(BlockMode::LogOnly);
     assert!(
@@ -1181,13 +1187,7 @@ fn summary_parts(line: &str) -> (Vec<(u64, String)>, u64) {
 #[test]
 fn a_flood_from_every_prefix_is_not_tracked_prefix_by_prefix_yet_the_summary_names_a_repeated_one()
 {
-    let l = Limits {
-        report_burst: 1,
-        reports_per_sec: 0,
-        reserve_burst: 1,
-        reserve_per_sec: 0,
-        ..Limits::default()
-    };
+    let l = one_report_and_one_reserve();
     let mut e = Engine::new(l);
     let c = cfg(BlockMode::LogOnly);
     // Spend both global buckets.
@@ -1265,13 +1265,7 @@ fn the_prefix_table_stays_bounded_and_the_summary_counts_evicted_prefixes() {
 
 #[test]
 fn over_the_rate_a_log_only_report_skips_the_lookup_and_the_formatting() {
-    let l = Limits {
-        report_burst: 1,
-        reports_per_sec: 0,
-        reserve_burst: 1,
-        reserve_per_sec: 0,
-        ..Limits::default()
-    };
+    let l = one_report_and_one_reserve();
     let mut e = Engine::new(l);
     let c = cfg(BlockMode::LogOnly);
     assert!(reported(&mut e, 0, &c, ip(A)));
@@ -1403,13 +1397,7 @@ fn block_rate_limit_zero_is_no_cap_and_log_only_reports_do_not_count() {
 
 #[test]
 fn a_refused_block_over_the_report_rate_logs_only_the_announcement() {
-    let l = Limits {
-        report_burst: 1,
-        reports_per_sec: 0,
-        reserve_burst: 1,
-        reserve_per_sec: 0,
-        ..Limits::default()
-    };
+    let l = one_report_and_one_reserve();
     let mut e = Engine::new(l);
     let c = capped(1);
     let mut lines = Vec::new();
