@@ -390,6 +390,8 @@ impl RateLimits {
     pub(super) fn admit(&mut self, now: u64, src: IpAddr, evidence: Evidence) -> Admission {
         let limits = self.limits;
         let (key, _) = prefix_of(src);
+        // A report of this prefix counted in "other prefixes" at its first sighting.
+        let mut carried = 0;
         if !self.prefixes.contains_key(&key) {
             self.reports.refill(now);
             self.reserve.refill(now);
@@ -410,14 +412,7 @@ impl RateLimits {
                 }
                 // Its first report went to "other prefixes": it is its prefix's again.
                 self.quiet_evicted = self.quiet_evicted.saturating_sub(1);
-                track(
-                    &mut self.prefixes,
-                    &mut self.quiet_evicted,
-                    self.limits,
-                    now,
-                    key,
-                )
-                .quiet += 1;
+                carried = 1;
             }
         }
         let p = track(
@@ -427,6 +422,7 @@ impl RateLimits {
             now,
             key,
         );
+        p.quiet += carried;
         p.bucket.refill(now);
         p.last_seen = now;
         let fresh = p.bucket.full();
