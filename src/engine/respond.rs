@@ -42,13 +42,15 @@ impl Engine {
             Proto::Tcp => cfg.block_tcp,
             Proto::Udp => cfg.block_udp,
         };
+        // Asked once (a flood of forged sources comes through here).
+        let refusal = protected.reason(ip);
         // Over the rate nothing is logged: only a block is still carried out and recorded,
-        // so skip building the events (a flood of forged sources comes through here).
+        // so skip building the events.
         if r.quiet
             && (r.report_only
                 || r.already_blocked
                 || block == BlockMode::LogOnly
-                || protected.reason(ip).is_some())
+                || refusal.is_some())
         {
             return v;
         }
@@ -100,7 +102,7 @@ impl Engine {
             });
             return quiet(v, r);
         }
-        if let Some(reason) = protected.reason(ip) {
+        if let Some(reason) = refusal {
             v.log.push(Event::Refused { ip, reason });
             return quiet(v, r);
         }
