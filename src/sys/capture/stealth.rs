@@ -203,6 +203,12 @@ impl Stealth {
         self.capture.fd()
     }
 
+    /// The last ring pass held a flood's worth of packets: the loop leaves the ring alone
+    /// for [`REST_MS`](crate::sys::capture::ring::REST_MS) (see there).
+    pub fn busy(&self) -> bool {
+        self.capture.busy()
+    }
+
     /// While the ring is being set up, the loop polls every few ms and calls this.
     pub fn ring_pending(&self) -> bool {
         self.capture.ring_pending()

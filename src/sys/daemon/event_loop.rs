@@ -32,6 +32,7 @@ use crate::observe::report;
 use crate::sys::block::exec::Executor;
 use crate::sys::block::files;
 use crate::sys::capture::listen::Listener;
+use crate::sys::capture::ring;
 use crate::sys::capture::stealth::{self, Stealth};
 use crate::sys::config::ignore_file::IgnoreFile;
 use crate::sys::daemon::notify::Notifier;
@@ -62,6 +63,9 @@ pub struct Daemon {
     /// Addresses never blocked (this host's, gateways); refreshed every minute and on reload.
     pub(in crate::sys) protected: Protected,
     pub(in crate::sys) last_protected: u64,
+    /// After a busy ring pass, when the ring is polled again (monotonic ms; see
+    /// `ring::REST_MS`).
+    pub(in crate::sys) ring_rest_until: u64,
     pub(in crate::sys) resolver: resolve::Resolver,
     /// Blocked-file and history lines of this loop turn, written at its end.
     pub(in crate::sys) appends: files::Appends,
@@ -119,6 +123,9 @@ impl Daemon {
             }
             if ready.ring {
                 self.serve_capture(false);
+                if self.stealth.as_ref().is_some_and(Stealth::busy) {
+                    self.ring_rest_until = clock::now_ms() + ring::REST_MS;
+                }
             }
             if ready.fleet {
                 self.log_fleet();
@@ -160,6 +167,14 @@ impl Daemon {
         } else {
             1000
         };
+        // Resting after a busy ring pass: the ring is left out of this wait, which ends when
+        // the rest does.
+        let rest = self.ring_rest_until.saturating_sub(clock::now_ms());
+        let timeout = if rest > 0 {
+            timeout.min(rest as u16)
+        } else {
+            timeout
+        };
         let timeout = self
             .notify
             .max_sleep_ms()
@@ -182,7 +197,7 @@ impl Daemon {
         // The capture, if any: the ring (once attached), then its doorbell when in use.
         let (mut ring_at, mut bell_at) = (None, None);
         if let Some(st) = &self.stealth {
-            if let Some(r) = st.fd() {
+            if let Some(r) = st.fd().filter(|_| rest == 0) {
                 ring_at = Some(fds.len());
                 fds.push(PollFd::new(r, PollFlags::POLLIN));
             }

@@ -538,6 +538,7 @@ impl Daemon {
             listeners: s.listeners,
             signals: s.signals,
             last_protected: now,
+            ring_rest_until: 0,
             stealth: s.stealth,
             protected: crate::config::protect::Protected::default(),
             resolver: resolve::Resolver::default(),
