@@ -22,7 +22,7 @@
 //! the raw `__be32`), so they are decoded with native endianness: the text comes from the host
 //! we run on.
 
-use std::collections::HashSet;
+use foldhash::HashSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// Which `/proc/net` file a text came from.

@@ -21,7 +21,7 @@
 //!
 //! Pure: facts come in as data.
 
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashMapExt, HashSet};
 use std::net::{IpAddr, SocketAddr};
 
 use crate::capture::bpf::{FilterSpec, PortSet};

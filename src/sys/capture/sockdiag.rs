@@ -163,7 +163,7 @@ fn diag_dump(asks: &[(u8, u8, u32)]) -> nix::Result<SockTable> {
 
 /// The ports with a listening SCTP endpoint (none when the SCTP module is not loaded: then no
 /// SCTP service can exist; reading the file never loads it).
-pub fn read_sctp_listeners() -> std::collections::HashSet<u16> {
+pub fn read_sctp_listeners() -> foldhash::HashSet<u16> {
     std::fs::read_to_string("/proc/net/sctp/eps")
         .map(|t| crate::capture::socktable::sctp_eps_ports(&t))
         .unwrap_or_default()

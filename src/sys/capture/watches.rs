@@ -4,7 +4,9 @@
 //! would accept the probe (a TCP listener; a UDP socket that would receive the datagram), never
 //! TIME_WAIT, established or outgoing connections (issue 24). `stealth` runs the capture.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::BTreeSet;
+
+use foldhash::HashSet;
 use std::net::{IpAddr, SocketAddr};
 
 use crate::capture::bpf::PortSet;
