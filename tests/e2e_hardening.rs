@@ -380,6 +380,17 @@ fn a_flood_from_100000_forged_sources_stays_bounded_and_the_daemon_responsive() 
         run.path_text()
     );
     assert!(hwm < 64 * 1024, "peak RSS {hwm} kB");
+    // The flood was read several blocks a pass: the loop rested after busy passes (and the
+    // status says how often), where a pass per block cost a wake-up and a socket read each.
+    let capture = run.status_json()["path"]["capture"].clone();
+    let (passes, rests) = (
+        capture["ring_passes"].as_u64().unwrap_or(0),
+        capture["ring_rests"].as_u64().unwrap_or(0),
+    );
+    assert!(
+        rests >= 1 && rests <= passes,
+        "{rests} rests in {passes} ring passes"
+    );
     // All prefixes: the global and reserve buckets (200 + 20/s, 20 + 2/s); the forged
     // prefix alone: its own bucket (20 + 2/s).
     let secs = t0.elapsed().as_secs() as usize + 2;

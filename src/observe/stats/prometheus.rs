@@ -263,6 +263,16 @@ pub fn prometheus(s: &Snapshot) -> String {
                     c.bell_packets,
                 ),
                 (
+                    "portsentry_capture_ring_passes_total",
+                    "Passes over the capture ring that read packets.",
+                    c.ring_passes,
+                ),
+                (
+                    "portsentry_capture_ring_rests_total",
+                    "Busy ring passes after which the loop rested before the next, so a flood is read several blocks a pass.",
+                    c.ring_rests,
+                ),
+                (
                     "portsentry_capture_copies_skipped_total",
                     "Captured packets skipped as the second copy of one judged.",
                     c.copies_skipped,

@@ -314,6 +314,8 @@ pub fn path_rows(p: &PacketPath) -> Vec<(&'static str, u64)> {
             ("capture ring: packets", c.ring_packets),
             ("  lost (ring full)", c.ring_drops),
             ("doorbell: packets read", c.bell_packets),
+            ("ring passes", c.ring_passes),
+            ("ring rests (busy passes)", c.ring_rests),
             ("second copies skipped", c.copies_skipped),
             ("packets parsed", c.parsed),
             ("  malformed", c.malformed),

@@ -160,6 +160,14 @@ pub struct CapturePath {
     pub ring_drops: u64,
     /// Packets read from the doorbell socket (while traffic is light).
     pub bell_packets: u64,
+    /// Passes over the ring that read packets (each one wake-up of the loop and, when a
+    /// candidate's port is not known to be in use, one fresh read of the listening sockets).
+    #[serde(default)]
+    pub ring_passes: u64,
+    /// Of those, the busy ones after which the loop rested before the next pass (so that a
+    /// flood is read several blocks a pass: `ring::REST_MS`).
+    #[serde(default)]
+    pub ring_rests: u64,
     /// Packets read from the ring or the doorbell whose other copy had been judged.
     pub copies_skipped: u64,
     /// Packets parsed (one copy of each packet read).

@@ -82,6 +82,8 @@ fn sample() -> (Stats, Identity, i64) {
         ring_packets: 66,
         ring_drops: 2,
         bell_packets: 9,
+        ring_passes: 7,
+        ring_rests: 2,
         copies_skipped: 9,
         parsed: 64,
         malformed: 1,

@@ -129,6 +129,10 @@ pub struct CopyCounts {
     pub bell: u64,
     /// Packets (from the ring or the doorbell) skipped as the second copy of one judged.
     pub skipped: u64,
+    /// Ring passes that read packets.
+    pub passes: u64,
+    /// Of those, the busy ones (a rest follows: [`Capture::busy`]).
+    pub rests: u64,
 }
 
 fn last_err<T>(what: &str) -> io::Result<T> {
@@ -485,6 +489,12 @@ impl Capture {
             self.bell_on = n < BELL_BUSY;
         }
         self.busy = n >= REST_AFTER && blocks < REST_BLOCKS_MAX;
+        if n > 0 {
+            self.counts.passes += 1;
+        }
+        if self.busy {
+            self.counts.rests += 1;
+        }
         n
     }
 

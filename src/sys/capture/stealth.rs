@@ -335,6 +335,7 @@ impl Stealth {
         self.bad_checksum += bad_checksum;
         let copies = self.capture.counts();
         (self.totals.bell_packets, self.totals.copies_skipped) = (copies.bell, copies.skipped);
+        (self.totals.ring_passes, self.totals.ring_rests) = (copies.passes, copies.rests);
         for (proto, ihl, src) in bad_ihl {
             if self.watches.get(proto).is_none() {
                 continue;
