@@ -72,8 +72,8 @@ pub struct Depends {
 /// addresses, then broadcast, gateways, LAPI, nameservers): `reason` is asked for every
 /// reported hit, and under a flood from all of IPv4 that is every forged packet. Five sets
 /// took five hashes and probes a hit, twice on the way to a block (measured: 8% of the
-/// engine's time in `examples/engine_flood`, and with the cache misses of a flood's host
-/// table around it up to 18% of the daemon's samples at 570,000 packets a second).
+/// samples of `examples/engine_flood`; with one map its all4 flood went from 268 to 244 ns
+/// per hit).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Protected {
     addrs: HashMap<IpAddr, Reason>,
