@@ -182,12 +182,9 @@ fn dump_on(fd: &OwnedFd, buf: &mut [u8], asks: &[(u8, u8, u32)]) -> nix::Result<
             let n = recv(fd.as_raw_fd(), buf, MsgFlags::empty())?;
             match t.add_diag(proto == diag::IPPROTO_UDP, buf.get(..n).unwrap_or(&[])) {
                 DiagStatus::More => {}
-                DiagStatus::Done => {
-                    ended = true;
-                    break;
-                }
-                // EAFNOSUPPORT etc.: IPv6 or UDP diag not available; the others still count.
-                DiagStatus::Error(_) => {
+                // An error (EAFNOSUPPORT etc.: IPv6 or UDP diag not available) ends this dump
+                // too; the others still count.
+                DiagStatus::Done | DiagStatus::Error(_) => {
                     ended = true;
                     break;
                 }

@@ -5,9 +5,9 @@
 //! TIME_WAIT, established or outgoing connections (issue 24). `stealth` runs the capture.
 
 use std::collections::BTreeSet;
+use std::net::{IpAddr, SocketAddr};
 
 use foldhash::HashSet;
-use std::net::{IpAddr, SocketAddr};
 
 use crate::capture::bpf::PortSet;
 use crate::capture::socktable::SockTable;
