@@ -508,7 +508,7 @@ fn status_reads_the_snapshot_from_the_socket_beside_the_pid_file() {
     use portsentry::sys::observe::status_sock::StatusServer;
     let dir = tempfile::tempdir().unwrap();
     let now = portsentry::sys::clock::epoch();
-    let stats = known_stats(now);
+    let mut stats = known_stats(now);
     let id = Identity {
         pid: std::process::id(),
         modes: vec![Mode::Stcp, Mode::Udp],
@@ -642,7 +642,7 @@ fn the_metrics_file_parses_with_promtool_and_prometheus_client_and_its_counters_
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("portsentry.prom");
     let now = portsentry::sys::clock::epoch();
-    let stats = known_stats(now);
+    let mut stats = known_stats(now);
     let id = Identity {
         pid: 1,
         modes: vec![Mode::Stcp, Mode::Udp],

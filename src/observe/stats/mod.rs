@@ -330,6 +330,8 @@ pub struct Stats {
     ports: Tops<(Proto, u16)>,
     evasion: Evasion,
     unwatched: Vec<(Mode, Vec<u16>)>,
+    /// Probes counted, not yet in `probes` and the top lists (`batch`): every reader flushes.
+    pending: batch::Pending,
 }
 
 /// What the capture did about evasion (issue 18): bad checksums and fragments, as its own
@@ -393,6 +395,7 @@ impl Stats {
             prefixes: Tops::new(),
             ports: Tops::new(),
             unwatched: Vec::new(),
+            pending: batch::Pending::default(),
         }
     }
 
@@ -526,12 +529,18 @@ impl Stats {
     }
 
     /// Keys held by the top lists (bounded; for tests and measurements).
-    pub fn top_keys_held(&self) -> usize {
+    pub fn top_keys_held(&mut self) -> usize {
+        self.flush();
         self.sources.held() + self.prefixes.held() + self.ports.held()
     }
 
     /// The counter totals.
-    pub fn counters(&self) -> Counters {
+    pub fn counters(&mut self) -> Counters {
+        self.flush();
+        self.totals()
+    }
+
+    fn totals(&self) -> Counters {
         Counters {
             packets_judged: self.packets_judged.saturating_add(self.capture_packets),
             probes: self.probes.values().sum(),
@@ -565,13 +574,15 @@ impl Stats {
     }
 
     /// Everything, at `now` (epoch seconds), with times shown in `tz`.
-    pub fn snapshot(&self, now: i64, id: &Identity, tz: &TimeZone) -> Snapshot {
+    pub fn snapshot(&mut self, now: i64, id: &Identity, tz: &TimeZone) -> Snapshot {
+        self.flush();
         self.build(now, id, tz, true)
     }
 
     /// The same without the top lists (they are not metrics, and merging the windows' tables
     /// is most of a snapshot's cost): what METRICS_FILE renders every few seconds.
-    pub fn counters_snapshot(&self, now: i64, id: &Identity, tz: &TimeZone) -> Snapshot {
+    pub fn counters_snapshot(&mut self, now: i64, id: &Identity, tz: &TimeZone) -> Snapshot {
+        self.flush();
         self.build(now, id, tz, false)
     }
 
@@ -607,7 +618,7 @@ impl Stats {
                 .iter()
                 .map(|(m, p)| (m.as_str().to_string(), p.clone()))
                 .collect(),
-            counters: Some(self.counters()),
+            counters: Some(self.totals()),
             probes_by_kind: self
                 .probes
                 .iter()

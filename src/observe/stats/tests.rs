@@ -147,7 +147,7 @@ fn golden(name: &str, got: &str) {
 
 #[test]
 fn counters_equal_what_was_noted() {
-    let (s, _, _) = sample();
+    let (mut s, _, _) = sample();
     let c = s.counters();
     // 40 connects and datagrams, and the capture's incoming packets (50 no probe, 6 probes).
     assert_eq!(c.packets_judged, 96);
@@ -167,7 +167,7 @@ fn counters_equal_what_was_noted() {
 
 #[test]
 fn top_lists_rank_by_count_and_map_v4_in_v6_to_v4() {
-    let (s, id, now) = sample();
+    let (mut s, id, now) = sample();
     let snap = s.snapshot(now, &id, &tz());
     let v = |l: &[Top]| -> Vec<(String, u64)> {
         l.iter().map(|t| (t.value.clone(), t.count)).collect()
@@ -206,7 +206,7 @@ fn top_lists_rank_by_count_and_map_v4_in_v6_to_v4() {
 
 #[test]
 fn a_snapshot_says_when_counting_started_and_survives_json() {
-    let (s, id, now) = sample();
+    let (mut s, id, now) = sample();
     let snap = s.snapshot(now, &id, &tz());
     assert_eq!(snap.started.as_deref(), Some("2026-11-30T14:00:00+01:00"));
     assert_eq!(snap.uptime_seconds, Some(3600));
@@ -236,19 +236,19 @@ fn a_snapshot_says_when_counting_started_and_survives_json() {
 
 #[test]
 fn text_is_golden() {
-    let (s, id, now) = sample();
+    let (mut s, id, now) = sample();
     golden("status.txt", &render::text(&s.snapshot(now, &id, &tz())));
 }
 
 #[test]
 fn json_is_golden() {
-    let (s, id, now) = sample();
+    let (mut s, id, now) = sample();
     golden("status.json", &render::json(&s.snapshot(now, &id, &tz())));
 }
 
 #[test]
 fn prometheus_is_golden() {
-    let (s, id, now) = sample();
+    let (mut s, id, now) = sample();
     golden(
         "metrics.prom",
         &render::prometheus(&s.snapshot(now, &id, &tz())),
@@ -257,7 +257,7 @@ fn prometheus_is_golden() {
 
 #[test]
 fn prometheus_families_are_typed_once_and_samples_belong_to_them() {
-    let (s, id, now) = sample();
+    let (mut s, id, now) = sample();
     let text = render::prometheus(&s.snapshot(now, &id, &tz()));
     let mut typed = std::collections::BTreeSet::new();
     let mut current = String::new();
@@ -333,7 +333,7 @@ fn a_flood_of_forged_sources_keeps_memory_bounded_and_the_real_scanner_on_top() 
 
 #[test]
 fn the_metrics_need_no_top_lists_and_render_the_same() {
-    let (s, id, now) = sample();
+    let (mut s, id, now) = sample();
     let full = s.snapshot(now, &id, &tz());
     let lean = s.counters_snapshot(now, &id, &tz());
     assert!(lean.top_sources.is_empty() && lean.last_day.top_ports.is_empty());

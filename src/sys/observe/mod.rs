@@ -303,7 +303,7 @@ impl Observer {
         // accept() per turn was a wasted system call for each of thousands of turns a
         // second under a flood.
         if let Some(s) = self.status.as_mut().filter(|s| status_ready || s.busy()) {
-            let (stats, id, tz) = (&self.stats, &self.id, &self.tz);
+            let (stats, id, tz) = (&mut self.stats, &self.id, &self.tz);
             s.serve(now_ms, || {
                 render::json(&stats.snapshot(epoch, id, tz)).into_bytes()
             });
