@@ -13,15 +13,14 @@ use crate::capture::socklookup::{self, Answer};
 use crate::capture::socktable::{DiagStatus, ProcFile, SockTable, diag, diag_request};
 use crate::config::mode::Proto;
 
-/// The dumps of one protocol: TCP listeners only, UDP every socket (connected ones too: the
-/// table tells them apart), IPv4 and IPv6.
-fn asks(proto: Proto) -> [(u8, u8, u32); 2] {
+/// The dumps of one protocol: TCP listeners only, IPv4 and IPv6 in one dump (AF_UNSPEC:
+/// `socktable::tcp_request`; the kernel walks its listening hash once, not once per family:
+/// under a flood this read is made once per ring pass), UDP every socket (connected ones
+/// too: the table tells them apart), IPv4 and IPv6.
+fn asks(proto: Proto) -> &'static [(u8, u8, u32)] {
     match proto {
-        Proto::Tcp => [
-            (diag::AF_INET, diag::IPPROTO_TCP, diag::LISTEN_ONLY),
-            (diag::AF_INET6, diag::IPPROTO_TCP, diag::LISTEN_ONLY),
-        ],
-        Proto::Udp => [
+        Proto::Tcp => &[(diag::AF_UNSPEC, diag::IPPROTO_TCP, diag::LISTEN_ONLY)],
+        Proto::Udp => &[
             (diag::AF_INET, diag::IPPROTO_UDP, diag::ALL_STATES),
             (diag::AF_INET6, diag::IPPROTO_UDP, diag::ALL_STATES),
         ],
@@ -31,9 +30,8 @@ fn asks(proto: Proto) -> [(u8, u8, u32); 2] {
 /// Listening TCP sockets and UDP sockets, from NETLINK_SOCK_DIAG dumps (the kernel
 /// walks only its listening hash for TCP); the `/proc` text if netlink fails.
 pub fn read_listeners() -> SockTable {
-    let [a, b] = asks(Proto::Tcp);
-    let [c, d] = asks(Proto::Udp);
-    diag_dump(&[a, b, c, d]).unwrap_or_else(|_| read_table())
+    let both = [asks(Proto::Tcp), asks(Proto::Udp)].concat();
+    diag_dump(&both).unwrap_or_else(|_| read_table())
 }
 
 /// What would receive a probe of `proto` now: TCP listeners, or UDP sockets (one protocol's
@@ -162,37 +160,60 @@ fn diag_dump(asks: &[(u8, u8, u32)]) -> nix::Result<SockTable> {
 }
 
 /// The dumps of `asks` on `fd`; true when each ended (NLMSG_DONE or an error message), so
-/// nothing of them is left on the socket.
+/// nothing of them is left on the socket. An ask of family AF_UNSPEC (TCP, both families in
+/// one dump) that the kernel refuses is made again as one dump per family.
 fn dump_on(fd: &OwnedFd, buf: &mut [u8], asks: &[(u8, u8, u32)]) -> nix::Result<(SockTable, bool)> {
-    use nix::sys::socket::{MsgFlags, NetlinkAddr, recv, sendto};
     let mut t = SockTable::default();
     let mut clean = true;
-    for (seq, &(family, proto, states)) in asks.iter().enumerate() {
-        let req = diag_request(family, proto, states, seq as u32 + 1);
-        sendto(
-            fd.as_raw_fd(),
-            &req,
-            &NetlinkAddr::new(0, 0),
-            MsgFlags::empty(),
-        )?;
-        // Bounded: a dump ends with NLMSG_DONE; a kernel that never sends it is not waited
-        // for beyond this many datagrams.
-        let mut ended = false;
-        for _ in 0..100_000 {
-            let n = recv(fd.as_raw_fd(), buf, MsgFlags::empty())?;
-            match t.add_diag(proto == diag::IPPROTO_UDP, buf.get(..n).unwrap_or(&[])) {
-                DiagStatus::More => {}
-                // An error (EAFNOSUPPORT etc.: IPv6 or UDP diag not available) ends this dump
-                // too; the others still count.
-                DiagStatus::Done | DiagStatus::Error(_) => {
-                    ended = true;
-                    break;
-                }
+    let mut seq = 0;
+    for &(family, proto, states) in asks {
+        seq += 1;
+        let req = if family == diag::AF_UNSPEC {
+            crate::capture::socktable::tcp_request(states, seq)
+        } else {
+            diag_request(family, proto, states, seq)
+        };
+        let end = dump_one(fd, buf, &mut t, &req, proto == diag::IPPROTO_UDP)?;
+        if family == diag::AF_UNSPEC && matches!(end, Some(DiagStatus::Error(_))) {
+            for f in [diag::AF_INET, diag::AF_INET6] {
+                seq += 1;
+                let req = diag_request(f, proto, states, seq);
+                clean &= dump_one(fd, buf, &mut t, &req, false)?.is_some();
             }
+            continue;
         }
-        clean &= ended;
+        clean &= end.is_some();
     }
     Ok((t, clean))
+}
+
+/// One dump into `t`: how it ended (NLMSG_DONE or an error message), None if it did not.
+fn dump_one(
+    fd: &OwnedFd,
+    buf: &mut [u8],
+    t: &mut SockTable,
+    req: &[u8],
+    udp: bool,
+) -> nix::Result<Option<DiagStatus>> {
+    use nix::sys::socket::{MsgFlags, NetlinkAddr, recv, sendto};
+    sendto(
+        fd.as_raw_fd(),
+        req,
+        &NetlinkAddr::new(0, 0),
+        MsgFlags::empty(),
+    )?;
+    // Bounded: a dump ends with NLMSG_DONE; a kernel that never sends it is not waited
+    // for beyond this many datagrams.
+    for _ in 0..100_000 {
+        let n = recv(fd.as_raw_fd(), buf, MsgFlags::empty())?;
+        match t.add_diag(udp, buf.get(..n).unwrap_or(&[])) {
+            DiagStatus::More => {}
+            // An error (EAFNOSUPPORT etc.: IPv6 or UDP diag not available) ends this dump
+            // too; the others still count.
+            end => return Ok(Some(end)),
+        }
+    }
+    Ok(None)
 }
 
 /// The ports with a listening SCTP endpoint (none when the SCTP module is not loaded: then no
@@ -259,6 +280,28 @@ mod tests {
         assert!(flows.owns_flow(served.local_addr().unwrap(), served.peer_addr().unwrap()));
         assert!(flows.owns_flow(c.local_addr().unwrap(), c.peer_addr().unwrap()));
         drop((c, served));
+    }
+
+    /// One dump gives the TCP listeners of both families (the kernel walks its listening
+    /// hash once), the same as one dump per family.
+    #[test]
+    fn one_tcp_dump_finds_both_families_as_one_dump_each_does() {
+        let l4 = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let l6 = std::net::TcpListener::bind("[::1]:0").unwrap();
+        let (p4, p6) = (l4.local_addr().unwrap().port(), l6.local_addr().unwrap().port());
+        let one = diag_dump(asks(Proto::Tcp)).unwrap();
+        let each = diag_dump(&[
+            (diag::AF_INET, diag::IPPROTO_TCP, diag::LISTEN_ONLY),
+            (diag::AF_INET6, diag::IPPROTO_TCP, diag::LISTEN_ONLY),
+        ])
+        .unwrap();
+        for t in [&one, &each] {
+            assert!(t.tcp_listening(p4) && t.tcp_listening(p6));
+            assert_eq!(t.bad_lines, 0);
+        }
+        drop(l6);
+        let one = diag_dump(asks(Proto::Tcp)).unwrap();
+        assert!(one.tcp_listening(p4) && !one.tcp_listening(p6));
     }
 
     /// The exact lookup finds a connection by its 4-tuple, both ends, IPv4 and IPv6, also in
