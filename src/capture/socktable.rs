@@ -349,7 +349,10 @@ mod tests {
         assert_eq!(u16::from_ne_bytes(m[6..8].try_into().unwrap()), 0x301);
         assert_eq!(u32::from_ne_bytes(m[8..12].try_into().unwrap()), 7);
         assert_eq!(u32::from_ne_bytes(m[68..72].try_into().unwrap()), 1 << 10);
-        assert!(m[16..68].iter().all(|&b| b == 0), "both families, no filter");
+        assert!(
+            m[16..68].iter().all(|&b| b == 0),
+            "both families, no filter"
+        );
     }
 
     use super::*;

@@ -1,19 +1,24 @@
-//! Probes are counted in a pending batch ([`Pending`]) and go into the top lists at once: each
-//! distinct source, prefix and port once per flush, with its count. A flood repeats a few
-//! prefixes and ports (and, from one prefix, a few hundred sources) thousands of times a
-//! second; each update of a list costs two sketch updates (the hour's and the day's window),
-//! so one per key instead of one per probe. Measured with `examples/engine_flood.rs` (CPU time,
-//! best of 3, on this 2-core machine at load 15), the `prefix4` flood's 923 ns per hit became
-//! 395 when a capture round was batched; under `all4` (a new source and prefix each packet,
-//! nothing to merge) 1,354 became 1,404, a loss within that run's noise.
+//! The probes of one capture round counted at once ([`Stats::note_probes`]): the same counts
+//! as [`Stats::note_probe`] for each, but each distinct source, prefix and port goes into
+//! the top lists once, with its count. A flood repeats a few prefixes and ports (and, from
+//! one prefix, a few hundred sources) thousands of times a round; each update of a list costs
+//! two sketch updates (the hour's and the day's window), so one per key instead of one per
+//! probe; measured with `examples/engine_flood.rs` (CPU time, best of 3, on this 2-core
+//! machine at load 15), the `prefix4` flood's 923 ns per hit became 395; under `all4` (a new
+//! source and prefix each packet, nothing to merge) 1,354 became 1,404, a loss within that
+//! run's noise. Keys go in in the order they were first seen, so the lists do not depend on a
+//! hash order.
 //!
-//! The batch lives until the clock's second changes, [`PENDING_SOURCES`] distinct sources are
-//! in it, or a reader asks (`Stats::snapshot`, `Stats::counters`, ...: each flushes first, so
-//! no view ever misses a probe). Under the `prefix4` flood a round holds about 900 probes
-//! from the same 256 sources, and at 200 rounds a second flushing every round put each of
-//! those sources into the lists 200 times a second; prefixes are tallied from the sources at
-//! the flush (a prefix's count is its sources' counts), not one more hash per probe. Keys
-//! go in in the order they were first seen, so the lists do not depend on a hash order.
+//! A round whose sources repeat (fewer distinct sources than half its probes) is carried
+//! over ([`Pending`]) instead: merged with the next rounds of the same second, until the
+//! second changes, [`PENDING_SOURCES`] distinct sources are carried, or a reader asks (the
+//! snapshots flush first, so no view misses a probe). Under the `prefix4` flood a round holds
+//! about 900 probes from the same 256 sources, and at 200 rounds a second the lists took each
+//! of them 200 times a second: `engine_flood` 76 -> 28 ns per hit, `bench/flood.py` 1.03-1.06
+//! -> 0.96-1.00 s of daemon CPU (alternating, three runs each). A round of new sources is
+//! counted as before: carrying those (every round of an `all4` flood) cost the daemon 10%
+//! more CPU at 400,000 packets/s in `bench/capture-rate.py` (its tallies grew past what the
+//! caches keep between rounds), where `engine_flood` alone saw no difference.
 
 use std::collections::hash_map::Entry;
 use std::hash::Hash;
@@ -27,10 +32,8 @@ use crate::config::mode::{Mode, Proto};
 /// One probe of a round: source, port, mode, kind.
 pub type Probe = (IpAddr, u16, Mode, ProbeKind);
 
-/// A batch is flushed when it holds this many distinct sources (under a flood from all of
-/// IPv4 every probe is a new one: the batch's memory stays bounded, and a source seen once
-/// costs the lists what it cost when every round was flushed).
-pub const PENDING_SOURCES: usize = 4096;
+/// At most this many distinct sources are carried over from round to round.
+pub const PENDING_SOURCES: usize = 1024;
 
 /// Distinct keys in first-seen order, with their counts.
 #[derive(Debug, Clone)]
@@ -49,6 +52,13 @@ impl<K> Default for Tally<K> {
 }
 
 impl<K: Eq + Hash + Clone + Ord> Tally<K> {
+    fn new(n: usize) -> Tally<K> {
+        Tally {
+            at: HashMap::with_capacity_and_hasher(n, Default::default()),
+            keys: Vec::with_capacity(n),
+        }
+    }
+
     /// One hash and probe per key (a `get` then an `insert` cost two for every new key, and
     /// under a flood from all of IPv4 nearly every key is new: 10% of the daemon's CPU).
     fn note(&mut self, k: K, n: u64) {
@@ -62,66 +72,94 @@ impl<K: Eq + Hash + Clone + Ord> Tally<K> {
         }
     }
 
-    /// Into the lists at `now`; the tally is empty after (its memory kept for the next).
+    /// Add `other`'s counts, its new keys after ours.
+    fn merge(&mut self, other: Tally<K>) {
+        if self.keys.is_empty() {
+            *self = other;
+            return;
+        }
+        for (k, n) in other.keys {
+            self.note(k, n);
+        }
+    }
+
+    /// Into the lists at `now`; the tally is empty after.
     fn flush(&mut self, now: i64, tops: &mut Tops<K>) {
         for (k, n) in &self.keys {
             tops.add(now, k, *n);
         }
-        self.keys.clear();
-        self.at.clear();
+        *self = Tally::default();
     }
 }
 
-/// The probes counted since the last flush, all in one second of the clock.
+/// Rounds carried over, all in one second of the clock.
 #[derive(Debug, Clone, Default)]
 pub(super) struct Pending {
     second: i64,
-    kinds: Vec<((Mode, ProbeKind), u64)>,
     sources: Tally<IpAddr>,
     prefixes: Tally<(IpAddr, u8)>,
     ports: Tally<(Proto, u16)>,
 }
 
-impl Pending {
-    fn kind(&mut self, k: (Mode, ProbeKind)) {
-        match self.kinds.iter_mut().find(|(x, _)| *x == k) {
-            Some((_, n)) => *n += 1,
-            None => self.kinds.push((k, 1)),
-        }
-    }
-}
-
 impl Stats {
     /// [`Stats::note_probe`] for each of `probes`, all at `now` (epoch seconds).
     pub fn note_probes(&mut self, now: i64, probes: &[Probe]) {
+        if let [(src, port, mode, kind)] = *probes {
+            // One probe (a classic mode's connect): straight into the lists, after what
+            // was carried (first-seen order).
+            self.flush();
+            let src = src.to_canonical();
+            *self.probes.entry((mode, kind)).or_insert(0) += 1;
+            self.sources.add(now, &src, 1);
+            self.prefixes.add(now, &prefix_of(src), 1);
+            if !kind.is_icmp() {
+                self.ports.add(now, &(mode.proto(), port), 1);
+            }
+            return;
+        }
         if probes.is_empty() {
             return;
         }
-        if self.pending.second != now || self.pending.sources.keys.len() >= PENDING_SOURCES {
+        let mut sources = Tally::<IpAddr>::new(probes.len());
+        let mut prefixes = Tally::<(IpAddr, u8)>::new(probes.len());
+        let mut ports = Tally::<(Proto, u16)>::new(16);
+        for &(src, port, mode, kind) in probes {
+            let src = src.to_canonical();
+            *self.probes.entry((mode, kind)).or_insert(0) += 1;
+            sources.note(src, 1);
+            prefixes.note(prefix_of(src), 1);
+            // An ICMP probe has no port.
+            if !kind.is_icmp() {
+                ports.note((mode.proto(), port), 1);
+            }
+        }
+        if sources.keys.len() * 2 >= probes.len() {
+            // Mostly new sources: into the lists now, after what was carried.
+            self.flush();
+            sources.flush(now, &mut self.sources);
+            prefixes.flush(now, &mut self.prefixes);
+            ports.flush(now, &mut self.ports);
+            return;
+        }
+        if self.pending.second != now
+            || self.pending.sources.keys.len() + sources.keys.len() > PENDING_SOURCES
+        {
             self.flush();
             self.pending.second = now;
         }
         let p = &mut self.pending;
-        for &(src, port, mode, kind) in probes {
-            p.kind((mode, kind));
-            p.sources.note(src.to_canonical(), 1);
-            // An ICMP probe has no port.
-            if !kind.is_icmp() {
-                p.ports.note((mode.proto(), port), 1);
-            }
-        }
+        p.sources.merge(sources);
+        p.prefixes.merge(prefixes);
+        p.ports.merge(ports);
     }
 
-    /// The pending batch into the counters and the top lists.
+    /// The rounds carried over into the top lists.
     pub(super) fn flush(&mut self) {
         let p = &mut self.pending;
+        if p.sources.keys.is_empty() && p.ports.keys.is_empty() {
+            return;
+        }
         let now = p.second;
-        for (k, n) in p.kinds.drain(..) {
-            *self.probes.entry(k).or_insert(0) += n;
-        }
-        for &(src, n) in &p.sources.keys {
-            p.prefixes.note(prefix_of(src), n);
-        }
         p.sources.flush(now, &mut self.sources);
         p.prefixes.flush(now, &mut self.prefixes);
         p.ports.flush(now, &mut self.ports);
@@ -200,22 +238,37 @@ mod tests {
         assert_eq!(s.counters().probes, 6);
     }
 
-    /// A batch never holds more than [`PENDING_SOURCES`] distinct sources past a call.
+    /// Rounds whose sources repeat are carried over, never more than [`PENDING_SOURCES`]
+    /// sources of them; a round of new sources is not carried at all.
     #[test]
-    fn a_flood_of_new_sources_is_flushed_in_bounded_batches() {
+    fn repeating_rounds_are_carried_in_bounded_batches_and_new_sources_are_not() {
         let t = 1_796_043_600;
         let mut s = Stats::new(t, &[Mode::Stcp]);
-        for round in 0..10u32 {
-            let probes: Vec<Probe> = (0..1000u32)
+        let round = |base: u32, distinct: u32| -> Vec<Probe> {
+            (0..900u32)
                 .map(|i| {
-                    let a = IpAddr::V4((0x0a00_0000 + round * 1000 + i).into());
+                    let a = IpAddr::V4((base + i % distinct).into());
                     (a, 1, Mode::Stcp, ProbeKind::Syn)
                 })
-                .collect();
-            s.note_probes(t, &probes);
-            assert!(s.pending.sources.keys.len() < PENDING_SOURCES + 1000);
+                .collect()
+        };
+        // From one /24: carried, merged.
+        s.note_probes(t, &round(0xc612_0700, 256));
+        assert_eq!(s.pending.sources.keys.len(), 256);
+        s.note_probes(t, &round(0xc612_0700, 256));
+        assert_eq!(s.pending.sources.keys.len(), 256);
+        assert_eq!(s.pending.sources.keys[0].1, 8, "4 in each round");
+        // From eight /24s, 400 each: never more than the bound carried.
+        for b in 0..8u32 {
+            s.note_probes(t, &round(0x0a00_0000 + (b << 8), 400));
+            assert!(s.pending.sources.keys.len() <= PENDING_SOURCES);
         }
-        assert_eq!(s.counters().probes, 10_000);
-        assert!(s.pending.sources.keys.is_empty());
+        // New sources: counted at once, nothing carried.
+        for b in 0..4u32 {
+            s.note_probes(t, &round(0x0b00_0000 + b * 1000, 900));
+            assert!(s.pending.sources.keys.is_empty());
+        }
+        assert_eq!(s.counters().probes, 14 * 900);
+        assert!(s.pending.sources.keys.is_empty(), "a read flushes");
     }
 }

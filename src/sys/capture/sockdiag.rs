@@ -288,7 +288,10 @@ mod tests {
     fn one_tcp_dump_finds_both_families_as_one_dump_each_does() {
         let l4 = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let l6 = std::net::TcpListener::bind("[::1]:0").unwrap();
-        let (p4, p6) = (l4.local_addr().unwrap().port(), l6.local_addr().unwrap().port());
+        let (p4, p6) = (
+            l4.local_addr().unwrap().port(),
+            l6.local_addr().unwrap().port(),
+        );
         let one = diag_dump(asks(Proto::Tcp)).unwrap();
         let each = diag_dump(&[
             (diag::AF_INET, diag::IPPROTO_TCP, diag::LISTEN_ONLY),
