@@ -38,7 +38,7 @@ pub fn read_listeners() -> SockTable {
 /// dumps only; the per-round check of `sys::stealth`, for a socket opened since the last
 /// full read).
 pub fn read_receivers(proto: Proto) -> SockTable {
-    diag_dump(&asks(proto)).unwrap_or_else(|_| read_table())
+    diag_dump(asks(proto)).unwrap_or_else(|_| read_table())
 }
 
 /// Every TCP socket (connections in any state, listeners): the kernel walks its whole
