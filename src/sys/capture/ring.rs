@@ -58,7 +58,8 @@ const REST_BLOCKS_MAX: u32 = BLOCK_NR / 8;
 /// How long the loop leaves the ring after a busy pass, so that the next pass takes several
 /// blocks at once. Each pass has costs of its own whatever it holds: a wake-up, and the
 /// fresh read of the listening sockets that Smart-Verify makes once per pass (27 µs on this
-/// machine: the kernel walks its whole listening hash for each family). At 200,000 forged
+/// machine when the kernel walked its whole listening hash for each family; one walk for
+/// both since, `sockdiag::asks`). At 200,000 forged
 /// packets a second a block filled every 1.2 ms and each was a pass of its own: the socket
 /// reads were 14% of the daemon's CPU and the wake-ups 7%. The packets wait at most this
 /// much longer in a ring that holds 64 blocks (26 ms of the fastest flood this machine
