@@ -163,7 +163,7 @@ fn other_hosts_cannot_evict_a_scanners_count() {
 }
 
 #[test]
-fn a_full_host_table_forgets_about_the_least_recently_seen_quarter_and_keeps_the_rest() {
+fn a_full_host_table_forgets_about_the_least_recently_seen_half_and_keeps_the_rest() {
     let mut e = Engine::new(Limits::default());
     let max = Limits::default().max_hosts as u64;
     // Trigger 2: every host is counted and stays below it; host i last seen at i ms.
@@ -175,14 +175,14 @@ fn a_full_host_table_forgets_about_the_least_recently_seen_quarter_and_keeps_the
     // One more: the eviction runs (its cut from a sample of the table).
     gate(&mut e, max, host(max), Proto::Tcp, 2, &none());
     let gone = max as usize + 1 - e.tracked_hosts();
-    let quarter = max as usize / 4;
+    let half = max as usize / 2;
     assert!(
-        gone.abs_diff(quarter) < quarter / 10,
-        "{gone} evicted, a quarter is {quarter}"
+        gone.abs_diff(half) < half / 20,
+        "{gone} evicted, half is {half}"
     );
     // The ones kept are the most recent: a second hit from the newest hosts before the cut
     // reaches the trigger (they were remembered), one from the oldest does not.
-    for i in [max - 1, max - 2, max / 2] {
+    for i in [max - 1, max - 2, max * 3 / 4] {
         assert!(
             matches!(
                 gate(&mut e, max + 1, host(i), Proto::Tcp, 2, &none()),
@@ -1874,7 +1874,7 @@ fn a_table_full_of_hosts_with_jobs_under_way_grows_by_a_quarter_instead_of_resca
         assert_eq!(e.tracked_hosts(), 65 + i as usize);
     }
     // The next one finds the table at 80: the 16 newer idle hosts are the least recently
-    // seen quarter's candidates and some go; the 64 with jobs stay.
+    // seen half's candidates and some go; the 64 with jobs stay.
     gate(&mut e, 2_000, ip("192.0.2.1"), Proto::Tcp, 5, &none());
     assert!(
         e.tracked_hosts() < 81 && e.tracked_hosts() >= 64,
