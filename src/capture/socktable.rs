@@ -341,24 +341,6 @@ fn parse_addr(s: &str) -> Option<SocketAddr> {
 
 #[cfg(test)]
 mod tests {
-
-    /// The one-dump TCP request is the old `inet_diag_req` after a netlink header: 76 bytes,
-    /// type TCPDIAG_GETSOCK, a dump, the states at offset 68.
-    #[test]
-    fn the_one_dump_tcp_request_is_the_old_inet_diag_req() {
-        let m = tcp_request(diag::LISTEN_ONLY, 7);
-        assert_eq!(m.len(), 76);
-        assert_eq!(u32::from_ne_bytes(m[0..4].try_into().unwrap()), 76);
-        assert_eq!(u16::from_ne_bytes(m[4..6].try_into().unwrap()), 18);
-        assert_eq!(u16::from_ne_bytes(m[6..8].try_into().unwrap()), 0x301);
-        assert_eq!(u32::from_ne_bytes(m[8..12].try_into().unwrap()), 7);
-        assert_eq!(u32::from_ne_bytes(m[68..72].try_into().unwrap()), 1 << 10);
-        assert!(
-            m[16..68].iter().all(|&b| b == 0),
-            "both families, no filter"
-        );
-    }
-
     use super::*;
 
     /// An address word of `/proc` text as a host of the other byte order prints it.
@@ -620,5 +602,22 @@ mod tests {
         assert_eq!(p.len(), 2);
         assert!(p.contains(&3868) && p.contains(&36412));
         assert!(sctp_eps_ports("").is_empty());
+    }
+
+    /// The one-dump TCP request is the old `inet_diag_req` after a netlink header: 76 bytes,
+    /// type TCPDIAG_GETSOCK, a dump, the states at offset 68.
+    #[test]
+    fn the_one_dump_tcp_request_is_the_old_inet_diag_req() {
+        let m = tcp_request(diag::LISTEN_ONLY, 7);
+        assert_eq!(m.len(), 76);
+        assert_eq!(u32::from_ne_bytes(m[0..4].try_into().unwrap()), 76);
+        assert_eq!(u16::from_ne_bytes(m[4..6].try_into().unwrap()), 18);
+        assert_eq!(u16::from_ne_bytes(m[6..8].try_into().unwrap()), 0x301);
+        assert_eq!(u32::from_ne_bytes(m[8..12].try_into().unwrap()), 7);
+        assert_eq!(u32::from_ne_bytes(m[68..72].try_into().unwrap()), 1 << 10);
+        assert!(
+            m[16..68].iter().all(|&b| b == 0),
+            "both families, no filter"
+        );
     }
 }

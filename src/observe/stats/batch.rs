@@ -105,16 +105,15 @@ pub(super) struct Pending {
 impl Stats {
     /// [`Stats::note_probe`] for each of `probes`, all at `now` (epoch seconds).
     pub fn note_probes(&mut self, now: i64, probes: &[Probe]) {
-        if let [(src, port, mode, kind)] = *probes {
+        if let [probe] = *probes {
             // One probe (a classic mode's connect): straight into the lists, after what
             // was carried (first-seen order).
             self.flush();
-            let src = src.to_canonical();
-            *self.probes.entry((mode, kind)).or_insert(0) += 1;
+            let (src, port) = self.count_kind(probe);
             self.sources.add(now, &src, 1);
             self.prefixes.add(now, &prefix_of(src), 1);
-            if !kind.is_icmp() {
-                self.ports.add(now, &(mode.proto(), port), 1);
+            if let Some(port) = port {
+                self.ports.add(now, &port, 1);
             }
             return;
         }
@@ -124,14 +123,12 @@ impl Stats {
         let mut sources = Tally::<IpAddr>::new(probes.len());
         let mut prefixes = Tally::<(IpAddr, u8)>::new(probes.len());
         let mut ports = Tally::<(Proto, u16)>::new(16);
-        for &(src, port, mode, kind) in probes {
-            let src = src.to_canonical();
-            *self.probes.entry((mode, kind)).or_insert(0) += 1;
+        for &probe in probes {
+            let (src, port) = self.count_kind(probe);
             sources.note(src, 1);
             prefixes.note(prefix_of(src), 1);
-            // An ICMP probe has no port.
-            if !kind.is_icmp() {
-                ports.note((mode.proto(), port), 1);
+            if let Some(port) = port {
+                ports.note(port, 1);
             }
         }
         if sources.keys.len() * 2 >= probes.len() {
@@ -154,10 +151,19 @@ impl Stats {
         p.ports.merge(ports);
     }
 
+    /// Count a probe by its mode and kind; its keys for the lists: the source (IPv4-mapped
+    /// IPv6 as IPv4) and the port (none for an ICMP probe).
+    fn count_kind(&mut self, (src, port, mode, kind): Probe) -> (IpAddr, Option<(Proto, u16)>) {
+        *self.probes.entry((mode, kind)).or_insert(0) += 1;
+        let port = (!kind.is_icmp()).then(|| (mode.proto(), port));
+        (src.to_canonical(), port)
+    }
+
     /// The rounds carried over into the top lists.
     pub(super) fn flush(&mut self) {
         let p = &mut self.pending;
-        if p.sources.keys.is_empty() && p.ports.keys.is_empty() {
+        // Every probe has a source: no sources, nothing carried.
+        if p.sources.keys.is_empty() {
             return;
         }
         let now = p.second;
