@@ -390,39 +390,44 @@ impl RateLimits {
     pub(super) fn admit(&mut self, now: u64, src: IpAddr, evidence: Evidence) -> Admission {
         let limits = self.limits;
         let (key, _) = prefix_of(src);
-        // A report of this prefix counted in "other prefixes" at its first sighting.
-        let mut carried = 0;
-        if !self.prefixes.contains_key(&key) {
-            self.reports.refill(now);
-            self.reserve.refill(now);
-            // Both global buckets empty: a new prefix's full bucket cannot let the report
-            // out, so its entry would only carry this suppressed report to the summary (and
-            // be the first dropped when the table is full). The first sighting is noted
-            // instead; a second one tracks the prefix (with both reports counted).
-            if !self.reports.has() && !self.reserve.has() {
-                let slot = self.prefixes.hasher().hash_one(key);
-                if !self.glimpsed.take(slot, key) {
-                    if evidence_lane(&mut self.tiers, now, evidence) {
-                        return Admission::Evidence;
+        // A tracked prefix (every hit of a flood from one prefix) is found with one lookup.
+        let p = match self.prefixes.get_mut(&key) {
+            Some(p) => p,
+            None => {
+                // A report of this prefix counted in "other prefixes" at its first sighting.
+                let mut carried = 0;
+                self.reports.refill(now);
+                self.reserve.refill(now);
+                // Both global buckets empty: a new prefix's full bucket cannot let the report
+                // out, so its entry would only carry this suppressed report to the summary
+                // (and be the first dropped when the table is full). The first sighting is
+                // noted instead; a second one tracks the prefix (with both reports counted).
+                if !self.reports.has() && !self.reserve.has() {
+                    let slot = self.prefixes.hasher().hash_one(key);
+                    if !self.glimpsed.take(slot, key) {
+                        if evidence_lane(&mut self.tiers, now, evidence) {
+                            return Admission::Evidence;
+                        }
+                        self.glimpsed.note(slot, key);
+                        self.quiet += 1;
+                        self.quiet_evicted += 1;
+                        return Admission::OverGlobal;
                     }
-                    self.glimpsed.note(slot, key);
-                    self.quiet += 1;
-                    self.quiet_evicted += 1;
-                    return Admission::OverGlobal;
+                    // Its first report went to "other prefixes": it is its prefix's again.
+                    self.quiet_evicted = self.quiet_evicted.saturating_sub(1);
+                    carried = 1;
                 }
-                // Its first report went to "other prefixes": it is its prefix's again.
-                self.quiet_evicted = self.quiet_evicted.saturating_sub(1);
-                carried = 1;
+                let p = track(
+                    &mut self.prefixes,
+                    &mut self.quiet_evicted,
+                    limits,
+                    now,
+                    key,
+                );
+                p.quiet += carried;
+                p
             }
-        }
-        let p = track(
-            &mut self.prefixes,
-            &mut self.quiet_evicted,
-            limits,
-            now,
-            key,
-        );
-        p.quiet += carried;
+        };
         p.bucket.refill(now);
         p.last_seen = now;
         let fresh = p.bucket.full();
