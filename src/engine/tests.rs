@@ -166,35 +166,78 @@ fn other_hosts_cannot_evict_a_scanners_count() {
 fn a_full_host_table_forgets_about_the_least_recently_seen_half_and_keeps_the_rest() {
     let mut e = Engine::new(Limits::default());
     let max = Limits::default().max_hosts as u64;
-    // Trigger 2: every host is counted and stays below it; host i last seen at i ms.
+    // Trigger 3: every host is seen twice (so it is in the table, not aside as a source
+    // seen once) and stays below it; host i last seen at i ms.
     let host = |i: u64| IpAddr::from([10, (i >> 16) as u8, (i >> 8) as u8, i as u8]);
     for i in 0..max {
-        gate(&mut e, i, host(i), Proto::Tcp, 2, &none());
+        gate(&mut e, i, host(i), Proto::Tcp, 3, &none());
+        gate(&mut e, i, host(i), Proto::Tcp, 3, &none());
     }
     assert_eq!(e.tracked_hosts(), max as usize);
     // One more: the eviction runs (its cut from a sample of the table).
-    gate(&mut e, max, host(max), Proto::Tcp, 2, &none());
+    gate(&mut e, max, host(max), Proto::Tcp, 3, &none());
+    gate(&mut e, max, host(max), Proto::Tcp, 3, &none());
     let gone = max as usize + 1 - e.tracked_hosts();
     let half = max as usize / 2;
     assert!(
         gone.abs_diff(half) < half / 20,
         "{gone} evicted, half is {half}"
     );
-    // The ones kept are the most recent: a second hit from the newest hosts before the cut
+    // The ones kept are the most recent: a third hit from the newest hosts before the cut
     // reaches the trigger (they were remembered), one from the oldest does not.
     for i in [max - 1, max - 2, max * 3 / 4] {
         assert!(
             matches!(
-                gate(&mut e, max + 1, host(i), Proto::Tcp, 2, &none()),
+                gate(&mut e, max + 1, host(i), Proto::Tcp, 3, &none()),
                 Gate::Respond(_)
             ),
             "{i}"
         );
     }
     assert_eq!(
-        gate(&mut e, max + 1, host(0), Proto::Tcp, 2, &none()),
+        gate(&mut e, max + 1, host(0), Proto::Tcp, 3, &none()),
         Gate::BelowTrigger
     );
+}
+
+#[test]
+fn sources_seen_once_wait_aside_and_cannot_evict_a_scanner_seen_twice() {
+    let l = Limits {
+        max_hosts: 64,
+        ..Limits::default()
+    };
+    let mut e = Engine::new(l);
+    // A scanner seen twice (trigger 3) among the first hosts.
+    for t in [0, 1] {
+        assert_eq!(
+            gate(&mut e, t, ip(B), Proto::Tcp, 3, &none()),
+            Gate::BelowTrigger
+        );
+    }
+    // 100,000 forged sources, one packet each, later than the scanner's: with every source
+    // in the table the scanner, the least recently seen, went at the first eviction. Sources
+    // seen once wait aside once the table is half full: it never fills.
+    for i in 0..100_000u32 {
+        let forged = IpAddr::from((0x6400_0000 + i).to_be_bytes());
+        gate(&mut e, 10 + u64::from(i), forged, Proto::Tcp, 3, &none());
+        assert!(e.tracked_hosts() <= 32 + 64, "{}", e.tracked_hosts());
+    }
+    assert!(matches!(
+        gate(&mut e, 200_000, ip(B), Proto::Tcp, 3, &none()),
+        Gate::Respond(_)
+    ));
+    // A source seen once aside is counted from its first sighting: its second and third
+    // hits reach the trigger, as in the table (the last forged ones: no newer sighting can
+    // have taken their slots).
+    let last = IpAddr::from((0x6400_0000u32 + 99_999).to_be_bytes());
+    assert_eq!(
+        gate(&mut e, 200_001, last, Proto::Tcp, 3, &none()),
+        Gate::BelowTrigger
+    );
+    assert!(matches!(
+        gate(&mut e, 200_002, last, Proto::Tcp, 3, &none()),
+        Gate::Respond(_)
+    ));
 }
 
 #[test]
@@ -439,7 +482,8 @@ fn state_is_bounded_and_ages_out() {
             5,
             &none(),
         );
-        assert!(e.tracked_hosts() <= 64);
+        // At most 64 in the table, and as many sources seen once aside.
+        assert!(e.tracked_hosts() <= 64 + 64, "{}", e.tracked_hosts());
     }
     e.tick(1_000_000);
     assert_eq!(e.tracked_hosts(), 0);
@@ -1868,8 +1912,10 @@ fn a_table_full_of_hosts_with_jobs_under_way_grows_by_a_quarter_instead_of_resca
     assert_eq!(e.tracked_hosts(), 64);
     // New hosts: the eviction that finds nothing to drop lets the table grow by a quarter
     // before it looks again (it would otherwise scan all 64 on every new host).
+    // (Each seen twice: a source seen once would wait aside, out of the table.)
     for i in 0..16u32 {
         let src = IpAddr::from((0xac10_0000 + (i << 8) + 1).to_be_bytes());
+        gate(&mut e, 1_000, src, Proto::Tcp, 5, &none());
         gate(&mut e, 1_000, src, Proto::Tcp, 5, &none());
         assert_eq!(e.tracked_hosts(), 65 + i as usize);
     }
@@ -1881,6 +1927,36 @@ fn a_table_full_of_hosts_with_jobs_under_way_grows_by_a_quarter_instead_of_resca
         "{}",
         e.tracked_hosts()
     );
+}
+
+#[test]
+fn a_source_seen_once_whose_quiet_block_starts_is_tracked_with_its_job() {
+    let l = Limits {
+        max_hosts: 64,
+        ..Limits::default()
+    };
+    let mut e = Engine::new(l);
+    let c = Config {
+        block_prefix_budget: None,
+        block_lone_budget: None,
+        ..nft_cfg(0)
+    };
+    // 881 sources: the table is more than half full, new sources wait aside.
+    spend_every_bucket(&mut e, 1_000, &c);
+    let src = ip("100.64.0.1");
+    let (g, v) = step(
+        &mut e,
+        1_000,
+        &c,
+        &Hit {
+            src,
+            ..hit(A, 1, Mode::Stcp)
+        },
+    );
+    assert!(matches!(g, Gate::Respond(Respond { quiet: true, .. })));
+    assert!(v.unwrap().job().is_some(), "its quiet block");
+    // Its block is under way: its next hits are "already blocked" (the table keeps it).
+    assert!(e.already_blocked(src, Proto::Tcp));
 }
 
 #[test]
