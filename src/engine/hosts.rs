@@ -166,26 +166,27 @@ impl Slot {
 /// The sources seen once while the host table is at least half full, kept aside until their
 /// second hit. Under a flood of forged sources from all of IPv4 (one packet each), inserting
 /// each into the table and evicting half of it every 32,768 new hosts was most of the
-/// engine's work: `examples/engine_flood` all4 188 ns per hit with them, 68 without (the
-/// rest of the engine unchanged). A sighting is one write into a fixed array instead.
+/// engine's work: `examples/engine_flood` all4 188 ns per hit, 68 with new hosts left out
+/// of the table altogether (the rest of the engine unchanged); with the sightings, 224-260
+/// -> 84-88 ns in back-to-back runs. A sighting is one write into a fixed array instead.
 ///
 /// Two-way set-associative, as many slots as the table holds hosts (65,536 by default, 16
 /// bytes each: 1 MiB, allocated at the first sighting): a source's pair of slots is chosen
 /// by a seeded hash (forged sources cannot choose it), which also names it in its slot (47
-/// bits of it: two sources mistaken for one about once in 10^14 sightings, and then only a
-/// first hit counted for the other), and a new sighting replaces the older of the two. With
-/// the source's address in each slot (32 bytes, 2 MiB, the size of this machine's L2 cache
-/// per core) the slot's read was 18% of the daemon at 500,000 packets/s in
+/// bits of it: a lookup mistakes one source for another about once in 7 x 10^13, and then
+/// only a first hit is counted for the other), and a new sighting replaces the older of the
+/// two. With the source's address in each slot (32 bytes, 2 MiB, the size of this machine's
+/// L2 cache per core) the slot's read was 18% of the daemon at 500,000 packets/s in
 /// `bench/capture-rate.py`; with 16 bytes, alternating, three runs each: 1.99-2.12 s of CPU
 /// against 2.18-2.21 s at 500,000/s, 2.12-2.19 against 2.25-2.28 s at 600,000/s
-/// (`engine_flood` all4 100-108 -> 84-88 ns per hit). A sighting is lost when two newer sources land in
-/// its pair: under 200,000 new sources a second it survives 0.1 s with probability 0.87,
-/// 0.16 s 0.74, 0.3 s 0.45 (`e^-x (1 + x)`, `x` = new sources per pair in that time); a
-/// source seen twice within that time is in the table from then on, where such a flood no
-/// longer evicts it (the table holds only sources seen twice, reported or blocked). Before,
-/// every source went into the table and, under the same flood, one not seen for about 0.16
-/// s was forgotten. Sightings are forgotten when blocks are lifted by hand or restored
-/// (their slots do not hold the address an unblock names).
+/// (`engine_flood` all4 100-108 -> 84-88 ns per hit). A sighting is lost when two newer
+/// sources land in its pair: under 200,000 new sources a second it survives 0.1 s with
+/// probability 0.87, 0.16 s 0.74, 0.3 s 0.45 (`e^-x (1 + x)`, `x` = new sources per pair in
+/// that time); a source seen twice within that time is in the table from then on, where
+/// such a flood no longer evicts it (the table holds only sources seen twice, reported or
+/// blocked). Before, every source went into the table and, under the same flood, one not
+/// seen for about 0.16 s was forgotten. Sightings are forgotten when blocks are lifted by
+/// hand or restored (their slots do not hold the address an unblock names).
 #[derive(Debug, Clone, Default)]
 struct Sightings {
     slots: Vec<Slot>,
@@ -288,7 +289,8 @@ pub(super) struct Hosts {
     /// under way (which are never evicted) fill the table, so that a table of them is not
     /// scanned again on every new host (measured: a flood queue of 89,000 forged blocks
     /// made every hit scan 65,536 hosts, 97% of the daemon's time). Memory stays bounded by
-    /// `max_hosts` plus the jobs under way (the flood queue is bounded: `exec`).
+    /// `max_hosts` plus the jobs under way (the flood queue is bounded: `exec`), and the
+    /// sightings' fixed array (16 bytes per `max_hosts`).
     evict_at: usize,
     /// Sources seen once while the table was at least half full.
     sightings: Sightings,
@@ -328,8 +330,9 @@ impl Hosts {
     ) -> Count {
         let limits = self.limits;
         let key = (src, proto);
-        // Full: make room before the lookup (one hash lookup per hit, not two; a flood of
-        // forged sources makes every hit a new host).
+        // Full: make room before the lookup. A hit on a known host costs one hash lookup; a
+        // new host a second one to insert it, or, while the table is at least half full (a
+        // flood of forged sources makes nearly every hit a new host), a sighting instead.
         if self.map.len() >= self.evict_at {
             self.evict(now);
         }
