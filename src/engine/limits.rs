@@ -394,29 +394,10 @@ impl RateLimits {
         let p = match self.prefixes.get_mut(&key) {
             Some(p) => p,
             None => {
-                // A report of this prefix counted in "other prefixes" at its first sighting.
-                let mut carried = 0;
-                self.reports.refill(now);
-                self.reserve.refill(now);
-                // Both global buckets empty: a new prefix's full bucket cannot let the report
-                // out, so its entry would only carry this suppressed report to the summary
-                // (and be the first dropped when the table is full). The first sighting is
-                // noted instead; a second one tracks the prefix (with both reports counted).
-                if !self.reports.has() && !self.reserve.has() {
-                    let slot = self.prefixes.hasher().hash_one(key);
-                    if !self.glimpsed.take(slot, key) {
-                        if evidence_lane(&mut self.tiers, now, evidence) {
-                            return Admission::Evidence;
-                        }
-                        self.glimpsed.note(slot, key);
-                        self.quiet += 1;
-                        self.quiet_evicted += 1;
-                        return Admission::OverGlobal;
-                    }
-                    // Its first report went to "other prefixes": it is its prefix's again.
-                    self.quiet_evicted = self.quiet_evicted.saturating_sub(1);
-                    carried = 1;
-                }
+                let carried = match self.first_sighting(now, key, evidence) {
+                    Ok(carried) => carried,
+                    Err(answer) => return answer,
+                };
                 let p = track(
                     &mut self.prefixes,
                     &mut self.quiet_evicted,
@@ -448,6 +429,38 @@ impl RateLimits {
         p.quiet += 1;
         self.quiet += 1;
         answer
+    }
+
+    /// A report of the untracked prefix `key`. Both global buckets empty: a new prefix's
+    /// full bucket cannot let the report out, so its entry would only carry this suppressed
+    /// report to the summary (and be the first dropped when the table is full). The first
+    /// sighting is noted instead (Err: the answer, through the evidence lane or over the
+    /// global buckets); a second one tracks the prefix. Ok: the reports to move to the
+    /// prefix when it is tracked (1: its first one, counted in "other prefixes").
+    fn first_sighting(
+        &mut self,
+        now: u64,
+        key: IpAddr,
+        evidence: Evidence,
+    ) -> Result<u64, Admission> {
+        self.reports.refill(now);
+        self.reserve.refill(now);
+        if self.reports.has() || self.reserve.has() {
+            return Ok(0);
+        }
+        let slot = self.prefixes.hasher().hash_one(key);
+        if self.glimpsed.take(slot, key) {
+            // Its first report went to "other prefixes": it is its prefix's again.
+            self.quiet_evicted = self.quiet_evicted.saturating_sub(1);
+            return Ok(1);
+        }
+        if evidence_lane(&mut self.tiers, now, evidence) {
+            return Err(Admission::Evidence);
+        }
+        self.glimpsed.note(slot, key);
+        self.quiet += 1;
+        self.quiet_evicted += 1;
+        Err(Admission::OverGlobal)
     }
 
     /// BLOCK_RATE_LIMIT (blocks per minute, 0: no cap): may one more block start at `now`?
