@@ -9,17 +9,29 @@
 //! run's noise. Keys go in in the order they were first seen, so the lists do not depend on a
 //! hash order.
 //!
-//! A round whose sources repeat (fewer distinct sources than half its probes) is carried
-//! over ([`Pending`]) instead: merged with the next rounds of the same second, until the
-//! second changes, [`PENDING_SOURCES`] distinct sources are carried, or a reader asks (the
-//! snapshots flush first, so no view misses a probe). Under the `prefix4` flood a round holds
-//! about 900 probes from the same 256 sources, and at 200 rounds a second the lists took each
-//! of them 200 times a second: `engine_flood` 76 -> 36 ns per hit, `bench/flood.py` 1.27-1.43
-//! -> 1.09-1.25 s of daemon CPU (alternating, four runs each, 2026-12-07). A round of new
-//! sources is counted as before: carrying those too (every round of an `all4` flood) cost the
-//! daemon 10% more CPU at 400,000 packets/s in `bench/capture-rate.py` (its tallies grew past
-//! what the caches keep between rounds), where `engine_flood` alone saw no difference. A
-//! single probe (a classic mode's connect) goes straight into the lists: 276 -> 164 ns.
+//! A round whose sources repeat (fewer sources new to the carried tally than half its probes)
+//! is carried over ([`Pending`]): merged with the next rounds of the same second, until the
+//! second changes, more than [`PENDING_SOURCES`] distinct sources are carried, or a reader
+//! asks (the snapshots flush first, so no view misses a probe). Under the `prefix4` flood a
+//! round holds about 900 probes from the same 256 sources, and at 200 rounds a second the
+//! lists took each of them 200 times a second: `engine_flood` 76 -> 36 ns per hit,
+//! `bench/flood.py` 1.27-1.43 -> 1.09-1.25 s of daemon CPU (alternating, four runs each,
+//! 2026-12-07). A round of new sources goes into the lists at once: carrying those too (every
+//! round of an `all4` flood) cost the daemon 10% more CPU at 400,000 packets/s in
+//! `bench/capture-rate.py` (its tallies grew past what the caches keep between rounds), where
+//! `engine_flood` alone saw no difference. A single probe (a classic mode's connect) goes
+//! straight into the lists: 276 -> 164 ns.
+//!
+//! A round is tallied straight into the carried tallies, which keep their room from round to
+//! round, not into tallies of its own merged afterwards (a new table per round, and a second
+//! hash per distinct key); a tally skips the hash when a key repeats the one before it (a
+//! flood from one prefix: every probe's prefix), and the counts by mode and kind are taken by
+//! runs. `engine_flood` prefix4 rounds 36 -> 20 ns per hit, all4 240-244 -> 224 (a round of
+//! new sources gets room for all its keys at once, as before). In the daemon
+//! (`bench/flood.py --only ours`, alternating with the build before, three runs each,
+//! 2026-12-08): prefix4 0.91-0.96 -> 0.90-0.93 s at 01:08 UTC (a first version that kept
+//! each tally's room after a flush: 0.98-1.00 -> 0.93-0.95 s at 00:38); all4 2.82-2.99
+//! against 2.75-3.13 s. Both within the noise of the daemon's runs.
 
 use std::collections::hash_map::Entry;
 use std::hash::Hash;
@@ -41,6 +53,8 @@ pub const PENDING_SOURCES: usize = 1024;
 struct Tally<K> {
     at: HashMap<K, usize>,
     keys: Vec<(K, u64)>,
+    /// The index of the key noted last (a flood from one prefix repeats it probe after probe).
+    last: usize,
 }
 
 impl<K> Default for Tally<K> {
@@ -48,40 +62,41 @@ impl<K> Default for Tally<K> {
         Tally {
             at: HashMap::default(),
             keys: Vec::new(),
+            last: usize::MAX,
         }
     }
 }
 
 impl<K: Eq + Hash + Clone + Ord> Tally<K> {
-    fn new(n: usize) -> Tally<K> {
-        Tally {
-            at: HashMap::with_capacity_and_hasher(n, Default::default()),
-            keys: Vec::with_capacity(n),
-        }
-    }
-
     /// One hash and probe per key (a `get` then an `insert` cost two for every new key, and
-    /// under a flood from all of IPv4 nearly every key is new: 10% of the daemon's CPU).
+    /// under a flood from all of IPv4 nearly every key is new: 10% of the daemon's CPU); none
+    /// when it is the key noted last.
     fn note(&mut self, k: K, n: u64) {
+        if let Some(e) = self.keys.get_mut(self.last)
+            && e.0 == k
+        {
+            e.1 += n;
+            return;
+        }
         let next = self.keys.len();
-        match self.at.entry(k) {
-            Entry::Occupied(e) => self.keys[*e.get()].1 += n,
+        self.last = match self.at.entry(k) {
+            Entry::Occupied(e) => {
+                let i = *e.get();
+                self.keys[i].1 += n;
+                i
+            }
             Entry::Vacant(v) => {
                 self.keys.push((v.key().clone(), n));
                 v.insert(next);
+                next
             }
-        }
+        };
     }
 
-    /// Add `other`'s counts, its new keys after ours.
-    fn merge(&mut self, other: Tally<K>) {
-        if self.keys.is_empty() {
-            *self = other;
-            return;
-        }
-        for (k, n) in other.keys {
-            self.note(k, n);
-        }
+    /// Room for `n` more keys.
+    fn reserve(&mut self, n: usize) {
+        self.at.reserve(n);
+        self.keys.reserve(n);
     }
 
     /// Into the lists at `now`; the tally is empty after.
@@ -120,35 +135,46 @@ impl Stats {
         if probes.is_empty() {
             return;
         }
-        let mut sources = Tally::<IpAddr>::new(probes.len());
-        let mut prefixes = Tally::<(IpAddr, u8)>::new(probes.len());
-        let mut ports = Tally::<(Proto, u16)>::new(16);
-        for &probe in probes {
-            let (src, port) = self.count_kind(probe);
-            sources.note(src, 1);
-            prefixes.note(prefix_of(src), 1);
-            if let Some(port) = port {
-                ports.note(port, 1);
-            }
-        }
-        if sources.keys.len() * 2 >= probes.len() {
-            // Mostly new sources: into the lists now, after what was carried.
-            self.flush();
-            sources.flush(now, &mut self.sources);
-            prefixes.flush(now, &mut self.prefixes);
-            ports.flush(now, &mut self.ports);
-            return;
-        }
-        if self.pending.second != now
-            || self.pending.sources.keys.len() + sources.keys.len() > PENDING_SOURCES
-        {
+        if self.pending.second != now {
             self.flush();
             self.pending.second = now;
         }
+        let before = self.pending.sources.keys.len();
+        if before == 0 {
+            // Room for the round at once (not grown step by step): a round of new sources
+            // is about as many keys as probes.
+            let p = &mut self.pending;
+            p.sources.reserve(probes.len());
+            p.prefixes.reserve(probes.len());
+            p.ports.reserve(16);
+        }
+        // A round's probes are nearly all of one mode and kind: counted by runs.
+        let mut run: Option<((Mode, ProbeKind), u64)> = None;
         let p = &mut self.pending;
-        p.sources.merge(sources);
-        p.prefixes.merge(prefixes);
-        p.ports.merge(ports);
+        for &(src, port, mode, kind) in probes {
+            match &mut run {
+                Some((k, n)) if *k == (mode, kind) => *n += 1,
+                _ => {
+                    if let Some((k, n)) = run.replace(((mode, kind), 1)) {
+                        *self.probes.entry(k).or_insert(0) += n;
+                    }
+                }
+            }
+            let src = src.to_canonical();
+            p.sources.note(src, 1);
+            p.prefixes.note(prefix_of(src), 1);
+            if !kind.is_icmp() {
+                p.ports.note((mode.proto(), port), 1);
+            }
+        }
+        if let Some((k, n)) = run {
+            *self.probes.entry(k).or_insert(0) += n;
+        }
+        let new = self.pending.sources.keys.len() - before;
+        if new * 2 >= probes.len() || self.pending.sources.keys.len() > PENDING_SOURCES {
+            // Mostly new sources (nothing to merge with the next rounds), or enough carried.
+            self.flush();
+        }
     }
 
     /// Count a probe by its mode and kind; its keys for the lists: the source (IPv4-mapped
