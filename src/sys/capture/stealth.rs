@@ -36,7 +36,7 @@ use std::net::{IpAddr, SocketAddr};
 use crate::capture::bpf;
 use crate::capture::defrag::{self, Defrag};
 use crate::capture::socktable::SockTable;
-use crate::capture::watch::{self, Candidate, Facts, RecentFlows, Watches};
+use crate::capture::watch::{self, Candidate, Facts, RecentFlows, Skip, Watches};
 use crate::capture::wire::{self, Drops, Packet, WireError};
 use crate::config::Config;
 use crate::config::mode::{Kind, Mode, Proto};
@@ -362,13 +362,19 @@ impl Stealth {
                 self.recent.note_outgoing(&p, round);
                 continue;
             }
+            let mut screened = watch::screen(&self.watches, &p, pkttype, &self.host.addrs);
             // An address added since the last refresh: read the list again (cheap, netlink)
-            // at most once per round, so a probe to a new address is not missed.
-            if !addrs_fresh && watch::unknown_destination(p.dst, &self.host.addrs) {
+            // at most once per round, so a probe to a new address is not missed. Asked only
+            // of a packet not for us (one set lookup less for every other packet).
+            if matches!(screened, Err(Skip::NotForUs))
+                && !addrs_fresh
+                && watch::unknown_destination(p.dst, &self.host.addrs)
+            {
                 self.host.addrs = read_addrs();
                 addrs_fresh = true;
+                screened = watch::screen(&self.watches, &p, pkttype, &self.host.addrs);
             }
-            let Ok(c) = watch::screen(&self.watches, &p, pkttype, &self.host.addrs) else {
+            let Ok(c) = screened else {
                 self.totals.not_probes += 1;
                 continue;
             };
@@ -399,11 +405,16 @@ impl Stealth {
                 self.totals.outgoing += 1;
                 continue;
             }
-            if !addrs_fresh && watch::unknown_destination(o.dst, &self.host.addrs) {
+            let mut screened = watch::screen_other(&self.watches, &o, &self.host.addrs);
+            if matches!(screened, Err(Skip::NotForUs))
+                && !addrs_fresh
+                && watch::unknown_destination(o.dst, &self.host.addrs)
+            {
                 self.host.addrs = read_addrs();
                 addrs_fresh = true;
+                screened = watch::screen_other(&self.watches, &o, &self.host.addrs);
             }
-            let Ok(c) = watch::screen_other(&self.watches, &o, &self.host.addrs) else {
+            let Ok(c) = screened else {
                 self.totals.not_probes += 1;
                 continue;
             };
