@@ -26,7 +26,7 @@ use crate::config::Config;
 use crate::config::cli::Cli;
 use crate::config::mode::{Kind, Mode};
 use crate::config::protect::Protected;
-use crate::engine::Engine;
+use crate::engine::{Engine, Hit};
 use crate::observe::report;
 
 use crate::sys::block::exec::Executor;
@@ -79,6 +79,10 @@ pub struct Daemon {
     /// The CrowdSec LAPI link (issue 12): its thread does the network I/O; the loop records
     /// blocks, writes them to the spool once a turn and logs the thread's lines.
     pub(in crate::sys) fleet: Option<Fleet>,
+    /// A capture pass's hits, and its probes for the top lists, kept from one pass to the
+    /// next (`stealth::reuse`).
+    pub(in crate::sys) hits: Vec<Hit>,
+    pub(in crate::sys) batch: Vec<crate::observe::stats::Probe>,
 }
 
 /// What one `poll` found ready.

@@ -548,6 +548,8 @@ impl Daemon {
             last_nft_fill: 0,
             observer,
             fleet: s.fleet,
+            hits: Vec::new(),
+            batch: Vec::new(),
         };
         d.refresh_protected();
         d.observer.id.watched_ports = d

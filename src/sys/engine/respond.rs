@@ -13,6 +13,7 @@ use crate::fleet::alert::Scan;
 use crate::observe::report;
 use crate::observe::stats::Probe;
 
+use crate::sys::capture::stealth::reuse;
 use crate::sys::daemon::event_loop::Daemon;
 use crate::sys::daemon::start::blocked_path;
 use crate::sys::observe::log::Logger;
@@ -31,18 +32,20 @@ impl Daemon {
     pub(in crate::sys) fn serve_capture(&mut self, bell: bool) {
         let engine = &self.engine;
         let blocked = |ip, proto| engine.already_blocked(ip, proto);
-        let hits = match &mut self.stealth {
-            Some(st) if bell => st.ring_bell(&mut self.log, &blocked),
-            Some(st) => st.drain(&mut self.log, &blocked),
+        // The pass's buffers are kept from one pass to the next (`stealth::reuse`).
+        let mut hits = std::mem::take(&mut self.hits);
+        match &mut self.stealth {
+            Some(st) if bell => st.ring_bell(&mut self.log, &blocked, &mut hits),
+            Some(st) => st.drain(&mut self.log, &blocked, &mut hits),
             None => return,
-        };
+        }
         // The clocks are read once per CLOCK_EVERY hits of a round (and after a name
         // lookup), not per hit: a flood's round holds thousands of hits.
         // The round's probes go into the top lists together (`Stats::note_probes`), one
         // batch per second of the clock.
         let mut clocks = None;
-        let mut batch = (0, Vec::with_capacity(hits.len()));
-        for (i, h) in hits.into_iter().enumerate() {
+        let mut batch = (0, std::mem::take(&mut self.batch));
+        for (i, h) in hits.drain(..).enumerate() {
             let (now, epoch_ms) = match clocks {
                 Some(c) if i % CLOCK_EVERY != 0 => c,
                 _ => (clock::now_ms(), clock::epoch_ms()),
@@ -50,12 +53,15 @@ impl Daemon {
             let second = epoch_ms.div_euclid(1000);
             if second != batch.0 {
                 self.observer.stats.note_probes(batch.0, &batch.1);
-                batch = (second, Vec::new());
+                batch.1.clear();
+                batch.0 = second;
             }
             let looked_up = self.hit_verdict(h, now, epoch_ms, Some(&mut batch.1)).1;
             clocks = (!looked_up).then_some((now, epoch_ms));
         }
         self.observer.stats.note_probes(batch.0, &batch.1);
+        self.batch = reuse(batch.1);
+        self.hits = reuse(hits);
     }
 
     /// One hit: the engine decides, the verdict is carried out. Returns whether PORT_BANNER
