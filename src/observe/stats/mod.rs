@@ -25,6 +25,7 @@ pub mod prometheus;
 pub mod render;
 pub mod snapshot;
 pub mod topk;
+mod tops;
 pub mod window;
 
 use std::collections::BTreeMap;
@@ -39,7 +40,7 @@ pub use snapshot::{
     CapturePath, Counters, FleetLink, HitOutcomes, PacketPath, ProbeCount, SetFill, Snapshot, Top,
     TopLists,
 };
-use window::Window;
+use tops::{Tops, listed, tops};
 
 pub use kinds::{Method, Refusal, Suppression};
 
@@ -233,46 +234,6 @@ pub struct Identity {
     pub config: String,
     /// Ports watched, by mode.
     pub watched_ports: Vec<(Mode, u64)>,
-}
-
-/// One list (sources, prefixes or ports) over the last hour and the last day.
-#[derive(Debug, Clone)]
-struct Tops<K: Eq + std::hash::Hash + Clone + Ord> {
-    hour: Window<K>,
-    day: Window<K>,
-}
-
-impl<K: Eq + std::hash::Hash + Clone + Ord> Tops<K> {
-    fn new() -> Self {
-        Tops {
-            hour: Window::new(60, 60, MINUTE_CAPACITY),
-            day: Window::new(24, 3600, HOUR_CAPACITY),
-        }
-    }
-
-    fn add(&mut self, now: i64, k: &K, n: u64) {
-        self.hour.add(now, k, n);
-        self.day.add(now, k, n);
-    }
-
-    fn held(&self) -> usize {
-        self.hour.held() + self.day.held()
-    }
-}
-
-fn tops<K, F>(w: &Window<K>, now: i64, text: F) -> Vec<Top>
-where
-    K: Eq + std::hash::Hash + Clone + Ord,
-    F: Fn(&K) -> String,
-{
-    w.top(now, TOP_N)
-        .into_iter()
-        .map(|c| Top {
-            value: text(&c.key),
-            count: c.count,
-            error: c.error,
-        })
-        .collect()
 }
 
 /// The fleet link as the daemon last saw it (`sys::fleet::Fleet::status`).
@@ -685,9 +646,9 @@ impl Stats {
             },
             last_day: if with_tops {
                 TopLists {
-                    top_sources: tops(&self.sources.day, now, src),
-                    top_prefixes: tops(&self.prefixes.day, now, pfx),
-                    top_ports: tops(&self.ports.day, now, port),
+                    top_sources: listed(self.sources.day_top(now), src),
+                    top_prefixes: listed(self.prefixes.day_top(now), pfx),
+                    top_ports: listed(self.ports.day_top(now), port),
                 }
             } else {
                 TopLists::default()

@@ -4,6 +4,7 @@
 
 use std::net::IpAddr;
 
+use super::window::Window;
 use super::*;
 
 /// 2026-11-30T13:00:00Z.
@@ -384,4 +385,46 @@ fn a_host_behind_or_slowed_says_so_in_status_and_metrics() {
     let v: serde_json::Value = serde_json::from_str(&render::json(&snap)).unwrap();
     assert_eq!(v["fleet"]["behind_ms"], 7500);
     assert_eq!(v["fleet"]["pull_every_ms"], 4000);
+}
+
+/// The day's list takes each minute whole from the hour's, and reads the minute not merged
+/// yet: while no table evicts a key it is what counting every probe into the day gives, over
+/// minutes, hours, a read long after, and a clock set back.
+#[test]
+fn the_days_list_takes_the_minutes_whole_and_counts_as_if_each_went_in() {
+    let mut tops: Tops<u32> = Tops::new();
+    let mut both: Window<u32> = Window::new(24, 3600, HOUR_CAPACITY);
+    let mut t = T0;
+    let mut times = Vec::new();
+    let mut add = |tops: &mut Tops<u32>, t: i64, k: u32, n: u64| {
+        tops.add(t, &k, n);
+        both.add(t, &k, n);
+        (tops.day_top(t), both.top(t, TOP_N))
+    };
+    for i in 0..500u32 {
+        // 17 to 95 s a step: through minutes and about eight hours.
+        t += 17 + i64::from(i % 7) * 13;
+        times.push(t);
+        let (got, want) = add(&mut tops, t, i % 40, u64::from(i % 3 + 1));
+        assert_eq!(got, want, "step {i}");
+    }
+    assert!(t > T0 + 6 * 3600, "the steps cross hours");
+    // Back to a minute counted a few minutes ago (merged into the day already), then two
+    // hours back.
+    let back = times[times.len() - 6];
+    let (got, want) = add(&mut tops, back, 98, 40);
+    assert_eq!(got, want, "a clock set back {} s", t - back);
+    let (got, want) = add(&mut tops, t - 7200, 99, 50);
+    assert_eq!(got, want, "a clock set back two hours");
+    assert_eq!(got[0].key, 99);
+    let (got, want) = add(&mut tops, t + 60, 7, 1);
+    assert_eq!(got, want, "the clock again");
+    for later in [t + 59, t + 3600 * 5, t + 3600 * 30] {
+        assert_eq!(
+            tops.day_top(later),
+            both.top(later, TOP_N),
+            "read at {later}"
+        );
+    }
+    assert!(tops.day_top(t + 3600 * 30).is_empty());
 }

@@ -97,6 +97,11 @@ impl<K: Eq + Hash + Clone> TopK<K> {
     pub fn clear(&mut self) {
         self.sketch.reset();
     }
+
+    /// Add everything `other` counted (its error too).
+    pub fn absorb(&mut self, other: &TopK<K>) {
+        self.sketch.merge(&other.sketch);
+    }
 }
 
 fn ranked<K: Eq + Hash + Clone + Ord>(s: &FrequentItemsSketch<K>, n: usize) -> Vec<Counted<K>> {

@@ -60,17 +60,56 @@ impl<K: Eq + Hash + Clone + Ord> Window<K> {
         }
     }
 
-    /// The `n` most counted keys of the window ending at `now`.
-    pub fn top(&self, now: i64, n: usize) -> Vec<Counted<K>> {
+    /// Add everything `table` counted to the slot of time `t`.
+    pub fn absorb(&mut self, t: i64, table: &TopK<K>) {
+        let (at, i) = self.index(t);
+        if let Some(slot) = self.slots.get_mut(i) {
+            if slot.at != at {
+                slot.table.clear();
+                slot.at = at;
+            }
+            slot.table.absorb(table);
+        }
+    }
+
+    /// Empty the slot of time `t` if it holds that slot of time.
+    pub fn clear_at(&mut self, t: i64) {
+        let (at, i) = self.index(t);
+        if let Some(slot) = self.slots.get_mut(i).filter(|s| s.at == at) {
+            slot.table.clear();
+        }
+    }
+
+    /// The table of the slot holding time `t`, if it holds that slot of time.
+    pub fn table_at(&self, t: i64) -> Option<&TopK<K>> {
+        let (at, i) = self.index(t);
+        self.slots.get(i).filter(|s| s.at == at).map(|s| &s.table)
+    }
+
+    /// Is time `t` inside the window ending at `now`?
+    pub fn covers(&self, now: i64, t: i64) -> bool {
+        let (at, _) = self.index(now);
+        let (t_at, _) = self.index(t);
+        t_at <= at && t_at > at - self.slots.len() as i64
+    }
+
+    /// The `n` most counted keys of the window ending at `now`, with `extra` counted too.
+    pub fn top_with(&self, now: i64, n: usize, extra: Option<&TopK<K>>) -> Vec<Counted<K>> {
         let (at, _) = self.index(now);
         let first = at - self.slots.len() as i64 + 1;
         topk::merge(
             self.slots
                 .iter()
                 .filter(|s| s.at >= first && s.at <= at)
-                .map(|s| &s.table),
+                .map(|s| &s.table)
+                .chain(extra),
             n,
         )
+    }
+
+    /// The `n` most counted keys of the window ending at `now`.
+    pub fn top(&self, now: i64, n: usize) -> Vec<Counted<K>> {
+        self.top_with(now, n, None)
     }
 
     /// Keys held over all slots (bounded by slots × capacity).
