@@ -2,8 +2,8 @@
 //! as [`Stats::note_probe`] for each, but each distinct source, prefix and port goes into
 //! the top lists once, with its count. A flood repeats a few prefixes and ports (and, from
 //! one prefix, a few hundred sources) thousands of times a round; each update of a list costs
-//! two sketch updates (the hour's and the day's window), so one per key instead of one per
-//! probe; measured with `examples/engine_flood.rs` (CPU time, best of 3, on this 2-core
+//! a sketch update (two, the hour's and the day's window, until the day's began to take the
+//! hour's minutes whole: `tops.rs`), so one per key instead of one per probe; measured with `examples/engine_flood.rs` (CPU time, best of 3, on this 2-core
 //! machine at load 15), the `prefix4` flood's 923 ns per hit became 395; under `all4` (a new
 //! source and prefix each packet, nothing to merge) 1,354 became 1,404, a loss within that
 //! run's noise. Keys go in in the order they were first seen, so the lists do not depend on a
