@@ -3,11 +3,11 @@
 //! the top lists once, with its count. A flood repeats a few prefixes and ports (and, from
 //! one prefix, a few hundred sources) thousands of times a round; each update of a list costs
 //! a sketch update (two, the hour's and the day's window, until the day's began to take the
-//! hour's minutes whole: `tops.rs`), so one per key instead of one per probe; measured with `examples/engine_flood.rs` (CPU time, best of 3, on this 2-core
-//! machine at load 15), the `prefix4` flood's 923 ns per hit became 395; under `all4` (a new
-//! source and prefix each packet, nothing to merge) 1,354 became 1,404, a loss within that
-//! run's noise. Keys go in in the order they were first seen, so the lists do not depend on a
-//! hash order.
+//! hour's minutes whole: `tops.rs`), so one per key instead of one per probe; measured with
+//! `examples/engine_flood.rs` (CPU time, best of 3, on this 2-core machine at load 15), the
+//! `prefix4` flood's 923 ns per hit became 395; under `all4` (a new source and prefix each
+//! packet, nothing to merge) 1,354 became 1,404, a loss within that run's noise. Keys go in
+//! in the order they were first seen, so the lists do not depend on a hash order.
 //!
 //! A round whose sources repeat (fewer sources new to the carried tally than half its probes)
 //! is carried over ([`Pending`]): merged with the next rounds of the same second, until the
@@ -22,8 +22,8 @@
 //! `engine_flood` alone saw no difference. A single probe (a classic mode's connect) goes
 //! straight into the lists: 276 -> 164 ns.
 //!
-//! A round is tallied straight into the carried tallies, which keep their room from round to
-//! round, not into tallies of its own merged afterwards (a new table per round, and a second
+//! A round is tallied straight into the carried tallies (emptied only when they go into the
+//! lists), not into tallies of its own merged afterwards (a new table per round, and a second
 //! hash per distinct key); a tally skips the hash when a key repeats the one before it (a
 //! flood from one prefix: every probe's prefix), and the counts by mode and kind are taken by
 //! runs. `engine_flood` prefix4 rounds 36 -> 20 ns per hit, all4 240-244 -> 224 (a round of
