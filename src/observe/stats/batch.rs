@@ -117,6 +117,13 @@ pub(super) struct Pending {
     ports: Tally<(Proto, u16)>,
 }
 
+/// A probe's keys for the lists: the source (IPv4-mapped IPv6 as IPv4) and the port (none
+/// for an ICMP probe).
+fn list_keys((src, port, mode, kind): Probe) -> (IpAddr, Option<(Proto, u16)>) {
+    let port = (!kind.is_icmp()).then(|| (mode.proto(), port));
+    (src.to_canonical(), port)
+}
+
 impl Stats {
     /// [`Stats::note_probe`] for each of `probes`, all at `now` (epoch seconds).
     pub fn note_probes(&mut self, now: i64, probes: &[Probe]) {
@@ -160,11 +167,11 @@ impl Stats {
                     }
                 }
             }
-            let src = src.to_canonical();
+            let (src, port) = list_keys((src, port, mode, kind));
             p.sources.note(src, 1);
             p.prefixes.note(prefix_of(src), 1);
-            if !kind.is_icmp() {
-                p.ports.note((mode.proto(), port), 1);
+            if let Some(port) = port {
+                p.ports.note(port, 1);
             }
         }
         if let Some((k, n)) = run {
@@ -177,12 +184,11 @@ impl Stats {
         }
     }
 
-    /// Count a probe by its mode and kind; its keys for the lists: the source (IPv4-mapped
-    /// IPv6 as IPv4) and the port (none for an ICMP probe).
-    fn count_kind(&mut self, (src, port, mode, kind): Probe) -> (IpAddr, Option<(Proto, u16)>) {
+    /// Count a probe by its mode and kind; its keys for the lists ([`list_keys`]).
+    fn count_kind(&mut self, probe: Probe) -> (IpAddr, Option<(Proto, u16)>) {
+        let (_, _, mode, kind) = probe;
         *self.probes.entry((mode, kind)).or_insert(0) += 1;
-        let port = (!kind.is_icmp()).then(|| (mode.proto(), port));
-        (src.to_canonical(), port)
+        list_keys(probe)
     }
 
     /// The rounds carried over into the top lists.

@@ -48,27 +48,28 @@ impl<K: Eq + Hash + Clone + Ord> Window<K> {
         (at, at.rem_euclid(n) as usize)
     }
 
+    /// The table of time `t`'s slot, emptied first if it held an older slot of time.
+    fn table_for(&mut self, t: i64) -> Option<&mut TopK<K>> {
+        let (at, i) = self.index(t);
+        let slot = self.slots.get_mut(i)?;
+        if slot.at != at {
+            slot.table.clear();
+            slot.at = at;
+        }
+        Some(&mut slot.table)
+    }
+
     /// Count `n` of `key` at time `now`.
     pub fn add(&mut self, now: i64, key: &K, n: u64) {
-        let (at, i) = self.index(now);
-        if let Some(slot) = self.slots.get_mut(i) {
-            if slot.at != at {
-                slot.table.clear();
-                slot.at = at;
-            }
-            slot.table.add(key, n);
+        if let Some(t) = self.table_for(now) {
+            t.add(key, n);
         }
     }
 
     /// Add everything `table` counted to the slot of time `t`.
     pub fn absorb(&mut self, t: i64, table: &TopK<K>) {
-        let (at, i) = self.index(t);
-        if let Some(slot) = self.slots.get_mut(i) {
-            if slot.at != at {
-                slot.table.clear();
-                slot.at = at;
-            }
-            slot.table.absorb(table);
+        if let Some(own) = self.table_for(t) {
+            own.absorb(table);
         }
     }
 

@@ -36,7 +36,7 @@ use std::net::{IpAddr, SocketAddr};
 use crate::capture::bpf;
 use crate::capture::defrag::{self, Defrag};
 use crate::capture::socktable::SockTable;
-use crate::capture::watch::{self, Candidate, Facts, RecentFlows, Skip, Watches};
+use crate::capture::watch::{self, Candidate, Facts, RecentFlows, Watches};
 use crate::capture::wire::{self, Drops, Other, Packet, Probe, WireError};
 use crate::config::Config;
 use crate::config::mode::{Kind, Mode, Proto};
@@ -48,7 +48,8 @@ use crate::sys::capture::ring::{Capture, PacketMeta, PendingRing};
 use crate::sys::capture::sockdiag;
 pub use crate::sys::capture::watches::StartError;
 use crate::sys::capture::watches::{
-    HostState, build_watches, busy_ports, read_addrs, read_host, receives, unwatched_ports,
+    HostState, build_watches, busy_ports, read_addrs, read_host, receives, screen_fresh,
+    unwatched_ports,
 };
 use crate::sys::clock;
 use crate::sys::observe::log::Logger;
@@ -393,18 +394,10 @@ impl Stealth {
                 self.recent.note_outgoing(&p, round);
                 continue;
             }
-            let mut screened = watch::screen(&self.watches, &p, pkttype, &self.host.addrs);
-            // An address added since the last refresh: read the list again (cheap, netlink)
-            // at most once per round, so a probe to a new address is not missed. Asked only
-            // of a packet not for us (a lookup less for every other packet).
-            if matches!(screened, Err(Skip::NotForUs))
-                && !addrs_fresh
-                && watch::unknown_destination(p.dst, &self.host.addrs)
-            {
-                self.host.addrs = read_addrs();
-                addrs_fresh = true;
-                screened = watch::screen(&self.watches, &p, pkttype, &self.host.addrs);
-            }
+            let watches = &self.watches;
+            let screened = screen_fresh(&mut self.host.addrs, p.dst, &mut addrs_fresh, |a| {
+                watch::screen(watches, &p, pkttype, a)
+            });
             let Ok(c) = screened else {
                 self.totals.not_probes += 1;
                 continue;
@@ -436,15 +429,10 @@ impl Stealth {
                 self.totals.outgoing += 1;
                 continue;
             }
-            let mut screened = watch::screen_other(&self.watches, &o, &self.host.addrs);
-            if matches!(screened, Err(Skip::NotForUs))
-                && !addrs_fresh
-                && watch::unknown_destination(o.dst, &self.host.addrs)
-            {
-                self.host.addrs = read_addrs();
-                addrs_fresh = true;
-                screened = watch::screen_other(&self.watches, &o, &self.host.addrs);
-            }
+            let watches = &self.watches;
+            let screened = screen_fresh(&mut self.host.addrs, o.dst, &mut addrs_fresh, |a| {
+                watch::screen_other(watches, &o, a)
+            });
             let Ok(c) = screened else {
                 self.totals.not_probes += 1;
                 continue;

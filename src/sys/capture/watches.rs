@@ -11,7 +11,7 @@ use foldhash::HashSet;
 
 use crate::capture::bpf::PortSet;
 use crate::capture::socktable::SockTable;
-use crate::capture::watch::{Watch, Watches};
+use crate::capture::watch::{self, Skip, Watch, Watches};
 use crate::config::Config;
 use crate::config::mode::{Kind, Mode, Proto};
 use crate::observe::report;
@@ -43,6 +43,26 @@ pub(super) fn read_addrs() -> HashSet<IpAddr> {
     s.insert(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
     s.insert(IpAddr::V6(std::net::Ipv6Addr::LOCALHOST));
     s
+}
+
+/// `screen` a packet to `dst` against this host's addresses `addrs`. One found not for us, to
+/// an address not known yet (added since the last refresh), is screened again after `addrs`
+/// is read again (cheap, netlink), at most once per round (`read`: done this round), so a
+/// probe to a new address is not missed; only such a packet asks (a lookup less for every
+/// other packet).
+pub(super) fn screen_fresh<T>(
+    addrs: &mut HashSet<IpAddr>,
+    dst: IpAddr,
+    read: &mut bool,
+    screen: impl Fn(&HashSet<IpAddr>) -> Result<T, Skip>,
+) -> Result<T, Skip> {
+    let screened = screen(addrs);
+    if matches!(screened, Err(Skip::NotForUs)) && !*read && watch::unknown_destination(dst, addrs) {
+        *addrs = read_addrs();
+        *read = true;
+        return screen(addrs);
+    }
+    screened
 }
 
 pub(super) fn read_host() -> HostState {
